@@ -1,0 +1,1 @@
+"""The gateway: the HTTP API (OpenAPI), the web app, and /healthz and /metrics."""

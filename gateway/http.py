@@ -1,0 +1,317 @@
+"""HTTP plumbing of the gateway: one entrypoint class, one route decorator.
+
+``@route`` declares a JSON endpoint once: nameko registers it, the request body
+and query string are validated with marshmallow (unknown fields are a 400), the
+caller is authenticated through identity, errors become JSON through the one
+table in ``gateway/errors.py``, and the OpenAPI document is generated from the
+same declaration.
+
+Example::
+
+    class DirectoryRoutes:
+        @route("GET", "/api/v1/me", response=MeSchema, summary="Who am I")
+        def me(self, request, auth):
+            return auth.to_dict()
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hmac
+import hashlib
+import json
+import time
+import uuid
+from datetime import date, datetime
+from typing import Any, Callable
+
+import eventlet
+from marshmallow import Schema, ValidationError
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from prometheus_client import Histogram
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wrappers import Request, Response
+
+from gateway.errors import error_response
+from weintervene.auth import AuthContext, Role
+from weintervene.config import settings
+from weintervene.errors import BadRequest, Forbidden, Unauthorized
+
+SESSION_COOKIE = "wi_session"
+CSRF_COOKIE = "wi_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_MAX_BODY = 1 * 1024 * 1024
+
+HTTP_SECONDS = Histogram(
+    "weintervene_http_request_seconds", "Gateway request time", ["route", "method", "status"],
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "geolocation=(), camera=(), microphone=()",
+}
+
+
+def _json_default(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
+    body = json.dumps(payload, default=_json_default, separators=(",", ":"))
+    response = Response(body, status=status, mimetype="application/json", headers=headers)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def secure_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+class JsonWsgiApp(WsgiApp):
+    """nameko's WSGI app, with JSON bodies for 404/405 and security headers on everything."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+            request.path_values = values
+            response = provider.handle_request(request)
+        except HTTPException as exc:
+            response = json_response(
+                {"error": {"code": exc.name.lower().replace(" ", "_"), "message": exc.description}},
+                status=exc.code,
+                headers=dict(exc.get_headers()) if exc.code == 405 else None,
+            )
+            response.headers["Content-Type"] = "application/json"
+        return secure_headers(response)(environ, start_response)
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+
+def error_to_response(exc: BaseException) -> Response:
+    """A JSON error response for ``exc``, through the one table."""
+    if isinstance(exc, RequestEntityTooLarge):
+        return json_response({"error": {"code": "payload_too_large", "message": "The request body is too large."}}, 413)
+    status, body = error_response(exc)
+    headers = {"Retry-After": "60"} if status == 429 else None
+    return json_response(body, status, headers)
+
+
+class HttpEntrypoint(HttpRequestHandler):
+    server = JsonWebServer()
+
+    def response_from_exception(self, exc):
+        return error_to_response(exc)
+
+
+http = HttpEntrypoint.decorator
+
+
+@dataclasses.dataclass
+class RouteSpec:
+    """What the OpenAPI document says of one endpoint."""
+
+    method: str
+    path: str  # OpenAPI style: /api/v1/students/{student_id}
+    summary: str
+    tags: list[str]
+    auth: bool
+    roles: tuple[Role, ...] | None
+    body: type[Schema] | None
+    query: type[Schema] | None
+    response: type[Schema] | None
+    many: bool
+    status: int
+    description: str
+    content_type: str = "application/json"
+
+
+ROUTES: list[RouteSpec] = []
+
+
+def _openapi_path(werkzeug_path: str) -> str:
+    import re
+
+    return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", werkzeug_path)
+
+
+def session_token(request: Request) -> tuple[str | None, bool]:
+    """(token, from_cookie). An Authorization header wins over the cookie."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip(), False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+def csrf_token_for(session_token_value: str) -> str:
+    """The CSRF token bound to a session (double submit, HMAC of the session token)."""
+    key = settings().secret_key.encode()
+    return hmac.new(key, b"csrf:" + session_token_value.encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(request: Request, token: str) -> None:
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not sent or not hmac.compare_digest(sent, csrf_token_for(token)):
+        raise Forbidden("Missing or wrong CSRF token.", code="csrf_failed")
+
+
+def client_ip(request: Request) -> str:
+    return request.remote_addr or "unknown"
+
+
+def parse_json_body(request: Request, max_body: int) -> Any:
+    request.max_content_length = max_body
+    if request.content_length and request.content_length > max_body:
+        raise RequestEntityTooLarge()
+    raw = request.get_data(cache=True)
+    if len(raw) > max_body:
+        raise RequestEntityTooLarge()
+    if not raw:
+        return {}
+    if request.mimetype != "application/json":
+        raise BadRequest("Send the body as application/json.", code="unsupported_media_type")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}", code="malformed_json") from None
+
+
+def parse_query(request: Request, schema: type[Schema] | None) -> dict:
+    if schema is None:
+        if request.args:
+            raise BadRequest(
+                "Unknown query parameters.", code="invalid_input",
+                details={k: ["Unknown field."] for k in request.args},
+            )
+        return {}
+    instance = schema()
+    data = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        field = instance.fields.get(key)
+        is_list = field is not None and field.__class__.__name__ in ("List", "DelimitedList")
+        data[key] = values if is_list else values[-1]
+    try:
+        return instance.load(data)
+    except ValidationError as exc:
+        raise BadRequest("Invalid query parameters.", code="invalid_input", details=exc.messages) from None
+
+
+def route(
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    tags: list[str] | None = None,
+    auth: bool = True,
+    roles: tuple[Role, ...] | None = None,
+    body: type[Schema] | None = None,
+    query: type[Schema] | None = None,
+    response: type[Schema] | None = None,
+    many: bool = False,
+    status: int = 200,
+    max_body: int = DEFAULT_MAX_BODY,
+    raw: bool = False,
+    content_type: str = "application/json",
+) -> Callable:
+    """Declare a gateway endpoint.
+
+    The handler is called as ``handler(self, request, auth=..., body=...,
+    query=..., **path_values)`` (only the keywords it declares a use for are
+    meaningful; all are passed). It returns JSON-able data, or a werkzeug
+    Response when ``raw`` is set.
+    """
+
+    def decorator(fn):
+        ROUTES.append(
+            RouteSpec(
+                method=method, path=_openapi_path(path), summary=summary,
+                tags=tags or [], auth=auth, roles=roles, body=body, query=query,
+                response=response, many=many, status=status,
+                description=(fn.__doc__ or "").strip(), content_type=content_type,
+            )
+        )
+
+        @functools.wraps(fn)
+        def handler(self, request, **path_values):
+            started = time.perf_counter()
+            status_code = 500
+            try:
+                caller = None
+                if auth:
+                    caller = self.authenticate_request(request)
+                    if roles is not None and caller.role not in roles:
+                        raise Forbidden("Your role may not do this.", code="role_forbidden")
+                for name, value in path_values.items():
+                    if name.endswith("_id"):
+                        try:
+                            path_values[name] = str(uuid.UUID(value))
+                        except ValueError:
+                            raise BadRequest(f"{name} is not a valid UUID.", code="invalid_id") from None
+                data = None
+                if body is not None:
+                    data = parse_json_body(request, max_body)
+                    if not isinstance(data, dict):
+                        raise BadRequest("The body must be a JSON object.", code="invalid_input")
+                    try:
+                        data = body().load(data)
+                    except ValidationError as exc:
+                        raise BadRequest("Invalid input.", code="invalid_input", details=exc.messages) from None
+                    data = json.loads(json.dumps(data, default=_json_default))
+                elif method not in SAFE_METHODS and not raw:
+                    parse_json_body(request, max_body)  # size check; content ignored
+                params = parse_query(request, query)
+                params = json.loads(json.dumps(params, default=_json_default))
+                result = fn(self, request, auth=caller, body=data, query=params, **path_values)
+                if raw:
+                    status_code = result.status_code
+                    return result
+                # ``response`` documents the shape; services already dumped their
+                # results with that same schema, so it is not applied twice.
+                status_code = status
+                return json_response(result, status)
+            except Exception as exc:  # noqa: BLE001 - mapped through the one table
+                error = error_to_response(exc)
+                status_code = error.status_code
+                return error
+            finally:
+                HTTP_SECONDS.labels(path, method, str(status_code)).observe(time.perf_counter() - started)
+
+        return http(method, path)(handler)
+
+    return decorator
+
+
+class Authenticated:
+    """Mixin for the gateway service: resolves the caller of a request via identity."""
+
+    def authenticate_request(self, request: Request) -> AuthContext:
+        token, from_cookie = session_token(request)
+        if not token:
+            raise Unauthorized("Sign in first.", code="not_authenticated")
+        if from_cookie and request.method not in SAFE_METHODS:
+            check_csrf(request, token)
+        with eventlet.Timeout(settings().rpc_timeout_seconds):
+            return AuthContext.from_dict(self.identity_rpc.authenticate(token))

@@ -1,0 +1,91 @@
+"""The OpenAPI 3 document, generated from the ``@route`` declarations and their
+marshmallow schemas (never written by hand).
+
+Example::
+
+    GET /api/v1/openapi.json -> {"openapi": "3.0.3", "info": {...}, "paths": {"/api/v1/me": {...}}}
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from gateway.http import ROUTES, SESSION_COOKIE
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "Machine-readable reason"},
+                "message": {"type": "string", "description": "What a person should read"},
+                "details": {"type": "object", "description": "Field-level reasons"},
+            },
+        }
+    },
+}
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict:
+    spec = APISpec(
+        title="WeIntervene API",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Referral management for schools and youth programs."},
+    )
+    spec.components.schema("Error", ERROR_SCHEMA)
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("cookie", {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE})
+    error_ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+    paths: dict[str, dict] = {}
+    for r in sorted(ROUTES, key=lambda r: (r.path, r.method)):
+        operation: dict = {
+            "summary": r.summary,
+            "tags": r.tags,
+            "responses": {
+                "400": {"description": "Bad input", **error_ref},
+                "500": {"description": "Server error", **error_ref},
+            },
+        }
+        if r.description:
+            operation["description"] = r.description
+        if r.auth:
+            operation["security"] = [{"bearer": []}, {"cookie": []}]
+            operation["responses"]["401"] = {"description": "Not signed in", **error_ref}
+            operation["responses"]["403"] = {"description": "Not allowed", **error_ref}
+        if "{" in r.path:
+            operation["responses"]["404"] = {"description": "Not found", **error_ref}
+            operation["parameters"] = [
+                {"in": "path", "name": name, "required": True, "schema": {"type": "string", "format": "uuid"}}
+                for name in _path_names(r.path)
+            ]
+        if r.query is not None:
+            operation.setdefault("parameters", []).append({"in": "query", "schema": r.query})
+        if r.body is not None:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": r.body}}}
+        ok: dict = {"description": "OK"}
+        if r.response is not None:
+            schema = {"type": "array", "items": r.response} if r.many else r.response
+            ok["content"] = {r.content_type: {"schema": schema}}
+        elif r.content_type != "application/json":
+            ok["content"] = {r.content_type: {"schema": {"type": "string"}}}
+        operation["responses"][str(r.status)] = ok
+        paths.setdefault(r.path, {})[r.method.lower()] = operation
+
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def _path_names(path: str) -> list[str]:
+    import re
+
+    return re.findall(r"{([a-z_]+)}", path)

@@ -1,0 +1,1 @@
+"""analytics's errors (registered remote errors; see weintervene.errors)."""

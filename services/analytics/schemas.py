@@ -1,0 +1,1 @@
+"""marshmallow schemas of analytics's RPC inputs and outputs."""

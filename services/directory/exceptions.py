@@ -1,0 +1,1 @@
+"""directory's errors (registered remote errors; see weintervene.errors)."""

@@ -1,0 +1,1 @@
+"""marshmallow schemas of directory's RPC inputs and outputs."""

@@ -1,0 +1,1 @@
+"""Identity: tenants, users and roles, sessions, rosters, and who serves whom."""

@@ -1,0 +1,185 @@
+"""Sign-in, sessions and throttling: the rules behind identity's login RPCs.
+
+Tokens are 256 random bits (``secrets.token_urlsafe(32)``), given to the client
+once and stored only as SHA-256. A session ends at logout, on password change,
+when the user is disabled, after ``session_idle_seconds`` without use, and
+``session_absolute_seconds`` after sign-in.
+
+Example::
+
+    >>> token, session = start_session(db, user)
+    >>> authenticate(db, token).user_id == user.id
+    True
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from prometheus_client import Counter
+from sqlalchemy import delete, func, select, update
+
+from services.identity.exceptions import InvalidCredentials, LoginThrottled, SessionExpired
+from services.identity.models import LoginAttempt, User, UserSession
+from services.identity.passwords import hash_password, verify_password
+from weintervene.auth import AuthContext, Role, TenantKind
+from weintervene.config import settings
+from weintervene.db import utcnow
+
+LOGIN_FAILURES = Counter("weintervene_login_failures_total", "Failed sign-in attempts")
+LOGIN_THROTTLED = Counter("weintervene_login_throttled_total", "Sign-ins refused by throttling", ["limit"])
+LOGIN_SUCCESSES = Counter("weintervene_login_successes_total", "Successful sign-ins")
+
+# Touch last_seen_at at most this often: the idle timeout needs no finer grain
+# and every authenticated request would otherwise be a write.
+TOUCH_INTERVAL = timedelta(seconds=30)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def account_key(email: str) -> str:
+    """Throttling key for an email, so the attempts table holds no address."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def _failures_since(db, since, **where):
+    query = select(func.count()).select_from(LoginAttempt).where(
+        LoginAttempt.at >= since, LoginAttempt.succeeded.is_(False)
+    )
+    for column, value in where.items():
+        query = query.where(getattr(LoginAttempt, column) == value)
+    return db.scalar(query)
+
+
+def check_throttle(db, key: str, client_ip: str) -> None:
+    """Refuse before any password work when a limit is reached."""
+    cfg = settings()
+    hour_ago = utcnow() - timedelta(hours=1)
+    if _failures_since(db, hour_ago, client_ip=client_ip) >= cfg.max_failed_logins_per_ip_hour:
+        LOGIN_THROTTLED.labels("ip").inc()
+        raise LoginThrottled("Too many failed sign-ins from this address. Try again later.")
+    if _failures_since(db, hour_ago, account_key=key, client_ip=client_ip) >= cfg.max_failed_logins_per_account_ip_hour:
+        LOGIN_THROTTLED.labels("account_ip").inc()
+        raise LoginThrottled("Too many failed sign-ins for this account. Try again later.")
+    if _failures_since(db, hour_ago, account_key=key) >= cfg.max_failed_logins_per_account_hour:
+        known_address = db.scalar(
+            select(func.count()).select_from(LoginAttempt).where(
+                LoginAttempt.account_key == key,
+                LoginAttempt.client_ip == client_ip,
+                LoginAttempt.succeeded.is_(True),
+            )
+        )
+        if not known_address:
+            LOGIN_THROTTLED.labels("account").inc()
+            raise LoginThrottled("Too many failed sign-ins for this account. Try again later.")
+
+
+def record_attempt(db, key: str, client_ip: str, succeeded: bool) -> None:
+    db.add(LoginAttempt(account_key=key, client_ip=client_ip, succeeded=succeeded))
+    # Successful attempts are kept (they mark known addresses); failures
+    # older than an hour serve no limit and are pruned.
+    db.execute(
+        delete(LoginAttempt).where(
+            LoginAttempt.succeeded.is_(False), LoginAttempt.at < utcnow() - timedelta(hours=1)
+        )
+    )
+
+
+def login(db, email: str, password: str, client_ip: str) -> tuple[str, UserSession, User]:
+    email = normalise_email(email)
+    key = account_key(email)
+    check_throttle(db, key, client_ip)
+    user = db.scalar(select(User).where(User.email == email))
+    matches, needs_rehash = verify_password(user.password_hash if user else None, password or "")
+    if not (matches and user.is_active and user.tenant.status == "active"):
+        record_attempt(db, key, client_ip, succeeded=False)
+        db.commit()
+        LOGIN_FAILURES.inc()
+        raise InvalidCredentials("Email or password is not right.")
+    if needs_rehash:
+        user.password_hash = hash_password(password)
+    record_attempt(db, key, client_ip, succeeded=True)
+    token, session = start_session(db, user)
+    db.commit()
+    LOGIN_SUCCESSES.inc()
+    return token, session, user
+
+
+def start_session(db, user: User) -> tuple[str, UserSession]:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    session = UserSession(
+        user_id=user.id,
+        token_hash=token_hash(token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(seconds=settings().session_absolute_seconds),
+    )
+    db.add(session)
+    return token, session
+
+
+def authenticate(db, token: str) -> AuthContext:
+    """The caller behind ``token``, or SessionExpired."""
+    if not token or len(token) > 200:
+        raise SessionExpired("Not signed in.", code="not_authenticated")
+    session = db.scalar(select(UserSession).where(UserSession.token_hash == token_hash(token)))
+    now = utcnow()
+    if session is None or session.revoked_at is not None:
+        raise SessionExpired("Your session has ended. Please sign in again.")
+    idle_limit = session.last_seen_at + timedelta(seconds=settings().session_idle_seconds)
+    if now >= session.expires_at or now >= idle_limit:
+        session.revoked_at = now
+        session.revoked_reason = "timeout"
+        db.commit()
+        raise SessionExpired("Your session has timed out. Please sign in again.")
+    user = db.get(User, session.user_id)
+    if user is None or not user.is_active or user.tenant.status != "active":
+        raise SessionExpired("Your session has ended. Please sign in again.")
+    if now - session.last_seen_at >= TOUCH_INTERVAL:
+        session.last_seen_at = now
+        db.commit()
+    return auth_context(user, session.id)
+
+
+def auth_context(user: User, session_id: str | None = None) -> AuthContext:
+    tenant = user.tenant
+    if tenant.kind == TenantKind.DISTRICT.value:
+        district_id = tenant.id
+    else:
+        district_id = tenant.parent_id
+    return AuthContext(
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        role=Role(user.role),
+        district_id=district_id,
+        session_id=session_id,
+        email=user.email,
+        display_name=user.display_name,
+    )
+
+
+def revoke_sessions(db, user_id: str, reason: str, except_session_id: str | None = None) -> int:
+    query = (
+        update(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+    )
+    if except_session_id:
+        query = query.where(UserSession.id != except_session_id)
+    return db.execute(query).rowcount
+
+
+def logout(db, token: str) -> None:
+    session = db.scalar(select(UserSession).where(UserSession.token_hash == token_hash(token or "")))
+    if session is not None and session.revoked_at is None:
+        session.revoked_at = utcnow()
+        session.revoked_reason = "logout"
+        db.commit()

@@ -1,0 +1,139 @@
+"""Identity's own tables. Nothing here is read by another service directly."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from weintervene.db import UTCDateTime, new_id, utcnow
+from weintervene.messaging import make_outbox_model, make_processed_event_model
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Tenant(Base):
+    """A district, a school (in a district or independent), a program, or the platform."""
+
+    __tablename__ = "tenant"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    # A school's district; None for districts, independent schools, programs.
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), nullable=True, index=True)
+    postcode: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    latitude: Mapped[float | None] = mapped_column(nullable=True)
+    longitude: Mapped[float | None] = mapped_column(nullable=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    # Per-school settings.
+    student_ids_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    analytics_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    suppression_threshold: Mapped[int] = mapped_column(Integer, default=10)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | terminated
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "user_account"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-case
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
+
+
+class UserSession(Base):
+    """A signed-in session; only the SHA-256 of its token is stored."""
+
+    __tablename__ = "user_session"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class LoginAttempt(Base):
+    """Failed sign-ins, kept one hour for throttling (the account key is a hash)."""
+
+    __tablename__ = "login_attempt"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    account_key: Mapped[str] = mapped_column(String(64), index=True)
+    client_ip: Mapped[str] = mapped_column(String(64), index=True)
+    succeeded: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class PasswordReset(Base):
+    __tablename__ = "password_reset"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Student(Base):
+    __tablename__ = "student"
+    __table_args__ = (UniqueConstraint("tenant_id", "roster_key"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    # Stable key from the student information system, used to update on re-import.
+    roster_key: Mapped[str] = mapped_column(String(64))
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    grade: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    date_of_birth: Mapped[date | None] = mapped_column(Date, nullable=True)
+    student_number: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    contacts: Mapped[list["FamilyContact"]] = relationship(
+        back_populates="student", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class FamilyContact(Base):
+    """A person the parents authorised to receive information about the student."""
+
+    __tablename__ = "family_contact"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    student_id: Mapped[str] = mapped_column(ForeignKey("student.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    relationship_to_student: Mapped[str] = mapped_column(String(50))
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    mobile: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    preferred_language: Mapped[str] = mapped_column(String(8), default="en")
+    authorised: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    student: Mapped[Student] = relationship(back_populates="contacts")
+
+
+class ServesLink(Base):
+    """Staff member (teacher, counsellor, program staff) serves a student."""
+
+    __tablename__ = "serves_link"
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+    student_id: Mapped[str] = mapped_column(ForeignKey("student.id", ondelete="CASCADE"), primary_key=True, index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+OutboxMessage = make_outbox_model(Base)
+ProcessedEvent = make_processed_event_model(Base)
+
+Index("ix_login_attempt_account_at", LoginAttempt.account_key, LoginAttempt.at)

@@ -1,0 +1,1 @@
+"""referrals's errors (registered remote errors; see weintervene.errors)."""

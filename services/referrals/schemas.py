@@ -1,0 +1,1 @@
+"""marshmallow schemas of referrals's RPC inputs and outputs."""

@@ -1,0 +1,1 @@
+"""retention's errors (registered remote errors; see weintervene.errors)."""

@@ -1,0 +1,1 @@
+"""marshmallow schemas of retention's RPC inputs and outputs."""

@@ -1,0 +1,175 @@
+"""Real infrastructure for tests: a RabbitMQ vhost, PostgreSQL databases, the
+SMTP sink and SMS endpoint subprocesses, and the whole system in one runner."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[2]
+RABBIT_API = os.environ.get("WEINTERVENE_TEST_RABBIT_API", "http://guest:guest@127.0.0.1:15672")
+RABBIT_AMQP = os.environ.get("WEINTERVENE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+PG_URL = os.environ.get("WEINTERVENE_TEST_PG", "postgresql+pg8000://postgres@127.0.0.1:5432")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def random_suffix(n: int = 8) -> str:
+    return "".join(random.choice(string.ascii_lowercase) for _ in range(n))
+
+
+class Vhost:
+    """A RabbitMQ vhost of its own, through the management API."""
+
+    def __init__(self):
+        self.name = "wi_test_" + random_suffix()
+        self.api = RABBIT_API.rstrip("/")
+        session = requests.Session()
+        r = session.put(f"{self.api}/api/vhosts/{self.name}", timeout=10)
+        r.raise_for_status()
+        r = session.put(
+            f"{self.api}/api/permissions/{self.name}/guest",
+            json={"configure": ".*", "write": ".*", "read": ".*"}, timeout=10,
+        )
+        r.raise_for_status()
+        self.uri = f"{RABBIT_AMQP.rstrip('/')}/{self.name}"
+
+    def queues(self) -> list[dict]:
+        r = requests.get(f"{self.api}/api/queues/{self.name}", timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def delete(self) -> None:
+        requests.delete(f"{self.api}/api/vhosts/{self.name}", timeout=10)
+
+
+class PostgresDatabases:
+    """One PostgreSQL database per service, dropped at the end."""
+
+    def __init__(self, services):
+        self.prefix = "wit_" + random_suffix()
+        self.services = list(services)
+        self.template = f"{PG_URL}/{self.prefix}_{{service}}"
+
+    def url(self, service: str) -> str:
+        return self.template.format(service=service)
+
+    def drop(self) -> None:
+        admin = create_engine(f"{PG_URL}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            for service in self.services:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.prefix}_{service}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def postgres_available() -> bool:
+    try:
+        engine = create_engine(f"{PG_URL}/postgres")
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+class SubprocessServer:
+    """A helper server in its own process, writing what it receives to a folder."""
+
+    def __init__(self, module: str, *extra: str):
+        self.port = free_port()
+        self.out = Path(tempfile.mkdtemp(prefix=module.rsplit(".", 1)[-1] + "-"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, "--port", str(self.port), "--out", str(self.out), *extra],
+            cwd=ROOT,
+        )
+        deadline = time.monotonic() + 20
+        while not (self.out / "READY").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{module} did not start")
+            time.sleep(0.05)
+
+    def files(self, suffix: str) -> list[Path]:
+        return sorted(p for p in self.out.iterdir() if p.name.endswith(suffix))
+
+    def clear(self) -> None:
+        for p in self.out.iterdir():
+            if p.name != "READY":
+                p.unlink()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class SmtpSink(SubprocessServer):
+    def __init__(self):
+        super().__init__("tests.support.smtp_sink")
+
+    def messages(self):
+        return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in self.files(".eml")]
+
+    def wait_for(self, predicate, timeout: float = 10.0):
+        """The first message for which ``predicate(msg)`` holds, waiting up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for msg in self.messages():
+                if predicate(msg):
+                    return msg
+            time.sleep(0.05)
+        raise AssertionError("no matching email arrived")
+
+
+class SmsEndpoint(SubprocessServer):
+    def __init__(self, fail_first: int = 0):
+        super().__init__("tests.support.sms_endpoint", "--fail-first", str(fail_first))
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def messages(self) -> list[dict]:
+        return [json.loads(p.read_text()) for p in self.files(".json")]
+
+
+@dataclasses.dataclass
+class RunningSystem:
+    """Everything started for integration tests, and how to reach it."""
+
+    base_url: str
+    settings: object
+    vhost: Vhost
+    smtp: SmtpSink
+    sms: SmsEndpoint
+    runner: object
+    databases: PostgresDatabases | None
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def client(self, token: str | None = None) -> requests.Session:
+        session = requests.Session()
+        if token:
+            session.headers["Authorization"] = f"Bearer {token}"
+        return session
+
+    def login(self, email: str, password: str) -> requests.Session:
+        r = requests.post(self.url("/api/v1/sessions"), json={"email": email, "password": password}, timeout=30)
+        assert r.status_code == 201, r.text
+        return self.client(r.json()["token"])

@@ -1,0 +1,100 @@
+"""Who is calling: the authenticated context passed as the first argument of RPCs.
+
+Identity builds it when it authenticates a session; the gateway passes it on as a
+plain dict; each service turns it back into an :class:`AuthContext` and checks
+roles with the helpers below. Services never trust a context that did not come
+from identity through the gateway (the broker is internal).
+
+Example::
+
+    >>> auth = AuthContext.from_dict({"user_id": "u1", "tenant_id": "t1",
+    ...     "role": "teacher", "district_id": "d1"})
+    >>> auth.require(Role.TEACHER, Role.SCHOOL_ADMIN)   # passes
+    >>> auth.require(Role.OPERATOR)                      # raises Forbidden
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Optional
+
+from weintervene.errors import Forbidden, Unauthorized
+
+
+class Role(str, enum.Enum):
+    TEACHER = "teacher"  # teacher or other school staff
+    SCHOOL_ADMIN = "school_admin"
+    DISTRICT_ADMIN = "district_admin"
+    PROGRAM_STAFF = "program_staff"
+    PROGRAM_ADMIN = "program_admin"
+    OPERATOR = "operator"  # platform operator
+    AUDITOR = "auditor"
+
+
+SCHOOL_ROLES = frozenset({Role.TEACHER, Role.SCHOOL_ADMIN})
+PROGRAM_ROLES = frozenset({Role.PROGRAM_STAFF, Role.PROGRAM_ADMIN})
+STUDENT_DATA_ROLES = SCHOOL_ROLES | PROGRAM_ROLES | {Role.DISTRICT_ADMIN}
+"""Roles that may ever see student data (operators and auditors never do)."""
+
+
+class TenantKind(str, enum.Enum):
+    DISTRICT = "district"
+    SCHOOL = "school"  # a school in a district, or a charter/independent school
+    PROGRAM = "program"  # a youth program or community-based organisation
+    PLATFORM = "platform"  # the operator's own tenant
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthContext:
+    user_id: str
+    tenant_id: str
+    role: Role
+    # The district above the user's tenant (its own id for a district admin), if any.
+    district_id: Optional[str] = None
+    session_id: Optional[str] = None
+    email: Optional[str] = None
+    display_name: Optional[str] = None
+
+    @classmethod
+    def from_dict(cls, data) -> "AuthContext":
+        if isinstance(data, AuthContext):
+            return data
+        if not data or not data.get("user_id") or not data.get("role"):
+            raise Unauthorized("Not signed in.", code="not_authenticated")
+        try:
+            role = Role(data["role"])
+        except ValueError:
+            raise Unauthorized("Unknown role.", code="not_authenticated") from None
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in fields}
+        values["role"] = role
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["role"] = self.role.value
+        return data
+
+    def has_role(self, *roles: Role) -> bool:
+        return self.role in roles
+
+    def require(self, *roles: Role) -> "AuthContext":
+        if self.role not in roles:
+            raise Forbidden("Your role may not do this.", code="role_forbidden")
+        return self
+
+    @property
+    def sees_student_data(self) -> bool:
+        return self.role in STUDENT_DATA_ROLES
+
+    def in_scope(self, tenant_id: str, district_id: Optional[str] = None) -> bool:
+        """True when a record owned by ``tenant_id`` is within this caller's tenant.
+
+        District admins reach their district and its schools; everyone else only
+        their own tenant.
+        """
+        if tenant_id == self.tenant_id:
+            return True
+        if self.role is Role.DISTRICT_ADMIN and district_id and district_id == self.tenant_id:
+            return True
+        return False

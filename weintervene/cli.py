@@ -1,0 +1,148 @@
+"""``weintervene``: the operator's command.
+
+Examples::
+
+    weintervene run                      # every service and the gateway, one process
+    weintervene run --service analytics  # one service (a container, a scaled instance)
+    weintervene demo                     # load the demo data (services must be running)
+    weintervene create-user --email ops@example.org --name "Ops" --role operator < password.txt
+"""
+from __future__ import annotations
+
+import eventlet
+
+eventlet.monkey_patch()  # before anything imports socket or threading
+
+import argparse  # noqa: E402
+import getpass  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from weintervene.config import SERVICES, Settings  # noqa: E402
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def cmd_run(args) -> int:
+    from weintervene.runner import ALL_COMPONENTS, configure, run_services, wait_for_broker
+
+    settings = _settings()
+    configure(settings)
+    wait_for_broker(settings.amqp_uri)
+    names = args.service or list(ALL_COMPONENTS)
+    unknown = set(names) - set(ALL_COMPONENTS)
+    if unknown:
+        print(f"unknown service(s): {', '.join(sorted(unknown))}; choose from {', '.join(ALL_COMPONENTS)}", file=sys.stderr)
+        return 2
+
+    def after_start():
+        if args.demo:
+            from weintervene.demo import ensure_demo
+
+            ensure_demo(settings)
+        if "gateway" in names:
+            print(f"\nWeIntervene is running at {settings.public_base_url}/  (Ctrl-C stops it)", flush=True)
+            if args.demo:
+                from weintervene.demo import print_demo_logins
+
+                print_demo_logins()
+
+    run_services(names, on_started=after_start)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from weintervene.demo import ensure_demo, print_demo_logins
+    from weintervene.runner import configure
+
+    settings = _settings()
+    configure(settings)
+    ensure_demo(settings, force=args.force)
+    print_demo_logins()
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    from weintervene.db import ensure_database, make_engine, migrate
+    from weintervene.runner import configure
+
+    settings = _settings()
+    configure(settings)
+    for name in args.service or SERVICES:
+        url = settings.database_url(name)
+        ensure_database(url)
+        engine = make_engine(url)
+        migrate(name, engine)
+        engine.dispose()
+        print(f"{name}: up to date")
+    return 0
+
+
+def cmd_make_migration(args) -> int:
+    from weintervene.db import make_migration
+
+    make_migration(args.service, args.message)
+    return 0
+
+
+def cmd_create_user(args) -> int:
+    from nameko.standalone.rpc import ClusterRpcClient
+
+    from weintervene.runner import configure
+
+    settings = _settings()
+    configure(settings)
+    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("Password: ")
+    with ClusterRpcClient(uri=settings.amqp_uri) as rpc:
+        user = rpc.identity.bootstrap_user(
+            {"email": args.email, "display_name": args.name, "role": args.role, "tenant_id": args.tenant},
+            password,
+        )
+    print(json.dumps(user, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="weintervene", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start services (all by default)")
+    run.add_argument("--service", action="append", help="run only this service (repeatable)")
+    run.add_argument("--demo", action="store_true", help="load the demo data once after start")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="load the demo data into running services")
+    demo.add_argument("--force", action="store_true", help="load even if already loaded")
+    demo.set_defaults(func=cmd_demo)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--service", action="append", choices=SERVICES)
+    migrate.set_defaults(func=cmd_migrate)
+
+    make = sub.add_parser("make-migration", help="(developers) autogenerate a migration")
+    make.add_argument("service", choices=SERVICES)
+    make.add_argument("message")
+    make.set_defaults(func=cmd_make_migration)
+
+    create = sub.add_parser("create-user", help="create a user (the first operator); password on stdin")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", default="operator")
+    create.add_argument("--tenant", default=None, help="tenant id (default: the platform tenant)")
+    create.set_defaults(func=cmd_create_user)
+    return parser
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("nameko").setLevel(logging.WARNING)
+    logging.getLogger("kombu").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

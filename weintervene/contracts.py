@@ -1,0 +1,91 @@
+"""Message contracts: one marshmallow schema per message, imported by both sides.
+
+Publishers dump with these schemas; consumers load with ``unknown=RAISE`` so a
+field outside the contract (a student id slipped into an analytics event) is
+rejected, never stored.
+
+Events travel on nameko's ``{source}.events`` topic exchanges. ``SUBSCRIPTIONS``
+lists every durable consumer queue, so the topology can be declared before any
+consumer first starts (a service that was never started still gets its copy).
+
+Example::
+
+    >>> ShareRecorded().load({"event_id": "5d7c…", "tenant_id": "…", "service_id": "…",
+    ...     "taxonomy_term_ids": [], "channel": "sms", "occurred_on": "2026-11-28"})
+"""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from weintervene.config import SERVICES
+
+CHANNELS = ("email", "sms", "print", "link")
+
+SHARE_RECORDED = "share_recorded"  # published by referrals
+DELETION_REQUESTED = "deletion_requested"  # published by retention
+DELETION_COMPLETED = "deletion_completed"  # published by every data-holding service
+
+DELETION_SCOPES = ("tenant", "student", "user", "contact", "policy")
+
+DATA_SERVICES = tuple(s for s in SERVICES if s != "retention")
+"""Services that hold data about tenants and people, and so must confirm deletions."""
+
+
+class Contract(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class ShareRecorded(Contract):
+    """referrals → analytics. Nothing here may identify a person or a message."""
+
+    event_id = fields.UUID(required=True)
+    tenant_id = fields.UUID(required=True)  # the school or program that shared
+    district_id = fields.UUID(required=False, allow_none=True, load_default=None)
+    service_id = fields.UUID(required=True)  # the directory service shared
+    taxonomy_term_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(max=50))
+    channel = fields.Str(required=True, validate=validate.OneOf(CHANNELS))
+    occurred_on = fields.Date(required=True)
+
+
+class DeletionRequested(Contract):
+    """retention → every data-holding service: delete what the scope names."""
+
+    request_id = fields.UUID(required=True)
+    scope = fields.Str(required=True, validate=validate.OneOf(DELETION_SCOPES))
+    tenant_id = fields.UUID(required=True)
+    # The opaque id of the subject within the scope (a student id, a user id…);
+    # for a tenant termination it equals tenant_id.
+    subject_id = fields.UUID(required=True)
+    # For tenant termination: every tenant id covered (a district and its schools).
+    tenant_ids = fields.List(fields.UUID(), load_default=list)
+    # For retention policies: delete records older than this instant.
+    older_than = fields.AwareDateTime(required=False, allow_none=True, load_default=None)
+    attempt = fields.Int(load_default=1)
+
+
+class DeletionCompleted(Contract):
+    """a service → retention: what it deleted for one request."""
+
+    request_id = fields.UUID(required=True)
+    service = fields.Str(required=True, validate=validate.OneOf(DATA_SERVICES))
+    counts = fields.Dict(keys=fields.Str(), values=fields.Int(), required=True)
+    completed_at = fields.AwareDateTime(required=True)
+
+
+def queue_name(source: str, event_type: str, consumer: str, method: str) -> str:
+    """The durable queue nameko's SERVICE_POOL handler consumes from."""
+    return f"evt-{source}-{event_type}--{consumer}.{method}"
+
+
+# (source service, event type) -> [(consumer service, handler method)]
+SUBSCRIPTIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
+    ("referrals", SHARE_RECORDED): [("analytics", "on_share_recorded")],
+    ("retention", DELETION_REQUESTED): [
+        (service, "on_deletion_requested") for service in DATA_SERVICES
+    ],
+    **{
+        (service, DELETION_COMPLETED): [("retention", f"on_{service}_deletion_completed")]
+        for service in DATA_SERVICES
+    },
+}

@@ -1,0 +1,226 @@
+"""Each service's own database: engine, per-worker session, and Alembic migrations.
+
+A service declares ``db = Database("identity", Base)``; every worker gets its own
+SQLAlchemy session, closed (and rolled back if left open) when the worker ends.
+The service commits explicitly, so a row and the outbox event about it commit in
+one transaction.
+
+The URL comes from :func:`weintervene.config.settings`: SQLite under the data
+folder by default, PostgreSQL (pg8000, green under eventlet) by URL.
+
+Example::
+
+    class IdentityService:
+        name = "identity"
+        db = Database("identity", Base)
+
+        @rpc
+        def count_users(self):
+            return self.db.scalar(select(func.count()).select_from(User))
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+import weakref
+import zlib
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nameko.extensions import DependencyProvider
+from sqlalchemy import JSON, DateTime, String, TypeDecorator, create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from weintervene.config import settings
+
+log = logging.getLogger(__name__)
+
+SERVICES_ROOT = Path(__file__).resolve().parent.parent / "services"
+
+# Alembic keeps its migration context in module globals: two services starting
+# in one process (green threads) must migrate one after the other.
+_MIGRATION_LOCK = threading.Lock()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime; use weintervene.db.utcnow()")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+UUIDStr = String(36)
+"""Ids are UUIDs stored as text: portable, and opaque to other services."""
+
+JSONType = JSON
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for the service's database kind."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            # WAL lets several processes (scaled-out analytics) share one file.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def ensure_database(url: str) -> None:
+    """Create the PostgreSQL database named in ``url`` if it does not exist."""
+    if not url.startswith("postgresql"):
+        return
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}
+            )
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        admin.dispose()
+
+
+def alembic_config(service: str, connection=None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SERVICES_ROOT / service / "migrations"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migrate(service: str, engine: Engine) -> None:
+    """Bring the service's database to the newest migration.
+
+    On PostgreSQL an advisory lock makes concurrent starts (three analytics
+    instances at once) take turns instead of racing.
+    """
+    from alembic import command
+
+    with _MIGRATION_LOCK, engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(service.encode())})
+        command.upgrade(alembic_config(service, conn), "head")
+
+
+class Database(DependencyProvider):
+    """A session per worker on the service's own database."""
+
+    def __init__(self, service: str, base: type[DeclarativeBase]):
+        self.service = service
+        self.base = base
+        self.engine: Engine | None = None
+        self.sessionmaker: sessionmaker | None = None
+        self.sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def setup(self):
+        url = settings().database_url(self.service)
+        ensure_database(url)
+        self.engine = make_engine(url)
+        if settings().auto_migrate:
+            migrate(self.service, self.engine)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    def stop(self):
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx) -> Session:
+        session = self.sessionmaker()
+        self.sessions[worker_ctx] = session
+        return session
+
+    def worker_teardown(self, worker_ctx):
+        session = self.sessions.pop(worker_ctx, None)
+        if session is not None:
+            session.close()
+
+    @contextmanager
+    def session(self):
+        """A session outside any worker (timers' helpers, CLI, tests)."""
+        session = self.sessionmaker()
+        try:
+            yield session
+        finally:
+            session.close()
+
+
+def run_migrations_env(target_metadata) -> None:
+    """The body of every service's ``migrations/env.py``.
+
+    Migrations run on the connection handed over by :func:`migrate`, or, from
+    the ``alembic`` command line, on the URL of ``-x url=...``.
+    """
+    from alembic import context
+
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        url = context.get_x_argument(as_dictionary=True).get("url")
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            _configure_and_run(context, connection, target_metadata)
+        return
+    _configure_and_run(context, connection, target_metadata)
+
+
+def _configure_and_run(context, connection, target_metadata):
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    context.run_migrations()
+
+
+def make_migration(service: str, message: str) -> None:
+    """Autogenerate a migration for ``service`` against a scratch SQLite database."""
+    import tempfile
+
+    from alembic import command
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/scratch.db")
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(service, conn), "head")
+            command.revision(alembic_config(service, conn), message=message, autogenerate=True)
+        engine.dispose()

@@ -1,0 +1,74 @@
+"""Prometheus metrics for every entrypoint, and the health RPC every service answers.
+
+Example::
+
+    class DirectoryService(HealthCheck):
+        name = "directory"
+        db = Database("directory", Base)
+        metrics = EntrypointMetrics()
+
+    # rpc: directory.health() -> {"service": "directory", "status": "ok", "database": "ok"}
+"""
+from __future__ import annotations
+
+import time
+import weakref
+
+from nameko.extensions import DependencyProvider
+from weintervene.entrypoints import rpc
+from prometheus_client import Counter, Histogram
+from sqlalchemy import text
+
+ENTRYPOINT_CALLS = Counter(
+    "weintervene_entrypoint_calls_total",
+    "Entrypoint executions by service, entrypoint and outcome",
+    ["service", "entrypoint", "outcome"],
+)
+ENTRYPOINT_SECONDS = Histogram(
+    "weintervene_entrypoint_seconds",
+    "Entrypoint execution time",
+    ["service", "entrypoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+
+
+class EntrypointMetrics(DependencyProvider):
+    """Counts and times every worker of the service it is declared on."""
+
+    def setup(self):
+        self.started = weakref.WeakKeyDictionary()
+
+    def worker_setup(self, worker_ctx):
+        self.started[worker_ctx] = time.perf_counter()
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        start = self.started.pop(worker_ctx, None)
+        name = worker_ctx.entrypoint.method_name
+        service = self.container.service_name
+        if exc_info is None:
+            outcome = "ok"
+        else:
+            outcome = getattr(exc_info[1], "code", None) or type(exc_info[1]).__name__
+        ENTRYPOINT_CALLS.labels(service, name, outcome).inc()
+        if start is not None:
+            ENTRYPOINT_SECONDS.labels(service, name).observe(time.perf_counter() - start)
+
+    def get_dependency(self, worker_ctx):
+        return None
+
+
+class HealthCheck:
+    """Mixin: ``health`` RPC reporting the service and its database."""
+
+    @rpc
+    def health(self):
+        database = "ok"
+        try:
+            self.db.execute(text("SELECT 1"))
+        except Exception as exc:  # report, do not raise: health must answer
+            database = f"error: {type(exc).__name__}"
+        return {
+            "service": self.name,
+            "status": "ok" if database == "ok" else "degraded",
+            "database": database,
+        }

@@ -1,0 +1,88 @@
+"""Run WeIntervene's services: all in one process (embedded default) or one per process.
+
+Example::
+
+    run_services(["identity", "gateway"])   # blocks until SIGINT/SIGTERM
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import time
+
+import eventlet
+from kombu.exceptions import OperationalError
+from nameko import config as nameko_config
+from nameko.runners import ServiceRunner
+
+from weintervene.config import SERVICES, Settings
+
+log = logging.getLogger("weintervene")
+
+ALL_COMPONENTS = SERVICES + ("gateway",)
+
+SERVICE_CLASSES = {
+    "identity": "services.identity.service:IdentityService",
+    "directory": "services.directory.service:DirectoryService",
+    "referrals": "services.referrals.service:ReferralsService",
+    "analytics": "services.analytics.service:AnalyticsService",
+    "retention": "services.retention.service:RetentionService",
+    "gateway": "gateway.service:GatewayService",
+}
+
+
+def service_class(name: str):
+    module, _, attr = SERVICE_CLASSES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def configure(settings: Settings) -> None:
+    nameko_config.setup(settings.nameko_config())
+
+
+def wait_for_broker(amqp_uri: str, seconds: float = 30.0) -> None:
+    from nameko.amqp.publish import get_connection
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with get_connection(amqp_uri) as conn:
+                conn.ensure_connection(max_retries=1)
+            return
+        except (OperationalError, OSError, IOError) as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"RabbitMQ is not reachable at {amqp_uri}: {exc}") from None
+            time.sleep(1)
+
+
+def build_runner(names) -> ServiceRunner:
+    from weintervene.messaging import declare_topology
+
+    declare_topology(nameko_config["AMQP_URI"])
+    runner = ServiceRunner()
+    for name in names:
+        runner.add_service(service_class(name))
+    return runner
+
+
+def run_services(names, on_started=None) -> None:
+    """Start ``names`` and block; SIGINT/SIGTERM stop them cleanly."""
+    runner = build_runner(names)
+    stopping = eventlet.event.Event()
+
+    def _stop(signum, _frame):
+        if not stopping.ready():
+            stopping.send(signum)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    runner.start()
+    log.info("started: %s", ", ".join(names))
+    if on_started is not None:
+        eventlet.spawn(on_started)
+    stopping.wait()
+    log.info("stopping…")
+    with eventlet.Timeout(20, False):
+        runner.stop()
+    runner.kill()
