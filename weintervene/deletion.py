@@ -1,0 +1,75 @@
+"""The data-holding side of deletion: every service that stores tenant or personal
+data mixes in :class:`DeletionParticipant`.
+
+Retention publishes ``deletion_requested`` to each service's durable queue; the
+participant loads it with the shared contract, deletes idempotently in one
+transaction (the service's ``delete_for``), stages ``deletion_completed`` in its
+outbox in that same transaction, and remembers the request's ``event_id`` so a
+redelivery only re-confirms. A fence row keeps new data about the subject out.
+
+Example::
+
+    class AnalyticsService(DeletionParticipant, OutboxRelay):
+        name = "analytics"
+        ...
+        def delete_for(self, request: dict) -> dict[str, int]:
+            if request["scope"] != "tenant":
+                return {}
+            n = self.db.execute(delete(Counter).where(Counter.tenant_id.in_(request["tenant_ids"]))).rowcount
+            return {"counters": n}
+"""
+from __future__ import annotations
+
+import logging
+
+from marshmallow import ValidationError
+from nameko.events import SERVICE_POOL, event_handler
+
+from weintervene.contracts import (
+    DELETION_COMPLETED, DELETION_REQUESTED, DeletionCompleted, DeletionRequested,
+)
+from weintervene.db import utcnow
+from weintervene.messaging import outbox_add
+
+log = logging.getLogger(__name__)
+
+
+def completion_payload(service: str, request_id: str, counts: dict) -> dict:
+    return DeletionCompleted().dump(
+        {"request_id": request_id, "service": service, "counts": counts, "completed_at": utcnow()}
+    )
+
+
+class DeletionParticipant:
+    """Mixin: handle ``retention.deletion_requested`` and confirm with counts.
+
+    The service defines ``db``, ``outbox_model`` (and relays its outbox with
+    :class:`weintervene.messaging.OutboxRelay`), and ``delete_for(request)``
+    returning ``{table_or_kind: rows_deleted}``. ``request`` is the loaded
+    contract with ids as strings.
+    """
+
+    @event_handler("retention", DELETION_REQUESTED, handler_type=SERVICE_POOL, reliable_delivery=True)
+    def on_deletion_requested(self, payload):
+        try:
+            request = DeletionRequested().load(payload)
+        except ValidationError as exc:
+            log.error("rejected a deletion request outside the contract: %s", exc.messages)
+            return
+        request = {
+            **request,
+            "request_id": str(request["request_id"]),
+            "tenant_id": str(request["tenant_id"]),
+            "subject_id": str(request["subject_id"]),
+            "tenant_ids": [str(t) for t in request["tenant_ids"]] or [str(request["tenant_id"])],
+        }
+        counts = self.delete_for(request)
+        outbox_add(
+            self.db, self.outbox_model, DELETION_COMPLETED,
+            completion_payload(self.name, request["request_id"], counts),
+        )
+        self.db.commit()
+        log.info("%s deleted %s for request %s", self.name, counts, request["request_id"])
+
+    def delete_for(self, request: dict) -> dict:  # pragma: no cover - each service overrides
+        raise NotImplementedError
