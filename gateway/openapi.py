@@ -64,7 +64,8 @@ def openapi_document() -> dict:
         if "{" in r.path:
             operation["responses"]["404"] = {"description": "Not found", **error_ref}
             operation["parameters"] = [
-                {"in": "path", "name": name, "required": True, "schema": {"type": "string", "format": "uuid"}}
+                {"in": "path", "name": name, "required": True,
+                 "schema": {"type": "string", **({"format": "uuid"} if name.endswith("_id") else {})}}
                 for name in _path_names(r.path)
             ]
         if r.query is not None:

@@ -55,6 +55,17 @@ class Settings:
     sms_account: str = "AC-demo"
     sms_token: str = "demo-token"
     sms_sender: str = "+15550000000"
+    sms_timeout_seconds: float = 10.0
+    smtp_timeout_seconds: float = 10.0
+    # Referrals: delivery retries (exponential backoff from the base, capped),
+    # follow-up reminders to the sharer, and the lifetime of shared links.
+    delivery_max_attempts: int = 6
+    delivery_backoff_seconds: float = 30.0
+    delivery_backoff_max_seconds: float = 3600.0
+    # A delivery left "sending" this long was interrupted mid-send (a crash).
+    delivery_stale_seconds: float = 300.0
+    referral_reminder_days: int = 14
+    referral_link_ttl_days: int = 30
     hsds_public: bool = True
     rpc_timeout_seconds: float = 10.0
     metrics_port: int = 0  # 0: no separate metrics listener (the gateway serves /metrics)

@@ -1,10 +1,99 @@
-"""referrals's entrypoints."""
+"""referrals's entrypoints: thin, each delegating to sharing / followup / saved_lists / delivery / erasure."""
+from __future__ import annotations
+
+from nameko.rpc import ServiceRpc
+from nameko.timer import timer
+from sqlalchemy.orm import sessionmaker
+
+from services.referrals import delivery, erasure, followup, saved_lists, sharing
 from services.referrals.dependencies import referrals_database
+from services.referrals.models import OutboxMessage
+from weintervene.deletion import DeletionParticipant
+from weintervene.entrypoints import rpc
+from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
 
 
-class ReferralsService(HealthCheck):
+class ReferralsService(HealthCheck, OutboxRelay, DeletionParticipant):
     name = "referrals"
 
     db = referrals_database()
     metrics = EntrypointMetrics()
+    events = ReliablePublisher()
+    outbox_model = OutboxMessage
+
+    identity = ServiceRpc("identity")
+    directory = ServiceRpc("directory")
+
+    # -- sharing ------------------------------------------------------------
+    @rpc
+    def share(self, auth, data):
+        """Share services with a student's authorised contacts, or a walk-in family.
+
+        Example: share(auth, {"student_id": s, "contact_ids": [c], "service_ids": [svc],
+        "channel": "email", "note": "Ask for Ana"}) -> {"items": [{"id": …, "status":
+        "requested", "link_url": null, …}]}
+        """
+        return sharing.create_share(self.db, self.identity, self.directory, auth, data)
+
+    # -- following up -------------------------------------------------------
+    @rpc
+    def list_referrals(self, auth, query):
+        """list_referrals(auth, {"scope": "mine", "due": true}) -> {"items": […], "total": 3, "page": 1, "per_page": 25}"""
+        return followup.list_referrals(self.db, auth, query)
+
+    @rpc
+    def get_referral(self, auth, referral_id):
+        """get_referral(auth, id) -> the referral with its history and deliveries."""
+        return followup.get_referral(self.db, auth, referral_id)
+
+    @rpc
+    def update_status(self, auth, referral_id, data):
+        """update_status(auth, id, {"status": "completed", "outcome": "connected", "note": "…"}) -> the referral."""
+        return followup.update_status(self.db, auth, referral_id, data)
+
+    @rpc
+    def print_share(self, auth, referral_id, fmt="html"):
+        """print_share(auth, id, "pdf") -> {"pdf_base64": "JVBERi0…"}; "html" -> {"html": "<!doctype html>…"}"""
+        return followup.print_share(self.db, auth, referral_id, fmt)
+
+    @rpc
+    def open_link(self, token):
+        """Public: open_link("Xy…") -> {"html": …} with service information only; LinkNotFound if expired."""
+        return followup.open_link(self.db, token)
+
+    @rpc
+    def list_disclosures(self, auth, student_id):
+        """list_disclosures(admin_auth, student_id) -> {"items": [{"recipient_name": "Casa Azul", "basis": "consent", …}]}"""
+        return followup.list_disclosures(self.db, self.identity, auth, student_id)
+
+    # -- saved lists --------------------------------------------------------
+    @rpc
+    def get_lists(self, auth):
+        """get_lists(auth) -> {"items": [{"name": "Food pantries", "shared": true, "items": […]}], …}"""
+        return saved_lists.get_lists(self.db, auth)
+
+    @rpc
+    def create_list(self, auth, data):
+        """create_list(auth, {"name": "Food pantries", "shared": true, "service_ids": [a]}) -> the list."""
+        return saved_lists.create_list(self.db, self.directory, auth, data)
+
+    @rpc
+    def add_list_item(self, auth, list_id, data):
+        """add_list_item(auth, list_id, {"service_id": s}) -> the list."""
+        return saved_lists.add_item(self.db, self.directory, auth, list_id, data)
+
+    # -- timers -------------------------------------------------------------
+    @timer(interval=0.5)
+    def deliver(self):
+        """Send due email/SMS deliveries, with retry and backoff."""
+        delivery.deliver_due(sessionmaker(self.db.get_bind(), expire_on_commit=False), self.identity)
+
+    @timer(interval=2)
+    def remind(self):
+        """Queue follow-up reminders to sharers of referrals without an update."""
+        delivery.queue_reminders(self.db)
+
+    # -- retention ----------------------------------------------------------
+    def delete_for(self, request):
+        return erasure.delete_for(self.db, request)

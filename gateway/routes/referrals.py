@@ -1,0 +1,98 @@
+"""Referrals: share a service with a family, follow it, print it, open a shared link, saved lists."""
+from __future__ import annotations
+
+import base64
+import html
+
+from werkzeug.wrappers import Response
+
+from services.referrals.exceptions import LinkNotFound
+from services.referrals.schemas import (
+    DisclosureSchema, ReferralQuerySchema, ReferralSchema, SavedListCreateSchema, SavedListItemSchema,
+    SavedListSchema, ShareRequestSchema, StatusUpdateSchema,
+)
+from gateway.http import route
+from weintervene.auth import STUDENT_DATA_ROLES, Role
+
+STAFF = tuple(sorted(STUDENT_DATA_ROLES, key=lambda r: r.value))
+
+
+def _html(body: str, status: int = 200) -> Response:
+    response = Response(body, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+class ReferralRoutes:
+    @route("POST", "/api/v1/referrals", summary="Share services with a family", tags=["referrals"],
+           roles=STAFF, body=ShareRequestSchema, response=ReferralSchema, many=True, status=201)
+    def create_referral(self, request, auth, body, **_):
+        """Body ``{"student_id": "…", "contact_ids": ["…"], "service_ids": ["…"], "channel": "sms",
+        "note": "Ask for Ana"}`` -> 201 ``{"items": [referral…]}``. Without ``student_id`` it is a
+        walk-in share (nothing about the family is kept). 403 when the caller does not serve the
+        student or a contact is not authorised; 409 ``subject_fenced`` after a deletion request."""
+        return self.referrals_rpc.share(auth.to_dict(), body)
+
+    @route("GET", "/api/v1/referrals", summary="My, my school's, or incoming referrals", tags=["referrals"],
+           roles=STAFF, query=ReferralQuerySchema, response=ReferralSchema, many=True)
+    def list_referrals(self, request, auth, query, **_):
+        """``?scope=mine|school|incoming&status=requested&due=true&page=1&per_page=25``."""
+        return self.referrals_rpc.list_referrals(auth.to_dict(), query)
+
+    @route("GET", "/api/v1/referrals/<referral_id>", summary="One referral with history and deliveries",
+           tags=["referrals"], roles=STAFF, response=ReferralSchema)
+    def get_referral(self, request, auth, referral_id, **_):
+        return self.referrals_rpc.get_referral(auth.to_dict(), referral_id)
+
+    @route("POST", "/api/v1/referrals/<referral_id>/status", summary="Update a referral's status",
+           tags=["referrals"], roles=STAFF, body=StatusUpdateSchema, response=ReferralSchema)
+    def update_referral_status(self, request, auth, body, referral_id, **_):
+        """Body ``{"status": "completed", "outcome": "connected", "note": "Family enrolled"}``."""
+        return self.referrals_rpc.update_status(auth.to_dict(), referral_id, body)
+
+    @route("GET", "/api/v1/referrals/<referral_id>/print", summary="Print-ready HTML of a share",
+           tags=["referrals"], roles=STAFF, raw=True, content_type="text/html")
+    def print_referral(self, request, auth, referral_id, **_):
+        return _html(self.referrals_rpc.print_share(auth.to_dict(), referral_id, "html")["html"])
+
+    @route("GET", "/api/v1/referrals/<referral_id>/print.pdf", summary="Print-ready PDF of a share",
+           tags=["referrals"], roles=STAFF, raw=True, content_type="application/pdf")
+    def print_referral_pdf(self, request, auth, referral_id, **_):
+        pdf = base64.b64decode(self.referrals_rpc.print_share(auth.to_dict(), referral_id, "pdf")["pdf_base64"])
+        response = Response(pdf, mimetype="application/pdf")
+        response.headers["Content-Disposition"] = 'inline; filename="services.pdf"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @route("GET", "/r/<token>", summary="Public page of a shared link (service information only)",
+           tags=["referrals"], auth=False, raw=True, content_type="text/html")
+    def open_shared_link(self, request, token, **_):
+        """No sign-in: the unguessable token is the key. Shows the services only, never student data."""
+        try:
+            page = self.referrals_rpc.open_link(token)["html"]
+        except LinkNotFound as exc:
+            return _html(f"<!doctype html><title>Link expired</title><p>{html.escape(exc.message)}</p>", 404)
+        response = _html(page)
+        response.headers["X-Robots-Tag"] = "noindex"
+        return response
+
+    @route("GET", "/api/v1/students/<student_id>/disclosures", summary="FERPA disclosure log of a student",
+           tags=["referrals"], roles=(Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN), response=DisclosureSchema, many=True)
+    def student_disclosures(self, request, auth, student_id, **_):
+        return self.referrals_rpc.list_disclosures(auth.to_dict(), student_id)
+
+    @route("GET", "/api/v1/lists", summary="My saved lists and my school's shared lists", tags=["lists"],
+           roles=STAFF, response=SavedListSchema, many=True)
+    def get_lists(self, request, auth, **_):
+        return self.referrals_rpc.get_lists(auth.to_dict())
+
+    @route("POST", "/api/v1/lists", summary="Create a saved list", tags=["lists"], roles=STAFF,
+           body=SavedListCreateSchema, response=SavedListSchema, status=201)
+    def create_list(self, request, auth, body, **_):
+        """Body ``{"name": "Food pantries", "shared": true, "service_ids": ["…"]}``."""
+        return self.referrals_rpc.create_list(auth.to_dict(), body)
+
+    @route("POST", "/api/v1/lists/<list_id>/items", summary="Add a service to a saved list", tags=["lists"],
+           roles=STAFF, body=SavedListItemSchema, response=SavedListSchema, status=201)
+    def add_list_item(self, request, auth, body, list_id, **_):
+        return self.referrals_rpc.add_list_item(auth.to_dict(), list_id, body)

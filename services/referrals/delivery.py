@@ -1,0 +1,253 @@
+"""Reliable delivery of shares and reminders: retry with backoff, at most once per message.
+
+The bookkeeping that makes "never lost, never twice" hold:
+
+* A delivery row is committed with its share (``sharing.create_share``): an
+  outage of the mail or SMS provider, or of this service, cannot lose it.
+* Before sending, a worker *claims* the row with a conditional UPDATE
+  (``queued`` and due -> ``sending``, attempts + 1) and commits, so two workers
+  or two instances never send the same row; the attempt is logged.
+* After the provider answers, the row becomes ``sent``, or goes back to
+  ``queued`` with ``next_attempt_at`` pushed out exponentially, or ``failed``
+  with a reason (permanent refusal, or ``delivery_max_attempts`` reached).
+* A row left ``sending`` (the process died mid-send) is settled by
+  :func:`recover_interrupted`: an SMS is retried with the same
+  ``Idempotency-Key`` (the provider drops the duplicate); an email cannot be
+  deduplicated by SMTP, so it is marked failed rather than risk a second copy.
+
+Example::
+
+    >>> deliver_due(sessionmaker, identity)     # called by a timer
+    3
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import eventlet
+from prometheus_client import Counter
+from sqlalchemy import select, update
+
+from services.referrals.messages import render_reminder, render_share
+from services.referrals.models import Delivery, DeliveryAttempt, Referral
+from services.referrals.sms import SmsError, send_sms
+from weintervene.config import settings
+from weintervene.db import utcnow
+from weintervene.errors import Forbidden, NotFound, Conflict, WeInterveneError
+from weintervene.mail import MailError, send_email
+
+log = logging.getLogger(__name__)
+
+DELIVERIES = Counter("weintervene_referral_deliveries_total", "Delivery attempts by channel and result",
+                     ["channel", "result"])
+
+CONCURRENCY = 10
+
+
+class PermanentFailure(Exception):
+    """Retrying cannot help (contact no longer authorised, address refused…)."""
+
+
+class TemporaryFailure(Exception):
+    pass
+
+
+def backoff(attempts: int) -> timedelta:
+    cfg = settings()
+    seconds = min(cfg.delivery_backoff_seconds * (2 ** max(attempts - 1, 0)), cfg.delivery_backoff_max_seconds)
+    return timedelta(seconds=seconds)
+
+
+def recover_interrupted(session) -> int:
+    """Settle deliveries left ``sending`` longer than ``delivery_stale_seconds``."""
+    cutoff = utcnow() - timedelta(seconds=settings().delivery_stale_seconds)
+    stale = session.scalars(
+        select(Delivery).where(Delivery.state == "sending", Delivery.claimed_at < cutoff)
+    ).all()
+    for delivery in stale:
+        reason = "interrupted while sending"
+        if delivery.channel == "sms":
+            delivery.state = "queued"  # same Idempotency-Key: the provider sends it once
+            delivery.next_attempt_at = utcnow()
+        else:
+            reason += "; not resent so the family never receives it twice"
+            _finish(delivery, "failed", reason)
+        for attempt in delivery.attempt_log:
+            if attempt.result == "sending":
+                attempt.result, attempt.reason, attempt.finished_at = "failed", reason, utcnow()
+    session.commit()
+    return len(stale)
+
+
+def claim(session, delivery_id: str) -> Delivery | None:
+    """Take one due delivery for this worker, or None if another took it first."""
+    now = utcnow()
+    taken = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.state == "queued", Delivery.next_attempt_at <= now)
+        .values(state="sending", attempts=Delivery.attempts + 1, claimed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if taken != 1:
+        session.rollback()
+        return None
+    delivery = session.get(Delivery, delivery_id, populate_existing=True)
+    session.add(DeliveryAttempt(delivery_id=delivery.id, number=delivery.attempts, started_at=now))
+    session.commit()
+    return delivery
+
+
+def deliver_due(make_session, identity, batch: int = 200) -> int:
+    """Send every due delivery (up to ``batch``), ``CONCURRENCY`` at a time; returns how many were tried."""
+    with make_session() as session:
+        recover_interrupted(session)
+        due = session.scalars(
+            select(Delivery.id)
+            .where(Delivery.state == "queued", Delivery.next_attempt_at <= utcnow())
+            .order_by(Delivery.next_attempt_at)
+            .limit(batch)
+        ).all()
+    if not due:
+        return 0
+    pool = eventlet.GreenPool(CONCURRENCY)
+    for delivery_id in due:
+        pool.spawn_n(_deliver_one, make_session, identity, delivery_id)
+    pool.waitall()
+    return len(due)
+
+
+def _deliver_one(make_session, identity, delivery_id: str) -> None:
+    with make_session() as session:
+        delivery = claim(session, delivery_id)
+        if delivery is None:
+            return
+        try:
+            provider_id = send(delivery, identity)
+        except PermanentFailure as exc:
+            _record_failure(delivery, str(exc), permanent=True)
+        except TemporaryFailure as exc:
+            _record_failure(delivery, str(exc), permanent=False)
+        except Exception as exc:  # an unexpected bug must not leave the row "sending" forever
+            log.exception("delivery %s failed unexpectedly", delivery.id)
+            _record_failure(delivery, f"internal error: {type(exc).__name__}", permanent=False)
+        else:
+            _finish(delivery, "sent", None)
+            delivery.provider_message_id = provider_id
+            delivery.sent_at = utcnow()
+            _close_attempt(delivery, "sent", None)
+            DELIVERIES.labels(delivery.channel, "sent").inc()
+        session.commit()
+
+
+def _record_failure(delivery: Delivery, reason: str, permanent: bool) -> None:
+    _close_attempt(delivery, "failed", reason)
+    DELIVERIES.labels(delivery.channel, "failed").inc()
+    if permanent or delivery.attempts >= settings().delivery_max_attempts:
+        _finish(delivery, "failed", reason if permanent else f"gave up after {delivery.attempts} attempts: {reason}")
+    else:
+        delivery.state = "queued"
+        delivery.last_error = reason
+        delivery.next_attempt_at = utcnow() + backoff(delivery.attempts)
+
+
+def _finish(delivery: Delivery, state: str, reason: str | None) -> None:
+    delivery.state = state
+    delivery.last_error = reason
+    # A walk-in family's typed address is kept only while it is needed.
+    delivery.transient_address = None
+
+
+def _close_attempt(delivery: Delivery, result: str, reason: str | None) -> None:
+    for attempt in delivery.attempt_log:
+        if attempt.number == delivery.attempts:
+            attempt.result, attempt.reason, attempt.finished_at = result, reason, utcnow()
+
+
+def sharer_auth(share) -> dict:
+    """The sharer's context, so identity re-checks access as of now, not as of the share."""
+    if share.sharer_id is None:
+        raise PermanentFailure("the sharer's account was removed")
+    return {"user_id": share.sharer_id, "tenant_id": share.tenant_id, "role": share.sharer_role,
+            "district_id": share.district_id}
+
+
+def _address(delivery: Delivery, identity) -> str:
+    share = delivery.share
+    field = "email" if delivery.channel == "email" else "mobile"
+    if delivery.recipient_kind == "walk_in":
+        if not delivery.transient_address:
+            raise PermanentFailure("no address")
+        return delivery.transient_address
+    try:
+        if delivery.recipient_kind == "sharer":
+            address = identity.user_info(delivery.recipient_id).get("email")
+        else:
+            contacts = identity.delivery_contacts(sharer_auth(share), share.student_id, [delivery.recipient_id])
+            address = contacts[0].get(field) if contacts and contacts[0].get("authorised") else None
+    except (Forbidden, NotFound, Conflict) as exc:
+        raise PermanentFailure(f"recipient no longer reachable: {exc.code}") from None
+    except WeInterveneError as exc:
+        raise TemporaryFailure(f"identity: {exc.code}") from None
+    except Exception as exc:  # identity down or slow: try again later
+        raise TemporaryFailure(f"identity unavailable: {type(exc).__name__}") from None
+    if not address:
+        raise PermanentFailure(f"recipient has no {field}")
+    return address
+
+
+def _content(delivery: Delivery) -> dict:
+    share = delivery.share
+    if delivery.purpose == "reminder":
+        referral = next(r for r in share.referrals if r.id == delivery.referral_id)
+        days = (utcnow() - referral.last_update_at).days
+        url = f"{settings().public_base_url.rstrip('/')}/referrals/{referral.id}"
+        subject, text = render_reminder(delivery.language, referral.service_info["name"], days, referral.status, url)
+        return {"subject": subject, "text": text, "html": None, "sms": text}
+    services = [r.service_info for r in share.referrals]
+    return render_share(delivery.language, services, note=share.note)
+
+
+def send(delivery: Delivery, identity) -> str:
+    """Send one delivery now; returns the provider's id. Raises Permanent/TemporaryFailure."""
+    address = _address(delivery, identity)
+    content = _content(delivery)
+    if delivery.channel == "email":
+        try:
+            return send_email(address, content["subject"], content["text"], content["html"],
+                              headers={"X-WeIntervene-Delivery": delivery.id,
+                                       "Content-Language": delivery.language})
+        except MailError as exc:
+            raise (PermanentFailure if exc.permanent else TemporaryFailure)(exc.reason) from None
+    try:
+        return send_sms(address, content["sms"], idempotency_key=delivery.id)
+    except SmsError as exc:
+        raise (PermanentFailure if exc.permanent else TemporaryFailure)(exc.reason) from None
+
+
+def queue_reminders(session) -> int:
+    """Stage a reminder email to the sharer of each open referral past its follow-up date."""
+    from services.referrals.models import CLOSED_STATUSES, Share
+
+    today = utcnow().date()
+    due = session.scalars(
+        select(Referral).join(Share)
+        .where(
+            Referral.status.not_in(CLOSED_STATUSES),
+            Referral.follow_up_on.is_not(None),
+            Referral.follow_up_on <= today,
+            Share.sharer_id.is_not(None),
+            (Referral.reminded_at.is_(None)) | (Referral.reminded_at < Referral.last_update_at),
+        )
+        .limit(500)
+    ).all()
+    now = utcnow()
+    for referral in due:
+        referral.reminded_at = now
+        session.add(Delivery(
+            share_id=referral.share_id, referral_id=referral.id, purpose="reminder", channel="email",
+            recipient_kind="sharer", recipient_id=referral.share.sharer_id, language="en",
+            next_attempt_at=now, created_at=now,
+        ))
+    session.commit()
+    return len(due)

@@ -1,0 +1,90 @@
+"""What referrals deletes for each deletion scope (called by the DeletionParticipant mixin).
+
+* tenant: every share, list and disclosure of the tenants, and what was
+  disclosed to a terminated program;
+* student: every share about the student (referrals, history, deliveries cascade)
+  and the student's disclosure log;
+* contact: the contact's recipient rows and deliveries (the share stays the school's);
+* user: the user's saved lists and reminder deliveries; shares stay the school's
+  but lose the link to the person (sharer, status authors, disclosing user);
+* policy: shares of the tenants older than ``older_than``.
+
+Idempotent: a second run finds nothing and reports zeros.
+
+Example::
+
+    >>> delete_for(db, {"scope": "student", "subject_id": s, "tenant_ids": [t], …})
+    {"shares": 2, "disclosures": 1}
+"""
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+
+from services.referrals.models import (
+    Delivery, DeliveryAttempt, Disclosure, Referral, SavedList, SavedListItem, Share, ShareRecipient,
+    StatusChange,
+)
+
+
+def _delete_shares(db, *where) -> int:
+    ids = db.scalars(select(Share.id).where(*where)).all()
+    if not ids:
+        return 0
+    # Children first, explicitly: SQLite runs without ON DELETE CASCADE unless told.
+    referral_ids = select(Referral.id).where(Referral.share_id.in_(ids))
+    db.execute(delete(StatusChange).where(StatusChange.referral_id.in_(referral_ids)))
+    delivery_ids = select(Delivery.id).where(Delivery.share_id.in_(ids))
+    db.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(delivery_ids)))
+    db.execute(delete(Delivery).where(Delivery.share_id.in_(ids)))
+    db.execute(delete(Referral).where(Referral.share_id.in_(ids)))
+    db.execute(delete(ShareRecipient).where(ShareRecipient.share_id.in_(ids)))
+    return db.execute(delete(Share).where(Share.id.in_(ids))).rowcount
+
+
+def delete_for(db, request: dict) -> dict:
+    scope, subject, tenants = request["scope"], request["subject_id"], request["tenant_ids"]
+    counts: dict[str, int] = {}
+    if scope == "tenant":
+        counts["shares"] = _delete_shares(db, Share.tenant_id.in_(tenants))
+        list_ids = db.scalars(select(SavedList.id).where(SavedList.tenant_id.in_(tenants))).all()
+        db.execute(delete(SavedListItem).where(SavedListItem.list_id.in_(list_ids)))
+        counts["saved_lists"] = db.execute(delete(SavedList).where(SavedList.id.in_(list_ids))).rowcount
+        counts["disclosures"] = db.execute(delete(Disclosure).where(Disclosure.tenant_id.in_(tenants))).rowcount
+        # A terminated program keeps nothing it was sent; the schools keep their referral.
+        counts["received_referrals"] = db.execute(
+            update(Referral).where(Referral.receiving_tenant_id.in_(tenants))
+            .values(receiving_tenant_id=None, disclosed=None)
+        ).rowcount
+        db.execute(update(StatusChange).where(StatusChange.changed_by_tenant_id.in_(tenants))
+                   .values(changed_by=None, note=None))
+    elif scope == "student":
+        counts["shares"] = _delete_shares(db, Share.student_id == subject, Share.tenant_id.in_(tenants))
+        counts["disclosures"] = db.execute(
+            delete(Disclosure).where(Disclosure.student_id == subject, Disclosure.tenant_id.in_(tenants))
+        ).rowcount
+    elif scope == "contact":
+        delivery_ids = select(Delivery.id).where(Delivery.recipient_kind == "contact", Delivery.recipient_id == subject)
+        db.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(delivery_ids)))
+        counts["deliveries"] = db.execute(
+            delete(Delivery).where(Delivery.recipient_kind == "contact", Delivery.recipient_id == subject)
+        ).rowcount
+        counts["share_recipients"] = db.execute(
+            delete(ShareRecipient).where(ShareRecipient.contact_id == subject)
+        ).rowcount
+    elif scope == "user":
+        list_ids = db.scalars(select(SavedList.id).where(SavedList.owner_id == subject)).all()
+        db.execute(delete(SavedListItem).where(SavedListItem.list_id.in_(list_ids)))
+        counts["saved_lists"] = db.execute(delete(SavedList).where(SavedList.id.in_(list_ids))).rowcount
+        counts["reminders"] = db.execute(
+            delete(Delivery).where(Delivery.recipient_kind == "sharer", Delivery.recipient_id == subject)
+        ).rowcount
+        counts["shares_unlinked"] = db.execute(
+            update(Share).where(Share.sharer_id == subject).values(sharer_id=None)
+        ).rowcount
+        counts["status_changes_unlinked"] = db.execute(
+            update(StatusChange).where(StatusChange.changed_by == subject).values(changed_by=None)
+        ).rowcount
+        db.execute(update(Disclosure).where(Disclosure.disclosed_by == subject).values(disclosed_by=None))
+    elif scope == "policy" and request.get("older_than") is not None:
+        counts["shares"] = _delete_shares(db, Share.tenant_id.in_(tenants), Share.created_at < request["older_than"])
+    return counts

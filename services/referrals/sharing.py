@@ -1,0 +1,196 @@
+"""Sharing: turn a request into a share, its referrals, delivery jobs and events, in ONE transaction.
+
+Rules enforced here, in order:
+
+1. Only school, district and program staff share (operators and auditors never
+   touch student data).
+2. With a student: identity decides whether the caller may act for that student
+   (``check_student_access``: serves them, same school, not fenced for deletion)
+   and which contacts are authorised (``delivery_contacts``). Only their opaque
+   ids are stored; addresses are asked again at send time.
+3. Without a student (a walk-in family): nothing about the family is stored; a
+   typed address lives in its delivery row until that delivery ends.
+4. A service owned by another program on the platform sends the referral to
+   that program: student information leaves the school, so consent is required
+   and a FERPA disclosure record is written.
+5. Every referral stages one ``share_recorded`` event (exactly the contract's
+   fields) in the outbox, committed with the rows.
+
+Example::
+
+    >>> create_share(db, identity, directory, auth, {"student_id": s, "contact_ids": [c],
+    ...     "service_ids": [svc], "channel": "sms", "note": "Ask for Ana"})
+    ({"items": [{"id": "…", "status": "requested", "deliveries": [{"state": "queued"}], …}]})
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from services.referrals.exceptions import ConsentRequired, ContactUnreachable, ListNotFound
+from services.referrals.models import (
+    Delivery, Disclosure, OutboxMessage, Referral, SavedList, Share, ShareRecipient, StatusChange,
+)
+from services.referrals.messages import service_facts
+from services.referrals.schemas import ShareRequestSchema
+from services.referrals.views import referral_view
+from weintervene.auth import STUDENT_DATA_ROLES, AuthContext, TenantKind
+from weintervene.config import settings
+from weintervene.contracts import SHARE_RECORDED, ShareRecorded
+from weintervene.db import new_id, utcnow
+from weintervene.errors import Forbidden
+from weintervene.messaging import outbox_add
+from weintervene.validation import load
+
+DISCLOSED_FIELDS = ["student_first_name"]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_link_token() -> str:
+    """256 random bits, URL-safe: unguessable; only its hash is stored."""
+    return secrets.token_urlsafe(32)
+
+
+def visible_list(db, caller: AuthContext, list_id: str) -> SavedList:
+    saved = db.get(SavedList, list_id)
+    if saved is None or saved.tenant_id != caller.tenant_id or (
+        saved.owner_id != caller.user_id and not saved.shared
+    ):
+        raise ListNotFound("No such list.")
+    return saved
+
+
+def _services(directory, auth: dict, service_ids: list[str]) -> list[dict]:
+    """Fetch every service at once (directory enforces tenant-owned visibility)."""
+    calls = [directory.get_service.call_async(auth, sid) for sid in service_ids]
+    return [call.result() for call in calls]
+
+
+def _authorised_contacts(identity, auth: dict, student_id: str, contact_ids: list[str], channel: str) -> list[dict]:
+    if not contact_ids:
+        return []
+    contacts = identity.delivery_contacts(auth, student_id, contact_ids)
+    by_id = {str(c["id"]): c for c in contacts}
+    # identity refuses unauthorised contacts; check again, since sending to the
+    # wrong person is the one mistake this service must never make.
+    if set(by_id) != set(contact_ids) or not all(c.get("authorised") for c in contacts):
+        raise Forbidden("Only authorised contacts of this student can receive information.",
+                        code="contact_forbidden")
+    needed = {"email": "email", "sms": "mobile"}.get(channel)
+    for contact in contacts:
+        if needed and not contact.get(needed):
+            raise ContactUnreachable(
+                f"This contact has no {'email address' if needed == 'email' else 'mobile number'}.",
+                details={"contact_id": str(contact["id"])},
+            )
+    return [by_id[c] for c in contact_ids]
+
+
+def _receiving_program(identity, caller: AuthContext, service: dict) -> dict | None:
+    """The program tenant a service belongs to, when it is another tenant on the platform."""
+    owner = service.get("owner_tenant_id")
+    if not owner or str(owner) == caller.tenant_id:
+        return None
+    tenant = identity.tenant_info(str(owner))
+    return tenant if tenant.get("kind") == TenantKind.PROGRAM.value else None
+
+
+def create_share(db, identity, directory, auth: dict, data: dict) -> dict:
+    caller = AuthContext.from_dict(auth).require(*STUDENT_DATA_ROLES)
+    values = load(ShareRequestSchema(), data)
+    student_id = str(values["student_id"]) if values["student_id"] else None
+    contact_ids = [str(c) for c in values["contact_ids"]]
+    channel = values["channel"]
+
+    if values["list_id"]:
+        saved = visible_list(db, caller, str(values["list_id"]))
+        service_ids = [item.service_id for item in saved.items]
+        if not service_ids:
+            raise ListNotFound("That list has no services.", code="list_empty")
+    else:
+        service_ids = list(dict.fromkeys(str(s) for s in values["service_ids"]))
+
+    student, contacts = None, []
+    if student_id:
+        student = identity.check_student_access(auth, student_id)
+        contacts = _authorised_contacts(identity, auth, student_id, contact_ids, channel)
+    services = _services(directory, auth, service_ids)
+    programs = [_receiving_program(identity, caller, s) if student else None for s in services]
+    if any(programs) and not values["consent"]:
+        raise ConsentRequired(
+            "This service is run by a program outside your school: record the family's consent "
+            "before sharing the student's information with it.",
+            details={"consent": ["Required for a program on the platform."]},
+        )
+
+    cfg = settings()
+    now = utcnow()
+    language = values["language"] or (contacts[0].get("preferred_language") if contacts else None) or "en"
+    share = Share(
+        id=new_id(), tenant_id=caller.tenant_id, district_id=caller.district_id,
+        sharer_id=caller.user_id, sharer_role=caller.role.value, student_id=student_id,
+        channel=channel, language=language if language in ("en", "es") else "en",
+        note=values["note"], list_id=str(values["list_id"]) if values["list_id"] else None, created_at=now,
+    )
+    link_token = None
+    if channel == "link":
+        link_token = new_link_token()
+        share.link_token_hash = token_hash(link_token)
+        share.link_expires_at = now + timedelta(days=cfg.referral_link_ttl_days)
+    db.add(share)
+    share.recipients = [ShareRecipient(contact_id=c) for c in contact_ids]
+
+    follow_up_on = (now + timedelta(days=cfg.referral_reminder_days)).date() if student_id else None
+    for position, (service, program) in enumerate(zip(services, programs)):
+        referral = Referral(
+            id=new_id(), share=share, position=position, tenant_id=caller.tenant_id,
+            service_id=str(service["id"]), service_info=service_facts(service),
+            status="requested", follow_up_on=follow_up_on, last_update_at=now, created_at=now,
+        )
+        referral.history = [StatusChange(status="requested", changed_by=caller.user_id,
+                                         changed_by_tenant_id=caller.tenant_id, note=None, at=now)]
+        db.add(referral)
+        if program:
+            referral.receiving_tenant_id = str(program["id"])
+            referral.disclosed = {"student_first_name": student.get("first_name")}
+            db.add(Disclosure(
+                tenant_id=caller.tenant_id, student_id=student_id, referral_id=referral.id,
+                recipient_tenant_id=str(program["id"]), recipient_name=program.get("name") or "",
+                disclosed_by=caller.user_id, disclosed_at=now, information=DISCLOSED_FIELDS,
+                basis="consent", consent=_consent_json(values["consent"]),
+            ))
+        outbox_add(db, OutboxMessage, SHARE_RECORDED, ShareRecorded().dump({
+            "event_id": uuid.uuid4(),
+            "tenant_id": caller.tenant_id,
+            "district_id": caller.district_id,
+            "service_id": str(service["id"]),
+            "taxonomy_term_ids": [str(t) for t in service.get("taxonomy_term_ids") or []][:50],
+            "channel": channel,
+            "occurred_on": now.date(),
+        }))
+
+    if channel in ("email", "sms"):
+        if student_id:
+            for contact in contacts:
+                lang = values["language"] or contact.get("preferred_language") or "en"
+                db.add(Delivery(share=share, channel=channel, recipient_kind="contact",
+                                recipient_id=str(contact["id"]), language=lang, next_attempt_at=now, created_at=now))
+        else:
+            address = values["recipient_email"] if channel == "email" else values["recipient_mobile"]
+            db.add(Delivery(share=share, channel=channel, recipient_kind="walk_in", transient_address=address,
+                            language=share.language, next_attempt_at=now, created_at=now))
+    db.commit()
+    return {"items": [referral_view(r, caller, link_token=link_token) for r in share.referrals]}
+
+
+def _consent_json(consent: dict | None) -> dict | None:
+    if not consent:
+        return None
+    return {**consent, "given_on": consent["given_on"].isoformat()}
