@@ -87,4 +87,6 @@ def delete_for(db, request: dict) -> dict:
         db.execute(update(Disclosure).where(Disclosure.disclosed_by == subject).values(disclosed_by=None))
     elif scope == "policy" and request.get("older_than") is not None:
         counts["shares"] = _delete_shares(db, Share.tenant_id.in_(tenants), Share.created_at < request["older_than"])
+    # Bulk statements bypass the session's identity map: forget what it holds.
+    db.expire_all()
     return counts

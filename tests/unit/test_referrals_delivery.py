@@ -1,0 +1,265 @@
+"""Delivery bookkeeping, reminders, messages and deletion (providers and other services mocked)."""
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from sqlalchemy import func, select
+
+from services.referrals import delivery as delivery_module
+from services.referrals.delivery import claim, deliver_due, queue_reminders, recover_interrupted
+from services.referrals.messages import render_share, service_facts
+from services.referrals.models import (
+    Delivery, DeliveryAttempt, Disclosure, OutboxMessage, Referral, SavedList, Share, ShareRecipient, StatusChange,
+)
+from services.referrals.sms import SmsError
+from tests.unit.referrals_fixtures import (  # noqa: F401  (fixtures)
+    ADMIN_AUTH, DISTRICT, FATHER, MOTHER, PROGRAM, PROGRAM_AUTH, PROGRAM_SERVICE, SCHOOL, SERVICE, SERVICES,
+    STUDENT, TEACHER, TEACHER_AUTH, db, directory, identity, make_session, svc, uid,
+)
+from weintervene.db import utcnow
+from weintervene.mail import MailError
+
+CONSENT = {"given_by": "parent", "method": "written", "given_on": "2026-11-20"}
+
+
+@pytest.fixture
+def fast_retries(patch_settings):
+    patch_settings(delivery_backoff_seconds=0, delivery_max_attempts=3, delivery_stale_seconds=0)
+
+
+@pytest.fixture
+def mailer():
+    with mock.patch.object(delivery_module, "send_email", return_value="<m1@x>") as m:
+        yield m
+
+
+@pytest.fixture
+def texter():
+    with mock.patch.object(delivery_module, "send_sms", return_value="SM1") as m:
+        yield m
+
+
+def share(svc, channel="email", contacts=(MOTHER,), **extra):
+    body = {"student_id": STUDENT, "contact_ids": list(contacts), "service_ids": [SERVICE], "channel": channel,
+            "note": "Pregunte por Ana"}
+    body.update(extra)
+    return svc.share(TEACHER_AUTH, body)["items"][0]
+
+
+def only_delivery(make_session) -> Delivery:
+    with make_session() as s:
+        d = s.scalars(select(Delivery)).one()
+        d.attempt_log  # load
+        return d
+
+
+def test_email_sent_once_in_the_contacts_language(svc, make_session, identity, mailer, fast_retries):
+    share(svc)
+    assert deliver_due(make_session, identity) == 1
+    assert deliver_due(make_session, identity) == 0  # nothing left: never twice
+    mailer.assert_called_once()
+    to, subject, text, html = mailer.call_args.args
+    assert to == "rosa@example.org"
+    assert subject == "Un servicio para su familia: Casa Azul Counseling"
+    assert "Dirección: 12 Main St, Springfield, IL 62701" in text and "Horario: Mon-Fri 4pm-8pm" in text
+    assert "Pregunte por Ana" in text and "Teléfono: 217-555-0100" in text
+    d = only_delivery(make_session)
+    assert (d.state, d.attempts, d.provider_message_id) == ("sent", 1, "<m1@x>")
+    assert [(a.number, a.result) for a in d.attempt_log] == [(1, "sent")]
+
+
+def test_temporary_failures_retry_with_backoff_then_succeed(svc, make_session, identity, texter, patch_settings):
+    patch_settings(delivery_backoff_seconds=60, delivery_max_attempts=5)
+    share(svc, channel="sms")
+    texter.side_effect = [SmsError("503", permanent=False), "SM2"]
+    before = utcnow()
+    deliver_due(make_session, identity)
+    d = only_delivery(make_session)
+    assert d.state == "queued" and d.attempts == 1 and "503" in d.last_error
+    assert d.next_attempt_at >= before + timedelta(seconds=59)
+    assert deliver_due(make_session, identity) == 0  # not due yet
+    with make_session() as s:
+        s.get(Delivery, d.id).next_attempt_at = utcnow()
+        s.commit()
+    deliver_due(make_session, identity)
+    d = only_delivery(make_session)
+    assert (d.state, d.attempts, d.provider_message_id) == ("sent", 2, "SM2")
+    assert [(a.number, a.result) for a in d.attempt_log] == [(1, "failed"), (2, "sent")]
+    # The same idempotency key on every attempt: the provider can drop a duplicate.
+    keys = {c.kwargs["idempotency_key"] for c in texter.call_args_list}
+    assert keys == {d.id}
+    assert texter.call_args.args[0] == "+15551230001"
+
+
+def test_backoff_is_exponential_and_capped(patch_settings):
+    patch_settings(delivery_backoff_seconds=10, delivery_backoff_max_seconds=50)
+    assert [delivery_module.backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [10, 20, 40, 50]
+
+
+def test_permanent_failure_is_not_retried(svc, make_session, identity, mailer, fast_retries):
+    share(svc)
+    mailer.side_effect = MailError("recipient refused: 550 no such user", permanent=True)
+    deliver_due(make_session, identity)
+    deliver_due(make_session, identity)
+    d = only_delivery(make_session)
+    assert d.state == "failed" and "550" in d.last_error and d.attempts == 1
+    assert mailer.call_count == 1
+
+
+def test_gives_up_after_max_attempts(svc, make_session, identity, mailer, fast_retries):
+    share(svc)
+    mailer.side_effect = MailError("SMTP unavailable", permanent=False)
+    for _ in range(5):
+        deliver_due(make_session, identity)
+    d = only_delivery(make_session)
+    assert d.state == "failed" and d.attempts == 3 and "gave up after 3 attempts" in d.last_error
+
+
+def test_contact_no_longer_authorised_at_send_time_fails_without_sending(svc, make_session, identity, mailer):
+    share(svc)
+    identity.contacts[STUDENT].discard(MOTHER)
+    deliver_due(make_session, identity)
+    d = only_delivery(make_session)
+    assert d.state == "failed" and "contact_forbidden" in d.last_error
+    mailer.assert_not_called()
+
+
+def test_identity_down_is_temporary(svc, make_session, identity, mailer, fast_retries):
+    share(svc)
+    identity.delivery_contacts.side_effect = RuntimeError("no reply")
+    deliver_due(make_session, identity)
+    d = only_delivery(make_session)
+    assert d.state == "queued" and "identity unavailable" in d.last_error
+    mailer.assert_not_called()
+
+
+def test_only_one_worker_claims_a_delivery(svc, make_session):
+    share(svc)
+    d = only_delivery(make_session)
+    with make_session() as a, make_session() as b:
+        assert claim(a, d.id) is not None
+        assert claim(b, d.id) is None
+    d = only_delivery(make_session)
+    assert d.state == "sending" and d.attempts == 1
+
+
+def test_interrupted_sms_is_retried_with_same_key_but_email_is_not_resent(svc, make_session, fast_retries):
+    share(svc, channel="sms")
+    share(svc, channel="email")
+    with make_session() as s:
+        for d in s.scalars(select(Delivery)).all():
+            claim(s, d.id)  # then "the process dies"
+    with make_session() as s:
+        assert recover_interrupted(s) == 2
+        states = {d.channel: (d.state, d.last_error) for d in s.scalars(select(Delivery))}
+    assert states["sms"][0] == "queued"
+    assert states["email"][0] == "failed" and "never receives it twice" in states["email"][1]
+
+
+def test_walk_in_address_erased_when_delivery_ends(svc, make_session, identity, mailer):
+    svc.share(TEACHER_AUTH, {"service_ids": [SERVICE], "channel": "email", "recipient_email": "fam@example.org"})
+    deliver_due(make_session, identity)
+    assert mailer.call_args.args[0] == "fam@example.org"
+    d = only_delivery(make_session)
+    assert d.state == "sent" and d.transient_address is None
+
+
+def test_reminder_to_sharer_after_days_without_update(svc, make_session, identity, mailer, patch_settings):
+    patch_settings(referral_reminder_days=0)
+    item = share(svc, channel="print", contacts=())
+    with make_session() as s:
+        assert queue_reminders(s) == 1
+        assert queue_reminders(s) == 0  # once per period without update
+    deliver_due(make_session, identity)
+    to, subject, text, _ = mailer.call_args.args
+    assert to == "rivera@lincoln.example" and subject == "Follow up: Casa Azul Counseling"
+    assert '"requested"' in text
+    svc.update_status(TEACHER_AUTH, item["id"], {"status": "in-progress"})
+    with make_session() as s:
+        assert queue_reminders(s) == 1  # still no news after the new period
+    svc.update_status(TEACHER_AUTH, item["id"], {"status": "completed", "outcome": "connected"})
+    with make_session() as s:
+        assert queue_reminders(s) == 0  # closed: nothing to follow
+
+
+def test_no_reminder_before_the_configured_days(svc, make_session, patch_settings):
+    patch_settings(referral_reminder_days=14)
+    share(svc, channel="print", contacts=())
+    with make_session() as s:
+        assert queue_reminders(s) == 0
+
+
+# -- messages ---------------------------------------------------------------------------
+
+def test_english_and_spanish_messages_escape_html():
+    facts = service_facts(SERVICES[SERVICE])
+    en = render_share("en", [facts], note="<b>Ask</b> for Ana")
+    es = render_share("es", [facts], note=None)
+    assert en["subject"] == "A service for your family: Casa Azul Counseling"
+    assert "&lt;b&gt;Ask&lt;/b&gt;" in en["html"] and "<b>Ask</b>" in en["text"]
+    assert "Horario" in es["text"] and "Su escuela" in es["sms"]
+    assert "Casa Azul Counseling, 12 Main St" in en["sms"]
+
+
+# -- deletion ---------------------------------------------------------------------------
+
+def count(s, model):
+    return s.scalar(select(func.count()).select_from(model))
+
+
+def request(scope, subject, tenants=(SCHOOL,)):
+    return {"request_id": uid(), "scope": scope, "tenant_id": tenants[0], "subject_id": subject,
+            "tenant_ids": list(tenants), "older_than": None}
+
+
+def test_delete_student_removes_every_record_and_is_idempotent(svc, db, make_session, identity, mailer):
+    share(svc)
+    share(svc, service_ids=[PROGRAM_SERVICE], consent=CONSENT)
+    deliver_due(make_session, identity)
+    counts = svc.delete_for(request("student", STUDENT))
+    db.commit()
+    assert counts == {"shares": 2, "disclosures": 1}
+    for model in (Share, Referral, StatusChange, Delivery, DeliveryAttempt, ShareRecipient, Disclosure):
+        assert count(db, model) == 0, model
+    assert count(db, OutboxMessage) == 2  # the de-identified events stay (analytics counts)
+    assert svc.delete_for(request("student", STUDENT)) == {"shares": 0, "disclosures": 0}
+
+
+def test_delete_contact_keeps_the_schools_referral(svc, db):
+    item = share(svc, contacts=(MOTHER, FATHER))
+    counts = svc.delete_for(request("contact", MOTHER))
+    db.commit()
+    assert counts == {"deliveries": 1, "share_recipients": 1}
+    assert svc.get_referral(TEACHER_AUTH, item["id"])["contact_ids"] == [FATHER]
+
+
+def test_delete_user_unlinks_shares_and_drops_lists(svc, db):
+    item = share(svc)
+    svc.create_list(TEACHER_AUTH, {"name": "Mine"})
+    counts = svc.delete_for(request("user", TEACHER))
+    db.commit()
+    assert counts["saved_lists"] == 1 and counts["shares_unlinked"] == 1 and counts["status_changes_unlinked"] == 1
+    seen = svc.get_referral(ADMIN_AUTH, item["id"])
+    assert seen["sharer_id"] is None and seen["history"][0]["changed_by"] is None
+
+
+def test_delete_tenant_removes_everything_of_the_tenant(svc, db):
+    share(svc, service_ids=[PROGRAM_SERVICE], consent=CONSENT)
+    svc.create_list(TEACHER_AUTH, {"name": "Mine"})
+    counts = svc.delete_for(request("tenant", SCHOOL, (DISTRICT, SCHOOL)))
+    db.commit()
+    assert counts["shares"] == 1 and counts["saved_lists"] == 1 and counts["disclosures"] == 1
+    assert count(db, Share) == count(db, SavedList) == count(db, Disclosure) == 0
+
+
+def test_terminated_program_keeps_nothing_it_was_sent(svc, db):
+    item = share(svc, service_ids=[PROGRAM_SERVICE], consent=CONSENT)
+    svc.update_status(PROGRAM_AUTH, item["id"], {"status": "accepted", "note": "Diego starts Monday"})
+    counts = svc.delete_for(request("tenant", PROGRAM, (PROGRAM,)))
+    db.commit()
+    assert counts["received_referrals"] == 1
+    referral = db.get(Referral, item["id"])
+    assert referral.disclosed is None and referral.receiving_tenant_id is None
+    assert all(h.note is None for h in referral.history if h.changed_by_tenant_id == PROGRAM)
