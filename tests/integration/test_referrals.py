@@ -1,0 +1,391 @@
+"""Referrals end to end through the gateway: real RabbitMQ, PostgreSQL, SMTP sink and SMS endpoint.
+
+identity's roster RPCs and directory's get_service are still being built by other
+teams: this module runs the real services extended with test stand-ins for those
+RPCs only (tests/support/referrals_fakes.py; TO REMOVE AT MERGE, then create the
+students by roster import and the services through directory).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import date
+
+import pytest
+import requests
+from kombu import Connection, Exchange, Producer
+from sqlalchemy import text
+
+from nameko.amqp.publish import Publisher
+from tests.support import referrals_fakes as fakes
+from tests.support.infra import SmsEndpoint
+from tests.support.referrals_system import ANALYTICS_QUEUE, ReferralsSystem
+from weintervene.contracts import DELETION_COMPLETED, ShareRecorded, queue_name
+
+pytestmark = pytest.mark.integration
+
+CONSENT = {"given_by": "parent", "method": "written", "given_on": "2026-11-20"}
+
+
+@pytest.fixture(scope="module")
+def rs(tmp_path_factory, smtp_sink, sms_endpoint):
+    system = ReferralsSystem(tmp_path_factory.mktemp("referrals"), smtp_sink.port, sms_endpoint.base_url)
+    yield system
+    system.stop()
+
+
+@pytest.fixture(scope="module")
+def world(rs):
+    return rs.make_world()
+
+
+@pytest.fixture(scope="module")
+def teacher(rs, world):
+    return rs.login(world.emails["teacher"])
+
+
+@pytest.fixture(scope="module")
+def admin(rs, world):
+    return rs.login(world.emails["admin"])
+
+
+def wait_until(predicate, timeout=15.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def post_share(rs, session, **body):
+    return session.post(rs.url("/api/v1/referrals"), json=body, timeout=30)
+
+
+def delivery_of(rs, session, referral_id, state="sent"):
+    def done():
+        r = session.get(rs.url(f"/api/v1/referrals/{referral_id}"), timeout=30)
+        assert r.status_code == 200, r.text
+        deliveries = r.json()["deliveries"]
+        return deliveries if deliveries and all(d["state"] == state for d in deliveries) else None
+    return wait_until(done)
+
+
+# -- journey 1: a teacher gets help to a family -------------------------------------------
+
+def test_sms_in_spanish_to_the_mother_then_reminder_then_completed(rs, world, teacher, patch_settings, smtp_sink,
+                                                                   sms_endpoint):
+    patch_settings(referral_reminder_days=0)
+    mobile = fakes.ROSTER[world.student]["contacts"][world.mother]["mobile"]
+    r = post_share(rs, teacher, student_id=world.student, contact_ids=[world.mother],
+                   service_ids=[world.services["counseling"]], channel="sms", note="Pregunte por Ana")
+    assert r.status_code == 201, r.text
+    [item] = r.json()["items"]
+    assert item["status"] == "requested" and item["language"] == "es"
+    [delivery] = delivery_of(rs, teacher, item["id"])
+    sms = wait_until(lambda: [m for m in sms_endpoint.messages() if m["form"]["To"] == mobile])
+    assert len(sms) == 1
+    body = sms[0]["form"]["Body"]
+    assert "Su escuela le compartió un servicio" in body
+    assert "Casa Azul Counseling, 12 Main St, Springfield, IL 62701" in body
+    assert "217-555-0100" in body and "Horario: Mon-Fri 4pm-8pm" in body and "Pregunte por Ana" in body
+    assert sms[0]["idempotency_key"] == delivery["id"]
+    assert sms[0]["authorization"].startswith("Basic ")
+    assert sms[0]["path"] == f"/2010-04-01/Accounts/{rs.settings.sms_account}/Messages.json"
+    # It shows "requested" in her list, and she is reminded to follow up.
+    mine = teacher.get(rs.url("/api/v1/referrals?scope=mine&status=requested"), timeout=30).json()
+    assert item["id"] in [i["id"] for i in mine["items"]]
+    reminder = smtp_sink.wait_for(lambda m: m["To"] == world.emails["teacher"]
+                                  and "Casa Azul Counseling" in m["Subject"], timeout=15)
+    assert reminder["Subject"] == "Follow up: Casa Azul Counseling"
+    r = teacher.post(rs.url(f"/api/v1/referrals/{item['id']}/status"),
+                     json={"status": "completed", "outcome": "connected", "note": "Family enrolled"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "completed" and r.json()["outcome"] == "connected"
+    assert [h["status"] for h in r.json()["history"]] == ["requested", "completed"]
+
+
+def test_email_in_the_contacts_language_with_text_and_html(rs, world, teacher, smtp_sink):
+    r = post_share(rs, teacher, student_id=world.student, contact_ids=[world.mother, world.father],
+                   service_ids=[world.services["counseling"]], channel="email", note="<b>Llame</b> a Ana")
+    assert r.status_code == 201, r.text
+    rosa = fakes.ROSTER[world.student]["contacts"][world.mother]["email"]
+    luis = fakes.ROSTER[world.student]["contacts"][world.father]["email"]
+    es = smtp_sink.wait_for(lambda m: m["X-Envelope-To"] == rosa)
+    en = smtp_sink.wait_for(lambda m: m["X-Envelope-To"] == luis)
+    assert es["Subject"] == "Un servicio para su familia: Casa Azul Counseling"
+    assert en["Subject"] == "A service for your family: Casa Azul Counseling"
+    text_part = es.get_body(("plain",)).get_content()
+    html_part = es.get_body(("html",)).get_content()
+    assert "Dirección: 12 Main St" in text_part and "Horario: Mon-Fri 4pm-8pm" in text_part
+    assert "Quién puede usarlo: Families with children 5-18" in text_part
+    assert "&lt;b&gt;Llame&lt;/b&gt;" in html_part and "<b>Llame</b>" not in html_part
+    assert "Address: 12 Main St" in en.get_body(("plain",)).get_content()
+    assert len([m for m in smtp_sink.messages() if m["X-Envelope-To"] == rosa]) == 1
+
+
+def test_provider_outage_then_recovery_delivers_exactly_once(rs, world, teacher, patch_settings):
+    flaky = SmsEndpoint(fail_first=2)
+    try:
+        patch_settings(sms_base_url=flaky.base_url, delivery_backoff_seconds=0.2)
+        r = post_share(rs, teacher, student_id=world.adult_student, contact_ids=[world.adult_student],
+                       service_ids=[world.services["pantry1"]], channel="sms")
+        assert r.status_code == 201, r.text
+        [item] = r.json()["items"]
+        [delivery] = delivery_of(rs, teacher, item["id"])
+        assert delivery["attempts"] == 3
+        assert [a["result"] for a in delivery["attempt_log"]] == ["failed", "failed", "sent"]
+        assert "503" in delivery["attempt_log"][0]["reason"]
+        time.sleep(1.5)  # a few more relay/delivery ticks: nothing more may be sent
+        messages = flaky.messages()
+        assert len(messages) == 1
+        assert messages[0]["form"]["To"] == "+15558880000" and messages[0]["idempotency_key"] == delivery["id"]
+    finally:
+        flaky.stop()
+
+
+# -- journey 2: a walk-in family ------------------------------------------------------------
+
+def test_walk_in_print_of_three_pantries_keeps_nothing_about_the_family(rs, world, rs_db):
+    counsellor = rs.login(world.emails["teacher2"])
+    pantries = [world.services[k] for k in ("pantry1", "pantry2", "pantry3")]
+    r = post_share(rs, counsellor, service_ids=pantries, channel="print")
+    assert r.status_code == 201, r.text
+    items = r.json()["items"]
+    assert len(items) == 3 and all(i["student_id"] is None and i["contact_ids"] == [] for i in items)
+    page = counsellor.get(rs.url(f"/api/v1/referrals/{items[0]['id']}/print"), timeout=30)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    for name in ("Northside Food Pantry", "Eastside Food Pantry", "Westside Food Pantry"):
+        assert name in page.text
+    pdf = counsellor.get(rs.url(f"/api/v1/referrals/{items[0]['id']}/print.pdf"), timeout=30)
+    assert pdf.status_code == 200 and pdf.headers["Content-Type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
+    share_id = items[0]["share_id"]
+    with rs_db.connect() as conn:
+        assert conn.scalar(text("SELECT student_id FROM share WHERE id = :i"), {"i": share_id}) is None
+        assert conn.scalar(text("SELECT count(*) FROM share_recipient WHERE share_id = :i"), {"i": share_id}) == 0
+        assert conn.scalar(text("SELECT count(*) FROM delivery WHERE share_id = :i"), {"i": share_id}) == 0
+
+
+def test_walk_in_email_to_a_typed_address_is_sent_then_forgotten(rs, world, teacher, smtp_sink, rs_db):
+    address = f"walkin-{uuid.uuid4().hex[:6]}@family.example"
+    r = post_share(rs, teacher, service_ids=[world.services["pantry2"]], channel="email", recipient_email=address,
+                   language="es")
+    assert r.status_code == 201, r.text
+    message = smtp_sink.wait_for(lambda m: m["X-Envelope-To"] == address)
+    assert "Eastside Food Pantry" in message["Subject"]
+    share_id = r.json()["items"][0]["share_id"]
+    wait_until(lambda: _scalar(rs_db, "SELECT state FROM delivery WHERE share_id = :i", share_id) == "sent")
+    with rs_db.connect() as conn:
+        dump = " ".join(str(row) for row in conn.execute(text("SELECT * FROM delivery WHERE share_id = :i"),
+                                                        {"i": share_id}))
+    assert address not in dump
+
+
+def test_shared_link_shows_services_only_and_unknown_links_are_404(rs, world, teacher):
+    r = post_share(rs, teacher, student_id=world.student, service_ids=[world.services["counseling"]],
+                   channel="link", note="Diego needs help after school")
+    assert r.status_code == 201, r.text
+    link = r.json()["items"][0]["link_url"]
+    page = requests.get(link, timeout=30)  # no sign-in
+    assert page.status_code == 200 and "Casa Azul Counseling" in page.text
+    assert "Diego" not in page.text and world.student not in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    missing = requests.get(rs.url("/r/" + "x" * 43), timeout=30)
+    assert missing.status_code == 404 and "text/html" in missing.headers["Content-Type"]
+
+
+# -- access rules ---------------------------------------------------------------------------
+
+def test_access_rules_through_the_gateway(rs, world, teacher):
+    counseling = world.services["counseling"]
+    share = dict(student_id=world.student, contact_ids=[world.mother], service_ids=[counseling], channel="email")
+    # A teacher who does not serve the student.
+    r = post_share(rs, rs.login(world.emails["teacher2"]), **share)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "student_forbidden"
+    r = post_share(rs, teacher, **{**share, "student_id": world.unserved_student})
+    assert r.status_code == 403
+    # Another tenant's staff.
+    r = post_share(rs, rs.login(world.emails["other_teacher"]), **share)
+    assert r.status_code == 403
+    # A contact who is not authorised, or not the student's.
+    for contact in (world.unauthorised_contact, str(uuid.uuid4())):
+        r = post_share(rs, teacher, **{**share, "contact_ids": [contact]})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "contact_forbidden"
+    # Another school's own service.
+    r = post_share(rs, teacher, service_ids=[world.services["other_school_club"]], channel="print")
+    assert r.status_code == 404
+    # Operators and auditors see no student data at all.
+    for role in ("operator", "auditor"):
+        session = rs.login(world.emails[role])
+        assert post_share(rs, session, **share).status_code == 403
+        assert session.get(rs.url("/api/v1/referrals"), timeout=30).status_code == 403
+    # Bad input is a 400 with the field, never a 500.
+    r = post_share(rs, teacher, **{**share, "channel": "pigeon", "extra": 1})
+    assert r.status_code == 400 and {"channel", "extra"} <= set(r.json()["error"]["details"])
+    # Someone else's referral is simply not found; a malformed id is a 400.
+    [item] = post_share(rs, teacher, **share).json()["items"]
+    for other in ("teacher2", "other_admin", "other_teacher"):
+        r = rs.login(world.emails[other]).get(rs.url(f"/api/v1/referrals/{item['id']}"), timeout=30)
+        assert r.status_code == 404, other
+    assert teacher.get(rs.url("/api/v1/referrals/not-a-uuid"), timeout=30).status_code == 400
+    # The school admin sees the school's referrals; the other school's admin sees none of them.
+    admin = rs.login(world.emails["admin"])
+    assert admin.get(rs.url(f"/api/v1/referrals/{item['id']}"), timeout=30).status_code == 200
+    school = admin.get(rs.url("/api/v1/referrals?scope=school"), timeout=30).json()
+    assert item["id"] in [i["id"] for i in school["items"]]
+    other_school = rs.login(world.emails["other_admin"]).get(rs.url("/api/v1/referrals?scope=school"), timeout=30)
+    assert item["id"] not in [i["id"] for i in other_school.json()["items"]]
+    assert teacher.get(rs.url("/api/v1/referrals?scope=school"), timeout=30).status_code == 403
+
+
+def test_fenced_student_is_refused_with_409(rs, world, teacher):
+    fakes.FENCED.add(world.adult_student)
+    try:
+        r = post_share(rs, teacher, student_id=world.adult_student, contact_ids=[world.adult_student],
+                       service_ids=[world.services["counseling"]], channel="email")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "subject_fenced"
+    finally:
+        fakes.FENCED.discard(world.adult_student)
+
+
+# -- journey 7: a provider program closes the loop --------------------------------------------
+
+def test_program_receives_accepts_and_completes_with_consent_and_disclosure(rs, world, teacher, admin):
+    mentoring = world.services["mentoring"]
+    share = dict(student_id=world.student, contact_ids=[world.father], service_ids=[mentoring], channel="email")
+    r = post_share(rs, teacher, **share)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "consent_required"
+    r = post_share(rs, teacher, **share, consent=CONSENT)
+    assert r.status_code == 201, r.text
+    [item] = r.json()["items"]
+    program = rs.login(world.emails["program_staff"])
+    incoming = program.get(rs.url("/api/v1/referrals?scope=incoming"), timeout=30).json()
+    [seen] = [i for i in incoming["items"] if i["id"] == item["id"]]
+    assert seen["student_id"] is None and seen["contact_ids"] == [] and seen["note"] is None
+    assert seen["disclosed"] == {"student_first_name": "Diego"}
+    for body in ({"status": "accepted"}, {"status": "in-progress"},
+                 {"status": "completed", "outcome": "connected", "note": "Matched with a mentor"}):
+        r = program.post(rs.url(f"/api/v1/referrals/{item['id']}/status"), json=body, timeout=30)
+        assert r.status_code == 200, r.text
+    mine = teacher.get(rs.url(f"/api/v1/referrals/{item['id']}"), timeout=30).json()
+    assert [h["status"] for h in mine["history"]] == ["requested", "accepted", "in-progress", "completed"]
+    log = admin.get(rs.url(f"/api/v1/students/{world.student}/disclosures"), timeout=30)
+    assert log.status_code == 200, log.text
+    [entry] = [d for d in log.json()["items"] if d["referral_id"] == item["id"]]
+    assert entry["basis"] == "consent" and entry["recipient_tenant_id"] == world.program
+    assert entry["consent"]["given_by"] == "parent" and entry["information"] == ["student_first_name"]
+    assert teacher.get(rs.url(f"/api/v1/students/{world.student}/disclosures"), timeout=30).status_code == 403
+    other = rs.login(world.emails["other_admin"]).get(rs.url(f"/api/v1/students/{world.student}/disclosures"),
+                                                       timeout=30)
+    assert other.status_code == 403
+
+
+# -- saved lists -----------------------------------------------------------------------------
+
+def test_saved_list_shared_within_the_school_and_shared_with_a_family(rs, world, teacher):
+    r = teacher.post(rs.url("/api/v1/lists"), json={"name": "Food", "shared": True,
+                                                    "service_ids": [world.services["pantry1"]]}, timeout=30)
+    assert r.status_code == 201, r.text
+    list_id = r.json()["id"]
+    r = teacher.post(rs.url(f"/api/v1/lists/{list_id}/items"), json={"service_id": world.services["pantry2"]},
+                     timeout=30)
+    assert r.status_code == 201 and len(r.json()["items"]) == 2
+    colleague = rs.login(world.emails["teacher2"])
+    assert list_id in [l["id"] for l in colleague.get(rs.url("/api/v1/lists"), timeout=30).json()["items"]]
+    other = rs.login(world.emails["other_teacher"])
+    assert list_id not in [l["id"] for l in other.get(rs.url("/api/v1/lists"), timeout=30).json()["items"]]
+    r = post_share(rs, colleague, list_id=list_id, channel="print")
+    assert r.status_code == 201 and len(r.json()["items"]) == 2
+    assert post_share(rs, other, list_id=list_id, channel="print").status_code == 404
+
+
+# -- events ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def rs_db(rs):
+    return rs.referrals_engine()
+
+
+def _scalar(engine, sql, value):
+    with engine.connect() as conn:
+        return conn.scalar(text(sql), {"i": value})
+
+
+def outbox_relayed(engine):
+    return _scalar(engine, "SELECT count(*) FROM outbox_message WHERE published_at IS NULL AND attempts >= :i", 0) == 0
+
+
+def test_share_events_carry_exactly_the_contract_and_reach_analytics_once(rs, world, teacher, rs_db):
+    wait_until(lambda: outbox_relayed(rs_db))  # earlier tests' events are out of the way
+    tap = rs.tap("referrals")
+    rs.drain(ANALYTICS_QUEUE)
+    r = post_share(rs, teacher, student_id=world.student, contact_ids=[world.father],
+                   service_ids=[world.services["counseling"], world.services["pantry3"]], channel="email",
+                   note="Diego Diaz, grade 7, rosa@family.example")
+    assert r.status_code == 201
+    events = wait_until(lambda: [e for e in rs.drain(tap) if e.get("service_id")] or None)
+    time.sleep(1.0)
+    events += [e for e in rs.drain(tap) if e.get("service_id")]
+    assert len(events) == 2
+    for event in events:
+        assert set(event) == set(ShareRecorded().fields)
+        loaded = ShareRecorded().load(event)  # unknown=RAISE
+        assert str(loaded["tenant_id"]) == world.school and str(loaded["district_id"]) == world.district
+        assert [str(t) for t in loaded["taxonomy_term_ids"]] == [world.term]
+        assert loaded["channel"] == "email" and loaded["occurred_on"] == date.today()
+        flat = str(event)
+        for secret in (world.student, world.father, world.users["teacher"], "Diego", "rosa@"):
+            assert secret not in flat
+    analytics = rs.drain(ANALYTICS_QUEUE)
+    assert sorted(e["event_id"] for e in analytics) == sorted(e["event_id"] for e in events)
+
+
+def test_broker_unreachable_delays_but_loses_nothing_and_sends_once(rs, world, teacher, rs_db):
+    publisher = next(d for d in rs.container("referrals").dependencies if type(d).__name__ == "ReliablePublisher")
+    healthy = publisher.publisher
+    rs.drain(ANALYTICS_QUEUE)
+    # The relay now talks to a port where no broker listens: a real connection failure.
+    wait_until(lambda: outbox_relayed(rs_db))
+    publisher.publisher = Publisher("amqp://guest:guest@127.0.0.1:1/", serializer="json", use_confirms=True,
+                                    delivery_mode=2, mandatory=True, declare=[publisher.exchange])
+    try:
+        r = post_share(rs, teacher, service_ids=[world.services["pantry1"]], channel="print")
+        assert r.status_code == 201, r.text  # the share commits; its event waits in the outbox
+        share_id = r.json()["items"][0]["share_id"]
+        wait_until(lambda: _scalar(rs_db, "SELECT count(*) FROM outbox_message WHERE published_at IS NULL "
+                                          "AND attempts >= :i", 2))
+        assert rs.drain(ANALYTICS_QUEUE) == []
+    finally:
+        publisher.publisher = healthy
+    events = wait_until(lambda: rs.drain(ANALYTICS_QUEUE) or None)
+    time.sleep(1.5)
+    events += rs.drain(ANALYTICS_QUEUE)
+    assert len(events) == 1 and events[0]["service_id"] == world.services["pantry1"]
+    assert share_id
+
+
+# -- deletion -------------------------------------------------------------------------------
+
+def test_deletion_request_for_a_student_removes_shares_and_confirms(rs, world, teacher, rs_db):
+    r = post_share(rs, teacher, student_id=world.adult_student, contact_ids=[world.adult_student],
+                   service_ids=[world.services["pantry3"]], channel="print")
+    assert r.status_code == 201
+    share_id = r.json()["items"][0]["share_id"]
+    confirmations = queue_name("referrals", DELETION_COMPLETED, "retention", "on_referrals_deletion_completed")
+    rs.drain(confirmations)
+    request_id = str(uuid.uuid4())
+    # Published exactly as retention does: retention.events, routing key deletion_requested.
+    with Connection(rs.settings.amqp_uri) as conn:
+        Producer(conn.channel()).publish(
+            {"request_id": request_id, "scope": "student", "tenant_id": world.school,
+             "subject_id": world.adult_student, "tenant_ids": [world.school], "older_than": None, "attempt": 1},
+            exchange=Exchange("retention.events", type="topic", durable=True), routing_key="deletion_requested",
+            serializer="json", delivery_mode=2, declare=[Exchange("retention.events", type="topic", durable=True)],
+        )
+    [done] = wait_until(lambda: rs.drain(confirmations) or None)
+    assert done["request_id"] == request_id and done["service"] == "referrals"
+    assert done["counts"]["shares"] >= 1
+    assert _scalar(rs_db, "SELECT count(*) FROM share WHERE student_id = :i", world.adult_student) == 0
+    assert _scalar(rs_db, "SELECT count(*) FROM share WHERE id = :i", share_id) == 0

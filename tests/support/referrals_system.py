@@ -1,0 +1,199 @@
+"""A running WeIntervene for the referrals integration tests and benchmark.
+
+Real RabbitMQ (a vhost of its own), real PostgreSQL databases (or SQLite when
+none is reachable), the real referrals service and gateway, the real identity
+and directory services extended with the RPCs still being built by other
+teams (``tests/support/referrals_fakes.py``; TO REMOVE AT MERGE).
+
+Analytics and retention do not run here on purpose: their durable queues (declared
+from ``contracts.SUBSCRIPTIONS``) collect what referrals publishes, so a test
+can count exactly what analytics would receive.
+"""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import requests
+from kombu import Connection, Exchange, Queue
+from nameko import config as nameko_config
+from nameko.runners import ServiceRunner
+from nameko.standalone.rpc import ClusterRpcClient
+
+from gateway.service import GatewayService
+from services.referrals.service import ReferralsService
+from tests.support import referrals_fakes as fakes
+from tests.support.infra import PostgresDatabases, Vhost, free_port, postgres_available
+from weintervene.config import SERVICES, Settings
+from weintervene.contracts import SHARE_RECORDED, queue_name
+from weintervene.messaging import declare_topology
+
+PASSWORD = "correct horse battery staple 42"
+ANALYTICS_QUEUE = queue_name("referrals", SHARE_RECORDED, "analytics", "on_share_recorded")
+
+
+@dataclasses.dataclass
+class World:
+    """Tenants, users and a roster made for one test module."""
+
+    district: str
+    school: str
+    other_school: str
+    program: str
+    emails: dict  # role name -> email
+    users: dict  # role name -> user id
+    student: str
+    adult_student: str
+    unserved_student: str
+    mother: str
+    father: str
+    unauthorised_contact: str
+    services: dict  # name -> service id
+    term: str
+
+
+class ReferralsSystem:
+    def __init__(self, tmp_path, smtp_port: int, sms_url: str, use_postgres: bool | None = None):
+        self.vhost = Vhost()
+        self.databases = None
+        template = ""
+        if use_postgres is None:
+            use_postgres = postgres_available()
+        if use_postgres:
+            self.databases = PostgresDatabases(SERVICES)
+            template = self.databases.template
+        port = free_port()
+        self.settings = Settings(
+            amqp_uri=self.vhost.uri, data_dir=tmp_path, database_url_template=template,
+            gateway_address=f"127.0.0.1:{port}", public_base_url=f"http://127.0.0.1:{port}",
+            secret_key="test-secret", smtp_port=smtp_port, sms_base_url=sms_url, rpc_timeout_seconds=20,
+            delivery_backoff_seconds=0.2,
+        )
+        self.previous_config = dict(nameko_config)
+        nameko_config.setup(self.settings.nameko_config())
+        declare_topology(self.settings.amqp_uri)
+        self.runner = ServiceRunner()
+        for cls in (fakes.IdentityWithRoster, fakes.DirectoryWithCatalogue, ReferralsService, GatewayService):
+            self.runner.add_service(cls)
+        self.runner.start()
+
+    # -- reaching it ------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return self.settings.public_base_url + path
+
+    def login(self, email: str, password: str = PASSWORD) -> requests.Session:
+        r = requests.post(self.url("/api/v1/sessions"), json={"email": email, "password": password}, timeout=30)
+        assert r.status_code == 201, r.text
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {r.json()['token']}"
+        return session
+
+    def rpc(self):
+        return ClusterRpcClient(uri=self.settings.amqp_uri, timeout=30)
+
+    def container(self, name: str):
+        return next(c for c in self.runner.containers if c.service_name == name)
+
+    def referrals_engine(self):
+        return next(e for e in self.container("referrals").dependencies if getattr(e, "service", None) == "referrals").engine
+
+    def drain(self, queue: str) -> list[dict]:
+        """Take every message waiting in a durable queue (acknowledged: consumed)."""
+        out = []
+        with Connection(self.settings.amqp_uri) as conn:
+            channel = conn.channel()
+            q = Queue(queue, durable=True)(channel)
+            while True:
+                message = q.get(no_ack=True)
+                if message is None:
+                    break
+                out.append(message.payload)
+        return out
+
+    def tap(self, source: str = "referrals") -> str:
+        """A queue bound to every routing key of ``source``'s events exchange; returns its name."""
+        name = f"tap-{source}-{uuid.uuid4().hex[:8]}"
+        with Connection(self.settings.amqp_uri) as conn:
+            Queue(name, exchange=Exchange(f"{source}.events", type="topic", durable=True), routing_key="#",
+                  durable=True, auto_delete=False)(conn.channel()).declare()
+        return name
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.runner.kill()
+        if self.databases is not None:
+            self.databases.drop()
+        self.vhost.delete()
+        nameko_config.setup(self.previous_config)
+
+    # -- data -------------------------------------------------------------------------
+    def make_world(self, tag: str | None = None) -> World:
+        tag = tag or uuid.uuid4().hex[:6]
+        with self.rpc() as rpc:
+            operator = rpc.identity.bootstrap_user(
+                {"email": f"ops-{tag}@platform.example", "display_name": "Ops", "role": "operator",
+                 "tenant_id": None}, PASSWORD)
+            op_auth = {"user_id": operator["id"], "tenant_id": operator["tenant_id"], "role": "operator"}
+            district = rpc.identity.create_tenant(op_auth, {"kind": "district", "name": f"Springfield USD {tag}"})
+            school = rpc.identity.create_tenant(op_auth, {"kind": "school", "name": f"Lincoln Middle {tag}",
+                                                         "parent_id": district["id"]})
+            other = rpc.identity.create_tenant(op_auth, {"kind": "school", "name": f"Jefferson High {tag}",
+                                                        "parent_id": district["id"]})
+            program = rpc.identity.create_tenant(op_auth, {"kind": "program", "name": f"Bright Futures {tag}"})
+            people = {
+                "teacher": (school, "teacher"), "teacher2": (school, "teacher"), "admin": (school, "school_admin"),
+                "other_admin": (other, "school_admin"), "other_teacher": (other, "teacher"),
+                "district_admin": (district, "district_admin"), "program_staff": (program, "program_staff"),
+                "auditor": (None, "auditor"),
+            }
+            emails, users = {"operator": f"ops-{tag}@platform.example"}, {"operator": operator["id"]}
+            for key, (tenant, role) in people.items():
+                email = f"{key}-{tag}@example.org"
+                tenant_id = tenant["id"] if tenant else operator["tenant_id"]
+                user = rpc.identity.create_user(op_auth, {"email": email, "display_name": key.title(), "role": role,
+                                                          "tenant_id": tenant_id}, password=PASSWORD)
+                emails[key], users[key] = email, user["id"]
+        ids = {k: str(uuid.uuid4()) for k in ("student", "adult", "unserved", "mother", "father", "unauth")}
+        fakes.ROSTER[ids["student"]] = {
+            "tenant_id": school["id"], "district_id": district["id"], "first_name": "Diego", "is_adult": False,
+            "served_by": {users["teacher"]},
+            "contacts": {
+                ids["mother"]: {"id": ids["mother"], "name": "Rosa Diaz", "email": f"rosa-{tag}@family.example",
+                                "mobile": "+1555" + str(uuid.uuid4().int)[:7], "preferred_language": "es",
+                                "authorised": True},
+                ids["father"]: {"id": ids["father"], "name": "Luis Diaz", "email": f"luis-{tag}@family.example",
+                                "mobile": "+1555" + str(uuid.uuid4().int)[:7], "preferred_language": "en",
+                                "authorised": True},
+                ids["unauth"]: {"id": ids["unauth"], "name": "Uncle Bob", "email": f"bob-{tag}@family.example",
+                                "mobile": "+15559990000", "preferred_language": "en", "authorised": False},
+            },
+        }
+        fakes.ROSTER[ids["adult"]] = {
+            "tenant_id": school["id"], "district_id": district["id"], "first_name": "Sam", "is_adult": True,
+            "served_by": {users["teacher"]},
+            "contacts": {ids["adult"]: {"id": ids["adult"], "name": "Sam Lee", "email": f"sam-{tag}@family.example",
+                                        "mobile": "+15558880000", "preferred_language": "en", "authorised": True}},
+        }
+        fakes.ROSTER[ids["unserved"]] = {
+            "tenant_id": school["id"], "district_id": district["id"], "first_name": "Maya", "is_adult": False,
+            "served_by": set(), "contacts": {},
+        }
+        term = str(uuid.uuid4())
+        services = {}
+        for name, kwargs in {
+            "counseling": {}, "pantry1": {}, "pantry2": {}, "pantry3": {},
+            "mentoring": {"owner_tenant_id": program["id"], "offered_to_schools": True},
+            "other_school_club": {"owner_tenant_id": other["id"]},
+        }.items():
+            sid = str(uuid.uuid4())
+            title = {"counseling": "Casa Azul Counseling", "pantry1": "Northside Food Pantry",
+                     "pantry2": "Eastside Food Pantry", "pantry3": "Westside Food Pantry",
+                     "mentoring": "Bright Futures Mentoring", "other_school_club": "Jefferson Club"}[name]
+            fakes.CATALOGUE[sid] = fakes.hsds_service(sid, title, term_ids=[term], **kwargs)
+            services[name] = sid
+        return World(
+            district=district["id"], school=school["id"], other_school=other["id"], program=program["id"],
+            emails=emails, users=users, student=ids["student"], adult_student=ids["adult"],
+            unserved_student=ids["unserved"], mother=ids["mother"], father=ids["father"],
+            unauthorised_contact=ids["unauth"], services=services, term=term,
+        )
