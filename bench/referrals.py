@@ -1,0 +1,228 @@
+"""Shares per second end to end through the gateway, with delivery and outbox lag.
+
+``python -m bench referrals [--n 2000] [--concurrency 16]``
+
+What runs: a fresh RabbitMQ vhost and PostgreSQL databases, identity, directory,
+referrals and the gateway in this process (as ``weintervene run`` does), the SMTP
+sink and the SMS endpoint as subprocesses, and the HTTP load client in its own
+process. Each share is an email to a student's authorised contact: sign-in
+check, identity access check and contacts, directory lookup, one transaction
+(share, referral, history, delivery job, outbox event), 201. Afterwards the
+delivery timer sends the emails to the sink and the relay publishes the events.
+
+Measured in the same run, as baselines: a bare nameko RPC round trip, a raw
+SQL insert+commit on the same database, and an authenticated gateway request
+that does nothing (``GET /api/v1/me``) at the same concurrency.
+
+Until identity's roster and directory's get_service are merged, those RPCs are
+the test stand-ins of ``tests/support/referrals_fakes.py`` (in-memory lookups:
+the real ones will cost a database query each).
+"""
+from __future__ import annotations
+
+import eventlet
+
+eventlet.monkey_patch()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from eventlet.green import subprocess  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from bench.stats import line, summary  # noqa: E402
+
+
+def http_load(url: str, token: str, bodies, n: int, concurrency: int, method: str = "POST") -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(bodies, f)
+    cmd = [sys.executable, "-m", "bench.http_load", "--url", url, "--token", token, "--n", str(n),
+           "--concurrency", str(concurrency), "--method", method]
+    if bodies is not None:
+        cmd += ["--body", f.name]
+    # eventlet's green subprocess: the services keep running while the client loads them.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parents[1])
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load client failed: {err.decode()[-2000:]}")
+    return json.loads(out)
+
+
+def token_of(rs, email: str) -> str:
+    return rs.login(email).headers["Authorization"].split(" ", 1)[1]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench referrals")
+    parser.add_argument("--n", type=int, default=2000, help="shares to make")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=200)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+
+    from nameko.standalone.rpc import ClusterRpcClient
+
+    from tests.support import referrals_fakes as fakes
+    from tests.support.infra import SmsEndpoint, SmtpSink
+    from tests.support.referrals_system import ANALYTICS_QUEUE, ReferralsSystem
+
+    smtp, sms = SmtpSink(), SmsEndpoint()
+    rs = ReferralsSystem(Path(tempfile.mkdtemp(prefix="bench-referrals-")), smtp.port, sms.base_url)
+    try:
+        world = rs.make_world("bench")
+        token = token_of(rs, world.emails["teacher"])
+        url = rs.url("/api/v1/referrals")
+        services = [world.services[k] for k in ("counseling", "pantry1", "pantry2", "pantry3")]
+        contacts = [world.mother, world.father]
+        bodies = [
+            {"student_id": world.student, "contact_ids": [contacts[i % 2]], "service_ids": [services[i % 4]],
+             "channel": "email", "note": "Bench share"}
+            for i in range(8)
+        ]
+        engine = rs.referrals_engine()
+        print(f"database: {engine.dialect.name}; stand-ins: identity roster + directory.get_service "
+              f"({len(fakes.CATALOGUE)} services)")
+
+        # -- baselines -------------------------------------------------------------
+        rpc_times = []
+        with ClusterRpcClient(uri=rs.settings.amqp_uri) as rpc:
+            for _ in range(300):
+                started = time.perf_counter()
+                rpc.referrals.health()
+                rpc_times.append(time.perf_counter() - started)
+        sql_times = []
+        with engine.connect() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS bench_baseline (id serial PRIMARY KEY, v text)"
+                              if engine.dialect.name == "postgresql" else
+                              "CREATE TABLE IF NOT EXISTS bench_baseline (id integer PRIMARY KEY, v text)"))
+            conn.commit()
+            for _ in range(300):
+                started = time.perf_counter()
+                conn.execute(text("INSERT INTO bench_baseline (v) VALUES ('x')"))
+                conn.commit()
+                sql_times.append(time.perf_counter() - started)
+        me = http_load(rs.url("/api/v1/me"), token, None, args.n // 2, args.concurrency, method="GET")
+
+        # -- shares ----------------------------------------------------------------
+        http_load(url, token, bodies, args.warmup, args.concurrency)
+        wait_for_deliveries(engine, timeout=120)
+        rs.drain(ANALYTICS_QUEUE)
+        with engine.connect() as conn:
+            mark = conn.scalar(text("SELECT now()" if engine.dialect.name == "postgresql" else "SELECT CURRENT_TIMESTAMP"))
+        # One client alone: the latency of a share when nothing queues.
+        alone = http_load(url, token, bodies, 100, 1)
+        wait_for_deliveries(engine, timeout=120)
+        rs.drain(ANALYTICS_QUEUE)
+        with engine.connect() as conn:
+            mark = conn.scalar(text("SELECT now()" if engine.dialect.name == "postgresql" else "SELECT CURRENT_TIMESTAMP"))
+        sinks_before = len(smtp.files(".eml"))
+        before = entrypoint_seconds()
+        cpu_before = os.times()
+        started = time.perf_counter()
+        result = http_load(url, token, bodies, args.n, args.concurrency)
+        http_done = time.perf_counter()
+        cpu_after = os.times()
+        after = entrypoint_seconds()
+        delivered = wait_for_sink(smtp, sinks_before + args.n, timeout=300)
+        all_sent = time.perf_counter()
+        with engine.connect() as conn:
+            deliveries = [r[0] for r in conn.execute(text(
+                "SELECT EXTRACT(EPOCH FROM (sent_at - created_at)) FROM delivery "
+                "WHERE created_at >= :m AND state = 'sent'"), {"m": mark})]
+            wait_outbox(conn)
+            outbox = [r[0] for r in conn.execute(text(
+                "SELECT EXTRACT(EPOCH FROM (published_at - created_at)) FROM outbox_message "
+                "WHERE created_at >= :m AND event_type = 'share_recorded'"), {"m": mark})]
+        in_analytics_queue = len(rs.drain(ANALYTICS_QUEUE))
+
+        latencies = result["latencies"]
+        share_rate = len(latencies) / result["wall_seconds"]
+        s, m = summary(latencies), summary(me["latencies"])
+        print()
+        print(f"shares: {args.n} at concurrency {args.concurrency}; statuses {result['statuses']}")
+        print(line("baseline: nameko RPC round trip", rpc_times))
+        print(line("baseline: SQL insert+commit", sql_times))
+        print(line(f"baseline: GET /api/v1/me (c={args.concurrency})", me["latencies"])
+              + f"  {len(me['latencies']) / me['wall_seconds']:.0f} req/s")
+        print(line("POST /api/v1/referrals, one client", alone["latencies"])
+              + f"  {len(alone['latencies']) / alone['wall_seconds']:.0f} shares/s")
+        print(line(f"POST /api/v1/referrals (c={args.concurrency})", latencies) + f"  {share_rate:.0f} shares/s")
+        print(line("share queued -> email accepted by SMTP", [float(d) for d in deliveries]))
+        print(line("outbox row -> published to broker", [float(o) for o in outbox]))
+        print(f"emails in the sink: {delivered - sinks_before}/{args.n} "
+              f"({args.n / (all_sent - started):.0f}/s end to end; last one {all_sent - http_done:.2f} s after the "
+              f"last 201)")
+        print(f"share_recorded events waiting in analytics' queue: {in_analytics_queue}/{args.n}")
+        print(f"ratios: share median / GET me median = {s['median_ms'] / m['median_ms']:.1f}x; "
+              f"share median / RPC median = {s['median_ms'] / summary(rpc_times)['median_ms']:.1f}x")
+        cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+        print(f"CPU of the services' process while sharing: {cpu / args.n * 1000:.1f} ms per share "
+              f"({cpu / (http_done - started) * 100:.0f}% of one core; load average now {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} cores)")
+        print("mean time in each entrypoint while sharing (wall, includes waiting):")
+        for key in sorted(after, key=lambda k: -(after[k][0] - before.get(k, (0, 0))[0])):
+            total, count = after[key][0] - before.get(key, (0, 0))[0], after[key][1] - before.get(key, (0, 0))[1]
+            if count:
+                print(f"  {key:<40} calls={int(count):<6} mean={total / count * 1000:8.2f} ms")
+        target_ok = share_rate >= 200 and s["p99_ms"] < 100
+        print(f"target (>= 200 shares/s, p99 < 100 ms): {'met' if target_ok else 'NOT met'}")
+    finally:
+        rs.stop()
+        smtp.stop()
+        sms.stop()
+    return 0
+
+
+def entrypoint_seconds() -> dict:
+    """{service.entrypoint: (total seconds, count)} from the services' Prometheus histograms."""
+    from prometheus_client import REGISTRY
+
+    out = {}
+    for metric in REGISTRY.collect():
+        if metric.name != "weintervene_entrypoint_seconds":
+            continue
+        for sample in metric.samples:
+            key = f"{sample.labels['service']}.{sample.labels['entrypoint']}"
+            total, count = out.get(key, (0.0, 0.0))
+            if sample.name.endswith("_sum"):
+                out[key] = (sample.value, count)
+            elif sample.name.endswith("_count"):
+                out[key] = (total, sample.value)
+    return out
+
+
+def wait_for_sink(smtp, count: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    n = len(smtp.files(".eml"))
+    while n < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        n = len(smtp.files(".eml"))
+    return n
+
+
+def wait_for_deliveries(engine, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if not conn.scalar(text("SELECT count(*) FROM delivery WHERE state IN ('queued', 'sending')")):
+                return
+        time.sleep(0.2)
+
+
+def wait_outbox(conn, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not conn.scalar(text("SELECT count(*) FROM outbox_message WHERE published_at IS NULL")):
+            return
+        conn.commit()
+        time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
