@@ -70,6 +70,13 @@ SERVICES = {
 }
 
 
+def rpc_mock(fn) -> mock.Mock:
+    """A mocked RPC method: callable, and ``call_async(...).result()`` like nameko's."""
+    method = mock.Mock(side_effect=fn)
+    method.call_async = mock.Mock(side_effect=lambda *a: mock.Mock(result=lambda: method(*a)))
+    return method
+
+
 class FakeIdentity:
     """identity's agreed RPCs over a tiny roster: TEACHER serves STUDENT and ADULT_STUDENT."""
 
@@ -80,8 +87,8 @@ class FakeIdentity:
         self.unauthorised = {STUDENT: {UNAUTHORISED}}
         self.users = {TEACHER: {"id": TEACHER, "tenant_id": SCHOOL, "display_name": "Ms. Rivera",
                                 "email": "rivera@lincoln.example", "role": "teacher"}}
-        self.delivery_contacts = mock.Mock(side_effect=self._delivery_contacts)
-        self.check_student_access = mock.Mock(side_effect=self._check_student_access)
+        self.delivery_contacts = rpc_mock(self._delivery_contacts)
+        self.check_student_access = rpc_mock(self._check_student_access)
 
     def _check_student_access(self, auth, student_id):
         if student_id in self.fenced:
@@ -122,22 +129,13 @@ class FakeDirectory:
     """directory.get_service: tenant-owned services only for their tenant (programs' are public here)."""
 
     def __init__(self):
-        self.get_service = mock.Mock(side_effect=self._get_service)
-        self.get_service.call_async = mock.Mock(side_effect=self._call_async)
+        self.get_service = rpc_mock(self._get_service)
 
     def _get_service(self, auth, service_id):
         svc = SERVICES.get(service_id)
         if svc is None or (svc["owner_tenant_id"] == OTHER_SCHOOL and (auth or {}).get("tenant_id") != OTHER_SCHOOL):
             raise NotFound("No such service.", code="service_not_found")
         return dict(svc)
-
-    def _call_async(self, auth, service_id):
-        try:
-            value = self._get_service(auth, service_id)
-        except Exception as exc:  # the RPC reply raises on .result()
-            error = exc
-            return mock.Mock(result=mock.Mock(side_effect=error))
-        return mock.Mock(result=mock.Mock(return_value=value))
 
 
 @pytest.fixture
