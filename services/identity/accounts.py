@@ -21,7 +21,9 @@ from html import escape
 from prometheus_client import Counter
 from sqlalchemy import delete, func, select, update
 
-from services.identity.exceptions import InvalidCredentials, InvalidResetToken, LoginThrottled, SessionExpired
+from services.identity.exceptions import (
+    InvalidCredentials, InvalidResetToken, LoginThrottled, SessionExpired, WrongCurrentPassword,
+)
 from services.identity.models import LoginAttempt, PasswordReset, User, UserSession
 from services.identity.passwords import check_policy, hash_password, verify_password
 from weintervene import mail
@@ -209,7 +211,8 @@ def change_password(db, auth: AuthContext, current_password: str, new_password: 
     matches, _ = verify_password(user.password_hash, current_password or "")
     if not matches:
         LOGIN_FAILURES.inc()
-        raise InvalidCredentials("The current password is not right.", code="wrong_current_password")
+        # 400, not 401: the session is fine, only the form is wrong.
+        raise WrongCurrentPassword("The current password is not right.")
     check_policy(new_password, email=user.email)
     set_password(user, new_password)
     revoked = revoke_sessions(db, user.id, "password_changed", except_session_id=auth.session_id)

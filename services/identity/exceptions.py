@@ -52,3 +52,8 @@ class RosterRejected(BadRequest):
     """The whole file is unusable (encoding, header, size): nothing was stored."""
 
     code = "roster_rejected"
+
+
+@remote
+class WrongCurrentPassword(BadRequest):
+    code = "wrong_current_password"
