@@ -4,6 +4,11 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from weintervene.auth import Role, TenantKind
 
 
+def StrictBool(**kwargs):
+    """JSON true/false only: "no" or "yes" are errors, not guesses."""
+    return fields.Bool(truthy={True}, falsy={False}, **kwargs)
+
+
 class StrictSchema(Schema):
     """Unknown fields are an error (RAISE is marshmallow's default; say so)."""
 
@@ -119,8 +124,8 @@ class TenantPageSchema(Schema):
 
 
 class TenantSettingsSchema(StrictSchema):
-    student_ids_enabled = fields.Bool()
-    analytics_consent = fields.Bool()
+    student_ids_enabled = StrictBool()
+    analytics_consent = StrictBool()
     # Counts below this are suppressed in reports that leave the school (>= 5 keeps
     # small groups unidentifiable).
     suppression_threshold = fields.Int(validate=validate.Range(min=5, max=100))
@@ -157,7 +162,7 @@ class UserPageSchema(Schema):
 
 class UserUpdateSchema(StrictSchema):
     role = fields.Str(validate=validate.OneOf([r.value for r in Role]))
-    is_active = fields.Bool()
+    is_active = StrictBool()
     display_name = fields.Str(validate=validate.Length(min=1, max=200))
 
     @validates_schema
