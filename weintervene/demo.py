@@ -34,7 +34,6 @@ from typing import Callable
 from nameko.standalone.rpc import ClusterRpcClient
 
 from weintervene.config import Settings
-from weintervene.errors import Conflict
 
 DEMO_PASSWORD = "demo-passphrase-2026"
 DEMO_OPERATOR = "operator@weintervene.example"
@@ -160,12 +159,11 @@ def _sign_in(rpc, email: str) -> dict:
 
 
 def _bootstrap(rpc, email, name, role, tenant_id) -> None:
-    try:
-        rpc.identity.bootstrap_user(
-            {"email": email, "display_name": name, "role": role, "tenant_id": tenant_id}, DEMO_PASSWORD
-        )
-    except Conflict:
-        pass  # created by an earlier (perhaps interrupted) load
+    if rpc.identity.user_exists(email):
+        return  # created by an earlier (perhaps interrupted) load
+    rpc.identity.bootstrap_user(
+        {"email": email, "display_name": name, "role": role, "tenant_id": tenant_id}, DEMO_PASSWORD
+    )
 
 
 def load_identity_demo(rpc) -> DemoContext:
@@ -210,11 +208,7 @@ def _resolve(loader: Callable | str) -> Callable:
 
 
 def _already_loaded(rpc) -> bool:
-    try:
-        _sign_in(rpc, DEMO_AUDITOR)
-        return True
-    except Exception:  # InvalidCredentials: not (completely) loaded yet
-        return False
+    return rpc.identity.user_exists(DEMO_AUDITOR)
 
 
 def ensure_demo(settings: Settings, force: bool = False) -> bool:

@@ -149,6 +149,17 @@ class IdentityService(HealthCheck, DeletionParticipant, OutboxRelay):
         operator = AuthContext(user_id="bootstrap", tenant_id=data["tenant_id"], role=Role.OPERATOR)
         return self.create_user(operator.to_dict(), data, password=password)
 
+    @rpc
+    def user_exists(self, email):
+        """Operators' CLI and the demo loader only (trusted broker access, like bootstrap_user):
+        whether an account has this email. Never exposed through the gateway.
+
+        Example: user_exists("rivera@lincoln.example") -> True
+        """
+        from services.identity.models import User
+
+        return self.db.scalar(select(User.id).where(User.email == accounts.normalise_email(email))) is not None
+
     def _platform_tenant(self) -> Tenant:
         tenant = self.db.scalar(select(Tenant).where(Tenant.kind == "platform"))
         if tenant is None:
