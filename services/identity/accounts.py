@@ -142,18 +142,23 @@ def authenticate(db, token: str) -> AuthContext:
     """The caller behind ``token``, or SessionExpired."""
     if not token or len(token) > 200:
         raise SessionExpired("Not signed in.", code="not_authenticated")
-    session = db.scalar(select(UserSession).where(UserSession.token_hash == token_hash(token)))
+    # One statement for session, user and tenant: this runs on every request.
+    row = db.execute(
+        select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
+        .where(UserSession.token_hash == token_hash(token))
+    ).first()
     now = utcnow()
-    if session is None or session.revoked_at is not None:
+    if row is None or row[0].revoked_at is not None:
         raise SessionExpired("Your session has ended. Please sign in again.")
+    session, user = row
     idle_limit = session.last_seen_at + timedelta(seconds=settings().session_idle_seconds)
     if now >= session.expires_at or now >= idle_limit:
         session.revoked_at = now
         session.revoked_reason = "timeout"
         db.commit()
         raise SessionExpired("Your session has timed out. Please sign in again.")
-    user = db.get(User, session.user_id)
-    if user is None or not user.is_active or user.tenant.status != "active":
+    if not user.is_active or user.tenant.status != "active":
         raise SessionExpired("Your session has ended. Please sign in again.")
     if now - session.last_seen_at >= TOUCH_INTERVAL:
         session.last_seen_at = now
