@@ -14,9 +14,10 @@ Measured in the same run, as baselines: a bare nameko RPC round trip, a raw
 SQL insert+commit on the same database, and an authenticated gateway request
 that does nothing (``GET /api/v1/me``) at the same concurrency.
 
-Until identity's roster and directory's get_service are merged, those RPCs are
-the test stand-ins of ``tests/support/referrals_fakes.py`` (in-memory lookups:
-the real ones will cost a database query each).
+Students come from a real roster import into the real identity service. Until
+directory's get_service is merged, it is the test stand-in of
+``tests/support/referrals_fakes.py`` (an in-memory lookup: the real one will cost
+a database query).
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def main(argv: list[str]) -> int:
             for i in range(8)
         ]
         engine = rs.referrals_engine()
-        print(f"database: {engine.dialect.name}; stand-ins: identity roster + directory.get_service "
+        print(f"database: {engine.dialect.name}; stand-in: directory.get_service "
               f"({len(fakes.CATALOGUE)} services)")
 
         # -- baselines -------------------------------------------------------------

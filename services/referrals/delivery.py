@@ -35,7 +35,7 @@ from services.referrals.sms import SmsError, send_sms
 from weintervene.config import settings
 from weintervene.db import utcnow
 from weintervene.errors import Forbidden, NotFound, Conflict, WeInterveneError
-from weintervene.mail import MailError, send_email
+from weintervene.mail import MailRefused, MailUnavailable, send as send_email
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +217,10 @@ def send(delivery: Delivery, identity) -> str:
             return send_email(address, content["subject"], content["text"], content["html"],
                               headers={"X-WeIntervene-Delivery": delivery.id,
                                        "Content-Language": delivery.language})
-        except MailError as exc:
-            raise (PermanentFailure if exc.permanent else TemporaryFailure)(exc.reason) from None
+        except MailRefused as exc:
+            raise PermanentFailure(exc.message) from None
+        except MailUnavailable as exc:
+            raise TemporaryFailure(exc.message) from None
     try:
         return send_sms(address, content["sms"], idempotency_key=delivery.id)
     except SmsError as exc:

@@ -1,9 +1,10 @@
 """Referrals end to end through the gateway: real RabbitMQ, PostgreSQL, SMTP sink and SMS endpoint.
 
-identity's roster RPCs and directory's get_service are still being built by other
-teams: this module runs the real services extended with test stand-ins for those
-RPCs only (tests/support/referrals_fakes.py; TO REMOVE AT MERGE, then create the
-students by roster import and the services through directory).
+The students come from a real roster import into the real identity service.
+directory's get_service is still being built by the directory team: this module
+runs the real directory service extended with a test stand-in for that RPC only
+(tests/support/referrals_fakes.py; TO REMOVE AT MERGE, then create the services
+through directory).
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from kombu import Connection, Exchange, Producer
 from sqlalchemy import text
 
 from nameko.amqp.publish import Publisher
-from tests.support import referrals_fakes as fakes
 from tests.support.infra import SmsEndpoint
 from tests.support.referrals_system import ANALYTICS_QUEUE, ReferralsSystem
 from weintervene.contracts import DELETION_COMPLETED, ShareRecorded, queue_name
@@ -77,7 +77,7 @@ def delivery_of(rs, session, referral_id, state="sent"):
 def test_sms_in_spanish_to_the_mother_then_reminder_then_completed(rs, world, teacher, patch_settings, smtp_sink,
                                                                    sms_endpoint):
     patch_settings(referral_reminder_days=0)
-    mobile = fakes.ROSTER[world.student]["contacts"][world.mother]["mobile"]
+    mobile = world.contacts[world.mother]["mobile"]
     r = post_share(rs, teacher, student_id=world.student, contact_ids=[world.mother],
                    service_ids=[world.services["counseling"]], channel="sms", note="Pregunte por Ana")
     assert r.status_code == 201, r.text
@@ -110,8 +110,8 @@ def test_email_in_the_contacts_language_with_text_and_html(rs, world, teacher, s
     r = post_share(rs, teacher, student_id=world.student, contact_ids=[world.mother, world.father],
                    service_ids=[world.services["counseling"]], channel="email", note="<b>Llame</b> a Ana")
     assert r.status_code == 201, r.text
-    rosa = fakes.ROSTER[world.student]["contacts"][world.mother]["email"]
-    luis = fakes.ROSTER[world.student]["contacts"][world.father]["email"]
+    rosa = world.contacts[world.mother]["email"]
+    luis = world.contacts[world.father]["email"]
     es = smtp_sink.wait_for(lambda m: m["X-Envelope-To"] == rosa)
     en = smtp_sink.wait_for(lambda m: m["X-Envelope-To"] == luis)
     assert es["Subject"] == "Un servicio para su familia: Casa Azul Counseling"
@@ -140,7 +140,7 @@ def test_provider_outage_then_recovery_delivers_exactly_once(rs, world, teacher,
         time.sleep(1.5)  # a few more relay/delivery ticks: nothing more may be sent
         messages = flaky.messages()
         assert len(messages) == 1
-        assert messages[0]["form"]["To"] == "+15558880000" and messages[0]["idempotency_key"] == delivery["id"]
+        assert messages[0]["form"]["To"] == world.contacts[world.adult_student]["mobile"] and messages[0]["idempotency_key"] == delivery["id"]
     finally:
         flaky.stop()
 
@@ -206,9 +206,9 @@ def test_access_rules_through_the_gateway(rs, world, teacher):
     assert r.status_code == 403 and r.json()["error"]["code"] == "student_forbidden"
     r = post_share(rs, teacher, **{**share, "student_id": world.unserved_student})
     assert r.status_code == 403
-    # Another tenant's staff.
+    # Another tenant's staff: identity does not even confirm the student exists.
     r = post_share(rs, rs.login(world.emails["other_teacher"]), **share)
-    assert r.status_code == 403
+    assert r.status_code == 404 and r.json()["error"]["code"] == "student_not_found"
     # A contact who is not authorised, or not the student's.
     for contact in (world.unauthorised_contact, str(uuid.uuid4())):
         r = post_share(rs, teacher, **{**share, "contact_ids": [contact]})
@@ -241,13 +241,11 @@ def test_access_rules_through_the_gateway(rs, world, teacher):
 
 
 def test_fenced_student_is_refused_with_409(rs, world, teacher):
-    fakes.FENCED.add(world.adult_student)
-    try:
-        r = post_share(rs, teacher, student_id=world.adult_student, contact_ids=[world.adult_student],
-                       service_ids=[world.services["counseling"]], channel="email")
-        assert r.status_code == 409 and r.json()["error"]["code"] == "subject_fenced"
-    finally:
-        fakes.FENCED.discard(world.adult_student)
+    with rs.rpc() as rpc:  # as retention does before dispatching a deletion
+        rpc.identity.fence_subject(str(uuid.uuid4()), "student", world.school, world.spare_student)
+    r = post_share(rs, teacher, student_id=world.spare_student, service_ids=[world.services["counseling"]],
+                   channel="print")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "subject_fenced"
 
 
 # -- journey 7: a provider program closes the loop --------------------------------------------
@@ -279,7 +277,7 @@ def test_program_receives_accepts_and_completes_with_consent_and_disclosure(rs, 
     assert teacher.get(rs.url(f"/api/v1/students/{world.student}/disclosures"), timeout=30).status_code == 403
     other = rs.login(world.emails["other_admin"]).get(rs.url(f"/api/v1/students/{world.student}/disclosures"),
                                                        timeout=30)
-    assert other.status_code == 403
+    assert other.status_code == 404  # another school's admin: no such student for them
 
 
 # -- saved lists -----------------------------------------------------------------------------

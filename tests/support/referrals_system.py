@@ -1,9 +1,9 @@
 """A running WeIntervene for the referrals integration tests and benchmark.
 
 Real RabbitMQ (a vhost of its own), real PostgreSQL databases (or SQLite when
-none is reachable), the real referrals service and gateway, the real identity
-and directory services extended with the RPCs still being built by other
-teams (``tests/support/referrals_fakes.py``; TO REMOVE AT MERGE).
+none is reachable), the real identity, referrals and gateway services, and the real directory
+service extended with ``get_service``, which the directory team is still
+building (``tests/support/referrals_fakes.py``; TO REMOVE AT MERGE).
 
 Analytics and retention do not run here on purpose: their durable queues (declared
 from ``contracts.SUBSCRIPTIONS``) collect what referrals publishes, so a test
@@ -11,6 +11,7 @@ can count exactly what analytics would receive.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import uuid
 
@@ -21,6 +22,7 @@ from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcClient
 
 from gateway.service import GatewayService
+from services.identity.service import IdentityService
 from services.referrals.service import ReferralsService
 from tests.support import referrals_fakes as fakes
 from tests.support.infra import PostgresDatabases, Vhost, free_port, postgres_available
@@ -45,9 +47,11 @@ class World:
     student: str
     adult_student: str
     unserved_student: str
+    spare_student: str
     mother: str
     father: str
     unauthorised_contact: str
+    contacts: dict  # contact id -> identity's contact dict (name, email, mobile, language)
     services: dict  # name -> service id
     term: str
 
@@ -73,7 +77,7 @@ class ReferralsSystem:
         nameko_config.setup(self.settings.nameko_config())
         declare_topology(self.settings.amqp_uri)
         self.runner = ServiceRunner()
-        for cls in (fakes.IdentityWithRoster, fakes.DirectoryWithCatalogue, ReferralsService, GatewayService):
+        for cls in (IdentityService, fakes.DirectoryWithCatalogue, ReferralsService, GatewayService):
             self.runner.add_service(cls)
         self.runner.start()
 
@@ -153,31 +157,31 @@ class ReferralsSystem:
                 user = rpc.identity.create_user(op_auth, {"email": email, "display_name": key.title(), "role": role,
                                                           "tenant_id": tenant_id}, password=PASSWORD)
                 emails[key], users[key] = email, user["id"]
-        ids = {k: str(uuid.uuid4()) for k in ("student", "adult", "unserved", "mother", "father", "unauth")}
-        fakes.ROSTER[ids["student"]] = {
-            "tenant_id": school["id"], "district_id": district["id"], "first_name": "Diego", "is_adult": False,
-            "served_by": {users["teacher"]},
-            "contacts": {
-                ids["mother"]: {"id": ids["mother"], "name": "Rosa Diaz", "email": f"rosa-{tag}@family.example",
-                                "mobile": "+1555" + str(uuid.uuid4().int)[:7], "preferred_language": "es",
-                                "authorised": True},
-                ids["father"]: {"id": ids["father"], "name": "Luis Diaz", "email": f"luis-{tag}@family.example",
-                                "mobile": "+1555" + str(uuid.uuid4().int)[:7], "preferred_language": "en",
-                                "authorised": True},
-                ids["unauth"]: {"id": ids["unauth"], "name": "Uncle Bob", "email": f"bob-{tag}@family.example",
-                                "mobile": "+15559990000", "preferred_language": "en", "authorised": False},
-            },
-        }
-        fakes.ROSTER[ids["adult"]] = {
-            "tenant_id": school["id"], "district_id": district["id"], "first_name": "Sam", "is_adult": True,
-            "served_by": {users["teacher"]},
-            "contacts": {ids["adult"]: {"id": ids["adult"], "name": "Sam Lee", "email": f"sam-{tag}@family.example",
-                                        "mobile": "+15558880000", "preferred_language": "en", "authorised": True}},
-        }
-        fakes.ROSTER[ids["unserved"]] = {
-            "tenant_id": school["id"], "district_id": district["id"], "first_name": "Maya", "is_adult": False,
-            "served_by": set(), "contacts": {},
-        }
+            # The roster, imported by the school admin as journey 3 does.
+            teacher = emails["teacher"]
+            rows = [
+                "student_key,first_name,last_name,grade,date_of_birth,student_email,student_mobile,"
+                "contact_name,contact_relationship,contact_email,contact_mobile,contact_language,"
+                "contact_authorised,staff_email",
+                f"S1,Diego,Diaz,7,2013-03-01,,,Rosa Diaz,mother,rosa-{tag}@family.example,"
+                f"{_mobile()},es,yes,{teacher}",
+                f"S1,Diego,Diaz,7,2013-03-01,,,Luis Diaz,father,luis-{tag}@family.example,"
+                f"{_mobile()},en,yes,{teacher}",
+                f"S1,Diego,Diaz,7,2013-03-01,,,Bob Diaz,uncle,bob-{tag}@family.example,{_mobile()},en,no,{teacher}",
+                f"S2,Sam,Lee,12,2006-01-15,sam-{tag}@family.example,{_mobile()},,,,,,,{teacher}",
+                "S3,Maya,Ng,6,2014-05-01,,,,,,,,,",
+                f"S4,Ana,Ruiz,8,2012-09-09,,,Carla Ruiz,mother,carla-{tag}@family.example,{_mobile()},es,yes,{teacher}",
+            ]
+            admin_auth = {"user_id": users["admin"], "tenant_id": school["id"], "role": "school_admin",
+                          "district_id": district["id"]}
+            result = rpc.identity.import_roster(admin_auth, base64.b64encode("\n".join(rows).encode()).decode())
+            assert not result["errors"], result["errors"]
+            listed = rpc.identity.list_students(admin_auth, {"per_page": 100})["items"]
+            by_key = {s["roster_key"]: s["id"] for s in listed}
+            diego = rpc.identity.get_student(admin_auth, by_key["S1"])
+            sam = rpc.identity.get_student(admin_auth, by_key["S2"])
+        contacts = {c["id"]: c for c in diego["contacts"] + sam["contacts"]}
+        by_relation = {c["relationship"]: c["id"] for c in diego["contacts"]}
         term = str(uuid.uuid4())
         services = {}
         for name, kwargs in {
@@ -193,7 +197,12 @@ class ReferralsSystem:
             services[name] = sid
         return World(
             district=district["id"], school=school["id"], other_school=other["id"], program=program["id"],
-            emails=emails, users=users, student=ids["student"], adult_student=ids["adult"],
-            unserved_student=ids["unserved"], mother=ids["mother"], father=ids["father"],
-            unauthorised_contact=ids["unauth"], services=services, term=term,
+            emails=emails, users=users, student=by_key["S1"], adult_student=by_key["S2"],
+            unserved_student=by_key["S3"], spare_student=by_key["S4"], mother=by_relation["mother"],
+            father=by_relation["father"], unauthorised_contact=by_relation["uncle"], contacts=contacts,
+            services=services, term=term,
         )
+
+
+def _mobile() -> str:
+    return "+1555" + str(uuid.uuid4().int)[:7]

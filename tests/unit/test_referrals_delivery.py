@@ -19,7 +19,7 @@ from tests.unit.referrals_fixtures import (  # noqa: F401  (fixtures)
     STUDENT, TEACHER, TEACHER_AUTH, db, directory, identity, make_session, svc, uid,
 )
 from weintervene.db import utcnow
-from weintervene.mail import MailError
+from weintervene.mail import MailRefused, MailUnavailable
 
 CONSENT = {"given_by": "parent", "method": "written", "given_on": "2026-11-20"}
 
@@ -100,7 +100,7 @@ def test_backoff_is_exponential_and_capped(patch_settings):
 
 def test_permanent_failure_is_not_retried(svc, make_session, identity, mailer, fast_retries):
     share(svc)
-    mailer.side_effect = MailError("recipient refused: 550 no such user", permanent=True)
+    mailer.side_effect = MailRefused("The mail server refused the recipient: 550 no such user")
     deliver_due(make_session, identity)
     deliver_due(make_session, identity)
     d = only_delivery(make_session)
@@ -110,7 +110,7 @@ def test_permanent_failure_is_not_retried(svc, make_session, identity, mailer, f
 
 def test_gives_up_after_max_attempts(svc, make_session, identity, mailer, fast_retries):
     share(svc)
-    mailer.side_effect = MailError("SMTP unavailable", permanent=False)
+    mailer.side_effect = MailUnavailable("SMTP unavailable")
     for _ in range(5):
         deliver_due(make_session, identity)
     d = only_delivery(make_session)
