@@ -6,7 +6,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-HELPERS = {"support", "servers", "http_load", "stats"}
+HELPERS = {"support", "servers", "http_load"}
 
 
 def available() -> dict[str, str]:

@@ -37,7 +37,7 @@ from pathlib import Path  # noqa: E402
 from eventlet.green import subprocess  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from bench.stats import line, summary  # noqa: E402
+from bench.support import summary as summary_ms  # noqa: E402
 
 
 def http_load(url: str, token: str, bodies, n: int, concurrency: int, method: str = "POST") -> dict:
@@ -178,6 +178,20 @@ def main(argv: list[str]) -> int:
         smtp.stop()
         sms.stop()
     return 0
+
+
+def summary(seconds: list[float]) -> dict:
+    """Median/p95/p99 in milliseconds of timings given in seconds."""
+    if not seconds:
+        return {"n": 0, "median_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
+    s = summary_ms([v * 1000 for v in seconds])
+    return {"n": s["n"], "median_ms": s["median"], "p95_ms": s["p95"], "p99_ms": s["p99"]}
+
+
+def line(label: str, seconds: list[float]) -> str:
+    s = summary(seconds)
+    return (f"{label:<38} n={s['n']:<6} median={s['median_ms']:8.2f} ms  p95={s['p95_ms']:8.2f} ms  "
+            f"p99={s['p99_ms']:8.2f} ms")
 
 
 def entrypoint_seconds() -> dict:

@@ -96,3 +96,12 @@ class ReferralRoutes:
            roles=STAFF, body=SavedListItemSchema, response=SavedListSchema, status=201)
     def add_list_item(self, request, auth, body, list_id, **_):
         return self.referrals_rpc.add_list_item(auth.to_dict(), list_id, body)
+
+    @route("POST", "/api/v1/deliveries/sms-status", summary="SMS provider status callback", tags=["referrals"],
+           auth=False, raw=True)
+    def sms_status_callback(self, request, **_):
+        """Form-encoded, as the provider sends it (``MessageSid``, ``MessageStatus``…), signed in
+        ``X-Twilio-Signature`` with the account token; 204 when accepted, 403 when unsigned."""
+        params = {k: v for k, v in request.form.items()}
+        self.referrals_rpc.sms_status(params, request.headers.get("X-Twilio-Signature"))
+        return Response(status=204)

@@ -253,3 +253,30 @@ def queue_reminders(session) -> int:
         ))
     session.commit()
     return len(due)
+
+
+# What the provider's status callback says, and what it makes of a sent delivery.
+PROVIDER_OUTCOMES = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
+
+
+def apply_provider_status(session, params: dict) -> bool:
+    """Record the provider's final word on a sent SMS; True when a delivery changed.
+
+    Intermediate reports (queued, sending, sent) and unknown message ids change
+    nothing; a message the provider could not deliver becomes ``failed`` with its
+    reason and is not resent (the family may have received part of it).
+    """
+    outcome = PROVIDER_OUTCOMES.get(str(params.get("MessageStatus", "")).lower())
+    sid = params.get("MessageSid")
+    if outcome is None or not sid:
+        return False
+    delivery = session.scalar(select(Delivery).where(Delivery.provider_message_id == str(sid))
+                              .execution_options(populate_existing=True))
+    if delivery is None or delivery.state != "sent":
+        return False
+    delivery.state = outcome
+    if outcome == "failed":
+        delivery.last_error = f"provider reported {params['MessageStatus']} (error {params.get('ErrorCode') or 'none'})"
+    DELIVERIES.labels(delivery.channel, outcome).inc()
+    session.commit()
+    return True

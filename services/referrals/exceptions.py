@@ -41,3 +41,10 @@ class InvalidTransition(Conflict):
 @remote
 class NotYourReferral(Forbidden):
     code = "referral_forbidden"
+
+
+@remote
+class BadSignature(Forbidden):
+    """A provider callback whose signature does not match: not from our provider."""
+
+    code = "bad_signature"

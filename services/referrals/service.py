@@ -5,8 +5,9 @@ from nameko.rpc import ServiceRpc
 from nameko.timer import timer
 from sqlalchemy.orm import sessionmaker
 
-from services.referrals import delivery, erasure, followup, saved_lists, sharing
+from services.referrals import delivery, erasure, followup, saved_lists, sharing, sms
 from services.referrals.dependencies import referrals_database
+from services.referrals.exceptions import BadSignature
 from services.referrals.models import OutboxMessage
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
@@ -66,6 +67,17 @@ class ReferralsService(HealthCheck, OutboxRelay, DeletionParticipant):
     def list_disclosures(self, auth, student_id):
         """list_disclosures(admin_auth, student_id) -> {"items": [{"recipient_name": "Casa Azul", "basis": "consent", …}]}"""
         return followup.list_disclosures(self.db, self.identity, auth, student_id)
+
+    @rpc
+    def sms_status(self, params, signature):
+        """The SMS provider's status callback, signed with the account token.
+
+        Example: sms_status({"MessageSid": "SM1…", "MessageStatus": "delivered"}, "base64sig=")
+        -> {"updated": true}; BadSignature when the signature does not match.
+        """
+        if not sms.valid_signature(params, signature):
+            raise BadSignature("The callback signature does not match.")
+        return {"updated": delivery.apply_provider_status(self.db, params)}
 
     # -- saved lists --------------------------------------------------------
     @rpc

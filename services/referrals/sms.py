@@ -12,6 +12,10 @@ Example::
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import requests
 
 from weintervene.config import settings
@@ -31,7 +35,7 @@ def send_sms(to: str, body: str, idempotency_key: str) -> str:
     try:
         response = requests.post(
             url,
-            data={"To": to, "From": cfg.sms_sender, "Body": body},
+            data={"To": to, "From": cfg.sms_sender, "Body": body, "StatusCallback": status_callback_url()},
             auth=(cfg.sms_account, cfg.sms_token),
             headers={"Idempotency-Key": idempotency_key},
             timeout=cfg.sms_timeout_seconds,
@@ -47,3 +51,24 @@ def send_sms(to: str, body: str, idempotency_key: str) -> str:
     # 429 and 5xx are the provider's trouble; other 4xx (bad number, auth) will not heal.
     permanent = 400 <= response.status_code < 500 and response.status_code != 429
     raise SmsError(reason, permanent=permanent)
+
+
+STATUS_CALLBACK_PATH = "/api/v1/deliveries/sms-status"
+
+
+def status_callback_url() -> str:
+    """Where the provider reports what became of a message (delivered, undelivered…)."""
+    return settings().public_base_url.rstrip("/") + STATUS_CALLBACK_PATH
+
+
+def signature(url: str, params: dict) -> str:
+    """The provider's request signature (Twilio's scheme): base64 HMAC-SHA1, keyed with
+    the account token, of the callback URL followed by every form field, sorted by name,
+    as name+value."""
+    payload = url + "".join(name + str(params[name]) for name in sorted(params))
+    digest = hmac.new(settings().sms_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def valid_signature(params: dict, sent: str | None) -> bool:
+    return bool(sent) and hmac.compare_digest(signature(status_callback_url(), params), sent)

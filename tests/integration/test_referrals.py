@@ -104,6 +104,28 @@ def test_sms_in_spanish_to_the_mother_then_reminder_then_completed(rs, world, te
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "completed" and r.json()["outcome"] == "connected"
     assert [h["status"] for h in r.json()["history"]] == ["requested", "completed"]
+    # The provider then reports the SMS delivered, through its signed status callback.
+    callback = sms[0]["form"]["StatusCallback"]
+    assert callback == rs.url("/api/v1/deliveries/sms-status")
+    params = {"MessageSid": sms[0]["sid"], "MessageStatus": "delivered", "AccountSid": rs.settings.sms_account}
+    forged = requests.post(callback, data=params, headers={"X-Twilio-Signature": "forged"}, timeout=30)
+    assert forged.status_code == 403
+    r = requests.post(callback, data=params, headers={"X-Twilio-Signature": provider_signature(callback, params,
+                                                                                         rs.settings.sms_token)},
+                      timeout=30)
+    assert r.status_code == 204, r.text
+    [delivery] = delivery_of(rs, teacher, item["id"], state="delivered")
+    assert delivery["attempts"] == 1
+
+
+def provider_signature(url, params, token):
+    """Twilio's request signature, computed here independently of the service's code."""
+    import base64
+    import hashlib
+    import hmac
+
+    payload = url + "".join(k + params[k] for k in sorted(params))
+    return base64.b64encode(hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
 
 
 def test_email_in_the_contacts_language_with_text_and_html(rs, world, teacher, smtp_sink):

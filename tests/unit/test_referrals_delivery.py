@@ -263,3 +263,39 @@ def test_terminated_program_keeps_nothing_it_was_sent(svc, db):
     referral = db.get(Referral, item["id"])
     assert referral.disclosed is None and referral.receiving_tenant_id is None
     assert all(h.note is None for h in referral.history if h.changed_by_tenant_id == PROGRAM)
+
+
+# -- provider status callbacks -------------------------------------------------------------
+
+def test_signed_provider_callback_marks_delivered_or_failed(svc, make_session, identity, texter):
+    from services.referrals.exceptions import BadSignature
+    from services.referrals.sms import signature, status_callback_url
+
+    share(svc, channel="sms")
+    texter.return_value = "SM42"
+    deliver_due(make_session, identity)
+    params = {"MessageSid": "SM42", "MessageStatus": "delivered", "AccountSid": "AC-demo"}
+    with pytest.raises(BadSignature):
+        svc.sms_status(params, "forged")
+    with pytest.raises(BadSignature):
+        svc.sms_status({**params, "MessageSid": "SM43"}, signature(status_callback_url(), params))
+    assert svc.sms_status({**params, "MessageStatus": "sent"},
+                          signature(status_callback_url(), {**params, "MessageStatus": "sent"})) == {"updated": False}
+    assert svc.sms_status(params, signature(status_callback_url(), params)) == {"updated": True}
+    assert only_delivery(make_session).state == "delivered"
+    # A late "undelivered" cannot undo a final state, and an unknown id changes nothing.
+    late = {**params, "MessageStatus": "undelivered"}
+    assert svc.sms_status(late, signature(status_callback_url(), late)) == {"updated": False}
+    unknown = {**params, "MessageSid": "SM-unknown"}
+    assert svc.sms_status(unknown, signature(status_callback_url(), unknown)) == {"updated": False}
+
+
+def test_provider_reports_undelivered(svc, make_session, identity, texter):
+    from services.referrals.sms import signature, status_callback_url
+
+    share(svc, channel="sms")
+    deliver_due(make_session, identity)
+    params = {"MessageSid": "SM1", "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert svc.sms_status(params, signature(status_callback_url(), params)) == {"updated": True}
+    d = only_delivery(make_session)
+    assert d.state == "failed" and "30003" in d.last_error
