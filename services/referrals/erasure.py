@@ -58,10 +58,10 @@ def delete_for(db, request: dict) -> dict:
         db.execute(update(StatusChange).where(StatusChange.changed_by_tenant_id.in_(tenants))
                    .values(changed_by=None, note=None))
     elif scope == "student":
-        counts["shares"] = _delete_shares(db, Share.student_id == subject, Share.tenant_id.in_(tenants))
-        counts["disclosures"] = db.execute(
-            delete(Disclosure).where(Disclosure.student_id == subject, Disclosure.tenant_id.in_(tenants))
-        ).rowcount
+        # Student ids are identity's UUIDs, unique across tenants: every share about the
+        # student goes, including one a district admin made under the district's tenant.
+        counts["shares"] = _delete_shares(db, Share.student_id == subject)
+        counts["disclosures"] = db.execute(delete(Disclosure).where(Disclosure.student_id == subject)).rowcount
     elif scope == "contact":
         delivery_ids = select(Delivery.id).where(Delivery.recipient_kind == "contact", Delivery.recipient_id == subject)
         db.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(delivery_ids)))

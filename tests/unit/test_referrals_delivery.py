@@ -299,3 +299,15 @@ def test_provider_reports_undelivered(svc, make_session, identity, texter):
     assert svc.sms_status(params, signature(status_callback_url(), params)) == {"updated": True}
     d = only_delivery(make_session)
     assert d.state == "failed" and "30003" in d.last_error
+
+
+def test_retention_policy_deletes_only_older_shares_of_the_tenant(svc, db):
+    old = share(svc)
+    recent = share(svc)
+    db.get(Share, old["share_id"]).created_at = utcnow() - timedelta(days=400)
+    db.commit()
+    req = {**request("policy", SCHOOL), "older_than": utcnow() - timedelta(days=365)}
+    assert svc.delete_for(req) == {"shares": 1}
+    db.commit()
+    assert db.get(Share, old["share_id"]) is None and db.get(Share, recent["share_id"]) is not None
+    assert svc.delete_for({**req, "tenant_ids": [uid()]}) == {"shares": 0}
