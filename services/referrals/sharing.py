@@ -29,7 +29,6 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select
 
 from services.referrals.exceptions import ConsentRequired, ContactUnreachable, ListNotFound
 from services.referrals.models import (
