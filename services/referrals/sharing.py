@@ -107,18 +107,21 @@ def create_share(db, identity, directory, auth: dict, data: dict) -> dict:
     else:
         service_ids = list(dict.fromkeys(str(s) for s in values["service_ids"]))
 
-    # Ask identity and directory at once (one round trip, not three); the
-    # results are read in rule order, so the access check's refusal wins.
+    # Ask identity and directory at once (one round trip, not several).
+    # delivery_contacts runs identity's full student access check first (same
+    # refusals as check_student_access), so with contacts it is the only call.
     access = contacts_call = None
-    if student_id:
+    if student_id and contact_ids:
+        contacts_call = identity.delivery_contacts.call_async(auth, student_id, contact_ids)
+    elif student_id:
         access = identity.check_student_access.call_async(auth, student_id)
-        if contact_ids:
-            contacts_call = identity.delivery_contacts.call_async(auth, student_id, contact_ids)
     service_calls = [directory.get_service.call_async(auth, sid) for sid in service_ids]
     student = access.result() if access else None
     contacts = _checked_contacts(contacts_call.result(), contact_ids, channel) if contacts_call else []
     services = [call.result() for call in service_calls]
-    programs = [_receiving_program(identity, caller, s) if student else None for s in services]
+    programs = [_receiving_program(identity, caller, s) if student_id else None for s in services]
+    if any(programs) and student is None:
+        student = identity.check_student_access(auth, student_id)  # the first name to disclose
     if any(programs) and not values["consent"]:
         raise ConsentRequired(
             "This service is run by a program outside your school: record the family's consent "
