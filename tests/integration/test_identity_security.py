@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import requests
@@ -168,8 +168,9 @@ def test_idle_timeout_after_30_minutes(system, new_user):
 def test_absolute_timeout_after_12_hours_moved_in_the_database(system, new_user):
     token, client = _session(system, new_user("twelve"))
     digest = hashlib.sha256(token.encode()).hexdigest()
-    created = execute(system, "SELECT created_at, expires_at FROM user_session WHERE token_hash = :h", h=digest)[0]
-    assert created[1] - created[0] == timedelta(hours=12)
+    created, expires = (datetime.fromisoformat(v) if isinstance(v, str) else v  # SQLite returns text
+                        for v in execute(system, "SELECT created_at, expires_at FROM user_session WHERE token_hash = :h", h=digest)[0])
+    assert expires - created == timedelta(hours=12)
     execute(system, "UPDATE user_session SET expires_at = :t WHERE token_hash = :h", t=utcnow(), h=digest)
     assert client.get(system.url("/api/v1/me")).status_code == 401
 
