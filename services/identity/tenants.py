@@ -17,14 +17,20 @@ Example::
 """
 from __future__ import annotations
 
+import logging
+from html import escape
+
 from sqlalchemy import func, or_, select, update
 
 from services.identity import accounts
 from services.identity.exceptions import OutOfScope
 from services.identity.models import Student, Tenant, User
 from services.identity.passwords import check_policy
+from weintervene import mail
 from weintervene.auth import AuthContext, Role, TenantKind
 from weintervene.errors import BadRequest, Conflict, NotFound
+
+log = logging.getLogger(__name__)
 
 # Which roles a user of each kind of tenant may hold.
 ROLES_BY_TENANT_KIND = {
@@ -196,7 +202,12 @@ def create_user(db, auth: AuthContext, values: dict, password: str | None = None
         invite_token = accounts.issue_reset(db, user, ttl_seconds=INVITE_TTL_SECONDS)
     db.commit()
     if invite_token:
-        send_invitation(user, invite_token)
+        try:
+            send_invitation(user, invite_token)
+        except mail.MailUnavailable as exc:
+            # The user exists; an admin (or the user, by "forgot password") can send a link later.
+            log.error("invitation mail for user %s failed: %s", user.id, exc)
+            return user, False
     return user, invite_token is not None
 
 
@@ -204,10 +215,6 @@ INVITE_TTL_SECONDS = 7 * 24 * 3600
 
 
 def send_invitation(user: User, token: str) -> None:
-    from html import escape
-
-    from weintervene import mail
-
     link = accounts.reset_link(token)
     text = (
         f"Hello {user.display_name},\n\nAn account on WeIntervene was created for you ({user.tenant.name}).\n"

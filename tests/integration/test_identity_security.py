@@ -326,6 +326,16 @@ def test_a_newer_reset_link_replaces_the_older(system, new_user):
     assert r.status_code == 200
 
 
+def test_reset_requests_cannot_flood_an_inbox(system, new_user):
+    email = new_user("flooded")
+    for _ in range(5):
+        r = requests.post(system.url("/api/v1/password-resets"), json={"email": email}, timeout=10)
+        assert r.status_code == 202
+    system.smtp.wait_for(lambda m: len([x for x in system.smtp.messages() if x["To"] == email]) >= 3)
+    time.sleep(0.5)
+    assert len([m for m in system.smtp.messages() if m["To"] == email]) == 3
+
+
 def test_reset_with_weak_password_keeps_the_link_usable(system, new_user):
     email = new_user("weak")
     requests.post(system.url("/api/v1/password-resets"), json={"email": email}, timeout=10)
