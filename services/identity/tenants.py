@@ -236,9 +236,11 @@ def update_user(db, auth: AuthContext, user_id: str, values: dict) -> User:
         raise OutOfScope("You may not manage this user.", code="role_not_grantable")
     if user.id == auth.user_id and ("role" in values or values.get("is_active") is False):
         raise Conflict("You cannot change your own role or disable yourself.", code="self_change")
+    role_changed = False
     if "role" in values:
         role = Role(values["role"])
         check_role_grant(auth, user.tenant, role)
+        role_changed = user.role != role.value
         user.role = role.value
     if "display_name" in values:
         user.display_name = values["display_name"].strip()
@@ -246,7 +248,7 @@ def update_user(db, auth: AuthContext, user_id: str, values: dict) -> User:
         user.is_active = values["is_active"]
         if not user.is_active:
             accounts.revoke_sessions(db, user.id, "disabled")
-    if "role" in values:
+    if role_changed:
         # A role change takes effect now, not at the next sign-in.
         accounts.revoke_sessions(db, user.id, "role_changed")
     db.commit()

@@ -375,3 +375,17 @@ def test_cookie_session_needs_the_csrf_header_on_writes(system, new_user):
     r = requests.delete(system.url("/api/v1/sessions/current"), headers={**cookies, "X-CSRF-Token": csrf}, timeout=10)
     assert r.status_code == 200
     assert requests.get(system.url("/api/v1/me"), headers=cookies, timeout=10).status_code == 401
+
+
+def test_a_role_change_takes_effect_at_once(system, world, new_user):
+    email = new_user("promoted")
+    _, client = _session(system, email)
+    me = client.get(system.url("/api/v1/me")).json()
+    admin = world.http("school_admin")
+    r = admin.patch(system.url(f"/api/v1/users/{me['user_id']}"), json={"role": "teacher", "display_name": "Same Role"})
+    assert r.status_code == 200
+    assert client.get(system.url("/api/v1/me")).status_code == 200  # unchanged role: session kept
+    r = admin.patch(system.url(f"/api/v1/users/{me['user_id']}"), json={"role": "school_admin"})
+    assert r.status_code == 200 and r.json()["role"] == "school_admin"
+    assert client.get(system.url("/api/v1/me")).status_code == 401
+    assert system.login(email, PASSWORD).get(system.url("/api/v1/me")).json()["role"] == "school_admin"
