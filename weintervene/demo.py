@@ -18,6 +18,23 @@ DEMO_LOGINS = [
 ]
 
 
+def _operator_auth(rpc) -> dict:
+    """The demo operator's auth context, for loaders calling operator-only RPCs."""
+    session = rpc.identity.login({"email": DEMO_OPERATOR, "password": DEMO_PASSWORD}, client_ip="demo-loader")
+    return rpc.identity.authenticate(session["token"])
+
+
+def load_directory_demo(rpc, settings: Settings) -> None:
+    """A few hundred generated services around the demo schools (directory.load_demo)."""
+    rpc.directory.load_demo(_operator_auth(rpc))
+
+
+# Each loader is called as loader(rpc, settings) once the operator exists; teams append theirs.
+DEMO_LOADERS = [
+    load_directory_demo,
+]
+
+
 def ensure_demo(settings: Settings, force: bool = False) -> bool:
     """Load the demo data unless it is there; True when loaded now."""
     with ClusterRpcClient(uri=settings.amqp_uri, timeout=120) as rpc:
@@ -30,6 +47,8 @@ def ensure_demo(settings: Settings, force: bool = False) -> bool:
                 {"email": DEMO_OPERATOR, "display_name": "Olu Operator", "role": "operator", "tenant_id": None},
                 DEMO_PASSWORD,
             )
+        for loader in DEMO_LOADERS:
+            loader(rpc, settings)
     return True
 
 

@@ -104,7 +104,7 @@ class Loader:
         for kind in kinds or list(HSDS_TABLES) + ["metadata"]:
             model = Metadata if kind == "metadata" else HSDS_TABLES[kind]
             grouped = defaultdict(lambda: defaultdict(list))
-            for obj in self.session.scalars(select(model)):
+            for obj in self.session.scalars(select(model).order_by(model.id)):
                 self.by_id[(kind, obj.id)] = obj
                 for col in list(BACK_COLUMN.values()) + ["link_id", "resource_id"]:
                     if hasattr(obj, col) and getattr(obj, col):

@@ -237,6 +237,8 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
             if row.id in first_seen:
                 first_row, first_values = first_seen[row.id]
                 same = first_values == values
+                if same and row.nested:
+                    continue  # the same organization nested under each of its services
                 report.skip(row, f"duplicate of row {first_row}" if same else f"id {row.raw_id} already used by row {first_row}")
                 continue
             first_seen[row.id] = (row.row, values)
@@ -253,7 +255,7 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
                     data = {c: values.get(c) for c in columns if c in values}
                     data["id"] = row.id
                     if "last_modified" in model.__table__.columns:
-                        data["last_modified"] = now
+                        data["last_modified"] = _timestamp(row.values.get("last_modified")) or now
                     new_rows.append(data)
                     history.append(_history(row.id, table, "create", "", "", "", updated_by, now))
                     report.count(table, "created")
@@ -289,6 +291,19 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
     session.commit()
     if progress:
         progress(total, total)
+
+
+def _timestamp(value):
+    """A stored modification time from the file (kept, so a round trip is exact)."""
+    from datetime import datetime, timezone
+
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _history(resource_id, table, action, field, old, new, by, when) -> dict:

@@ -21,7 +21,7 @@ from sqlalchemy import delete, insert, select, text
 from services.directory.geo import postcode_centroid
 from services.directory.models import (
     Address, Attribute, CostOption, Language, Location, Organization, Schedule, SearchWord,
-    Service, ServiceArea, ServiceAtLocation, ServiceHours, ServiceSearch, TaxonomyTerm,
+    Service, ServiceArea, ServiceAtLocation, ServiceHours, ServiceSearch,
 )
 from services.directory.schedules import weekly_hours
 from services.directory.taxonomy import TermTree
@@ -138,6 +138,10 @@ def _reindex_chunk(session, ids, tree) -> int:
                 if postal is None and addr.postal_code:
                     postal, state = addr.postal_code, addr.state_province
         place = postcode_centroid(postal) if postal else None
+        if lat is None and place is not None:
+            # No coordinates in the file: the ZIP centroid places it for distance
+            # search (only in the search row; the HSDS location stays as imported).
+            lat, lon = place["latitude"], place["longitude"]
         languages = {language_code(l.name, l.code) for l in langs_by_service.get(sid, [])}
         for loc in locs:
             languages.update(language_code(l.name, l.code) for l in langs_by_location.get(loc.id, []))

@@ -48,6 +48,7 @@ class Row:
     values: dict
     id: str | None = None
     raw: dict | None = None  # the source record, for messages naming its own ids
+    nested: bool = False  # from a nested JSON document, where repeats of one record are normal
 
 
 @dataclasses.dataclass
@@ -495,7 +496,6 @@ def _hsds3_fix(table: str):
             _address_fix(values.get("address_type") or "physical")(values, raw)
         if table == "attribute" and values.get("link_entity") is None:
             values["link_entity"] = "service"
-        values.pop("last_modified", None)
     return fix
 
 
@@ -563,7 +563,7 @@ def _flatten(doc: dict, table: str, inherited: dict, rows: list, file: str, numb
             field = {"taxonomy_detail": "taxonomy_id"}.get(key, f"{key}_id")
             if field in columns and child_id:
                 values[field] = child_id
-    rows.append(Row(table=table, file=file, row=number, raw_id=raw_id, values=values, id=ident))
+    rows.append(Row(table=table, file=file, row=number, raw_id=raw_id, values=values, id=ident, nested=True))
     for key, value in children:
         if isinstance(value, list):
             child_table = NESTED[key]
