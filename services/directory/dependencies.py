@@ -35,8 +35,11 @@ class TaxonomyAtStart(DependencyProvider):
     def start(self):
         from services.directory.taxonomy import load_open_eligibility
 
+        from services.directory.geo import postcode_centroid
+
         with _database(self.container).session() as session:
             load_open_eligibility(session)
+        postcode_centroid("20001")  # builds the ZIP index now, not during a user's first search
 
 
 class ImportRunner(DependencyProvider):

@@ -37,7 +37,7 @@ from services.directory.indexing import reindex
 from services.directory.layouts import REFS, LayoutError, Row, read
 from services.directory.models import HSDS_TABLES, Metadata, Service, ServiceAtLocation
 from services.directory.taxonomy import TermTree
-from weintervene.db import new_id, utcnow
+from weintervene.db import bulk_insert, new_id, utcnow
 
 CHUNK = 500
 MAX_SKIPPED_LISTED = 2000
@@ -230,7 +230,7 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
                 report.skip(row, "no id")
                 continue
             values = clean(table, {k: v for k, v in row.values.items() if k in columns}, report, row)
-            reason = _check(table, row, values, ids_of, pending_ids, report)
+            reason = _too_long(model, values) or _check(table, row, values, ids_of, pending_ids, report)
             if reason:
                 report.skip(row, reason)
                 continue
@@ -273,9 +273,9 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
                 report.count(table, "updated")
                 changed[table].add(row.id)
             if new_rows:
-                session.execute(insert(model), new_rows)
+                bulk_insert(session, model, new_rows)
             if history:
-                session.execute(insert(Metadata), history)
+                bulk_insert(session, Metadata, history)
             done += len(chunk)
             session.flush()
             if progress:
@@ -291,6 +291,14 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
     session.commit()
     if progress:
         progress(total, total)
+
+
+def _too_long(model, values: dict) -> str | None:
+    for key, value in values.items():
+        length = getattr(model.__table__.columns[key].type, "length", None) if key in model.__table__.columns else None
+        if length and isinstance(value, str) and len(value) > length:
+            return f"{key} is longer than {length} characters"
+    return None
 
 
 def _timestamp(value):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, select, text
 
 from services.directory.geo import postcode_centroid
 from services.directory.models import (
@@ -25,6 +25,7 @@ from services.directory.models import (
 )
 from services.directory.schedules import weekly_hours
 from services.directory.taxonomy import TermTree
+from weintervene.db import bulk_insert
 
 CHUNK = 500
 WORD = re.compile(r"[a-z]{3,30}")
@@ -179,14 +180,21 @@ def _reindex_chunk(session, ids, tree) -> int:
         rows = [{"byday": x.byday, "opens_at": x.opens_at, "closes_at": x.closes_at, "freq": x.freq} for x in schedules]
         hours_rows += [{"service_id": sid, "day": d, "opens_at": o, "closes_at": c} for d, o, c in weekly_hours(rows)]
 
+    if docs:
+        from services.directory.views import details
+
+        summaries = {item["id"]: item for item in details(
+            session, [d["service_id"] for d in docs], full=False, use_summary=False,
+            cost_override={d["service_id"]: d["cost"] for d in docs})}
+        for doc in docs:
+            doc["summary"] = summaries.get(doc["service_id"])
+    new_docs = [d for d in docs if d["service_id"] not in existing]
     for doc in docs:
         row_id = existing.get(doc["service_id"])
-        if row_id is None:
-            row = ServiceSearch(**doc)
-            session.add(row)
-        else:
+        if row_id is not None:
             session.execute(ServiceSearch.__table__.update().where(ServiceSearch.id == row_id).values(**doc))
-    session.flush()
+    if new_docs:
+        bulk_insert(session, ServiceSearch, new_docs)
     if sqlite and docs:
         row_ids = dict(session.execute(select(ServiceSearch.service_id, ServiceSearch.id).where(ServiceSearch.service_id.in_([d["service_id"] for d in docs]))).all())
         session.execute(
@@ -194,7 +202,7 @@ def _reindex_chunk(session, ids, tree) -> int:
             [{"rowid": row_ids[d["service_id"]], "name": d["name"], "body": d["body"]} for d in docs],
         )
     if hours_rows:
-        session.execute(insert(ServiceHours), hours_rows)
+        bulk_insert(session, ServiceHours, hours_rows)
     add_words(session, words)
     return len(docs)
 
@@ -220,4 +228,4 @@ def add_words(session, words) -> None:
         known.update(session.scalars(select(SearchWord.word).where(SearchWord.word.in_(part))))
     new = [{"word": w} for w in ordered if w not in known]
     if new:
-        session.execute(insert(SearchWord), new)
+        bulk_insert(session, SearchWord, new)

@@ -64,7 +64,7 @@ class Organization(Base):
     __tablename__ = "organization"
     id: Mapped[str] = _id()
     name: Mapped[str] = mapped_column(String(500))
-    alternate_name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    alternate_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
     email: Mapped[str | None] = mapped_column(String(255), nullable=True)
     website: Mapped[str | None] = mapped_column(String(500), nullable=True)
@@ -83,7 +83,7 @@ class Program(Base):
     id: Mapped[str] = _id()
     organization_id: Mapped[str | None] = _ref()
     name: Mapped[str] = mapped_column(String(500))
-    alternate_name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    alternate_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
 
 
@@ -93,7 +93,7 @@ class Service(Base):
     organization_id: Mapped[str | None] = _ref()
     program_id: Mapped[str | None] = _ref()
     name: Mapped[str] = mapped_column(String(500))
-    alternate_name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    alternate_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     email: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -126,7 +126,7 @@ class Location(Base):
     url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     organization_id: Mapped[str | None] = _ref()
     name: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    alternate_name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    alternate_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     transportation: Mapped[str | None] = mapped_column(Text, nullable=True)
     latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -303,6 +303,9 @@ class ServiceSearch(Base):
     state_province: Mapped[str | None] = mapped_column(String(100), nullable=True)
     area_names: Mapped[str] = mapped_column(Text, default="|")
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # The result-list view of the service (views.details(full=False)), so a page of
+    # results is one query.
+    summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
         Index("ix_service_search_visibility", "status", "owner_tenant_id"),

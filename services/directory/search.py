@@ -68,15 +68,18 @@ def build_sql(dialect: str, params: dict, viewer: dict | None, tree: TermTree | 
     vis, vis_binds = visibility_sql(viewer)
     where.append(vis)
     binds.update(vis_binds)
-    join, rank = "", "0.0"
+    source, rank = "service_search ss", "0.0"
     if q:
         if dialect == "postgresql":
             where.append("ss.tsv @@ websearch_to_tsquery('english', :q)")
             rank = "ts_rank_cd(ss.tsv, websearch_to_tsquery('english', :q))"
             binds["q"] = q
         else:
-            join = "JOIN (SELECT rowid AS fts_id, bm25(service_fts, 10.0, 1.0) AS score FROM service_fts WHERE service_fts MATCH :q) f ON f.fts_id = ss.id"
-            rank = "-f.score"
+            # CROSS JOIN keeps the FTS index as the outer loop (SQLite would
+            # otherwise scan the search rows and probe FTS for each one).
+            source = "service_fts CROSS JOIN service_search ss ON ss.id = service_fts.rowid"
+            where.append("service_fts MATCH :q")
+            rank = "-bm25(service_fts, 10.0, 1.0)"
             binds["q"] = fts_query(q)
     if params.get("category"):
         where.append("ss.term_ids LIKE :category")
@@ -119,7 +122,7 @@ def build_sql(dialect: str, params: dict, viewer: dict | None, tree: TermTree | 
         where.append("(" + " OR ".join(ors) + ")")
     sql = (
         f"SELECT ss.service_id, {rank} AS rank, ss.latitude, ss.longitude, ss.languages, ss.cost, "
-        f"ss.top_term_ids, ss.name FROM service_search ss {join} WHERE " + " AND ".join(where)
+        f"ss.top_term_ids, ss.name FROM {source} WHERE " + " AND ".join(where)
     )
     return sql, binds
 
@@ -181,7 +184,7 @@ def suggest(session, q: str) -> str | None:
         best = None
         if dialect == "postgresql":
             best = session.execute(
-                text("SELECT word FROM search_word WHERE word % :w ORDER BY similarity(word, :w) DESC, word LIMIT 1"),
+                text("SELECT word FROM search_word WHERE word %% :w ORDER BY similarity(word, :w) DESC, word LIMIT 1"),
                 {"w": w},
             ).scalar()
         else:

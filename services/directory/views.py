@@ -28,10 +28,18 @@ def _schedule(s: Schedule) -> dict:
     return {k: getattr(s, k) for k in SCHEDULE_FIELDS if getattr(s, k) is not None}
 
 
-def details(session, ids: list[str], full: bool = True) -> list[dict]:
-    """Service dicts for ``ids`` (in that order), loaded in a few queries."""
+def details(session, ids: list[str], full: bool = True, use_summary: bool = True, cost_override: dict | None = None) -> list[dict]:
+    """Service dicts for ``ids`` (in that order), loaded in a few queries.
+
+    The short form (``full=False``, search results) is read from the search row,
+    where indexing stored it.
+    """
     if not ids:
         return []
+    if not full and use_summary:
+        stored = dict(session.execute(select(ServiceSearch.service_id, ServiceSearch.summary).where(ServiceSearch.service_id.in_(ids))).all())
+        if all(stored.get(i) for i in ids):
+            return [dict(stored[i]) for i in ids]
     tree = TermTree.load(session)
     services = {s.id: s for s in session.scalars(select(Service).where(Service.id.in_(ids)))}
     org_ids = {s.organization_id for s in services.values() if s.organization_id}
@@ -120,7 +128,7 @@ def details(session, ids: list[str], full: bool = True) -> list[dict]:
             "eligibility_description": s.eligibility_description, "application_process": s.application_process,
             "fees": s.fees, "minimum_age": s.minimum_age, "maximum_age": s.maximum_age,
             "languages": sorted(l for l in (langs.get(sid, set()) | loc_langs) if l),
-            "cost": doc.cost if doc else cost_class([c.amount for c in service_costs], [s.fees or ""]),
+            "cost": (cost_override or {}).get(sid) or (doc.cost if doc else cost_class([c.amount for c in service_costs], [s.fees or ""])),
             "taxonomy_term_ids": term_ids,
             "taxonomy_terms": [{"id": t, "name": tree.terms[t]["name"], "code": tree.terms[t]["code"]} for t in term_ids if t in tree.terms],
             "owner_tenant_id": s.owner_tenant_id, "published_to_district": bool(s.published_to_district),

@@ -114,7 +114,7 @@ def upgrade() -> None:
     sa.Column('url', sa.String(length=500), nullable=True),
     sa.Column('organization_id', sa.String(length=36), nullable=True),
     sa.Column('name', sa.String(length=500), nullable=True),
-    sa.Column('alternate_name', sa.String(length=500), nullable=True),
+    sa.Column('alternate_name', sa.Text(), nullable=True),
     sa.Column('description', sa.Text(), nullable=True),
     sa.Column('transportation', sa.Text(), nullable=True),
     sa.Column('latitude', sa.Float(), nullable=True),
@@ -144,7 +144,7 @@ def upgrade() -> None:
     op.create_table('organization',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=500), nullable=False),
-    sa.Column('alternate_name', sa.String(length=500), nullable=True),
+    sa.Column('alternate_name', sa.Text(), nullable=True),
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('email', sa.String(length=255), nullable=True),
     sa.Column('website', sa.String(length=500), nullable=True),
@@ -186,7 +186,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('organization_id', sa.String(length=36), nullable=True),
     sa.Column('name', sa.String(length=500), nullable=False),
-    sa.Column('alternate_name', sa.String(length=500), nullable=True),
+    sa.Column('alternate_name', sa.Text(), nullable=True),
     sa.Column('description', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -233,7 +233,7 @@ def upgrade() -> None:
     sa.Column('organization_id', sa.String(length=36), nullable=True),
     sa.Column('program_id', sa.String(length=36), nullable=True),
     sa.Column('name', sa.String(length=500), nullable=False),
-    sa.Column('alternate_name', sa.String(length=500), nullable=True),
+    sa.Column('alternate_name', sa.Text(), nullable=True),
     sa.Column('description', sa.Text(), nullable=True),
     sa.Column('url', sa.String(length=500), nullable=True),
     sa.Column('email', sa.String(length=255), nullable=True),
@@ -322,6 +322,7 @@ def upgrade() -> None:
     sa.Column('state_province', sa.String(length=100), nullable=True),
     sa.Column('area_names', sa.Text(), nullable=False),
     sa.Column('timezone', sa.String(length=64), nullable=True),
+    sa.Column('summary', sa.JSON(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('service_id')
     )
