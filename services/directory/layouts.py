@@ -152,6 +152,11 @@ def read(path: Path, source: str, layout: str | None = None) -> tuple[str, list[
 
 # --- a mapping engine shared by the CSV layouts -------------------------------------------
 
+# Rows of these tables may come without ids (their content is their identity);
+# organizations, services, locations... without an id are skipped.
+CONTENT_ID_TABLES = {"phone", "schedule", "address", "language", "contact", "service_area", "cost_option", "attribute"}
+
+
 class Mapper:
     """Reads one CSV file into rows of one table through a column map.
 
@@ -171,10 +176,12 @@ class Mapper:
         return as_uuid(raw) or stable_id(self.source, table, raw)
 
     def file(self, name: str, table: str, columns: dict, refs: dict | None = None, fix=None,
-             id_parts: tuple = (), id_column: str = "id", derive_blank_id: bool = True):
+             id_parts: tuple = (), id_column: str = "id", derive_blank_id: bool | None = None):
         path = self.folder / name
         if not path.exists():
             return []
+        if derive_blank_id is None:
+            derive_blank_id = table in CONTENT_ID_TABLES
         header, records = _read_csv(path)
         kept = [c for c in header if c in columns or c == id_column]
         report = FileReport(file=name, table=table, rows=len(records), columns_kept=kept,
