@@ -147,7 +147,7 @@ def _shape(loader, shape: dict, kind: str, obj, depth: int, seen) -> dict:
     for prop, nested in shape.items():
         if nested is None:
             value = values.get(prop)
-            if value is None or value == "" and prop not in ("description",):
+            if value is None:
                 continue
             out[prop] = _plain(value)
             continue

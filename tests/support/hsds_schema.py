@@ -37,6 +37,18 @@ def _strict(node):
     return node
 
 
+def _inline_refs(node, base):
+    """Replace relative ``$ref``s (``taxonomy.json``) with the referenced table schema."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.endswith(".json") and "://" not in ref:
+            return _inline_refs(json.loads((base / ref).read_text()), base)
+        return {k: _inline_refs(v, base) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, base) for v in node]
+    return node
+
+
 @lru_cache(maxsize=None)
 def schema(name: str) -> dict:
     """The strict schema: compiled/<name>.json, or schema/<name>.json for taxonomy tables."""
@@ -44,7 +56,7 @@ def schema(name: str) -> dict:
     path = base / "compiled" / f"{name}.json"
     if not path.exists():
         path = base / f"{name}.json"
-    return _strict(copy.deepcopy(json.loads(path.read_text())))
+    return _strict(_inline_refs(copy.deepcopy(json.loads(path.read_text())), path.parent))
 
 
 @lru_cache(maxsize=None)
