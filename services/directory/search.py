@@ -110,7 +110,9 @@ def build_sql(dialect: str, params: dict, viewer: dict | None, tree: TermTree | 
     if open_clauses:
         ors = []
         for i, (tz, day, hhmm) in enumerate(open_clauses):
-            hours = f"EXISTS (SELECT 1 FROM service_hours h WHERE h.service_id = ss.service_id AND h.day = :day{i} AND h.opens_at <= :t{i} AND h.closes_at > :t{i})"
+            # A semi-join on the (day, opens_at, closes_at) index: one pass over the
+            # day's hours instead of a probe per matching service.
+            hours = f"ss.service_id IN (SELECT h.service_id FROM service_hours h WHERE h.day = :day{i} AND h.opens_at <= :t{i} AND h.closes_at > :t{i})"
             if tz == "*":
                 ors.append(hours)
             elif tz is None:
