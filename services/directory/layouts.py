@@ -32,8 +32,6 @@ from services.directory.indexing import language_code
 from services.directory.schedules import parse_days, parse_time
 from services.directory.taxonomy import OPEN_ELIGIBILITY_ID, term_id
 
-csv.field_size_limit(10 * 1024 * 1024)
-
 
 class LayoutError(ValueError):
     """The files are not in a layout we can read (a 400 for the caller)."""
@@ -92,13 +90,16 @@ REFS = {
 
 
 def _read_csv(path: Path):
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        rows = []
-        for record in reader:
-            rows.append({(k or "").strip(): (v if isinstance(v, str) else "") for k, v in record.items()})
-        return header, rows
+    try:
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            rows = []
+            for record in reader:
+                rows.append({(k or "").strip(): (v if isinstance(v, str) else "") for k, v in record.items()})
+            return header, rows
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit, a NUL byte
+        raise LayoutError(f"{path.name} is not a readable CSV file: {exc}") from None
 
 
 def _blank(value) -> bool:
