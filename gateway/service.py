@@ -6,11 +6,13 @@ brings them together with the RPC clients they use.
 from nameko.rpc import ClusterRpc, ServiceRpc
 
 from gateway.http import Authenticated
+from gateway.routes.directory import DirectoryRoutes
+from gateway.routes.hsds import HsdsRoutes
 from gateway.routes.identity import IdentityRoutes
 from gateway.routes.system import SystemRoutes
 
 
-class GatewayService(Authenticated, SystemRoutes, IdentityRoutes):
+class GatewayService(Authenticated, SystemRoutes, IdentityRoutes, DirectoryRoutes, HsdsRoutes):
     name = "gateway"
 
     cluster_rpc = ClusterRpc()
