@@ -7,10 +7,11 @@ from nameko.rpc import ClusterRpc, ServiceRpc
 
 from gateway.http import Authenticated
 from gateway.routes.identity import IdentityRoutes
+from gateway.routes.retention import RetentionRoutes
 from gateway.routes.system import SystemRoutes
 
 
-class GatewayService(Authenticated, SystemRoutes, IdentityRoutes):
+class GatewayService(Authenticated, SystemRoutes, IdentityRoutes, RetentionRoutes):
     name = "gateway"
 
     cluster_rpc = ClusterRpc()

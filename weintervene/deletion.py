@@ -56,6 +56,9 @@ class DeletionParticipant:
         except ValidationError as exc:
             log.error("rejected a deletion request outside the contract: %s", exc.messages)
             return
+        if request["services"] and self.name not in request["services"]:
+            # A re-send addressed to the services that have not confirmed yet.
+            return
         request = {
             **request,
             "request_id": str(request["request_id"]),

@@ -12,11 +12,12 @@ from services.identity.passwords import check_policy, hash_password
 from services.identity.schemas import LoginSchema, SessionSchema, TenantSchema, UserSchema
 from weintervene.auth import AuthContext, Role
 from weintervene.errors import Conflict, NotFound
+from weintervene.export import DataExporter
 from weintervene.observability import EntrypointMetrics, HealthCheck
 from weintervene.validation import load
 
 
-class IdentityService(HealthCheck):
+class IdentityService(DataExporter, HealthCheck):
     name = "identity"
 
     db = identity_database()
