@@ -1,0 +1,286 @@
+"""Retention's logic with nameko's worker_factory: a real (SQLite) database, identity mocked.
+
+Covers the state machine (fence, FERPA guard, dispatch, re-send, completion),
+idempotent confirmations, the record's privacy, and the audit chain.
+"""
+import uuid
+from datetime import timedelta
+
+import pytest
+from nameko.testing.services import worker_factory
+from sqlalchemy import select, text
+from sqlalchemy.orm import sessionmaker
+
+from services.retention import audit
+from services.retention.models import AuditEntry, Base, DeletionRequest, OutboxMessage
+from services.retention.service import RetentionService
+from weintervene.contracts import DATA_SERVICES, DELETION_REQUESTED, DeletionRequested
+from weintervene.db import Database, make_engine, migrate, utcnow
+from weintervene.deletion import DeletionParticipant, completion_payload
+from weintervene.errors import BadRequest, Forbidden
+
+
+@pytest.fixture
+def session(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/retention.db")
+    migrate("retention", engine)
+    s = sessionmaker(engine, expire_on_commit=False)()
+    yield s
+    s.close()
+    engine.dispose()
+
+
+SCHOOL = str(uuid.uuid4())
+ADMIN = {"user_id": str(uuid.uuid4()), "tenant_id": SCHOOL, "role": "school_admin"}
+VERIFIER = str(uuid.uuid4())
+AUDITOR = {"user_id": str(uuid.uuid4()), "tenant_id": str(uuid.uuid4()), "role": "auditor"}
+OPERATOR = {"user_id": str(uuid.uuid4()), "tenant_id": str(uuid.uuid4()), "role": "operator"}
+
+
+@pytest.fixture
+def service(session):
+    svc = worker_factory(RetentionService, db=session)
+    svc.identity_rpc.check_student_access.side_effect = lambda auth, sid: {
+        "student_id": sid, "tenant_id": SCHOOL, "district_id": None, "is_adult": False, "first_name": "Ana",
+    }
+    svc.identity_rpc.user_info.side_effect = lambda uid: {
+        "id": uid, "tenant_id": SCHOOL, "display_name": "V", "email": "v@x.org", "role": "teacher",
+    }
+    svc.identity_rpc.fence_subject.return_value = {"fenced": True}
+    return svc
+
+
+def opt_out(student_id=None, **extra):
+    return {
+        "scope": "student", "subject_id": student_id or str(uuid.uuid4()), "reason": "parent_opt_out",
+        "verification": {"method": "signed_letter_on_file", "verified_by": VERIFIER}, **extra,
+    }
+
+
+def published(service):
+    """The deletion_requested payloads published so far, checked against the contract."""
+    out = []
+    for call in service.events.publish.call_args_list:
+        event_type, payload, _message_id = call.args
+        if event_type == DELETION_REQUESTED:
+            out.append(DeletionRequested().load(payload))
+    return out
+
+
+def confirm(service, request_id, name, counts=None):
+    payload = completion_payload(name, request_id, counts if counts is not None else {"rows": 1})
+    return getattr(service, f"on_{name}_deletion_completed")(payload)
+
+
+def test_opt_out_fences_then_dispatches_to_every_service(service, session):
+    student = str(uuid.uuid4())
+    result = service.request_deletion(ADMIN, opt_out(student))
+    assert result["status"] == "dispatched"
+    service.identity_rpc.fence_subject.assert_called_once_with(result["id"], "student", SCHOOL, student)
+    [message] = published(service)
+    assert str(message["subject_id"]) == student and message["services"] == [] and message["attempt"] == 1
+    assert result["missing_services"] == list(DATA_SERVICES)
+    # The record names nobody: the subject is an HMAC, not the id.
+    assert student not in str(result) and len(result["subject_ref"]) == 64
+
+
+def test_identity_unreachable_keeps_the_request_pending_and_says_why(service, session, patch_settings):
+    patch_settings(deletion_fence_retry_seconds=0)
+    service.identity_rpc.fence_subject.side_effect = TimeoutError("no answer")
+    result = service.request_deletion(ADMIN, opt_out())
+    assert result["status"] == "pending"
+    assert "fence" in result["status_reason"] and "TimeoutError" in result["status_reason"]
+    assert published(service) == []
+    service.identity_rpc.fence_subject.side_effect = None
+    service.sweep()
+    assert service.get_deletion_request(AUDITOR, result["id"])["status"] == "dispatched"
+    assert len(published(service)) == 1
+
+
+def test_open_inspection_makes_the_deletion_wait_until_closed(service, session):
+    student = str(uuid.uuid4())
+    inspection = service.open_inspection(ADMIN, {"student_id": student, "kind": "inspection"})
+    result = service.request_deletion(ADMIN, opt_out(student))
+    assert result["status"] == "waiting_ferpa_inspection"
+    assert inspection["id"] in result["status_reason"] and "FERPA" in result["status_reason"]
+    service.sweep()
+    assert published(service) == []
+    service.close_inspection(ADMIN, inspection["id"], {"outcome": "provided"})
+    assert service.get_deletion_request(AUDITOR, result["id"])["status"] == "dispatched"
+    assert len(published(service)) == 1
+
+
+def test_complete_only_when_every_service_confirmed_and_then_forget_the_id(service, session):
+    student = str(uuid.uuid4())
+    inspection = service.open_inspection(ADMIN, {"student_id": student, "kind": "amendment"})
+    result = service.request_deletion(ADMIN, opt_out(student))
+    for name in DATA_SERVICES[:-1]:
+        assert confirm(service, result["id"], name, {"rows": 2}) == "recorded"
+        assert service.get_deletion_request(AUDITOR, result["id"])["status"] == "dispatched"
+    assert confirm(service, result["id"], DATA_SERVICES[-1], {"rows": 3}) == "completed"
+    done = service.get_deletion_request(AUDITOR, result["id"])
+    assert done["status"] == "completed" and done["missing_services"] == []
+    assert {c["service"]: c["counts"] for c in done["confirmations"]}[DATA_SERVICES[-1]] == {"rows": 3}
+    session.expire_all()
+    assert session.get(DeletionRequest, result["id"]).subject_id is None
+    assert not [m for m in session.scalars(select(OutboxMessage)) if student in str(m.payload)]
+    assert service.list_inspections(ADMIN)["items"][0]["student_id"] is None
+    assert inspection["id"]
+
+
+def test_repeated_confirmation_is_harmless_and_the_first_counts_stand(service):
+    result = service.request_deletion(ADMIN, opt_out())
+    confirm(service, result["id"], "identity", {"student": 1})
+    assert confirm(service, result["id"], "identity", {"student": 0}) == "duplicate"
+    [c] = service.get_deletion_request(AUDITOR, result["id"])["confirmations"]
+    assert c["counts"] == {"student": 1}
+    assert confirm(service, str(uuid.uuid4()), "identity") == "unknown"
+    assert service.on_identity_deletion_completed({"request_id": "x", "oops": 1}) == "rejected"
+    assert service.on_analytics_deletion_completed(
+        completion_payload("identity", result["id"], {})) == "rejected"  # on the wrong queue
+
+
+def test_repeating_an_open_request_returns_the_same_request(service):
+    student = str(uuid.uuid4())
+    first = service.request_deletion(ADMIN, opt_out(student))
+    again = service.request_deletion(ADMIN, opt_out(student))
+    assert again["id"] == first["id"] and len(published(service)) == 1
+
+
+def test_resend_targets_only_services_that_have_not_confirmed(service, session, patch_settings):
+    result = service.request_deletion(ADMIN, opt_out())
+    confirm(service, result["id"], "identity")
+    confirm(service, result["id"], "referrals")
+    service.sweep()  # not yet due
+    assert len(published(service)) == 1
+    patch_settings(deletion_resend_seconds=0)
+    service.sweep()
+    resent = published(service)[-1]
+    assert resent["attempt"] == 2 and sorted(resent["services"]) == sorted({"directory", "analytics"})
+    got = service.get_deletion_request(AUDITOR, result["id"])
+    assert got["attempt"] == 2 and sorted(got["missing_services"]) == ["analytics", "directory"]
+
+
+def test_student_opt_out_needs_verification_and_a_clean_note(service):
+    with pytest.raises(BadRequest) as exc:
+        service.request_deletion(ADMIN, {"scope": "student", "subject_id": str(uuid.uuid4()), "reason": "parent_opt_out"})
+    assert "verification" in exc.value.details
+    for note in ("call dad at 555 123 4567", "from maria@example.org"):
+        with pytest.raises(BadRequest) as exc:
+            service.request_deletion(ADMIN, opt_out(note=note))
+        assert "note" in exc.value.details
+    with pytest.raises(BadRequest):
+        service.request_deletion(ADMIN, opt_out(note="x" * 201))
+    assert service.request_deletion(ADMIN, opt_out(note="Letter received at front office"))["note"]
+
+
+def test_verifier_must_be_staff_of_the_school(service):
+    service.identity_rpc.user_info.side_effect = lambda uid: {"id": uid, "tenant_id": str(uuid.uuid4()), "role": "teacher"}
+    with pytest.raises(Forbidden):
+        service.request_deletion(ADMIN, opt_out())
+
+
+def test_teachers_cannot_request_or_read_deletions(service):
+    teacher = {**ADMIN, "role": "teacher"}
+    with pytest.raises(Forbidden):
+        service.request_deletion(teacher, opt_out())
+    with pytest.raises(Forbidden):
+        service.list_deletion_requests(teacher, {})
+
+
+def test_auditor_filters_pending_overdue_and_csv(service, session):
+    done = service.request_deletion(ADMIN, opt_out())
+    for name in DATA_SERVICES:
+        confirm(service, done["id"], name)
+    late = service.request_deletion(ADMIN, opt_out())
+    row = session.get(DeletionRequest, late["id"])
+    row.due_at = utcnow() - timedelta(hours=1)
+    session.commit()
+    assert [r["id"] for r in service.list_deletion_requests(AUDITOR, {"overdue": True})["items"]] == [late["id"]]
+    assert [r["id"] for r in service.list_deletion_requests(AUDITOR, {"status": "completed"})["items"]] == [done["id"]]
+    assert service.list_deletion_requests(AUDITOR, {"tenant_id": SCHOOL, "scope": "student"})["total"] == 2
+    assert service.list_deletion_requests(AUDITOR, {"tenant_id": str(uuid.uuid4())})["total"] == 0
+    today = utcnow().date().isoformat()
+    assert service.list_deletion_requests(AUDITOR, {"from": today, "to": today})["total"] == 2
+    csv_text = service.deletion_requests_csv(AUDITOR, {"status": "open"})
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("id,scope,tenant_id,subject_ref,status") and len(lines) == 2
+    assert late["id"] in lines[1] and "True" in lines[1]
+    with pytest.raises(BadRequest):
+        service.list_deletion_requests(AUDITOR, {"status": "lost"})
+
+
+def test_policies_become_policy_requests_without_a_fence(service, session):
+    policy = service.create_policy(ADMIN, {"record_kind": "login_records", "max_age_days": 365})
+    assert policy["tenant_id"] == SCHOOL
+    with pytest.raises(Forbidden):
+        service.create_policy(ADMIN, {"tenant_id": str(uuid.uuid4()), "record_kind": "login_records", "max_age_days": 9})
+    [request_id] = service.run_due_policies()
+    assert service.run_due_policies() == []  # once per interval
+    [message] = published(service)
+    assert message["scope"] == "policy" and message["record_kind"] == "login_records"
+    assert abs((utcnow() - message["older_than"]) - timedelta(days=365)) < timedelta(minutes=1)
+    service.identity_rpc.fence_subject.assert_not_called()
+    assert service.get_deletion_request(AUDITOR, request_id)["status"] == "dispatched"
+
+
+def test_audit_chain_verifies_and_an_edited_entry_is_found(service, session):
+    for _ in range(3):
+        service.request_deletion(ADMIN, opt_out())
+    report = service.verify_audit(AUDITOR)
+    assert report["ok"] and report["entries"] >= 9 and report["first_broken"] is None
+    # The table refuses edits; an attacker would have to drop the trigger first.
+    with pytest.raises(Exception):
+        session.execute(text("UPDATE audit_entry SET event = 'x' WHERE seq = 4"))
+        session.commit()
+    session.rollback()
+    session.execute(text("DROP TRIGGER audit_entry_no_update"))
+    session.execute(text("UPDATE audit_entry SET data = '{\"scope\": \"tenant\"}' WHERE seq = 4"))
+    session.commit()
+    session.expire_all()
+    report = service.verify_audit(AUDITOR)
+    assert not report["ok"] and report["first_broken"]["seq"] == 4 and "edited" in report["first_broken"]["reason"]
+    with pytest.raises(Forbidden):
+        service.verify_audit(ADMIN)
+
+
+def test_a_removed_entry_breaks_the_chain(session):
+    for n in range(3):
+        audit.append(session, "x", None, {"n": n})
+    session.commit()
+    session.execute(text("DROP TRIGGER audit_entry_no_delete"))
+    session.execute(text("DELETE FROM audit_entry WHERE seq = 2"))
+    session.commit()
+    report = audit.verify_chain(session)
+    assert report["first_broken"]["seq"] == 3 and "missing" in report["first_broken"]["reason"]
+
+
+class Participant(DeletionParticipant):
+    """Stands in for a data service (its outbox table borrowed from retention's schema)."""
+
+    name = "directory"
+    db = Database("directory", Base)
+    outbox_model = OutboxMessage
+
+    def delete_for(self, request):
+        return {"things": 1}
+
+
+def test_participant_ignores_a_resend_addressed_to_other_services(session):
+    worker = worker_factory(Participant, db=session)
+    base = {"request_id": str(uuid.uuid4()), "scope": "tenant", "tenant_id": SCHOOL, "subject_id": SCHOOL,
+            "attempt": 2}
+    worker.on_deletion_requested({**base, "services": ["identity"]})
+    assert session.scalars(select(OutboxMessage)).all() == []
+    worker.on_deletion_requested({**base, "services": ["directory", "analytics"]})
+    [message] = session.scalars(select(OutboxMessage)).all()
+    assert message.payload["service"] == "directory" and message.payload["counts"] == {"things": 1}
+
+
+def test_audit_entries_carry_no_subject_id(service, session):
+    student = str(uuid.uuid4())
+    result = service.request_deletion(ADMIN, opt_out(student))
+    for name in DATA_SERVICES:
+        confirm(service, result["id"], name)
+    entries = session.scalars(select(AuditEntry)).all()
+    assert entries and not [e for e in entries if student in str(e.data)]
