@@ -433,3 +433,14 @@ def test_who_may_read_and_write_the_record(system, school, auditor):
     r = auditor.get(system.url("/api/v1/deletion-requests?status=open&overdue=true&from=2026-01-01&to=2099-01-01"))
     assert r.status_code == 200 and r.json()["items"] == []
     assert auditor.get(system.url("/api/v1/deletion-requests?from=2026-02-01&to=2026-01-01")).status_code == 400
+
+
+def test_the_table_scanner_finds_a_stored_value_and_not_an_absent_one(system, school):
+    from tests.support.scanner import scan_for
+
+    tenant_id, admin = school
+    hits = scan_for(system.settings, admin.user["email"])
+    assert ("identity", "user_account", "email", 1) in hits
+    assert scan_for(system.settings, str(uuid.uuid4())) == []
+    # A value inside a JSON payload is found too (retention's audit entries name the tenant).
+    assert any(h[:3] == ("retention", "audit_entry", "data") for h in scan_for(system.settings, tenant_id))
