@@ -443,4 +443,6 @@ def test_the_table_scanner_finds_a_stored_value_and_not_an_absent_one(system, sc
     assert ("identity", "user_account", "email", 1) in hits
     assert scan_for(system.settings, str(uuid.uuid4())) == []
     # A value inside a JSON payload is found too (retention's audit entries name the tenant).
+    r = admin.post(system.url("/api/v1/retention-policies"), json={"record_kind": "delivery_logs", "max_age_days": 90})
+    assert r.status_code == 201, r.text
     assert any(h[:3] == ("retention", "audit_entry", "data") for h in scan_for(system.settings, tenant_id))
