@@ -107,6 +107,12 @@ def _facts_for_user(identity, auth: AuthContext, data: dict) -> dict:
     return {"tenant_id": user["tenant_id"], "tenant_ids": [user["tenant_id"]]}
 
 
+def _creator_grace(now: datetime) -> datetime:
+    # The creator advances the request right after creating it; the sweep takes
+    # over only if that attempt did not finish (a crash), never racing it.
+    return now + timedelta(seconds=FENCE_TIMEOUT_SECONDS * 2)
+
+
 def create_request(session, identity, auth: AuthContext, data: dict) -> DeletionRequest:
     """Record a verified request and try to fence and dispatch it at once.
 
@@ -139,7 +145,8 @@ def create_request(session, identity, auth: AuthContext, data: dict) -> Deletion
         verified_by=str(verification["verified_by"]) if verification else None,
         verification_method=verification.get("method"),
         reason=data["reason"], note=data.get("note"), status="pending", attempt=0,
-        created_at=now, due_at=now + timedelta(hours=settings().deletion_due_hours), next_try_at=now,
+        created_at=now, due_at=now + timedelta(hours=settings().deletion_due_hours),
+        next_try_at=_creator_grace(now),
     )
     session.add(req)
     session.flush()
@@ -161,7 +168,8 @@ def create_policy_request(session, policy: RetentionPolicy, now: datetime) -> De
         subject_ref=subject_ref(policy.tenant_id), subject_id=policy.tenant_id,
         older_than=now - timedelta(days=policy.max_age_days), record_kind=policy.record_kind,
         policy_id=policy.id, requested_by="policy", reason="retention_policy", status="pending",
-        attempt=0, created_at=now, due_at=now + timedelta(hours=settings().deletion_due_hours), next_try_at=now,
+        attempt=0, created_at=now, due_at=now + timedelta(hours=settings().deletion_due_hours),
+        next_try_at=_creator_grace(now),
     )
     session.add(req)
     session.flush()
