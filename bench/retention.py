@@ -235,6 +235,26 @@ def bench_termination(system: System, students: int, shares: int) -> tuple[float
     return elapsed, counts
 
 
+def stages(system: System) -> dict:
+    """Median milliseconds between the audit entries of each completed request (where time goes)."""
+    from collections import defaultdict
+
+    times = defaultdict(dict)
+    with system.retention.connect() as conn:
+        for request_id, event, at, data in conn.execute(text(
+                "SELECT request_id, event, at, data FROM audit_entry WHERE request_id IS NOT NULL ORDER BY seq")):
+            key = f"confirmed:{(data or {}).get('service')}" if event == "confirmed" else event
+            times[request_id].setdefault(key, at)
+    gaps = defaultdict(list)
+    for events in times.values():
+        if "completed" not in events or "dispatched" not in events:
+            continue
+        start = events["request_created"]
+        for key, at in events.items():
+            gaps[key].append((at - start).total_seconds() * 1000)
+    return {k: round(percentiles(v)["median"], 1) for k, v in gaps.items()}
+
+
 def baselines(system: System, n: int = 200) -> tuple[dict, dict]:
     rpc, sql = [], []
     for _ in range(n):
@@ -270,6 +290,7 @@ def main(argv=None) -> int:
         samples = percentiles(bench_opt_outs(system, args.opt_outs))
         print(f"opt-out -> every service confirmed ({args.opt_outs} runs): {fmt(samples)}"
               f"  = {samples['median'] / rpc['median']:.1f}x an RPC round trip (target median < 1000 ms)")
+        print(f"  median ms after request_created, per audit entry: {stages(system)}")
         print("termination (students, shares) -> every service confirmed:")
         for fraction in (0.1, 0.5, 1.0):
             students, shares = int(args.students * fraction), int(args.shares * fraction)
