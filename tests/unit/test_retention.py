@@ -17,7 +17,7 @@ from services.retention.service import RetentionService
 from weintervene.contracts import DATA_SERVICES, DELETION_REQUESTED, DeletionRequested
 from weintervene.db import Database, make_engine, migrate, utcnow
 from weintervene.deletion import DeletionParticipant, completion_payload
-from weintervene.errors import BadRequest, Forbidden
+from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 
 
 @pytest.fixture
@@ -284,3 +284,118 @@ def test_audit_entries_carry_no_subject_id(service, session):
         confirm(service, result["id"], name)
     entries = session.scalars(select(AuditEntry)).all()
     assert entries and not [e for e in entries if student in str(e.data)]
+
+
+DISTRICT = str(uuid.uuid4())
+
+
+def tenant_facts(service, schools):
+    service.identity_rpc.tenant_info.side_effect = lambda tid: {"id": tid, "kind": "district", "parent_id": None}
+    service.identity_rpc.list_tenants_in.side_effect = lambda tid: [{"id": tid}] + [{"id": s} for s in schools]
+
+
+def test_termination_covers_the_district_and_its_schools_and_checks_the_export(service, session):
+    school_a, school_b = str(uuid.uuid4()), str(uuid.uuid4())
+    tenant_facts(service, [school_a, school_b])
+    with pytest.raises(Forbidden):
+        service.request_deletion(ADMIN, {"scope": "tenant", "subject_id": DISTRICT, "reason": "contract_ended"})
+    with pytest.raises(NotFound):
+        service.request_deletion(OPERATOR, {"scope": "tenant", "subject_id": DISTRICT, "reason": "contract_ended",
+                                            "export_id": str(uuid.uuid4())})
+    district_admin = {"user_id": str(uuid.uuid4()), "tenant_id": DISTRICT, "role": "district_admin"}
+    export = service.create_export(district_admin, {"tenant_id": DISTRICT})
+    assert sorted(export["tenant_ids"]) == sorted([DISTRICT, school_a, school_b])
+    result = service.request_deletion(OPERATOR, {"scope": "tenant", "subject_id": DISTRICT,
+                                                 "reason": "contract_ended", "export_id": export["id"]})
+    assert result["status"] == "dispatched" and result["export_id"] == export["id"]
+    [message] = published(service)
+    assert sorted(map(str, message["tenant_ids"])) == sorted([DISTRICT, school_a, school_b])
+    service.identity_rpc.fence_subject.assert_called_once_with(result["id"], "tenant", DISTRICT, DISTRICT)
+    # Once terminated, the export cannot be downloaded any more.
+    with pytest.raises(NotFound):
+        service.export_data(district_admin, export["id"])
+
+
+def test_export_gathers_every_service_and_only_for_its_owner(service):
+    service.cluster_rpc.identity.export_tenant.call_async.return_value.result.return_value = {"user_account": [{"id": 1}]}
+    export = service.create_export(ADMIN, {"tenant_id": SCHOOL})
+    data = service.export_data(ADMIN, export["id"])
+    assert set(data["services"]) == set(DATA_SERVICES)
+    assert data["manifest"]["tables"]["identity"] == {"user_account": 1}
+    service.cluster_rpc.identity.export_tenant.call_async.assert_called_with({"tenant_ids": [SCHOOL]})
+    with pytest.raises(NotFound):
+        service.export_data({**ADMIN, "tenant_id": str(uuid.uuid4())}, export["id"])
+    with pytest.raises(NotFound):
+        service.create_export(ADMIN, {"tenant_id": str(uuid.uuid4())})
+    with pytest.raises(Forbidden):
+        service.create_export(OPERATOR, {"tenant_id": SCHOOL})
+
+
+def test_an_unanswering_service_means_no_export(service):
+    service.cluster_rpc.analytics.export_tenant.call_async.return_value.result.side_effect = TimeoutError()
+    export = service.create_export(ADMIN, {"tenant_id": SCHOOL})
+    with pytest.raises(Unavailable) as exc:
+        service.export_data(ADMIN, export["id"])
+    assert exc.value.code == "export_incomplete"
+
+
+def test_inspection_records_only_while_open(service):
+    student = str(uuid.uuid4())
+    inspection = service.open_inspection(ADMIN, {"student_id": student})
+    service.inspection_data(ADMIN, inspection["id"])
+    service.cluster_rpc.referrals.export_student.call_async.assert_called_with(
+        {"tenant_ids": [SCHOOL], "student_id": student})
+    service.close_inspection(ADMIN, inspection["id"], {"outcome": "provided"})
+    with pytest.raises(Conflict):
+        service.inspection_data(ADMIN, inspection["id"])
+    with pytest.raises(Conflict):
+        service.close_inspection(ADMIN, inspection["id"], {"outcome": "provided"})
+    amendment = service.open_inspection(ADMIN, {"student_id": student, "kind": "amendment", "note": "grade wrong"})
+    closed = service.close_inspection(ADMIN, amendment["id"], {"outcome": "refused"})
+    assert closed["outcome"] == "refused" and closed["status"] == "closed"
+    with pytest.raises(NotFound):
+        service.close_inspection({**ADMIN, "tenant_id": str(uuid.uuid4())}, amendment["id"], {"outcome": "amended"})
+
+
+def test_user_removal_by_an_admin_of_another_tenant_is_refused(service):
+    service.identity_rpc.user_info.side_effect = lambda uid: {"id": uid, "tenant_id": str(uuid.uuid4()), "role": "teacher"}
+    service.identity_rpc.tenant_info.side_effect = lambda tid: {"id": tid, "kind": "school", "parent_id": None,
+                                                                "district_id": None}
+    with pytest.raises(Forbidden):
+        service.request_deletion(ADMIN, {"scope": "user", "subject_id": str(uuid.uuid4()), "reason": "account_closed"})
+    result = service.request_deletion(OPERATOR, {"scope": "user", "subject_id": str(uuid.uuid4()),
+                                                 "reason": "account_closed"})
+    assert result["status"] == "dispatched" and result["scope"] == "user"
+
+
+def test_export_rows_reflect_tenant_tables_without_secrets(tmp_path):
+    from sqlalchemy import Column, MetaData, String, Table, create_engine
+
+    from weintervene.export import build_archive, export_rows
+
+    engine = create_engine(f"sqlite:///{tmp_path}/svc.db")
+    metadata = MetaData()
+    Table("user_account", metadata, Column("id", String, primary_key=True), Column("tenant_id", String),
+          Column("email", String), Column("password_hash", String))
+    Table("student", metadata, Column("id", String, primary_key=True), Column("tenant_id", String))
+    Table("share", metadata, Column("id", String, primary_key=True), Column("tenant_id", String),
+          Column("student_id", String))
+    Table("taxonomy", metadata, Column("id", String, primary_key=True))
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO user_account VALUES ('u1', 'A', 'a@x.org', 'argon'), ('u2', 'B', 'b@x.org', 'x')"))
+        conn.execute(text("INSERT INTO student VALUES ('s1', 'A'), ('s2', 'A')"))
+        conn.execute(text("INSERT INTO share VALUES ('h1', 'A', 's1'), ('h2', 'A', 's2'), ('h3', 'B', 's1')"))
+    with sessionmaker(engine)() as session:
+        tenant = export_rows(session, ["A"])
+        assert tenant["user_account"] == [{"id": "u1", "tenant_id": "A", "email": "a@x.org"}]
+        assert {r["id"] for r in tenant["share"]} == {"h1", "h2"} and "taxonomy" not in tenant
+        one = export_rows(session, ["A"], student_id="s1")
+        assert one == {"student": [{"id": "s1", "tenant_id": "A"}], "share": [{"id": "h1", "tenant_id": "A", "student_id": "s1"}]}
+    import io
+    import zipfile
+
+    archive = zipfile.ZipFile(io.BytesIO(build_archive({"tenant_id": "A"}, {"identity": tenant})))
+    assert "identity/share.csv" in archive.namelist()
+    assert archive.read("identity/user_account.csv").decode().splitlines() == ["email,id,tenant_id", "a@x.org,u1,A"]
+    engine.dispose()
