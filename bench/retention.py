@@ -91,9 +91,11 @@ def fill(engine, table_name: str, n: int, **overrides) -> list[str]:
                 row[column.name] = _value(column, i)
         rows.append(row)
         ids.append(row.get("id"))
+    # Multi-row INSERTs, each under PostgreSQL's 65,535 bind parameters.
+    chunk = max(1, 30000 // max(1, len(rows[0]) if rows else 1))
     with engine.begin() as conn:
-        for start in range(0, n, 5000):
-            conn.execute(table.insert(), rows[start:start + 5000])
+        for start in range(0, n, chunk):
+            conn.execute(table.insert().values(rows[start:start + chunk]))
     return ids
 
 
@@ -281,7 +283,7 @@ def main(argv=None) -> int:
     try:
         mode = "real services (scope=student / scope=tenant)" if system.real else (
             "branch mode: stand-in participants, retention-policy requests (no identity fence RPC)")
-        print(f"retention benchmark - {mode}")
+        print(f"retention benchmark - {mode}; vhost {system.vhost.name}, databases {system.databases.prefix}_*")
         rpc, sql = baselines(system)
         print(f"baseline RPC round trip (retention.health): {fmt(rpc)}")
         print(f"baseline SQL insert+delete on retention DB:  {fmt(sql)}")
