@@ -40,7 +40,7 @@ from sqlalchemy import (  # noqa: E402
     JSON, Boolean, Date, DateTime, Float, Integer, MetaData, Numeric, String, Text, create_engine, text,
 )
 
-from bench import fmt, percentiles  # noqa: E402
+from bench.support import summary  # noqa: E402
 from tests.support.infra import PostgresDatabases, Vhost, postgres_available  # noqa: E402
 from weintervene.config import SERVICES, Settings  # noqa: E402
 from weintervene.contracts import DATA_SERVICES  # noqa: E402
@@ -48,6 +48,15 @@ from weintervene.deletion import DeletionParticipant  # noqa: E402
 from weintervene.runner import build_runner, service_class  # noqa: E402
 
 NOW = datetime.now(timezone.utc)
+
+
+def percentiles(samples_ms: list[float]) -> dict:
+    """{"median", "p95", "p99"} in milliseconds (bench.support.summary's figures)."""
+    return summary(samples_ms)
+
+
+def fmt(stats: dict) -> str:
+    return f"median {stats['median']:.2f} ms  p95 {stats['p95']:.2f} ms  p99 {stats['p99']:.2f} ms"
 
 
 # -- bulk rows for any reflected table ----------------------------------------------------
