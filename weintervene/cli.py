@@ -5,6 +5,7 @@ Examples::
     weintervene run                      # every service and the gateway, one process
     weintervene run --service analytics  # one service (a container, a scaled instance)
     weintervene demo                     # load the demo data (services must be running)
+    weintervene audit verify             # check retention's hash-chained audit log
     weintervene create-user --email ops@example.org --name "Ops" --role operator < password.txt
 """
 from __future__ import annotations
@@ -186,6 +187,28 @@ def cmd_export_directory(args) -> int:
             print(f"wrote {args.path}/datapackage.json: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     finally:
         session.close()
+def cmd_audit_verify(args) -> int:
+    """Check retention's hash-chained audit log; exit 1 and name the first broken entry."""
+    from services.retention.audit import verify_chain
+    from weintervene.db import make_engine
+    from weintervene.runner import configure
+
+    from sqlalchemy.orm import Session
+
+    settings = _settings()
+    configure(settings)
+    engine = make_engine(settings.database_url("retention"))
+    try:
+        with Session(engine) as session:
+            result = verify_chain(session)
+    finally:
+        engine.dispose()
+    print(json.dumps(result, indent=2))
+    if not result["ok"]:
+        broken = result["first_broken"]
+        print(f"audit chain BROKEN at entry {broken['seq']}: {broken['reason']}", file=sys.stderr)
+        return 1
+    print(f"audit chain intact: {result['entries']} entries", file=sys.stderr)
     return 0
 
 
@@ -231,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", default="operator")
     create.add_argument("--tenant", default=None, help="tenant id (default: the platform tenant)")
     create.set_defaults(func=cmd_create_user)
+
+    audit = sub.add_parser("audit", help="retention's audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 at the first broken entry")
+    verify.set_defaults(func=cmd_audit_verify)
     return parser
 
 

@@ -34,6 +34,7 @@ from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
 from weintervene.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
 from weintervene.messaging import OutboxRelay, ReliablePublisher
+from weintervene.export import DataExporter
 from weintervene.observability import EntrypointMetrics, HealthCheck
 from weintervene.validation import load
 
@@ -58,7 +59,7 @@ def _viewer(auth) -> dict | None:
     return {"tenant_id": ctx.tenant_id, "district_id": ctx.district_id}
 
 
-class DirectoryService(HealthCheck, DeletionParticipant, OutboxRelay):
+class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRelay):
     name = "directory"
 
     db = directory_database()
