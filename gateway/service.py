@@ -8,9 +8,10 @@ from nameko.rpc import ClusterRpc, ServiceRpc
 from gateway.http import Authenticated
 from gateway.routes.identity import IdentityRoutes
 from gateway.routes.system import SystemRoutes
+from gateway.routes.webapp import WebAppRoutes
 
 
-class GatewayService(Authenticated, SystemRoutes, IdentityRoutes):
+class GatewayService(Authenticated, SystemRoutes, IdentityRoutes, WebAppRoutes):
     name = "gateway"
 
     cluster_rpc = ClusterRpc()
