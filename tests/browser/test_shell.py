@@ -26,3 +26,112 @@ def test_sign_in_shows_role_navigation_and_sign_out_ends_the_session(page, peopl
     page.open("/referrals")
     page.wait_heading("Sign in")
     assert page.path() == "/signin?next=%2Freferrals"
+
+
+def test_a_role_that_must_not_see_a_page_gets_the_denied_page(page, people):
+    page.open("/signin")
+    page.sign_in(people["teacher"]["email"])
+    for path in ("/audit", "/admin/roster", "/operator/tenants", "/dashboard"):
+        page.go(path)
+        page.wait_heading("You do not have access to this page")
+    page.shot("denied-teacher-audit")
+    page.assert_accessible("denied")
+    page.click("#sign-out")
+    page.wait_heading("You are signed out")
+    page.open("/signin")
+    page.sign_in(people["auditor"]["email"])
+    assert "Deletion requests" in page.text_content("#site-nav")
+    for path in ("/admin/roster", "/search", "/referrals", "/students/00000000-0000-4000-8000-000000000000"):
+        page.go(path)
+        page.wait_heading("You do not have access to this page")
+
+
+def test_an_expired_session_sends_the_user_to_sign_in_and_back_to_their_page(page, people, system):
+    operator = people["operator"]
+    page.open("/signin?next=%2Foperator%2Ftenants")
+    page.sign_in(operator["email"])
+    page.wait_heading("Tenants")
+    assert page.path() == "/operator/tenants"
+    # The session ends on the server (as an idle timeout or a revocation would).
+    token = next(c["value"] for c in page.cookies() if c["name"] == "wi_session")
+    r = requests.delete(system.url("/api/v1/sessions/current"), headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200
+    page.fill("input[name=name]", "A school added after the session ended")
+    page.click("form button[type=submit]")
+    page.wait_heading("Sign in")
+    assert page.path() == "/signin?expired=1&next=%2Foperator%2Ftenants"
+    assert "Your session has ended" in page.text_content("main")
+    page.shot("session-expired")
+    page.sign_in(operator["email"])
+    page.wait_heading("Tenants")
+    assert page.path() == "/operator/tenants"
+
+
+def test_the_session_is_rechecked_when_the_tab_becomes_visible(page, people, system):
+    page.open("/signin")
+    page.sign_in(people["school_admin"]["email"])
+    page.go("/account/password")
+    page.wait_heading("Change your password")
+    token = next(c["value"] for c in page.cookies() if c["name"] == "wi_session")
+    requests.delete(system.url("/api/v1/sessions/current"), headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+    page.wait_heading("Sign in")
+    assert page.path() == "/signin?expired=1&next=%2Faccount%2Fpassword"
+
+
+def test_the_csp_detector_sees_a_violation(page, system):
+    """Guards the other tests: an inline style is refused by the CSP and we notice."""
+    page.open("/privacy")
+    page.evaluate("() => { const d = document.createElement('div'); d.setAttribute('style', 'color: red'); document.body.append(d); }")
+    page.wait_for_timeout(200)
+    messages = page.console(clear=True)
+    assert any("Content Security Policy" in m["text"] for m in messages), messages
+
+
+def test_csp_header_is_strict_on_the_app_shell(system):
+    r = requests.get(system.url("/search"), timeout=10)
+    assert r.status_code == 200
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert r.headers["Cache-Control"] == "no-cache"
+
+
+def test_privacy_page_and_policy_banner_acknowledgement(page, people):
+    page.open("/privacy")
+    page.wait_heading("Privacy policy")
+    assert "Last Updated: 2026-11-01" in page.text_content("main .updated")
+    page.assert_accessible("privacy")
+    page.shot("privacy")
+    page.open("/signin")
+    page.sign_in(people["teacher"]["email"])
+    page.wait_for_selector(".banner-policy")
+    page.click("#policy-ack")
+    page.wait_for_selector(".banner-policy", state="detached")
+    cookie = next(c for c in page.cookies() if c["name"] == "wi_policy_ack")
+    assert cookie["value"] == "2026-11-01"
+    page.go("/search")
+    page.wait_heading("Find services")
+    assert page.query_selector(".banner-policy") is None
+
+
+def test_reset_link_token_is_removed_from_the_address_bar(page):
+    page.open("/reset?token=abc123-one-time")
+    page.wait_heading("Choose a new password")
+    assert page.path() == "/reset"
+    history = page.evaluate("() => history.length")
+    assert "abc123" not in page.evaluate("() => location.href")
+    assert history == 1 or history == 2
+
+
+def test_nothing_is_kept_in_browser_storage(page, people):
+    page.open("/signin")
+    page.sign_in(people["school_admin"]["email"])
+    for path in ("/search", "/admin/roster", "/admin/opt-out", "/referrals"):
+        page.go(path)
+        page.settle()
+    storage = page.storage()
+    assert storage["local"] == {} and storage["session"] == {}
+    names = {c["name"] for c in page.cookies()}
+    assert names <= {"wi_session", "wi_csrf", "wi_policy_ack"}
+    session_cookie = next(c for c in page.cookies() if c["name"] == "wi_session")
+    assert session_cookie["httpOnly"] and session_cookie["sameSite"] == "Strict"

@@ -8,6 +8,20 @@ import { policyBanner } from "./policy.js";
 
 const main = () => document.getElementById("main");
 let renderToken = 0;
+let firstRender = true;
+let lastSessionCheck = Date.now();
+const SESSION_CHECK_MS = 60 * 1000;
+
+/** A session may end while the tab sits idle: re-check now and then, and on return to the tab. */
+async function checkSession() {
+  if (!me()) return;
+  lastSessionCheck = Date.now();
+  try {
+    await api.get("/api/v1/me"); // a 401 raises wi:session-expired
+  } catch (err) {
+    // handled by the session-expired listener (401) or harmless (network)
+  }
+}
 
 /** Go to an app path without a reload. navigate("/search") */
 export function navigate(path, { replace = false } = {}) {
@@ -82,6 +96,10 @@ export async function render() {
   const token = ++renderToken;
   const found = match(location.pathname);
   const target = main();
+  if (me() && Date.now() - lastSessionCheck > SESSION_CHECK_MS) {
+    await checkSession();
+    if (token !== renderToken) return;
+  }
   const user = me();
   renderNav();
   await policyBanner(document.getElementById("banners"), user);
@@ -118,9 +136,14 @@ export async function render() {
   clear(target).append(content);
   if (!document.title.endsWith("WeIntervene") || !found || found.route.title === title) document.title = `${title} · WeIntervene`;
   markCurrent();
-  const heading = target.querySelector("h1");
-  (heading || target).focus({ preventScroll: false });
-  announce(`${document.title}`);
+  // After an in-app navigation, move focus to the new page's heading (as a page
+  // load would reset it); on the first load, leave it at the top for the skip link.
+  if (!firstRender) {
+    const heading = target.querySelector("h1");
+    (heading || target).focus({ preventScroll: false });
+    announce(`${document.title}`);
+  }
+  firstRender = false;
 }
 
 function onClick(event) {
@@ -144,8 +167,9 @@ function onSessionExpired() {
 
 async function boot() {
   document.addEventListener("click", onClick);
-  window.addEventListener("popstate", () => render());
+  window.addEventListener("popstate", () => { if (!location.hash) render(); });
   window.addEventListener("wi:session-expired", onSessionExpired);
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") checkSession(); });
   document.getElementById("nav-toggle").addEventListener("click", (event) => {
     const nav = document.getElementById("site-nav");
     const open = nav.classList.toggle("open");

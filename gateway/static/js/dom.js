@@ -82,7 +82,7 @@ export function errorNotice(err) {
   const details = err && err.details && typeof err.details === "object"
     ? h("ul", {}, Object.entries(err.details).map(([k, v]) => h("li", {}, `${k}: ${[].concat(v).join(" ")}`)))
     : null;
-  return notice("error", (err && err.message) || "Something went wrong.", details);
+  return notice("error", describeError(err), details);
 }
 
 export function formData(form) {
@@ -134,4 +134,30 @@ export function busy(button, fn) {
       button.removeAttribute("aria-busy");
     }
   };
+}
+
+/** A person-readable sentence for an API error. */
+export function describeError(err) {
+  if (!err) return "Something went wrong.";
+  if (err.status === 404 && String(err.message || "").startsWith("The requested URL")) {
+    return "This feature is not available on this server yet.";
+  }
+  return err.message || "Something went wrong.";
+}
+
+/** Items of a list response, whatever its wrapping ({items: [...]} or a bare array). */
+export function itemsOf(data) {
+  if (Array.isArray(data)) return data;
+  if (data && Array.isArray(data.items)) return data.items;
+  return [];
+}
+
+/** Trigger a download of data made in the page (an export the user asked for). */
+export function download(filename, text, type = "application/json") {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = h("a", { href: url, download: filename, class: "visually-hidden" }, "download");
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }

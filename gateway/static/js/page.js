@@ -10,5 +10,5 @@ export function heading(container, title, ctx, intro) {
 
 /** A region whose content changes after async calls; screen readers hear the change. */
 export function resultsRegion(label) {
-  return h("div", { class: "results", "aria-live": "polite", "aria-busy": "false", "aria-label": label });
+  return h("section", { class: "results", "aria-live": "polite", "aria-busy": "false", "aria-label": label });
 }

@@ -1,0 +1,56 @@
+// The auditor's view: deletion requests (never naming a subject), overdue
+// ones, the hash-chain check and a CSV export of the same filter.
+import { api, href } from "../api.js";
+import { announce, errorNotice, field, formatDate, h, itemsOf, label, notice, select, table } from "../dom.js";
+import { heading, resultsRegion } from "../page.js";
+
+export async function render(container, ctx) {
+  heading(container, "Deletion requests", ctx, "Every request, each service's confirmation and counts; no record here names a student.");
+  const scope = select("scope", [["", "Any scope"], ["student", "Student"], ["tenant", "Tenant"], ["user", "User"], ["contact", "Contact"], ["policy", "Retention policy"]]);
+  const status = select("status", [["", "Any status"], ["pending", "Pending"], ["completed", "Completed"], ["overdue", "Overdue"]]);
+  const from = h("input", { type: "date", name: "from" });
+  const to = h("input", { type: "date", name: "to" });
+  const csv = h("a", { class: "button secondary", id: "audit-csv", download: "deletion-requests.csv" }, "Export CSV");
+  const form = h("form", { class: "form" }, h("div", { class: "filters" }, field("Scope", scope), field("Status", status), field("From", from), field("To", to),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "button" }, "Filter"), csv)));
+  const verifyButton = h("button", { type: "button", class: "button", id: "verify-chain" }, "Verify the audit chain");
+  const verifyResult = h("div", { "aria-live": "polite" });
+  const results = resultsRegion("Deletion requests");
+  container.append(h("div", { class: "actions" }, verifyButton), verifyResult, form, results);
+  const params = () => ({ scope: scope.value, status: status.value, from: from.value, to: to.value });
+  verifyButton.addEventListener("click", async () => {
+    verifyButton.disabled = true;
+    try {
+      const r = await api.get("/api/v1/audit/verify");
+      const ok = r.ok ?? r.valid ?? r.intact;
+      const text = ok ? `The chain is intact${typeof r.checked === "number" ? ` (${r.checked} entries checked)` : ""}.` : `The chain is BROKEN${r.first_bad ? ` at entry ${r.first_bad}` : ""}.`;
+      verifyResult.replaceChildren(notice(ok ? "success" : "error", text));
+      announce(text);
+    } catch (err) {
+      verifyResult.replaceChildren(errorNotice(err));
+    } finally {
+      verifyButton.disabled = false;
+    }
+  });
+  const load = async () => {
+    csv.setAttribute("href", href("/api/v1/deletion-requests", { ...params(), format: "csv" }));
+    results.setAttribute("aria-busy", "true");
+    try {
+      const items = itemsOf(await api.get("/api/v1/deletion-requests", params()));
+      const overdue = items.filter((r) => r.overdue || r.status === "overdue").length;
+      const summary = `${items.length} request${items.length === 1 ? "" : "s"}${overdue ? `, ${overdue} overdue` : ""}.`;
+      results.replaceChildren(h("p", {}, summary), items.length ? table("Deletion requests", ["Requested", "Scope", "Status", "Confirmations", ""], items.map((r) => [
+        formatDate(r.requested_at || r.created_at), label(r.scope),
+        h("span", { class: r.overdue || r.status === "overdue" ? "status due" : "status" }, label(r.overdue && r.status !== "overdue" ? `${r.status} (overdue)` : r.status)),
+        `${(r.confirmations || []).length}${r.expected_services ? ` of ${r.expected_services.length}` : ""}`,
+        h("a", { href: `/audit/${r.id}`, "data-link": true }, "Details")])) : h("p", {}, "No requests match."));
+      announce(summary);
+    } catch (err) {
+      results.replaceChildren(errorNotice(err));
+    } finally {
+      results.setAttribute("aria-busy", "false");
+    }
+  };
+  form.addEventListener("submit", (event) => { event.preventDefault(); load(); });
+  await load();
+}

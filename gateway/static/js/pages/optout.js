@@ -1,0 +1,71 @@
+// A parent's opt-out: the admin records the request and how the requester was
+// verified; retention deletes everywhere and shows each service's confirmation.
+import { api } from "../api.js";
+import { announce, errorNotice, field, formatDate, h, itemsOf, label, notice, select, table } from "../dom.js";
+import { heading, resultsRegion } from "../page.js";
+import { loadStudents, studentPicker } from "../students.js";
+
+const METHODS = [
+  ["in_person_photo_id", "In person, photo ID checked against the roster contact"],
+  ["phone_callback", "Phone call back to the number on file"],
+  ["signed_letter", "Signed letter, signature checked against records"],
+  ["email_on_file", "Email from the address on file, confirmed by reply"],
+];
+
+export async function render(container, ctx) {
+  heading(container, "Parent opt-out", ctx, "Record a request to remove a student's information. Every service deletes it and confirms; new shares for the student are refused.");
+  const messages = h("div");
+  let studentId = "";
+  const pickerArea = h("div", {}, h("p", {}, "Loading students…"));
+  const reason = h("textarea", { name: "reason", rows: 2, maxlength: 500, required: true });
+  const method = select("method", METHODS);
+  const verifiedBy = h("input", { type: "text", name: "verified_by", value: ctx.me.display_name || "", required: true, maxlength: 200 });
+  const confirm = h("input", { type: "checkbox", name: "confirm", required: true });
+  const submit = h("button", { type: "submit", class: "danger" }, "Record the request and delete");
+  const form = h("form", { class: "form narrow" }, pickerArea, field("Reason (do not name the student)", reason),
+    field("How the requester was verified", method), field("Verified by", verifiedBy),
+    h("label", { class: "check" }, confirm, "I verified that the requester may ask for this, and I understand deletion cannot be undone."), submit);
+  const requests = resultsRegion("Opt-out requests");
+  container.append(messages, form, h("h2", {}, "Requests of this school"), requests);
+
+  const loadRequests = async () => {
+    try {
+      const items = itemsOf(await api.get("/api/v1/deletion-requests", { tenant_id: ctx.me.tenant_id, scope: "student" }));
+      requests.replaceChildren(items.length ? table("Deletion requests", ["Requested", "Status", "Services confirmed"], items.map((r) => [formatDate(r.requested_at || r.created_at), h("span", { class: "status" }, label(r.status)), `${(r.confirmations || []).length}`])) : h("p", {}, "No requests yet."));
+    } catch (err) {
+      if (err.status === 401) throw err;
+      requests.replaceChildren(errorNotice(err));
+    }
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!studentId) {
+      messages.replaceChildren(notice("error", "Choose the student."));
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const result = await api.post("/api/v1/deletion-requests", {
+        scope: "student", subject_id: studentId, reason: reason.value.trim(),
+        verification: { method: method.value, verified_by: verifiedBy.value.trim() },
+      });
+      form.reset();
+      studentId = "";
+      messages.replaceChildren(notice("success", `Request recorded (${label(result.status || "requested")}). Each service confirms its deletion below.`));
+      announce("Opt-out request recorded.");
+      await loadRequests();
+    } catch (err) {
+      messages.replaceChildren(errorNotice(err));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  try {
+    const students = await loadStudents();
+    pickerArea.replaceChildren(studentPicker(students, (id) => { studentId = id; }));
+  } catch (err) {
+    if (err.status === 401) throw err;
+    pickerArea.replaceChildren(errorNotice(err));
+  }
+  await loadRequests();
+}
