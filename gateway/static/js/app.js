@@ -1,6 +1,6 @@
 // The app shell: routing without reloads, role-aware navigation, the privacy
 // policy banner, focus management and the session-expiry path.
-import { announce, clear, h } from "./dom.js";
+import { announce, clear, h, append } from "./dom.js";
 import { api } from "./api.js";
 import { NAV, match } from "./routes.js";
 import { ROLE_NAMES, loadMe, me, setMe } from "./session.js";
@@ -43,12 +43,12 @@ function renderNav() {
   const user = me();
   if (!user) {
     toggle.hidden = true;
-    nav.append(h("ul", {}, h("li", {}, h("a", { href: "/signin", "data-link": true }, "Sign in"))));
+    append(nav, h("ul", {}, h("li", {}, h("a", { href: "/signin", "data-link": true }, "Sign in"))));
     return;
   }
   toggle.hidden = false;
   const links = (NAV[user.role] || []).map(([path, text]) => h("li", {}, h("a", { href: path, "data-link": true }, text)));
-  nav.append(
+  append(nav, 
     h("ul", { class: "nav-links" }, links),
     h("ul", { class: "nav-user" },
       h("li", { class: "who" }, h("span", { class: "who-name" }, user.display_name || user.email), " ", h("span", { class: "who-role" }, ROLE_NAMES[user.role] || user.role)),

@@ -26,12 +26,19 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-export function append(el, children) {
+/** el.append that skips null/undefined/false and flattens arrays (native append writes "null"). */
+export function append(el, ...children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return el;
+}
+
+/** Replace el's children (see append). */
+export function replace(el, ...children) {
+  clear(el);
+  return append(el, children);
 }
 
 export function clear(el) {

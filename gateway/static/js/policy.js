@@ -1,7 +1,7 @@
 // The privacy policy version and its acknowledgement. There is no API for
 // policy acknowledgements (yet), so the acknowledged version is kept in a
 // first-party cookie `wi_policy_ack` (a version date: no personal data).
-import { clear, h, announce } from "./dom.js";
+import { clear, h, announce, append } from "./dom.js";
 
 const ACK_COOKIE = "wi_policy_ack";
 let policyCache = null;
@@ -34,7 +34,7 @@ export async function policyBanner(container, user) {
   }
   clear(container);
   if (policy.incident) {
-    container.append(h("section", { class: "banner banner-incident", "aria-label": "Incident notice" },
+    append(container, h("section", { class: "banner banner-incident", "aria-label": "Incident notice" },
       h("p", {}, h("strong", {}, "Notice: "), policy.incident)));
   }
   if (!user || acknowledgedVersion() === policy.version) return;
@@ -48,5 +48,5 @@ export async function policyBanner(container, user) {
     banner.remove();
     announce("Thank you. The privacy policy update is acknowledged.");
   });
-  container.append(banner);
+  append(container, banner);
 }

@@ -2,7 +2,7 @@
 // authorised contacts, a channel, a language and a note. The API decides
 // who may receive what; this only offers the choices it returned.
 import { api } from "./api.js";
-import { announce, clear, errorNotice, field, h, label, notice, select } from "./dom.js";
+import { announce, clear, errorNotice, field, h, label, notice, select, append, replace } from "./dom.js";
 import { loadStudents, studentPicker } from "./students.js";
 
 const CHANNELS = [["email", "Email"], ["sms", "Text message (SMS)"], ["print", "Print"], ["link", "Link"]];
@@ -27,7 +27,7 @@ function contactChoices(student) {
 export async function openShareDialog(services) {
   const dialog = h("dialog", { "aria-labelledby": "share-title" });
   const body = h("div", { class: "dialog-body" });
-  dialog.append(body);
+  append(dialog, body);
   document.body.append(dialog);
   const title = services.length === 1 ? `Share “${services[0].name}”` : `Share ${services.length} services`;
   const messages = h("div");
@@ -45,7 +45,7 @@ export async function openShareDialog(services) {
     who, studentArea, contactsArea, field("Channel", channel), field("Language", language),
     field("Note for the family (optional)", note, "Up to 500 characters. Do not include health or discipline details."),
     h("div", { class: "actions" }, submit, cancel));
-  body.append(h("h2", { id: "share-title" }, title), messages, form);
+  append(body, h("h2", { id: "share-title" }, title), messages, form);
 
   let studentId = "";
   let students = [];
@@ -56,9 +56,9 @@ export async function openShareDialog(services) {
     if (!id) return;
     try {
       const student = await api.get(`/api/v1/students/${id}`);
-      contactsArea.append(contactChoices(student));
+      append(contactsArea, contactChoices(student));
     } catch (err) {
-      contactsArea.append(errorNotice(err));
+      append(contactsArea, errorNotice(err));
     }
   };
   const syncWho = () => {
@@ -75,11 +75,11 @@ export async function openShareDialog(services) {
     const walkIn = isWalkIn();
     const contactIds = [...form.querySelectorAll("input[name=contact_ids]:checked")].map((i) => i.value);
     if (!walkIn && !studentId) {
-      messages.replaceChildren(notice("error", "Choose a student first."));
+      replace(messages, notice("error", "Choose a student first."));
       return;
     }
     if (!walkIn && !contactIds.length && channel.value !== "print") {
-      messages.replaceChildren(notice("error", "Choose at least one authorised contact."));
+      replace(messages, notice("error", "Choose at least one authorised contact."));
       return;
     }
     const payload = { service_ids: services.map((s) => s.id), channel: channel.value, contact_ids: walkIn ? [] : contactIds };
@@ -102,12 +102,12 @@ export async function openShareDialog(services) {
       });
       const done = `Shared by ${label(channel.value).toLowerCase()}${walkIn ? " for a walk-in family" : ` with ${contactIds.length || "no"} contact${contactIds.length === 1 ? "" : "s"}`}.`;
       form.hidden = true;
-      messages.replaceChildren(notice("success", done, links.length ? h("ul", {}, links) : null),
+      replace(messages, notice("success", done, links.length ? h("ul", {}, links) : null),
         h("div", { class: "actions" }, h("button", { type: "button", class: "button", onclick: () => dialog.close() }, "Close")));
       announce(done);
       messages.querySelector("button").focus();
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     } finally {
       submit.disabled = false;
     }
@@ -116,10 +116,10 @@ export async function openShareDialog(services) {
   dialog.showModal();
   try {
     students = await loadStudents();
-    studentArea.replaceChildren(studentPicker(students, chooseStudent));
+    replace(studentArea, studentPicker(students, chooseStudent));
   } catch (err) {
     if (err.status === 401) { dialog.close(); return; }
-    studentArea.replaceChildren(errorNotice(err), h("p", {}, "You can still share with a walk-in family."));
+    replace(studentArea, errorNotice(err), h("p", {}, "You can still share with a walk-in family."));
   }
   return new Promise((resolve) => dialog.addEventListener("close", () => { dialog.remove(); resolve(); }));
 }

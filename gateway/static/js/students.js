@@ -2,7 +2,7 @@
 // page by page and filtered here, in memory, so a student's name never goes
 // into a URL or a query string (not even the API's ?search=).
 import { allPages } from "./api.js";
-import { field, h } from "./dom.js";
+import { field, h, replace } from "./dom.js";
 
 export function studentName(s) {
   const name = [s.first_name, s.last_name].filter(Boolean).join(" ") || s.name || s.display_name || "Student";
@@ -20,7 +20,7 @@ export function studentPicker(students, onChange, { labelText = "Student" } = {}
   const fill = () => {
     const term = filter.value.trim().toLowerCase();
     const keep = choose.value;
-    choose.replaceChildren(h("option", { value: "" }, "Choose a student"),
+    replace(choose, h("option", { value: "" }, "Choose a student"),
       ...students.filter((s) => !term || studentName(s).toLowerCase().includes(term))
         .map((s) => h("option", { value: s.id, selected: s.id === keep }, studentName(s))));
   };

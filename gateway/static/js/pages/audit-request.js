@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { formatDate, h, label, table } from "../dom.js";
+import { formatDate, h, label, table, append } from "../dom.js";
 import { heading } from "../page.js";
 
 export async function render(container, ctx) {
@@ -7,7 +7,7 @@ export async function render(container, ctx) {
   heading(container, `Deletion request: ${label(r.scope)}`, ctx);
   const confirmations = r.confirmations || [];
   const verification = r.verification || {};
-  container.append(
+  append(container, 
     h("dl", { class: "details" },
       h("dt", {}, "Status"), h("dd", {}, h("span", { class: r.overdue ? "status due" : "status", id: "request-status" }, label(r.status)), r.overdue ? " (overdue)" : ""),
       h("dt", {}, "Requested"), h("dd", {}, formatDate(r.requested_at || r.created_at)),

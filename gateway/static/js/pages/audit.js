@@ -1,7 +1,7 @@
 // The auditor's view: deletion requests (never naming a subject), overdue
 // ones, the hash-chain check and a CSV export of the same filter.
 import { api, href } from "../api.js";
-import { announce, errorNotice, field, formatDate, h, itemsOf, label, notice, select, table } from "../dom.js";
+import { announce, errorNotice, field, formatDate, h, itemsOf, label, notice, select, table, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 
 export async function render(container, ctx) {
@@ -16,7 +16,7 @@ export async function render(container, ctx) {
   const verifyButton = h("button", { type: "button", class: "button", id: "verify-chain" }, "Verify the audit chain");
   const verifyResult = h("div", { "aria-live": "polite" });
   const results = resultsRegion("Deletion requests");
-  container.append(h("div", { class: "actions" }, verifyButton), verifyResult, form, results);
+  append(container, h("div", { class: "actions" }, verifyButton), verifyResult, form, results);
   const params = () => ({ scope: scope.value, status: status.value, from: from.value, to: to.value });
   verifyButton.addEventListener("click", async () => {
     verifyButton.disabled = true;
@@ -24,10 +24,10 @@ export async function render(container, ctx) {
       const r = await api.get("/api/v1/audit/verify");
       const ok = r.ok ?? r.valid ?? r.intact;
       const text = ok ? `The chain is intact${typeof r.checked === "number" ? ` (${r.checked} entries checked)` : ""}.` : `The chain is BROKEN${r.first_bad ? ` at entry ${r.first_bad}` : ""}.`;
-      verifyResult.replaceChildren(notice(ok ? "success" : "error", text));
+      replace(verifyResult, notice(ok ? "success" : "error", text));
       announce(text);
     } catch (err) {
-      verifyResult.replaceChildren(errorNotice(err));
+      replace(verifyResult, errorNotice(err));
     } finally {
       verifyButton.disabled = false;
     }
@@ -39,14 +39,14 @@ export async function render(container, ctx) {
       const items = itemsOf(await api.get("/api/v1/deletion-requests", params()));
       const overdue = items.filter((r) => r.overdue || r.status === "overdue").length;
       const summary = `${items.length} request${items.length === 1 ? "" : "s"}${overdue ? `, ${overdue} overdue` : ""}.`;
-      results.replaceChildren(h("p", {}, summary), items.length ? table("Deletion requests", ["Requested", "Scope", "Status", "Confirmations", ""], items.map((r) => [
+      replace(results, h("p", {}, summary), items.length ? table("Deletion requests", ["Requested", "Scope", "Status", "Confirmations", ""], items.map((r) => [
         formatDate(r.requested_at || r.created_at), label(r.scope),
         h("span", { class: r.overdue || r.status === "overdue" ? "status due" : "status" }, label(r.overdue && r.status !== "overdue" ? `${r.status} (overdue)` : r.status)),
         `${(r.confirmations || []).length}${r.expected_services ? ` of ${r.expected_services.length}` : ""}`,
         h("a", { href: `/audit/${r.id}`, "data-link": true }, "Details")])) : h("p", {}, "No requests match."));
       announce(summary);
     } catch (err) {
-      results.replaceChildren(errorNotice(err));
+      replace(results, errorNotice(err));
     } finally {
       results.setAttribute("aria-busy", "false");
     }

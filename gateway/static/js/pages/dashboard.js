@@ -1,7 +1,7 @@
 // The leaders' dashboard: de-identified analytics as SVG charts, each with its
 // numbers in a table and a CSV download of the same report.
 import { api, href } from "../api.js";
-import { errorNotice, field, h, itemsOf, label, select, table } from "../dom.js";
+import { errorNotice, field, h, itemsOf, label, select, table, append, replace } from "../dom.js";
 import { barChart, lineChart } from "../charts.js";
 import { heading } from "../page.js";
 
@@ -26,8 +26,8 @@ function panel(id, title, report, params, draw) {
     h("h2", { id: `${id}-title` }, title), body,
     h("p", {}, h("a", { href: href(`/api/v1/analytics/${report}`, { ...params, format: "csv" }), download: `${report}.csv` }, `Download ${title.toLowerCase()} (CSV)`)));
   api.get(`/api/v1/analytics/${report}`, { ...params, format: "json" })
-    .then((data) => body.replaceChildren(...draw(data)))
-    .catch((err) => { if (err.status !== 401) body.replaceChildren(errorNotice(err)); });
+    .then((data) => replace(body, ...draw(data)))
+    .catch((err) => { if (err.status !== 401) replace(body, errorNotice(err)); });
   return section;
 }
 
@@ -69,10 +69,10 @@ export async function render(container, ctx) {
   const period = select("period", PERIODS, "semester");
   const form = h("form", { class: "form" }, h("div", { class: "filters" }, field("Period", period), h("div", { class: "actions" }, h("button", { type: "submit", class: "button" }, "Show"))));
   const panels = h("div", { class: "panels" });
-  container.append(form, panels);
+  append(container, form, panels);
   const draw = () => {
     const params = { period: period.value };
-    panels.replaceChildren(
+    replace(panels, 
       h("div", { class: "grid2" },
         panel("top-categories", "Most requested categories", "top-categories", params, barPanel("Most requested categories")),
         panel("top-services", "Most requested services", "top-services", params, barPanel("Most requested services"))),

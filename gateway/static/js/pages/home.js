@@ -1,4 +1,4 @@
-import { h } from "../dom.js";
+import { h, append } from "../dom.js";
 import { heading } from "../page.js";
 import { NAV } from "../routes.js";
 import { ROLE_NAMES } from "../session.js";
@@ -21,6 +21,6 @@ const HINTS = {
 export async function render(container, ctx) {
   const name = ctx.me.display_name || ctx.me.email;
   heading(container, `Welcome, ${name}`, ctx, `Signed in as ${ROLE_NAMES[ctx.me.role] || ctx.me.role}.`);
-  container.append(h("ul", { class: "cards" }, (NAV[ctx.me.role] || []).map(([path, text]) =>
+  append(container, h("ul", { class: "cards" }, (NAV[ctx.me.role] || []).map(([path, text]) =>
     h("li", { class: "card" }, h("h2", {}, h("a", { href: path, "data-link": true }, text)), h("p", {}, HINTS[path] || "")))));
 }

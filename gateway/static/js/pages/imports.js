@@ -1,6 +1,6 @@
 // HSDS directory import with progress: upload, then poll the import's status.
 import { api } from "../api.js";
-import { announce, errorNotice, field, h, label, table } from "../dom.js";
+import { announce, errorNotice, field, h, label, table, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 
 export async function render(container, ctx) {
@@ -9,14 +9,14 @@ export async function render(container, ctx) {
   const submit = h("button", { type: "submit", class: "button" }, "Start import");
   const form = h("form", { class: "form narrow" }, field("HSDS file", file), submit);
   const results = resultsRegion("Import progress");
-  container.append(form, results);
+  append(container, form, results);
   let timer = null;
   const show = (job) => {
     const total = job.total ?? job.rows_total ?? 0;
     const done = job.processed ?? job.rows_processed ?? 0;
     const skipped = job.skipped || job.errors || [];
     const progress = h("progress", { class: "progress", max: total || 1, value: done, "aria-label": "Import progress" });
-    results.replaceChildren(h("p", {}, `${label(job.status)}: ${done} of ${total || "?"} rows`, typeof job.imported === "number" ? `, ${job.imported} services imported` : ""), progress,
+    replace(results, h("p", {}, `${label(job.status)}: ${done} of ${total || "?"} rows`, typeof job.imported === "number" ? `, ${job.imported} services imported` : ""), progress,
       Array.isArray(skipped) && skipped.length ? table(`${skipped.length} rows skipped`, ["Row", "Reason"], skipped.slice(0, 200).map((s) => [String(s.row ?? ""), s.reason || s.message || ""])) : null);
   };
   const poll = async (id) => {
@@ -29,7 +29,7 @@ export async function render(container, ctx) {
       }
       timer = setTimeout(() => { if (document.body.contains(results)) poll(id); }, 1000);
     } catch (err) {
-      results.replaceChildren(errorNotice(err));
+      replace(results, errorNotice(err));
     }
   };
   form.addEventListener("submit", async (event) => {
@@ -44,7 +44,7 @@ export async function render(container, ctx) {
       show(job);
       await poll(job.id);
     } catch (err) {
-      results.replaceChildren(errorNotice(err));
+      replace(results, errorNotice(err));
     } finally {
       submit.disabled = false;
     }

@@ -1,6 +1,6 @@
 // Saved lists of services: create, open, share a whole list.
 import { api } from "../api.js";
-import { announce, errorNotice, field, h, itemsOf, notice } from "../dom.js";
+import { announce, errorNotice, field, h, itemsOf, notice, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 import { openShareDialog } from "../share.js";
 
@@ -12,11 +12,11 @@ export async function render(container, ctx) {
   const form = h("form", { class: "form narrow" }, field("New list name", name),
     h("label", { class: "check" }, shared, "Share with my school"), h("button", { type: "submit", class: "button" }, "Create list"));
   const results = resultsRegion("Your lists");
-  container.append(messages, form, results);
+  append(container, messages, form, results);
   const load = async () => {
     try {
       const lists = itemsOf(await api.get("/api/v1/lists"));
-      results.replaceChildren(lists.length ? h("ul", { class: "cards" }, lists.map((list) => {
+      replace(results, lists.length ? h("ul", { class: "cards" }, lists.map((list) => {
         const items = list.items || list.services || [];
         const services = items.map((i) => ({ id: i.service_id || i.id, name: i.service_name || i.name || "Service" }));
         const share = h("button", { type: "button", class: "button", disabled: !services.length }, "Share this list");
@@ -26,7 +26,7 @@ export async function render(container, ctx) {
           h("ul", {}, services.map((s) => h("li", {}, h("a", { href: `/services/${s.id}`, "data-link": true }, s.name)))), share);
       })) : h("p", {}, "No lists yet."));
     } catch (err) {
-      results.replaceChildren(errorNotice(err));
+      replace(results, errorNotice(err));
     }
   };
   form.addEventListener("submit", async (event) => {
@@ -34,11 +34,11 @@ export async function render(container, ctx) {
     try {
       await api.post("/api/v1/lists", { name: name.value.trim(), shared: shared.checked });
       form.reset();
-      messages.replaceChildren(notice("success", "List created."));
+      replace(messages, notice("success", "List created."));
       announce("List created.");
       await load();
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     }
   });
   await load();

@@ -1,7 +1,7 @@
 // A parent's opt-out: the admin records the request and how the requester was
 // verified; retention deletes everywhere and shows each service's confirmation.
 import { api } from "../api.js";
-import { announce, errorNotice, field, formatDate, h, itemsOf, label, notice, select, table } from "../dom.js";
+import { announce, errorNotice, field, formatDate, h, itemsOf, label, notice, select, table, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 import { loadStudents, studentPicker } from "../students.js";
 
@@ -26,21 +26,21 @@ export async function render(container, ctx) {
     field("How the requester was verified", method), field("Verified by", verifiedBy),
     h("label", { class: "check" }, confirm, "I verified that the requester may ask for this, and I understand deletion cannot be undone."), submit);
   const requests = resultsRegion("Opt-out requests");
-  container.append(messages, form, h("h2", {}, "Requests of this school"), requests);
+  append(container, messages, form, h("h2", {}, "Requests of this school"), requests);
 
   const loadRequests = async () => {
     try {
       const items = itemsOf(await api.get("/api/v1/deletion-requests", { tenant_id: ctx.me.tenant_id, scope: "student" }));
-      requests.replaceChildren(items.length ? table("Deletion requests", ["Requested", "Status", "Services confirmed"], items.map((r) => [formatDate(r.requested_at || r.created_at), h("span", { class: "status" }, label(r.status)), `${(r.confirmations || []).length}`])) : h("p", {}, "No requests yet."));
+      replace(requests, items.length ? table("Deletion requests", ["Requested", "Status", "Services confirmed"], items.map((r) => [formatDate(r.requested_at || r.created_at), h("span", { class: "status" }, label(r.status)), `${(r.confirmations || []).length}`])) : h("p", {}, "No requests yet."));
     } catch (err) {
       if (err.status === 401) throw err;
-      requests.replaceChildren(errorNotice(err));
+      replace(requests, errorNotice(err));
     }
   };
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!studentId) {
-      messages.replaceChildren(notice("error", "Choose the student."));
+      replace(messages, notice("error", "Choose the student."));
       return;
     }
     submit.disabled = true;
@@ -51,21 +51,21 @@ export async function render(container, ctx) {
       });
       form.reset();
       studentId = "";
-      messages.replaceChildren(notice("success", `Request recorded (${label(result.status || "requested")}). Each service confirms its deletion below.`));
+      replace(messages, notice("success", `Request recorded (${label(result.status || "requested")}). Each service confirms its deletion below.`));
       announce("Opt-out request recorded.");
       await loadRequests();
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     } finally {
       submit.disabled = false;
     }
   });
   try {
     const students = await loadStudents();
-    pickerArea.replaceChildren(studentPicker(students, (id) => { studentId = id; }));
+    replace(pickerArea, studentPicker(students, (id) => { studentId = id; }));
   } catch (err) {
     if (err.status === 401) throw err;
-    pickerArea.replaceChildren(errorNotice(err));
+    replace(pickerArea, errorNotice(err));
   }
   await loadRequests();
 }

@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { errorNotice, field, h, notice, announce } from "../dom.js";
+import { errorNotice, field, h, notice, announce, append, replace } from "../dom.js";
 import { heading } from "../page.js";
 
 export async function render(container, ctx) {
@@ -14,7 +14,7 @@ export async function render(container, ctx) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (pw.value !== again.value) {
-      messages.replaceChildren(notice("error", "The two new passwords differ."));
+      replace(messages, notice("error", "The two new passwords differ."));
       again.focus();
       return;
     }
@@ -22,13 +22,13 @@ export async function render(container, ctx) {
     try {
       await api.post("/api/v1/me/password", { current_password: current.value, new_password: pw.value });
       form.reset();
-      messages.replaceChildren(notice("success", "Your password is changed."));
+      replace(messages, notice("success", "Your password is changed."));
       announce("Password changed.");
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     } finally {
       submit.disabled = false;
     }
   });
-  container.append(messages, form);
+  append(container, messages, form);
 }

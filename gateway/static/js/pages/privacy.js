@@ -1,4 +1,4 @@
-import { h } from "../dom.js";
+import { h, append } from "../dom.js";
 import { heading } from "../page.js";
 import { acknowledge, acknowledgedVersion, loadPolicy } from "../policy.js";
 
@@ -18,7 +18,7 @@ export async function render(container, ctx) {
     showState();
   });
   showState();
-  container.append(
+  append(container, 
     h("p", { class: "updated" }, "Last Updated: ", h("time", { datetime: policy.last_updated }, policy.last_updated)),
     h("section", {}, h("h2", {}, "What we keep"),
       h("p", {}, "Schools keep a roster with only the fields on our allow-list: name, grade, optional date of birth and student ID, and family contacts authorised by parents. Any other column of an import is dropped before anything is stored."),

@@ -1,7 +1,7 @@
 // One referral: what was shared, to whom (names only as the API returns them),
 // delivery attempts, the status history, and the status update form.
 import { api } from "../api.js";
-import { announce, errorNotice, field, formatDate, h, label, notice, select, table } from "../dom.js";
+import { announce, errorNotice, field, formatDate, h, label, notice, select, table, append, replace } from "../dom.js";
 import { heading } from "../page.js";
 import { OUTCOMES, STATUSES } from "../referral-status.js";
 
@@ -13,7 +13,7 @@ export async function render(container, ctx) {
   const history = h("div");
   const messages = h("div");
   const show = () => {
-    summary.replaceChildren(h("dl", { class: "details" },
+    replace(summary, h("dl", { class: "details" },
       h("dt", {}, "Status"), h("dd", {}, h("span", { class: "status", id: "referral-status" }, label(referral.status)), referral.outcome ? ` (${label(referral.outcome)})` : ""),
       h("dt", {}, "Channel"), h("dd", {}, label(referral.channel)),
       h("dt", {}, "For"), h("dd", {}, referral.student_first_name || (referral.student_id ? "A student" : "A walk-in family")),
@@ -21,7 +21,7 @@ export async function render(container, ctx) {
       referral.follow_up_due ? [h("dt", {}, "Follow-up"), h("dd", { class: "due" }, "Due now")] : null));
     const events = referral.history || referral.status_history || [];
     const attempts = referral.deliveries || referral.attempts || [];
-    history.replaceChildren(
+    replace(history, 
       events.length ? table("Status history", ["When", "Status", "Outcome", "Note", "By"], events.map((e) => [formatDate(e.at || e.created_at), label(e.status), label(e.outcome || ""), e.note || "", e.by_name || e.by || ""])) : null,
       attempts.length ? table("Delivery", ["When", "To", "Channel", "State", "Reason"], attempts.map((a) => [formatDate(a.at || a.created_at || a.updated_at), a.recipient || a.contact_name || "", label(a.channel || referral.channel), label(a.status || a.state), a.reason || a.error || ""])) : null);
   };
@@ -39,10 +39,10 @@ export async function render(container, ctx) {
       await api.post(`/api/v1/referrals/${referral.id}/status`, body);
       referral = await api.get(`/api/v1/referrals/${referral.id}`);
       show();
-      messages.replaceChildren(notice("success", `Status is now ${label(referral.status)}.`));
+      replace(messages, notice("success", `Status is now ${label(referral.status)}.`));
       announce(`Status is now ${label(referral.status)}.`);
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     }
   };
   form.addEventListener("submit", async (event) => {
@@ -59,6 +59,6 @@ export async function render(container, ctx) {
     h("button", { type: "button", class: "button", id: "accept", onclick: () => update({ status: "accepted" }) }, "Accept"),
     h("button", { type: "button", class: "danger", id: "decline", onclick: () => update({ status: "rejected", outcome: "no_capacity" }) }, "Decline")) : null;
   const print = referral.channel === "print" ? h("p", {}, h("a", { href: `/api/v1/referrals/${referral.id}/print`, target: "_blank", rel: "noopener" }, "Print view")) : null;
-  container.append(summary, print, messages, quick, form, history,
+  append(container, summary, print, messages, quick, form, history,
     h("p", {}, h("a", { href: isProgram ? "/incoming" : "/referrals", "data-link": true }, "Back to the list")));
 }

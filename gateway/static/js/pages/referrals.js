@@ -1,7 +1,7 @@
 // "My referrals" (teacher), the school's referrals (admins) and incoming
 // referrals (program staff), with status filter and due follow-ups.
 import { api } from "../api.js";
-import { announce, errorNotice, field, formatDate, h, itemsOf, label, select, table } from "../dom.js";
+import { announce, errorNotice, field, formatDate, h, itemsOf, label, select, table, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 import { STATUSES } from "../referral-status.js";
 
@@ -34,7 +34,7 @@ export async function render(container, ctx) {
   const form = h("form", { class: "form" }, h("div", { class: "filters" }, field("Status", status),
     h("div", { class: "field" }, h("label", { class: "check" }, due, "Only follow-ups due")), h("div", { class: "actions" }, h("button", { type: "submit", class: "button" }, "Filter"))));
   const results = resultsRegion(TITLES[scope]);
-  container.append(form, results);
+  append(container, form, results);
   const load = async () => {
     results.setAttribute("aria-busy", "true");
     try {
@@ -42,11 +42,11 @@ export async function render(container, ctx) {
       const items = itemsOf(data);
       const dueCount = items.filter((r) => r.follow_up_due || r.due).length;
       const summary = `${items.length} referral${items.length === 1 ? "" : "s"}${dueCount ? `, ${dueCount} with a follow-up due` : ""}.`;
-      results.replaceChildren(h("p", {}, summary),
+      replace(results, h("p", {}, summary),
         items.length ? table(TITLES[scope], ["Service", "For", "Channel", "Status", "Shared", "Follow-up"], items.map(referralRow)) : h("p", {}, "Nothing here yet."));
       announce(summary);
     } catch (err) {
-      results.replaceChildren(errorNotice(err));
+      replace(results, errorNotice(err));
     } finally {
       results.setAttribute("aria-busy", "false");
     }

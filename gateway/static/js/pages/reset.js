@@ -1,7 +1,7 @@
 // Password reset: ask for a link by email, then set a new password from the
 // emailed link /reset?token=... (the token is read, then removed from the address bar).
 import { api } from "../api.js";
-import { errorNotice, field, h, notice, announce } from "../dom.js";
+import { errorNotice, field, h, notice, announce, append, replace } from "../dom.js";
 import { heading } from "../page.js";
 
 export async function render(container, ctx) {
@@ -21,15 +21,15 @@ export async function render(container, ctx) {
     submit.disabled = true;
     try {
       await api.post("/api/v1/password-resets", { email: email.value.trim() }, { allow401: true });
-      messages.replaceChildren(notice("success", "If an account uses that email, a reset link is on its way. It works once and expires soon."));
+      replace(messages, notice("success", "If an account uses that email, a reset link is on its way. It works once and expires soon."));
       announce("Reset link requested.");
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     } finally {
       submit.disabled = false;
     }
   });
-  container.append(messages, form);
+  append(container, messages, form);
 }
 
 function complete(container, ctx, token) {
@@ -42,7 +42,7 @@ function complete(container, ctx, token) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (pw.value !== again.value) {
-      messages.replaceChildren(notice("error", "The two passwords differ."));
+      replace(messages, notice("error", "The two passwords differ."));
       again.focus();
       return;
     }
@@ -50,13 +50,13 @@ function complete(container, ctx, token) {
     try {
       await api.post("/api/v1/password-resets/complete", { token, new_password: pw.value }, { allow401: true });
       form.remove();
-      messages.replaceChildren(notice("success", "Your password is set. You can sign in now.", h("p", {}, h("a", { href: "/signin", "data-link": true }, "Sign in"))));
+      replace(messages, notice("success", "Your password is set. You can sign in now.", h("p", {}, h("a", { href: "/signin", "data-link": true }, "Sign in"))));
       announce("Password set.");
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     } finally {
       submit.disabled = false;
     }
   });
-  container.append(messages, form);
+  append(container, messages, form);
 }

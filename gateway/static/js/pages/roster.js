@@ -1,7 +1,7 @@
 // Roster import: preview first (columns kept and dropped, rows with errors),
 // then import. The file is sent as text/csv, exactly as exported by the SIS.
 import { allPages, api } from "../api.js";
-import { announce, errorNotice, field, h, notice, table } from "../dom.js";
+import { announce, errorNotice, field, h, notice, table, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 import { studentName } from "../students.js";
 
@@ -29,17 +29,17 @@ export async function render(container, ctx) {
   const form = h("form", { class: "form narrow" }, field("Roster file (CSV)", file, "Re-importing the same file updates students; nothing is duplicated."), h("div", { class: "actions" }, preview, importButton));
   const results = resultsRegion("Roster import result");
   const studentsArea = h("section", { "aria-labelledby": "students-heading" });
-  container.append(form, results, studentsArea);
+  append(container, form, results, studentsArea);
   let csv = null;
   const send = async (path, imported) => {
     results.setAttribute("aria-busy", "true");
     try {
       const result = await api.post(path, csv, { contentType: "text/csv" });
-      results.replaceChildren(report(result, imported));
+      replace(results, report(result, imported));
       announce(imported ? "Roster imported." : `Preview ready: ${(result.columns_dropped || []).length} columns dropped, ${(result.errors || []).length} rows with errors.`);
       if (imported) await listStudents();
     } catch (err) {
-      results.replaceChildren(errorNotice(err));
+      replace(results, errorNotice(err));
     } finally {
       results.setAttribute("aria-busy", "false");
     }
@@ -62,11 +62,11 @@ export async function render(container, ctx) {
   async function listStudents() {
     try {
       const students = await allPages("/api/v1/students", {}, 5);
-      studentsArea.replaceChildren(h("h2", { id: "students-heading" }, "Students"),
+      replace(studentsArea, h("h2", { id: "students-heading" }, "Students"),
         students.length ? table("Students of the school", ["Student", "Staff"], students.map((s) => [
           h("a", { href: `/students/${s.id}`, "data-link": true }, studentName(s)), String((s.staff_ids || s.staff || []).length)])) : h("p", {}, "No students yet."));
     } catch (err) {
-      studentsArea.replaceChildren(h("h2", { id: "students-heading" }, "Students"), errorNotice(err));
+      replace(studentsArea, h("h2", { id: "students-heading" }, "Students"), errorNotice(err));
     }
   }
   await listStudents();

@@ -2,7 +2,7 @@
 // module (memory) so Back returns to the same results without putting
 // anything typed into the address bar.
 import { api } from "../api.js";
-import { announce, errorNotice, field, h, itemsOf, label, select } from "../dom.js";
+import { announce, errorNotice, field, h, itemsOf, label, select, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 
 const LANGUAGES = [["", "Any language"], ["en", "English"], ["es", "Spanish"], ["zh", "Chinese"], ["vi", "Vietnamese"], ["ar", "Arabic"], ["fr", "French"], ["ht", "Haitian Creole"]];
@@ -65,7 +65,7 @@ export async function render(container, ctx) {
       h("div", { class: "field" }, h("label", { class: "check" }, openNow, "Open now"))),
     h("div", { class: "actions" }, submit));
   const results = resultsRegion("Search results");
-  container.append(form, results);
+  append(container, form, results);
 
   async function run() {
     results.setAttribute("aria-busy", "true");
@@ -79,12 +79,12 @@ export async function render(container, ctx) {
       const total = data && typeof data.total === "number" ? data.total : items.length;
       const summary = total === 0 ? "No services match. Try fewer filters or a wider distance." : `${total} service${total === 1 ? "" : "s"} found.`;
       const pager = h("nav", { class: "actions", "aria-label": "Result pages" });
-      if (state.page > 1) pager.append(h("button", { type: "button", class: "secondary", onclick: () => { state.page -= 1; run(); } }, "Previous page"));
-      if (state.page * 20 < total) pager.append(h("button", { type: "button", class: "secondary", onclick: () => { state.page += 1; run(); } }, "Next page"));
-      results.replaceChildren(h("p", { class: "result-count" }, summary), h("ul", { class: "cards" }, items.map(serviceCard)), pager);
+      if (state.page > 1) append(pager, h("button", { type: "button", class: "secondary", onclick: () => { state.page -= 1; run(); } }, "Previous page"));
+      if (state.page * 20 < total) append(pager, h("button", { type: "button", class: "secondary", onclick: () => { state.page += 1; run(); } }, "Next page"));
+      replace(results, h("p", { class: "result-count" }, summary), h("ul", { class: "cards" }, items.map(serviceCard)), pager);
       announce(summary);
     } catch (err) {
-      results.replaceChildren(errorNotice(err));
+      replace(results, errorNotice(err));
     } finally {
       results.setAttribute("aria-busy", "false");
     }

@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { announce, errorNotice, h, itemsOf, label, notice, select } from "../dom.js";
+import { announce, errorNotice, h, itemsOf, label, notice, select, append, replace } from "../dom.js";
 import { heading } from "../page.js";
 import { openShareDialog } from "../share.js";
 import { hasRole } from "../session.js";
@@ -15,7 +15,7 @@ export async function render(container, ctx) {
   const locations = service.locations || [];
   const ages = service.minimum_age || service.maximum_age ? `${service.minimum_age ?? 0} to ${service.maximum_age ?? "any age"}` : "";
   const hours = service.hours_text || (service.schedules || []).map((s) => s.description || "").filter(Boolean).join("; ");
-  container.append(
+  append(container, 
     service.organization ? h("p", { class: "meta" }, service.organization.name) : null,
     service.description ? h("p", {}, service.description) : null,
     h("dl", { class: "details" },
@@ -32,7 +32,7 @@ export async function render(container, ctx) {
   const actions = h("div", { class: "actions" });
   const shareButton = h("button", { type: "button", class: "button", id: "share-button" }, "Share with a family");
   shareButton.addEventListener("click", async () => { await openShareDialog([service]); shareButton.focus(); });
-  actions.append(shareButton);
+  append(actions, shareButton);
   const listArea = h("div", { class: "save-to-list" });
   if (hasRole("teacher", "school_admin")) {
     const save = h("button", { type: "button", class: "secondary" }, "Save to a list");
@@ -40,7 +40,7 @@ export async function render(container, ctx) {
       try {
         const lists = itemsOf(await api.get("/api/v1/lists"));
         if (!lists.length) {
-          listArea.replaceChildren(notice("info", "You have no saved lists yet.", h("a", { href: "/lists", "data-link": true }, "Create one")));
+          replace(listArea, notice("info", "You have no saved lists yet.", h("a", { href: "/lists", "data-link": true }, "Create one")));
           return;
         }
         const choose = select("list_id", lists.map((l) => [l.id, l.name]));
@@ -49,19 +49,19 @@ export async function render(container, ctx) {
         add.addEventListener("click", async () => {
           try {
             await api.post(`/api/v1/lists/${choose.value}/items`, { service_id: service.id });
-            listArea.replaceChildren(notice("success", "Saved to the list."));
+            replace(listArea, notice("success", "Saved to the list."));
             announce("Saved to the list.");
           } catch (err) {
-            listArea.replaceChildren(errorNotice(err));
+            replace(listArea, errorNotice(err));
           }
         });
-        listArea.replaceChildren(h("div", { class: "actions" }, h("label", { for: "list-choice" }, "List"), choose, add));
+        replace(listArea, h("div", { class: "actions" }, h("label", { for: "list-choice" }, "List"), choose, add));
       } catch (err) {
-        listArea.replaceChildren(errorNotice(err));
+        replace(listArea, errorNotice(err));
       }
     });
-    actions.append(save);
+    append(actions, save);
   }
-  actions.append(h("a", { href: "/search", "data-link": true }, "Back to search results"));
-  container.append(actions, listArea);
+  append(actions, h("a", { href: "/search", "data-link": true }, "Back to search results"));
+  append(container, actions, listArea);
 }

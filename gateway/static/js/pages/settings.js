@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { announce, errorNotice, field, h, notice } from "../dom.js";
+import { announce, errorNotice, field, h, notice, append, replace } from "../dom.js";
 import { heading } from "../page.js";
 
 export async function render(container, ctx) {
@@ -18,11 +18,11 @@ export async function render(container, ctx) {
     event.preventDefault();
     try {
       await api.patch(`/api/v1/tenants/${tenant.id}/settings`, { student_ids_enabled: ids.checked, analytics_consent: consent.checked, suppression_threshold: Number(threshold.value) });
-      messages.replaceChildren(notice("success", "Settings saved."));
+      replace(messages, notice("success", "Settings saved."));
       announce("Settings saved.");
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     }
   });
-  container.append(messages, form);
+  append(container, messages, form);
 }

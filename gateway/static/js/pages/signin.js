@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { errorNotice, field, h, notice, announce } from "../dom.js";
+import { errorNotice, field, h, notice, announce, append, replace } from "../dom.js";
 import { heading } from "../page.js";
 import { loadMe } from "../session.js";
 import { safeNext } from "../app.js";
@@ -9,7 +9,7 @@ export async function render(container, ctx) {
   const next = safeNext(ctx.query.get("next") || "/");
   const messages = h("div", { id: "signin-messages" });
   if (ctx.query.get("expired")) {
-    messages.append(notice("info", "Your session has ended. Sign in again to continue where you were."));
+    append(messages, notice("info", "Your session has ended. Sign in again to continue where you were."));
   }
   const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
@@ -20,7 +20,7 @@ export async function render(container, ctx) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     submit.disabled = true;
-    messages.replaceChildren();
+    replace(messages, );
     try {
       // The response also carries a bearer token for API clients; the browser
       // relies on the HttpOnly cookie alone and drops the token here.
@@ -30,11 +30,11 @@ export async function render(container, ctx) {
       announce("Signed in.");
       ctx.navigate(next, { replace: true });
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
       password.focus();
     } finally {
       submit.disabled = false;
     }
   });
-  container.append(messages, form);
+  append(container, messages, form);
 }

@@ -1,7 +1,7 @@
-import { h } from "../dom.js";
+import { h, append } from "../dom.js";
 import { heading } from "../page.js";
 
 export async function render(container, ctx) {
   heading(container, "You are signed out", ctx);
-  container.append(h("p", {}, "Your session has ended on this device."), h("p", {}, h("a", { href: "/signin", "data-link": true, class: "button" }, "Sign in again")));
+  append(container, h("p", {}, "Your session has ended on this device."), h("p", {}, h("a", { href: "/signin", "data-link": true, class: "button" }, "Sign in again")));
 }

@@ -1,7 +1,7 @@
 // A student's record for a school admin: contacts, staff who serve them,
 // the disclosure log, and an export of it all for inspection.
 import { allPages, api } from "../api.js";
-import { announce, download, errorNotice, formatDate, h, itemsOf, label, notice, table } from "../dom.js";
+import { announce, download, errorNotice, formatDate, h, itemsOf, label, notice, table, append, replace } from "../dom.js";
 import { heading } from "../page.js";
 import { studentName } from "../students.js";
 
@@ -25,24 +25,24 @@ export async function render(container, ctx) {
   try {
     const users = (await allPages("/api/v1/users", {}, 5)).filter((u) => ["teacher", "school_admin"].includes(u.role));
     const serving = new Set(student.staff_ids || (student.staff || []).map((s) => s.id || s.user_id));
-    staffBox.append(...users.map((u) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "user_ids", value: u.id, checked: serving.has(u.id) }), `${u.display_name} (${label(u.role)})`)));
+    append(staffBox, ...users.map((u) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "user_ids", value: u.id, checked: serving.has(u.id) }), `${u.display_name} (${label(u.role)})`)));
   } catch (err) {
     if (err.status === 401) throw err;
-    staffBox.append(errorNotice(err));
+    append(staffBox, errorNotice(err));
   }
   saveStaff.addEventListener("click", async () => {
     const ids = [...staffBox.querySelectorAll("input:checked")].map((i) => i.value);
     try {
       await api.put(`/api/v1/students/${id}/staff`, { user_ids: ids });
-      messages.replaceChildren(notice("success", "Staff assignments saved."));
+      replace(messages, notice("success", "Staff assignments saved."));
       announce("Staff assignments saved.");
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     }
   });
   const exportButton = h("button", { type: "button", class: "secondary" }, "Download this record (JSON)");
   exportButton.addEventListener("click", () => download(`student-${id}.json`, JSON.stringify({ student, disclosures }, null, 2)));
-  container.append(
+  append(container, 
     h("dl", { class: "details" }, h("dt", {}, "Grade"), h("dd", {}, String(student.grade ?? "")),
       student.student_number ? [h("dt", {}, "Student ID"), h("dd", {}, student.student_number)] : null,
       h("dt", {}, "Adult (18+)"), h("dd", {}, student.is_adult ? "Yes" : "No")),

@@ -1,6 +1,6 @@
 // Tenants for the platform operator: list and create districts, schools, programs.
 import { allPages, api } from "../api.js";
-import { announce, errorNotice, field, h, label, notice, select, table } from "../dom.js";
+import { announce, errorNotice, field, h, label, notice, select, table, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 
 export async function render(container, ctx) {
@@ -13,16 +13,16 @@ export async function render(container, ctx) {
   const form = h("form", { class: "form narrow" }, h("h2", {}, "Add a tenant"), field("Kind", kind), field("Name", name),
     field("District", parent), field("Postcode", postcode, "Used for distances and unmet need."), h("button", { type: "submit", class: "button" }, "Add tenant"));
   const results = resultsRegion("Tenants");
-  container.append(messages, form, results);
+  append(container, messages, form, results);
   const load = async () => {
     try {
       const tenants = await allPages("/api/v1/tenants", {}, 10);
-      parent.replaceChildren(h("option", { value: "" }, "None (independent)"), ...tenants.filter((t) => t.kind === "district").map((t) => h("option", { value: t.id }, t.name)));
+      replace(parent, h("option", { value: "" }, "None (independent)"), ...tenants.filter((t) => t.kind === "district").map((t) => h("option", { value: t.id }, t.name)));
       const names = Object.fromEntries(tenants.map((t) => [t.id, t.name]));
-      results.replaceChildren(table("Tenants", ["Name", "Kind", "District", "Postcode", "Status"], tenants.map((t) => [t.name, label(t.kind), names[t.parent_id] || "", t.postcode || "", label(t.status || "active")])));
+      replace(results, table("Tenants", ["Name", "Kind", "District", "Postcode", "Status"], tenants.map((t) => [t.name, label(t.kind), names[t.parent_id] || "", t.postcode || "", label(t.status || "active")])));
     } catch (err) {
       if (err.status === 401) throw err;
-      results.replaceChildren(errorNotice(err));
+      replace(results, errorNotice(err));
     }
   };
   form.addEventListener("submit", async (event) => {
@@ -33,11 +33,11 @@ export async function render(container, ctx) {
     try {
       const tenant = await api.post("/api/v1/tenants", body);
       form.reset();
-      messages.replaceChildren(notice("success", `${tenant.name} added.`));
+      replace(messages, notice("success", `${tenant.name} added.`));
       announce(`${tenant.name} added.`);
       await load();
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     }
   });
   await load();

@@ -1,7 +1,7 @@
 // Users and roles: list, create (they set a password from the emailed reset
 // link), change role, deactivate.
 import { allPages, api } from "../api.js";
-import { announce, errorNotice, field, h, label, notice, select, table } from "../dom.js";
+import { announce, errorNotice, field, h, label, notice, select, table, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 
 const ROLES_BY_ADMIN = {
@@ -31,12 +31,12 @@ export async function render(container, ctx) {
   const form = h("form", { class: "form narrow" }, h("h2", {}, "Add a user"), field("Email", email), field("Name", name), field("Role", role),
     tenants.length ? field("Organisation", tenant) : null, h("button", { type: "submit", class: "button" }, "Add user"));
   const results = resultsRegion("Users");
-  container.append(messages, form, results);
+  append(container, messages, form, results);
 
   const load = async () => {
     try {
       const users = await allPages("/api/v1/users", {}, 10);
-      results.replaceChildren(table("Users", ["Name", "Email", "Role", "Active", ""], users.map((u) => {
+      replace(results, table("Users", ["Name", "Email", "Role", "Active", ""], users.map((u) => {
         const roleSelect = select("role", roles.includes(u.role) ? roles.map((r) => [r, label(r)]) : [[u.role, label(u.role)]], u.role);
         roleSelect.setAttribute("aria-label", `Role of ${u.display_name}`);
         roleSelect.addEventListener("change", () => patch(u, { role: roleSelect.value }));
@@ -45,16 +45,16 @@ export async function render(container, ctx) {
         return [u.display_name, u.email, roleSelect, u.is_active === false ? "No" : "Yes", u.id === ctx.me.user_id ? "You" : toggle];
       })));
     } catch (err) {
-      results.replaceChildren(errorNotice(err));
+      replace(results, errorNotice(err));
     }
   };
   const patch = async (user, body) => {
     try {
       await api.patch(`/api/v1/users/${user.id}`, body);
-      messages.replaceChildren(notice("success", `${user.display_name} updated.`));
+      replace(messages, notice("success", `${user.display_name} updated.`));
       announce(`${user.display_name} updated.`);
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     }
     await load();
   };
@@ -63,11 +63,11 @@ export async function render(container, ctx) {
     try {
       const user = await api.post("/api/v1/users", { email: email.value.trim(), display_name: name.value.trim(), role: role.value, tenant_id: tenant.value });
       form.reset();
-      messages.replaceChildren(notice("success", `${user.display_name} added.`));
+      replace(messages, notice("success", `${user.display_name} added.`));
       announce(`${user.display_name} added.`);
       await load();
     } catch (err) {
-      messages.replaceChildren(errorNotice(err));
+      replace(messages, errorNotice(err));
     }
   });
   await load();
