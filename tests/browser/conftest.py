@@ -185,9 +185,23 @@ def people(system, bootstrap):
     }
 
 
-def endpoint_exists(system, session: requests.Session, method: str, path: str) -> bool:
-    """False only when the running gateway has no such route (404 with code not_found
-    from routing). Used to skip journey tests whose endpoints are not merged yet."""
-    r = session.request(method, system.url(path), timeout=30)
-    return not (r.status_code == 404 and r.json().get("error", {}).get("code") == "not_found"
-                and r.json().get("error", {}).get("message", "").startswith("The requested URL"))
+ROUTING_404 = "The requested URL was not found"
+
+
+def endpoint_exists(system, method: str, path: str) -> bool:
+    """Does the running gateway route ``method path``? Probed with OPTIONS, which no
+    route declares: 405 means the path is routed (for some method), a routing 404
+    means it is not. No handler runs, so the probe changes nothing."""
+    r = requests.options(system.url(path), timeout=30)
+    if r.status_code == 404 and ROUTING_404 in r.text:
+        return False
+    allowed = r.headers.get("Allow", "")
+    return not allowed or method in allowed
+
+
+def require_endpoints(system, *endpoints: tuple[str, str]) -> None:
+    """Skip the calling test ONLY when one of these endpoints is not on the running system
+    (another team's API not merged yet); the lead makes these tests unconditional after merge."""
+    missing = [f"{m} {p}" for m, p in endpoints if not endpoint_exists(system, m, p)]
+    if missing:
+        pytest.skip("endpoint not merged yet: " + ", ".join(missing))

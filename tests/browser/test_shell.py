@@ -135,3 +135,14 @@ def test_nothing_is_kept_in_browser_storage(page, people):
     assert names <= {"wi_session", "wi_csrf", "wi_policy_ack"}
     session_cookie = next(c for c in page.cookies() if c["name"] == "wi_session")
     assert session_cookie["httpOnly"] and session_cookie["sameSite"] == "Strict"
+
+
+def test_the_endpoint_probe_tells_routed_from_missing(system):
+    """The journeys skip only on a routing 404: make sure the probe is right both ways."""
+    from tests.browser.conftest import endpoint_exists
+
+    assert endpoint_exists(system, "GET", "/api/v1/me")
+    assert endpoint_exists(system, "POST", "/api/v1/tenants")
+    assert endpoint_exists(system, "DELETE", "/api/v1/sessions/current")
+    assert not endpoint_exists(system, "GET", "/api/v1/no-such-endpoint")
+    assert not endpoint_exists(system, "PUT", "/api/v1/me")

@@ -38,12 +38,12 @@ export async function openShareDialog(services) {
   const contactsArea = h("div", { class: "contacts-area" });
   const channel = select("channel", CHANNELS, "email");
   const language = select("language", LANGUAGES, "");
-  const note = h("textarea", { name: "note", maxlength: 500, rows: 3 });
+  const note = h("textarea", { name: "note", maxlength: 1000, rows: 3 });
   const submit = h("button", { type: "submit", class: "button" }, "Share");
   const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
   const form = h("form", { class: "share-form", method: "dialog" },
     who, studentArea, contactsArea, field("Channel", channel), field("Language", language),
-    field("Note for the family (optional)", note, "Up to 500 characters. Do not include health or discipline details."),
+    field("Note for the family (optional)", note, "Up to 1000 characters. Do not include health or discipline details."),
     h("div", { class: "actions" }, submit, cancel));
   append(body, h("h2", { id: "share-title" }, title), messages, form);
 
@@ -69,6 +69,8 @@ export async function openShareDialog(services) {
   };
   who.addEventListener("change", syncWho);
   cancel.addEventListener("click", () => dialog.close());
+  // A link to another page (e.g. "Follow this referral") leaves the dialog behind.
+  dialog.addEventListener("click", (event) => { if (event.target.closest("a[data-link]")) dialog.close(); });
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -10,7 +10,7 @@ export function studentName(s) {
 }
 
 export async function loadStudents() {
-  return allPages("/api/v1/students");
+  return allPages("/api/v1/students", { per_page: 200 });
 }
 
 /** A filter box and a select of students; onChange(studentId). */

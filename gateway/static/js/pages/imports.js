@@ -5,9 +5,9 @@ import { heading, resultsRegion } from "../page.js";
 
 export async function render(container, ctx) {
   heading(container, "Directory imports", ctx, "Load a 211 or partner export in HSDS CSV. Rows that cannot be used are reported with reasons.");
-  const file = h("input", { type: "file", name: "file", accept: ".csv,.zip,text/csv,application/zip", required: true });
+  const file = h("input", { type: "file", name: "file", accept: ".zip,.json,application/zip,application/json", required: true });
   const submit = h("button", { type: "submit", class: "button" }, "Start import");
-  const form = h("form", { class: "form narrow" }, field("HSDS file", file), submit);
+  const form = h("form", { class: "form narrow" }, field("HSDS file", file, "A .zip of HSDS CSV files, or an HSDS .json file."), submit);
   const results = resultsRegion("Import progress");
   append(container, form, results);
   let timer = null;
@@ -39,7 +39,7 @@ export async function render(container, ctx) {
     submit.disabled = true;
     try {
       const f = file.files[0];
-      const job = await api.post("/api/v1/directory/imports", await f.arrayBuffer(), { contentType: f.type || "text/csv" });
+      const job = await api.post("/api/v1/directory/imports", await f.arrayBuffer(), { contentType: f.type || (f.name.endsWith(".json") ? "application/json" : "application/zip"), params: { filename: f.name } });
       announce("Import started.");
       show(job);
       await poll(job.id);

@@ -8,22 +8,26 @@ import { loadStudents, studentPicker } from "../students.js";
 const METHODS = [
   ["in_person_photo_id", "In person, photo ID checked against the roster contact"],
   ["phone_callback", "Phone call back to the number on file"],
-  ["signed_letter", "Signed letter, signature checked against records"],
-  ["email_on_file", "Email from the address on file, confirmed by reply"],
+  ["signed_letter_on_file", "Signed letter, signature matched to the one on file"],
+  ["email_from_address_on_file", "Email from the address on file"],
+  ["other", "Other (say how in the note)"],
 ];
+const REASONS = [["parent_opt_out", "A parent's request"], ["adult_student_request", "The student's own request (18 or older)"]];
 
 export async function render(container, ctx) {
   heading(container, "Parent opt-out", ctx, "Record a request to remove a student's information. Every service deletes it and confirms; new shares for the student are refused.");
   const messages = h("div");
   let studentId = "";
   const pickerArea = h("div", {}, h("p", {}, "Loading students…"));
-  const reason = h("textarea", { name: "reason", rows: 2, maxlength: 500, required: true });
+  const reason = select("reason", REASONS);
+  const note = h("textarea", { name: "note", rows: 2, maxlength: 200 });
   const method = select("method", METHODS);
-  const verifiedBy = h("input", { type: "text", name: "verified_by", value: ctx.me.display_name || "", required: true, maxlength: 200 });
+  const verifiedBy = select("verified_by", [[ctx.me.user_id, `${ctx.me.display_name || ctx.me.email} (you)`]], ctx.me.user_id);
   const confirm = h("input", { type: "checkbox", name: "confirm", required: true });
   const submit = h("button", { type: "submit", class: "danger" }, "Record the request and delete");
-  const form = h("form", { class: "form narrow" }, pickerArea, field("Reason (do not name the student)", reason),
-    field("How the requester was verified", method), field("Verified by", verifiedBy),
+  const form = h("form", { class: "form narrow" }, pickerArea, field("Reason", reason),
+    field("Note (optional)", note, "Kept forever in the audit record: no names, emails or phone numbers."),
+    field("How the requester was verified", method), field("Verified by (staff member)", verifiedBy),
     h("label", { class: "check" }, confirm, "I verified that the requester may ask for this, and I understand deletion cannot be undone."), submit);
   const requests = resultsRegion("Opt-out requests");
   append(container, messages, form, h("h2", {}, "Requests of this school"), requests);
@@ -31,7 +35,7 @@ export async function render(container, ctx) {
   const loadRequests = async () => {
     try {
       const items = itemsOf(await api.get("/api/v1/deletion-requests", { tenant_id: ctx.me.tenant_id, scope: "student" }));
-      replace(requests, items.length ? table("Deletion requests", ["Requested", "Status", "Services confirmed"], items.map((r) => [formatDate(r.requested_at || r.created_at), h("span", { class: "status" }, label(r.status)), `${(r.confirmations || []).length}`])) : h("p", {}, "No requests yet."));
+      replace(requests, items.length ? table("Deletion requests", ["Requested", "Status", "Services confirmed", "Still to confirm"], items.map((r) => [formatDate(r.created_at), h("span", { class: r.overdue ? "status due" : "status" }, label(r.status)), `${(r.confirmations || []).length}`, (r.missing_services || []).join(", ")])) : h("p", {}, "No requests yet."));
     } catch (err) {
       if (err.status === 401) throw err;
       replace(requests, errorNotice(err));
@@ -46,12 +50,12 @@ export async function render(container, ctx) {
     submit.disabled = true;
     try {
       const result = await api.post("/api/v1/deletion-requests", {
-        scope: "student", subject_id: studentId, reason: reason.value.trim(),
-        verification: { method: method.value, verified_by: verifiedBy.value.trim() },
+        scope: "student", subject_id: studentId, reason: reason.value, ...(note.value.trim() ? { note: note.value.trim() } : {}),
+        verification: { method: method.value, verified_by: verifiedBy.value },
       });
       form.reset();
       studentId = "";
-      replace(messages, notice("success", `Request recorded (${label(result.status || "requested")}). Each service confirms its deletion below.`));
+      replace(messages, notice("success", `Request recorded: ${label(result.status || "requested")}${result.status_reason ? ` (${result.status_reason})` : ""}. Each service confirms its deletion below.`));
       announce("Opt-out request recorded.");
       await loadRequests();
     } catch (err) {

@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import { announce, errorNotice, field, formatDate, h, label, notice, select, table, append, replace } from "../dom.js";
 import { heading } from "../page.js";
-import { OUTCOMES, STATUSES } from "../referral-status.js";
+import { OUTCOMES, STATUSES, isDue } from "../referral-status.js";
 
 export async function render(container, ctx) {
   let referral = await api.get(`/api/v1/referrals/${ctx.params.referral_id}`);
@@ -16,14 +16,16 @@ export async function render(container, ctx) {
     replace(summary, h("dl", { class: "details" },
       h("dt", {}, "Status"), h("dd", {}, h("span", { class: "status", id: "referral-status" }, label(referral.status)), referral.outcome ? ` (${label(referral.outcome)})` : ""),
       h("dt", {}, "Channel"), h("dd", {}, label(referral.channel)),
-      h("dt", {}, "For"), h("dd", {}, referral.student_first_name || (referral.student_id ? "A student" : "A walk-in family")),
+      h("dt", {}, "For"), h("dd", {}, referral.student_id ? "A student you serve" : "A walk-in family"),
+      referral.incoming ? [h("dt", {}, "From"), h("dd", {}, "A school on the platform")] : null,
       h("dt", {}, "Shared"), h("dd", {}, formatDate(referral.created_at)),
-      referral.follow_up_due ? [h("dt", {}, "Follow-up"), h("dd", { class: "due" }, "Due now")] : null));
+      referral.follow_up_on ? [h("dt", {}, "Follow-up"), h("dd", { class: isDue(referral) ? "due" : "" }, isDue(referral) ? `Due (since ${referral.follow_up_on})` : referral.follow_up_on)] : null,
+      referral.note ? [h("dt", {}, "Note"), h("dd", {}, referral.note)] : null));
     const events = referral.history || referral.status_history || [];
     const attempts = referral.deliveries || referral.attempts || [];
     replace(history, 
-      events.length ? table("Status history", ["When", "Status", "Outcome", "Note", "By"], events.map((e) => [formatDate(e.at || e.created_at), label(e.status), label(e.outcome || ""), e.note || "", e.by_name || e.by || ""])) : null,
-      attempts.length ? table("Delivery", ["When", "To", "Channel", "State", "Reason"], attempts.map((a) => [formatDate(a.at || a.created_at || a.updated_at), a.recipient || a.contact_name || "", label(a.channel || referral.channel), label(a.status || a.state), a.reason || a.error || ""])) : null);
+      events.length ? table("Status history", ["When", "Status", "Outcome", "Note", ""], events.map((e) => [formatDate(e.at || e.created_at), label(e.status), label(e.outcome || ""), e.note || "", e.changed_by_name || ""])) : null,
+      attempts.length ? table("Delivery", ["Sent", "To", "Channel", "Language", "State", "Attempts", "Problem"], attempts.map((a) => [formatDate(a.sent_at || a.next_attempt_at), label(a.recipient_kind || ""), label(a.channel || referral.channel), String(a.language || "").toUpperCase(), h("span", { class: "status" }, label(a.state || a.status)), String(a.attempts ?? ""), a.last_error || ""])) : null);
   };
   show();
 

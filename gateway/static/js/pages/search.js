@@ -6,7 +6,7 @@ import { announce, errorNotice, field, h, itemsOf, label, select, append, replac
 import { heading, resultsRegion } from "../page.js";
 
 const LANGUAGES = [["", "Any language"], ["en", "English"], ["es", "Spanish"], ["zh", "Chinese"], ["vi", "Vietnamese"], ["ar", "Arabic"], ["fr", "French"], ["ht", "Haitian Creole"]];
-const COSTS = [["", "Any cost"], ["free", "Free"], ["low", "Low cost"], ["paid", "Paid"]];
+const COSTS = [["", "Any cost"], ["free", "Free"], ["low", "Free or low cost"]];
 const RADII = [["", "Any distance"], ["1", "1 mile"], ["5", "5 miles"], ["10", "10 miles"], ["25", "25 miles"]];
 const SORTS = [["relevance", "Best match"], ["distance", "Nearest first"]];
 
@@ -46,8 +46,8 @@ export async function render(container, ctx) {
   heading(container, "Find services", ctx, "Search the directory, then open a service to share it with a family.");
   const cats = await categories();
   const q = h("input", { type: "search", name: "q", value: state.q, placeholder: "e.g. counseling, tutoring, food" });
-  const category = select("category", [["", "Any category"], ...cats.map((c) => [c.code || c.id, c.name])], state.category);
-  const age = h("input", { type: "number", name: "age", min: 0, max: 25, value: state.age, inputmode: "numeric" });
+  const category = select("category", [["", "Any category"], ...cats.map((c) => [c.id, c.name])], state.category);
+  const age = h("input", { type: "number", name: "age", min: 0, max: 120, value: state.age, inputmode: "numeric" });
   const grade = select("grade", [["", "Any grade"], ["K", "Kindergarten"], ...Array.from({ length: 12 }, (_, i) => [String(i + 1), `Grade ${i + 1}`])], state.grade);
   const language = select("language", LANGUAGES, state.language);
   const cost = select("cost", COSTS, state.cost);
@@ -59,7 +59,7 @@ export async function render(container, ctx) {
   const form = h("form", { class: "form", role: "search", "aria-label": "Directory" },
     h("div", { class: "filters" },
       h("div", { class: "wide" }, field("Keyword", q)),
-      field("Category", category), field("Age", age), field("Grade", grade), field("Language", language),
+      field("Category", category), field("Age", age, "Or a grade, not both."), field("Grade", grade), field("Language", language),
       field("Cost", cost), field("Postcode", postcode, "Distance is measured from here (your school if empty)."), field("Within", radius),
       field("Sort by", sort),
       h("div", { class: "field" }, h("label", { class: "check" }, openNow, "Open now"))),

@@ -8,7 +8,7 @@ export async function render(container, ctx) {
   const messages = h("div");
   const ids = h("input", { type: "checkbox", name: "student_ids_enabled", checked: !!tenant.student_ids_enabled });
   const consent = h("input", { type: "checkbox", name: "analytics_consent", checked: !!tenant.analytics_consent });
-  const threshold = h("input", { type: "number", name: "suppression_threshold", min: 1, max: 100, value: tenant.suppression_threshold ?? 10, required: true });
+  const threshold = h("input", { type: "number", name: "suppression_threshold", min: 5, max: 100, value: tenant.suppression_threshold ?? 10, required: true });
   const form = h("form", { class: "form narrow" },
     h("label", { class: "check" }, ids, "Keep student ID numbers (off: IDs are dropped at import and erased)"),
     h("label", { class: "check" }, consent, "Include our school in de-identified district analytics"),
