@@ -128,8 +128,12 @@ class Page:
 
     def settle(self):
         """Wait until the page's requests are done (async panels, lists)."""
-        self.browser.send("page", "wait_for_load_state", "networkidle")
-        self.browser.send("page", "wait_for_function", "() => !document.querySelector('[aria-busy=true]')")
+        # wait_for_load_state() is about the document's first load: useless in a
+        # single-page app. The app says what it is doing instead: <main aria-busy>
+        # while a page renders, <html data-pending> while API calls are in flight.
+        self.browser.send("page", "wait_for_function",
+                          "() => document.documentElement.dataset.pending === '0'"
+                          " && !document.querySelector('[aria-busy=true]')")
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,24 @@ export function query(params = {}) {
   return text ? `?${text}` : "";
 }
 
-export async function request(method, path, { body, params, contentType, allow401 = false } = {}) {
+// How many API calls are in flight, on <html data-pending="n">: lets a person's
+// tools (and our browser tests) know when the page has settled.
+let pending = 0;
+function track(delta) {
+  pending += delta;
+  document.documentElement.dataset.pending = String(pending);
+}
+
+export async function request(method, path, opts = {}) {
+  track(1);
+  try {
+    return await send(method, path, opts);
+  } finally {
+    track(-1);
+  }
+}
+
+async function send(method, path, { body, params, contentType, allow401 = false } = {}) {
   const headers = { Accept: "application/json" };
   let payload;
   if (body !== undefined) {

@@ -96,6 +96,7 @@ export async function render() {
   const token = ++renderToken;
   const found = match(location.pathname);
   const target = main();
+  target.setAttribute("aria-busy", "true");
   if (me() && Date.now() - lastSessionCheck > SESSION_CHECK_MS) {
     await checkSession();
     if (token !== renderToken) return;
@@ -134,6 +135,7 @@ export async function render() {
   }
   if (token !== renderToken) return;
   clear(target).append(content);
+  target.setAttribute("aria-busy", "false");
   if (!document.title.endsWith("WeIntervene") || !found || found.route.title === title) document.title = `${title} · WeIntervene`;
   markCurrent();
   // After an in-app navigation, move focus to the new page's heading (as a page

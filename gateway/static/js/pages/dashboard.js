@@ -45,6 +45,11 @@ function manyTenants(rows) {
   return new Set(rows.map((r) => r.tenant_name || r.tenant_id)).size > 1;
 }
 
+/** The numbers behind a chart, folded away (screen readers get the chart's label and this table). */
+function numbers(tableEl) {
+  return h("details", { class: "numbers" }, h("summary", {}, "Show the numbers"), tableEl);
+}
+
 function panel(id, title, report, params, draw) {
   const body = h("div", { class: "panel-body", "aria-busy": "true" }, h("p", {}, "Loading…"));
   const section = h("section", { class: "chart", "aria-labelledby": `${id}-title`, id },
@@ -59,18 +64,18 @@ function panel(id, title, report, params, draw) {
 
 function barPanel(title, { translate = label } = {}) {
   return (rows) => {
-    if (!rows.length) return [h("p", {}, "No shares in this period yet.")];
+    if (!rows.some((r) => r.count || isSuppressed(r))) return [h("p", {}, "No shares in this period yet.")];
     const top = topLevel(rows).slice(0, 12);
     const bars = top.map((r) => ({ label: translate(nameOf(r)), value: r.count, suppressed: isSuppressed(r) }));
     const withTenant = manyTenants(rows);
     return [barChart(bars, { title }),
-      table(`${title}: the numbers`, [...(withTenant ? ["Where"] : []), "Name", "Shares", "Change on previous period"],
-        rows.slice(0, 60).map((r) => [...(withTenant ? [r.tenant_name || label(r.level)] : []), translate(nameOf(r)), cell(r), change(r)]))];
+      numbers(table(`${title}: the numbers`, [...(withTenant ? ["Where"] : []), "Name", "Shares", "Change on previous period"],
+        rows.slice(0, 60).map((r) => [...(withTenant ? [r.tenant_name || label(r.level)] : []), translate(nameOf(r)), cell(r), change(r)])))];
   };
 }
 
 function trends(rows) {
-  if (!rows.length) return [h("p", {}, "No shares in this period yet.")];
+  if (!rows.some((r) => r.count)) return [h("p", {}, "No shares in this period yet.")];
   const groups = new Map();
   for (const r of rows) {
     const key = r.tenant_name || label(r.level || "Shares");
@@ -80,7 +85,7 @@ function trends(rows) {
   const ordered = [...groups.entries()].sort((a, b) => LEVEL_ORDER.indexOf(a[1][0].level) - LEVEL_ORDER.indexOf(b[1][0].level));
   const series = ordered.slice(0, 2).map(([name, points]) => ({ name, points: points.map((p) => ({ label: String(p.bucket_start ?? p.period ?? ""), value: isSuppressed(p) ? 0 : p.count })) }));
   return [lineChart(series, { title: `Shares over time${series.length > 1 ? `: ${series.map((s) => s.name).join(" and ")}` : ""}` }),
-    table("Shares over time: the numbers", ["Where", "From", "Shares"], rows.map((r) => [r.tenant_name || label(r.level || ""), String(r.bucket_start ?? ""), cell(r)]))];
+    numbers(table("Shares over time: the numbers", ["Where", "From", "Shares"], rows.map((r) => [r.tenant_name || label(r.level || ""), String(r.bucket_start ?? ""), cell(r)])))];
 }
 
 function unmet(rows) {
@@ -104,13 +109,11 @@ export async function render(container, ctx) {
   const draw = () => {
     const params = { period: period.value };
     replace(panels,
-      h("div", { class: "grid2" },
-        panel("top-categories", "Most requested categories", "top-categories", params, barPanel("Most requested categories", { translate: (s) => s })),
-        panel("top-services", "Most requested services", "top-services", params, barPanel("Most requested services", { translate: (s) => s }))),
+      panel("top-categories", "Most requested categories", "top-categories", params, barPanel("Most requested categories", { translate: (s) => s })),
+      panel("top-services", "Most requested services", "top-services", params, barPanel("Most requested services", { translate: (s) => s })),
       panel("trends", "Trends", "trends", params, trends),
-      h("div", { class: "grid2" },
-        panel("channels", "Channel mix", "channels", params, barPanel("Channel mix")),
-        panel("unmet-need", "Unmet need", "unmet-need", params, unmet)),
+      panel("channels", "Channel mix", "channels", params, barPanel("Channel mix")),
+      panel("unmet-need", "Unmet need", "unmet-need", params, unmet),
       ctx.me.role === "district_admin" ? panel("schools", "Schools compared", "schools", params, schools) : null);
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); draw(); });
