@@ -26,7 +26,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 # Client-side routes of the app (see static/js/router.js); each also takes sub-paths.
 SECTIONS = (
-    "signin", "signout", "password", "reset", "privacy", "search", "services", "referrals",
+    "signin", "signout", "password", "reset", "reset-password", "privacy", "search", "services", "referrals",
     "lists", "students", "admin", "dashboard", "incoming", "operator", "audit", "account",
 )
 

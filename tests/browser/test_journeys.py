@@ -273,3 +273,29 @@ def test_auditor_sees_an_opt_out_entered_by_the_admin(page, browser, people, sys
     r = auditor.get(system.url(csv_link))
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
     assert first not in r.text
+
+
+def test_password_reset_from_the_emailed_link(page, people, system, bootstrap):
+    require_endpoints(system, ("POST", "/api/v1/password-resets"), ("POST", "/api/v1/password-resets/complete"))
+    user = bootstrap("teacher", people["school"]["id"], "Reset Tester")
+    page.open("/signin")
+    page.click("a[href='/reset']")
+    page.wait_heading("Reset your password")
+    page.fill("input[name=email]", user["email"])
+    page.click("form button[type=submit]")
+    page.wait_for_selector("main .notice-success")
+    mail = system.smtp.wait_for(lambda m: user["email"] in str(m["To"]), timeout=30)
+    text = mail.get_body(preferencelist=("plain", "html")).get_content()
+    import re
+    link = re.search(r"https?://\S+?/reset(?:-password)?[#?]token=[\w\-_.~%]+", text).group(0)
+    page.goto(link)
+    page.wait_heading("Choose a new password")
+    assert "token" not in page.evaluate("() => location.href")
+    new_password = "a brand new passphrase 2026"
+    page.fill("input[name=new_password]", new_password)
+    page.fill("input[name=confirm]", new_password)
+    page.click("form button[type=submit]")
+    page.wait_for_selector("main .notice-success")
+    page.click("main .notice-success a[href='/signin']")
+    page.sign_in(user["email"], new_password)
+    page.wait_heading("Welcome, Reset Tester")

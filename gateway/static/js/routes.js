@@ -11,6 +11,8 @@ export const ROUTES = [
   { path: "/signin", page: "signin", title: "Sign in", public: true },
   { path: "/signout", page: "signout", title: "Signed out", public: true },
   { path: "/reset", page: "reset", title: "Reset your password", public: true },
+  // The emailed link is /reset-password#token=... (a fragment never reaches a server log).
+  { path: "/reset-password", page: "reset", title: "Reset your password", public: true },
   { path: "/privacy", page: "privacy", title: "Privacy policy", public: true },
   { path: "/", page: "home", title: "Home" },
   { path: "/account/password", page: "password", title: "Change your password" },

@@ -1,14 +1,15 @@
 // Password reset: ask for a link by email, then set a new password from the
-// emailed link /reset?token=... (the token is read, then removed from the address bar).
+// emailed link /reset-password#token=... (or /reset?token=...): the token is read,
+// then removed from the address bar and from history.
 import { api } from "../api.js";
 import { errorNotice, field, h, notice, announce, append, replace } from "../dom.js";
 import { heading } from "../page.js";
 
 export async function render(container, ctx) {
-  const token = ctx.query.get("token");
+  const token = new URLSearchParams(location.hash.slice(1)).get("token") || ctx.query.get("token");
   if (token) {
     // Keep the one-time token out of history and out of any later Referer.
-    history.replaceState(null, "", "/reset");
+    history.replaceState(null, "", location.pathname);
     return complete(container, ctx, token);
   }
   heading(container, "Reset your password", ctx, "Enter the email of your account. If it exists, we send a link to set a new password.");
