@@ -28,6 +28,6 @@ export function studentPicker(students, onChange, { labelText = "Student" } = {}
   choose.addEventListener("change", () => onChange(choose.value));
   fill();
   return h("div", { class: "student-picker" },
-    field(`Find ${labelText.toLowerCase()} by name`, filter, students.length ? `${students.length} students you may act for.` : "No students are assigned to you yet."),
+    field(`Find ${labelText.toLowerCase()} by name`, filter, students.length ? `${students.length} student${students.length === 1 ? "" : "s"} you may act for.` : "No students are assigned to you yet."),
     field(labelText, choose));
 }

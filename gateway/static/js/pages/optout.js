@@ -55,7 +55,8 @@ export async function render(container, ctx) {
       });
       form.reset();
       studentId = "";
-      replace(messages, notice("success", `Request recorded: ${label(result.status || "requested")}${result.status_reason ? ` (${result.status_reason})` : ""}. Each service confirms its deletion below.`));
+      replace(messages, notice("success", `Request recorded: ${label(result.status || "requested")}${result.status_reason ? ` (${result.status_reason})` : ""}. Each service confirms its deletion below.`,
+        h("p", {}, "Reference for the family and the auditor: ", h("code", { id: "request-ref" }, result.id))));
       announce("Opt-out request recorded.");
       await loadRequests();
     } catch (err) {
