@@ -130,7 +130,9 @@ def test_teacher_searches_shares_by_email_and_updates_the_status(page, people, s
 
 
 def test_admin_imports_a_roster_with_preview_then_fixes_rows(page, people, system, tmp_path):
-    require_endpoints(system, ("POST", "/api/v1/rosters/preview"), ("POST", "/api/v1/rosters/import"), ("GET", "/api/v1/students"))
+    require_endpoints(system, ("POST", "/api/v1/rosters/preview"), ("POST", "/api/v1/rosters/import"), ("GET", "/api/v1/students"),
+                      ("GET", f"/api/v1/students/{ANY_ID}"), ("PUT", f"/api/v1/students/{ANY_ID}/staff"), ("GET", "/api/v1/users"),
+                      ("GET", f"/api/v1/tenants/{ANY_ID}"), ("PATCH", f"/api/v1/tenants/{ANY_ID}/settings"))
     word = random_suffix(6)
     good = {"student_key": f"A-{word}", "first_name": "Ana", "last_name": f"Lopez{word}", "grade": "5", "home_address": "12 Elm St", "ethnicity": "x", "iep_flag": "Y"}
     rows = [good,
@@ -172,6 +174,27 @@ def test_admin_imports_a_roster_with_preview_then_fixes_rows(page, people, syste
     admin = system.login(people["school_admin"]["email"], PASSWORD)
     mine = [s for s in admin.get(system.url("/api/v1/students?per_page=200")).json()["items"] if s["last_name"] == f"Lopez{word}"]
     assert len(mine) == 3  # nothing duplicated
+
+    # She assigns a teacher to a student...
+    ana = next(st for st in mine if st["first_name"] == "Ana")
+    page.click(f"a[href='/students/{ana['id']}']")
+    page.wait_heading("Ana Lopez")
+    page.check(f"input[name=user_ids][value='{people['teacher']['id']}']")
+    page.click("text=Save staff")
+    page.wait_for_selector("main .notice-success")
+    page.shot("journey3-student-record")
+    page.assert_accessible("student record")
+    teacher = system.login(people["teacher"]["email"], PASSWORD)
+    assert ana["id"] in {st["id"] for st in teacher.get(system.url("/api/v1/students?per_page=200")).json()["items"]}
+    # ...and turns student IDs off for her school.
+    page.go("/admin/settings")
+    page.wait_heading("Settings of")
+    if page.is_checked("input[name=student_ids_enabled]"):
+        page.uncheck("input[name=student_ids_enabled]")
+    page.click("form button[type=submit]")
+    page.wait_for_selector("main .notice-success")
+    school = admin.get(system.url(f"/api/v1/tenants/{people['school']['id']}")).json()
+    assert school["student_ids_enabled"] is False
 
 
 def test_leader_sees_the_dashboard_with_charts_and_csv(page, people, system):
