@@ -326,3 +326,28 @@ def test_password_reset_from_the_emailed_link(page, people, system, bootstrap):
     page.click("main .notice-success a[href='/signin']")
     page.sign_in(user["email"], new_password)
     page.wait_heading("Welcome, Reset Tester")
+
+
+def test_walk_in_family_gets_a_printed_page(page, people, system):
+    require_endpoints(system, ("POST", "/api/v1/directory/services"), ("GET", f"/api/v1/directory/services/{ANY_ID}"),
+                      ("POST", "/api/v1/referrals"), ("GET", f"/api/v1/referrals/{ANY_ID}/print"))
+    word = random_suffix(8)
+    service = create_service(system, people, f"Food Pantry {word}")
+    page.open("/signin")
+    page.sign_in(people["teacher"]["email"])
+    page.click("#policy-ack")
+    page.go(f"/services/{service['id']}")
+    page.wait_heading(f"Food Pantry {word}")
+    page.click("#share-button")
+    page.check("input[name=who][value=walkin]")
+    assert page.input_value("select[name=channel]") == "print"
+    assert not page.is_visible("select[name=student_id]")
+    page.click("dialog button[type=submit]")
+    page.wait_for_selector("dialog .notice-success a[href$='/print']")
+    href = page.get_attribute("dialog .notice-success a[href$='/print']", "href")
+    page.shot("journey2-walk-in-shared")
+    page.goto(system.url(href))
+    page.wait_for_selector("body")
+    printed = page.text_content("body")
+    assert f"Food Pantry {word}" in printed and "1 Main St" in printed
+    page.shot("journey2-print-view")
