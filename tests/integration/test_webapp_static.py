@@ -1,7 +1,11 @@
 """The gateway serves the web app: the HTML shell on client-side routes, assets
 with the right types and revalidation, and nothing outside gateway/static."""
+import re
+
 import pytest
 import requests
+
+from gateway.routes.webapp import release
 
 pytestmark = pytest.mark.integration
 
@@ -11,7 +15,7 @@ def test_client_routes_return_the_shell(system, path):
     r = requests.get(system.url(path), timeout=10)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/html")
-    assert '<script type="module" src="/static/js/app.js"></script>' in r.text
+    assert re.search(r'<script type="module" src="/static/v-[0-9a-f]{12}/js/app\.js"></script>', r.text)
     assert r.headers["Cache-Control"] == "no-cache"
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
 
@@ -58,3 +62,16 @@ def test_unknown_paths_stay_json_404s(system):
         r = requests.get(system.url(path), timeout=10)
         assert r.status_code == 404
         assert r.headers["Content-Type"].startswith("application/json")
+
+
+def test_a_release_is_cached_for_good_under_its_own_prefix(system):
+    shell = requests.get(system.url("/"), timeout=10).text
+    css = re.search(r'href="(/static/v-[0-9a-f]{12}/app\.css)"', shell).group(1)
+    assert css == f"/static/{release()}/app.css"
+    r = requests.get(system.url(css), timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/css")
+    assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    module = requests.get(system.url(f"/static/{release()}/js/pages/search.js"), timeout=10)
+    assert module.status_code == 200 and "import" in module.text
+    assert requests.get(system.url("/static/v-000000000000/app.css"), timeout=10).status_code == 404
+    assert requests.get(system.url(f"/static/{release()}/../routes/webapp.py"), timeout=10).status_code == 404

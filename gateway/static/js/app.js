@@ -103,7 +103,7 @@ export async function render() {
   }
   const user = me();
   renderNav();
-  await policyBanner(document.getElementById("banners"), user);
+  policyBanner(document.getElementById("banners"), user); // not awaited: never delays the page
   let content;
   let title = "Page not found";
   if (!found) {
@@ -177,6 +177,9 @@ async function boot() {
     const open = nav.classList.toggle("open");
     event.currentTarget.setAttribute("aria-expanded", String(open));
   });
+  // Fetch this page's module while we ask who is signed in (two round trips at once).
+  const first = match(location.pathname);
+  if (first) import(`./pages/${first.route.page}.js`).catch(() => {});
   try {
     await loadMe();
   } catch (err) {
