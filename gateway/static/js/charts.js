@@ -47,9 +47,11 @@ export function lineChart(series, { title } = {}) {
     svg("line", { x1: pad.l, y1: pad.t, x2: pad.l, y2: height - pad.b, class: "axis" }),
     svg("text", { x: pad.l - 6, y: pad.t + 4, "text-anchor": "end" }, String(max)),
     svg("text", { x: pad.l - 6, y: height - pad.b + 4, "text-anchor": "end" }, "0"));
-  const step = Math.ceil(labels.length / 8) || 1;
+  // At most 6 x labels, dates shortened to MM-DD, so they never overlap.
+  const step = Math.ceil(labels.length / 6) || 1;
   labels.forEach((l, i) => {
-    if (i % step === 0) root.append(svg("text", { x: x(i), y: height - pad.b + 18, "text-anchor": "middle" }, l));
+    const text = /^\d{4}-\d{2}-\d{2}/.test(l) ? l.slice(5, 10) : l;
+    if (i % step === 0) root.append(svg("text", { x: x(i), y: height - pad.b + 18, "text-anchor": "middle" }, text));
   });
   series.forEach((s, si) => {
     const d = s.points.map((p, i) => `${i ? "L" : "M"}${x(i).toFixed(1)},${y(p.value || 0).toFixed(1)}`).join(" ");

@@ -16,7 +16,9 @@ export async function loadStudents() {
 /** A filter box and a select of students; onChange(studentId). */
 export function studentPicker(students, onChange, { labelText = "Student" } = {}) {
   const filter = h("input", { type: "search", name: "student_filter", autocomplete: "off" });
-  const choose = h("select", { name: "student_id", required: true });
+  // Not `required`: the picker may be hidden (a walk-in share), and a hidden required
+  // control blocks the form; the page checks that a student was chosen instead.
+  const choose = h("select", { name: "student_id" });
   const fill = () => {
     const term = filter.value.trim().toLowerCase();
     const keep = choose.value;
