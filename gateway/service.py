@@ -12,6 +12,7 @@ from gateway.routes.hsds import HsdsRoutes
 from gateway.routes.identity import IdentityRoutes
 from gateway.routes.retention import RetentionRoutes
 from gateway.routes.system import SystemRoutes
+from gateway.routes.webapp import WebAppRoutes
 
 
 class GatewayService(
@@ -21,6 +22,7 @@ class GatewayService(
     DirectoryRoutes,
     HsdsRoutes,
     RetentionRoutes,
+    WebAppRoutes,
 ):
     name = "gateway"
 
