@@ -70,6 +70,13 @@ class Settings:
     referral_link_ttl_days: int = 30
     hsds_public: bool = True
     rpc_timeout_seconds: float = 10.0
+    # Retention: re-send a deletion to services that have not confirmed after this;
+    # retry the identity fence after this; a request not complete by due is overdue;
+    # how often a retention policy runs.
+    deletion_resend_seconds: float = 30.0
+    deletion_fence_retry_seconds: float = 5.0
+    deletion_due_hours: int = 72
+    retention_policy_interval_seconds: int = 24 * 3600
     metrics_port: int = 0  # 0: no separate metrics listener (the gateway serves /metrics)
 
     def database_url(self, service: str) -> str:

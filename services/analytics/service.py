@@ -1,9 +1,10 @@
 """analytics's entrypoints."""
 from services.analytics.dependencies import analytics_database
+from weintervene.export import DataExporter
 from weintervene.observability import EntrypointMetrics, HealthCheck
 
 
-class AnalyticsService(HealthCheck):
+class AnalyticsService(DataExporter, HealthCheck):
     name = "analytics"
 
     db = analytics_database()

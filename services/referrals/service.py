@@ -11,11 +11,12 @@ from services.referrals.exceptions import BadSignature
 from services.referrals.models import OutboxMessage
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
+from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
 
 
-class ReferralsService(HealthCheck, OutboxRelay, DeletionParticipant):
+class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipant):
     name = "referrals"
 
     db = referrals_database()
