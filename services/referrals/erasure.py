@@ -7,7 +7,8 @@
 * contact: the contact's recipient rows and deliveries (the share stays the school's);
 * user: the user's saved lists and reminder deliveries; shares stay the school's
   but lose the link to the person (sharer, status authors, disclosing user);
-* policy: shares of the tenants older than ``older_than``.
+* policy: by ``record_kind``, closed referrals (whole shares) or ended delivery
+  logs of the tenants older than ``older_than``; other kinds are not held here.
 
 Idempotent: a second run finds nothing and reports zeros.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 
 from services.referrals.models import (
-    Delivery, DeliveryAttempt, Disclosure, Referral, SavedList, SavedListItem, Share, ShareRecipient,
+    CLOSED_STATUSES, Delivery, DeliveryAttempt, Disclosure, Referral, SavedList, SavedListItem, Share, ShareRecipient,
     StatusChange,
 )
 
@@ -86,7 +87,24 @@ def delete_for(db, request: dict) -> dict:
         ).rowcount
         db.execute(update(Disclosure).where(Disclosure.disclosed_by == subject).values(disclosed_by=None))
     elif scope == "policy" and request.get("older_than") is not None:
-        counts["shares"] = _delete_shares(db, Share.tenant_id.in_(tenants), Share.created_at < request["older_than"])
+        older = request["older_than"]
+        kind = request.get("record_kind")
+        if kind == "closed_referrals":
+            # Shares whose every referral is closed (walk-ins are never followed, so count as closed).
+            still_open = select(Referral.share_id).where(Referral.status.not_in(CLOSED_STATUSES))
+            counts["shares"] = _delete_shares(
+                db, Share.tenant_id.in_(tenants), Share.created_at < older,
+                (Share.student_id.is_(None)) | Share.id.not_in(still_open),
+            )
+        elif kind == "delivery_logs":
+            ended = select(Delivery.id).join(Share).where(
+                Share.tenant_id.in_(tenants), Delivery.created_at < older,
+                Delivery.state.in_(("sent", "delivered", "failed")),
+            )
+            ids = db.scalars(ended).all()
+            db.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids)))
+            counts["deliveries"] = db.execute(delete(Delivery).where(Delivery.id.in_(ids))).rowcount
+        # Other record kinds (login records…) are not held here: confirmed with no counts.
     # Bulk statements bypass the session's identity map: forget what it holds.
     db.expire_all()
     return counts

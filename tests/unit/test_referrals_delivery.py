@@ -301,13 +301,25 @@ def test_provider_reports_undelivered(svc, make_session, identity, texter):
     assert d.state == "failed" and "30003" in d.last_error
 
 
-def test_retention_policy_deletes_only_older_shares_of_the_tenant(svc, db):
-    old = share(svc)
-    recent = share(svc)
-    db.get(Share, old["share_id"]).created_at = utcnow() - timedelta(days=400)
+def test_retention_policies_expire_only_their_record_kind(svc, db, make_session, identity, mailer):
+    closed, still_open, recent = share(svc), share(svc), share(svc)
+    svc.update_status(TEACHER_AUTH, closed["id"], {"status": "completed", "outcome": "connected"})
+    svc.update_status(TEACHER_AUTH, recent["id"], {"status": "cancelled"})
+    deliver_due(make_session, identity)
+    for item in (closed, still_open):
+        db.get(Share, item["share_id"]).created_at = utcnow() - timedelta(days=400)
+        for d in db.get(Share, item["share_id"]).deliveries:
+            d.created_at = utcnow() - timedelta(days=400)
     db.commit()
-    req = {**request("policy", SCHOOL), "older_than": utcnow() - timedelta(days=365)}
-    assert svc.delete_for(req) == {"shares": 1}
+    base = {**request("policy", SCHOOL), "older_than": utcnow() - timedelta(days=365)}
+    assert svc.delete_for({**base, "record_kind": "login_records"}) == {}
     db.commit()
-    assert db.get(Share, old["share_id"]) is None and db.get(Share, recent["share_id"]) is not None
-    assert svc.delete_for({**req, "tenant_ids": [uid()]}) == {"shares": 0}
+    assert count(db, Share) == 3
+    assert svc.delete_for({**base, "record_kind": "delivery_logs"}) == {"deliveries": 2}
+    db.commit()
+    assert count(db, Share) == 3 and count(db, Delivery) == 1
+    assert svc.delete_for({**base, "record_kind": "closed_referrals"}) == {"shares": 1}
+    db.commit()
+    assert db.get(Share, closed["share_id"]) is None
+    assert db.get(Share, still_open["share_id"]) is not None and db.get(Share, recent["share_id"]) is not None
+    assert svc.delete_for({**base, "record_kind": "closed_referrals", "tenant_ids": [uid()]}) == {"shares": 0}
