@@ -180,11 +180,16 @@ def _address(delivery: Delivery, identity) -> str:
             raise PermanentFailure("no address")
         return delivery.transient_address
     try:
-        if delivery.recipient_kind == "sharer":
-            address = identity.user_info(delivery.recipient_id).get("email")
-        else:
-            contacts = identity.delivery_contacts(sharer_auth(share), share.student_id, [delivery.recipient_id])
-            address = contacts[0].get(field) if contacts and contacts[0].get("authorised") else None
+        # A bounded wait: a timer worker stuck on a silent identity would also hold
+        # up this service's shutdown.
+        with eventlet.Timeout(settings().rpc_timeout_seconds):
+            if delivery.recipient_kind == "sharer":
+                address = identity.user_info(delivery.recipient_id).get("email")
+            else:
+                contacts = identity.delivery_contacts(sharer_auth(share), share.student_id, [delivery.recipient_id])
+                address = contacts[0].get(field) if contacts and contacts[0].get("authorised") else None
+    except eventlet.Timeout:
+        raise TemporaryFailure("identity did not answer in time") from None
     except (Forbidden, NotFound, Conflict) as exc:
         raise PermanentFailure(f"recipient no longer reachable: {exc.code}") from None
     except WeInterveneError as exc:

@@ -323,3 +323,15 @@ def test_retention_policies_expire_only_their_record_kind(svc, db, make_session,
     assert db.get(Share, closed["share_id"]) is None
     assert db.get(Share, still_open["share_id"]) is not None and db.get(Share, recent["share_id"]) is not None
     assert svc.delete_for({**base, "record_kind": "closed_referrals", "tenant_ids": [uid()]}) == {"shares": 0}
+
+
+def test_identity_silent_is_temporary_and_bounded(svc, make_session, identity, mailer, patch_settings):
+    import eventlet
+
+    patch_settings(rpc_timeout_seconds=0.2, delivery_backoff_seconds=0)
+    share(svc)
+    identity.delivery_contacts.side_effect = lambda *a: eventlet.sleep(5)
+    deliver_due(make_session, identity)
+    d = only_delivery(make_session)
+    assert d.state == "queued" and "did not answer in time" in d.last_error
+    mailer.assert_not_called()
