@@ -58,6 +58,13 @@ class Settings:
     hsds_public: bool = True
     rpc_timeout_seconds: float = 10.0
     metrics_port: int = 0  # 0: no separate metrics listener (the gateway serves /metrics)
+    # Analytics: counts below this are suppressed in any figure that leaves a
+    # school, unless the district sets its own (identity tenant_info).
+    analytics_suppression_threshold: int = 10
+    # Analytics unmet need: directory services counted within this radius of the school.
+    analytics_unmet_need_radius_miles: float = 10.0
+    # Analytics: rows per item list (top services, top categories, unmet need).
+    analytics_top_n: int = 10
 
     def database_url(self, service: str) -> str:
         """The SQLAlchemy URL of one service's own database."""
