@@ -6,11 +6,12 @@ brings them together with the RPC clients they use.
 from nameko.rpc import ClusterRpc, ServiceRpc
 
 from gateway.http import Authenticated
+from gateway.routes.analytics import AnalyticsRoutes
 from gateway.routes.identity import IdentityRoutes
 from gateway.routes.system import SystemRoutes
 
 
-class GatewayService(Authenticated, SystemRoutes, IdentityRoutes):
+class GatewayService(Authenticated, SystemRoutes, IdentityRoutes, AnalyticsRoutes):
     name = "gateway"
 
     cluster_rpc = ClusterRpc()

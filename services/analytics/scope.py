@@ -90,7 +90,10 @@ def resolve_scope(auth: dict, tenant_id: str | None, sources, default_threshold:
     if tenant_id and not tenants:
         raise Forbidden("That school has not consented to cross-school analytics.",
                         code="analytics_consent_missing")
-    threshold = max([default_threshold] + [_threshold(t.get("suppression_threshold"), default_threshold) for t in tenants])
+    # The strictest threshold of the tenants shown and of their districts.
+    districts = {t.get("district_id") for t in tenants} - {None} - {t["id"] for t in tenants}
+    governing = tenants + [sources.tenant_info(d) for d in sorted(districts)]
+    threshold = max([default_threshold] + [_threshold(t.get("suppression_threshold"), default_threshold) for t in governing])
     timezone = tenants[0].get("timezone") if tenants else None
     return Scope("operator", tenants, {"id": None, "name": "All consenting tenants", "level": "all"},
                  threshold, timezone)
