@@ -9,8 +9,12 @@ Example::
 """
 from __future__ import annotations
 
+import logging
+
 from services.analytics.reports import tenants_with_counts
 from weintervene.errors import Forbidden, NotFound
+
+log = logging.getLogger(__name__)
 
 
 class Sources:
@@ -39,11 +43,20 @@ class Sources:
 
     def service_names(self, service_ids: list[str]) -> dict:
         """{service_id: name}, asked in parallel; a service the caller may not see stays unnamed."""
-        calls = {sid: self.directory.get_service.call_async(self.auth, sid) for sid in service_ids}
+        calls = {}
+        for sid in service_ids:
+            try:
+                calls[sid] = self.directory.get_service.call_async(self.auth, sid)
+            except Exception as exc:  # directory unreachable
+                log.warning("could not ask directory for service names: %s", type(exc).__name__)
+                return {sid: None for sid in service_ids}
         names = {}
         for sid, call in calls.items():
             try:
                 names[sid] = (call.result() or {}).get("name")
             except (NotFound, Forbidden):
+                names[sid] = None
+            except Exception as exc:  # names are a courtesy: the figures stand without them
+                log.warning("could not name service %s: %s", sid, type(exc).__name__)
                 names[sid] = None
         return names
