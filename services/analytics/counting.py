@@ -1,6 +1,6 @@
-"""Turn one ``share_recorded`` event into counter increments, exactly once in effect.
+"""Turn ``share_recorded`` events into counter increments, exactly once in effect.
 
-The event id is recorded (``ProcessedEvent``) in the same transaction as the
+The event ids are recorded (``ProcessedEvent``) in the same transaction as the
 increments, so a redelivered or duplicated event changes nothing. Increments
 are ``INSERT … ON CONFLICT DO UPDATE SET count = count + excluded.count`` on
 PostgreSQL and SQLite alike: any number of analytics instances may apply events
@@ -8,12 +8,16 @@ concurrently without losing an update (no read-modify-write, no in-memory
 totals). Rows are written in a fixed order (tables, then sorted keys) so two
 transactions touching the same counters cannot deadlock.
 
+Events that arrive together are applied in one transaction (``count_shares``):
+one commit, one disk flush for many events, instead of one per event. Each
+message is acknowledged only after that commit (see ``dependencies.ShareBatcher``).
+
 Example::
 
-    >>> count_share(session, ShareRecorded().load({"event_id": "…", "tenant_id": "…",
+    >>> count_shares(session, [ShareRecorded().load({"event_id": "…", "tenant_id": "…",
     ...     "service_id": "…", "taxonomy_term_ids": ["…"], "channel": "sms",
-    ...     "occurred_on": "2026-11-28"}))
-    'counted'
+    ...     "occurred_on": "2026-11-28"})])
+    ['counted']
 """
 from __future__ import annotations
 
@@ -21,19 +25,32 @@ import logging
 
 from marshmallow import ValidationError
 from prometheus_client import Counter
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.analytics.models import (
     DailyShareCount, DeletedTenant, ProcessedEvent, ServiceShareCount, TermShareCount,
 )
 from weintervene.contracts import ShareRecorded
-from weintervene.messaging import first_delivery
+from weintervene.messaging import first_deliveries
 
 log = logging.getLogger(__name__)
 
-COUNTED, DUPLICATE, FENCED = "counted", "duplicate", "fenced"
+COUNTED, DUPLICATE, FENCED, REJECTED = "counted", "duplicate", "fenced", "rejected"
+COUNTER_ORDER = (ServiceShareCount, TermShareCount, DailyShareCount)
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+EVENTS_HANDLED = Counter(
+    "weintervene_analytics_events_total",
+    "share_recorded events handled by analytics, by outcome (counted, duplicate, fenced)",
+    ["outcome"],
+)
+EVENTS_REJECTED = Counter(
+    "weintervene_analytics_events_rejected_total",
+    "share_recorded events outside the contract, acknowledged and dropped (never stored)",
+    ["reason"],
+)
 
 
 def increment(session, model, rows: list[dict]) -> None:
@@ -74,37 +91,57 @@ def share_increments(event: dict) -> dict:
     }
 
 
-def count_share(session, event: dict) -> str:
-    """Apply one loaded event and commit; returns counted, duplicate or fenced.
+def _key(model, row) -> tuple:
+    return tuple(row[c.name] for c in model.__table__.primary_key.columns)
 
-    A concurrent duplicate on another instance blocks on the ``ProcessedEvent``
-    primary key until this transaction ends, then finds the id and does nothing.
+
+def count_shares(session, events: list[dict]) -> list[str]:
+    """Apply loaded events in one transaction and commit; an outcome per event
+    (counted, duplicate or fenced), in order.
+
+    A concurrent duplicate on another instance waits on the ``ProcessedEvent``
+    key until this transaction ends, then finds the id and counts nothing.
     """
-    if not first_delivery(session, ProcessedEvent, event["event_id"]):
+    try:
+        new_ids = first_deliveries(session, ProcessedEvent, [e["event_id"] for e in events])
+        tenants = sorted({str(e["tenant_id"]) for e in events})
+        fenced = set(session.scalars(select(DeletedTenant.tenant_id).where(DeletedTenant.tenant_id.in_(tenants))))
+        totals: dict = {model: {} for model in COUNTER_ORDER}
+        outcomes = []
+        for event in events:
+            event_id = str(event["event_id"])
+            if event_id not in new_ids:
+                outcomes.append(DUPLICATE)
+                continue
+            new_ids.discard(event_id)  # the same id twice in one batch counts once
+            if str(event["tenant_id"]) in fenced:
+                outcomes.append(FENCED)  # handled, by dropping: the tenant was terminated
+                continue
+            for model, rows in share_increments(event).items():
+                for row in rows:
+                    key = _key(model, row)
+                    if key in totals[model]:
+                        totals[model][key]["count"] += 1
+                    else:
+                        totals[model][key] = dict(row)
+            outcomes.append(COUNTED)
+        for model in COUNTER_ORDER:
+            increment(session, model, list(totals[model].values()))
+        session.commit()
+    except BaseException:
         session.rollback()
-        return DUPLICATE
-    if session.get(DeletedTenant, str(event["tenant_id"])) is not None:
-        session.commit()  # remember the id: the event is handled, by dropping it
-        return FENCED
-    for model, rows in share_increments(event).items():
-        increment(session, model, rows)
-    session.commit()
-    return COUNTED
+        raise
+    for outcome in outcomes:
+        EVENTS_HANDLED.labels(outcome).inc()
+    return outcomes
+
+
+def count_share(session, event: dict) -> str:
+    """One event on its own transaction (``count_shares`` of one)."""
+    return count_shares(session, [event])[0]
 
 
 # -- intake: the contract is the only way in ---------------------------------
-
-EVENTS_HANDLED = Counter(
-    "weintervene_analytics_events_total",
-    "share_recorded events handled by analytics, by outcome (counted, duplicate, fenced)",
-    ["outcome"],
-)
-EVENTS_REJECTED = Counter(
-    "weintervene_analytics_events_rejected_total",
-    "share_recorded events outside the contract, acknowledged and dropped (never stored)",
-    ["reason"],
-)
-
 
 def rejection_reason(messages) -> str:
     """A small, fixed label set: unknown_field (something extra, e.g. a student id) or invalid."""
@@ -115,8 +152,8 @@ def rejection_reason(messages) -> str:
     return "invalid"
 
 
-def receive_share(session, payload) -> str:
-    """Load ``payload`` with the shared contract, then count it; returns the outcome.
+def load_share(payload) -> dict | None:
+    """The event loaded with the shared contract, or None when it is rejected.
 
     Anything outside the contract is rejected: counted in a metric, logged by
     field name only (never by value: the value may be the very student id that
@@ -125,13 +162,26 @@ def receive_share(session, payload) -> str:
     contract keeps out; the publisher's own outbox still holds its copy.
     """
     try:
-        event = ShareRecorded().load(payload)
+        return ShareRecorded().load(payload)
     except ValidationError as exc:
         reason = rejection_reason(exc.messages)
         EVENTS_REJECTED.labels(reason).inc()
         fields = sorted(exc.messages) if isinstance(exc.messages, dict) else ["_schema"]
         log.warning("rejected a share_recorded event (%s) on fields %s", reason, fields)
-        return "rejected"
-    outcome = count_share(session, event)
-    EVENTS_HANDLED.labels(outcome).inc()
-    return outcome
+        return None
+
+
+def receive_share(session, payload) -> str:
+    """Load and count one payload on its own transaction; returns the outcome."""
+    event = load_share(payload)
+    return REJECTED if event is None else count_share(session, event)
+
+
+class ApplyNow:
+    """The batcher's interface, applying each event at once (CLI, benchmarks, unit tests)."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def apply(self, event: dict) -> str:
+        return count_share(self.session, event)

@@ -13,7 +13,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.analytics import counting, reports
-from services.analytics.dependencies import analytics_database
+from services.analytics.dependencies import ShareBatcher, analytics_database
 from services.analytics.models import COUNTER_MODELS, DeletedTenant, OutboxMessage
 from services.analytics.schemas import ReportQuerySchema
 from services.analytics.scope import resolve_scope
@@ -32,6 +32,7 @@ class AnalyticsService(DeletionParticipant, OutboxRelay, HealthCheck):
     name = "analytics"
 
     db = analytics_database()
+    batcher = ShareBatcher(database_attr="db")
     metrics = EntrypointMetrics()
     events = ReliablePublisher()
     outbox_model = OutboxMessage
@@ -47,7 +48,9 @@ class AnalyticsService(DeletionParticipant, OutboxRelay, HealthCheck):
         """Count one share. Payload: the ShareRecorded contract, e.g. {"event_id": "…",
         "tenant_id": "…", "district_id": null, "service_id": "…", "taxonomy_term_ids": ["…"],
         "channel": "sms", "occurred_on": "2026-11-28"}."""
-        counting.receive_share(self.db, payload)
+        event = counting.load_share(payload)
+        if event is not None:
+            self.batcher.apply(event)  # returns once committed; raises (and requeues) otherwise
 
     @rpc
     def report(self, auth, name, query=None):

@@ -26,7 +26,7 @@ def session(tmp_path):
 
 @pytest.fixture
 def service(session):
-    return worker_factory(AnalyticsService, db=session)
+    return worker_factory(AnalyticsService, db=session, batcher=counting.ApplyNow(session))
 
 
 def all_rows(session) -> dict:
@@ -128,3 +128,32 @@ def test_increment_adds_counts_with_one_statement_on_existing_rows(session):
     counting.increment(session, DailyShareCount, [{**row, "count": 7}])
     session.commit()
     assert session.scalar(select(DailyShareCount.count)) == 12
+
+
+def test_a_batch_commits_together_and_counts_each_id_once(session):
+    tenant, fenced, svc = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    session.add(DeletedTenant(tenant_id=fenced))
+    session.commit()
+    seen = counting.load_share(share_event(tenant, svc))
+    counting.count_shares(session, [seen])
+    first = counting.load_share(share_event(tenant, svc, channel="email"))
+    batch = [first, counting.load_share(share_event(tenant, svc, channel="email")), dict(first),
+             seen, counting.load_share(share_event(fenced, svc))]
+    assert counting.count_shares(session, batch) == ["counted", "counted", "duplicate", "duplicate", "fenced"]
+    rows = {(r.tenant_id, r.channel): r.count for r in session.scalars(select(ServiceShareCount))}
+    assert rows == {(tenant, "sms"): 1, (tenant, "email"): 2}
+    assert session.scalar(select(func.count()).select_from(ProcessedEvent)) == 4
+
+
+def test_a_failing_batch_leaves_nothing_behind(session, monkeypatch):
+    events = [counting.load_share(share_event(uuid.uuid4())) for _ in range(3)]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(counting, "increment", broken)
+    with pytest.raises(RuntimeError):
+        counting.count_shares(session, events)
+    monkeypatch.undo()
+    assert {t: r for t, r in all_rows(session).items() if r} == {}
+    assert counting.count_shares(session, events) == ["counted"] * 3  # the redelivery counts them

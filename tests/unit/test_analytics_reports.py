@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from nameko.testing.services import worker_factory
 
-from services.analytics import periods
+from services.analytics import counting, periods
 from services.analytics.periods import Period, local_today, resolve
 from services.analytics.service import AnalyticsService
 from services.analytics.suppression import TOTAL, suppress
@@ -72,7 +72,7 @@ def world():
 
 @pytest.fixture
 def service(session, world):
-    svc = worker_factory(AnalyticsService, db=session)
+    svc = worker_factory(AnalyticsService, db=session, batcher=counting.ApplyNow(session))
     svc.identity_rpc.tenant_info.side_effect = world.tenant_info
     svc.identity_rpc.list_tenants_in.side_effect = world.list_tenants_in
     svc.directory_rpc.get_terms.side_effect = lambda ids: {t: TERMS[t] for t in ids if t in TERMS}
@@ -173,9 +173,10 @@ def test_top_categories_roll_terms_up_to_top_level(service, world):
     shares(service, world.lincoln, 4, terms=[COUNSELLING], day="2026-11-02")
     shares(service, world.lincoln, 3, terms=[ANXIETY], day="2026-11-02")
     shares(service, world.lincoln, 5, terms=[MATH, FOOD], day="2026-11-03")
+    shares(service, world.lincoln, 1, terms=[FOOD], day="2026-11-30")
     report = service.report(admin(world.lincoln), "top-categories", {"period": "month", "to": "2026-11-30"})
     assert [(r["category_name"], r["count"]) for r in report["rows"]] == [
-        ("Mental health", 7), ("Food", 5), ("Tutoring", 5)]
+        ("Mental health", 7), ("Food", 6), ("Tutoring", 5)]
 
 
 def test_trends_and_channels(service, world):
@@ -196,11 +197,11 @@ def test_trends_and_channels(service, world):
 def test_unmet_need_ranks_requests_against_providers_nearby(service, world):
     shares(service, world.lincoln, 12, terms=[MATH], day="2026-11-02")
     shares(service, world.lincoln, 20, terms=[COUNSELLING], day="2026-11-02")
-    shares(service, world.lincoln, 6, terms=[FOOD], day="2026-11-02")
+    shares(service, world.lincoln, 7, terms=[FOOD], day="2026-11-02")
     world.nearby = {MENTAL_HEALTH: 9, TUTORING: 1, FOOD: 0}
     report = service.report(admin(world.lincoln), "unmet-need", {"period": "month", "to": "2026-11-02"})
     assert [(r["category_name"], r["count"], r["services_nearby"], r["need_score"]) for r in report["rows"]] == [
-        ("Food", 6, 0, 6.0), ("Tutoring", 12, 1, 6.0), ("Mental health", 20, 9, 2.0)]
+        ("Food", 7, 0, 7.0), ("Tutoring", 12, 1, 6.0), ("Mental health", 20, 9, 2.0)]
     args = service.directory_rpc.count_services.call_args.args
     assert sorted(args[0]) == sorted([MENTAL_HEALTH, TUTORING, FOOD])
     assert args[1:] == (40.0, -75.0, 10.0, world.lincoln["id"])
