@@ -79,13 +79,13 @@ def processed(engine) -> int:
         return conn.scalar(text("SELECT count(*) FROM processed_event"))
 
 
-def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: str) -> dict:
+def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: str, max_workers: int) -> dict:
     """Fill the queue with ``events`` shares, start ``workers`` processes, time the drain."""
     engine = make_engine(db_url)
     start_count = processed(engine)
     publish(amqp_uri, make_events(events, seed=workers))
     env = {**os.environ, "AMQP_URI": amqp_uri, "WEINTERVENE_ANALYTICS_DATABASE_URL": db_url,
-           "WEINTERVENE_DATA_DIR": data_dir}
+           "WEINTERVENE_DATA_DIR": data_dir, "WEINTERVENE_MAX_WORKERS": str(max_workers)}
     procs = [
         subprocess.Popen([sys.executable, "-m", "weintervene.cli", "run", "--service", "analytics"],
                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -111,14 +111,14 @@ def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: 
     return {"workers": workers, "events": events, "per_second": (high[1] - low[1]) / (high[0] - low[0])}
 
 
-def in_process_rate(db_url: str, events: int) -> float:
-    """Baseline: counting code in a loop on one connection, no broker, no nameko."""
+def in_process_rate(db_url: str, events: int, batch: int) -> float:
+    """Baseline: the counting code in a loop on one connection, no broker, no nameko."""
     engine = make_engine(db_url)
     session = sessionmaker(engine)()
-    payloads = make_events(events, seed=99)
+    loaded = [counting.load_share(p) for p in make_events(events, seed=99 + batch)]
     started = time.perf_counter()
-    for payload in payloads:
-        counting.receive_share(session, payload)
+    for i in range(0, len(loaded), batch):
+        counting.count_shares(session, loaded[i:i + batch])
     elapsed = time.perf_counter() - started
     session.close()
     engine.dispose()
@@ -315,6 +315,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench analytics", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=6000, help="events per worker for the throughput runs")
     parser.add_argument("--iterations", type=int, default=100, help="timed calls per report")
+    parser.add_argument("--max-workers", type=int, default=64,
+                        help="nameko workers per analytics process (WEINTERVENE_MAX_WORKERS)")
     parser.add_argument("--others", type=int, default=100, help="other tenants in the 10M database")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-reports", action="store_true")
@@ -335,11 +337,14 @@ def main(argv=None) -> int:
             migrate("analytics", engine)
             engine.dispose()
             print("== share_recorded throughput (broker and PostgreSQL on this machine)")
-            baseline = in_process_rate(db_url, 2000)
-            print(f"baseline, counting code in one loop, no broker: {baseline:8.0f} events/s")
+            single = in_process_rate(db_url, 300, 1)
+            baseline = in_process_rate(db_url, 3000, args.max_workers)
+            print(f"baseline, counting code in a loop, no broker, one event a transaction: {single:8.0f} events/s")
+            print(f"baseline, counting code in a loop, no broker, {args.max_workers} events a transaction: "
+                  f"{baseline:8.0f} events/s")
             with tempfile.TemporaryDirectory() as data_dir:
-                one = drain_rate(amqp_uri, db_url, 1, args.events, data_dir)
-                two = drain_rate(amqp_uri, db_url, 2, args.events * 2, data_dir)
+                one = drain_rate(amqp_uri, db_url, 1, args.events, data_dir, args.max_workers)
+                two = drain_rate(amqp_uri, db_url, 2, args.events * 2, data_dir, args.max_workers)
             print(f"1 worker : {one['per_second']:8.0f} events/s  ({one['events']} events)")
             print(f"2 workers: {two['per_second']:8.0f} events/s  ({two['events']} events), "
                   f"{two['per_second'] / 2:.0f} per worker")
