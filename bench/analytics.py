@@ -34,14 +34,18 @@ from kombu import Connection, Producer
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
-from bench import fmt, percentiles
+from bench.support import Vhost, summary
 from services.analytics import counting, reports
 from services.analytics.scope import Scope
-from tests.support.infra import PostgresDatabases, Vhost, postgres_available
+from tests.support.infra import PostgresDatabases, postgres_available
 from weintervene.config import SERVICES, Settings
 from weintervene.contracts import SHARE_RECORDED, ShareRecorded
 from weintervene.db import ensure_database, make_engine, migrate
 from weintervene.messaging import declare_topology, event_exchange
+
+def fmt(stats: dict) -> str:
+    return f"median {stats['median']:.2f} ms  p95 {stats['p95']:.2f} ms  p99 {stats['p99']:.2f} ms"
+
 
 SCHOOL = "00000000-0000-4000-8000-0000000005c1"
 YEAR_START = date(2025, 7, 1)
@@ -232,7 +236,7 @@ def time_calls(fns: dict, iterations: int) -> dict:
             started = time.perf_counter()
             fn()
             samples[label].append((time.perf_counter() - started) * 1000)
-    return {label: percentiles(values) for label, values in samples.items()}
+    return {label: summary(values) for label, values in samples.items()}
 
 
 class ReportBench:

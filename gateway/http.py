@@ -145,6 +145,8 @@ class RouteSpec:
     status: int
     description: str
     content_type: str = "application/json"
+    # For raw bodies that are not JSON (a CSV upload): documented as a string body.
+    request_content_type: str | None = None
 
 
 ROUTES: list[RouteSpec] = []
@@ -235,6 +237,7 @@ def route(
     max_body: int = DEFAULT_MAX_BODY,
     raw: bool = False,
     content_type: str = "application/json",
+    request_content_type: str | None = None,
 ) -> Callable:
     """Declare a gateway endpoint.
 
@@ -251,6 +254,7 @@ def route(
                 tags=tags or [], auth=auth, roles=roles, body=body, query=query,
                 response=response, many=many, status=status,
                 description=(fn.__doc__ or "").strip(), content_type=content_type,
+                request_content_type=request_content_type,
             )
         )
 

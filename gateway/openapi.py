@@ -73,6 +73,10 @@ def openapi_document() -> dict:
             operation.setdefault("parameters", []).append({"in": "query", "schema": r.query})
         if r.body is not None:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": r.body}}}
+        elif r.request_content_type is not None:
+            operation["requestBody"] = {
+                "required": True, "content": {r.request_content_type: {"schema": {"type": "string"}}},
+            }
         ok: dict = {"description": "OK"}
         if r.response is not None:
             schema = {"type": "array", "items": r.response} if r.many else r.response

@@ -48,6 +48,9 @@ class Settings:
     max_failed_logins_per_account_ip_hour: int = 10
     max_failed_logins_per_ip_hour: int = 100
     password_reset_ttl_seconds: int = 30 * 60
+    # Roster CSV imports: larger files are refused with 413 before parsing.
+    roster_max_bytes: int = 5 * 1024 * 1024
+    roster_max_rows: int = 20000
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_sender: str = "WeIntervene <no-reply@weintervene.local>"

@@ -78,6 +78,12 @@ def run_services(names, on_started=None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     runner.start()
+    metrics_port = nameko_config["WEINTERVENE"].metrics_port
+    if metrics_port:
+        # One service per process (containers): Prometheus scrapes this port.
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
     log.info("started: %s", ", ".join(names))
     if on_started is not None:
         eventlet.spawn(on_started)

@@ -1,12 +1,33 @@
-"""Sign-in, sessions, the current user, tenants and users."""
+"""Sign-in, sessions, passwords, tenants, users, rosters and students.
+
+Every handler is thin: it passes the caller's AuthContext and the validated
+body to identity, which enforces scope (tenant isolation, least access).
+"""
 from __future__ import annotations
 
+import base64
+
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from gateway.http import CSRF_COOKIE, SESSION_COOKIE, client_ip, csrf_token_for, json_response, route, session_token
-from services.identity.schemas import LoginSchema, MeSchema, SessionSchema, TenantSchema, UserSchema
+from services.identity.schemas import (
+    AcceptedSchema, LoginSchema, MeSchema, PasswordChangedSchema, PasswordChangeSchema,
+    PasswordResetCompleteSchema, PasswordResetRequestSchema, RosterResultSchema, SessionSchema,
+    StaffAssignmentSchema, StudentDetailSchema, StudentListQuerySchema, StudentPageSchema,
+    TenantInfoSchema, TenantListQuerySchema, TenantPageSchema, TenantSchema, TenantSettingsSchema,
+    UserListQuerySchema, UserOutSchema, UserPageSchema, UserSchema, UserUpdateSchema,
+)
 from weintervene.auth import Role
 from weintervene.config import settings
+from weintervene.errors import BadRequest
+
+USER_MANAGERS = (Role.OPERATOR, Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.PROGRAM_ADMIN)
+SETTINGS_MANAGERS = USER_MANAGERS
+STUDENT_VIEWERS = (Role.TEACHER, Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.PROGRAM_STAFF, Role.PROGRAM_ADMIN)
+STAFF_ASSIGNERS = (Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.PROGRAM_ADMIN)
+ROSTER_IMPORTERS = (Role.SCHOOL_ADMIN, Role.PROGRAM_ADMIN)
+CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel")
 
 
 def _set_session_cookies(response: Response, token: str) -> None:
@@ -18,7 +39,22 @@ def _set_session_cookies(response: Response, token: str) -> None:
     response.set_cookie(CSRF_COOKIE, csrf_token_for(token), max_age=max_age, httponly=False, secure=secure, samesite="Strict", path="/")
 
 
+def _csv_upload(request) -> str:
+    """The request body (a CSV file) as base64 for the RPC; size checked first."""
+    limit = settings().roster_max_bytes
+    if request.content_length and request.content_length > limit:
+        raise RequestEntityTooLarge()
+    request.max_content_length = limit
+    raw = request.get_data(cache=False)
+    if len(raw) > limit:
+        raise RequestEntityTooLarge()
+    if request.mimetype not in CSV_TYPES:
+        raise BadRequest("Send the roster as text/csv.", code="unsupported_media_type")
+    return base64.b64encode(raw).decode("ascii")
+
+
 class IdentityRoutes:
+    # -- sessions ---------------------------------------------------------
     @route("POST", "/api/v1/sessions", summary="Sign in", tags=["sessions"], auth=False,
            body=LoginSchema, response=SessionSchema, status=201, raw=True)
     def sign_in(self, request, body, **_):
@@ -42,13 +78,97 @@ class IdentityRoutes:
     def me(self, request, auth, **_):
         return auth.to_dict()
 
+    # -- passwords --------------------------------------------------------
+    @route("POST", "/api/v1/me/password", summary="Change my password", tags=["sessions"],
+           body=PasswordChangeSchema, response=PasswordChangedSchema)
+    def change_password(self, request, auth, body, **_):
+        """``{"current_password": "…", "new_password": "…"}``; every other session of yours ends."""
+        return self.identity_rpc.change_password(auth.to_dict(), body)
+
+    @route("POST", "/api/v1/password-resets", summary="Email a password reset link", tags=["sessions"],
+           auth=False, body=PasswordResetRequestSchema, response=AcceptedSchema, status=202)
+    def request_password_reset(self, request, body, **_):
+        """``{"email": "rivera@lincoln.example"}`` -> 202 whether or not the address has an account."""
+        return self.identity_rpc.request_password_reset(body)
+
+    @route("POST", "/api/v1/password-resets/complete", summary="Set a new password with a reset link",
+           tags=["sessions"], auth=False, body=PasswordResetCompleteSchema, response=PasswordChangedSchema)
+    def complete_password_reset(self, request, body, **_):
+        """``{"token": "<from the link>", "new_password": "…"}``; the link works once, then ends."""
+        return self.identity_rpc.complete_password_reset(body)
+
+    # -- tenants ----------------------------------------------------------
+    @route("GET", "/api/v1/tenants", summary="Tenants I can reach", tags=["tenants"],
+           query=TenantListQuerySchema, response=TenantPageSchema)
+    def list_tenants(self, request, auth, query, **_):
+        """District admins: their district and schools; operators and auditors: all; others: their own."""
+        return self.identity_rpc.list_tenants(auth.to_dict(), query)
+
     @route("POST", "/api/v1/tenants", summary="Create a tenant", tags=["tenants"],
-           roles=(Role.OPERATOR,), body=TenantSchema, response=TenantSchema, status=201)
+           roles=(Role.OPERATOR,), body=TenantSchema, response=TenantInfoSchema, status=201)
     def create_tenant(self, request, auth, body, **_):
         return self.identity_rpc.create_tenant(auth.to_dict(), body)
 
-    @route("POST", "/api/v1/users", summary="Create a user", tags=["users"],
-           roles=(Role.OPERATOR, Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.PROGRAM_ADMIN),
-           body=UserSchema, response=UserSchema, status=201)
+    @route("GET", "/api/v1/tenants/<tenant_id>", summary="One tenant", tags=["tenants"], response=TenantInfoSchema)
+    def get_tenant(self, request, auth, tenant_id, **_):
+        return self.identity_rpc.get_tenant(auth.to_dict(), tenant_id)
+
+    @route("PATCH", "/api/v1/tenants/<tenant_id>/settings", summary="Change a tenant's settings",
+           tags=["tenants"], roles=SETTINGS_MANAGERS, body=TenantSettingsSchema, response=TenantInfoSchema)
+    def update_tenant_settings(self, request, auth, body, tenant_id, **_):
+        """``{"student_ids_enabled": false, "analytics_consent": true, "suppression_threshold": 10}``
+        (any subset). Turning student IDs off erases the stored student numbers."""
+        return self.identity_rpc.update_tenant_settings(auth.to_dict(), tenant_id, body)
+
+    # -- users ------------------------------------------------------------
+    @route("GET", "/api/v1/users", summary="Users I manage", tags=["users"], roles=USER_MANAGERS,
+           query=UserListQuerySchema, response=UserPageSchema)
+    def list_users(self, request, auth, query, **_):
+        return self.identity_rpc.list_users(auth.to_dict(), query)
+
+    @route("POST", "/api/v1/users", summary="Create a user (invited by email)", tags=["users"],
+           roles=USER_MANAGERS, body=UserSchema, response=UserOutSchema, status=201)
     def create_user(self, request, auth, body, **_):
+        """``{"tenant_id", "email", "display_name", "role"}``; the user gets an emailed link
+        to choose a password."""
         return self.identity_rpc.create_user(auth.to_dict(), body)
+
+    @route("PATCH", "/api/v1/users/<user_id>", summary="Change a user's role, name or active flag",
+           tags=["users"], roles=USER_MANAGERS, body=UserUpdateSchema, response=UserOutSchema)
+    def update_user(self, request, auth, body, user_id, **_):
+        """``{"is_active": false}`` disables the user and ends their sessions at once."""
+        return self.identity_rpc.update_user(auth.to_dict(), user_id, body)
+
+    # -- rosters and students ---------------------------------------------
+    @route("POST", "/api/v1/rosters/preview", summary="Preview a roster CSV (stores nothing)",
+           tags=["rosters"], roles=ROSTER_IMPORTERS, response=RosterResultSchema, raw=True,
+           request_content_type="text/csv")
+    def preview_roster(self, request, auth, **_):
+        """Body: the CSV file (``text/csv``, UTF-8). Says which columns will be dropped and
+        which rows have errors, with row numbers (the header is row 1)."""
+        return json_response(self.identity_rpc.preview_roster(auth.to_dict(), _csv_upload(request)))
+
+    @route("POST", "/api/v1/rosters/import", summary="Import a roster CSV", tags=["rosters"],
+           roles=ROSTER_IMPORTERS, response=RosterResultSchema, raw=True, request_content_type="text/csv")
+    def import_roster(self, request, auth, **_):
+        """Body: the CSV file. Columns outside the allow-list are dropped before storage; valid
+        rows are applied in one transaction, invalid ones listed; re-importing updates."""
+        return json_response(self.identity_rpc.import_roster(auth.to_dict(), _csv_upload(request)))
+
+    @route("GET", "/api/v1/students", summary="Students I may see", tags=["students"],
+           roles=STUDENT_VIEWERS, query=StudentListQuerySchema, response=StudentPageSchema)
+    def list_students(self, request, auth, query, **_):
+        """Teachers and program staff: the students they serve; admins: their school's or
+        program's; district admins: their schools'. ``?search=diego&page=1``."""
+        return self.identity_rpc.list_students(auth.to_dict(), query)
+
+    @route("GET", "/api/v1/students/<student_id>", summary="A student with contacts", tags=["students"],
+           roles=STUDENT_VIEWERS, response=StudentDetailSchema)
+    def get_student(self, request, auth, student_id, **_):
+        return self.identity_rpc.get_student(auth.to_dict(), student_id)
+
+    @route("PUT", "/api/v1/students/<student_id>/staff", summary="Set the staff serving a student",
+           tags=["students"], roles=STAFF_ASSIGNERS, body=StaffAssignmentSchema, response=StudentDetailSchema)
+    def set_student_staff(self, request, auth, body, student_id, **_):
+        """``{"user_ids": [...]}`` replaces the list; each must be staff of the student's school."""
+        return self.identity_rpc.set_student_staff(auth.to_dict(), student_id, body)

@@ -16,13 +16,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from html import escape
 
 from prometheus_client import Counter
 from sqlalchemy import delete, func, select, update
 
-from services.identity.exceptions import InvalidCredentials, LoginThrottled, SessionExpired
-from services.identity.models import LoginAttempt, User, UserSession
-from services.identity.passwords import hash_password, verify_password
+from services.identity.exceptions import (
+    InvalidCredentials, InvalidResetToken, LoginThrottled, SessionExpired, WrongCurrentPassword,
+)
+from services.identity.models import LoginAttempt, PasswordReset, User, UserSession
+from services.identity.passwords import check_policy, hash_password, verify_password
+from weintervene import mail
 from weintervene.auth import AuthContext, Role, TenantKind
 from weintervene.config import settings
 from weintervene.db import utcnow
@@ -34,6 +38,8 @@ LOGIN_SUCCESSES = Counter("weintervene_login_successes_total", "Successful sign-
 # Touch last_seen_at at most this often: the idle timeout needs no finer grain
 # and every authenticated request would otherwise be a write.
 TOUCH_INTERVAL = timedelta(seconds=30)
+
+KNOWN_ADDRESS_DAYS = 90
 
 
 def token_hash(token: str) -> str:
@@ -90,6 +96,12 @@ def record_attempt(db, key: str, client_ip: str, succeeded: bool) -> None:
             LoginAttempt.succeeded.is_(False), LoginAttempt.at < utcnow() - timedelta(hours=1)
         )
     )
+    # A known address is one used within KNOWN_ADDRESS_DAYS; older successes go.
+    db.execute(
+        delete(LoginAttempt).where(
+            LoginAttempt.succeeded.is_(True), LoginAttempt.at < utcnow() - timedelta(days=KNOWN_ADDRESS_DAYS)
+        )
+    )
 
 
 def login(db, email: str, password: str, client_ip: str) -> tuple[str, UserSession, User]:
@@ -130,18 +142,23 @@ def authenticate(db, token: str) -> AuthContext:
     """The caller behind ``token``, or SessionExpired."""
     if not token or len(token) > 200:
         raise SessionExpired("Not signed in.", code="not_authenticated")
-    session = db.scalar(select(UserSession).where(UserSession.token_hash == token_hash(token)))
+    # One statement for session, user and tenant: this runs on every request.
+    row = db.execute(
+        select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
+        .where(UserSession.token_hash == token_hash(token))
+    ).first()
     now = utcnow()
-    if session is None or session.revoked_at is not None:
+    if row is None or row[0].revoked_at is not None:
         raise SessionExpired("Your session has ended. Please sign in again.")
+    session, user = row
     idle_limit = session.last_seen_at + timedelta(seconds=settings().session_idle_seconds)
     if now >= session.expires_at or now >= idle_limit:
         session.revoked_at = now
         session.revoked_reason = "timeout"
         db.commit()
         raise SessionExpired("Your session has timed out. Please sign in again.")
-    user = db.get(User, session.user_id)
-    if user is None or not user.is_active or user.tenant.status != "active":
+    if not user.is_active or user.tenant.status != "active":
         raise SessionExpired("Your session has ended. Please sign in again.")
     if now - session.last_seen_at >= TOUCH_INTERVAL:
         session.last_seen_at = now
@@ -183,3 +200,96 @@ def logout(db, token: str) -> None:
         session.revoked_at = utcnow()
         session.revoked_reason = "logout"
         db.commit()
+
+
+# -- password change and reset ---------------------------------------------
+
+def change_password(db, auth: AuthContext, current_password: str, new_password: str) -> int:
+    """Change the caller's password; every other session of the user ends.
+
+    Example: change_password(db, auth, "old passphrase", "a new passphrase") -> 2
+    (two other sessions revoked).
+    """
+    user = db.get(User, auth.user_id)
+    if user is None or not user.is_active:
+        raise SessionExpired("Your session has ended. Please sign in again.")
+    matches, _ = verify_password(user.password_hash, current_password or "")
+    if not matches:
+        LOGIN_FAILURES.inc()
+        # 400, not 401: the session is fine, only the form is wrong.
+        raise WrongCurrentPassword("The current password is not right.")
+    check_policy(new_password, email=user.email)
+    set_password(user, new_password)
+    revoked = revoke_sessions(db, user.id, "password_changed", except_session_id=auth.session_id)
+    db.commit()
+    return revoked
+
+
+def set_password(user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+
+
+def issue_reset(db, user: User, ttl_seconds: int | None = None) -> str:
+    """A one-time reset token for ``user`` (stored hashed); earlier unused ones end."""
+    now = utcnow()
+    db.execute(
+        update(PasswordReset)
+        .where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
+        .values(used_at=now)
+    )
+    token = secrets.token_urlsafe(32)
+    ttl = ttl_seconds if ttl_seconds is not None else settings().password_reset_ttl_seconds
+    db.add(PasswordReset(user_id=user.id, token_hash=token_hash(token), expires_at=now + timedelta(seconds=ttl)))
+    return token
+
+
+def reset_link(token: str) -> str:
+    return f"{settings().public_base_url.rstrip('/')}/reset-password#token={token}"
+
+
+def request_reset(db, email: str) -> bool:
+    """Email a reset link when ``email`` belongs to an active user; silent otherwise.
+
+    The caller answers 202 either way so the response reveals no accounts.
+    Returns whether an email was sent (for logs and tests, never for the client).
+    """
+    user = db.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None or not user.is_active or user.tenant.status != "active":
+        return False
+    token = issue_reset(db, user)
+    db.commit()
+    minutes = settings().password_reset_ttl_seconds // 60
+    link = reset_link(token)
+    text = (
+        f"Hello {user.display_name},\n\n"
+        f"Someone asked to reset the password of your WeIntervene account.\n"
+        f"To choose a new password, open this link within {minutes} minutes:\n\n{link}\n\n"
+        "It works once. If you did not ask for this, ignore this message: your password stays as it is.\n"
+    )
+    html = (
+        f"<p>Hello {escape(user.display_name)},</p>"
+        f"<p>Someone asked to reset the password of your WeIntervene account. "
+        f"To choose a new password, open this link within {minutes} minutes:</p>"
+        f'<p><a href="{escape(link)}">{escape(link)}</a></p>'
+        "<p>It works once. If you did not ask for this, ignore this message.</p>"
+    )
+    mail.send(user.email, "Reset your WeIntervene password", text, html)
+    return True
+
+
+def complete_reset(db, token: str, new_password: str) -> User:
+    """Set a new password with a reset token: once, before it expires; all sessions end."""
+    reset = db.scalar(select(PasswordReset).where(PasswordReset.token_hash == token_hash(token or "")))
+    now = utcnow()
+    if reset is None or reset.used_at is not None or now >= reset.expires_at:
+        raise InvalidResetToken("This reset link is not valid any more. Ask for a new one.")
+    user = db.get(User, reset.user_id)
+    if user is None or not user.is_active or user.tenant.status != "active":
+        raise InvalidResetToken("This reset link is not valid any more. Ask for a new one.")
+    check_policy(new_password, email=user.email)
+    reset.used_at = now
+    set_password(user, new_password)
+    revoke_sessions(db, user.id, "password_reset")
+    db.commit()
+    return user

@@ -1,5 +1,5 @@
 """Identity's errors. Each is a registered remote error (see weintervene.errors)."""
-from weintervene.errors import BadRequest, Forbidden, RateLimited, Unauthorized, remote
+from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unauthorized, remote
 
 
 @remote
@@ -25,3 +25,35 @@ class WeakPassword(BadRequest):
 @remote
 class OutOfScope(Forbidden):
     code = "out_of_scope"
+
+
+@remote
+class InvalidResetToken(BadRequest):
+    code = "invalid_reset_token"
+
+
+@remote
+class StudentForbidden(Forbidden):
+    code = "student_forbidden"
+
+
+@remote
+class StudentNotFound(NotFound):
+    code = "student_not_found"
+
+
+@remote
+class SubjectFenced(Conflict):
+    code = "subject_fenced"
+
+
+@remote
+class RosterRejected(BadRequest):
+    """The whole file is unusable (encoding, header, size): nothing was stored."""
+
+    code = "roster_rejected"
+
+
+@remote
+class WrongCurrentPassword(BadRequest):
+    code = "wrong_current_password"

@@ -98,9 +98,14 @@ class Student(Base):
     grade: Mapped[str | None] = mapped_column(String(4), nullable=True)
     date_of_birth: Mapped[date | None] = mapped_column(Date, nullable=True)
     student_number: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Only for students 18 or older, who receive information themselves.
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    mobile: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    preferred_language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
     contacts: Mapped[list["FamilyContact"]] = relationship(
         back_populates="student", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -130,6 +135,24 @@ class ServesLink(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
     student_id: Mapped[str] = mapped_column(ForeignKey("student.id", ondelete="CASCADE"), primary_key=True, index=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubjectFence(Base):
+    """A subject whose deletion was requested: identity takes no new data about it.
+
+    Holds ids only. ``roster_key_hash`` (SHA-256 of tenant id and roster key) lets a
+    later roster import recognise the student without keeping the key itself.
+    """
+
+    __tablename__ = "subject_fence"
+    __table_args__ = (UniqueConstraint("scope", "subject_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    request_id: Mapped[str] = mapped_column(String(36), index=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    roster_key_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

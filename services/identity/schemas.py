@@ -1,7 +1,12 @@
 """marshmallow schemas of identity's RPC inputs and outputs (also used by the gateway's OpenAPI)."""
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from weintervene.auth import Role, TenantKind
+
+
+def StrictBool(**kwargs):
+    """JSON true/false only: "no" or "yes" are errors, not guesses."""
+    return fields.Bool(truthy={True}, falsy={False}, **kwargs)
 
 
 class StrictSchema(Schema):
@@ -54,3 +59,202 @@ class SessionSchema(Schema):
     token = fields.Str(metadata={"description": "Bearer token; also set as the session cookie."})
     expires_at = fields.DateTime()  # ISO 8601, absolute end of the session
     user = fields.Nested(MeSchema)
+
+
+# -- passwords ----------------------------------------------------------------
+
+class PasswordChangeSchema(StrictSchema):
+    current_password = fields.Str(required=True, validate=validate.Length(min=1, max=1024))
+    new_password = fields.Str(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class PasswordResetRequestSchema(StrictSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+
+
+class PasswordResetCompleteSchema(StrictSchema):
+    token = fields.Str(required=True, validate=validate.Length(min=20, max=200))
+    new_password = fields.Str(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class AcceptedSchema(Schema):
+    accepted = fields.Bool()
+    message = fields.Str()
+
+
+class PasswordChangedSchema(Schema):
+    changed = fields.Bool()
+    other_sessions_ended = fields.Int()
+
+
+# -- tenants ------------------------------------------------------------------
+
+class PageQuerySchema(StrictSchema):
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100000))
+    per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class TenantListQuerySchema(PageQuerySchema):
+    kind = fields.Str(load_default=None, validate=validate.OneOf([k.value for k in TenantKind]))
+
+
+class TenantInfoSchema(Schema):
+    """Tenant facts (no personal data): what ``identity.tenant_info`` returns."""
+
+    id = fields.Str()
+    kind = fields.Str()
+    name = fields.Str()
+    parent_id = fields.Str(allow_none=True)
+    district_id = fields.Str(allow_none=True)
+    postcode = fields.Str(allow_none=True)
+    latitude = fields.Float(allow_none=True)
+    longitude = fields.Float(allow_none=True)
+    timezone = fields.Str()
+    student_ids_enabled = fields.Bool()
+    analytics_consent = fields.Bool()
+    suppression_threshold = fields.Int()
+    status = fields.Str()
+
+
+class TenantPageSchema(Schema):
+    items = fields.List(fields.Nested(TenantInfoSchema))
+    total = fields.Int()
+    page = fields.Int()
+    per_page = fields.Int()
+
+
+class TenantSettingsSchema(StrictSchema):
+    student_ids_enabled = StrictBool()
+    analytics_consent = StrictBool()
+    # Counts below this are suppressed in reports that leave the school (>= 5 keeps
+    # small groups unidentifiable).
+    suppression_threshold = fields.Int(validate=validate.Range(min=5, max=100))
+
+    @validates_schema
+    def not_empty(self, data, **_):
+        if not data:
+            raise ValidationError("Give at least one setting.", "_schema")
+
+
+# -- users --------------------------------------------------------------------
+
+class UserListQuerySchema(PageQuerySchema):
+    tenant_id = fields.UUID(load_default=None)
+    search = fields.Str(load_default=None, validate=validate.Length(max=100))
+
+
+class UserOutSchema(Schema):
+    id = fields.Str()
+    tenant_id = fields.Str()
+    email = fields.Str()
+    display_name = fields.Str()
+    role = fields.Str()
+    is_active = fields.Bool()
+    invited = fields.Bool()
+
+
+class UserPageSchema(Schema):
+    items = fields.List(fields.Nested(UserOutSchema))
+    total = fields.Int()
+    page = fields.Int()
+    per_page = fields.Int()
+
+
+class UserUpdateSchema(StrictSchema):
+    role = fields.Str(validate=validate.OneOf([r.value for r in Role]))
+    is_active = StrictBool()
+    display_name = fields.Str(validate=validate.Length(min=1, max=200))
+
+    @validates_schema
+    def not_empty(self, data, **_):
+        if not data:
+            raise ValidationError("Give at least one of role, is_active, display_name.", "_schema")
+
+
+class UserInfoSchema(Schema):
+    id = fields.Str()
+    tenant_id = fields.Str()
+    display_name = fields.Str()
+    email = fields.Str()
+    role = fields.Str()
+
+
+# -- students -----------------------------------------------------------------
+
+class StudentListQuerySchema(PageQuerySchema):
+    search = fields.Str(load_default=None, validate=validate.Length(max=100))
+    tenant_id = fields.UUID(load_default=None)
+
+
+class ContactSchema(Schema):
+    id = fields.Str()
+    name = fields.Str()
+    relationship = fields.Str()
+    email = fields.Str(allow_none=True)
+    mobile = fields.Str(allow_none=True)
+    preferred_language = fields.Str()
+    authorised = fields.Bool()
+
+
+class StaffRefSchema(Schema):
+    id = fields.Str()
+    display_name = fields.Str()
+    role = fields.Str()
+
+
+class StudentSchema(Schema):
+    id = fields.Str()
+    tenant_id = fields.Str()
+    roster_key = fields.Str()
+    first_name = fields.Str()
+    last_name = fields.Str()
+    grade = fields.Str(allow_none=True)
+    date_of_birth = fields.Str(allow_none=True, metadata={"format": "date"})
+    is_adult = fields.Bool()
+    student_number = fields.Str(allow_none=True, metadata={"description": "Only while the school uses student IDs"})
+
+
+class StudentDetailSchema(StudentSchema):
+    contacts = fields.List(fields.Nested(ContactSchema))
+    staff = fields.List(fields.Nested(StaffRefSchema))
+
+
+class StudentPageSchema(Schema):
+    items = fields.List(fields.Nested(StudentSchema))
+    total = fields.Int()
+    page = fields.Int()
+    per_page = fields.Int()
+
+
+class StaffAssignmentSchema(StrictSchema):
+    user_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(max=200))
+
+
+class StudentAccessSchema(Schema):
+    student_id = fields.Str()
+    tenant_id = fields.Str()
+    district_id = fields.Str(allow_none=True)
+    is_adult = fields.Bool()
+    first_name = fields.Str()
+
+
+# -- rosters ------------------------------------------------------------------
+
+class RowMessageSchema(Schema):
+    row = fields.Int(metadata={"description": "Row number in the file; the header is row 1"})
+    column = fields.Str(allow_none=True)
+    message = fields.Str()
+
+
+class RosterResultSchema(Schema):
+    preview = fields.Bool()
+    columns_kept = fields.List(fields.Str())
+    columns_dropped = fields.List(fields.Str(), metadata={"description": "Not in the allow-list: never stored"})
+    rows_total = fields.Int()
+    created = fields.Int()
+    updated = fields.Int()
+    unchanged = fields.Int()
+    applied_rows = fields.List(fields.Int())
+    skipped_rows = fields.List(fields.Int())
+    errors = fields.List(fields.Nested(RowMessageSchema))
+    warnings = fields.List(fields.Nested(RowMessageSchema))

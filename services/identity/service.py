@@ -1,26 +1,45 @@
-"""Identity's RPC entrypoints: thin, each delegating to accounts / tenants / rosters."""
+"""Identity's RPC entrypoints: thin, each delegating to accounts / tenants /
+students / rosters / erasure.
+
+RPCs taking ``auth`` are called by the gateway on a user's behalf (the
+AuthContext dict identity itself issued); the others (tenant_info,
+list_tenants_in, user_info, fence_subject) are for services.
+"""
 from __future__ import annotations
 
-from weintervene.entrypoints import rpc
+import base64
+import binascii
+
 from sqlalchemy import select
 
-from services.identity import accounts
+from services.identity import accounts, erasure, rosters, students, tenants
 from services.identity.dependencies import identity_database
-from services.identity.exceptions import OutOfScope
-from services.identity.models import Tenant, User
-from services.identity.passwords import check_policy, hash_password
-from services.identity.schemas import LoginSchema, SessionSchema, TenantSchema, UserSchema
+from services.identity.models import OutboxMessage, Tenant
+from services.identity.schemas import (
+    LoginSchema, PasswordChangeSchema, PasswordResetCompleteSchema, PasswordResetRequestSchema,
+    SessionSchema, StaffAssignmentSchema, StudentListQuerySchema, TenantListQuerySchema,
+    TenantSchema, TenantSettingsSchema, UserListQuerySchema, UserSchema, UserUpdateSchema,
+)
 from weintervene.auth import AuthContext, Role
-from weintervene.errors import Conflict, NotFound
+from weintervene.deletion import DeletionParticipant
+from weintervene.entrypoints import rpc
+from weintervene.errors import BadRequest, NotFound
+from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
 from weintervene.validation import load
 
 
-class IdentityService(HealthCheck):
+def _auth(auth) -> AuthContext:
+    return AuthContext.from_dict(auth)
+
+
+class IdentityService(HealthCheck, DeletionParticipant, OutboxRelay):
     name = "identity"
 
     db = identity_database()
     metrics = EntrypointMetrics()
+    events = ReliablePublisher()
+    outbox_model = OutboxMessage
 
     # -- sessions ---------------------------------------------------------
     @rpc
@@ -44,10 +63,81 @@ class IdentityService(HealthCheck):
         accounts.logout(self.db, token)
         return {"signed_out": True}
 
-    # -- tenants and users ------------------------------------------------
+    # -- passwords --------------------------------------------------------
+    @rpc
+    def change_password(self, auth, data):
+        """{"current_password", "new_password"} -> {"changed": true, "other_sessions_ended": 2}."""
+        values = load(PasswordChangeSchema(), data)
+        ended = accounts.change_password(self.db, _auth(auth), values["current_password"], values["new_password"])
+        return {"changed": True, "other_sessions_ended": ended}
+
+    @rpc
+    def request_password_reset(self, data):
+        """{"email"} -> {"accepted": true} whether or not the account exists (no enumeration)."""
+        values = load(PasswordResetRequestSchema(), data)
+        accounts.request_reset(self.db, values["email"])
+        return {"accepted": True, "message": "If that address has an account, a reset link is on its way."}
+
+    @rpc
+    def complete_password_reset(self, data):
+        """{"token", "new_password"} -> {"changed": true}; InvalidResetToken when used or expired."""
+        values = load(PasswordResetCompleteSchema(), data)
+        accounts.complete_reset(self.db, values["token"], values["new_password"])
+        return {"changed": True, "other_sessions_ended": 0}
+
+    # -- tenants ----------------------------------------------------------
+    @rpc
+    def tenant_info(self, tenant_id):
+        """Tenant facts for services (no auth: not personal data).
+
+        Example: tenant_info(lincoln_id) -> {"id": …, "kind": "school", "name": "Lincoln Middle",
+        "district_id": riverside_id, "student_ids_enabled": true, "suppression_threshold": 10, …}
+        """
+        return tenants.tenant_info(tenants.get_tenant_or_404(self.db, tenant_id))
+
+    @rpc
+    def list_tenants_in(self, tenant_id):
+        """A district -> [the district, its schools…]; any other tenant -> [that tenant]."""
+        return [tenants.tenant_info(t) for t in tenants.tenants_in(self.db, tenant_id)]
+
+    @rpc
+    def list_tenants(self, auth, query=None):
+        """The tenants the caller reaches, paged: {"items": [tenant_info…], "total", "page", "per_page"}."""
+        q = load(TenantListQuerySchema(), query or {})
+        return tenants.list_tenants(self.db, _auth(auth), q["kind"], q["page"], q["per_page"])
+
+    @rpc
+    def get_tenant(self, auth, tenant_id):
+        return tenants.tenant_info(tenants.scoped_tenant(self.db, _auth(auth), tenant_id))
+
+    @rpc
+    def update_tenant_settings(self, auth, tenant_id, data):
+        """{"student_ids_enabled": false} -> tenant_info (turning IDs off erases stored numbers)."""
+        values = load(TenantSettingsSchema(), data)
+        return tenants.update_settings(self.db, _auth(auth), tenant_id, values)
+
+    @rpc
+    def create_tenant(self, auth, data):
+        """Operators only: {"kind": "school", "name": "Lincoln Middle", "parent_id": district} -> tenant."""
+        _auth(auth).require(Role.OPERATOR)
+        values = load(TenantSchema(), data)
+        if values.get("parent_id") is not None:
+            values["parent_id"] = str(values["parent_id"])
+            parent = self.db.get(Tenant, values["parent_id"])
+            if parent is None or parent.kind != "district":
+                raise NotFound("No such district.", code="district_not_found")
+            if values["kind"] != "school":
+                raise BadRequest("Only schools belong to a district.", code="invalid_input",
+                                 details={"parent_id": ["Only a school has a district."]})
+        tenant = Tenant(**values)
+        self.db.add(tenant)
+        self.db.commit()
+        return tenants.tenant_info(tenant)
+
+    # -- users ------------------------------------------------------------
     @rpc
     def bootstrap_user(self, data, password):
-        """Operators' CLI only (trusted broker access): create a user with a password.
+        """Operators' CLI and the demo loader only (trusted broker access): create a user with a password.
 
         Without a tenant id the user joins the platform tenant, created on first use.
         Example: bootstrap_user({"email": "ops@x.org", "display_name": "Ops",
@@ -59,6 +149,17 @@ class IdentityService(HealthCheck):
         operator = AuthContext(user_id="bootstrap", tenant_id=data["tenant_id"], role=Role.OPERATOR)
         return self.create_user(operator.to_dict(), data, password=password)
 
+    @rpc
+    def user_exists(self, email):
+        """Operators' CLI and the demo loader only (trusted broker access, like bootstrap_user):
+        whether an account has this email. Never exposed through the gateway.
+
+        Example: user_exists("rivera@lincoln.example") -> True
+        """
+        from services.identity.models import User
+
+        return self.db.scalar(select(User.id).where(User.email == accounts.normalise_email(email))) is not None
+
     def _platform_tenant(self) -> Tenant:
         tenant = self.db.scalar(select(Tenant).where(Tenant.kind == "platform"))
         if tenant is None:
@@ -68,36 +169,96 @@ class IdentityService(HealthCheck):
         return tenant
 
     @rpc
-    def create_tenant(self, auth, data):
-        AuthContext.from_dict(auth).require(Role.OPERATOR)
-        values = load(TenantSchema(), data)
-        if values.get("parent_id") is not None:
-            values["parent_id"] = str(values["parent_id"])
-            parent = self.db.get(Tenant, values["parent_id"])
-            if parent is None or parent.kind != "district":
-                raise NotFound("No such district.", code="district_not_found")
-        tenant = Tenant(**values)
-        self.db.add(tenant)
-        self.db.commit()
-        return TenantSchema().dump(tenant)
+    def create_user(self, auth, data, password=None):
+        """{"tenant_id", "email", "display_name", "role"} -> the user; without a password an
+        invitation with a one-time link to choose one is emailed."""
+        values = load(UserSchema(), data)
+        user, invited = tenants.create_user(self.db, _auth(auth), values, password)
+        return {**tenants.user_dict(user), "invited": invited}
 
     @rpc
-    def create_user(self, auth, data, password=None):
-        caller = AuthContext.from_dict(auth).require(Role.OPERATOR, Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.PROGRAM_ADMIN)
-        values = load(UserSchema(), data)
-        values["tenant_id"] = str(values["tenant_id"])
-        values["email"] = accounts.normalise_email(values["email"])
-        tenant = self.db.get(Tenant, values["tenant_id"])
-        if tenant is None:
-            raise NotFound("No such tenant.", code="tenant_not_found")
-        if caller.role is not Role.OPERATOR and not caller.in_scope(tenant.id, tenant.parent_id):
-            raise OutOfScope("That tenant is not yours.")
-        if self.db.scalar(select(User).where(User.email == values["email"])):
-            raise Conflict("A user with that email exists.", code="email_taken")
-        user = User(**values)
-        if password is not None:
-            check_policy(password, email=user.email)
-            user.password_hash = hash_password(password)
-        self.db.add(user)
-        self.db.commit()
-        return UserSchema().dump(user)
+    def list_users(self, auth, query=None):
+        q = load(UserListQuerySchema(), query or {})
+        tenant_id = str(q["tenant_id"]) if q["tenant_id"] else None
+        return tenants.list_users(self.db, _auth(auth), tenant_id, q["search"], q["page"], q["per_page"])
+
+    @rpc
+    def update_user(self, auth, user_id, data):
+        """{"is_active": false} -> the user (their sessions end at once)."""
+        values = load(UserUpdateSchema(), data)
+        return tenants.user_dict(tenants.update_user(self.db, _auth(auth), user_id, values))
+
+    @rpc
+    def user_info(self, user_id):
+        """For services (reminders): user_info(id) -> {id, tenant_id, display_name, email, role}."""
+        from services.identity.models import User
+
+        user = self.db.get(User, str(user_id))
+        if user is None:
+            raise NotFound("No such user.", code="user_not_found")
+        return {"id": user.id, "tenant_id": user.tenant_id, "display_name": user.display_name,
+                "email": user.email, "role": user.role}
+
+    # -- rosters and students ---------------------------------------------
+    @rpc
+    def preview_roster(self, auth, content_b64):
+        """The CSV file (base64) -> what an import would do; stores nothing."""
+        return rosters.import_roster(self.db, _auth(auth), _decode_upload(content_b64), preview=True)
+
+    @rpc
+    def import_roster(self, auth, content_b64):
+        """The CSV file (base64) -> {columns_kept, columns_dropped, created, updated, unchanged,
+        applied_rows, skipped_rows, errors: [{row, column, message}]} in one transaction."""
+        return rosters.import_roster(self.db, _auth(auth), _decode_upload(content_b64), preview=False)
+
+    @rpc
+    def list_students(self, auth, query=None):
+        q = load(StudentListQuerySchema(), query or {})
+        tenant_id = str(q["tenant_id"]) if q["tenant_id"] else None
+        return students.list_students(self.db, _auth(auth), q["search"], tenant_id, q["page"], q["per_page"])
+
+    @rpc
+    def get_student(self, auth, student_id):
+        """A student the caller may see, with contacts and serving staff."""
+        return students.get_student(self.db, _auth(auth), student_id)
+
+    @rpc
+    def set_student_staff(self, auth, student_id, data):
+        """{"user_ids": [...]} replaces the staff serving the student (admins)."""
+        values = load(StaffAssignmentSchema(), data)
+        return students.set_staff(self.db, _auth(auth), student_id, values["user_ids"])
+
+    @rpc
+    def check_student_access(self, auth, student_id):
+        """{student_id, tenant_id, district_id, is_adult, first_name} when the caller may act
+        for the student; StudentForbidden / StudentNotFound / SubjectFenced otherwise."""
+        return students.access_summary(students.accessible_student(self.db, _auth(auth), student_id))
+
+    @rpc
+    def delivery_contacts(self, auth, student_id, contact_ids):
+        """[{id, name, email, mobile, preferred_language, authorised}] of the named authorised
+        contacts (an adult student may be named by their own id); Forbidden otherwise."""
+        if not isinstance(contact_ids, list) or len(contact_ids) > 50:
+            raise BadRequest("contact_ids must be a list of at most 50 ids.", code="invalid_input")
+        return students.delivery_contacts(self.db, _auth(auth), student_id, contact_ids)
+
+    # -- deletion ---------------------------------------------------------
+    @rpc
+    def fence_subject(self, request_id, scope, tenant_id, subject_id):
+        """Retention, before dispatching a deletion: refuse new data about the subject.
+
+        Example: fence_subject(req, "student", school_id, diego_id) -> {"fenced": true}
+        """
+        return erasure.fence(self.db, request_id, scope, tenant_id, subject_id)
+
+    def delete_for(self, request):
+        return erasure.delete_for(self.db, request)
+
+
+def _decode_upload(content_b64) -> bytes:
+    if not isinstance(content_b64, str):
+        raise BadRequest("The file must be sent base64-encoded.", code="invalid_input")
+    try:
+        return base64.b64decode(content_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("The file must be sent base64-encoded.", code="invalid_input") from None

@@ -1,0 +1,223 @@
+"""Who may see which student: the access rules other services rely on.
+
+- teachers and program staff: only the students they serve (a serves link);
+- school and program admins: every student of their own tenant;
+- district admins: every student of their district's schools;
+- operators and auditors: no student data at all.
+
+A student whose deletion was requested is fenced: every access raises
+``subject_fenced`` from then on. Students 18 or older hold their own rights and
+may receive information themselves (``is_adult``).
+
+Example::
+
+    >>> check_access(db, teacher_auth, diego_id)
+    {"student_id": "…", "tenant_id": lincoln, "district_id": riverside,
+     "is_adult": False, "first_name": "Diego"}
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import delete, func, or_, select
+
+from services.identity.exceptions import StudentForbidden, StudentNotFound, SubjectFenced
+from services.identity.models import FamilyContact, ServesLink, Student, SubjectFence, Tenant, User
+from services.identity.tenants import paginate
+from weintervene.auth import STUDENT_DATA_ROLES, AuthContext, Role, TenantKind
+from weintervene.errors import BadRequest, Forbidden
+
+ADMIN_ROLES = (Role.SCHOOL_ADMIN, Role.PROGRAM_ADMIN, Role.DISTRICT_ADMIN)
+STAFF_ROLES_BY_KIND = {
+    TenantKind.SCHOOL.value: {Role.TEACHER.value, Role.SCHOOL_ADMIN.value},
+    TenantKind.PROGRAM.value: {Role.PROGRAM_STAFF.value, Role.PROGRAM_ADMIN.value},
+}
+ADULT_AGE = 18
+
+
+def age_on(date_of_birth: date | None, today: date | None = None) -> int | None:
+    if date_of_birth is None:
+        return None
+    today = today or date.today()
+    return today.year - date_of_birth.year - ((today.month, today.day) < (date_of_birth.month, date_of_birth.day))
+
+
+def is_adult(student: Student, today: date | None = None) -> bool:
+    age = age_on(student.date_of_birth, today)
+    return age is not None and age >= ADULT_AGE
+
+
+def is_fenced(db, scope: str, subject_id: str) -> bool:
+    return db.scalar(
+        select(func.count()).select_from(SubjectFence)
+        .where(SubjectFence.scope == scope, SubjectFence.subject_id == str(subject_id))
+    ) > 0
+
+
+def require_student_role(auth: AuthContext) -> None:
+    if auth.role not in STUDENT_DATA_ROLES:
+        raise StudentForbidden("Your role sees no student data.")
+
+
+def scope_filter(auth: AuthContext):
+    """A WHERE clause selecting the students ``auth`` may see."""
+    if auth.role in (Role.TEACHER, Role.PROGRAM_STAFF):
+        served = select(ServesLink.student_id).where(ServesLink.user_id == auth.user_id)
+        return (Student.tenant_id == auth.tenant_id) & Student.id.in_(served)
+    if auth.role in (Role.SCHOOL_ADMIN, Role.PROGRAM_ADMIN):
+        return Student.tenant_id == auth.tenant_id
+    if auth.role is Role.DISTRICT_ADMIN:
+        schools = select(Tenant.id).where(Tenant.parent_id == auth.tenant_id)
+        return Student.tenant_id.in_(schools)
+    raise StudentForbidden("Your role sees no student data.")
+
+
+def accessible_student(db, auth: AuthContext, student_id: str) -> Student:
+    """The student if ``auth`` may act for them; the errors of check_student_access otherwise."""
+    require_student_role(auth)
+    if is_fenced(db, "student", student_id):
+        raise SubjectFenced("A deletion was requested for this student; nothing new is accepted.")
+    student = db.get(Student, str(student_id))
+    if student is None:
+        raise StudentNotFound("No such student.")
+    tenant = student.tenant
+    if not auth.in_scope(student.tenant_id, tenant.parent_id):
+        # Another tenant's student: say no more than that it is not here.
+        raise StudentNotFound("No such student.")
+    if is_fenced(db, "tenant", student.tenant_id) or tenant.status != "active":
+        raise SubjectFenced("This school's data is being deleted; nothing new is accepted.")
+    if auth.role in (Role.TEACHER, Role.PROGRAM_STAFF):
+        served = db.get(ServesLink, (auth.user_id, student.id))
+        if served is None:
+            raise StudentForbidden("You do not serve this student.")
+    return student
+
+
+def access_summary(student: Student) -> dict:
+    tenant = student.tenant
+    return {
+        "student_id": student.id,
+        "tenant_id": student.tenant_id,
+        "district_id": tenant.parent_id if tenant.kind == TenantKind.SCHOOL.value else None,
+        "is_adult": is_adult(student),
+        "first_name": student.first_name,
+    }
+
+
+def contact_dict(contact: FamilyContact) -> dict:
+    return {
+        "id": contact.id,
+        "name": contact.name,
+        "relationship": contact.relationship_to_student,
+        "email": contact.email,
+        "mobile": contact.mobile,
+        "preferred_language": contact.preferred_language,
+        "authorised": contact.authorised,
+    }
+
+
+def self_contact(student: Student) -> dict:
+    """An adult student as a contact of themself (they hold their own rights)."""
+    return {
+        "id": student.id,
+        "name": f"{student.first_name} {student.last_name}",
+        "relationship": "self",
+        "email": student.email,
+        "mobile": student.mobile,
+        "preferred_language": student.preferred_language,
+        "authorised": True,
+    }
+
+
+def student_dict(student: Student, with_contacts: bool = False, staff: list[dict] | None = None) -> dict:
+    tenant = student.tenant
+    data = {
+        "id": student.id,
+        "tenant_id": student.tenant_id,
+        "roster_key": student.roster_key,
+        "first_name": student.first_name,
+        "last_name": student.last_name,
+        "grade": student.grade,
+        "date_of_birth": student.date_of_birth.isoformat() if student.date_of_birth else None,
+        "is_adult": is_adult(student),
+        # Shown only while the school uses student IDs.
+        "student_number": student.student_number if tenant.student_ids_enabled else None,
+    }
+    if with_contacts:
+        contacts = [contact_dict(c) for c in sorted(student.contacts, key=lambda c: c.name)]
+        if is_adult(student):
+            contacts.insert(0, self_contact(student))
+        data["contacts"] = contacts
+        data["staff"] = staff or []
+    return data
+
+
+def list_students(db, auth: AuthContext, search: str | None, tenant_id: str | None, page: int, per_page: int) -> dict:
+    require_student_role(auth)
+    query = select(Student).where(scope_filter(auth))
+    fenced = select(SubjectFence.subject_id).where(SubjectFence.scope == "student")
+    query = query.where(Student.id.not_in(fenced))
+    if tenant_id:
+        query = query.where(Student.tenant_id == str(tenant_id))
+    if search:
+        pattern = f"%{search.strip().lower()}%"
+        query = query.where(or_(
+            func.lower(Student.first_name).like(pattern),
+            func.lower(Student.last_name).like(pattern),
+            func.lower(Student.first_name + " " + Student.last_name).like(pattern),
+        ))
+    return paginate(db, query.order_by(Student.last_name, Student.first_name, Student.id), page, per_page, student_dict)
+
+
+def staff_of(db, student: Student) -> list[dict]:
+    users = db.scalars(
+        select(User).join(ServesLink, ServesLink.user_id == User.id)
+        .where(ServesLink.student_id == student.id).order_by(User.display_name)
+    ).all()
+    return [{"id": u.id, "display_name": u.display_name, "role": u.role} for u in users]
+
+
+def get_student(db, auth: AuthContext, student_id: str) -> dict:
+    student = accessible_student(db, auth, student_id)
+    return student_dict(student, with_contacts=True, staff=staff_of(db, student))
+
+
+def set_staff(db, auth: AuthContext, student_id: str, user_ids: list[str]) -> dict:
+    """Replace the staff serving a student with ``user_ids`` (admins only).
+
+    Every user must be active staff of the student's own school or program.
+    """
+    auth.require(*ADMIN_ROLES)
+    student = accessible_student(db, auth, student_id)
+    wanted = sorted({str(u) for u in user_ids})
+    allowed_roles = STAFF_ROLES_BY_KIND.get(student.tenant.kind, set())
+    users = db.scalars(select(User).where(User.id.in_(wanted))).all() if wanted else []
+    valid = {u.id for u in users if u.tenant_id == student.tenant_id and u.is_active and u.role in allowed_roles}
+    invalid = [u for u in wanted if u not in valid]
+    if invalid:
+        raise BadRequest(
+            "Some users are not active staff of this student's school or program.",
+            code="invalid_staff", details={"user_ids": invalid},
+        )
+    db.execute(delete(ServesLink).where(ServesLink.student_id == student.id))
+    for user_id in wanted:
+        db.add(ServesLink(user_id=user_id, student_id=student.id, tenant_id=student.tenant_id))
+    db.commit()
+    return student_dict(student, with_contacts=True, staff=staff_of(db, student))
+
+
+def delivery_contacts(db, auth: AuthContext, student_id: str, contact_ids: list[str]) -> list[dict]:
+    """The authorised contacts named, after the access check; Forbidden if any is not."""
+    student = accessible_student(db, auth, student_id)
+    wanted = [str(c) for c in contact_ids]
+    by_id = {c.id: c for c in student.contacts}
+    result = []
+    for contact_id in wanted:
+        if contact_id == student.id and is_adult(student):
+            result.append(self_contact(student))
+            continue
+        contact = by_id.get(contact_id)
+        if contact is None or not contact.authorised:
+            raise Forbidden("That contact may not receive information about this student.", code="contact_forbidden")
+        result.append(contact_dict(contact))
+    return result

@@ -1,0 +1,69 @@
+"""The demo data loads through the RPCs once, again only on demand, without duplicates,
+and its logins work as printed."""
+import pytest
+import requests
+
+from weintervene import demo
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def loaded(system):
+    calls = []
+    demo.DEMO_LOADERS.append(lambda rpc, context: calls.append(context))
+    try:
+        first = demo.ensure_demo(system.settings)
+        second = demo.ensure_demo(system.settings)
+    finally:
+        demo.DEMO_LOADERS.pop()
+    return first, second, calls
+
+
+def test_loads_once_and_calls_the_other_loaders(loaded):
+    first, second, calls = loaded
+    assert (first, second) == (True, False)
+    [context] = calls
+    assert set(context.tenants) == {"riverside", "lincoln", "washington", "cedar", "bright"}
+    assert context.tenants["lincoln"]["district_id"] == context.tenants["riverside"]["id"]
+    assert context.tenants["riverside"]["postcode"] == "20001"
+    assert 35 <= len(context.students) <= 45
+    assert context.auth("rivera@lincoln.example")["role"] == "teacher"
+
+
+def test_every_role_has_a_login(system, loaded):
+    roles = set()
+    for role, email, _name in demo.DEMO_LOGINS:
+        r = requests.post(system.url("/api/v1/sessions"), json={"email": email, "password": demo.DEMO_PASSWORD}, timeout=30)
+        assert r.status_code == 201, (email, r.text)
+        roles.add(r.json()["user"]["role"])
+    assert roles == {"teacher", "school_admin", "district_admin", "program_staff", "program_admin", "operator", "auditor"}
+
+
+def test_rivera_sees_diego_and_his_spanish_speaking_mother(system, loaded):
+    rivera = system.login("rivera@lincoln.example", demo.DEMO_PASSWORD)
+    students = rivera.get(system.url("/api/v1/students?search=diego")).json()["items"]
+    [diego] = [s for s in students if s["last_name"] == "Ramos"]
+    assert diego["student_number"]  # Lincoln uses student IDs
+    detail = rivera.get(system.url(f"/api/v1/students/{diego['id']}")).json()
+    mother = next(c for c in detail["contacts"] if c["relationship"] == "mother")
+    assert mother["preferred_language"] == "es" and mother["mobile"] and mother["authorised"]
+    served = rivera.get(system.url("/api/v1/students?per_page=200")).json()["total"]
+    principal = system.login("principal@lincoln.example", demo.DEMO_PASSWORD)
+    assert principal.get(system.url("/api/v1/students")).json()["total"] > served > 0
+
+
+def test_adult_student_and_ids_off_at_washington(system, loaded):
+    admin = system.login("admin@washington.example", demo.DEMO_PASSWORD)
+    items = admin.get(system.url("/api/v1/students?per_page=200")).json()["items"]
+    assert [s["first_name"] for s in items if s["is_adult"]] == ["Jordan"]
+    assert all(s["student_number"] is None for s in items)
+
+
+def test_forced_reload_duplicates_nothing(system, loaded):
+    principal = system.login("principal@lincoln.example", demo.DEMO_PASSWORD)
+    before = principal.get(system.url("/api/v1/students")).json()["total"]
+    assert demo.ensure_demo(system.settings, force=True) is True
+    assert principal.get(system.url("/api/v1/students")).json()["total"] == before
+    district = system.login("district.admin@riverside.example", demo.DEMO_PASSWORD)
+    assert district.get(system.url("/api/v1/tenants")).json()["total"] == 3

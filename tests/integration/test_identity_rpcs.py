@@ -1,0 +1,227 @@
+"""The RPCs other services rely on (exact shapes from the brief), the fence, and
+deletion through retention's event with its confirmation staged in the outbox."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ClusterRpcClient
+
+from services.identity.exceptions import StudentForbidden, StudentNotFound, SubjectFenced
+from tests.support.identity_db import count_rows, execute, tables_holding
+from tests.support.world import ROLES, build_world, csv_b64
+from weintervene.contracts import DELETION_REQUESTED, DeletionRequested
+from weintervene.errors import Forbidden, NotFound
+
+pytestmark = pytest.mark.integration
+
+TENANT_KEYS = {"id", "kind", "name", "parent_id", "district_id", "postcode", "latitude", "longitude", "timezone",
+               "student_ids_enabled", "analytics_consent", "suppression_threshold", "status"}
+
+
+@pytest.fixture(scope="module")
+def world(system):
+    return build_world(system)
+
+
+@pytest.fixture(scope="module")
+def rpc(system):
+    with ClusterRpcClient(uri=system.settings.amqp_uri, timeout=30) as client:
+        yield client
+
+
+def test_tenant_info(world, rpc):
+    info = rpc.identity.tenant_info(world.tenants["S1"])
+    assert set(info) == TENANT_KEYS
+    assert (info["kind"], info["parent_id"], info["district_id"]) == ("school", world.tenants["D1"], world.tenants["D1"])
+    assert (info["postcode"], info["latitude"], info["longitude"]) == ("20001", 38.91, -77.02)
+    assert (info["student_ids_enabled"], info["suppression_threshold"], info["status"]) == (True, 10, "active")
+    district = rpc.identity.tenant_info(world.tenants["D1"])
+    assert district["district_id"] == world.tenants["D1"] and district["parent_id"] is None
+    assert rpc.identity.tenant_info(world.tenants["S4"])["district_id"] is None
+    with pytest.raises(NotFound):
+        rpc.identity.tenant_info(str(uuid.uuid4()))
+
+
+def test_list_tenants_in(world, rpc):
+    ids = [t["id"] for t in rpc.identity.list_tenants_in(world.tenants["D1"])]
+    assert ids[0] == world.tenants["D1"] and set(ids) == {world.tenants[n] for n in ("D1", "S1", "S2")}
+    assert [t["id"] for t in rpc.identity.list_tenants_in(world.tenants["S1"])] == [world.tenants["S1"]]
+    assert [t["id"] for t in rpc.identity.list_tenants_in(world.tenants["P1"])] == [world.tenants["P1"]]
+
+
+def test_check_student_access_shape(world, rpc):
+    summary = rpc.identity.check_student_access(world.auth("teacher"), world.students["A"])
+    assert summary == {"student_id": world.students["A"], "tenant_id": world.tenants["S1"],
+                       "district_id": world.tenants["D1"], "is_adult": False, "first_name": "Ana"}
+    assert rpc.identity.check_student_access(world.auth("teacher"), world.students["M"])["is_adult"] is True
+    program = rpc.identity.check_student_access(world.auth("program_staff"), world.students["Q"])
+    assert program["district_id"] is None and program["tenant_id"] == world.tenants["P1"]
+
+
+@pytest.mark.parametrize("role, student, error", [
+    ("teacher", "B", StudentForbidden),         # same school, not served
+    ("teacher", "X", StudentNotFound),          # another district's student
+    ("teacher", "C", StudentNotFound),          # sister school
+    ("school_admin", "C", StudentNotFound),
+    ("district_admin", "X", StudentNotFound),
+    ("program_staff", "A", StudentNotFound),
+    ("operator", "A", StudentForbidden),        # operators see no student data
+    ("auditor", "A", StudentForbidden),
+])
+def test_check_student_access_refusals(world, rpc, role, student, error):
+    with pytest.raises(error) as caught:
+        rpc.identity.check_student_access(world.auth(role), world.students[student])
+    assert caught.value.code in ("student_forbidden", "student_not_found")
+
+
+def test_check_student_access_allows(world, rpc):
+    for role, student in (("school_admin", "B"), ("district_admin", "C"), ("district_admin", "A"),
+                          ("program_admin", "Q"), ("teacher", "A")):
+        assert rpc.identity.check_student_access(world.auth(role), world.students[student])["student_id"] == world.students[student]
+
+
+def test_unknown_student_is_not_found(world, rpc):
+    with pytest.raises(StudentNotFound):
+        rpc.identity.check_student_access(world.auth("school_admin"), str(uuid.uuid4()))
+
+
+def test_delivery_contacts(world, rpc):
+    [maria] = rpc.identity.delivery_contacts(world.auth("teacher"), world.students["A"], [world.contacts["Maria"]])
+    assert maria == {"id": world.contacts["Maria"], "name": "Maria Alvarez", "relationship": "mother",
+                     "email": f"maria.{world.suffix}@family.example", "mobile": "+12025550101",
+                     "preferred_language": "es", "authorised": True}
+    # An adult student may receive information themself.
+    self_and_father = rpc.identity.delivery_contacts(world.auth("teacher"), world.students["M"],
+                                                     [world.students["M"], world.contacts["Mo"]])
+    assert [c["id"] for c in self_and_father] == [world.students["M"], world.contacts["Mo"]]
+    assert self_and_father[0]["email"] == f"mia.{world.suffix}@student.example"
+
+
+@pytest.mark.parametrize("student, contact, why", [
+    ("A", "Tio", "not authorised"),
+    ("A", "Bea", "another student's contact"),
+    ("A", "Xia", "another tenant's contact"),
+    ("A", "A", "a minor is not their own contact"),
+])
+def test_delivery_contacts_refusals(world, rpc, student, contact, why):
+    contact_id = world.students[contact] if contact in world.students else world.contacts[contact]
+    with pytest.raises(Forbidden) as caught:
+        rpc.identity.delivery_contacts(world.auth("school_admin"), world.students[student], [world.contacts["Maria"], contact_id])
+    assert caught.value.code == "contact_forbidden", why
+
+
+def test_delivery_contacts_checks_access_first(world, rpc):
+    with pytest.raises(StudentForbidden):
+        rpc.identity.delivery_contacts(world.auth("teacher"), world.students["B"], [world.contacts["Bea"]])
+    with pytest.raises(StudentForbidden):
+        rpc.identity.delivery_contacts(world.auth("operator"), world.students["A"], [world.contacts["Maria"]])
+
+
+def test_user_info(world, rpc):
+    info = rpc.identity.user_info(world.users["teacher"]["id"])
+    assert info == {"id": world.users["teacher"]["id"], "tenant_id": world.tenants["S1"],
+                    "display_name": f"Teacher {world.suffix}", "email": world.email("teacher"), "role": "teacher"}
+    with pytest.raises(NotFound):
+        rpc.identity.user_info(str(uuid.uuid4()))
+
+
+# -- fence and deletion -------------------------------------------------------------
+
+def _dispatch_deletion(system, scope, tenant_id, subject_id, tenant_ids=()):
+    request_id = str(uuid.uuid4())
+    payload = DeletionRequested().dump({
+        "request_id": request_id, "scope": scope, "tenant_id": tenant_id, "subject_id": subject_id,
+        "tenant_ids": list(tenant_ids),
+    })
+    dispatch = event_dispatcher(uri=system.settings.amqp_uri)
+    dispatch("retention", DELETION_REQUESTED, payload)
+    return request_id
+
+
+def _wait_for_confirmation(system, request_id, timeout=15):
+    """The identity deletion_completed for ``request_id``, once relayed from the outbox."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = execute(system, "SELECT payload, published_at FROM outbox_message WHERE event_type = 'deletion_completed'")
+        for payload, published_at in rows:
+            if isinstance(payload, str):
+                import json
+                payload = json.loads(payload)
+            if payload["request_id"] == request_id and published_at is not None:
+                return payload
+        time.sleep(0.1)
+    raise AssertionError("no confirmation relayed")
+
+
+def _import_one(rpc, world, key, first="Fen", contact="Fay Fence"):
+    text = ("student_key,first_name,last_name,contact_name,contact_relationship,contact_email,staff_email\n"
+            f"{key},{first},Fence,{contact},mother,fay.{key}.{world.suffix}@family.example,{world.email('teacher')}\n")
+    rpc.identity.import_roster(world.auth("school_admin"), csv_b64(text))
+    page = rpc.identity.list_students(world.auth("school_admin"), {"search": first})
+    return next(s["id"] for s in page["items"] if s["roster_key"] == key)
+
+
+def test_student_fence_then_deletion(system, world, rpc):
+    key = "DEL" + world.suffix
+    student = _import_one(rpc, world, key, first="Delia")
+    assert rpc.identity.fence_subject(str(uuid.uuid4()), "student", world.tenants["S1"], student) == {"fenced": True}
+    assert rpc.identity.fence_subject(str(uuid.uuid4()), "student", world.tenants["S1"], student) == {"fenced": True}
+    with pytest.raises(SubjectFenced):
+        rpc.identity.check_student_access(world.auth("teacher"), student)
+    with pytest.raises(SubjectFenced):
+        rpc.identity.delivery_contacts(world.auth("teacher"), student, [])
+    r = world.http("school_admin").get(system.url(f"/api/v1/students/{student}"))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "subject_fenced"
+
+    request_id = _dispatch_deletion(system, "student", world.tenants["S1"], student)
+    confirmation = _wait_for_confirmation(system, request_id)
+    assert confirmation["service"] == "identity"
+    assert confirmation["counts"] == {"students": 1, "family_contacts": 1, "serves_links": 1}
+    assert tables_holding(system, f"fay.{key}") == []
+    assert count_rows(system, "student", "id = :s", s=student) == 0
+    # A later roster import does not bring her back.
+    text = f"student_key,first_name,last_name\n{key},Delia,Fence\n"
+    result = rpc.identity.import_roster(world.auth("school_admin"), csv_b64(text))
+    assert result["skipped_rows"] == [2] and result["errors"][0]["column"] == "student_key"
+    # Redelivery deletes nothing more and confirms again.
+    again = _dispatch_deletion(system, "student", world.tenants["S1"], student)
+    assert _wait_for_confirmation(system, again)["counts"] == {"students": 0, "family_contacts": 0, "serves_links": 0}
+
+
+def test_user_fence_and_deletion(system, world, rpc):
+    email = f"leaver.{world.suffix}@world.example"
+    user = rpc.identity.bootstrap_user({"email": email, "display_name": "Leaver", "role": "teacher",
+                                        "tenant_id": world.tenants["S1"]}, "leaver passphrase 1")
+    token = rpc.identity.login({"email": email, "password": "leaver passphrase 1"}, client_ip="x")["token"]
+    rpc.identity.set_student_staff(world.auth("school_admin"), world.students["B"], {"user_ids": [user["id"]]})
+    rpc.identity.fence_subject(str(uuid.uuid4()), "user", world.tenants["S1"], user["id"])
+    assert system.client(token).get(system.url("/api/v1/me")).status_code == 401
+    request_id = _dispatch_deletion(system, "user", world.tenants["S1"], user["id"])
+    counts = _wait_for_confirmation(system, request_id)["counts"]
+    assert counts == {"users": 1, "sessions": 1, "password_resets": 0, "serves_links": 1}
+    assert tables_holding(system, email) == []
+
+
+def test_tenant_termination_deletes_district_and_schools(system, rpc):
+    world = build_world(system)  # its own world: this one is destroyed
+    district_ids = [world.tenants[n] for n in ("D1", "S1", "S2")]
+    rpc.identity.fence_subject(str(uuid.uuid4()), "tenant", world.tenants["D1"], world.tenants["D1"])
+    assert world.http("teacher").get(system.url("/api/v1/me")).status_code == 401
+    r = system.client().post(system.url("/api/v1/sessions"), json={"email": world.email("district_admin"), "password": "world-passphrase-2026"})
+    assert r.status_code == 401
+    request_id = _dispatch_deletion(system, "tenant", world.tenants["D1"], world.tenants["D1"], tenant_ids=[world.tenants["D1"]])
+    counts = _wait_for_confirmation(system, request_id)["counts"]
+    assert counts["tenants"] == 3 and counts["students"] == 4 and counts["users"] == 6
+    for tenant_id in district_ids:
+        assert count_rows(system, "tenant", "id = :t", t=tenant_id) == 0
+        for table in ("student", "family_contact", "serves_link", "user_account"):
+            assert count_rows(system, table, "tenant_id = :t", t=tenant_id) == 0
+    assert tables_holding(system, f"maria.{world.suffix}") == []
+    # Other tenants are untouched.
+    assert count_rows(system, "student", "tenant_id = :t", t=world.tenants["S3"]) == 1
+    assert rpc.identity.tenant_info(world.tenants["P1"])["status"] == "active"
+    with pytest.raises(NotFound):
+        rpc.identity.tenant_info(world.tenants["S1"])

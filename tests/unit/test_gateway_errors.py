@@ -1,0 +1,37 @@
+"""The one table: every error kind maps to its status with a JSON body."""
+import pytest
+from nameko.exceptions import RemoteError, UnknownService
+
+from gateway.errors import error_response
+from services.identity.exceptions import InvalidCredentials, LoginThrottled
+from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound
+
+
+@pytest.mark.parametrize(
+    "error, status, code",
+    [
+        (BadRequest("x", details={"f": ["bad"]}), 400, "bad_request"),
+        (InvalidCredentials("nope"), 401, "invalid_credentials"),
+        (Forbidden("no"), 403, "forbidden"),
+        (NotFound("gone", code="student_not_found"), 404, "student_not_found"),
+        (Conflict("dup"), 409, "conflict"),
+        (LoginThrottled("slow down"), 429, "login_throttled"),
+        (UnknownService("identity"), 503, "service_unavailable"),
+        (RemoteError("KeyError", "secret detail"), 500, "internal_error"),
+        (ValueError("secret detail"), 500, "internal_error"),
+    ],
+)
+def test_error_response(error, status, code):
+    got_status, body = error_response(error)
+    assert got_status == status
+    assert body["error"]["code"] == code
+    assert "secret detail" not in body["error"]["message"]
+
+
+def test_remote_error_round_trip_keeps_class_code_and_details():
+    from nameko.exceptions import deserialize, serialize
+
+    original = NotFound("No such student.", code="student_not_found", details={"id": ["unknown"]})
+    again = deserialize(serialize(original))
+    assert isinstance(again, NotFound)
+    assert (again.code, again.message, again.details) == ("student_not_found", "No such student.", {"id": ["unknown"]})

@@ -1,0 +1,263 @@
+"""Identity's service logic with nameko's worker_factory on a real SQLite database
+(migrated with the service's own Alembic chain). No broker; email is captured."""
+from __future__ import annotations
+
+import base64
+from datetime import date, timedelta
+
+import pytest
+from nameko.testing.services import worker_factory
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from services.identity import rosters
+from services.identity.exceptions import (
+    InvalidCredentials, InvalidResetToken, RosterRejected, StudentForbidden, StudentNotFound, SubjectFenced,
+)
+from services.identity.models import FamilyContact, OutboxMessage, ServesLink, Student, SubjectFence, User
+from services.identity.service import IdentityService
+from services.identity.students import age_on, is_adult
+from weintervene.auth import AuthContext, Role
+from weintervene.contracts import DeletionRequested
+from weintervene.db import make_engine, migrate
+from weintervene.errors import BadRequest, NotFound
+
+PASSWORD = "unit passphrase 2026"
+
+
+@pytest.fixture
+def session(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/identity.db")
+    migrate("identity", engine)
+    db = sessionmaker(engine, expire_on_commit=False)()
+    yield db
+    db.close()
+    engine.dispose()
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Emails the service would send: [(to, subject, text)]."""
+    outbox = []
+    monkeypatch.setattr("weintervene.mail.send", lambda to, subject, text, html=None, headers=None: outbox.append((to, subject, text)))
+    return outbox
+
+
+@pytest.fixture
+def service(session):
+    return worker_factory(IdentityService, db=session)
+
+
+@pytest.fixture
+def school(service):
+    """A district with one school, its admin and two teachers; returns auth dicts and ids."""
+    op = AuthContext(user_id="op", tenant_id="platform", role=Role.OPERATOR).to_dict()
+    district = service.create_tenant(op, {"kind": "district", "name": "Riverside"})
+    school = service.create_tenant(op, {"kind": "school", "name": "Lincoln", "parent_id": district["id"]})
+    users = {}
+    for name, role in (("admin", "school_admin"), ("rivera", "teacher"), ("okafor", "teacher")):
+        service.bootstrap_user({"email": f"{name}@lincoln.example", "display_name": name, "role": role,
+                                "tenant_id": school["id"]}, PASSWORD)
+        users[name] = service.login({"email": f"{name}@lincoln.example", "password": PASSWORD}, "127.0.0.1")["user"]
+    return {"district": district["id"], "school": school["id"], **users}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+ROSTER = (
+    "student_key,first_name,last_name,grade,contact_name,contact_relationship,contact_email,contact_language,staff_email,ethnicity\n"
+    "S1,Diego,Ramos,7,Rosa Ramos,mother,rosa@family.example,es,rivera@lincoln.example,Hispanic\n"
+    "S2,Lena,Ortiz,8,,,,,,White\n"
+)
+
+
+def test_login_authenticate_logout(service):
+    service.bootstrap_user({"email": "ops@x.example", "display_name": "Ops", "role": "operator", "tenant_id": None}, PASSWORD)
+    session = service.login({"email": "OPS@x.example", "password": PASSWORD}, "1.2.3.4")
+    assert service.authenticate(session["token"])["role"] == "operator"
+    service.logout(session["token"])
+    with pytest.raises(Exception) as caught:
+        service.authenticate(session["token"])
+    assert caught.value.code == "session_expired"
+    with pytest.raises(InvalidCredentials):
+        service.login({"email": "ops@x.example", "password": "wrong password"}, "1.2.3.4")
+
+
+def test_import_then_access_rules(service, school, session):
+    result = service.import_roster(school["admin"], b64(ROSTER))
+    assert result["columns_dropped"] == ["ethnicity"] and result["created"] == 2
+    diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
+    lena = session.scalar(select(Student).where(Student.roster_key == "S2"))
+    assert service.check_student_access(school["rivera"], diego.id)["first_name"] == "Diego"
+    with pytest.raises(StudentForbidden):
+        service.check_student_access(school["rivera"], lena.id)
+    with pytest.raises(StudentForbidden):
+        service.check_student_access(school["okafor"], diego.id)
+    assert service.check_student_access(school["admin"], lena.id)["tenant_id"] == school["school"]
+    district_admin = AuthContext(user_id="d", tenant_id=school["district"], role=Role.DISTRICT_ADMIN).to_dict()
+    assert service.check_student_access(district_admin, lena.id)["district_id"] == school["district"]
+    other = AuthContext(user_id="o", tenant_id="another-tenant", role=Role.SCHOOL_ADMIN).to_dict()
+    with pytest.raises(StudentNotFound):
+        service.check_student_access(other, lena.id)
+    for role in (Role.OPERATOR, Role.AUDITOR):
+        with pytest.raises(StudentForbidden):
+            service.check_student_access(AuthContext(user_id="x", tenant_id=school["school"], role=role).to_dict(), lena.id)
+
+
+def test_teacher_lists_only_served_students(service, school):
+    service.import_roster(school["admin"], b64(ROSTER))
+    assert [s["first_name"] for s in service.list_students(school["rivera"])["items"]] == ["Diego"]
+    assert service.list_students(school["okafor"])["items"] == []
+    assert service.list_students(school["admin"])["total"] == 2
+
+
+def test_preview_rolls_back(service, school, session):
+    result = service.preview_roster(school["admin"], b64(ROSTER))
+    assert result["preview"] is True and result["created"] == 2
+    assert session.scalar(select(func.count()).select_from(Student)) == 0
+    assert session.scalar(select(func.count()).select_from(ServesLink)) == 0
+
+
+def test_only_admins_import(service, school):
+    with pytest.raises(Exception) as caught:
+        service.import_roster(school["rivera"], b64(ROSTER))
+    assert caught.value.code == "role_forbidden"
+
+
+def test_upload_must_be_base64(service, school):
+    with pytest.raises(BadRequest):
+        service.import_roster(school["admin"], "not base64 !!")
+
+
+def test_fence_then_delete_student(service, school, session):
+    service.import_roster(school["admin"], b64(ROSTER))
+    diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
+    service.fence_subject("11111111-1111-4111-8111-111111111111", "student", school["school"], diego.id)
+    with pytest.raises(SubjectFenced):
+        service.check_student_access(school["admin"], diego.id)
+    fence = session.scalar(select(SubjectFence))
+    assert fence.roster_key_hash == rosters.roster_key_hash(school["school"], "S1")
+    payload = DeletionRequested().dump({"request_id": "22222222-2222-4222-8222-222222222222", "scope": "student",
+                                        "tenant_id": school["school"], "subject_id": diego.id})
+    service.on_deletion_requested(payload)
+    assert session.scalar(select(func.count()).select_from(Student)) == 1
+    assert session.scalar(select(func.count()).select_from(FamilyContact)) == 0
+    staged = session.scalars(select(OutboxMessage)).all()
+    assert [m.event_type for m in staged] == ["deletion_completed"]
+    assert staged[0].payload["counts"] == {"students": 1, "family_contacts": 1, "serves_links": 1}
+    again = service.import_roster(school["admin"], b64(ROSTER))
+    assert again["skipped_rows"] == [2] and again["applied_rows"] == [3]
+
+
+def test_delete_tenant_is_complete_and_idempotent(service, school, session):
+    service.import_roster(school["admin"], b64(ROSTER))
+    request = {"scope": "tenant", "tenant_id": school["district"], "subject_id": school["district"],
+               "tenant_ids": [school["district"]], "request_id": "r"}
+    counts = service.delete_for(request)
+    session.commit()
+    assert counts == {"students": 2, "family_contacts": 1, "serves_links": 1, "users": 3, "sessions": 3,
+                      "password_resets": 0, "tenants": 2}
+    assert service.delete_for(request) == dict.fromkeys(counts, 0)
+
+
+def test_delete_user(service, school, session):
+    service.import_roster(school["admin"], b64(ROSTER))
+    counts = service.delete_for({"scope": "user", "subject_id": school["rivera"]["user_id"], "tenant_id": school["school"],
+                                 "tenant_ids": [], "request_id": "r"})
+    assert counts == {"serves_links": 1, "sessions": 1, "password_resets": 0, "users": 1}
+
+
+def test_reset_sends_only_to_real_accounts_and_works_once(service, school, sent):
+    assert service.request_password_reset({"email": "ghost@lincoln.example"})["accepted"] is True
+    assert sent == []
+    service.request_password_reset({"email": "rivera@lincoln.example"})
+    [(to, subject, text)] = sent
+    assert to == "rivera@lincoln.example" and "reset" in subject.lower()
+    token = text.split("token=", 1)[1].split()[0]
+    assert service.complete_password_reset({"token": token, "new_password": "fresh passphrase 1"})["changed"]
+    with pytest.raises(InvalidResetToken):
+        service.complete_password_reset({"token": token, "new_password": "fresh passphrase 2"})
+    assert service.login({"email": "rivera@lincoln.example", "password": "fresh passphrase 1"}, "1.1.1.1")["token"]
+
+
+def test_settings_ids_off_erases_numbers(service, school, session):
+    service.import_roster(school["admin"], b64("student_key,first_name,last_name,student_number\nS1,A,B,N-1\n"))
+    assert session.scalar(select(Student.student_number)) == "N-1"
+    info = service.update_tenant_settings(school["admin"], school["school"], {"student_ids_enabled": False})
+    assert info["student_ids_enabled"] is False
+    session.expire_all()
+    assert session.scalar(select(Student.student_number)) is None
+
+
+def test_user_info_and_tenant_info(service, school):
+    info = service.user_info(school["rivera"]["user_id"])
+    assert set(info) == {"id", "tenant_id", "display_name", "email", "role"}
+    assert service.tenant_info(school["school"])["district_id"] == school["district"]
+    with pytest.raises(NotFound):
+        service.tenant_info("00000000-0000-4000-8000-000000000000")
+    assert [t["id"] for t in service.list_tenants_in(school["district"])] == [school["district"], school["school"]]
+
+
+def test_disabling_revokes_sessions(service, school, session):
+    token = service.login({"email": "okafor@lincoln.example", "password": PASSWORD}, "9.9.9.9")["token"]
+    service.update_user(school["admin"], school["okafor"]["user_id"], {"is_active": False})
+    with pytest.raises(Exception) as caught:
+        service.authenticate(token)
+    assert caught.value.code == "session_expired"
+
+
+# -- the CSV reader and row rules ------------------------------------------------
+
+def test_parse_drops_unlisted_columns_before_keeping_rows():
+    parsed = rosters.parse(b"student_key,First Name,last_name,Home Address\nK,Ana,Lopez,12 Elm\n")
+    assert parsed.columns_kept == ["student_key", "first_name", "last_name"]
+    assert parsed.columns_dropped == ["Home Address"]
+    assert parsed.rows == [(2, {"student_key": "K", "first_name": "Ana", "last_name": "Lopez"})]
+
+
+@pytest.mark.parametrize("raw, code", [
+    (b"", "empty_file"), (b"student_key,first_name,last_name\n", "empty_file"),
+    ("student_key,first_name,last_name\nK,Jos\u00e9,L\n".encode("latin-1"), "bad_encoding"),
+    (b"first_name\nAna\n", "missing_columns"),
+])
+def test_parse_refuses(raw, code):
+    with pytest.raises(RosterRejected) as caught:
+        rosters.parse(raw)
+    assert caught.value.code == code
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("(202) 555-0142", "+12025550142"), ("202.555.0142", "+12025550142"), ("1 202 555 0142", "+12025550142"),
+    ("+44 20 7946 0958", "+442079460958"),
+])
+def test_mobile_numbers_are_normalised(value, expected):
+    assert rosters.normalise_mobile(value) == expected
+
+
+@pytest.mark.parametrize("value", ["12345", "call me", "+1"])
+def test_bad_mobiles(value):
+    with pytest.raises(ValueError):
+        rosters.normalise_mobile(value)
+
+
+@pytest.mark.parametrize("value, expected", [("k", "K"), ("KG", "K"), ("07", "7"), ("12", "12"), ("pre-k", "PK"), ("", None)])
+def test_grades(value, expected):
+    assert rosters.parse_grade(value) == expected
+
+
+def test_dates():
+    assert rosters.parse_date("2013-03-04") == date(2013, 3, 4)
+    assert rosters.parse_date("03/04/2013") == date(2013, 3, 4)
+    for bad in ("2013-13-01", "1850-01-01", (date.today() + timedelta(days=1)).isoformat()):
+        with pytest.raises(ValueError):
+            rosters.parse_date(bad)
+
+
+def test_adult_on_the_eighteenth_birthday():
+    today = date(2026, 11, 28)
+    assert age_on(date(2008, 11, 28), today) == 18
+    assert age_on(date(2008, 11, 29), today) == 17
+    student = Student(date_of_birth=date(2008, 11, 28))
+    assert is_adult(student, today) and not is_adult(Student(date_of_birth=None), today)
