@@ -1,5 +1,4 @@
-"""Analytics benchmark: events/s with one and two workers; report latency at 10
-thousand and at 10 million stored events.
+"""Analytics: share events/s for one and two workers; report latency at 10k vs 10M stored shares.
 
     python -m bench analytics [--events 6000] [--iterations 100] [--skip-throughput] [--skip-reports]
 

@@ -9,6 +9,8 @@ go through :mod:`services.analytics.suppression`.
 Rows are flat, one per (tenant or total, item), so the same rows make the JSON
 answer, the dashboards' side-by-side tables and the CSV export::
 
+    # level: the tenant's kind (school, district, program) or "total" for the
+    # district's or all consenting tenants' total column.
     {"tenant_id": "…", "tenant_name": "Lincoln Middle", "level": "school", "rank": 1,
      "service_id": "…", "service_name": "Eastside Tutoring", "count": 42,
      "count_suppressed": false, "previous_count": 30, "previous_suppressed": false,

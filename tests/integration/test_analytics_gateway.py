@@ -136,10 +136,11 @@ def test_journey_principal_district_admin_and_operator(system, rpc):
     leader = new_user(system, rpc, district["id"], "district_admin")
     r = leader.get(system.url("/api/v1/analytics/schools" + query))
     assert r.status_code == 200, r.text
-    figures = {row["tenant_id"]: (row["count"], row["count_suppressed"]) for row in r.json()["rows"]}
+    figures = {(row["tenant_id"], row["level"]): (row["count"], row["count_suppressed"]) for row in r.json()["rows"]}
     # Adams' 3 is hidden, and Lincoln's 12 with it (the district total 15 would reveal it).
-    assert figures[adams["id"]] == (None, True) and figures[lincoln["id"]] == (None, True)
-    assert figures[district["id"]] == (15, False)
+    assert figures[(adams["id"], "school")] == (None, True)
+    assert figures[(lincoln["id"], "school")] == (None, True)
+    assert figures[(district["id"], "total")] == (15, False)
 
     operator = new_user(system, rpc, None, "operator")
     r = operator.get(system.url(f"/api/v1/analytics/schools{query}&tenant_id={district['id']}"))
