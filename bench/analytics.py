@@ -37,7 +37,7 @@ from bench.support import Vhost, summary
 from services.analytics import counting, reports
 from services.analytics.scope import Scope
 from tests.support.infra import PostgresDatabases, postgres_available
-from weintervene.config import SERVICES, Settings
+from weintervene.config import Settings
 from weintervene.contracts import SHARE_RECORDED, ShareRecorded
 from weintervene.db import ensure_database, make_engine, migrate
 from weintervene.messaging import declare_topology, event_exchange

@@ -25,11 +25,11 @@ import logging
 
 from marshmallow import ValidationError
 from prometheus_client import Counter
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.analytics.models import (
-    DailyShareCount, DeletedTenant, ProcessedEvent, ServiceShareCount, TermShareCount,
+    COUNTER_MODELS, DailyShareCount, DeletedTenant, ProcessedEvent, ServiceShareCount, TermShareCount,
 )
 from weintervene.contracts import ShareRecorded
 from weintervene.messaging import first_deliveries
@@ -37,7 +37,7 @@ from weintervene.messaging import first_deliveries
 log = logging.getLogger(__name__)
 
 COUNTED, DUPLICATE, FENCED, REJECTED = "counted", "duplicate", "fenced", "rejected"
-COUNTER_ORDER = (ServiceShareCount, TermShareCount, DailyShareCount)
+COUNTER_ORDER = COUNTER_MODELS  # the order every transaction writes them in
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
@@ -164,6 +164,18 @@ def count_shares(session, events: list[dict]) -> list[str]:
 def count_share(session, event: dict) -> str:
     """One event on its own transaction (``count_shares`` of one)."""
     return count_shares(session, [event])[0]
+
+
+def delete_tenants(session, tenant_ids: list[str]) -> dict:
+    """Delete every counter of ``tenant_ids`` and fence them (in the caller's
+    transaction); returns {table: rows deleted}. Idempotent."""
+    counts = {}
+    for model in COUNTER_ORDER:
+        result = session.execute(delete(model).where(model.tenant_id.in_(tenant_ids)))
+        counts[model.__tablename__] = result.rowcount
+    insert = _INSERTS[session.get_bind().dialect.name](DeletedTenant)
+    session.execute(insert.values([{"tenant_id": t} for t in sorted(set(tenant_ids))]).on_conflict_do_nothing())
+    return counts
 
 
 # -- intake: the contract is the only way in ---------------------------------

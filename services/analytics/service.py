@@ -9,12 +9,9 @@ import re
 
 from nameko.events import SERVICE_POOL, event_handler
 from nameko.rpc import ServiceRpc
-from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
-
 from services.analytics import counting, reports
 from services.analytics.dependencies import ShareBatcher, analytics_database
-from services.analytics.models import COUNTER_MODELS, DeletedTenant, OutboxMessage
+from services.analytics.models import OutboxMessage
 from services.analytics.schemas import ReportQuerySchema
 from services.analytics.scope import resolve_scope
 from services.analytics.sources import Sources
@@ -87,13 +84,4 @@ class AnalyticsService(DeletionParticipant, OutboxRelay, HealthCheck):
         counters carry no person."""
         if request["scope"] != "tenant":
             return {}
-        tenant_ids = request["tenant_ids"]
-        counts = {}
-        for model in COUNTER_MODELS:
-            result = self.db.execute(delete(model).where(model.tenant_id.in_(tenant_ids)))
-            counts[model.__tablename__] = result.rowcount
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[self.db.get_bind().dialect.name]
-        self.db.execute(
-            insert(DeletedTenant).values([{"tenant_id": t} for t in tenant_ids]).on_conflict_do_nothing()
-        )
-        return counts
+        return counting.delete_tenants(self.db, request["tenant_ids"])

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 import requests
-from kombu import Connection, Producer, Queue
+from kombu import Connection, Producer
 from nameko.runners import ServiceRunner
 from sqlalchemy import func, select, text
 
