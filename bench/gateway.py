@@ -17,7 +17,7 @@ import time
 
 import requests
 
-from bench.support import ServerProcess, Vhost, free_port, print_table, summary
+from bench.support import ServerProcess, Vhost, cpu_seconds, free_port, print_table, summary
 
 TARGET_RATIO = 1.3
 
@@ -53,7 +53,8 @@ def main(argv: list[str]) -> int:
     try:
         system = ServerProcess("system", env)
         servers.append(system)
-        servers.append(ServerProcess("echo", env, "--port", str(echo_port)))
+        echo_server = ServerProcess("echo", env, "--port", str(echo_port))
+        servers.append(echo_server)
         token = system.info
         gateway_url = f"http://127.0.0.1:{gateway_port}/api/v1/me"
         echo_url = f"http://127.0.0.1:{echo_port}/echo"
@@ -62,10 +63,15 @@ def main(argv: list[str]) -> int:
         timed_gets(gw, gateway_url, args.warmup, auth)
         timed_gets(echo, echo_url, args.warmup)
         gw_times, echo_times = [], []
+        gw_cpu = echo_cpu = 0.0
         while len(gw_times) < args.requests:
             n = min(args.block, args.requests - len(gw_times))
+            before = cpu_seconds(echo_server.proc.pid)
             echo_times += timed_gets(echo, echo_url, n)
+            echo_cpu += cpu_seconds(echo_server.proc.pid) - before
+            before = cpu_seconds(system.proc.pid)
             gw_times += timed_gets(gw, gateway_url, n, auth)
+            gw_cpu += cpu_seconds(system.proc.pid) - before
         rows = {"bare HTTP->RPC echo": summary(echo_times), "gateway GET /api/v1/me": summary(gw_times)}
         print(f"\nbench gateway: {args.requests} sequential requests each after {args.warmup} warm-up "
               f"(identity on {'PostgreSQL' if args.database_url_template else 'SQLite'})")
@@ -74,6 +80,9 @@ def main(argv: list[str]) -> int:
         ratio99 = rows["gateway GET /api/v1/me"]["p99"] / rows["bare HTTP->RPC echo"]["p99"]
         print(f"\nratio of medians {ratio:.2f}  (target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'NOT met'})")
         print(f"ratio of p99s    {ratio99:.2f}")
+        # CPU spent by the serving process per request: what contention multiplies.
+        print(f"server CPU per request: echo {echo_cpu / len(echo_times) * 1000:.2f} ms, "
+              f"gateway+identity {gw_cpu / len(gw_times) * 1000:.2f} ms")
     finally:
         for server in servers:
             server.stop()

@@ -2,6 +2,7 @@
 
 ``python -m bench.servers system``: identity and the gateway (the real code) on
 WEINTERVENE_GATEWAY_ADDRESS, with a bench user; prints ``READY <token>``.
+``python -m bench.servers directory``: identity, directory and the gateway; ``READY <token>``.
 ``python -m bench.servers echo --port N``: the baseline, a bare nameko HTTP
 entrypoint that makes one RPC to an echo service and returns its JSON.
 """
@@ -64,6 +65,29 @@ def run_echo(port: int) -> None:
     _wait_forever(runner)
 
 
+def run_directory() -> None:
+    """identity, directory and the gateway on the configured databases; prints READY <token>."""
+    from nameko.standalone.rpc import ClusterRpcClient
+
+    from weintervene.config import Settings
+    from weintervene.runner import build_runner, configure
+
+    settings = Settings.from_env()
+    configure(settings)
+    runner = build_runner(["identity", "directory", "gateway"])
+    runner.start()
+    with ClusterRpcClient(uri=settings.amqp_uri) as client:
+        try:
+            client.identity.bootstrap_user(
+                {"email": BENCH_EMAIL, "display_name": "Bench", "role": "operator", "tenant_id": None}, BENCH_PASSWORD
+            )
+        except Exception:  # noqa: BLE001 - kept from an earlier run on the same database
+            pass
+        token = client.identity.login({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}, client_ip="bench")["token"]
+    print("READY", token, flush=True)
+    _wait_forever(runner)
+
+
 def run_system() -> None:
     from nameko.standalone.rpc import ClusterRpcClient
 
@@ -89,5 +113,7 @@ if __name__ == "__main__":
         run_echo(int(sys.argv[sys.argv.index("--port") + 1]))
     elif kind == "system":
         run_system()
+    elif kind == "directory":
+        run_directory()
     else:
         sys.exit(f"unknown server kind {kind}")

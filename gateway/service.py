@@ -1,17 +1,31 @@
 """The gateway service: every HTTP route, mixed in from ``gateway/routes``.
 
 Each routes module holds one bounded context's endpoints; this class only
-brings them together with the RPC clients they use.
+brings them together with the RPC clients they use. The web app's catch-all
+routes come last so every API route wins over them.
 """
 from nameko.rpc import ClusterRpc, ServiceRpc
 
 from gateway.http import Authenticated
 from gateway.routes.analytics import AnalyticsRoutes
+from gateway.routes.directory import DirectoryRoutes
+from gateway.routes.hsds import HsdsRoutes
 from gateway.routes.identity import IdentityRoutes
+from gateway.routes.retention import RetentionRoutes
 from gateway.routes.system import SystemRoutes
+from gateway.routes.webapp import WebAppRoutes
 
 
-class GatewayService(Authenticated, SystemRoutes, IdentityRoutes, AnalyticsRoutes):
+class GatewayService(
+    Authenticated,
+    SystemRoutes,
+    IdentityRoutes,
+    DirectoryRoutes,
+    HsdsRoutes,
+    RetentionRoutes,
+    AnalyticsRoutes,
+    WebAppRoutes,
+):
     name = "gateway"
 
     cluster_rpc = ClusterRpc()

@@ -60,6 +60,13 @@ class Settings:
     sms_sender: str = "+15550000000"
     hsds_public: bool = True
     rpc_timeout_seconds: float = 10.0
+    # Retention: re-send a deletion to services that have not confirmed after this;
+    # retry the identity fence after this; a request not complete by due is overdue;
+    # how often a retention policy runs.
+    deletion_resend_seconds: float = 30.0
+    deletion_fence_retry_seconds: float = 5.0
+    deletion_due_hours: int = 72
+    retention_policy_interval_seconds: int = 24 * 3600
     metrics_port: int = 0  # 0: no separate metrics listener (the gateway serves /metrics)
     # Analytics: counts below this are suppressed in any figure that leaves a
     # school, unless the district sets its own (identity tenant_info).

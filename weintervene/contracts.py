@@ -27,6 +27,9 @@ DELETION_COMPLETED = "deletion_completed"  # published by every data-holding ser
 
 DELETION_SCOPES = ("tenant", "student", "user", "contact", "policy")
 
+# What a per-tenant retention policy can expire (scope "policy", with older_than).
+POLICY_RECORD_KINDS = ("closed_referrals", "login_records", "delivery_logs")
+
 DATA_SERVICES = tuple(s for s in SERVICES if s != "retention")
 """Services that hold data about tenants and people, and so must confirm deletions."""
 
@@ -62,6 +65,17 @@ class DeletionRequested(Contract):
     # For retention policies: delete records older than this instant.
     older_than = fields.AwareDateTime(required=False, allow_none=True, load_default=None)
     attempt = fields.Int(load_default=1)
+    # A re-send addresses only the services that have not confirmed yet; empty
+    # (the first send) means every data-holding service.
+    services = fields.List(
+        fields.Str(validate=validate.OneOf(DATA_SERVICES)), load_default=list,
+        validate=validate.Length(max=len(DATA_SERVICES)),
+    )
+    # For retention policies: which kind of record expires (each service acts
+    # only on the kinds it holds and confirms the others with no counts).
+    record_kind = fields.Str(
+        required=False, allow_none=True, load_default=None, validate=validate.OneOf(POLICY_RECORD_KINDS)
+    )
 
 
 class DeletionCompleted(Contract):

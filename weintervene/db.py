@@ -97,6 +97,53 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def bulk_insert(session, model, rows: list[dict], chunk: int = 2000) -> None:
+    """Insert many rows fast, in the session's transaction.
+
+    PostgreSQL: one ``INSERT ... SELECT FROM json_populate_recordset`` per chunk
+    (pg8000's executemany would send one statement per row); SQLite: a plain
+    executemany, which its driver already does in-process.
+    """
+    import json
+
+    from sqlalchemy import insert
+
+    table = model.__table__
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    defaults = {c.key: c.default for c in table.columns if c.default is not None and not c.primary_key or
+                c.default is not None and c.key == "id"}
+    for start in range(0, len(rows), chunk):
+        part = [_with_defaults(row, defaults) for row in rows[start:start + chunk]]
+        keys = sorted({k for row in part for k in row})
+        if postgres:
+            columns = ", ".join(f'"{k}"' for k in keys)
+            payload = json.dumps([{k: row.get(k) for k in keys} for row in part], default=_json_default)
+            connection.execute(
+                text(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::"{table.name}", :rows)'),
+                {"rows": payload},
+            )
+        else:
+            connection.execute(insert(table), [{k: row.get(k) for k in keys} for row in part])
+
+
+def _with_defaults(row: dict, defaults: dict) -> dict:
+    """The row with the model's Python-side defaults filled in (raw SQL skips them)."""
+    missing = {k: d for k, d in defaults.items() if k not in row}
+    if not missing:
+        return row
+    row = dict(row)
+    for key, default in missing.items():
+        row[key] = default.arg(None) if default.is_callable else default.arg
+    return row
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def ensure_database(url: str) -> None:
     """Create the PostgreSQL database named in ``url`` if it does not exist."""
     if not url.startswith("postgresql"):

@@ -29,7 +29,7 @@ from weintervene.contracts import (
     DELETION_COMPLETED, DELETION_REQUESTED, DeletionCompleted, DeletionRequested,
 )
 from weintervene.db import utcnow
-from weintervene.messaging import outbox_add
+from weintervene.messaging import outbox_add, relay_outbox
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ class DeletionParticipant:
         except ValidationError as exc:
             log.error("rejected a deletion request outside the contract: %s", exc.messages)
             return
+        if request["services"] and self.name not in request["services"]:
+            # A re-send addressed to the services that have not confirmed yet.
+            return
         request = {
             **request,
             "request_id": str(request["request_id"]),
@@ -70,6 +73,10 @@ class DeletionParticipant:
         )
         self.db.commit()
         log.info("%s deleted %s for request %s", self.name, counts, request["request_id"])
+        if getattr(self, "events", None) is not None:
+            # Confirm now rather than at the next relay tick (an opt-out should
+            # be confirmed everywhere within a second); the timer still retries.
+            relay_outbox(self.db, self.outbox_model, self.events, self.name)
 
     def delete_for(self, request: dict) -> dict:  # pragma: no cover - each service overrides
         raise NotImplementedError

@@ -44,6 +44,14 @@ DEMO_LOADERS: list[Callable | str] = []
 """Loaders of other contexts, called after identity's as ``loader(rpc, context)``."""
 
 
+def load_directory_demo(rpc, context) -> None:
+    """A few hundred generated services around the demo schools (ZIP 20001), idempotent."""
+    rpc.directory.load_demo(context.operator)
+
+
+DEMO_LOADERS.append(load_directory_demo)
+
+
 @dataclasses.dataclass
 class DemoContext:
     """What identity's demo created, for the loaders that follow."""

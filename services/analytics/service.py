@@ -9,6 +9,7 @@ import re
 
 from nameko.events import SERVICE_POOL, event_handler
 from nameko.rpc import ServiceRpc
+
 from services.analytics import counting, reports
 from services.analytics.dependencies import ShareBatcher, analytics_database
 from services.analytics.models import OutboxMessage
@@ -20,12 +21,13 @@ from weintervene.contracts import SHARE_RECORDED
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
 from weintervene.errors import NotFound
+from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
 from weintervene.validation import load
 
 
-class AnalyticsService(DeletionParticipant, OutboxRelay, HealthCheck):
+class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthCheck):
     name = "analytics"
 
     db = analytics_database()

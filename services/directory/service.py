@@ -1,10 +1,278 @@
-"""directory's entrypoints."""
-from services.directory.dependencies import directory_database
+"""directory's entrypoints (thin: the logic lives in search, views, editing, hsds_api...).
+
+Callers pass the gateway's auth dict first where a user is behind the call;
+``None`` means an anonymous (or service-to-service) caller who sees only the
+global directory.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import tempfile
+import uuid
+from pathlib import Path
+
+from nameko.rpc import ServiceRpc
+from sqlalchemy import select
+
+from services.directory import editing, hsds_api
+from services.directory.demo import load_demo
+from services.directory.dependencies import ImportRunner, TaxonomyAtStart, directory_database
+from services.directory.geo import bounding_box, miles_between
+from services.directory.models import ImportJob, OutboxMessage, Service, ServiceSearch
+from services.directory.schemas import (
+    HsdsOrganizationsQuerySchema, HsdsPageSchema, HsdsServicesQuerySchema, HsdsTaxonomyTermsQuerySchema,
+    SearchQuerySchema, ServiceInputSchema,
+)
+from services.directory.search import search as run_search
+from services.directory.taxonomy import OPEN_ELIGIBILITY_ID, TermTree
+from services.directory.tenant_data import delete_tenant_services
+from services.directory.views import details
+from weintervene.auth import AuthContext, Role
+from weintervene.config import settings
+from weintervene.deletion import DeletionParticipant
+from weintervene.entrypoints import rpc
+from weintervene.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
+from weintervene.messaging import OutboxRelay, ReliablePublisher
+from weintervene.export import DataExporter
 from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.validation import load
+
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
 
-class DirectoryService(HealthCheck):
+def _ids_to_text(data: dict) -> dict:
+    out = {}
+    for k, v in data.items():
+        if isinstance(v, uuid.UUID):
+            v = str(v)
+        elif isinstance(v, list):
+            v = [str(x) if isinstance(x, uuid.UUID) else x for x in v]
+        out[k] = v
+    return out
+
+
+def _viewer(auth) -> dict | None:
+    if not auth:
+        return None
+    ctx = AuthContext.from_dict(auth)
+    return {"tenant_id": ctx.tenant_id, "district_id": ctx.district_id}
+
+
+class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRelay):
     name = "directory"
 
     db = directory_database()
     metrics = EntrypointMetrics()
+    events = ReliablePublisher()
+    outbox_model = OutboxMessage
+    taxonomy_at_start = TaxonomyAtStart()
+    imports = ImportRunner()
+    identity_rpc = ServiceRpc("identity")
+
+    # --- educator search and reading -------------------------------------------------
+
+    @rpc
+    def search(self, auth, params):
+        """Ranked, filtered, faceted search. ``search(auth, {"q": "tutoring", "postcode": "20001",
+        "radius_miles": 5, "sort": "distance"})`` -> {items, total, page, per_page, facets, corrected_query}."""
+        ctx = AuthContext.from_dict(auth)
+        params = _ids_to_text(load(SearchQuerySchema(), params or {}))
+        tz = self._school_timezone(ctx) if params.get("open_now") else None
+        return run_search(self.db, params, _viewer(auth), school_timezone=tz,
+                          details=lambda ids: details(self.db, ids, full=False))
+
+    def _school_timezone(self, ctx: AuthContext) -> str | None:
+        try:
+            return (self.identity_rpc.tenant_info(ctx.tenant_id) or {}).get("timezone") or None
+        except Exception:  # noqa: BLE001 - identity unreachable: services' own timezones still apply
+            return None
+
+    @rpc
+    def get_service(self, auth, service_id):
+        """``get_service(auth_or_none, "5f0e…")`` -> the service with organization, locations, phones,
+        schedules + hours_text, ages, languages, cost, taxonomy terms, owner_tenant_id."""
+        service = self.db.get(Service, str(service_id)) if _is_uuid(service_id) else None
+        ctx = AuthContext.from_dict(auth) if auth else None
+        if service is None or not editing.visible_to(ctx, service):
+            raise NotFound("No such service.", code="service_not_found")
+        return details(self.db, [service.id])[0]
+
+    @rpc
+    def get_terms(self, term_ids):
+        """``get_terms(["…"])`` -> {term_id: {id, name, code, parent_id, top_level_id, top_level_name}}."""
+        tree = TermTree.load(self.db)
+        return {str(t): tree.info(str(t)) for t in term_ids or [] if tree.info(str(t))}
+
+    @rpc
+    def categories(self):
+        """Open Eligibility's top-level categories with their children:
+        [{id, name, code, children: [{id, name, code}]}]."""
+        tree = TermTree.load(self.db)
+        out = []
+        for top in tree.top_levels(OPEN_ELIGIBILITY_ID):
+            children = [tree.terms[c] for c in tree.children.get(top["id"], [])]
+            out.append({"id": top["id"], "name": top["name"], "code": top["code"],
+                        "children": [{"id": c["id"], "name": c["name"], "code": c["code"]} for c in sorted(children, key=lambda c: c["code"] or "")]})
+        return out
+
+    @rpc
+    def count_services(self, term_ids, latitude=None, longitude=None, radius_miles=None, tenant_id=None):
+        """``count_services(["…"], 38.91, -77.02, 5, tenant_id)`` -> {term_id: visible services with that
+        term or a descendant within the radius} (analytics' unmet need)."""
+        viewer_clause = (ServiceSearch.owner_tenant_id.is_(None)) if not tenant_id else (
+            (ServiceSearch.owner_tenant_id.is_(None)) | (ServiceSearch.owner_tenant_id == str(tenant_id)))
+        query = select(ServiceSearch.term_ids, ServiceSearch.latitude, ServiceSearch.longitude).where(
+            ServiceSearch.status == "active", viewer_clause)
+        point = latitude is not None and longitude is not None and radius_miles
+        if point:
+            lat0, lat1, lon0, lon1 = bounding_box(latitude, longitude, radius_miles)
+            query = query.where(ServiceSearch.latitude.between(lat0, lat1), ServiceSearch.longitude.between(lon0, lon1))
+        counts = {str(t): 0 for t in term_ids or []}
+        for terms, lat, lon in self.db.execute(query):
+            if point and miles_between(latitude, longitude, lat, lon) > radius_miles:
+                continue
+            for t in counts:
+                if f"|{t}|" in terms:
+                    counts[t] += 1
+        return counts
+
+    # --- writing ---------------------------------------------------------------------
+
+    @rpc
+    def create_service(self, auth, data):
+        """Operators add global services; school/district/program admins their own.
+        ``create_service(auth, {"name": "Math Club", "taxonomy_term_ids": [...], ...})`` -> service."""
+        ctx = AuthContext.from_dict(auth)
+        return editing.create_service(self.db, ctx, _ids_to_text(load(ServiceInputSchema(), data)))
+
+    @rpc
+    def update_service(self, auth, service_id, data):
+        """``update_service(auth, id, {"minimum_age": 8})`` -> service; history recorded."""
+        ctx = AuthContext.from_dict(auth)
+        return editing.update_service(self.db, ctx, str(service_id), _ids_to_text(load(ServiceInputSchema(), data, partial=True)))
+
+    @rpc
+    def retire_service(self, auth, service_id):
+        """``retire_service(auth, id)`` -> service with status "inactive"."""
+        return editing.retire_service(self.db, AuthContext.from_dict(auth), str(service_id))
+
+    @rpc
+    def service_history(self, auth, service_id):
+        """Edit history (HSDS metadata rows) of a service the caller may edit."""
+        ctx = AuthContext.from_dict(auth)
+        service = self.db.get(Service, str(service_id))
+        if service is None or not editing.may_edit(ctx, service):
+            raise NotFound("No such service.", code="service_not_found")
+        return editing.history(self.db, service.id)
+
+    # --- import ----------------------------------------------------------------------
+
+    @rpc
+    def start_import(self, auth, filename, content_b64):
+        """Operator only. ``start_import(auth, "region.zip", base64)`` -> {id, status: "running", ...};
+        poll ``get_import``."""
+        ctx = AuthContext.from_dict(auth).require(Role.OPERATOR)
+        try:
+            content = base64.b64decode(content_b64, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise BadRequest("The file is not valid base64.", code="invalid_input") from None
+        if len(content) > MAX_IMPORT_BYTES:
+            raise PayloadTooLarge("The file is too large.", code="payload_too_large")
+        if not content:
+            raise BadRequest("The file is empty.", code="invalid_input")
+        suffix = Path(filename).suffix.lower()
+        if suffix not in (".zip", ".json"):
+            raise BadRequest("Send a .zip of CSV files or an HSDS .json file.", code="invalid_input")
+        folder = Path(tempfile.mkdtemp(prefix="wi-upload-"))
+        path = folder / Path(filename).name
+        path.write_bytes(content)
+        job = ImportJob(source=Path(filename).stem, created_by=ctx.user_id, status="running")
+        self.db.add(job)
+        self.db.commit()
+        self.imports.start_job(job.id, path, Path(filename).stem, ctx.user_id, cleanup=folder)
+        return self._job(job)
+
+    @rpc
+    def get_import(self, auth, import_id):
+        """``get_import(auth, id)`` -> {id, status, rows_done, rows_total, report}."""
+        AuthContext.from_dict(auth).require(Role.OPERATOR)
+        job = self.db.get(ImportJob, str(import_id)) if _is_uuid(import_id) else None
+        if job is None:
+            raise NotFound("No such import.", code="import_not_found")
+        self.db.refresh(job)
+        return self._job(job)
+
+    def _job(self, job: ImportJob) -> dict:
+        live = self.imports.read_progress(job.id) if job.status == "running" else None
+        done, total = live or (job.rows_done, job.rows_total)
+        return {"id": job.id, "status": job.status, "source": job.source, "rows_done": done, "rows_total": total,
+                "created_at": job.created_at.isoformat() if job.created_at else None,
+                "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+                "error": job.error, "report": job.report}
+
+    @rpc
+    def load_demo(self, auth, count=300):
+        """Operator only: the generated demo directory (idempotent) -> import report."""
+        AuthContext.from_dict(auth).require(Role.OPERATOR)
+        report = load_demo(self.db, count=int(count))
+        report.pop("skipped_rows", None)
+        return report
+
+    # --- HSDS API --------------------------------------------------------------------
+
+    def _hsds_viewer(self, auth):
+        if auth:
+            return _viewer(auth)
+        if not settings().hsds_public:
+            raise Unauthorized("Sign in to read the directory.", code="not_authenticated")
+        return None
+
+    @rpc
+    def hsds(self, auth, resource, params=None, item_id=None):
+        """The HSDS 3.0 API: ``hsds(None, "services", {"page": 1})`` -> Page;
+        ``hsds(None, "services", item_id="…")`` -> one document."""
+        viewer = self._hsds_viewer(auth)
+        params = params or {}
+        if item_id is not None and not _is_uuid(item_id):
+            raise BadRequest("id is not a valid UUID.", code="invalid_id")
+        item_id = str(item_id) if item_id is not None else None
+        if resource == "root":
+            return hsds_api.root(settings().public_base_url)
+        if resource == "services":
+            if item_id:
+                return hsds_api.service(self.db, item_id, viewer)
+            return hsds_api.services(self.db, _ids_to_text(load(HsdsServicesQuerySchema(), params)), viewer)
+        if resource == "service_at_locations":
+            if item_id:
+                return hsds_api.service_at_location(self.db, item_id, viewer)
+            return hsds_api.service_at_locations(self.db, _ids_to_text(load(HsdsServicesQuerySchema(), params)), viewer)
+        if resource == "organizations":
+            if item_id:
+                return hsds_api.organization(self.db, item_id, viewer)
+            return hsds_api.organizations(self.db, load(HsdsOrganizationsQuerySchema(), params), viewer)
+        if resource == "taxonomies":
+            if item_id:
+                return hsds_api.taxonomy(self.db, item_id)
+            return hsds_api.taxonomies(self.db, load(HsdsPageSchema(), params))
+        if resource == "taxonomy_terms":
+            if item_id:
+                return hsds_api.taxonomy_term(self.db, item_id)
+            return hsds_api.taxonomy_terms(self.db, _ids_to_text(load(HsdsTaxonomyTermsQuerySchema(), params)))
+        raise NotFound("No such HSDS resource.", code="not_found")
+
+    # --- deletion --------------------------------------------------------------------
+
+    def delete_for(self, request: dict) -> dict:
+        """Scope tenant: every service the tenant (or its schools) owned, and all under it."""
+        if request["scope"] != "tenant":
+            return {}
+        return delete_tenant_services(self.db, request["tenant_ids"])
+
+
+def _is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+        return True
+    except (ValueError, TypeError):
+        return False

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 from html import escape
@@ -40,6 +41,12 @@ LOGIN_SUCCESSES = Counter("weintervene_login_successes_total", "Successful sign-
 TOUCH_INTERVAL = timedelta(seconds=30)
 
 KNOWN_ADDRESS_DAYS = 90
+
+# At most this many reset links alive per account: the reset form cannot be
+# used to flood someone's inbox.
+MAX_LIVE_RESETS = 3
+
+log = logging.getLogger(__name__)
 
 
 def token_hash(token: str) -> str:
@@ -257,6 +264,12 @@ def request_reset(db, email: str) -> bool:
     user = db.scalar(select(User).where(User.email == normalise_email(email)))
     if user is None or not user.is_active or user.tenant.status != "active":
         return False
+    live = db.scalar(select(func.count()).select_from(PasswordReset).where(
+        PasswordReset.user_id == user.id, PasswordReset.expires_at > utcnow()))
+    if live >= MAX_LIVE_RESETS:
+        # Someone keeps asking: no more mail to the owner's inbox for now (still 202).
+        log.warning("password reset for user %s not sent: %d links already issued recently", user.id, live)
+        return False
     token = issue_reset(db, user)
     db.commit()
     minutes = settings().password_reset_ttl_seconds // 60
@@ -274,7 +287,12 @@ def request_reset(db, email: str) -> bool:
         f'<p><a href="{escape(link)}">{escape(link)}</a></p>'
         "<p>It works once. If you did not ask for this, ignore this message.</p>"
     )
-    mail.send(user.email, "Reset your WeIntervene password", text, html)
+    try:
+        mail.send(user.email, "Reset your WeIntervene password", text, html)
+    except mail.MailUnavailable as exc:
+        # Answer as for any address (a 503 here would tell who has an account).
+        log.error("password reset mail for user %s failed: %s", user.id, exc)
+        return False
     return True
 
 

@@ -24,6 +24,7 @@ from weintervene.auth import AuthContext, Role
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
 from weintervene.errors import BadRequest, NotFound
+from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
 from weintervene.validation import load
@@ -33,7 +34,7 @@ def _auth(auth) -> AuthContext:
     return AuthContext.from_dict(auth)
 
 
-class IdentityService(HealthCheck, DeletionParticipant, OutboxRelay):
+class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRelay):
     name = "identity"
 
     db = identity_database()

@@ -17,14 +17,20 @@ Example::
 """
 from __future__ import annotations
 
+import logging
+from html import escape
+
 from sqlalchemy import func, or_, select, update
 
 from services.identity import accounts
 from services.identity.exceptions import OutOfScope
 from services.identity.models import Student, Tenant, User
 from services.identity.passwords import check_policy
+from weintervene import mail
 from weintervene.auth import AuthContext, Role, TenantKind
 from weintervene.errors import BadRequest, Conflict, NotFound
+
+log = logging.getLogger(__name__)
 
 # Which roles a user of each kind of tenant may hold.
 ROLES_BY_TENANT_KIND = {
@@ -196,7 +202,12 @@ def create_user(db, auth: AuthContext, values: dict, password: str | None = None
         invite_token = accounts.issue_reset(db, user, ttl_seconds=INVITE_TTL_SECONDS)
     db.commit()
     if invite_token:
-        send_invitation(user, invite_token)
+        try:
+            send_invitation(user, invite_token)
+        except mail.MailUnavailable as exc:
+            # The user exists; an admin (or the user, by "forgot password") can send a link later.
+            log.error("invitation mail for user %s failed: %s", user.id, exc)
+            return user, False
     return user, invite_token is not None
 
 
@@ -204,10 +215,6 @@ INVITE_TTL_SECONDS = 7 * 24 * 3600
 
 
 def send_invitation(user: User, token: str) -> None:
-    from html import escape
-
-    from weintervene import mail
-
     link = accounts.reset_link(token)
     text = (
         f"Hello {user.display_name},\n\nAn account on WeIntervene was created for you ({user.tenant.name}).\n"
@@ -229,9 +236,11 @@ def update_user(db, auth: AuthContext, user_id: str, values: dict) -> User:
         raise OutOfScope("You may not manage this user.", code="role_not_grantable")
     if user.id == auth.user_id and ("role" in values or values.get("is_active") is False):
         raise Conflict("You cannot change your own role or disable yourself.", code="self_change")
+    role_changed = False
     if "role" in values:
         role = Role(values["role"])
         check_role_grant(auth, user.tenant, role)
+        role_changed = user.role != role.value
         user.role = role.value
     if "display_name" in values:
         user.display_name = values["display_name"].strip()
@@ -239,7 +248,7 @@ def update_user(db, auth: AuthContext, user_id: str, values: dict) -> User:
         user.is_active = values["is_active"]
         if not user.is_active:
             accounts.revoke_sessions(db, user.id, "disabled")
-    if "role" in values:
+    if role_changed:
         # A role change takes effect now, not at the next sign-in.
         accounts.revoke_sessions(db, user.id, "role_changed")
     db.commit()

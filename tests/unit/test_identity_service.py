@@ -182,6 +182,20 @@ def test_reset_sends_only_to_real_accounts_and_works_once(service, school, sent)
     assert service.login({"email": "rivera@lincoln.example", "password": "fresh passphrase 1"}, "1.1.1.1")["token"]
 
 
+def test_mail_outage_does_not_reveal_accounts(service, school, monkeypatch):
+    from weintervene import mail
+
+    def down(*_args, **_kwargs):
+        raise mail.MailUnavailable("smtp down")
+
+    monkeypatch.setattr("weintervene.mail.send", down)
+    assert service.request_password_reset({"email": "rivera@lincoln.example"}) == \
+        service.request_password_reset({"email": "ghost@lincoln.example"})
+    created = service.create_user(school["admin"], {"tenant_id": school["school"], "email": "new@lincoln.example",
+                                                    "display_name": "New", "role": "teacher"})
+    assert created["invited"] is False and created["email"] == "new@lincoln.example"
+
+
 def test_settings_ids_off_erases_numbers(service, school, session):
     service.import_roster(school["admin"], b64("student_key,first_name,last_name,student_number\nS1,A,B,N-1\n"))
     assert session.scalar(select(Student.student_number)) == "N-1"

@@ -1,0 +1,28 @@
+import { api } from "../api.js";
+import { announce, errorNotice, field, h, notice, append, replace } from "../dom.js";
+import { heading } from "../page.js";
+
+export async function render(container, ctx) {
+  const tenant = await api.get(`/api/v1/tenants/${ctx.me.tenant_id}`);
+  heading(container, `Settings of ${tenant.name}`, ctx);
+  const messages = h("div");
+  const ids = h("input", { type: "checkbox", name: "student_ids_enabled", checked: !!tenant.student_ids_enabled });
+  const consent = h("input", { type: "checkbox", name: "analytics_consent", checked: !!tenant.analytics_consent });
+  const threshold = h("input", { type: "number", name: "suppression_threshold", min: 5, max: 100, value: tenant.suppression_threshold ?? 10, required: true });
+  const form = h("form", { class: "form narrow" },
+    h("label", { class: "check" }, ids, "Keep student ID numbers (off: IDs are dropped at import and erased)"),
+    h("label", { class: "check" }, consent, "Include our school in de-identified district analytics"),
+    field("Suppress counts below", threshold, "Counts smaller than this are shown as “suppressed” on dashboards."),
+    h("button", { type: "submit", class: "button" }, "Save settings"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api.patch(`/api/v1/tenants/${tenant.id}/settings`, { student_ids_enabled: ids.checked, analytics_consent: consent.checked, suppression_threshold: Number(threshold.value) });
+      replace(messages, notice("success", "Settings saved."));
+      announce("Settings saved.");
+    } catch (err) {
+      replace(messages, errorNotice(err));
+    }
+  });
+  append(container, messages, form);
+}

@@ -1,0 +1,64 @@
+// Client-side routes: path pattern, page module, who may open it, and which
+// navigation entry it belongs to. Role checks here only decide what to show;
+// the API enforces every rule itself.
+
+export const STAFF = ["teacher", "school_admin", "district_admin", "program_staff", "program_admin"];
+export const SCHOOL = ["teacher", "school_admin"];
+export const ADMINS = ["school_admin", "district_admin"];
+export const PROGRAM = ["program_staff", "program_admin"];
+
+export const ROUTES = [
+  { path: "/signin", page: "signin", title: "Sign in", public: true },
+  { path: "/signout", page: "signout", title: "Signed out", public: true },
+  { path: "/reset", page: "reset", title: "Reset your password", public: true },
+  // The emailed link is /reset-password#token=... (a fragment never reaches a server log).
+  { path: "/reset-password", page: "reset", title: "Reset your password", public: true },
+  { path: "/privacy", page: "privacy", title: "Privacy policy", public: true },
+  { path: "/", page: "home", title: "Home" },
+  { path: "/account/password", page: "password", title: "Change your password" },
+  { path: "/search", page: "search", title: "Find services", roles: STAFF },
+  { path: "/services/:service_id", page: "service", title: "Service", roles: STAFF },
+  { path: "/referrals", page: "referrals", title: "Referrals", roles: [...SCHOOL, "district_admin"] },
+  { path: "/referrals/:referral_id", page: "referral", title: "Referral", roles: [...SCHOOL, "district_admin", ...PROGRAM] },
+  { path: "/incoming", page: "referrals", title: "Incoming referrals", roles: PROGRAM, scope: "incoming" },
+  { path: "/lists", page: "lists", title: "Saved lists", roles: SCHOOL },
+  { path: "/admin/roster", page: "roster", title: "Roster import", roles: ["school_admin"] },
+  { path: "/admin/users", page: "users", title: "Users and roles", roles: ["school_admin", "district_admin", "program_admin", "operator"] },
+  { path: "/admin/settings", page: "settings", title: "School settings", roles: ADMINS },
+  { path: "/admin/opt-out", page: "optout", title: "Parent opt-out", roles: ADMINS },
+  { path: "/students/:student_id", page: "student", title: "Student record", roles: ["school_admin"] },
+  { path: "/dashboard", page: "dashboard", title: "Dashboard", roles: ADMINS },
+  { path: "/operator/imports", page: "imports", title: "Directory imports", roles: ["operator"] },
+  { path: "/operator/tenants", page: "tenants", title: "Tenants", roles: ["operator"] },
+  { path: "/audit", page: "audit", title: "Deletion requests", roles: ["auditor"] },
+  { path: "/audit/:request_id", page: "audit-request", title: "Deletion request", roles: ["auditor"] },
+];
+
+/** Navigation entries per role, in order. */
+export const NAV = {
+  teacher: [["/search", "Find services"], ["/referrals", "My referrals"], ["/lists", "Saved lists"]],
+  school_admin: [["/search", "Find services"], ["/referrals", "School referrals"], ["/admin/roster", "Roster"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"], ["/dashboard", "Dashboard"]],
+  district_admin: [["/dashboard", "Dashboard"], ["/search", "Find services"], ["/referrals", "Referrals"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"]],
+  program_staff: [["/incoming", "Incoming referrals"], ["/search", "Find services"]],
+  program_admin: [["/incoming", "Incoming referrals"], ["/admin/users", "Users"], ["/search", "Find services"]],
+  operator: [["/operator/imports", "Directory imports"], ["/operator/tenants", "Tenants"], ["/admin/users", "Users"]],
+  auditor: [["/audit", "Deletion requests"]],
+};
+
+const UUID = "[0-9a-fA-F-]{36}";
+
+/** The route for a path, with its path values: match("/services/<uuid>") -> {route, params}. */
+export function match(pathname) {
+  const path = pathname.length > 1 ? pathname.replace(/\/+$/, "") : pathname;
+  for (const route of ROUTES) {
+    const names = [];
+    const pattern = route.path.replace(/:([a-z_]+)/g, (_, name) => { names.push(name); return `(${UUID})`; });
+    const found = new RegExp(`^${pattern}$`).exec(path);
+    if (found) {
+      const params = {};
+      names.forEach((name, i) => { params[name] = found[i + 1]; });
+      return { route, params };
+    }
+  }
+  return null;
+}

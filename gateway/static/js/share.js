@@ -1,0 +1,127 @@
+// The share dialog: pick a student the user serves (or a walk-in family),
+// authorised contacts, a channel, a language and a note. The API decides
+// who may receive what; this only offers the choices it returned.
+import { api } from "./api.js";
+import { announce, clear, errorNotice, field, h, label, notice, select, append, replace } from "./dom.js";
+import { loadStudents, studentPicker } from "./students.js";
+
+const CHANNELS = [["email", "Email"], ["sms", "Text message (SMS)"], ["print", "Print"], ["link", "Link"]];
+const LANGUAGES = [["", "Each contact's preferred language"], ["en", "English"], ["es", "Spanish"]];
+
+function contactChoices(student) {
+  const contacts = student.contacts || [];
+  if (student.is_adult) {
+    contacts.unshift({ id: student.id, name: `${student.first_name || "The student"} (the student, 18 or older)`, authorised: true, self: true });
+  }
+  if (!contacts.length) return h("p", {}, "This student has no family contacts on the roster.");
+  return h("fieldset", {}, h("legend", {}, "Send to"),
+    contacts.map((c) => {
+      const how = [c.relationship, c.email ? "email" : null, c.mobile ? "mobile" : null, c.preferred_language ? `prefers ${String(c.preferred_language).toUpperCase()}` : null].filter(Boolean).join(", ");
+      return h("label", { class: "check" },
+        h("input", { type: "checkbox", name: "contact_ids", value: c.id, disabled: c.authorised === false }),
+        `${c.name}${how ? ` (${how})` : ""}${c.authorised === false ? " (not authorised to receive information)" : ""}`);
+    }));
+}
+
+/** Open the dialog for services; resolves when it closes. */
+export async function openShareDialog(services) {
+  const dialog = h("dialog", { "aria-labelledby": "share-title" });
+  const body = h("div", { class: "dialog-body" });
+  append(dialog, body);
+  document.body.append(dialog);
+  const title = services.length === 1 ? `Share “${services[0].name}”` : `Share ${services.length} services`;
+  const messages = h("div");
+  const who = h("fieldset", {}, h("legend", {}, "Who is it for?"),
+    h("label", { class: "check" }, h("input", { type: "radio", name: "who", value: "student", checked: true }), "A student I serve"),
+    h("label", { class: "check" }, h("input", { type: "radio", name: "who", value: "walkin" }), "A walk-in family (nothing about them is stored)"));
+  const studentArea = h("div", { class: "student-area" }, h("p", {}, "Loading your students…"));
+  const contactsArea = h("div", { class: "contacts-area" });
+  const channel = select("channel", CHANNELS, "email");
+  const language = select("language", LANGUAGES, "");
+  const note = h("textarea", { name: "note", maxlength: 1000, rows: 3 });
+  const submit = h("button", { type: "submit", class: "button" }, "Share");
+  const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
+  const form = h("form", { class: "share-form", method: "dialog" },
+    who, studentArea, contactsArea, field("Channel", channel), field("Language", language),
+    field("Note for the family (optional)", note, "Up to 1000 characters. Do not include health or discipline details."),
+    h("div", { class: "actions" }, submit, cancel));
+  append(body, h("h2", { id: "share-title" }, title), messages, form);
+
+  let studentId = "";
+  let students = [];
+  const isWalkIn = () => form.querySelector("input[name=who]:checked").value === "walkin";
+  const chooseStudent = async (id) => {
+    studentId = id;
+    clear(contactsArea);
+    if (!id) return;
+    try {
+      const student = await api.get(`/api/v1/students/${id}`);
+      append(contactsArea, contactChoices(student));
+    } catch (err) {
+      append(contactsArea, errorNotice(err));
+    }
+  };
+  const syncWho = () => {
+    const walkIn = isWalkIn();
+    studentArea.hidden = walkIn;
+    contactsArea.hidden = walkIn;
+    if (walkIn) channel.value = "print";
+  };
+  who.addEventListener("change", syncWho);
+  cancel.addEventListener("click", () => dialog.close());
+  // A link to another page (e.g. "Follow this referral") leaves the dialog behind.
+  dialog.addEventListener("click", (event) => { if (event.target.closest("a[data-link]")) dialog.close(); });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const walkIn = isWalkIn();
+    const contactIds = [...form.querySelectorAll("input[name=contact_ids]:checked")].map((i) => i.value);
+    if (!walkIn && !studentId) {
+      replace(messages, notice("error", "Choose a student first."));
+      return;
+    }
+    if (!walkIn && !contactIds.length && channel.value !== "print") {
+      replace(messages, notice("error", "Choose at least one authorised contact."));
+      return;
+    }
+    const payload = { service_ids: services.map((s) => s.id), channel: channel.value, contact_ids: walkIn ? [] : contactIds };
+    if (!walkIn) payload.student_id = studentId;
+    if (language.value) payload.language = language.value;
+    if (note.value.trim()) payload.note = note.value.trim();
+    submit.disabled = true;
+    try {
+      const result = await api.post("/api/v1/referrals", payload);
+      const referrals = (result && result.items) || [];
+      const links = referrals.flatMap((r) => {
+        const out = [];
+        if (channel.value === "print") {
+          out.push(h("li", {}, h("a", { href: `/api/v1/referrals/${r.id}/print`, target: "_blank", rel: "noopener" }, "Open the print view"), " · ",
+            h("a", { href: `/api/v1/referrals/${r.id}/print.pdf`, target: "_blank", rel: "noopener" }, "PDF")));
+        }
+        if (r.link_url || r.public_url) out.push(h("li", {}, "Link for the family: ", h("code", {}, r.link_url || r.public_url)));
+        if (!walkIn) out.push(h("li", {}, h("a", { href: `/referrals/${r.id}`, "data-link": true }, "Follow this referral")));
+        return out;
+      });
+      const done = `Shared by ${label(channel.value).toLowerCase()}${walkIn ? " for a walk-in family" : ` with ${contactIds.length || "no"} contact${contactIds.length === 1 ? "" : "s"}`}.`;
+      form.hidden = true;
+      replace(messages, notice("success", done, links.length ? h("ul", {}, links) : null),
+        h("div", { class: "actions" }, h("button", { type: "button", class: "button", onclick: () => dialog.close() }, "Close")));
+      announce(done);
+      messages.querySelector("button").focus();
+    } catch (err) {
+      replace(messages, errorNotice(err));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  dialog.showModal();
+  try {
+    students = await loadStudents();
+    replace(studentArea, studentPicker(students, chooseStudent));
+  } catch (err) {
+    if (err.status === 401) { dialog.close(); return; }
+    replace(studentArea, errorNotice(err), h("p", {}, "You can still share with a walk-in family."));
+  }
+  return new Promise((resolve) => dialog.addEventListener("close", () => { dialog.remove(); resolve(); }));
+}

@@ -1,0 +1,291 @@
+"""Educator search: ranked keywords with stemming, typo tolerance, filters, facets.
+
+One code path builds the SQL for both databases; only the keyword part differs:
+
+* PostgreSQL: ``tsv @@ websearch_to_tsquery('english', q)`` ranked by
+  ``ts_rank_cd`` (generated ``tsv`` column, GIN index), misspellings corrected
+  with pg_trgm similarity over the indexed vocabulary;
+* SQLite: FTS5 with the porter stemmer ranked by ``bm25`` (name weighs 10x),
+  misspellings corrected with difflib over the vocabulary.
+
+Filters run in SQL (visibility, status, ages, language, cost, category with
+all its descendants, bounding box, service area, open at); exact distance,
+sorting, facets and paging run over the matching rows in Python.
+
+Example::
+
+    >>> search(session, {"q": "tutoring", "postcode": "20001", "radius_miles": 5, "sort": "distance"},
+    ...        viewer={"tenant_id": "…", "district_id": None})
+    {"items": [{"id": "…", "name": "After-School Math Tutoring", "distance_miles": 0.8, ...}],
+     "total": 12, "page": 1, "per_page": 20, "facets": {...}, "corrected_query": None}
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+
+from services.directory.geo import bounding_box, miles_between, postcode_centroid
+from services.directory.schedules import DAYS
+from services.directory.taxonomy import TermTree
+from weintervene.errors import BadRequest
+
+WORDS = re.compile(r"[\w']+", re.UNICODE)
+DEFAULT_TIMEZONE = "America/New_York"
+MAX_PER_PAGE = 100
+
+
+def grade_to_age(grade) -> int:
+    """The usual age at the start of a US grade (K = 5, 1st = 6, ... 12th = 17)."""
+    return 5 if str(grade).upper() in ("K", "0") else int(grade) + 5
+
+
+def visibility_sql(viewer: dict | None) -> tuple[str, dict]:
+    """Global services, plus the viewer's tenant's own, plus those published to its district."""
+    if not viewer or not viewer.get("tenant_id"):
+        return "ss.owner_tenant_id IS NULL", {}
+    clause = "(ss.owner_tenant_id IS NULL OR ss.owner_tenant_id = :v_tenant"
+    params = {"v_tenant": viewer["tenant_id"]}
+    district = viewer.get("district_id")
+    if district:
+        clause += " OR (ss.published_to_district = :v_true AND ss.owner_district_id = :v_district)"
+        params.update(v_district=district, v_true=True)
+    return clause + ")", params
+
+
+def fts_query(q: str) -> str:
+    """An FTS5 query: every word must match (stemmed), words quoted so syntax is inert."""
+    return " ".join('"%s"' % w.replace('"', "") for w in WORDS.findall(q.lower()))
+
+
+def build_sql(dialect: str, params: dict, viewer: dict | None, tree: TermTree | None, origin=None,
+              q: str | None = None, open_clauses=None) -> tuple[str, dict]:
+    """The SQL (and bind values) selecting every matching row with its rank."""
+    where, binds = ["ss.status = 'active'"], {}
+    vis, vis_binds = visibility_sql(viewer)
+    where.append(vis)
+    binds.update(vis_binds)
+    source, rank = "service_search ss", "0.0"
+    if q:
+        if dialect == "postgresql":
+            where.append("ss.tsv @@ websearch_to_tsquery('english', :q)")
+            rank = "ts_rank_cd(ss.tsv, websearch_to_tsquery('english', :q))"
+            binds["q"] = q
+        else:
+            # CROSS JOIN keeps the FTS index as the outer loop (SQLite would
+            # otherwise scan the search rows and probe FTS for each one).
+            source = "service_fts CROSS JOIN service_search ss ON ss.id = service_fts.rowid"
+            where.append("service_fts MATCH :q")
+            rank = "-bm25(service_fts, 10.0, 1.0)"
+            binds["q"] = fts_query(q)
+    if params.get("category"):
+        where.append("ss.term_ids LIKE :category")
+        binds["category"] = f"%|{params['category']}|%"
+    age = params.get("age")
+    if age is None and params.get("grade") is not None:
+        age = grade_to_age(params["grade"])
+    if age is not None:
+        where.append("(ss.minimum_age IS NULL OR ss.minimum_age <= :age) AND (ss.maximum_age IS NULL OR ss.maximum_age >= :age)")
+        binds["age"] = age
+    if params.get("language"):
+        where.append("ss.languages LIKE :language")
+        binds["language"] = f"%|{params['language'].lower()}|%"
+    if params.get("cost") == "free":
+        where.append("ss.cost = 'free'")
+    elif params.get("cost") == "low":
+        where.append("ss.cost IN ('free', 'low')")
+    if origin is not None and params.get("radius_miles"):
+        lat0, lat1, lon0, lon1 = bounding_box(origin[0], origin[1], params["radius_miles"])
+        where.append("ss.latitude BETWEEN :lat0 AND :lat1 AND ss.longitude BETWEEN :lon0 AND :lon1")
+        binds.update(lat0=lat0, lat1=lat1, lon0=lon0, lon1=lon1)
+    if params.get("_area"):
+        ors = []
+        for i, name in enumerate(params["_area"]):
+            ors.append(f"ss.area_names LIKE :area{i}")
+            binds[f"area{i}"] = f"%|{name}|%"
+        where.append("(" + " OR ".join(ors) + ")")
+    if open_clauses:
+        ors = []
+        for i, (tz, day, hhmm) in enumerate(open_clauses):
+            # A semi-join on the (day, opens_at, closes_at) index: one pass over the
+            # day's hours instead of a probe per matching service.
+            hours = f"ss.service_id IN (SELECT h.service_id FROM service_hours h WHERE h.day = :day{i} AND h.opens_at <= :t{i} AND h.closes_at > :t{i})"
+            if tz == "*":
+                ors.append(hours)
+            elif tz is None:
+                ors.append(f"(ss.timezone IS NULL AND {hours})")
+            else:
+                ors.append(f"(ss.timezone = :tz{i} AND {hours})")
+                binds[f"tz{i}"] = tz
+            binds[f"day{i}"], binds[f"t{i}"] = day, hhmm
+        where.append("(" + " OR ".join(ors) + ")")
+    sql = (
+        f"SELECT ss.service_id, {rank} AS rank, ss.latitude, ss.longitude, ss.languages, ss.cost, "
+        f"ss.top_term_ids, ss.name FROM {source} WHERE " + " AND ".join(where)
+    )
+    return sql, binds
+
+
+def resolve_origin(params: dict) -> tuple[float, float] | None:
+    if params.get("postcode"):
+        place = postcode_centroid(params["postcode"])
+        if place is None:
+            raise BadRequest("Unknown postcode.", code="invalid_input", details={"postcode": ["Not a known US ZIP code."]})
+        return place["latitude"], place["longitude"]
+    if params.get("latitude") is not None and params.get("longitude") is not None:
+        return params["latitude"], params["longitude"]
+    if params.get("latitude") is not None or params.get("longitude") is not None:
+        raise BadRequest("Give both latitude and longitude.", code="invalid_input",
+                         details={"latitude": ["latitude and longitude go together."]})
+    return None
+
+
+def area_names(postcode: str) -> list[str]:
+    """Service-area names that cover ``postcode``: the code, its city, county and state."""
+    place = postcode_centroid(postcode)
+    if place is None:
+        raise BadRequest("Unknown postcode.", code="invalid_input", details={"covers_postcode": ["Not a known US ZIP code."]})
+    names = {place["postcode"], place["city"].lower(), place["state"].lower()}
+    if place["county"]:
+        county = place["county"].lower()
+        names.update({county, county.replace(" county", "")})
+    names.add("united states")
+    return sorted(n for n in names if n)
+
+
+def open_clauses(params: dict, school_timezone: str | None, timezones) -> list | None:
+    """(timezone, day, HH:MM) alternatives for "open now" or "open at day and time"."""
+    if params.get("open_day") or params.get("open_time"):
+        if not (params.get("open_day") and params.get("open_time")):
+            raise BadRequest("Give open_day and open_time together.", code="invalid_input",
+                             details={"open_time": ["open_day and open_time go together."]})
+        return [("*", params["open_day"].upper()[:2], params["open_time"])]
+    if params.get("open_now"):
+        now = datetime.now(ZoneInfo("UTC"))
+        clauses = []
+        for tz in list(timezones) + [None]:
+            zone = ZoneInfo(tz or school_timezone or DEFAULT_TIMEZONE)
+            local = now.astimezone(zone)
+            clauses.append((tz, DAYS[local.weekday()], local.strftime("%H:%M")))
+        return clauses
+    return None
+
+
+def suggest(session, q: str) -> str | None:
+    """The query with each unknown word replaced by the closest indexed word, or None."""
+    words = WORDS.findall(q.lower())
+    changed, out = False, []
+    dialect = session.bind.dialect.name
+    for w in words:
+        if len(w) < 4 or session.execute(text("SELECT 1 FROM search_word WHERE word = :w"), {"w": w}).first():
+            out.append(w)
+            continue
+        best = None
+        if dialect == "postgresql":
+            best = session.execute(
+                text("SELECT word FROM search_word WHERE word %% :w ORDER BY similarity(word, :w) DESC, word LIMIT 1"),
+                {"w": w},
+            ).scalar()
+        else:
+            candidates = session.scalars(
+                text("SELECT word FROM search_word WHERE length(word) BETWEEN :a AND :b AND (substr(word, 1, 1) = :f OR substr(word, 2, 1) = :s)"),
+                {"a": len(w) - 2, "b": len(w) + 2, "f": w[0], "s": w[1]},
+            ).all()
+            close = difflib.get_close_matches(w, candidates, n=1, cutoff=0.75)
+            best = close[0] if close else None
+        if best and best != w:
+            changed = True
+            out.append(best)
+        else:
+            out.append(w)
+    return " ".join(out) if changed else None
+
+
+def search(session, params: dict, viewer: dict | None = None, school_timezone: str | None = None,
+           details=None) -> dict:
+    """Run an educator search; ``details(ids)`` turns the page's ids into result dicts."""
+    dialect = session.bind.dialect.name
+    tree = TermTree.load(session)
+    page, per_page = params.get("page", 1), params.get("per_page", 20)
+    if params.get("category") and params["category"] not in tree.terms:
+        raise BadRequest("Unknown category.", code="invalid_input", details={"category": ["No such taxonomy term."]})
+    origin = resolve_origin(params)
+    if params.get("sort") == "distance" and origin is None:
+        raise BadRequest("Sorting by distance needs a postcode or a point.", code="invalid_input",
+                         details={"sort": ["Give postcode, or latitude and longitude."]})
+    if params.get("radius_miles") and origin is None:
+        raise BadRequest("A radius needs a postcode or a point.", code="invalid_input",
+                         details={"radius_miles": ["Give postcode, or latitude and longitude."]})
+    query_params = dict(params)
+    if params.get("covers_postcode"):
+        query_params["_area"] = area_names(params["covers_postcode"])
+    timezones = []
+    if params.get("open_now"):
+        timezones = [r[0] for r in session.execute(text("SELECT DISTINCT timezone FROM service_search WHERE timezone IS NOT NULL"))]
+    clauses = open_clauses(params, school_timezone, timezones)
+    q = (params.get("q") or "").strip() or None
+    if q and not WORDS.findall(q):
+        q = None
+    sql, binds = build_sql(dialect, query_params, viewer, tree, origin, q, clauses)
+    rows = session.execute(text(sql), binds).all()
+    corrected = None
+    if q and not rows:
+        corrected = suggest(session, q)
+        if corrected:
+            sql, binds = build_sql(dialect, query_params, viewer, tree, origin, corrected, clauses)
+            rows = session.execute(text(sql), binds).all()
+    results = []
+    radius = params.get("radius_miles")
+    for sid, rank, lat, lon, langs, cost, tops, name in rows:
+        distance = None
+        if origin is not None and lat is not None and lon is not None:
+            distance = miles_between(origin[0], origin[1], lat, lon)
+        if radius and (distance is None or distance > radius):
+            continue
+        results.append((sid, float(rank or 0), distance, langs, cost, tops, name))
+    if params.get("sort") == "distance":
+        results.sort(key=lambda r: (r[2] is None, r[2] if r[2] is not None else 0, -r[1], r[0]))
+    else:
+        results.sort(key=lambda r: (-round(r[1], 9), r[2] if r[2] is not None else 1e9, (r[6] or "").lower(), r[0]))
+    total = len(results)
+    last_page = max(1, (total + per_page - 1) // per_page)
+    if page > last_page:
+        raise BadRequest("Page out of range.", code="invalid_input",
+                         details={"page": [f"There are {last_page} page(s) of {per_page}."]})
+    facets = _facets(results, tree)
+    window = results[(page - 1) * per_page: page * per_page]
+    items = details([r[0] for r in window]) if details else [{"id": r[0]} for r in window]
+    by_id = {item["id"]: item for item in items}
+    ordered = []
+    for sid, rank, distance, *_ in window:
+        item = by_id.get(sid)
+        if item is None:
+            continue
+        item["distance_miles"] = round(distance, 2) if distance is not None else None
+        item["relevance"] = round(rank, 6)
+        ordered.append(item)
+    return {"items": ordered, "total": total, "page": page, "per_page": per_page, "facets": facets,
+            "corrected_query": corrected}
+
+
+def _facets(results, tree: TermTree) -> dict:
+    categories, languages, costs = {}, {}, {}
+    for _sid, _rank, _dist, langs, cost, tops, _name in results:
+        for t in (tops or "|").strip("|").split("|"):
+            if t:
+                categories[t] = categories.get(t, 0) + 1
+        for lang in (langs or "|").strip("|").split("|"):
+            if lang:
+                languages[lang] = languages.get(lang, 0) + 1
+        costs[cost] = costs.get(cost, 0) + 1
+    return {
+        "categories": sorted(
+            ({"id": t, "name": tree.terms[t]["name"], "count": n} for t, n in categories.items() if t in tree.terms),
+            key=lambda f: (-f["count"], f["name"]),
+        ),
+        "languages": sorted(({"code": c, "count": n} for c, n in languages.items()), key=lambda f: (-f["count"], f["code"])),
+        "cost": sorted(({"value": c, "count": n} for c, n in costs.items()), key=lambda f: (-f["count"], f["value"])),
+    }

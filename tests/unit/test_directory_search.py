@@ -1,0 +1,128 @@
+"""The search module against SQLite + FTS5 (the embedded default), on the generated demo
+directory; the PostgreSQL path runs in tests/integration/test_directory.py."""
+import pytest
+
+from services.directory.demo import load_demo
+from services.directory.editing import create_service
+from services.directory.geo import miles_between, postcode_centroid
+from services.directory.schemas import SearchQuerySchema
+from services.directory.search import search
+from services.directory.taxonomy import term_id
+from services.directory.views import details
+from tests.unit.directory_fixtures import sqlite_directory
+from weintervene.auth import AuthContext, Role
+from weintervene.errors import BadRequest
+
+VIEWER = {"tenant_id": "00000000-0000-4000-8000-00000000000a", "district_id": None}
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    s = sqlite_directory(tmp_path_factory.mktemp("search") / "directory.db")
+    load_demo(s, count=300)
+    yield s
+    s.close()
+
+
+def run(session, viewer=VIEWER, **params):
+    params = SearchQuerySchema().load(params)
+    params = {k: str(v) if k == "category" else v for k, v in params.items()}
+    return search(session, params, viewer, details=lambda ids: details(session, ids, full=False))
+
+
+def test_tutoring_near_dc_is_tutoring_sorted_by_distance(session):
+    result = run(session, q="tutoring", postcode="20001", sort="distance", per_page=50)
+    assert result["total"] > 10
+    distances = [i["distance_miles"] for i in result["items"]]
+    assert distances == sorted(distances)
+    tutoring = term_id("109-03-10")
+    assert all(tutoring in i["taxonomy_term_ids"] or "tutor" in i["name"].lower() or "tutor" in i["description"].lower()
+               for i in result["items"])
+    origin = postcode_centroid("20001")
+    first = result["items"][0]["locations"][0]
+    assert miles_between(origin["latitude"], origin["longitude"], first["latitude"], first["longitude"]) == pytest.approx(
+        result["items"][0]["distance_miles"], abs=0.01)
+
+
+def test_stemming_matches_other_word_forms(session):
+    assert run(session, q="tutor")["total"] == run(session, q="tutoring")["total"] > 0
+    assert run(session, q="counselling")["total"] >= 0  # no error on British spelling
+
+
+def test_a_typo_is_corrected(session):
+    result = run(session, q="tutorng")
+    assert result["corrected_query"] == "tutoring"
+    assert result["total"] == run(session, q="tutoring")["total"]
+
+
+def test_age_filter_excludes_services_outside_the_age_range(session):
+    everyone = run(session, per_page=100)["total"]
+    teens = run(session, age=16, per_page=100)
+    assert 0 < teens["total"] < everyone
+    for page in range(1, (teens["total"] + 99) // 100 + 1):
+        for item in run(session, age=16, per_page=100, page=page)["items"]:
+            assert item["minimum_age"] is None or item["minimum_age"] <= 16
+            assert item["maximum_age"] is None or item["maximum_age"] >= 16
+    grade = run(session, grade="K")
+    assert all(i["minimum_age"] is None or i["minimum_age"] <= 5 for i in grade["items"])
+
+
+def test_language_filter_keeps_only_services_in_that_language(session):
+    spanish = run(session, language="es", per_page=100)
+    assert 0 < spanish["total"] < run(session, per_page=1)["total"]
+    assert all("es" in i["languages"] for i in spanish["items"])
+
+
+def test_category_includes_descendants_and_cost_filters(session):
+    food = run(session, category=term_id("102"), per_page=100)  # Food: pantry and meals below it
+    names = {i["name"] for i in food["items"]}
+    assert any("Pantry" in n for n in names) and any("Meals" in n for n in names)
+    free = run(session, category=term_id("102"), cost="free", per_page=100)
+    assert free["total"] == food["total"]  # every demo food service is free
+    low = run(session, q="tutoring", cost="low", per_page=100)
+    assert all(i["cost"] in ("free", "low") for i in low["items"])
+
+
+def test_open_at_a_day_and_time(session):
+    result = run(session, open_day="TU", open_time="16:30", per_page=100)
+    assert result["total"] > 0
+    for item in result["items"]:
+        full = details(session, [item["id"]])[0]
+        assert any("TU" in (s.get("byday") or "") and s["opens_at"] <= "16:30" < s["closes_at"] for s in full["schedules"])
+
+
+def test_radius_service_area_facets_and_paging(session):
+    near = run(session, postcode="20001", radius_miles=2, per_page=100)
+    assert near["total"] > 0 and all(i["distance_miles"] <= 2 for i in near["items"])
+    assert run(session, covers_postcode="20001")["total"] == 300
+    assert run(session, covers_postcode="94063")["total"] == 0  # San Mateo: not served
+    facets = run(session)["facets"]
+    assert sum(f["count"] for f in facets["cost"]) == 300
+    assert {f["name"] for f in facets["categories"]} >= {"Education", "Food", "Care"}
+    first = run(session, per_page=10, page=1)["items"]
+    second = run(session, per_page=10, page=2)["items"]
+    assert not {i["id"] for i in first} & {i["id"] for i in second}
+    assert run(session, per_page=10, page=1)["items"] == first  # stable
+    with pytest.raises(BadRequest):
+        run(session, per_page=10, page=999)
+
+
+def test_bad_input_is_refused(session):
+    with pytest.raises(BadRequest):
+        run(session, sort="distance")  # no origin
+    with pytest.raises(BadRequest):
+        run(session, postcode="00000")  # well-formed but unknown
+    with pytest.raises(BadRequest):
+        run(session, category="0b6d3c1e-5a1f-4f0e-9a55-6c1f0d7e2a11")
+
+
+def test_tenant_owned_services_are_visible_only_inside_the_tenant(session):
+    school = "00000000-0000-4000-8000-0000000000b1"
+    other = "00000000-0000-4000-8000-0000000000b2"
+    admin = AuthContext(user_id="u1", tenant_id=school, role=Role.SCHOOL_ADMIN, district_id="00000000-0000-4000-8000-0000000000d1")
+    created = create_service(session, admin, {"name": "Zyzzyva Homework Hour", "description": "Our own tutoring club",
+                                              "taxonomy_term_ids": [term_id("109-03-10")]})
+    assert created["owner_tenant_id"] == school
+    assert run(session, viewer={"tenant_id": school}, q="zyzzyva")["total"] == 1
+    assert run(session, viewer={"tenant_id": other}, q="zyzzyva")["total"] == 0
+    assert run(session, viewer=None, q="zyzzyva")["total"] == 0

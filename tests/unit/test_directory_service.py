@@ -1,0 +1,92 @@
+"""directory's RPCs with nameko's worker_factory on a real SQLite database (identity mocked)."""
+import pytest
+from nameko.testing.services import worker_factory
+
+from services.directory.demo import load_demo
+from services.directory.service import DirectoryService
+from services.directory.taxonomy import term_id
+from tests.unit.directory_fixtures import sqlite_directory
+from weintervene.errors import BadRequest, Forbidden, NotFound
+
+SCHOOL = "00000000-0000-4000-8000-0000000000c1"
+OTHER = "00000000-0000-4000-8000-0000000000c2"
+DISTRICT = "00000000-0000-4000-8000-0000000000d9"
+
+
+def auth(role, tenant, district=None):
+    return {"user_id": f"user-{role}-{tenant[-2:]}", "tenant_id": tenant, "role": role, "district_id": district}
+
+
+@pytest.fixture
+def service(tmp_path):
+    session = sqlite_directory(tmp_path / "directory.db")
+    load_demo(session, count=40)
+    worker = worker_factory(DirectoryService, db=session)
+    worker.identity_rpc.tenant_info.return_value = {"timezone": "America/New_York"}
+    yield worker
+    session.close()
+
+
+def test_get_service_has_the_agreed_shape(service):
+    found = service.search(auth("teacher", SCHOOL), {"q": "tutoring", "per_page": 1})["items"][0]
+    s = service.get_service(None, found["id"])
+    for key in ("organization", "locations", "phones", "schedules", "hours_text", "eligibility_description",
+                "minimum_age", "maximum_age", "languages", "cost", "taxonomy_term_ids", "taxonomy_terms", "owner_tenant_id"):
+        assert key in s
+    assert s["organization"]["name"] and s["locations"][0]["address"]["postal_code"]
+    assert s["hours_text"] and s["cost"] in ("free", "low", "paid")
+    assert s["taxonomy_terms"][0]["code"] == "109-03-10"
+    with pytest.raises(NotFound):
+        service.get_service(None, "not-a-uuid")
+
+
+def test_get_terms_and_count_services(service):
+    terms = service.get_terms([term_id("109-03-10"), "00000000-0000-4000-8000-000000000000"])
+    assert list(terms) == [term_id("109-03-10")]
+    assert terms[term_id("109-03-10")]["top_level_name"] == "Education"
+    counts = service.count_services([term_id("109"), term_id("102-04")], 38.9122, -77.0177, 50, None)
+    everything = service.count_services([term_id("109")], None, None, None, None)
+    assert counts[term_id("109")] == everything[term_id("109")] > 0
+    assert service.count_services([term_id("109")], 37.48, -122.21, 5, None)[term_id("109")] == 0
+
+
+def test_schools_add_their_own_and_deletion_removes_them(service):
+    admin = auth("school_admin", SCHOOL, DISTRICT)
+    created = service.create_service(admin, {"name": "Lincoln Homework Lab", "taxonomy_term_ids": [term_id("109-03-10")],
+                                             "minimum_age": 11, "maximum_age": 14, "languages": ["en", "es"],
+                                             "cost": "free", "schedules": [{"days": ["MO", "WE"], "opens_at": "15:30", "closes_at": "17:00"}],
+                                             "location": {"name": "Room 12", "address": {"address_1": "1 School St", "city": "Washington",
+                                                                                          "state_province": "DC", "postal_code": "20001"}}})
+    assert created["owner_tenant_id"] == SCHOOL and created["cost"] == "free" and created["hours_text"] == "Mon, Wed 3:30 PM-5:00 PM"
+    with pytest.raises(NotFound):
+        service.get_service(auth("teacher", OTHER), created["id"])
+    with pytest.raises(Forbidden):
+        service.update_service(auth("school_admin", SCHOOL), service.search(admin, {"per_page": 1, "q": "pantry"})["items"][0]["id"], {"name": "x"})
+    updated = service.update_service(admin, created["id"], {"maximum_age": 15, "published_to_district": True})
+    assert updated["maximum_age"] == 15
+    history = service.service_history(admin, created["id"])
+    assert {h["field_name"] for h in history} >= {"maximum_age", "published_to_district"}
+    district_admin = auth("district_admin", DISTRICT, DISTRICT)
+    assert service.get_service(district_admin, created["id"])["id"] == created["id"]
+    with pytest.raises(BadRequest):
+        service.update_service(admin, created["id"], {"minimum_age": 20})
+    retired = service.retire_service(admin, created["id"])
+    assert retired["status"] == "inactive"
+    assert service.search(admin, {"q": "Lincoln Homework Lab"})["total"] == 0
+    counts = service.delete_for({"scope": "tenant", "tenant_ids": [SCHOOL], "tenant_id": SCHOOL, "request_id": "r", "subject_id": SCHOOL})
+    assert counts["services"] == 1 and counts["organizations"] == 1 and counts["locations"] == 1
+    with pytest.raises(NotFound):
+        service.get_service(admin, created["id"])
+    assert service.delete_for({"scope": "tenant", "tenant_ids": [SCHOOL]}) == {}
+    assert service.delete_for({"scope": "student", "tenant_ids": [SCHOOL]}) == {}
+
+
+def test_teachers_cannot_write_and_bad_input_is_400(service):
+    with pytest.raises(Forbidden):
+        service.create_service(auth("teacher", SCHOOL), {"name": "Nope"})
+    with pytest.raises(BadRequest):
+        service.create_service(auth("operator", SCHOOL), {"name": "No organization"})
+    with pytest.raises(BadRequest):
+        service.create_service(auth("operator", SCHOOL), {"name": "x", "organization_name": "y", "minimum_age": 10, "maximum_age": 5})
+    with pytest.raises(BadRequest):
+        service.search(auth("teacher", SCHOOL), {"colour": "blue"})

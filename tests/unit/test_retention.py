@@ -1,0 +1,401 @@
+"""Retention's logic with nameko's worker_factory: a real (SQLite) database, identity mocked.
+
+Covers the state machine (fence, FERPA guard, dispatch, re-send, completion),
+idempotent confirmations, the record's privacy, and the audit chain.
+"""
+import uuid
+from datetime import timedelta
+
+import pytest
+from nameko.testing.services import worker_factory
+from sqlalchemy import select, text
+from sqlalchemy.orm import sessionmaker
+
+from services.retention import audit
+from services.retention.models import AuditEntry, Base, DeletionRequest, OutboxMessage
+from services.retention.service import RetentionService
+from weintervene.contracts import DATA_SERVICES, DELETION_REQUESTED, DeletionRequested
+from weintervene.db import Database, make_engine, migrate, utcnow
+from weintervene.deletion import DeletionParticipant, completion_payload
+from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+
+
+@pytest.fixture
+def session(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/retention.db")
+    migrate("retention", engine)
+    s = sessionmaker(engine, expire_on_commit=False)()
+    yield s
+    s.close()
+    engine.dispose()
+
+
+SCHOOL = str(uuid.uuid4())
+ADMIN = {"user_id": str(uuid.uuid4()), "tenant_id": SCHOOL, "role": "school_admin"}
+VERIFIER = str(uuid.uuid4())
+AUDITOR = {"user_id": str(uuid.uuid4()), "tenant_id": str(uuid.uuid4()), "role": "auditor"}
+OPERATOR = {"user_id": str(uuid.uuid4()), "tenant_id": str(uuid.uuid4()), "role": "operator"}
+
+
+@pytest.fixture
+def service(session):
+    svc = worker_factory(RetentionService, db=session)
+    svc.identity_rpc.check_student_access.side_effect = lambda auth, sid: {
+        "student_id": sid, "tenant_id": SCHOOL, "district_id": None, "is_adult": False, "first_name": "Ana",
+    }
+    svc.identity_rpc.user_info.side_effect = lambda uid: {
+        "id": uid, "tenant_id": SCHOOL, "display_name": "V", "email": "v@x.org", "role": "teacher",
+    }
+    svc.identity_rpc.fence_subject.return_value = {"fenced": True}
+    return svc
+
+
+def opt_out(student_id=None, **extra):
+    return {
+        "scope": "student", "subject_id": student_id or str(uuid.uuid4()), "reason": "parent_opt_out",
+        "verification": {"method": "signed_letter_on_file", "verified_by": VERIFIER}, **extra,
+    }
+
+
+def published(service):
+    """The deletion_requested payloads published so far, checked against the contract."""
+    out = []
+    for call in service.events.publish.call_args_list:
+        event_type, payload, _message_id = call.args
+        if event_type == DELETION_REQUESTED:
+            out.append(DeletionRequested().load(payload))
+    return out
+
+
+def confirm(service, request_id, name, counts=None):
+    payload = completion_payload(name, request_id, counts if counts is not None else {"rows": 1})
+    return getattr(service, f"on_{name}_deletion_completed")(payload)
+
+
+def test_opt_out_fences_then_dispatches_to_every_service(service, session):
+    student = str(uuid.uuid4())
+    result = service.request_deletion(ADMIN, opt_out(student))
+    assert result["status"] == "dispatched"
+    service.identity_rpc.fence_subject.assert_called_once_with(result["id"], "student", SCHOOL, student)
+    [message] = published(service)
+    assert str(message["subject_id"]) == student and message["services"] == [] and message["attempt"] == 1
+    assert result["missing_services"] == list(DATA_SERVICES)
+    # The record names nobody: the subject is an HMAC, not the id.
+    assert student not in str(result) and len(result["subject_ref"]) == 64
+
+
+def test_identity_unreachable_keeps_the_request_pending_and_says_why(service, session, patch_settings):
+    patch_settings(deletion_fence_retry_seconds=0)
+    service.identity_rpc.fence_subject.side_effect = TimeoutError("no answer")
+    result = service.request_deletion(ADMIN, opt_out())
+    assert result["status"] == "pending"
+    assert "fence" in result["status_reason"] and "TimeoutError" in result["status_reason"]
+    assert published(service) == []
+    service.identity_rpc.fence_subject.side_effect = None
+    service.sweep()
+    assert service.get_deletion_request(AUDITOR, result["id"])["status"] == "dispatched"
+    assert len(published(service)) == 1
+
+
+def test_open_inspection_makes_the_deletion_wait_until_closed(service, session):
+    student = str(uuid.uuid4())
+    inspection = service.open_inspection(ADMIN, {"student_id": student, "kind": "inspection"})
+    result = service.request_deletion(ADMIN, opt_out(student))
+    assert result["status"] == "waiting_ferpa_inspection"
+    assert inspection["id"] in result["status_reason"] and "FERPA" in result["status_reason"]
+    service.sweep()
+    assert published(service) == []
+    service.close_inspection(ADMIN, inspection["id"], {"outcome": "provided"})
+    assert service.get_deletion_request(AUDITOR, result["id"])["status"] == "dispatched"
+    assert len(published(service)) == 1
+
+
+def test_complete_only_when_every_service_confirmed_and_then_forget_the_id(service, session):
+    student = str(uuid.uuid4())
+    inspection = service.open_inspection(ADMIN, {"student_id": student, "kind": "amendment"})
+    result = service.request_deletion(ADMIN, opt_out(student))
+    for name in DATA_SERVICES[:-1]:
+        assert confirm(service, result["id"], name, {"rows": 2}) == "recorded"
+        assert service.get_deletion_request(AUDITOR, result["id"])["status"] == "dispatched"
+    assert confirm(service, result["id"], DATA_SERVICES[-1], {"rows": 3}) == "completed"
+    done = service.get_deletion_request(AUDITOR, result["id"])
+    assert done["status"] == "completed" and done["missing_services"] == []
+    assert {c["service"]: c["counts"] for c in done["confirmations"]}[DATA_SERVICES[-1]] == {"rows": 3}
+    session.expire_all()
+    assert session.get(DeletionRequest, result["id"]).subject_id is None
+    assert not [m for m in session.scalars(select(OutboxMessage)) if student in str(m.payload)]
+    assert service.list_inspections(ADMIN)["items"][0]["student_id"] is None
+    assert inspection["id"]
+
+
+def test_repeated_confirmation_is_harmless_and_the_first_counts_stand(service):
+    result = service.request_deletion(ADMIN, opt_out())
+    confirm(service, result["id"], "identity", {"student": 1})
+    assert confirm(service, result["id"], "identity", {"student": 0}) == "duplicate"
+    [c] = service.get_deletion_request(AUDITOR, result["id"])["confirmations"]
+    assert c["counts"] == {"student": 1}
+    assert confirm(service, str(uuid.uuid4()), "identity") == "unknown"
+    assert service.on_identity_deletion_completed({"request_id": "x", "oops": 1}) == "rejected"
+    assert service.on_analytics_deletion_completed(
+        completion_payload("identity", result["id"], {})) == "rejected"  # on the wrong queue
+
+
+def test_repeating_an_open_request_returns_the_same_request(service):
+    student = str(uuid.uuid4())
+    first = service.request_deletion(ADMIN, opt_out(student))
+    again = service.request_deletion(ADMIN, opt_out(student))
+    assert again["id"] == first["id"] and len(published(service)) == 1
+
+
+def test_resend_targets_only_services_that_have_not_confirmed(service, session, patch_settings):
+    result = service.request_deletion(ADMIN, opt_out())
+    confirm(service, result["id"], "identity")
+    confirm(service, result["id"], "referrals")
+    service.sweep()  # not yet due
+    assert len(published(service)) == 1
+    patch_settings(deletion_resend_seconds=0)
+    service.sweep()
+    resent = published(service)[-1]
+    assert resent["attempt"] == 2 and sorted(resent["services"]) == sorted({"directory", "analytics"})
+    got = service.get_deletion_request(AUDITOR, result["id"])
+    assert got["attempt"] == 2 and sorted(got["missing_services"]) == ["analytics", "directory"]
+
+
+def test_student_opt_out_needs_verification_and_a_clean_note(service):
+    with pytest.raises(BadRequest) as exc:
+        service.request_deletion(ADMIN, {"scope": "student", "subject_id": str(uuid.uuid4()), "reason": "parent_opt_out"})
+    assert "verification" in exc.value.details
+    for note in ("call dad at 555 123 4567", "from maria@example.org"):
+        with pytest.raises(BadRequest) as exc:
+            service.request_deletion(ADMIN, opt_out(note=note))
+        assert "note" in exc.value.details
+    with pytest.raises(BadRequest):
+        service.request_deletion(ADMIN, opt_out(note="x" * 201))
+    assert service.request_deletion(ADMIN, opt_out(note="Letter received at front office"))["note"]
+
+
+def test_verifier_must_be_staff_of_the_school(service):
+    service.identity_rpc.user_info.side_effect = lambda uid: {"id": uid, "tenant_id": str(uuid.uuid4()), "role": "teacher"}
+    with pytest.raises(Forbidden):
+        service.request_deletion(ADMIN, opt_out())
+
+
+def test_teachers_cannot_request_or_read_deletions(service):
+    teacher = {**ADMIN, "role": "teacher"}
+    with pytest.raises(Forbidden):
+        service.request_deletion(teacher, opt_out())
+    with pytest.raises(Forbidden):
+        service.list_deletion_requests(teacher, {})
+
+
+def test_auditor_filters_pending_overdue_and_csv(service, session):
+    done = service.request_deletion(ADMIN, opt_out())
+    for name in DATA_SERVICES:
+        confirm(service, done["id"], name)
+    late = service.request_deletion(ADMIN, opt_out())
+    row = session.get(DeletionRequest, late["id"])
+    row.due_at = utcnow() - timedelta(hours=1)
+    session.commit()
+    assert [r["id"] for r in service.list_deletion_requests(AUDITOR, {"overdue": True})["items"]] == [late["id"]]
+    assert [r["id"] for r in service.list_deletion_requests(AUDITOR, {"status": "completed"})["items"]] == [done["id"]]
+    assert service.list_deletion_requests(AUDITOR, {"tenant_id": SCHOOL, "scope": "student"})["total"] == 2
+    assert service.list_deletion_requests(AUDITOR, {"tenant_id": str(uuid.uuid4())})["total"] == 0
+    today = utcnow().date().isoformat()
+    assert service.list_deletion_requests(AUDITOR, {"from": today, "to": today})["total"] == 2
+    csv_text = service.deletion_requests_csv(AUDITOR, {"status": "open"})
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("id,scope,tenant_id,subject_ref,status") and len(lines) == 2
+    assert late["id"] in lines[1] and "True" in lines[1]
+    with pytest.raises(BadRequest):
+        service.list_deletion_requests(AUDITOR, {"status": "lost"})
+
+
+def test_policies_become_policy_requests_without_a_fence(service, session):
+    policy = service.create_policy(ADMIN, {"record_kind": "login_records", "max_age_days": 365})
+    assert policy["tenant_id"] == SCHOOL
+    with pytest.raises(Forbidden):
+        service.create_policy(ADMIN, {"tenant_id": str(uuid.uuid4()), "record_kind": "login_records", "max_age_days": 9})
+    [request_id] = service.run_due_policies()
+    assert service.run_due_policies() == []  # once per interval
+    [message] = published(service)
+    assert message["scope"] == "policy" and message["record_kind"] == "login_records"
+    assert abs((utcnow() - message["older_than"]) - timedelta(days=365)) < timedelta(minutes=1)
+    service.identity_rpc.fence_subject.assert_not_called()
+    assert service.get_deletion_request(AUDITOR, request_id)["status"] == "dispatched"
+
+
+def test_audit_chain_verifies_and_an_edited_entry_is_found(service, session):
+    for _ in range(3):
+        service.request_deletion(ADMIN, opt_out())
+    report = service.verify_audit(AUDITOR)
+    assert report["ok"] and report["entries"] >= 9 and report["first_broken"] is None
+    # The table refuses edits; an attacker would have to drop the trigger first.
+    with pytest.raises(Exception):
+        session.execute(text("UPDATE audit_entry SET event = 'x' WHERE seq = 4"))
+        session.commit()
+    session.rollback()
+    session.execute(text("DROP TRIGGER audit_entry_no_update"))
+    session.execute(text("UPDATE audit_entry SET data = '{\"scope\": \"tenant\"}' WHERE seq = 4"))
+    session.commit()
+    session.expire_all()
+    report = service.verify_audit(AUDITOR)
+    assert not report["ok"] and report["first_broken"]["seq"] == 4 and "edited" in report["first_broken"]["reason"]
+    with pytest.raises(Forbidden):
+        service.verify_audit(ADMIN)
+
+
+def test_a_removed_entry_breaks_the_chain(session):
+    for n in range(3):
+        audit.append(session, "x", None, {"n": n})
+    session.commit()
+    session.execute(text("DROP TRIGGER audit_entry_no_delete"))
+    session.execute(text("DELETE FROM audit_entry WHERE seq = 2"))
+    session.commit()
+    report = audit.verify_chain(session)
+    assert report["first_broken"]["seq"] == 3 and "missing" in report["first_broken"]["reason"]
+
+
+class Participant(DeletionParticipant):
+    """Stands in for a data service (its outbox table borrowed from retention's schema)."""
+
+    name = "directory"
+    db = Database("directory", Base)
+    outbox_model = OutboxMessage
+
+    def delete_for(self, request):
+        return {"things": 1}
+
+
+def test_participant_ignores_a_resend_addressed_to_other_services(session):
+    worker = worker_factory(Participant, db=session)
+    base = {"request_id": str(uuid.uuid4()), "scope": "tenant", "tenant_id": SCHOOL, "subject_id": SCHOOL,
+            "attempt": 2}
+    worker.on_deletion_requested({**base, "services": ["identity"]})
+    assert session.scalars(select(OutboxMessage)).all() == []
+    worker.on_deletion_requested({**base, "services": ["directory", "analytics"]})
+    [message] = session.scalars(select(OutboxMessage)).all()
+    assert message.payload["service"] == "directory" and message.payload["counts"] == {"things": 1}
+
+
+def test_audit_entries_carry_no_subject_id(service, session):
+    student = str(uuid.uuid4())
+    result = service.request_deletion(ADMIN, opt_out(student))
+    for name in DATA_SERVICES:
+        confirm(service, result["id"], name)
+    entries = session.scalars(select(AuditEntry)).all()
+    assert entries and not [e for e in entries if student in str(e.data)]
+
+
+DISTRICT = str(uuid.uuid4())
+
+
+def tenant_facts(service, schools):
+    service.identity_rpc.tenant_info.side_effect = lambda tid: {"id": tid, "kind": "district", "parent_id": None}
+    service.identity_rpc.list_tenants_in.side_effect = lambda tid: [{"id": tid}] + [{"id": s} for s in schools]
+
+
+def test_termination_covers_the_district_and_its_schools_and_checks_the_export(service, session):
+    school_a, school_b = str(uuid.uuid4()), str(uuid.uuid4())
+    tenant_facts(service, [school_a, school_b])
+    with pytest.raises(Forbidden):
+        service.request_deletion(ADMIN, {"scope": "tenant", "subject_id": DISTRICT, "reason": "contract_ended"})
+    with pytest.raises(NotFound):
+        service.request_deletion(OPERATOR, {"scope": "tenant", "subject_id": DISTRICT, "reason": "contract_ended",
+                                            "export_id": str(uuid.uuid4())})
+    district_admin = {"user_id": str(uuid.uuid4()), "tenant_id": DISTRICT, "role": "district_admin"}
+    export = service.create_export(district_admin, {"tenant_id": DISTRICT})
+    assert sorted(export["tenant_ids"]) == sorted([DISTRICT, school_a, school_b])
+    result = service.request_deletion(OPERATOR, {"scope": "tenant", "subject_id": DISTRICT,
+                                                 "reason": "contract_ended", "export_id": export["id"]})
+    assert result["status"] == "dispatched" and result["export_id"] == export["id"]
+    [message] = published(service)
+    assert sorted(map(str, message["tenant_ids"])) == sorted([DISTRICT, school_a, school_b])
+    service.identity_rpc.fence_subject.assert_called_once_with(result["id"], "tenant", DISTRICT, DISTRICT)
+    # Once terminated, the export cannot be downloaded any more.
+    with pytest.raises(NotFound):
+        service.export_data(district_admin, export["id"])
+
+
+def test_export_gathers_every_service_and_only_for_its_owner(service):
+    service.cluster_rpc.identity.export_tenant.call_async.return_value.result.return_value = {"user_account": [{"id": 1}]}
+    export = service.create_export(ADMIN, {"tenant_id": SCHOOL})
+    data = service.export_data(ADMIN, export["id"])
+    assert set(data["services"]) == set(DATA_SERVICES)
+    assert data["manifest"]["tables"]["identity"] == {"user_account": 1}
+    service.cluster_rpc.identity.export_tenant.call_async.assert_called_with({"tenant_ids": [SCHOOL]})
+    with pytest.raises(NotFound):
+        service.export_data({**ADMIN, "tenant_id": str(uuid.uuid4())}, export["id"])
+    with pytest.raises(NotFound):
+        service.create_export(ADMIN, {"tenant_id": str(uuid.uuid4())})
+    with pytest.raises(Forbidden):
+        service.create_export(OPERATOR, {"tenant_id": SCHOOL})
+
+
+def test_an_unanswering_service_means_no_export(service):
+    service.cluster_rpc.analytics.export_tenant.call_async.return_value.result.side_effect = TimeoutError()
+    export = service.create_export(ADMIN, {"tenant_id": SCHOOL})
+    with pytest.raises(Unavailable) as exc:
+        service.export_data(ADMIN, export["id"])
+    assert exc.value.code == "export_incomplete"
+
+
+def test_inspection_records_only_while_open(service):
+    student = str(uuid.uuid4())
+    inspection = service.open_inspection(ADMIN, {"student_id": student})
+    service.inspection_data(ADMIN, inspection["id"])
+    service.cluster_rpc.referrals.export_student.call_async.assert_called_with(
+        {"tenant_ids": [SCHOOL], "student_id": student})
+    service.close_inspection(ADMIN, inspection["id"], {"outcome": "provided"})
+    with pytest.raises(Conflict):
+        service.inspection_data(ADMIN, inspection["id"])
+    with pytest.raises(Conflict):
+        service.close_inspection(ADMIN, inspection["id"], {"outcome": "provided"})
+    amendment = service.open_inspection(ADMIN, {"student_id": student, "kind": "amendment", "note": "grade wrong"})
+    closed = service.close_inspection(ADMIN, amendment["id"], {"outcome": "refused"})
+    assert closed["outcome"] == "refused" and closed["status"] == "closed"
+    with pytest.raises(NotFound):
+        service.close_inspection({**ADMIN, "tenant_id": str(uuid.uuid4())}, amendment["id"], {"outcome": "amended"})
+
+
+def test_user_removal_by_an_admin_of_another_tenant_is_refused(service):
+    service.identity_rpc.user_info.side_effect = lambda uid: {"id": uid, "tenant_id": str(uuid.uuid4()), "role": "teacher"}
+    service.identity_rpc.tenant_info.side_effect = lambda tid: {"id": tid, "kind": "school", "parent_id": None,
+                                                                "district_id": None}
+    with pytest.raises(Forbidden):
+        service.request_deletion(ADMIN, {"scope": "user", "subject_id": str(uuid.uuid4()), "reason": "account_closed"})
+    result = service.request_deletion(OPERATOR, {"scope": "user", "subject_id": str(uuid.uuid4()),
+                                                 "reason": "account_closed"})
+    assert result["status"] == "dispatched" and result["scope"] == "user"
+
+
+def test_export_rows_reflect_tenant_tables_without_secrets(tmp_path):
+    from sqlalchemy import Column, MetaData, String, Table, create_engine
+
+    from weintervene.export import build_archive, export_rows
+
+    engine = create_engine(f"sqlite:///{tmp_path}/svc.db")
+    metadata = MetaData()
+    Table("user_account", metadata, Column("id", String, primary_key=True), Column("tenant_id", String),
+          Column("email", String), Column("password_hash", String))
+    Table("student", metadata, Column("id", String, primary_key=True), Column("tenant_id", String))
+    Table("share", metadata, Column("id", String, primary_key=True), Column("tenant_id", String),
+          Column("student_id", String))
+    Table("taxonomy", metadata, Column("id", String, primary_key=True))
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO user_account VALUES ('u1', 'A', 'a@x.org', 'argon'), ('u2', 'B', 'b@x.org', 'x')"))
+        conn.execute(text("INSERT INTO student VALUES ('s1', 'A'), ('s2', 'A')"))
+        conn.execute(text("INSERT INTO share VALUES ('h1', 'A', 's1'), ('h2', 'A', 's2'), ('h3', 'B', 's1')"))
+    with sessionmaker(engine)() as session:
+        tenant = export_rows(session, ["A"])
+        assert tenant["user_account"] == [{"id": "u1", "tenant_id": "A", "email": "a@x.org"}]
+        assert {r["id"] for r in tenant["share"]} == {"h1", "h2"} and "taxonomy" not in tenant
+        one = export_rows(session, ["A"], student_id="s1")
+        assert one == {"student": [{"id": "s1", "tenant_id": "A"}], "share": [{"id": "h1", "tenant_id": "A", "student_id": "s1"}]}
+    import io
+    import zipfile
+
+    archive = zipfile.ZipFile(io.BytesIO(build_archive({"tenant_id": "A"}, {"identity": tenant})))
+    assert "identity/share.csv" in archive.namelist()
+    assert archive.read("identity/user_account.csv").decode().splitlines() == ["email,id,tenant_id", "a@x.org,u1,A"]
+    engine.dispose()
