@@ -9,8 +9,9 @@ go through :mod:`services.analytics.suppression`.
 Rows are flat, one per (tenant or total, item), so the same rows make the JSON
 answer, the dashboards' side-by-side tables and the CSV export::
 
-    # level: the tenant's kind (school, district, program) or "total" for the
-    # district's or all consenting tenants' total column.
+    # level: school or program for a tenant's own figures, district_office for
+    # shares made at the district level itself, and the totals: district (a
+    # district admin's view) or platform (all consenting tenants, operators).
     {"tenant_id": "…", "tenant_name": "Lincoln Middle", "level": "school", "rank": 1,
      "service_id": "…", "service_name": "Eastside Tutoring", "count": 42,
      "count_suppressed": false, "previous_count": 30, "previous_suppressed": false,
@@ -80,6 +81,11 @@ def merge_into(matrix: dict, mapping) -> dict:
 
 # -- building rows ------------------------------------------------------------
 
+def _level(tenant: dict) -> str:
+    kind = tenant.get("kind") or "school"
+    return "district_office" if kind == "district" else kind
+
+
 def change_pct(count, previous) -> float | None:
     if count is None or previous is None or previous == 0:
         return None  # never derive a figure from a hidden one
@@ -108,7 +114,7 @@ class TableReport:
         tenants = self.scope.tenants
         if self.scope.only:
             tenants = [t for t in tenants if t["id"] == self.scope.only]
-        shown = [(t["id"], t["id"], t.get("name"), t.get("kind") or "school") for t in tenants]
+        shown = [(t["id"], t["id"], t.get("name"), _level(t)) for t in tenants]
         if self.scope.total is not None and not self.scope.only:
             total = self.scope.total
             shown.append((suppression.TOTAL, total["id"], total["name"], total["level"]))

@@ -70,7 +70,7 @@ def resolve_scope(auth: dict, tenant_id: str | None, sources, default_threshold:
             raise Forbidden("That school is not in your district.", code="tenant_forbidden")
         return Scope(
             "district", tenants,
-            {"id": district["id"], "name": district.get("name"), "level": "total"},
+            {"id": district["id"], "name": district.get("name"), "level": "district"},
             _threshold(district.get("suppression_threshold"), default_threshold),
             district.get("timezone"), only=tenant_id,
         )
@@ -95,5 +95,5 @@ def resolve_scope(auth: dict, tenant_id: str | None, sources, default_threshold:
     governing = tenants + [sources.tenant_info(d) for d in sorted(districts)]
     threshold = max([default_threshold] + [_threshold(t.get("suppression_threshold"), default_threshold) for t in governing])
     timezone = tenants[0].get("timezone") if tenants else None
-    return Scope("operator", tenants, {"id": None, "name": "All consenting tenants", "level": "total"},
+    return Scope("operator", tenants, {"id": None, "name": "All consenting tenants", "level": "platform"},
                  threshold, timezone)

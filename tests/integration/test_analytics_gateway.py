@@ -140,7 +140,8 @@ def test_journey_principal_district_admin_and_operator(system, rpc):
     # Adams' 3 is hidden, and Lincoln's 12 with it (the district total 15 would reveal it).
     assert figures[(adams["id"], "school")] == (None, True)
     assert figures[(lincoln["id"], "school")] == (None, True)
-    assert figures[(district["id"], "total")] == (15, False)
+    assert figures[(district["id"], "district")] == (15, False)
+    assert figures[(district["id"], "district_office")] == (0, False)
 
     operator = new_user(system, rpc, None, "operator")
     r = operator.get(system.url(f"/api/v1/analytics/schools{query}&tenant_id={district['id']}"))

@@ -295,7 +295,7 @@ def test_district_view_side_by_side_with_suppression(service, world):
         ("Riverside USD", "Eastside Tutoring"): (23, False),
         ("Riverside USD", "Food pantry"): (42, False),
     }
-    assert {r["level"] for r in report["rows"] if r["tenant_name"] == "Riverside USD"} == {"total"}
+    assert {r["level"] for r in report["rows"] if r["tenant_name"] == "Riverside USD"} == {"district"}
     assert all(r["change_pct"] is None for r in report["rows"] if r["count_suppressed"])
     # A school filter shows that school's rows from the same suppressed table.
     one = service.report(admin(world.district, "district_admin"), "top-services",
@@ -311,8 +311,8 @@ def test_district_threshold_is_configurable(service, world):
     report = service.report(admin(world.district, "district_admin"), "schools", {"period": "month", "to": "2026-11-02"})
     assert {(r["tenant_name"], r["level"]): r["count"] for r in report["rows"]} == {
         ("Lincoln Middle", "school"): 5, ("Adams High", "school"): 7,
-        ("Riverside USD", "district"): 0,  # shares made at the district level itself
-        ("Riverside USD", "total"): 12}
+        ("Riverside USD", "district_office"): 0,  # shares made at the district level itself
+        ("Riverside USD", "district"): 12}
 
 
 # -- operators and consent --------------------------------------------------------------
@@ -322,6 +322,7 @@ def test_operator_sees_consenting_schools_only(service, world):
     shares(service, world.adams, 15, day="2026-11-02")
     report = service.report(OPERATOR(), "schools", {"period": "month", "to": "2026-11-02"})
     assert report["scope"]["view"] == "operator"
+    assert {r["level"] for r in report["rows"]} == {"school", "platform"}
     assert {r["tenant_name"]: r["count"] for r in report["rows"]} == {
         "Lincoln Middle": 12, "All consenting tenants": 12}
     assert world.adams["id"] not in repr(report)
