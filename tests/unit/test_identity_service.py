@@ -411,3 +411,42 @@ def test_adult_on_the_eighteenth_birthday():
     assert age_on(date(2008, 11, 29), today) == 17
     student = Student(date_of_birth=date(2008, 11, 28))
     assert is_adult(student, today) and not is_adult(Student(date_of_birth=None), today)
+
+
+def test_auth_context_dict_round_trip_has_every_field():
+    """to_dict is spelled out for speed: it must still carry every field (and nothing else)."""
+    import dataclasses
+
+    ctx = AuthContext(user_id="u", tenant_id="t", role=Role.DISTRICT_ADMIN, district_id="t", session_id="s",
+                      email="e@x.example", display_name="E")
+    assert ctx.to_dict() == {**dataclasses.asdict(ctx), "role": "district_admin"}
+    assert AuthContext.from_dict({**ctx.to_dict(), "extra": 1}) == ctx
+
+
+def test_authenticate_refuses_revoked_idle_and_disabled(service, school, session, patch_settings):
+    """The single-statement authenticate keeps every check: revoked at once, idle timeout, disabled users."""
+    token = service.login({"email": "okafor@lincoln.example", "password": PASSWORD}, "1.1.1.1")["token"]
+    ctx = service.authenticate(token)
+    assert ctx["role"] == "teacher" and ctx["district_id"] == school["district"] and ctx["tenant_id"] == school["school"]
+    user_id = ctx["user_id"]
+    accounts.revoke_sessions(session, user_id, "test")
+    session.commit()
+    with pytest.raises(Exception) as caught:
+        service.authenticate(token)
+    assert caught.value.code == "session_expired"
+    token = service.login({"email": "okafor@lincoln.example", "password": PASSWORD}, "1.1.1.1")["token"]
+    session.execute(update(UserSession).where(UserSession.token_hash == accounts.token_hash(token))
+                    .values(last_seen_at=utcnow() - timedelta(hours=2)))
+    session.commit()
+    with pytest.raises(Exception) as caught:
+        service.authenticate(token)
+    assert "timed out" in caught.value.message
+    timed_out = session.scalar(select(UserSession).where(UserSession.token_hash == accounts.token_hash(token)))
+    session.refresh(timed_out)
+    assert timed_out.revoked_reason == "timeout"
+    token = service.login({"email": "okafor@lincoln.example", "password": PASSWORD}, "1.1.1.1")["token"]
+    session.execute(update(User).where(User.id == user_id).values(is_active=False))
+    session.commit()
+    with pytest.raises(Exception) as caught:
+        service.authenticate(token)
+    assert caught.value.code == "session_expired"
