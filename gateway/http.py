@@ -79,8 +79,11 @@ def json_response(payload: Any, status: int = 200, headers: dict | None = None) 
 
 
 def secure_headers(response: Response) -> Response:
+    headers = response.headers
+    present = {name.lower() for name, _ in headers.items()}  # one pass, not one scan per header
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        if name.lower() not in present:
+            headers.add(name, value)
     return response
 
 
@@ -221,6 +224,12 @@ def parse_query(request: Request, schema: type[Schema] | None) -> dict:
         raise BadRequest("Invalid query parameters.", code="invalid_input", details=exc.messages) from None
 
 
+@functools.lru_cache(maxsize=4096)
+def _timer(path: str, method: str, status_code: int):
+    """The histogram child for one route and status (``labels`` takes a lock and builds a key each call)."""
+    return HTTP_SECONDS.labels(path, method, str(status_code))
+
+
 def route(
     method: str,
     path: str,
@@ -287,7 +296,9 @@ def route(
                 elif method not in SAFE_METHODS and not raw:
                     parse_json_body(request, max_body)  # size check; content ignored
                 params = parse_query(request, query)
-                params = json.loads(json.dumps(params, default=_json_default))
+                if params:
+                    # Dates and UUIDs as the strings services expect over RPC.
+                    params = json.loads(json.dumps(params, default=_json_default))
                 result = fn(self, request, auth=caller, body=data, query=params, **path_values)
                 if raw:
                     status_code = result.status_code
@@ -301,7 +312,7 @@ def route(
                 status_code = error.status_code
                 return error
             finally:
-                HTTP_SECONDS.labels(path, method, str(status_code)).observe(time.perf_counter() - started)
+                _timer(path, method, status_code).observe(time.perf_counter() - started)
 
         return http(method, path)(handler)
 

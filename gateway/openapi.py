@@ -64,8 +64,9 @@ def openapi_document() -> dict:
         if "{" in r.path:
             operation["responses"]["404"] = {"description": "Not found", **error_ref}
             operation["parameters"] = [
+                # Only *_id path values are UUIDs (the route checks them); others are names.
                 {"in": "path", "name": name, "required": True,
-                 "schema": {"type": "string", **({"format": "uuid"} if name.endswith("_id") else {})}}
+                 "schema": {"type": "string", "format": "uuid"} if name.endswith("_id") else {"type": "string"}}
                 for name in _path_names(r.path)
             ]
         if r.query is not None:

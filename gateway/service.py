@@ -7,6 +7,7 @@ routes come last so every API route wins over them.
 from nameko.rpc import ClusterRpc, ServiceRpc
 
 from gateway.http import Authenticated
+from gateway.routes.analytics import AnalyticsRoutes
 from gateway.routes.directory import DirectoryRoutes
 from gateway.routes.hsds import HsdsRoutes
 from gateway.routes.identity import IdentityRoutes
@@ -24,6 +25,7 @@ class GatewayService(
     HsdsRoutes,
     ReferralRoutes,
     RetentionRoutes,
+    AnalyticsRoutes,
     WebAppRoutes,
 ):
     name = "gateway"

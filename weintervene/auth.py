@@ -65,15 +65,18 @@ class AuthContext:
             role = Role(data["role"])
         except ValueError:
             raise Unauthorized("Unknown role.", code="not_authenticated") from None
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in fields}
+        values = {k: v for k, v in data.items() if k in _FIELD_NAMES}
         values["role"] = role
         return cls(**values)
 
     def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["role"] = self.role.value
-        return data
+        # Spelled out rather than dataclasses.asdict (a deep copy): this runs
+        # twice on every authenticated request.
+        return {
+            "user_id": self.user_id, "tenant_id": self.tenant_id, "role": self.role.value,
+            "district_id": self.district_id, "session_id": self.session_id, "email": self.email,
+            "display_name": self.display_name,
+        }
 
     def has_role(self, *roles: Role) -> bool:
         return self.role in roles
@@ -98,3 +101,6 @@ class AuthContext:
         if self.role is Role.DISTRICT_ADMIN and district_id and district_id == self.tenant_id:
             return True
         return False
+
+
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(AuthContext))

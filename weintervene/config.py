@@ -78,6 +78,16 @@ class Settings:
     deletion_due_hours: int = 72
     retention_policy_interval_seconds: int = 24 * 3600
     metrics_port: int = 0  # 0: no separate metrics listener (the gateway serves /metrics)
+    # Analytics: counts below this are suppressed in any figure that leaves a
+    # school, unless the district sets its own (identity tenant_info).
+    analytics_suppression_threshold: int = 10
+    # Analytics unmet need: directory services counted within this radius of the school.
+    analytics_unmet_need_radius_miles: float = 10.0
+    # Analytics: rows per item list (top services, top categories, unmet need).
+    analytics_top_n: int = 10
+    # nameko's concurrent workers per service container (its default is 10). A
+    # scaled-out analytics process runs with more, so more events share a commit.
+    max_workers: int = 10
 
     def database_url(self, service: str) -> str:
         """The SQLAlchemy URL of one service's own database."""
@@ -116,6 +126,9 @@ class Settings:
             "serializer": "json",
             # Persistent messages and confirms are nameko's defaults; say so.
             "PERSISTENT": True,
+            # Concurrency, and as many messages prefetched as workers to take them.
+            "max_workers": self.max_workers,
+            "PREFETCH_COUNT": self.max_workers,
             "WEINTERVENE": self,
         }
 

@@ -211,3 +211,29 @@ def first_delivery(session, model, event_id: str) -> bool:
         session.rollback()
         return False
     return True
+
+
+def first_deliveries(session, model, event_ids) -> set[str]:
+    """Batch form of :func:`first_delivery`: record every id in the current
+    transaction; returns the ids not seen before (commit them with the effects).
+
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING``: a concurrent transaction
+    inserting the same id makes this one wait for its outcome, then skip the id
+    if it committed. Ids are inserted in sorted order, so two batches sharing ids
+    wait on each other in one direction only (no deadlock).
+    """
+    ids = sorted({str(event_id) for event_id in event_ids})
+    if not ids:
+        return set()
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name]
+    now = utcnow()
+    statement = (
+        insert(model)
+        .values([{"event_id": event_id, "processed_at": now} for event_id in ids])
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(model.event_id)
+    )
+    return set(session.scalars(statement))
+

@@ -11,6 +11,7 @@ Example::
 """
 from __future__ import annotations
 
+import re
 import time
 import weakref
 
@@ -30,6 +31,29 @@ ENTRYPOINT_SECONDS = Histogram(
     ["service", "entrypoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
+
+FEATURE_USES = Counter(
+    "weintervene_feature_uses_total",
+    "Uses of product features, in aggregate for the product team (never per user or tenant)",
+    ["feature"],
+)
+FEATURE_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+
+def record_feature_use(feature: str) -> None:
+    """Count one use of a product feature; the only label is the feature's name.
+
+    Call it with a name fixed in code (never a value from a request, which would
+    grow the label set without bound), after the request succeeded.
+
+    Example::
+
+        record_feature_use("analytics.top-services.csv")
+        # /metrics: weintervene_feature_uses_total{feature="analytics.top-services.csv"} 1.0
+    """
+    if not FEATURE_NAME.match(feature):
+        raise ValueError(f"feature names are short lowercase words, not {feature!r}")
+    FEATURE_USES.labels(feature).inc()
 
 
 class EntrypointMetrics(DependencyProvider):

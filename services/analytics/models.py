@@ -1,6 +1,24 @@
-"""analytics's own tables."""
-from sqlalchemy.orm import DeclarativeBase
+"""analytics's own tables: de-identified counters, and nothing else about people.
 
+Every table is keyed by tenant (a school or program), day, and an opaque
+directory id or channel. No column can hold a user, student, contact or message
+identifier (``tests/unit/test_analytics_schema.py`` inspects the schema), and
+the counters are pre-aggregated, so a report reads as many rows as there are
+distinct (day, service, channel) keys in its period, however many shares were
+counted.
+
+Each share increments, in one transaction with its ``ProcessedEvent`` row:
+
+- one ``ServiceShareCount`` row (top services),
+- one ``TermShareCount`` row per distinct taxonomy term (top categories, unmet need),
+- one ``DailyShareCount`` row (the per tenant-day rollup behind trends, channels, schools).
+"""
+from datetime import date
+
+from sqlalchemy import Date, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from weintervene.db import UTCDateTime, utcnow
 from weintervene.messaging import make_outbox_model, make_processed_event_model
 
 
@@ -10,3 +28,55 @@ class Base(DeclarativeBase):
 
 OutboxMessage = make_outbox_model(Base)
 ProcessedEvent = make_processed_event_model(Base)
+
+
+class ServiceShareCount(Base):
+    """How many times a directory service was shared, per tenant, local day and channel."""
+
+    __tablename__ = "service_share_count"
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # The district the tenant belonged to when the share happened (None: none).
+    district_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TermShareCount(Base):
+    """How many shares carried a taxonomy term, per tenant, local day, service and channel."""
+
+    __tablename__ = "term_share_count"
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    taxonomy_term_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    district_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DailyShareCount(Base):
+    """Rollup: shares per tenant, local day and channel (trends, channel mix, schools)."""
+
+    __tablename__ = "daily_share_count"
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    district_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeletedTenant(Base):
+    """A terminated tenant: its counters were deleted, and late events for it are dropped.
+
+    A share committed just before a termination may still be in the referrals
+    outbox; without this fence it would recreate the tenant's counters.
+    """
+
+    __tablename__ = "deleted_tenant"
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    deleted_at = mapped_column(UTCDateTime, default=utcnow)
+
+
+COUNTER_MODELS = (ServiceShareCount, TermShareCount, DailyShareCount)

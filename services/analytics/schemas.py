@@ -1,1 +1,42 @@
 """marshmallow schemas of analytics's RPC inputs and outputs."""
+from marshmallow import Schema, fields, validate
+
+from services.analytics.periods import PERIODS
+from services.analytics.reports import REPORTS
+
+
+class ReportQuerySchema(Schema):
+    """``?period=month&to=2026-11-28&tenant_id=…&format=csv``.
+
+    Preset periods are the one containing ``to`` (default: the school's today);
+    ``custom`` takes ``from`` and ``to`` (inclusive, local days).
+    """
+
+    period = fields.Str(load_default="month", validate=validate.OneOf(PERIODS))
+    from_ = fields.Date(data_key="from", attribute="from", load_default=None)
+    to = fields.Date(load_default=None)
+    tenant_id = fields.UUID(load_default=None)
+    format = fields.Str(load_default="json", validate=validate.OneOf(("json", "csv")))
+
+
+class ReportRowSchema(Schema):
+    tenant_id = fields.Str(allow_none=True)
+    tenant_name = fields.Str(allow_none=True)
+    level = fields.Str()
+    rank = fields.Int()
+    count = fields.Int(allow_none=True)
+    count_suppressed = fields.Bool()
+    previous_count = fields.Int(allow_none=True)
+    previous_suppressed = fields.Bool()
+    change_pct = fields.Float(allow_none=True)
+
+
+class ReportSchema(Schema):
+    """The answer of every report (rows carry the report's own item fields too)."""
+
+    report = fields.Str(validate=validate.OneOf(REPORTS))
+    period = fields.Dict()
+    previous_period = fields.Dict()
+    scope = fields.Dict()
+    columns = fields.List(fields.Str())
+    rows = fields.List(fields.Nested(ReportRowSchema))

@@ -1,11 +1,89 @@
-"""analytics's entrypoints."""
-from services.analytics.dependencies import analytics_database
+"""analytics's entrypoints: the share_recorded consumer, the report RPCs, deletion.
+
+Any number of instances may run: they compete on one durable queue, and every
+effect goes through the database (see ``counting``).
+"""
+from __future__ import annotations
+
+import re
+
+from nameko.events import SERVICE_POOL, event_handler
+from nameko.rpc import ServiceRpc
+
+from services.analytics import counting, reports
+from services.analytics.dependencies import ShareBatcher, analytics_database
+from services.analytics.models import OutboxMessage
+from services.analytics.schemas import ReportQuerySchema
+from services.analytics.scope import resolve_scope
+from services.analytics.sources import Sources
+from weintervene.config import settings
+from weintervene.contracts import SHARE_RECORDED
+from weintervene.deletion import DeletionParticipant
+from weintervene.entrypoints import rpc
+from weintervene.errors import NotFound
 from weintervene.export import DataExporter
+from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.validation import load
 
 
-class AnalyticsService(DataExporter, HealthCheck):
+class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthCheck):
     name = "analytics"
 
     db = analytics_database()
+    batcher = ShareBatcher(database_attr="db")
     metrics = EntrypointMetrics()
+    events = ReliablePublisher()
+    outbox_model = OutboxMessage
+    identity_rpc = ServiceRpc("identity")
+    directory_rpc = ServiceRpc("directory")
+
+    # requeue_on_error: a database error (outage, deadlock) puts the event back
+    # for another try instead of losing it; events outside the contract never
+    # raise (they are rejected inside), so nothing loops forever on bad input.
+    @event_handler("referrals", SHARE_RECORDED, handler_type=SERVICE_POOL,
+                   reliable_delivery=True, requeue_on_error=True)
+    def on_share_recorded(self, payload):
+        """Count one share. Payload: the ShareRecorded contract, e.g. {"event_id": "…",
+        "tenant_id": "…", "district_id": null, "service_id": "…", "taxonomy_term_ids": ["…"],
+        "channel": "sms", "occurred_on": "2026-11-28"}."""
+        event = counting.load_share(payload)
+        if event is not None:
+            self.batcher.apply(event)  # returns once committed; raises (and requeues) otherwise
+
+    @rpc
+    def report(self, auth, name, query=None):
+        """A report for the caller's scope.
+
+        Example: report(auth, "top-services", {"period": "month", "to": "2026-11-28"}) ->
+        {"report": "top-services", "period": {"kind": "month", "from": "2026-11-01",
+        "to": "2026-11-30"}, "previous_period": {...}, "scope": {"view": "school", ...},
+        "columns": [...], "rows": [{"tenant_id": "…", "rank": 1, "service_id": "…",
+        "service_name": "Eastside Tutoring", "count": 42, "previous_count": 30,
+        "change_pct": 40.0, ...}]}
+        """
+        if name not in reports.REPORTS:
+            raise NotFound(f"No report {name!r}.", code="report_not_found",
+                           details={"report": [f"One of {', '.join(reports.REPORTS)}."]})
+        params = load(ReportQuerySchema(), query or {})
+        tenant_id = str(params["tenant_id"]) if params.get("tenant_id") else None
+        sources = Sources(self.db, self.identity_rpc, self.directory_rpc, auth)
+        scope = resolve_scope(auth, tenant_id, sources, settings().analytics_suppression_threshold)
+        return reports.build_report(self.db, name, scope, params, sources, settings())
+
+    @rpc
+    def export_report(self, auth, name, query=None):
+        """The same report as CSV: {"filename": "top-services-2026-11-01-2026-11-30.csv",
+        "content_type": "text/csv", "content": "tenant_id,tenant_name,…\\r\\n…"}."""
+        result = self.report(auth, name, query)
+        period = result["period"]
+        filename = re.sub(r"[^a-z0-9.-]", "-", f"{name}-{period['from']}-{period['to']}.csv")
+        return {"filename": filename, "content_type": "text/csv", "content": reports.to_csv(result)}
+
+    def delete_for(self, request: dict) -> dict:
+        """Tenant termination: delete every counter of every tenant covered, and fence
+        them so a late event cannot recreate any. Other scopes hold nothing here:
+        counters carry no person."""
+        if request["scope"] != "tenant":
+            return {}
+        return counting.delete_tenants(self.db, request["tenant_ids"])

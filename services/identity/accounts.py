@@ -20,12 +20,12 @@ from datetime import timedelta
 from html import escape
 
 from prometheus_client import Counter
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from services.identity.exceptions import (
     InvalidCredentials, InvalidResetToken, LoginThrottled, SessionExpired, WrongCurrentPassword,
 )
-from services.identity.models import LoginAttempt, PasswordReset, User, UserSession
+from services.identity.models import LoginAttempt, PasswordReset, Tenant, User, UserSession
 from services.identity.passwords import check_policy, hash_password, verify_password
 from weintervene import mail
 from weintervene.auth import AuthContext, Role, TenantKind
@@ -145,32 +145,52 @@ def start_session(db, user: User) -> tuple[str, UserSession]:
     return token, session
 
 
+# Built once: authenticate runs on every request, and building the statement
+# (and its cache key) cost as much as running it. Plain columns, not ORM
+# entities, so nothing is loaded into the session's identity map either.
+_AUTHENTICATE = (
+    select(
+        UserSession.id, UserSession.revoked_at, UserSession.last_seen_at, UserSession.expires_at,
+        User.id.label("user_id"), User.tenant_id, User.role, User.email, User.display_name, User.is_active,
+        Tenant.kind.label("tenant_kind"), Tenant.parent_id.label("tenant_parent_id"),
+        Tenant.status.label("tenant_status"),
+    )
+    .join(User, User.id == UserSession.user_id)
+    .join(Tenant, Tenant.id == User.tenant_id)
+    .where(UserSession.token_hash == bindparam("token_hash"))
+)
+
+
 def authenticate(db, token: str) -> AuthContext:
-    """The caller behind ``token``, or SessionExpired."""
+    """The caller behind ``token``, or SessionExpired. Checked against the database
+    on every call (no cache): a revoked session stops working at once."""
     if not token or len(token) > 200:
         raise SessionExpired("Not signed in.", code="not_authenticated")
-    # One statement for session, user and tenant: this runs on every request.
-    row = db.execute(
-        select(UserSession, User)
-        .join(User, User.id == UserSession.user_id)
-        .where(UserSession.token_hash == token_hash(token))
-    ).first()
+    # Core execution on the session's connection: the ORM layer adds nothing for plain columns.
+    row = db.connection().execute(_AUTHENTICATE, {"token_hash": token_hash(token)}).first()
     now = utcnow()
-    if row is None or row[0].revoked_at is not None:
+    if row is None or row.revoked_at is not None:
         raise SessionExpired("Your session has ended. Please sign in again.")
-    session, user = row
-    idle_limit = session.last_seen_at + timedelta(seconds=settings().session_idle_seconds)
-    if now >= session.expires_at or now >= idle_limit:
-        session.revoked_at = now
-        session.revoked_reason = "timeout"
+    idle_limit = row.last_seen_at + timedelta(seconds=settings().session_idle_seconds)
+    if now >= row.expires_at or now >= idle_limit:
+        db.execute(update(UserSession).where(UserSession.id == row.id, UserSession.revoked_at.is_(None))
+                   .values(revoked_at=now, revoked_reason="timeout"))
         db.commit()
         raise SessionExpired("Your session has timed out. Please sign in again.")
-    if not user.is_active or user.tenant.status != "active":
+    if not row.is_active or row.tenant_status != "active":
         raise SessionExpired("Your session has ended. Please sign in again.")
-    if now - session.last_seen_at >= TOUCH_INTERVAL:
-        session.last_seen_at = now
+    if now - row.last_seen_at >= TOUCH_INTERVAL:
+        db.execute(update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now))
         db.commit()
-    return auth_context(user, session.id)
+    return AuthContext(
+        user_id=row.user_id,
+        tenant_id=row.tenant_id,
+        role=Role(row.role),
+        district_id=row.tenant_id if row.tenant_kind == TenantKind.DISTRICT.value else row.tenant_parent_id,
+        session_id=row.id,
+        email=row.email,
+        display_name=row.display_name,
+    )
 
 
 def auth_context(user: User, session_id: str | None = None) -> AuthContext:

@@ -6,6 +6,14 @@ subject (access checks raise ``subject_fenced``, roster imports skip the
 student). ``delete_for`` runs when the request arrives and is idempotent: a
 second delivery deletes nothing more and reports zeros.
 
+Once a deletion is applied, the fence keeps only keyed hashes (DESIGN invariant 5:
+nothing in identity's database holds the deleted subject's id): the raw
+``subject_id`` is cleared, and a terminated tenant's id too. The fence still works,
+because it is checked by ``subject_hash``.
+
+Retention policies (scope ``policy``) expire ``login_records`` older than
+``older_than`` for the tenants named; other record kinds are not identity's.
+
 Example::
 
     >>> fence(db, request_id, "student", school_id, diego_id)
@@ -15,17 +23,40 @@ Example::
 """
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from datetime import timedelta
+
+from sqlalchemy import delete, or_, select, update
 
 from services.identity import accounts
 from services.identity.models import (
-    FamilyContact, PasswordReset, ServesLink, Student, SubjectFence, Tenant, User, UserSession,
+    FamilyContact, LoginAttempt, PasswordReset, ServesLink, Student, SubjectFence, Tenant, User, UserSession,
 )
 from services.identity.rosters import roster_key_hash
+from services.identity.students import subject_hash
+from weintervene.config import settings
 from weintervene.db import utcnow
 from weintervene.errors import BadRequest
 
 FENCE_SCOPES = ("tenant", "student", "user", "contact")
+
+
+def find_fence(db, scope: str, subject_id: str) -> SubjectFence | None:
+    return db.scalar(select(SubjectFence).where(
+        SubjectFence.scope == scope, SubjectFence.subject_hash == subject_hash(scope, subject_id)
+    ))
+
+
+def _new_fence(db, request_id: str, scope: str, tenant_id: str | None, subject_id: str) -> SubjectFence:
+    key_hash = None
+    if scope == "student":
+        student = db.get(Student, subject_id)
+        if student is not None:
+            key_hash = roster_key_hash(student.tenant_id, student.roster_key)
+    fence_row = SubjectFence(request_id=str(request_id), scope=scope, tenant_id=tenant_id, subject_id=subject_id,
+                             subject_hash=subject_hash(scope, subject_id), roster_key_hash=key_hash)
+    db.add(fence_row)
+    db.flush()
+    return fence_row
 
 
 def fence(db, request_id: str, scope: str, tenant_id: str, subject_id: str) -> dict:
@@ -33,15 +64,8 @@ def fence(db, request_id: str, scope: str, tenant_id: str, subject_id: str) -> d
     if scope not in FENCE_SCOPES:
         raise BadRequest(f"Unknown scope {scope}.", code="invalid_scope")
     subject_id, tenant_id = str(subject_id), str(tenant_id)
-    existing = db.scalar(select(SubjectFence).where(SubjectFence.scope == scope, SubjectFence.subject_id == subject_id))
-    if existing is None:
-        key_hash = None
-        if scope == "student":
-            student = db.get(Student, subject_id)
-            if student is not None:
-                key_hash = roster_key_hash(student.tenant_id, student.roster_key)
-        db.add(SubjectFence(request_id=str(request_id), scope=scope, tenant_id=tenant_id,
-                            subject_id=subject_id, roster_key_hash=key_hash))
+    if find_fence(db, scope, subject_id) is None:
+        _new_fence(db, request_id, scope, tenant_id, subject_id)
     if scope == "tenant":
         # No one signs in to a tenant being terminated, nor to its schools.
         ids = [subject_id] + list(db.scalars(select(Tenant.id).where(Tenant.parent_id == subject_id)))
@@ -65,15 +89,34 @@ def _count(result) -> int:
 def delete_for(db, request: dict) -> dict:
     """Delete what ``request`` names; returns {kind: rows deleted}. The caller commits."""
     scope = request["scope"]
+    if scope == "policy":
+        return delete_by_policy(db, request)
     if scope == "tenant":
-        return delete_tenants(db, request["tenant_ids"] or [request["tenant_id"]])
+        return delete_tenants(db, request["tenant_ids"] or [request["tenant_id"]], request)
+    if scope not in FENCE_SCOPES:
+        return {}
+    subject_id = str(request["subject_id"])
+    # A fence must outlive the data (a late roster import is refused), even if
+    # retention's synchronous fence call never reached identity.
+    fence_row = find_fence(db, scope, subject_id) or _new_fence(
+        db, request["request_id"], scope, request.get("tenant_id"), subject_id)
     if scope == "student":
-        return delete_students(db, [request["subject_id"]])
-    if scope == "user":
-        return delete_users(db, [request["subject_id"]])
-    if scope == "contact":
-        return {"family_contacts": _count(db.execute(delete(FamilyContact).where(FamilyContact.id == request["subject_id"])))}
-    return {}
+        counts = delete_students(db, [subject_id])
+    elif scope == "user":
+        counts = delete_users(db, [subject_id])
+    else:
+        counts = {"family_contacts": _count(db.execute(delete(FamilyContact).where(FamilyContact.id == subject_id)))}
+    _seal(fence_row)
+    return counts
+
+
+def _seal(fence_row: SubjectFence, clear_tenant: bool = False) -> None:
+    """The deletion is applied: the fence keeps its hashes only."""
+    fence_row.subject_id = None
+    if clear_tenant:
+        fence_row.tenant_id = None
+    if fence_row.applied_at is None:
+        fence_row.applied_at = utcnow()
 
 
 def delete_students(db, student_ids: list[str]) -> dict:
@@ -85,16 +128,24 @@ def delete_students(db, student_ids: list[str]) -> dict:
 
 
 def delete_users(db, user_ids: list[str]) -> dict:
+    # Their sign-in attempts are keyed by a hash of the address: gone with them.
+    keys = [accounts.account_key(email) for email in db.scalars(select(User.email).where(User.id.in_(user_ids)))]
     return {
         "serves_links": _count(db.execute(delete(ServesLink).where(ServesLink.user_id.in_(user_ids)))),
         "sessions": _count(db.execute(delete(UserSession).where(UserSession.user_id.in_(user_ids)))),
         "password_resets": _count(db.execute(delete(PasswordReset).where(PasswordReset.user_id.in_(user_ids)))),
+        "login_attempts": _count(db.execute(delete(LoginAttempt).where(LoginAttempt.account_key.in_(keys)))),
         "users": _count(db.execute(delete(User).where(User.id.in_(user_ids)))),
     }
 
 
-def delete_tenants(db, tenant_ids: list[str]) -> dict:
-    """Everything of the tenants (a district and its schools): rosters, users, the tenants."""
+def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> dict:
+    """Everything of the tenants (a district and its schools): rosters, users, the tenants.
+
+    Afterwards every fence about them or inside them holds hashes only: the
+    tenants' fences are checked by hash, their students' and users' fences lose
+    their raw ids (the subjects are gone).
+    """
     ids = set(map(str, tenant_ids))
     # A district's schools go with it even if the request listed only the district.
     ids |= set(db.scalars(select(Tenant.id).where(Tenant.parent_id.in_(ids))))
@@ -110,4 +161,50 @@ def delete_tenants(db, tenant_ids: list[str]) -> dict:
     schools = _count(db.execute(delete(Tenant).where(Tenant.id.in_(ids), Tenant.parent_id.is_not(None))))
     others = _count(db.execute(delete(Tenant).where(Tenant.id.in_(ids))))
     counts["tenants"] = schools + others
+    request_id = (request or {}).get("request_id") or "tenant-termination"
+    for tenant_id in ids:
+        if find_fence(db, "tenant", tenant_id) is None:
+            _new_fence(db, request_id, "tenant", None, tenant_id)
+    tenant_hashes = [subject_hash("tenant", t) for t in ids]
+    for fence_row in db.scalars(select(SubjectFence).where(or_(
+        SubjectFence.tenant_id.in_(ids),
+        SubjectFence.subject_id.in_(ids),
+        (SubjectFence.scope == "tenant") & SubjectFence.subject_hash.in_(tenant_hashes),
+    ))):
+        _seal(fence_row, clear_tenant=True)
     return counts
+
+
+# -- retention policies -------------------------------------------------------
+
+def delete_by_policy(db, request: dict) -> dict:
+    """A tenant's retention policy: expire identity's records of ``record_kind``."""
+    if request.get("record_kind") != "login_records" or request.get("older_than") is None:
+        return {}  # closed referrals, delivery logs: not identity's records
+    return delete_login_records(db, request["tenant_ids"] or [request["tenant_id"]], request["older_than"])
+
+
+def delete_login_records(db, tenant_ids: list[str], older_than) -> dict:
+    """Sign-in records of the tenants' users older than ``older_than``.
+
+    Sessions go only once they have ended (revoked, expired, or idle past the
+    limit) and were last used before ``older_than``: a policy expires records,
+    it does not sign anyone out. Sign-in attempts are matched by their hashed
+    account key; reset links once expired before ``older_than``.
+    """
+    now = utcnow()
+    cutoff = min(older_than, now)
+    users = db.execute(select(User.id, User.email).where(User.tenant_id.in_([str(t) for t in tenant_ids]))).all()
+    user_ids = [u.id for u in users]
+    keys = [accounts.account_key(u.email) for u in users]
+    idle_since = now - timedelta(seconds=settings().session_idle_seconds)
+    ended = or_(UserSession.revoked_at.is_not(None), UserSession.expires_at <= now,
+                UserSession.last_seen_at <= idle_since)
+    return {
+        "sessions": _count(db.execute(delete(UserSession).where(
+            UserSession.user_id.in_(user_ids), UserSession.last_seen_at < cutoff, ended))),
+        "login_attempts": _count(db.execute(delete(LoginAttempt).where(
+            LoginAttempt.account_key.in_(keys), LoginAttempt.at < cutoff))),
+        "password_resets": _count(db.execute(delete(PasswordReset).where(
+            PasswordReset.user_id.in_(user_ids), PasswordReset.expires_at < cutoff))),
+    }

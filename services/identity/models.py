@@ -141,19 +141,30 @@ class ServesLink(Base):
 class SubjectFence(Base):
     """A subject whose deletion was requested: identity takes no new data about it.
 
-    Holds ids only. ``roster_key_hash`` (SHA-256 of tenant id and roster key) lets a
-    later roster import recognise the student without keeping the key itself.
+    ``subject_hash`` (a keyed hash of scope and id, see :func:`students.subject_hash`)
+    is what the fence is checked by. The raw ``subject_id`` is kept only while the
+    deletion is pending (the student list hides fenced students by it) and cleared
+    once the deletion is applied, so nothing here names a deleted subject; a
+    terminated tenant's ``tenant_id`` is cleared the same way. ``roster_key_hash``
+    (keyed hash of tenant id and roster key) lets a later roster import recognise
+    the student without keeping the key.
     """
 
     __tablename__ = "subject_fence"
-    __table_args__ = (UniqueConstraint("scope", "subject_id"),)
+    __table_args__ = (
+        UniqueConstraint("scope", "subject_id"),
+        UniqueConstraint("scope", "subject_hash", name="uq_subject_fence_scope_subject_hash"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     request_id: Mapped[str] = mapped_column(String(36), index=True)
     scope: Mapped[str] = mapped_column(String(16))
-    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
-    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    subject_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    subject_hash: Mapped[str] = mapped_column(String(64))
     roster_key_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the deletion was applied here (the raw ids were cleared then).
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 OutboxMessage = make_outbox_model(Base)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import re
 from datetime import date, datetime
@@ -39,6 +38,7 @@ from services.identity.students import STAFF_ROLES_BY_KIND, age_on, ADULT_AGE
 from weintervene.auth import AuthContext, Role, TenantKind
 from weintervene.config import settings
 from weintervene.errors import BadRequest, PayloadTooLarge
+from weintervene.hashing import keyed_hash
 
 ALLOWED_COLUMNS = (
     "student_key", "first_name", "last_name", "grade", "date_of_birth", "student_number",
@@ -281,7 +281,8 @@ def validate_row(row: int, values: dict) -> tuple[dict | None, list[RowError], l
 # -- the import -------------------------------------------------------------
 
 def roster_key_hash(tenant_id: str, roster_key: str) -> str:
-    return hashlib.sha256(f"{tenant_id}:{roster_key}".encode()).hexdigest()
+    """Keyed, so a fence cannot be matched against guessed student numbers."""
+    return keyed_hash("identity-roster-key", f"{tenant_id}:{roster_key}")
 
 
 def _assign(obj, values: dict) -> bool:

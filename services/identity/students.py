@@ -26,6 +26,7 @@ from services.identity.models import FamilyContact, ServesLink, Student, Subject
 from services.identity.tenants import paginate
 from weintervene.auth import STUDENT_DATA_ROLES, AuthContext, Role, TenantKind
 from weintervene.errors import BadRequest, Forbidden
+from weintervene.hashing import keyed_hash
 
 ADMIN_ROLES = (Role.SCHOOL_ADMIN, Role.PROGRAM_ADMIN, Role.DISTRICT_ADMIN)
 STAFF_ROLES_BY_KIND = {
@@ -47,10 +48,16 @@ def is_adult(student: Student, today: date | None = None) -> bool:
     return age is not None and age >= ADULT_AGE
 
 
+def subject_hash(scope: str, subject_id: str) -> str:
+    """What a fence is found by: a keyed hash, so it names nobody once the raw id is cleared."""
+    return keyed_hash(f"identity-fence:{scope}", str(subject_id))
+
+
 def is_fenced(db, scope: str, subject_id: str) -> bool:
+    """A deletion was requested for the subject (fences are found by their keyed hash)."""
     return db.scalar(
         select(func.count()).select_from(SubjectFence)
-        .where(SubjectFence.scope == scope, SubjectFence.subject_id == str(subject_id))
+        .where(SubjectFence.scope == scope, SubjectFence.subject_hash == subject_hash(scope, subject_id))
     ) > 0
 
 
@@ -155,7 +162,9 @@ def student_dict(student: Student, with_contacts: bool = False, staff: list[dict
 def list_students(db, auth: AuthContext, search: str | None, tenant_id: str | None, page: int, per_page: int) -> dict:
     require_student_role(auth)
     query = select(Student).where(scope_filter(auth))
-    fenced = select(SubjectFence.subject_id).where(SubjectFence.scope == "student")
+    # Pending deletions only: an applied one has no raw id left (and no student).
+    fenced = select(SubjectFence.subject_id).where(
+        SubjectFence.scope == "student", SubjectFence.subject_id.is_not(None))
     query = query.where(Student.id.not_in(fenced))
     if tenant_id:
         query = query.where(Student.tenant_id == str(tenant_id))

@@ -15,6 +15,9 @@ import requests
 
 from tests.browser.conftest import PASSWORD, require_endpoints
 from tests.support.infra import random_suffix
+from weintervene.contracts import DATA_SERVICES
+from weintervene.deletion import DeletionParticipant
+from weintervene.runner import service_class
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -237,6 +240,10 @@ def test_leader_sees_the_dashboard_with_charts_and_csv(page, people, system):
 def test_auditor_sees_an_opt_out_entered_by_the_admin(page, browser, people, system):
     require_endpoints(system, ("POST", "/api/v1/deletion-requests"), ("GET", "/api/v1/deletion-requests"),
                       ("GET", "/api/v1/audit/verify"), ("POST", "/api/v1/rosters/import"))
+    # "Completed" needs every data-holding service's confirmation (referrals, analytics).
+    unmerged = [n for n in DATA_SERVICES if not issubclass(service_class(n), DeletionParticipant)]
+    if unmerged:
+        pytest.skip("delete_for not merged yet: " + ", ".join(unmerged))
     word = random_suffix(8)
     first = "Lucia" + random_suffix(4).capitalize()
     admin = system.login(people["school_admin"]["email"], PASSWORD)

@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.integration,
 
 
 # Where a service remembers a terminated tenant's id on purpose, to refuse late data about it.
-TENANT_FENCES = {("identity", "subject_fence"), ("analytics", "deleted_tenant")}
+TENANT_FENCES = {("analytics", "deleted_tenant")}  # identity keeps hashes only
 
 
 def roster_csv(teacher_email: str, students: list[dict]) -> bytes:

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import date, timedelta
 
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
-from services.identity import rosters
+from services.identity import accounts, rosters
+from services.identity.accounts import account_key
 from services.identity.exceptions import (
     InvalidCredentials, InvalidResetToken, RosterRejected, StudentForbidden, StudentNotFound, SubjectFenced,
 )
-from services.identity.models import FamilyContact, OutboxMessage, ServesLink, Student, SubjectFence, User
+from services.identity.models import (
+    FamilyContact, LoginAttempt, OutboxMessage, PasswordReset, ServesLink, Student, SubjectFence, User, UserSession,
+)
 from services.identity.service import IdentityService
-from services.identity.students import age_on, is_adult
+from services.identity.students import age_on, is_adult, is_fenced, subject_hash
+from tests.support.scanner import scan_engine
 from weintervene.auth import AuthContext, Role
 from weintervene.contracts import DeletionRequested
-from weintervene.db import make_engine, migrate
+from weintervene.db import make_engine, migrate, utcnow
 from weintervene.errors import BadRequest, NotFound
 
 PASSWORD = "unit passphrase 2026"
@@ -149,6 +154,129 @@ def test_fence_then_delete_student(service, school, session):
     assert staged[0].payload["counts"] == {"students": 1, "family_contacts": 1, "serves_links": 1}
     again = service.import_roster(school["admin"], b64(ROSTER))
     assert again["skipped_rows"] == [2] and again["applied_rows"] == [3]
+    # Deletion complete: no table holds her id, the fence keeps only hashes and still works.
+    assert scan_engine(session.get_bind(), diego.id) == []
+    assert fence.subject_id is None and fence.applied_at is not None and fence.tenant_id == school["school"]
+    with pytest.raises(SubjectFenced):
+        service.check_student_access(school["admin"], diego.id)
+    # A repeated fence call (a second request) does not bring the raw id back.
+    service.fence_subject("33333333-3333-4333-8333-333333333333", "student", school["school"], diego.id)
+    assert scan_engine(session.get_bind(), diego.id) == []
+    assert session.scalar(select(func.count()).select_from(SubjectFence)) == 1
+
+
+def test_pending_fence_hides_student_but_not_the_rest(service, school, session):
+    """The student list filters pending fences by raw id; sealed fences (NULL id) must not hide everyone."""
+    service.import_roster(school["admin"], b64(ROSTER))
+    diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
+    lena = session.scalar(select(Student).where(Student.roster_key == "S2"))
+    service.fence_subject("11111111-1111-4111-8111-111111111111", "student", school["school"], diego.id)
+    assert [s["first_name"] for s in service.list_students(school["admin"])["items"]] == ["Lena"]
+    service.delete_for({"scope": "student", "subject_id": diego.id, "tenant_id": school["school"],
+                        "tenant_ids": [school["school"]], "request_id": "r1"})
+    session.commit()
+    service.fence_subject("44444444-4444-4444-8444-444444444444", "student", school["school"], lena.id)
+    service.delete_for({"scope": "student", "subject_id": lena.id, "tenant_id": school["school"],
+                        "tenant_ids": [school["school"]], "request_id": "r2"})
+    session.commit()
+    service.import_roster(school["admin"], b64("student_key,first_name,last_name\nS3,Ana,Lopez\n"))
+    assert [s["first_name"] for s in service.list_students(school["admin"])["items"]] == ["Ana"]
+
+
+def test_deletion_without_a_prior_fence_still_leaves_a_hashed_fence(service, school, session):
+    service.import_roster(school["admin"], b64(ROSTER))
+    diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
+    counts = service.delete_for({"scope": "student", "subject_id": diego.id, "tenant_id": school["school"],
+                                 "tenant_ids": [school["school"]], "request_id": "r"})
+    session.commit()
+    assert counts["students"] == 1
+    assert scan_engine(session.get_bind(), diego.id) == []
+    assert service.import_roster(school["admin"], b64(ROSTER))["skipped_rows"] == [2]
+
+
+def test_fences_are_keyed_by_the_secret(service, school, session, patch_settings):
+    """Without the deployment's key, a fence cannot be matched to a guessed id."""
+    service.import_roster(school["admin"], b64(ROSTER))
+    diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
+    service.fence_subject("11111111-1111-4111-8111-111111111111", "student", school["school"], diego.id)
+    fence = session.scalar(select(SubjectFence))
+    assert fence.subject_hash == subject_hash("student", diego.id)
+    assert fence.subject_hash != hashlib.sha256(diego.id.encode()).hexdigest()
+    assert fence.roster_key_hash != hashlib.sha256(f"{school['school']}:S1".encode()).hexdigest()
+    patch_settings(secret_key="another deployment")
+    assert subject_hash("student", diego.id) != fence.subject_hash
+
+
+def _age(session, user_id, days):
+    """Make all of a user's sign-in records ``days`` old (sessions and reset links ended then)."""
+    then = utcnow() - timedelta(days=days)
+    email = session.scalar(select(User.email).where(User.id == user_id))
+    session.execute(update(UserSession).where(UserSession.user_id == user_id)
+                    .values(created_at=then, last_seen_at=then, expires_at=then + timedelta(hours=12)))
+    session.execute(update(LoginAttempt).where(LoginAttempt.account_key == account_key(email)).values(at=then))
+    session.execute(update(PasswordReset).where(PasswordReset.user_id == user_id).values(expires_at=then))
+    session.commit()
+
+
+def _sessions_of(session, user_id):
+    return session.scalar(select(func.count()).select_from(UserSession).where(UserSession.user_id == user_id))
+
+
+def test_policy_expires_old_login_records_of_that_tenant_only(service, school, session):
+    op = AuthContext(user_id="op", tenant_id="platform", role=Role.OPERATOR).to_dict()
+    other = service.create_tenant(op, {"kind": "school", "name": "Elsewhere"})
+    service.bootstrap_user({"email": "t@elsewhere.example", "display_name": "T", "role": "teacher",
+                            "tenant_id": other["id"]}, PASSWORD)
+    elsewhere = service.login({"email": "t@elsewhere.example", "password": PASSWORD}, "10.0.0.1")["user"]["user_id"]
+    with pytest.raises(InvalidCredentials):
+        service.login({"email": "rivera@lincoln.example", "password": "not the password"}, "10.0.0.2")
+    rivera = session.get(User, school["rivera"]["user_id"])
+    accounts.issue_reset(session, rivera)
+    session.commit()
+    for user_id in (school["admin"]["user_id"], rivera.id, elsewhere):
+        _age(session, user_id, 40)
+    # The admin signs in again today (a session made directly: a login would prune old attempts itself).
+    token, _ = accounts.start_session(session, session.get(User, school["admin"]["user_id"]))
+    session.commit()
+    request = {"scope": "policy", "request_id": "p", "tenant_id": school["school"], "subject_id": school["school"],
+               "tenant_ids": [school["school"]], "older_than": utcnow() - timedelta(days=30),
+               "record_kind": "login_records"}
+    counts = service.delete_for(request)
+    session.commit()
+    # admin and rivera: their old sessions and attempts (rivera: a success and a failure), rivera's reset link.
+    assert counts == {"sessions": 2, "login_attempts": 3, "password_resets": 1}
+    assert service.authenticate(token)["user_id"] == school["admin"]["user_id"]
+    assert _sessions_of(session, school["okafor"]["user_id"]) == 1  # recent: kept
+    assert _sessions_of(session, elsewhere) == 1  # another tenant: untouched
+    assert session.scalar(select(func.count()).select_from(LoginAttempt)
+                          .where(LoginAttempt.account_key == account_key("t@elsewhere.example"))) == 1
+    assert service.delete_for(request) == {"sessions": 0, "login_attempts": 0, "password_resets": 0}
+    # Kinds identity does not hold are confirmed with no counts.
+    for kind in ("closed_referrals", "delivery_logs"):
+        assert service.delete_for({**request, "record_kind": kind}) == {}
+
+
+def test_policy_keeps_sessions_still_in_use(service, school, session):
+    """A policy expires records; it does not sign anyone out, even with a zero-day age."""
+    request = {"scope": "policy", "request_id": "p", "tenant_id": school["school"], "subject_id": school["school"],
+               "tenant_ids": [school["school"]], "older_than": utcnow() + timedelta(days=1),
+               "record_kind": "login_records"}
+    counts = service.delete_for(request)
+    session.commit()
+    assert counts["sessions"] == 0 and counts["login_attempts"] == 3
+    assert session.scalar(select(func.count()).select_from(UserSession).where(UserSession.revoked_at.is_(None))) == 3
+
+
+def test_policy_request_through_the_contract(service, school, session):
+    """The message retention sends, end to end through on_deletion_requested."""
+    _age(session, school["okafor"]["user_id"], 40)
+    payload = DeletionRequested().dump({
+        "request_id": "55555555-5555-4555-8555-555555555555", "scope": "policy", "tenant_id": school["school"],
+        "subject_id": school["school"], "tenant_ids": [school["school"]],
+        "older_than": utcnow() - timedelta(days=30), "record_kind": "login_records"})
+    service.on_deletion_requested(payload)
+    staged = session.scalars(select(OutboxMessage)).all()
+    assert staged[-1].payload["counts"] == {"sessions": 1, "login_attempts": 1, "password_resets": 0}
 
 
 def test_delete_tenant_is_complete_and_idempotent(service, school, session):
@@ -158,15 +286,23 @@ def test_delete_tenant_is_complete_and_idempotent(service, school, session):
     counts = service.delete_for(request)
     session.commit()
     assert counts == {"students": 2, "family_contacts": 1, "serves_links": 1, "users": 3, "sessions": 3,
-                      "password_resets": 0, "tenants": 2}
+                      "password_resets": 0, "login_attempts": 3, "tenants": 2}
     assert service.delete_for(request) == dict.fromkeys(counts, 0)
+    session.commit()
+    # Nothing names either tenant any more, fences included; they still refuse by hash.
+    for tenant_id in (school["district"], school["school"]):
+        assert scan_engine(session.get_bind(), tenant_id) == [], tenant_id
+        assert is_fenced(session, "tenant", tenant_id)
 
 
 def test_delete_user(service, school, session):
     service.import_roster(school["admin"], b64(ROSTER))
     counts = service.delete_for({"scope": "user", "subject_id": school["rivera"]["user_id"], "tenant_id": school["school"],
                                  "tenant_ids": [], "request_id": "r"})
-    assert counts == {"serves_links": 1, "sessions": 1, "password_resets": 0, "users": 1}
+    assert counts == {"serves_links": 1, "sessions": 1, "password_resets": 0, "login_attempts": 1, "users": 1}
+    session.commit()
+    assert scan_engine(session.get_bind(), school["rivera"]["user_id"]) == []
+    assert is_fenced(session, "user", school["rivera"]["user_id"])
 
 
 def test_reset_sends_only_to_real_accounts_and_works_once(service, school, sent):
@@ -275,3 +411,42 @@ def test_adult_on_the_eighteenth_birthday():
     assert age_on(date(2008, 11, 29), today) == 17
     student = Student(date_of_birth=date(2008, 11, 28))
     assert is_adult(student, today) and not is_adult(Student(date_of_birth=None), today)
+
+
+def test_auth_context_dict_round_trip_has_every_field():
+    """to_dict is spelled out for speed: it must still carry every field (and nothing else)."""
+    import dataclasses
+
+    ctx = AuthContext(user_id="u", tenant_id="t", role=Role.DISTRICT_ADMIN, district_id="t", session_id="s",
+                      email="e@x.example", display_name="E")
+    assert ctx.to_dict() == {**dataclasses.asdict(ctx), "role": "district_admin"}
+    assert AuthContext.from_dict({**ctx.to_dict(), "extra": 1}) == ctx
+
+
+def test_authenticate_refuses_revoked_idle_and_disabled(service, school, session, patch_settings):
+    """The single-statement authenticate keeps every check: revoked at once, idle timeout, disabled users."""
+    token = service.login({"email": "okafor@lincoln.example", "password": PASSWORD}, "1.1.1.1")["token"]
+    ctx = service.authenticate(token)
+    assert ctx["role"] == "teacher" and ctx["district_id"] == school["district"] and ctx["tenant_id"] == school["school"]
+    user_id = ctx["user_id"]
+    accounts.revoke_sessions(session, user_id, "test")
+    session.commit()
+    with pytest.raises(Exception) as caught:
+        service.authenticate(token)
+    assert caught.value.code == "session_expired"
+    token = service.login({"email": "okafor@lincoln.example", "password": PASSWORD}, "1.1.1.1")["token"]
+    session.execute(update(UserSession).where(UserSession.token_hash == accounts.token_hash(token))
+                    .values(last_seen_at=utcnow() - timedelta(hours=2)))
+    session.commit()
+    with pytest.raises(Exception) as caught:
+        service.authenticate(token)
+    assert "timed out" in caught.value.message
+    timed_out = session.scalar(select(UserSession).where(UserSession.token_hash == accounts.token_hash(token)))
+    session.refresh(timed_out)
+    assert timed_out.revoked_reason == "timeout"
+    token = service.login({"email": "okafor@lincoln.example", "password": PASSWORD}, "1.1.1.1")["token"]
+    session.execute(update(User).where(User.id == user_id).values(is_active=False))
+    session.commit()
+    with pytest.raises(Exception) as caught:
+        service.authenticate(token)
+    assert caught.value.code == "session_expired"

@@ -1,0 +1,39 @@
+"""Analytics reports: de-identified figures for school, district and platform leaders."""
+from __future__ import annotations
+
+from werkzeug.wrappers import Response
+
+from gateway.http import json_response, route
+from services.analytics.reports import REPORTS
+from services.analytics.schemas import ReportQuerySchema, ReportSchema
+from weintervene.auth import Role
+from weintervene.errors import NotFound
+from weintervene.observability import record_feature_use
+
+REPORT_ROLES = (Role.SCHOOL_ADMIN, Role.PROGRAM_ADMIN, Role.DISTRICT_ADMIN, Role.OPERATOR)
+
+
+class AnalyticsRoutes:
+    @route("GET", "/api/v1/analytics/<report>", summary="An analytics report (JSON or CSV)",
+           tags=["analytics"], roles=REPORT_ROLES, query=ReportQuerySchema, response=ReportSchema, raw=True)
+    def analytics_report(self, request, auth, query, report, **_):
+        """``report`` is one of top-services, top-categories, trends, channels, unmet-need,
+        schools. Example: ``GET /api/v1/analytics/top-services?period=month&to=2026-11-28``
+        -> ``{"report": "top-services", "period": {"kind": "month", "from": "2026-11-01",
+        "to": "2026-11-30"}, "rows": [{"service_name": "Eastside Tutoring", "count": 42,
+        "previous_count": 30, "change_pct": 40.0, ...}]}``. School admins see their school;
+        district admins each school and the district, side by side, with small counts
+        suppressed; operators only schools that consented. ``format=csv`` exports the rows."""
+        if report not in REPORTS:
+            raise NotFound(f"No report {report!r}.", code="report_not_found",
+                           details={"report": [f"One of {', '.join(REPORTS)}."]})
+        if query["format"] == "csv":
+            exported = self.analytics_rpc.export_report(auth.to_dict(), report, query)
+            record_feature_use(f"analytics.{report}.csv")
+            response = Response(exported["content"], mimetype="text/csv")
+            response.headers["Content-Disposition"] = f'attachment; filename="{exported["filename"]}"'
+            response.headers["Cache-Control"] = "no-store"
+            return response
+        result = self.analytics_rpc.report(auth.to_dict(), report, query)
+        record_feature_use(f"analytics.{report}")
+        return json_response(result)

@@ -1,0 +1,227 @@
+"""Turn ``share_recorded`` events into counter increments, exactly once in effect.
+
+The event ids are recorded (``ProcessedEvent``) in the same transaction as the
+increments, so a redelivered or duplicated event changes nothing. Increments
+are ``INSERT … ON CONFLICT DO UPDATE SET count = count + excluded.count`` on
+PostgreSQL and SQLite alike: any number of analytics instances may apply events
+concurrently without losing an update (no read-modify-write, no in-memory
+totals). Rows are written in a fixed order (tables, then sorted keys) so two
+transactions touching the same counters cannot deadlock.
+
+Events that arrive together are applied in one transaction (``count_shares``):
+one commit, one disk flush for many events, instead of one per event. Each
+message is acknowledged only after that commit (see ``dependencies.ShareBatcher``).
+
+Example::
+
+    >>> count_shares(session, [ShareRecorded().load({"event_id": "…", "tenant_id": "…",
+    ...     "service_id": "…", "taxonomy_term_ids": ["…"], "channel": "sms",
+    ...     "occurred_on": "2026-11-28"})])
+    ['counted']
+"""
+from __future__ import annotations
+
+import logging
+
+from marshmallow import ValidationError
+from prometheus_client import Counter
+from sqlalchemy import delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from services.analytics.models import (
+    COUNTER_MODELS, DailyShareCount, DeletedTenant, ProcessedEvent, ServiceShareCount, TermShareCount,
+)
+from weintervene.contracts import ShareRecorded
+from weintervene.messaging import first_deliveries
+
+log = logging.getLogger(__name__)
+
+COUNTED, DUPLICATE, FENCED, REJECTED = "counted", "duplicate", "fenced", "rejected"
+COUNTER_ORDER = COUNTER_MODELS  # the order every transaction writes them in
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+EVENTS_HANDLED = Counter(
+    "weintervene_analytics_events_total",
+    "share_recorded events handled by analytics, by outcome (counted, duplicate, fenced)",
+    ["outcome"],
+)
+EVENTS_REJECTED = Counter(
+    "weintervene_analytics_events_rejected_total",
+    "share_recorded events outside the contract, acknowledged and dropped (never stored)",
+    ["reason"],
+)
+
+
+def increment(session, model, rows: list[dict]) -> None:
+    """Add each row's ``count`` to the counter with the same key (creating it at need).
+
+    ``rows`` must not repeat a key (PostgreSQL refuses to update one row twice
+    in one statement); they are sorted here so concurrent writers lock in the
+    same order.
+    """
+    if not rows:
+        return
+    keys = [column.name for column in model.__table__.primary_key.columns]
+    rows = sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys))
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # One fixed statement with a column array per column, however many rows:
+        # compiled once, and cheap to send (a multi-row VALUES is rebuilt per batch).
+        columns = [column.name for column in model.__table__.columns]
+        session.execute(_unnest_upsert(model), {c: [row.get(c) for row in rows] for c in columns})
+        return
+    insert = _INSERTS[dialect](model).values(rows)
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=keys, set_={"count": model.__table__.c.count + insert.excluded.count}
+        )
+    )
+
+
+_UNNEST_UPSERTS: dict = {}
+
+
+def _unnest_upsert(model):
+    """``INSERT … SELECT * FROM unnest(arrays…) ON CONFLICT (key) DO UPDATE`` for ``model``."""
+    if model not in _UNNEST_UPSERTS:
+        table = model.__table__
+        columns = list(table.columns)
+        keys = [c.name for c in table.primary_key.columns]
+        arrays = ", ".join(f"CAST(:{c.name} AS {c.type.compile(dialect=postgresql.dialect())}[])" for c in columns)
+        _UNNEST_UPSERTS[model] = text(
+            f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
+            f"SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET count = {table.name}.count + excluded.count"
+        )
+    return _UNNEST_UPSERTS[model]
+
+
+def share_increments(event: dict) -> dict:
+    """{model: rows} for one loaded ShareRecorded event (ids as strings)."""
+    common = {
+        "tenant_id": str(event["tenant_id"]),
+        "district_id": str(event["district_id"]) if event.get("district_id") else None,
+        "day": event["occurred_on"],
+        "channel": event["channel"],
+        "count": 1,
+    }
+    service_id = str(event["service_id"])
+    # A term listed twice is still one share carrying that term.
+    terms = sorted({str(term) for term in event["taxonomy_term_ids"]})
+    return {
+        ServiceShareCount: [{**common, "service_id": service_id}],
+        TermShareCount: [{**common, "service_id": service_id, "taxonomy_term_id": t} for t in terms],
+        DailyShareCount: [common],
+    }
+
+
+def _key(model, row) -> tuple:
+    return tuple(row[c.name] for c in model.__table__.primary_key.columns)
+
+
+def count_shares(session, events: list[dict]) -> list[str]:
+    """Apply loaded events in one transaction and commit; an outcome per event
+    (counted, duplicate or fenced), in order.
+
+    A concurrent duplicate on another instance waits on the ``ProcessedEvent``
+    key until this transaction ends, then finds the id and counts nothing.
+    """
+    try:
+        new_ids = first_deliveries(session, ProcessedEvent, [e["event_id"] for e in events])
+        tenants = sorted({str(e["tenant_id"]) for e in events})
+        fenced = set(session.scalars(select(DeletedTenant.tenant_id).where(DeletedTenant.tenant_id.in_(tenants))))
+        totals: dict = {model: {} for model in COUNTER_ORDER}
+        outcomes = []
+        for event in events:
+            event_id = str(event["event_id"])
+            if event_id not in new_ids:
+                outcomes.append(DUPLICATE)
+                continue
+            new_ids.discard(event_id)  # the same id twice in one batch counts once
+            if str(event["tenant_id"]) in fenced:
+                outcomes.append(FENCED)  # handled, by dropping: the tenant was terminated
+                continue
+            for model, rows in share_increments(event).items():
+                for row in rows:
+                    key = _key(model, row)
+                    if key in totals[model]:
+                        totals[model][key]["count"] += 1
+                    else:
+                        totals[model][key] = dict(row)
+            outcomes.append(COUNTED)
+        for model in COUNTER_ORDER:
+            increment(session, model, list(totals[model].values()))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    for outcome in outcomes:
+        EVENTS_HANDLED.labels(outcome).inc()
+    return outcomes
+
+
+def count_share(session, event: dict) -> str:
+    """One event on its own transaction (``count_shares`` of one)."""
+    return count_shares(session, [event])[0]
+
+
+def delete_tenants(session, tenant_ids: list[str]) -> dict:
+    """Delete every counter of ``tenant_ids`` and fence them (in the caller's
+    transaction); returns {table: rows deleted}. Idempotent."""
+    counts = {}
+    for model in COUNTER_ORDER:
+        result = session.execute(delete(model).where(model.tenant_id.in_(tenant_ids)))
+        counts[model.__tablename__] = result.rowcount
+    insert = _INSERTS[session.get_bind().dialect.name](DeletedTenant)
+    session.execute(insert.values([{"tenant_id": t} for t in sorted(set(tenant_ids))]).on_conflict_do_nothing())
+    return counts
+
+
+# -- intake: the contract is the only way in ---------------------------------
+
+def rejection_reason(messages) -> str:
+    """A small, fixed label set: unknown_field (something extra, e.g. a student id) or invalid."""
+    if isinstance(messages, dict) and any(
+        "Unknown field." in (value if isinstance(value, list) else [value]) for value in messages.values()
+    ):
+        return "unknown_field"
+    return "invalid"
+
+
+_CONTRACT = ShareRecorded()  # one instance: building a schema per message costs more than loading
+
+
+def load_share(payload) -> dict | None:
+    """The event loaded with the shared contract, or None when it is rejected.
+
+    Anything outside the contract is rejected: counted in a metric, logged by
+    field name only (never by value: the value may be the very student id that
+    must not be kept), and acknowledged without being stored anywhere. It is
+    not dead-lettered, because a dead-letter queue would store exactly what the
+    contract keeps out; the publisher's own outbox still holds its copy.
+    """
+    try:
+        return _CONTRACT.load(payload)
+    except ValidationError as exc:
+        reason = rejection_reason(exc.messages)
+        EVENTS_REJECTED.labels(reason).inc()
+        fields = sorted(exc.messages) if isinstance(exc.messages, dict) else ["_schema"]
+        log.warning("rejected a share_recorded event (%s) on fields %s", reason, fields)
+        return None
+
+
+def receive_share(session, payload) -> str:
+    """Load and count one payload on its own transaction; returns the outcome."""
+    event = load_share(payload)
+    return REJECTED if event is None else count_share(session, event)
+
+
+class ApplyNow:
+    """The batcher's interface, applying each event at once (CLI, benchmarks, unit tests)."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def apply(self, event: dict) -> str:
+        return count_share(self.session, event)

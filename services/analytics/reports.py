@@ -1,0 +1,327 @@
+"""The reports: counters in, suppressed tables out, as JSON rows or CSV.
+
+Every report is one table per period (current and previous): items (services,
+top-level categories, days, channels…) by tenants, read from the pre-aggregated
+counters with one GROUP BY, so its cost follows the number of counter rows in
+the period, not the number of shares ever counted. Figures that leave a school
+go through :mod:`services.analytics.suppression`.
+
+Rows are flat, one per (tenant or total, item), so the same rows make the JSON
+answer, the dashboards' side-by-side tables and the CSV export::
+
+    # level: school or program for a tenant's own figures, district_office for
+    # shares made at the district level itself, and the totals: district (a
+    # district admin's view) or platform (all consenting tenants, operators).
+    {"tenant_id": "…", "tenant_name": "Lincoln Middle", "level": "school", "rank": 1,
+     "service_id": "…", "service_name": "Eastside Tutoring", "count": 42,
+     "count_suppressed": false, "previous_count": 30, "previous_suppressed": false,
+     "change_pct": 40.0}
+"""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+from sqlalchemy import distinct, func, select
+
+from services.analytics import suppression
+from services.analytics.models import DailyShareCount, ServiceShareCount, TermShareCount
+from services.analytics.periods import Period, local_today, resolve
+from services.analytics.scope import Scope
+from weintervene.contracts import CHANNELS
+from weintervene.errors import NotFound
+
+REPORTS = ("top-services", "top-categories", "trends", "channels", "unmet-need", "schools")
+MAX_NAMED_SERVICES = 50
+COMMON_COLUMNS = ["tenant_id", "tenant_name", "level"]
+FIGURE_COLUMNS = ["count", "count_suppressed", "previous_count", "previous_suppressed", "change_pct"]
+ITEM_COLUMNS = {
+    "top-services": ["rank", "service_id", "service_name"],
+    "top-categories": ["rank", "category_id", "category_name"],
+    "trends": ["bucket", "bucket_start"],
+    "channels": ["channel"],
+    "schools": [],
+    "unmet-need": ["rank", "category_id", "category_name", "services_nearby", "need_score"],
+}
+
+
+# -- reading counters ---------------------------------------------------------
+
+def counts_by(session, model, item_column, tenant_ids: list[str], period: Period) -> dict:
+    """{item: {tenant_id: shares}} over ``period`` for ``tenant_ids``."""
+    if not tenant_ids:
+        return {}
+    query = (
+        select(item_column, model.tenant_id, func.sum(model.count))
+        .where(model.tenant_id.in_(tenant_ids), model.day >= period.start, model.day <= period.end)
+        .group_by(item_column, model.tenant_id)
+    )
+    matrix: dict = {}
+    for item, tenant_id, total in session.execute(query):
+        key = item.isoformat() if isinstance(item, date) else item
+        matrix.setdefault(key, {})[tenant_id] = matrix.get(key, {}).get(tenant_id, 0) + int(total)
+    return matrix
+
+
+def tenants_with_counts(session) -> list[str]:
+    return list(session.scalars(select(distinct(DailyShareCount.tenant_id))))
+
+
+def merge_into(matrix: dict, mapping) -> dict:
+    """Re-key ``matrix`` items through ``mapping(item)``, summing items that land together."""
+    merged: dict = {}
+    for item, row in matrix.items():
+        target = mapping(item)
+        into = merged.setdefault(target, {})
+        for tenant, n in row.items():
+            into[tenant] = into.get(tenant, 0) + n
+    return merged
+
+
+# -- building rows ------------------------------------------------------------
+
+def _level(tenant: dict) -> str:
+    kind = tenant.get("kind") or "school"
+    return "district_office" if kind == "district" else kind
+
+
+def change_pct(count, previous) -> float | None:
+    if count is None or previous is None or previous == 0:
+        return None  # never derive a figure from a hidden one
+    return round((count - previous) * 100.0 / previous, 1)
+
+
+class TableReport:
+    """A report's current and previous tables over one scope, and its rows."""
+
+    def __init__(self, scope: Scope, current: dict, previous: dict, items: list | None = None):
+        self.scope = scope
+        self.columns = scope.tenant_ids
+        items = list(items) if items is not None else sorted(set(current) | set(previous), key=str)
+        current = {i: current.get(i, {}) for i in items}
+        previous = {i: previous.get(i, {}) for i in items}
+        self.items = items
+        if scope.threshold is None:
+            self.now = suppression.unsuppressed(current, self.columns)
+            self.before = suppression.unsuppressed(previous, self.columns)
+        else:
+            self.now = suppression.suppress(current, self.columns, scope.threshold)
+            self.before = suppression.suppress(previous, self.columns, scope.threshold)
+
+    def display_columns(self) -> list[tuple]:
+        """(column key, tenant_id, name, level) in display order: schools, then the total."""
+        tenants = self.scope.tenants
+        if self.scope.only:
+            tenants = [t for t in tenants if t["id"] == self.scope.only]
+        shown = [(t["id"], t["id"], t.get("name"), _level(t)) for t in tenants]
+        if self.scope.total is not None and not self.scope.only:
+            total = self.scope.total
+            shown.append((suppression.TOTAL, total["id"], total["name"], total["level"]))
+        return shown
+
+    def figures(self, item, column) -> dict:
+        count, before = self.now.shown(item, column), self.before.shown(item, column)
+        return {
+            "count": count, "count_suppressed": count is None,
+            "previous_count": before, "previous_suppressed": before is None,
+            "change_pct": change_pct(count, before),
+        }
+
+    def rows(self, describe, ranked: bool, limit: int | None = None) -> list[dict]:
+        """One row per display column and item; ``describe(item)`` gives the item's fields."""
+        rows = []
+        for key, tenant_id, name, level in self.display_columns():
+            items = self.items
+            if ranked:
+                listed = [i for i in items if self.now.value(i, key) > 0 or self.now.hidden(i, key)]
+                # Shown figures first, largest first; hidden ones after, in a fixed
+                # order that says nothing about their size.
+                items = sorted(listed, key=lambda i: (self.now.hidden(i, key), -(self.now.shown(i, key) or 0), str(i)))
+                items = items[:limit] if limit else items
+            for rank, item in enumerate(items, start=1):
+                row = {"tenant_id": tenant_id, "tenant_name": name, "level": level}
+                if ranked:
+                    row["rank"] = rank
+                row.update(describe(item))
+                row.update(self.figures(item, key))
+                rows.append(row)
+        return rows
+
+
+# -- the reports --------------------------------------------------------------
+
+def top_services(session, scope, period, sources, top_n) -> list[dict]:
+    ids = scope.tenant_ids
+    report = TableReport(
+        scope,
+        counts_by(session, ServiceShareCount, ServiceShareCount.service_id, ids, period),
+        counts_by(session, ServiceShareCount, ServiceShareCount.service_id, ids, period.previous()),
+    )
+    rows = report.rows(lambda sid: {"service_id": sid}, ranked=True, limit=top_n)
+    names = sources.service_names(list(dict.fromkeys(r["service_id"] for r in rows))[:MAX_NAMED_SERVICES])
+    for row in rows:
+        row["service_name"] = names.get(row["service_id"])
+    return rows
+
+
+def category_tables(session, scope, period, sources):
+    """(current, previous, {category_id: name}): term counts rolled up to top-level categories."""
+    ids = scope.tenant_ids
+    by_term = counts_by(session, TermShareCount, TermShareCount.taxonomy_term_id, ids, period)
+    by_term_before = counts_by(session, TermShareCount, TermShareCount.taxonomy_term_id, ids, period.previous())
+    terms = sources.get_terms(sorted(set(by_term) | set(by_term_before)))
+    names = {}
+
+    def top_level(term_id):
+        term = terms.get(term_id) or {}
+        category = term.get("top_level_id") or term_id
+        names[category] = term.get("top_level_name") or term.get("name")
+        return category
+
+    return merge_into(by_term, top_level), merge_into(by_term_before, top_level), names
+
+
+def top_categories(session, scope, period, sources, top_n) -> list[dict]:
+    current, previous, names = category_tables(session, scope, period, sources)
+    report = TableReport(scope, current, previous)
+    return report.rows(lambda c: {"category_id": c, "category_name": names.get(c)}, ranked=True, limit=top_n)
+
+
+def trends(session, scope, period, sources, top_n) -> list[dict]:
+    ids, before = scope.tenant_ids, period.previous()
+    buckets = [b.isoformat() for b in period.buckets()]
+    previous_buckets = [b.isoformat() for b in before.buckets()]
+    current = merge_into(counts_by(session, DailyShareCount, DailyShareCount.day, ids, period),
+                         lambda d: period.bucket_of(date.fromisoformat(d)).isoformat())
+    # The previous period's buckets line up with this one's by position.
+    align = dict(zip(previous_buckets, buckets))
+    previous = merge_into(counts_by(session, DailyShareCount, DailyShareCount.day, ids, before),
+                          lambda d: align.get(before.bucket_of(date.fromisoformat(d)).isoformat(), "-"))
+    previous.pop("-", None)
+    report = TableReport(scope, current, previous, items=buckets)
+    kind = period.bucket()
+    return report.rows(lambda b: {"bucket": kind, "bucket_start": b}, ranked=False)
+
+
+def channels(session, scope, period, sources, top_n) -> list[dict]:
+    ids = scope.tenant_ids
+    report = TableReport(
+        scope,
+        counts_by(session, DailyShareCount, DailyShareCount.channel, ids, period),
+        counts_by(session, DailyShareCount, DailyShareCount.channel, ids, period.previous()),
+        items=list(CHANNELS),
+    )
+    return report.rows(lambda c: {"channel": c}, ranked=False)
+
+
+def schools(session, scope, period, sources, top_n) -> list[dict]:
+    ids = scope.tenant_ids
+
+    def totals(p):
+        return merge_into(counts_by(session, DailyShareCount, DailyShareCount.channel, ids, p), lambda _c: "shares")
+
+    report = TableReport(scope, totals(period), totals(period.previous()), items=["shares"])
+    return report.rows(lambda _i: {}, ranked=False)
+
+
+def unmet_need(session, scope, period, sources, top_n, radius_miles: float) -> list[dict]:
+    """Per school: requested categories against directory services nearby, most unmet first.
+
+    need_score = requests / (services nearby + 1): many requests and few
+    providers near the school ranks first. Hidden request counts get no score
+    (it would reveal them) and rank last.
+    """
+    current, previous, names = category_tables(session, scope, period, sources)
+    report = TableReport(scope, current, previous)
+    rows = []
+    for key, tenant_id, name, level in report.display_columns():
+        if key == suppression.TOTAL:
+            continue  # "nearby" is about one school's area
+        tenant = next(t for t in scope.tenants if t["id"] == key)
+        categories = [c for c in report.items if report.now.value(c, key) > 0 or report.now.hidden(c, key)]
+        if tenant.get("latitude") is None or tenant.get("longitude") is None:
+            nearby = {}
+        else:
+            nearby = sources.count_services(categories, tenant["latitude"], tenant["longitude"], radius_miles, key)
+        scored = []
+        for category in categories:
+            figures = report.figures(category, key)
+            services = nearby.get(category)
+            score = None
+            if figures["count"] is not None and services is not None:
+                score = round(figures["count"] / (services + 1), 3)
+            scored.append((category, figures, services, score))
+        scored.sort(key=lambda s: (s[3] is None, -(s[3] or 0), str(s[0])))
+        for rank, (category, figures, services, score) in enumerate(scored[:top_n], start=1):
+            rows.append({
+                "tenant_id": tenant_id, "tenant_name": name, "level": level, "rank": rank,
+                "category_id": category, "category_name": names.get(category),
+                "services_nearby": services, "need_score": score, **figures,
+            })
+    return rows
+
+
+BUILDERS = {
+    "top-services": top_services,
+    "top-categories": top_categories,
+    "trends": trends,
+    "channels": channels,
+    "schools": schools,
+}
+
+
+def build_report(session, name: str, scope: Scope, query: dict, sources, settings, now=None) -> dict:
+    """The report ``name`` for ``scope``; ``query`` holds period, from, to (dates as ISO strings).
+
+    For a preset period, ``to`` (default: today in the scope's time zone) picks
+    the period containing that day.
+    """
+    if name not in REPORTS:
+        raise NotFound(f"No report {name!r}; reports are {', '.join(REPORTS)}.", code="report_not_found")
+    start = _date(query.get("from"))
+    end = _date(query.get("to"))
+    kind = query.get("period") or "month"
+    anchor = end or local_today(scope.timezone, now)
+    period = resolve(kind, anchor, start, end)
+    if name == "unmet-need":
+        rows = unmet_need(session, scope, period, sources, settings.analytics_top_n,
+                          settings.analytics_unmet_need_radius_miles)
+    else:
+        rows = BUILDERS[name](session, scope, period, sources, settings.analytics_top_n)
+    return {
+        "report": name,
+        "period": period.to_dict(),
+        "previous_period": period.previous().to_dict(),
+        "scope": scope.to_dict(),
+        "columns": report_columns(name),
+        "rows": rows,
+    }
+
+
+def report_columns(name: str) -> list[str]:
+    return COMMON_COLUMNS + ITEM_COLUMNS[name] + FIGURE_COLUMNS
+
+
+def _date(value) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value  # a name must not run as a spreadsheet formula
+    return value
+
+
+def to_csv(report: dict) -> str:
+    """The report's rows as CSV, one header line; hidden figures are empty with their flag true."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=report["columns"], extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for row in report["rows"]:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    return out.getvalue()

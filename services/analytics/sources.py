@@ -1,0 +1,62 @@
+"""What analytics asks other services: tenant facts (identity), taxonomy and
+provider counts (directory). One small adapter, so reports read as plain
+functions and unit tests replace the RPC proxies only.
+
+Example::
+
+    sources = Sources(session, self.identity_rpc, self.directory_rpc, auth)
+    sources.tenant_info(tenant_id)   # -> {"id", "timezone", "analytics_consent", ...}
+"""
+from __future__ import annotations
+
+import logging
+
+from services.analytics.reports import tenants_with_counts
+from weintervene.errors import Forbidden, NotFound
+
+log = logging.getLogger(__name__)
+
+
+class Sources:
+    def __init__(self, session, identity, directory, auth: dict | None = None):
+        self.session = session
+        self.identity = identity
+        self.directory = directory
+        self.auth = auth
+
+    def tenant_info(self, tenant_id: str) -> dict:
+        return self.identity.tenant_info(tenant_id)
+
+    def list_tenants_in(self, tenant_id: str) -> list[dict]:
+        return self.identity.list_tenants_in(tenant_id)
+
+    def tenants_with_counts(self) -> list[str]:
+        return tenants_with_counts(self.session)
+
+    def get_terms(self, term_ids: list[str]) -> dict:
+        return self.directory.get_terms(term_ids) if term_ids else {}
+
+    def count_services(self, term_ids, latitude, longitude, radius_miles, tenant_id) -> dict:
+        if not term_ids:
+            return {}
+        return self.directory.count_services(term_ids, latitude, longitude, radius_miles, tenant_id)
+
+    def service_names(self, service_ids: list[str]) -> dict:
+        """{service_id: name}, asked in parallel; a service the caller may not see stays unnamed."""
+        calls = {}
+        for sid in service_ids:
+            try:
+                calls[sid] = self.directory.get_service.call_async(self.auth, sid)
+            except Exception as exc:  # directory unreachable
+                log.warning("could not ask directory for service names: %s", type(exc).__name__)
+                return {sid: None for sid in service_ids}
+        names = {}
+        for sid, call in calls.items():
+            try:
+                names[sid] = (call.result() or {}).get("name")
+            except (NotFound, Forbidden):
+                names[sid] = None
+            except Exception as exc:  # names are a courtesy: the figures stand without them
+                log.warning("could not name service %s: %s", sid, type(exc).__name__)
+                names[sid] = None
+        return names

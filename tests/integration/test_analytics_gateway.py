@@ -1,0 +1,156 @@
+"""GET /api/v1/analytics/{report} through the gateway, with real identity.
+
+The journey test needs identity.tenant_info / list_tenants_in / update_tenant_settings
+(the identity team's branch): it runs as soon as those RPCs exist in the tree.
+"""
+import csv
+import io
+import time
+import uuid
+
+import pytest
+import requests
+from kombu import Connection, Producer
+
+from services.analytics.models import DailyShareCount
+from services.identity.service import IdentityService
+from tests.support.analytics import share_event
+from weintervene.contracts import SHARE_RECORDED
+from weintervene.db import make_engine
+from weintervene.messaging import event_exchange
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "a long analytics passphrase"
+IDENTITY_READY = all(hasattr(IdentityService, m) for m in ("tenant_info", "list_tenants_in", "update_tenant_settings"))
+
+
+@pytest.fixture(scope="module")
+def rpc(system):
+    from nameko.standalone.rpc import ClusterRpcClient
+
+    with ClusterRpcClient(uri=system.settings.amqp_uri) as client:
+        yield client
+
+
+OPERATOR_AUTH = {"user_id": "analytics-tests", "tenant_id": str(uuid.uuid4()), "role": "operator"}
+
+
+def new_tenant(rpc, kind, name, parent_id=None):
+    data = {"kind": kind, "name": f"{name} {uuid.uuid4().hex[:6]}", "parent_id": parent_id}
+    return rpc.identity.create_tenant(OPERATOR_AUTH, data)
+
+
+def new_user(system, rpc, tenant_id, role):
+    email = f"{role}-{uuid.uuid4().hex[:8]}@analytics.example"
+    rpc.identity.bootstrap_user(
+        {"email": email, "display_name": role, "role": role, "tenant_id": tenant_id}, PASSWORD)
+    return system.login(email, PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def school(rpc):
+    return new_tenant(rpc, "school", "Analytics Gateway School")
+
+
+def test_reports_need_a_session_and_a_leaders_role(system, rpc, school):
+    assert requests.get(system.url("/api/v1/analytics/top-services"), timeout=10).status_code == 401
+    teacher = new_user(system, rpc, school["id"], "teacher")
+    r = teacher.get(system.url("/api/v1/analytics/top-services"))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "role_forbidden"
+
+
+@pytest.mark.parametrize("path, status, code", [
+    ("/api/v1/analytics/everything", 404, "report_not_found"),
+    ("/api/v1/analytics/top-services?period=decade", 400, "invalid_input"),
+    ("/api/v1/analytics/top-services?period=custom&from=2026-13-01&to=2026-12-01", 400, "invalid_input"),
+    ("/api/v1/analytics/top-services?tenant_id=lincoln", 400, "invalid_input"),
+    ("/api/v1/analytics/top-services?format=xlsx", 400, "invalid_input"),
+    ("/api/v1/analytics/top-services?student_id=abc", 400, "invalid_input"),
+])
+def test_bad_report_requests_are_4xx_with_a_reason(system, rpc, school, path, status, code):
+    principal = new_user(system, rpc, school["id"], "school_admin")
+    r = principal.get(system.url(path))
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+
+
+def test_openapi_documents_the_report_endpoint(system):
+    document = requests.get(system.url("/api/v1/openapi.json"), timeout=10).json()
+    operation = document["paths"]["/api/v1/analytics/{report}"]["get"]
+    names = {p.get("name") for p in operation["parameters"]}
+    assert {"report", "period", "from", "to", "tenant_id", "format"} <= names
+
+
+def publish_shares(system, payloads):
+    with Connection(system.settings.amqp_uri) as conn:
+        producer = Producer(conn.channel(), exchange=event_exchange("referrals"), serializer="json")
+        for payload in payloads:
+            producer.publish(payload, routing_key=SHARE_RECORDED, delivery_mode=2)
+
+
+def wait_for_total(system, tenant_ids, expected, timeout=60):
+    from sqlalchemy import func, select
+
+    engine = make_engine(system.settings.database_url("analytics"))
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                total = conn.scalar(select(func.coalesce(func.sum(DailyShareCount.count), 0))
+                                    .where(DailyShareCount.tenant_id.in_(tenant_ids)))
+            if total == expected:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"counted {total}, expected {expected}")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.skipif(not IDENTITY_READY, reason="identity.tenant_info arrives with the identity branch")
+def test_journey_principal_district_admin_and_operator(system, rpc):
+    district = new_tenant(rpc, "district", "Analytics USD")
+    lincoln = new_tenant(rpc, "school", "Lincoln", district["id"])
+    adams = new_tenant(rpc, "school", "Adams", district["id"])
+    tutoring = str(uuid.uuid4())
+    publish_shares(system, [share_event(lincoln["id"], tutoring, day="2026-11-10", district_id=district["id"])
+                            for _ in range(12)]
+                   + [share_event(adams["id"], tutoring, day="2026-11-12", district_id=district["id"])
+                      for _ in range(3)]
+                   + [share_event(lincoln["id"], tutoring, day="2026-10-20") for _ in range(10)])
+    wait_for_total(system, [lincoln["id"], adams["id"]], 25)
+    query = "?period=month&to=2026-11-10"
+
+    principal = new_user(system, rpc, lincoln["id"], "school_admin")
+    r = principal.get(system.url("/api/v1/analytics/top-services" + query))
+    assert r.status_code == 200, r.text
+    [row] = r.json()["rows"]
+    assert (row["service_id"], row["count"], row["previous_count"], row["change_pct"]) == (tutoring, 12, 10, 20.0)
+    r = principal.get(system.url("/api/v1/analytics/top-services" + query + "&format=csv"))
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in r.headers["Content-Disposition"]
+    assert [line["count"] for line in csv.DictReader(io.StringIO(r.text))] == ["12"]
+    r = principal.get(system.url(f"/api/v1/analytics/schools{query}&tenant_id={adams['id']}"))
+    assert r.status_code == 403
+
+    leader = new_user(system, rpc, district["id"], "district_admin")
+    r = leader.get(system.url("/api/v1/analytics/schools" + query))
+    assert r.status_code == 200, r.text
+    figures = {(row["tenant_id"], row["level"]): (row["count"], row["count_suppressed"]) for row in r.json()["rows"]}
+    # Adams' 3 is hidden, and Lincoln's 12 with it (the district total 15 would reveal it).
+    assert figures[(adams["id"], "school")] == (None, True)
+    assert figures[(lincoln["id"], "school")] == (None, True)
+    assert figures[(district["id"], "district")] == (15, False)
+    assert figures[(district["id"], "district_office")] == (0, False)
+
+    operator = new_user(system, rpc, None, "operator")
+    r = operator.get(system.url(f"/api/v1/analytics/schools{query}&tenant_id={district['id']}"))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "analytics_consent_missing"
+    rpc.identity.update_tenant_settings(OPERATOR_AUTH, lincoln["id"], {"analytics_consent": True})
+    r = operator.get(system.url(f"/api/v1/analytics/schools{query}&tenant_id={district['id']}"))
+    assert r.status_code == 200, r.text
+    assert {row["tenant_id"] for row in r.json()["rows"]} == {lincoln["id"], None}
+    assert adams["id"] not in r.text
+
+    metrics = requests.get(system.url("/metrics"), timeout=10).text
+    assert 'weintervene_feature_uses_total{feature="analytics.top-services.csv"}' in metrics

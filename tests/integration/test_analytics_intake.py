@@ -1,0 +1,176 @@
+"""analytics against the real broker and database: exactly-once counting with
+competing instances, duplicates, redelivery and a crashing instance; events
+outside the contract stored nowhere; tenant termination through retention's event."""
+import collections
+import random
+import time
+import uuid
+
+import pytest
+import requests
+from kombu import Connection, Producer
+from nameko.runners import ServiceRunner
+from sqlalchemy import func, select, text
+
+from services.analytics import counting
+from services.analytics.models import DailyShareCount, OutboxMessage, ServiceShareCount, TermShareCount
+from services.analytics.service import AnalyticsService
+from tests.support.analytics import share_event
+from weintervene.contracts import (
+    DELETION_COMPLETED, DELETION_REQUESTED, SHARE_RECORDED, SUBSCRIPTIONS, DeletionRequested, queue_name,
+)
+from weintervene.db import make_engine
+from weintervene.messaging import event_exchange
+
+pytestmark = pytest.mark.integration
+
+SHARE_QUEUE = queue_name("referrals", SHARE_RECORDED, *SUBSCRIPTIONS[("referrals", SHARE_RECORDED)][0])
+
+
+@pytest.fixture(scope="module")
+def analytics_db(system):
+    engine = make_engine(system.settings.database_url("analytics"))
+    yield engine
+    engine.dispose()
+
+
+def publish(system, source, routing_key, payloads):
+    """Publish straight to a service's events exchange, as nameko's dispatcher would."""
+    with Connection(system.settings.amqp_uri) as conn:
+        producer = Producer(conn.channel(), exchange=event_exchange(source), serializer="json")
+        for payload in payloads:
+            producer.publish(payload, routing_key=routing_key, delivery_mode=2, retry=True)
+
+
+def queue_state(system, name):
+    r = requests.get(f"{system.vhost.api}/api/queues/{system.vhost.name}/{name}", timeout=10)
+    r.raise_for_status()
+    body = r.json()
+    return body.get("messages", 0), body.get("consumers", 0)
+
+
+def wait_until(predicate, timeout=90.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")
+
+
+def tenant_total(engine, model, tenant_id) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(select(func.coalesce(func.sum(model.count), 0)).where(model.tenant_id == tenant_id))
+
+
+def drained(system, engine, tenant_id, expected) -> bool:
+    messages, _ = queue_state(system, SHARE_QUEUE)
+    return messages == 0 and tenant_total(engine, DailyShareCount, tenant_id) == expected
+
+
+def start_instance() -> ServiceRunner:
+    runner = ServiceRunner()
+    runner.add_service(AnalyticsService)
+    runner.start()
+    return runner
+
+
+def test_competing_instances_with_duplicates_redelivery_and_a_crash_give_exact_totals(system, analytics_db):
+    rng = random.Random(7)
+    tenant = str(uuid.uuid4())
+    services = [str(uuid.uuid4()) for _ in range(6)]
+    terms = [str(uuid.uuid4()) for _ in range(4)]
+    events = [
+        share_event(tenant, rng.choice(services), rng.sample(terms, rng.randint(0, 3)),
+                    rng.choice(["email", "sms", "print", "link"]), f"2026-11-{rng.randint(1, 28):02d}")
+        for _ in range(600)
+    ]
+    expected_services = collections.Counter((e["service_id"], e["occurred_on"], e["channel"]) for e in events)
+    expected_terms = collections.Counter(
+        (t, e["occurred_on"], e["channel"]) for e in events for t in e["taxonomy_term_ids"])
+
+    # Two more instances join the system's own: three competing consumers on one queue.
+    first, second = start_instance(), start_instance()
+    try:
+        wait_until(lambda: queue_state(system, SHARE_QUEUE)[1] >= 3, timeout=30)
+        # Every event twice, a third of them three times, interleaved.
+        copies = events + events[::3] + list(reversed(events))
+        publish(system, "referrals", SHARE_RECORDED, copies)
+
+        # A consumer that takes messages and dies before acknowledging: the broker
+        # redelivers them to the others.
+        with Connection(system.settings.amqp_uri) as conn:
+            channel = conn.channel()
+            taken = [channel.basic_get(SHARE_QUEUE, no_ack=False) for _ in range(40)]
+            assert any(m is not None for m in taken)
+        # One instance crashes mid-stream: its in-flight events are redelivered,
+        # including ones it may already have committed.
+        time.sleep(0.3)
+        second.kill()
+        wait_until(lambda: drained(system, analytics_db, tenant, len(events)))
+        time.sleep(1.0)  # nothing trickles in late
+    finally:
+        second.kill()
+        first.stop()
+
+    with analytics_db.connect() as conn:
+        got_services = {
+            (r.service_id, r.day.isoformat(), r.channel): r.count
+            for r in conn.execute(select(ServiceShareCount).where(ServiceShareCount.tenant_id == tenant))
+        }
+        got_terms = collections.Counter()
+        for r in conn.execute(select(TermShareCount).where(TermShareCount.tenant_id == tenant)):
+            got_terms[(r.taxonomy_term_id, r.day.isoformat(), r.channel)] += r.count
+    assert got_services == dict(expected_services)
+    assert got_terms == expected_terms
+    assert tenant_total(analytics_db, DailyShareCount, tenant) == len(events)
+
+
+def test_an_event_with_a_student_id_is_rejected_and_stored_nowhere(system, analytics_db):
+    tenant, student_id = str(uuid.uuid4()), str(uuid.uuid4())
+    before = counting.EVENTS_REJECTED.labels("unknown_field")._value.get()
+    publish(system, "referrals", SHARE_RECORDED, [
+        share_event(tenant, student_id=student_id),
+        share_event(tenant),  # a valid one after it, to know the queue moved on
+    ])
+    wait_until(lambda: drained(system, analytics_db, tenant, 1)
+               and counting.EVENTS_REJECTED.labels("unknown_field")._value.get() >= before + 1)
+    with analytics_db.connect() as conn:
+        tables = [t for t in conn.execute(text(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")).scalars()]
+        dump = {t: [tuple(r) for r in conn.execute(text(f'SELECT * FROM "{t}"'))] for t in tables}
+    assert student_id not in repr(dump)
+    metrics = requests.get(system.url("/metrics"), timeout=10).text
+    assert 'weintervene_analytics_events_rejected_total{reason="unknown_field"}' in metrics
+
+
+def test_tenant_termination_deletes_counters_and_confirms(system, analytics_db):
+    district, school, other = (str(uuid.uuid4()) for _ in range(3))
+    publish(system, "referrals", SHARE_RECORDED,
+            [share_event(t, terms=[uuid.uuid4()]) for t in (district, school, school, other)])
+    wait_until(lambda: drained(system, analytics_db, school, 2) and tenant_total(analytics_db, DailyShareCount, other) == 1)
+
+    request_id = str(uuid.uuid4())
+    publish(system, "retention", DELETION_REQUESTED, [DeletionRequested().dump({
+        "request_id": request_id, "scope": "tenant", "tenant_id": district, "subject_id": district,
+        "tenant_ids": [district, school],
+    })])
+
+    def confirmed():
+        with analytics_db.connect() as conn:
+            return conn.execute(select(OutboxMessage).where(
+                OutboxMessage.event_type == DELETION_COMPLETED,
+                OutboxMessage.published_at.is_not(None))).all()
+
+    wait_until(lambda: any(r.payload["request_id"] == request_id for r in confirmed()))
+    row = next(r for r in confirmed() if r.payload["request_id"] == request_id)
+    assert row.payload["service"] == "analytics"
+    assert row.payload["counts"] == {"service_share_count": 3, "term_share_count": 3, "daily_share_count": 2}
+    for tenant in (district, school):
+        assert tenant_total(analytics_db, ServiceShareCount, tenant) == 0
+    assert tenant_total(analytics_db, ServiceShareCount, other) == 1
+
+    # A share staged before the termination, relayed after it, recreates nothing.
+    publish(system, "referrals", SHARE_RECORDED, [share_event(school), share_event(other)])
+    wait_until(lambda: drained(system, analytics_db, other, 2))
+    assert tenant_total(analytics_db, DailyShareCount, school) == 0

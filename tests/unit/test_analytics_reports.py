@@ -1,0 +1,349 @@
+"""analytics reports, with identity and directory mocked (other bounded contexts)."""
+import csv
+import io
+import uuid
+from datetime import date, datetime, timezone
+from unittest import mock
+
+import pytest
+from nameko.testing.services import worker_factory
+
+from services.analytics import counting, periods
+from services.analytics.periods import Period, local_today, resolve
+from services.analytics.service import AnalyticsService
+from services.analytics.suppression import TOTAL, suppress
+from tests.support.analytics import migrated_session, share_event, tenant
+from weintervene.errors import BadRequest, Forbidden, NotFound
+
+MENTAL_HEALTH, TUTORING, FOOD = (str(uuid.uuid4()) for _ in range(3))
+COUNSELLING, ANXIETY, MATH = (str(uuid.uuid4()) for _ in range(3))
+TERMS = {
+    COUNSELLING: {"id": COUNSELLING, "name": "Counselling", "parent_id": MENTAL_HEALTH,
+                  "top_level_id": MENTAL_HEALTH, "top_level_name": "Mental health"},
+    ANXIETY: {"id": ANXIETY, "name": "Anxiety", "parent_id": MENTAL_HEALTH,
+              "top_level_id": MENTAL_HEALTH, "top_level_name": "Mental health"},
+    MATH: {"id": MATH, "name": "Math tutoring", "parent_id": TUTORING,
+           "top_level_id": TUTORING, "top_level_name": "Tutoring"},
+    FOOD: {"id": FOOD, "name": "Food", "parent_id": None, "top_level_id": FOOD, "top_level_name": "Food"},
+}
+
+
+@pytest.fixture
+def session(tmp_path):
+    s = migrated_session(f"sqlite:///{tmp_path}/analytics.db")
+    yield s
+    s.close()
+    s.get_bind().dispose()
+
+
+class World:
+    """Tenants as identity knows them, services as directory knows them."""
+
+    def __init__(self):
+        self.district = tenant("Riverside USD", kind="district", threshold=10)
+        self.lincoln = tenant("Lincoln Middle", parent_id=self.district["id"], consent=True)
+        self.adams = tenant("Adams High", parent_id=self.district["id"], consent=False)
+        self.tenants = {t["id"]: t for t in (self.district, self.lincoln, self.adams)}
+        self.service_names = {}
+        self.nearby = {}
+
+    def tenant_info(self, tenant_id):
+        if tenant_id not in self.tenants:
+            raise NotFound("No such tenant.", code="tenant_not_found")
+        return self.tenants[tenant_id]
+
+    def list_tenants_in(self, tenant_id):
+        children = [t for t in self.tenants.values() if t["parent_id"] == tenant_id]
+        return children or [self.tenant_info(tenant_id)]
+
+    def get_service(self, auth, service_id):
+        return mock.Mock(result=lambda: {"id": service_id, "name": self.service_names[service_id]})
+
+    def service(self, name):
+        sid = str(uuid.uuid4())
+        self.service_names[sid] = name
+        return sid
+
+
+@pytest.fixture
+def world():
+    return World()
+
+
+@pytest.fixture
+def service(session, world):
+    svc = worker_factory(AnalyticsService, db=session, batcher=counting.ApplyNow(session))
+    svc.identity_rpc.tenant_info.side_effect = world.tenant_info
+    svc.identity_rpc.list_tenants_in.side_effect = world.list_tenants_in
+    svc.directory_rpc.get_terms.side_effect = lambda ids: {t: TERMS[t] for t in ids if t in TERMS}
+    svc.directory_rpc.get_service.call_async.side_effect = world.get_service
+    svc.directory_rpc.count_services.side_effect = (
+        lambda term_ids, lat, lon, radius, tenant_id: {t: world.nearby.get(t, 0) for t in term_ids})
+    return svc
+
+
+def shares(service, tenant_info, n, **kwargs):
+    for _ in range(n):
+        service.on_share_recorded(share_event(tenant_info["id"], **kwargs))
+
+
+def admin(t, role="school_admin"):
+    return {"user_id": str(uuid.uuid4()), "tenant_id": t["id"], "role": role}
+
+
+def OPERATOR():
+    return {"user_id": str(uuid.uuid4()), "tenant_id": str(uuid.uuid4()), "role": "operator"}
+
+
+def rows_by(report, *keys):
+    return {tuple(r[k] for k in keys): r for r in report["rows"]}
+
+
+# -- periods and time zones -----------------------------------------------------
+
+def test_the_schools_local_day_decides_today():
+    now = datetime(2026, 12, 1, 3, 30, tzinfo=timezone.utc)  # 30 Nov, 19:30 in Los Angeles
+    assert local_today("America/Los_Angeles", now) == date(2026, 11, 30)
+    assert local_today("Europe/Berlin", now) == date(2026, 12, 1)
+    assert local_today(None, now) == date(2026, 12, 1)
+    assert local_today("Not/AZone", now) == date(2026, 12, 1)
+
+
+@pytest.mark.parametrize("kind, anchor, start, end, prev_start, prev_end", [
+    ("week", date(2026, 11, 28), date(2026, 11, 23), date(2026, 11, 29), date(2026, 11, 16), date(2026, 11, 22)),
+    ("month", date(2026, 3, 31), date(2026, 3, 1), date(2026, 3, 31), date(2026, 2, 1), date(2026, 2, 28)),
+    ("month", date(2026, 1, 5), date(2026, 1, 1), date(2026, 1, 31), date(2025, 12, 1), date(2025, 12, 31)),
+    ("semester", date(2026, 11, 28), date(2026, 7, 1), date(2026, 12, 31), date(2026, 1, 1), date(2026, 6, 30)),
+    ("semester", date(2026, 2, 1), date(2026, 1, 1), date(2026, 6, 30), date(2025, 7, 1), date(2025, 12, 31)),
+    ("school_year", date(2026, 6, 30), date(2025, 7, 1), date(2026, 6, 30), date(2024, 7, 1), date(2025, 6, 30)),
+    ("school_year", date(2026, 7, 1), date(2026, 7, 1), date(2027, 6, 30), date(2025, 7, 1), date(2026, 6, 30)),
+])
+def test_periods_and_their_previous(kind, anchor, start, end, prev_start, prev_end):
+    period = resolve(kind, anchor)
+    assert (period.start, period.end) == (start, end)
+    assert (period.previous().start, period.previous().end) == (prev_start, prev_end)
+
+
+def test_custom_period_and_its_errors():
+    p = resolve("custom", None, date(2026, 1, 10), date(2026, 1, 19))
+    assert p.previous() == Period("custom", date(2025, 12, 31), date(2026, 1, 9))
+    with pytest.raises(BadRequest):
+        resolve("custom", None, date(2026, 1, 19), date(2026, 1, 10))
+    with pytest.raises(BadRequest):
+        resolve("custom", None, None, date(2026, 1, 10))
+    with pytest.raises(BadRequest):
+        resolve("custom", None, date(2020, 1, 1), date(2026, 1, 10))
+
+
+def test_month_report_follows_the_schools_local_day(service, world):
+    world.lincoln["timezone"] = "America/Los_Angeles"
+    shares(service, world.lincoln, 2, day="2026-11-30")
+    shares(service, world.lincoln, 5, day="2026-12-01")
+    # 03:30 UTC on 1 December is still 30 November in Los Angeles.
+    with mock.patch.object(periods, "utcnow", return_value=datetime(2026, 12, 1, 3, 30, tzinfo=timezone.utc)):
+        report = service.report(admin(world.lincoln), "schools", {"period": "month"})
+    assert report["period"] == {"kind": "month", "from": "2026-11-01", "to": "2026-11-30"}
+    assert report["rows"][0]["count"] == 2
+    world.lincoln["timezone"] = "Europe/Berlin"
+    with mock.patch.object(periods, "utcnow", return_value=datetime(2026, 12, 1, 3, 30, tzinfo=timezone.utc)):
+        report = service.report(admin(world.lincoln), "schools", {"period": "month"})
+    assert report["period"]["from"] == "2026-12-01"
+    assert (report["rows"][0]["count"], report["rows"][0]["previous_count"]) == (5, 2)
+
+
+# -- a school's own view ------------------------------------------------------------
+
+def test_top_services_with_change_against_the_previous_period(service, world):
+    tutoring, pantry = world.service("Eastside Tutoring"), world.service("Food pantry")
+    shares(service, world.lincoln, 14, service_id=tutoring, day="2026-11-01")  # first day of the month
+    shares(service, world.lincoln, 10, service_id=tutoring, day="2026-10-31")  # last day of the previous
+    shares(service, world.lincoln, 3, service_id=pantry, day="2026-11-30")
+    shares(service, world.adams, 50, service_id=pantry, day="2026-11-15")  # another school: not counted
+
+    report = service.report(admin(world.lincoln), "top-services", {"period": "month", "to": "2026-11-15"})
+    assert report["scope"]["view"] == "school"
+    assert [(r["rank"], r["service_name"], r["count"], r["previous_count"], r["change_pct"]) for r in report["rows"]] == [
+        (1, "Eastside Tutoring", 14, 10, 40.0),
+        (2, "Food pantry", 3, 0, None),  # a school's own small counts are not hidden
+    ]
+    assert not any(r["count_suppressed"] for r in report["rows"])
+
+
+def test_top_categories_roll_terms_up_to_top_level(service, world):
+    shares(service, world.lincoln, 4, terms=[COUNSELLING], day="2026-11-02")
+    shares(service, world.lincoln, 3, terms=[ANXIETY], day="2026-11-02")
+    shares(service, world.lincoln, 5, terms=[MATH, FOOD], day="2026-11-03")
+    shares(service, world.lincoln, 1, terms=[FOOD], day="2026-11-30")
+    report = service.report(admin(world.lincoln), "top-categories", {"period": "month", "to": "2026-11-30"})
+    assert [(r["category_name"], r["count"]) for r in report["rows"]] == [
+        ("Mental health", 7), ("Food", 6), ("Tutoring", 5)]
+
+
+def test_trends_and_channels(service, world):
+    shares(service, world.lincoln, 2, channel="sms", day="2026-11-02")
+    shares(service, world.lincoln, 1, channel="print", day="2026-11-04")
+    shares(service, world.lincoln, 4, channel="sms", day="2026-10-27")
+    trend = service.report(admin(world.lincoln), "trends", {"period": "week", "to": "2026-11-04"})
+    assert [(r["bucket_start"], r["count"], r["previous_count"]) for r in trend["rows"]] == [
+        ("2026-11-02", 2, 0), ("2026-11-03", 0, 4), ("2026-11-04", 1, 0), ("2026-11-05", 0, 0),
+        ("2026-11-06", 0, 0), ("2026-11-07", 0, 0), ("2026-11-08", 0, 0)]
+    year = service.report(admin(world.lincoln), "trends", {"period": "school_year", "to": "2026-11-04"})
+    assert {r["bucket"] for r in year["rows"]} == {"month"} and len(year["rows"]) == 12
+    assert rows_by(year, "bucket_start")[("2026-11-01",)]["count"] == 3
+    mix = service.report(admin(world.lincoln), "channels", {"period": "week", "to": "2026-11-04"})
+    assert {r["channel"]: r["count"] for r in mix["rows"]} == {"email": 0, "sms": 2, "print": 1, "link": 0}
+
+
+def test_unmet_need_ranks_requests_against_providers_nearby(service, world):
+    shares(service, world.lincoln, 12, terms=[MATH], day="2026-11-02")
+    shares(service, world.lincoln, 20, terms=[COUNSELLING], day="2026-11-02")
+    shares(service, world.lincoln, 7, terms=[FOOD], day="2026-11-02")
+    world.nearby = {MENTAL_HEALTH: 9, TUTORING: 1, FOOD: 0}
+    report = service.report(admin(world.lincoln), "unmet-need", {"period": "month", "to": "2026-11-02"})
+    assert [(r["category_name"], r["count"], r["services_nearby"], r["need_score"]) for r in report["rows"]] == [
+        ("Food", 7, 0, 7.0), ("Tutoring", 12, 1, 6.0), ("Mental health", 20, 9, 2.0)]
+    args = service.directory_rpc.count_services.call_args.args
+    assert sorted(args[0]) == sorted([MENTAL_HEALTH, TUTORING, FOOD])
+    assert args[1:] == (40.0, -75.0, 10.0, world.lincoln["id"])
+
+
+def test_csv_export_of_every_report(service, world):
+    sid = world.service("=cmd|' /C calc'!A0")
+    shares(service, world.lincoln, 3, service_id=sid, terms=[MATH], day="2026-11-02")
+    world.nearby = {TUTORING: 2}
+    for name in ("top-services", "top-categories", "trends", "channels", "unmet-need", "schools"):
+        exported = service.export_report(admin(world.lincoln), name, {"period": "month", "to": "2026-11-02"})
+        assert exported["filename"] == f"{name}-2026-11-01-2026-11-30.csv"
+        table = list(csv.DictReader(io.StringIO(exported["content"])))
+        json_rows = service.report(admin(world.lincoln), name, {"period": "month", "to": "2026-11-02"})["rows"]
+        assert len(table) == len(json_rows) > 0
+        assert sum(int(r["count"]) for r in table) == sum(r["count"] for r in json_rows)
+    top = service.export_report(admin(world.lincoln), "top-services", {"period": "month", "to": "2026-11-02"})
+    assert "'=cmd" in top["content"]  # no spreadsheet formula
+
+
+def test_bad_queries_and_roles(service, world):
+    with pytest.raises(NotFound):
+        service.report(admin(world.lincoln), "everything", {})
+    with pytest.raises(BadRequest):
+        service.report(admin(world.lincoln), "schools", {"period": "decade"})
+    with pytest.raises(BadRequest):
+        service.report(admin(world.lincoln), "schools", {"period": "custom", "from": "2026-02-01"})
+    with pytest.raises(Forbidden):
+        service.report(admin(world.lincoln, "teacher"), "schools", {})
+    with pytest.raises(Forbidden):
+        service.report(admin(world.lincoln), "schools", {"tenant_id": world.adams["id"]})
+    outsider = tenant("Elsewhere District", kind="district")
+    world.tenants[outsider["id"]] = outsider
+    with pytest.raises(Forbidden):
+        service.report(admin(outsider, "district_admin"), "schools", {"tenant_id": world.lincoln["id"]})
+
+
+# -- suppression ----------------------------------------------------------------------
+
+def test_primary_and_complementary_suppression_exact_cells():
+    table = suppress({"tutoring": {"A": 3, "B": 20, "C": 15}, "food": {"A": 30, "B": 12, "C": 40}},
+                     ["A", "B", "C"], 10)
+    # Primary: A's 3. Row "tutoring" would give it away (38 - 20 - 15): hide B's 15? no, the
+    # smallest other positive cell, C's 15 < B's 20. Column A would give it away (33 - 30):
+    # hide A's 30. Column C then hides one figure (15): hide food's 40 in C. Row "food" now
+    # hides two (30, 40). Each relation hides 0 or >= 2 figures.
+    assert table.hidden_keys == {("tutoring", "A"), ("tutoring", "C"), ("food", "A"), ("food", "C")}
+    assert table.shown("tutoring", TOTAL) == 38 and table.shown(TOTAL, "A") == 33
+    assert table.shown("tutoring", "B") == 20
+
+
+def test_small_totals_are_hidden_too_and_zero_is_shown():
+    table = suppress({"sms": {"A": 4, "B": 0}, "email": {"A": 20, "B": 25}}, ["A", "B"], 10)
+    assert table.hidden("sms", "A") and table.hidden("sms", TOTAL)  # the total 4 is itself small
+    assert table.shown("sms", "B") == 0
+    # Column A (24 = 4 + 20) would reveal the 4: A's 20 is hidden as its complement. The
+    # column of row totals (49 = 4 + 45) would reveal the hidden total 4: 45 is hidden.
+    # Row "email" (45 = 20 + 25) then hides two figures; 25 stays shown.
+    assert table.hidden_keys == {("sms", "A"), ("sms", TOTAL), ("email", "A"), ("email", TOTAL)}
+    assert table.shown("email", "B") == 25 and table.shown(TOTAL, TOTAL) == 49
+
+
+def test_no_relation_ever_hides_exactly_one_figure():
+    import random
+    from services.analytics.suppression import relations
+    rng = random.Random(5)
+    for _ in range(200):
+        items, columns = [f"i{n}" for n in range(rng.randint(1, 5))], [f"c{n}" for n in range(rng.randint(1, 4))]
+        matrix = {i: {c: rng.choice([0, 0, 1, 3, 9, 10, 12, 40]) for c in columns} for i in items}
+        table = suppress(matrix, columns, 10)
+        for rel in relations(items, columns):
+            assert sum(1 for key in rel if key in table.hidden_keys) != 1
+        assert all(table.hidden(*k) for k, v in table.values.items() if 0 < v < 10)
+
+
+def test_district_view_side_by_side_with_suppression(service, world):
+    tutoring, pantry = world.service("Eastside Tutoring"), world.service("Food pantry")
+    shares(service, world.lincoln, 3, service_id=tutoring, day="2026-11-02")
+    shares(service, world.adams, 20, service_id=tutoring, day="2026-11-02")
+    shares(service, world.lincoln, 30, service_id=pantry, day="2026-11-02")
+    shares(service, world.adams, 12, service_id=pantry, day="2026-11-02")
+    report = service.report(admin(world.district, "district_admin"), "top-services", {"period": "month", "to": "2026-11-02"})
+    assert report["scope"]["view"] == "district" and report["scope"]["suppression_threshold"] == 10
+    rows = rows_by(report, "tenant_name", "service_name")
+    cell = {k: (r["count"], r["count_suppressed"]) for k, r in rows.items()}
+    assert cell == {
+        ("Lincoln Middle", "Eastside Tutoring"): (None, True),   # 3: primary
+        ("Adams High", "Eastside Tutoring"): (None, True),       # 20: complementary (row total 23)
+        ("Lincoln Middle", "Food pantry"): (None, True),         # 30: complementary (Lincoln's total 33)
+        ("Adams High", "Food pantry"): (None, True),             # 12: complementary (Adams' total 32)
+        ("Riverside USD", "Eastside Tutoring"): (23, False),
+        ("Riverside USD", "Food pantry"): (42, False),
+    }
+    assert {r["level"] for r in report["rows"] if r["tenant_name"] == "Riverside USD"} == {"district"}
+    assert all(r["change_pct"] is None for r in report["rows"] if r["count_suppressed"])
+    # A school filter shows that school's rows from the same suppressed table.
+    one = service.report(admin(world.district, "district_admin"), "top-services",
+                         {"period": "month", "to": "2026-11-02", "tenant_id": world.adams["id"]})
+    assert {r["tenant_name"] for r in one["rows"]} == {"Adams High"}
+    assert all(r["count"] is None for r in one["rows"])
+
+
+def test_district_threshold_is_configurable(service, world):
+    world.district["suppression_threshold"] = 3
+    shares(service, world.lincoln, 5, day="2026-11-02")
+    shares(service, world.adams, 7, day="2026-11-02")
+    report = service.report(admin(world.district, "district_admin"), "schools", {"period": "month", "to": "2026-11-02"})
+    assert {(r["tenant_name"], r["level"]): r["count"] for r in report["rows"]} == {
+        ("Lincoln Middle", "school"): 5, ("Adams High", "school"): 7,
+        ("Riverside USD", "district_office"): 0,  # shares made at the district level itself
+        ("Riverside USD", "district"): 12}
+
+
+# -- operators and consent --------------------------------------------------------------
+
+def test_operator_sees_consenting_schools_only(service, world):
+    shares(service, world.lincoln, 12, day="2026-11-02")
+    shares(service, world.adams, 15, day="2026-11-02")
+    report = service.report(OPERATOR(), "schools", {"period": "month", "to": "2026-11-02"})
+    assert report["scope"]["view"] == "operator"
+    assert {r["level"] for r in report["rows"]} == {"school", "platform"}
+    assert {r["tenant_name"]: r["count"] for r in report["rows"]} == {
+        "Lincoln Middle": 12, "All consenting tenants": 12}
+    assert world.adams["id"] not in repr(report)
+    with pytest.raises(Forbidden):
+        service.report(OPERATOR(), "schools", {"tenant_id": world.adams["id"]})
+    # Consent on: Adams appears; consent off: Lincoln disappears.
+    world.adams["analytics_consent"], world.lincoln["analytics_consent"] = True, False
+    report = service.report(OPERATOR(), "schools", {"period": "month", "to": "2026-11-02", "tenant_id": world.district["id"]})
+    assert {r["tenant_name"]: r["count"] for r in report["rows"]} == {
+        "Adams High": 15, "All consenting tenants": 15}
+    assert world.lincoln["id"] not in repr(report)
+
+
+def test_operator_view_suppresses_small_counts(service, world):
+    world.adams["analytics_consent"] = True
+    shares(service, world.lincoln, 4, channel="sms", day="2026-11-02")
+    shares(service, world.lincoln, 11, channel="email", day="2026-11-02")
+    shares(service, world.adams, 25, channel="email", day="2026-11-02")
+    shares(service, world.adams, 30, channel="sms", day="2026-11-02")
+    report = service.report(OPERATOR(), "channels", {"period": "month", "to": "2026-11-02"})
+    cells = {(r["tenant_name"], r["channel"]): r["count"] for r in report["rows"]}
+    assert cells[("Lincoln Middle", "sms")] is None
+    assert cells[("Lincoln Middle", "email")] is None  # else Lincoln's total 15 reveals the 4
+    assert cells[("All consenting tenants", "sms")] == 34 and cells[("All consenting tenants", "email")] == 36
