@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 
+from weintervene.contracts import SHARE_RECORDED
+
 from services.referrals.models import (
-    CLOSED_STATUSES, Delivery, DeliveryAttempt, Disclosure, Referral, SavedList, SavedListItem, Share, ShareRecipient,
+    CLOSED_STATUSES, Delivery, OutboxMessage, DeliveryAttempt, Disclosure, Referral, SavedList, SavedListItem, Share, ShareRecipient,
     StatusChange,
 )
 
@@ -58,6 +60,11 @@ def delete_for(db, request: dict) -> dict:
         ).rowcount
         db.execute(update(StatusChange).where(StatusChange.changed_by_tenant_id.in_(tenants))
                    .values(changed_by=None, note=None))
+        # The tenant's share events, relayed or not: analytics forgets the tenant too.
+        wanted = set(tenants)
+        event_ids = [m.id for m in db.scalars(select(OutboxMessage).where(OutboxMessage.event_type == SHARE_RECORDED))
+                     if {m.payload.get("tenant_id"), m.payload.get("district_id")} & wanted]
+        counts["share_events"] = db.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(event_ids))).rowcount
     elif scope == "student":
         # Student ids are identity's UUIDs, unique across tenants: every share about the
         # student goes, including one a district admin made under the district's tenant.

@@ -251,7 +251,8 @@ def test_delete_tenant_removes_everything_of_the_tenant(svc, db):
     counts = svc.delete_for(request("tenant", SCHOOL, (DISTRICT, SCHOOL)))
     db.commit()
     assert counts["shares"] == 1 and counts["saved_lists"] == 1 and counts["disclosures"] == 1
-    assert count(db, Share) == count(db, SavedList) == count(db, Disclosure) == 0
+    assert counts["share_events"] == 1
+    assert count(db, Share) == count(db, SavedList) == count(db, Disclosure) == count(db, OutboxMessage) == 0
 
 
 def test_terminated_program_keeps_nothing_it_was_sent(svc, db):
