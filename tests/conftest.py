@@ -106,3 +106,28 @@ def patch_settings():
 
     yield apply
     nameko_config["WEINTERVENE"] = original
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item, settings):
+    """Time tests out with SIGALRM, failing only the hung test.
+
+    Under eventlet's patched threading, pytest-timeout believes it is off the main
+    thread and falls back to its thread method, which ends the whole run.
+    """
+    import signal
+
+    from pytest_timeout import timeout_sigalrm
+
+    def handler(signum, frame):
+        __tracebackhide__ = True
+        timeout_sigalrm(item, settings)
+
+    def cancel():
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+    item.cancel_timeout = cancel
+    signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, settings.timeout)
+    return True

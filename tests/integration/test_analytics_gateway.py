@@ -13,7 +13,6 @@ import requests
 from kombu import Connection, Producer
 
 from services.analytics.models import DailyShareCount
-from services.identity.service import IdentityService
 from tests.support.analytics import share_event
 from weintervene.contracts import SHARE_RECORDED
 from weintervene.db import make_engine
@@ -22,7 +21,6 @@ from weintervene.messaging import event_exchange
 pytestmark = pytest.mark.integration
 
 PASSWORD = "a long analytics passphrase"
-IDENTITY_READY = all(hasattr(IdentityService, m) for m in ("tenant_info", "list_tenants_in", "update_tenant_settings"))
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +105,6 @@ def wait_for_total(system, tenant_ids, expected, timeout=60):
         engine.dispose()
 
 
-@pytest.mark.skipif(not IDENTITY_READY, reason="identity.tenant_info arrives with the identity branch")
 def test_journey_principal_district_admin_and_operator(system, rpc):
     district = new_tenant(rpc, "district", "Analytics USD")
     lincoln = new_tenant(rpc, "school", "Lincoln", district["id"])
