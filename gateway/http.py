@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hmac
-import hashlib
 import json
 import time
 import uuid
@@ -36,6 +35,7 @@ from werkzeug.wrappers import Request, Response
 from gateway.errors import error_response
 from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
+from weintervene.hashing import keyed_hash
 from weintervene.errors import BadRequest, Forbidden, Unauthorized
 
 SESSION_COOKIE = "wi_session"
@@ -172,8 +172,7 @@ def session_token(request: Request) -> tuple[str | None, bool]:
 
 def csrf_token_for(session_token_value: str) -> str:
     """The CSRF token bound to a session (double submit, HMAC of the session token)."""
-    key = settings().secret_key.encode()
-    return hmac.new(key, b"csrf:" + session_token_value.encode(), hashlib.sha256).hexdigest()
+    return keyed_hash("csrf", session_token_value)
 
 
 def check_csrf(request: Request, token: str) -> None:

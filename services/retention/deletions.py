@@ -29,8 +29,6 @@ Example::
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import io
 import logging
 from datetime import date, datetime, time, timedelta, timezone
@@ -46,6 +44,7 @@ from services.retention.models import (
 from services.retention.schemas import DeletionRequestSchema, PolicySchema
 from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
+from weintervene.hashing import keyed_hash
 from weintervene.contracts import DATA_SERVICES, DELETION_REQUESTED, DeletionCompleted, DeletionRequested
 from weintervene.db import utcnow
 from weintervene.errors import BadRequest, Forbidden, NotFound
@@ -60,8 +59,7 @@ FENCE_TIMEOUT_SECONDS = 5.0
 
 def subject_ref(subject_id: str) -> str:
     """The opaque reference kept forever: HMAC-SHA256 of the id under the platform secret."""
-    key = settings().secret_key.encode()
-    return hmac.new(key, b"subject:" + str(subject_id).encode(), hashlib.sha256).hexdigest()
+    return keyed_hash("subject", str(subject_id))
 
 
 def _call(fn, *args, timeout: float | None = None):
