@@ -4,8 +4,9 @@ data mixes in :class:`DeletionParticipant`.
 Retention publishes ``deletion_requested`` to each service's durable queue; the
 participant loads it with the shared contract, deletes idempotently in one
 transaction (the service's ``delete_for``), stages ``deletion_completed`` in its
-outbox in that same transaction, and remembers the request's ``event_id`` so a
-redelivery only re-confirms. A fence row keeps new data about the subject out.
+outbox in that same transaction. A redelivered request deletes nothing more and
+confirms again, which retention records once. New data about the subject is kept
+out by identity's fence (``identity.fence_subject``), set before dispatch.
 
 Example::
 

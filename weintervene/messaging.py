@@ -6,7 +6,7 @@ transaction (``outbox_add``); the relay (a nameko timer calling
 confirms and ``mandatory=True``, and marks them sent. A broker outage only
 delays; a crash between publish and mark re-publishes, which consumers absorb.
 
-Consuming side: :func:`first_delivery` records the event id in the same
+Consuming side: :func:`first_deliveries` records the event id in the same
 transaction as the effect, so a redelivered or duplicated event changes nothing.
 
 Example::
@@ -36,7 +36,6 @@ from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from prometheus_client import Counter
 from sqlalchemy import Integer, String, Text, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from weintervene.contracts import SUBSCRIPTIONS, queue_name
@@ -195,27 +194,9 @@ class OutboxRelay:
         relay_outbox(self.db, self.outbox_model, self.events, self.name)
 
 
-def first_delivery(session, model, event_id: str) -> bool:
-    """Record ``event_id`` in the current transaction; False if it was seen before.
-
-    Call before applying the effect, commit both together. A concurrent
-    duplicate on another instance fails the commit on the primary key, and its
-    transaction (effect included) rolls back.
-    """
-    if session.get(model, str(event_id)) is not None:
-        return False
-    session.add(model(event_id=str(event_id)))
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        return False
-    return True
-
-
 def first_deliveries(session, model, event_ids) -> set[str]:
-    """Batch form of :func:`first_delivery`: record every id in the current
-    transaction; returns the ids not seen before (commit them with the effects).
+    """Record every event id in the current transaction; returns the ids not seen
+    before. Apply the effects of only those, and commit both together.
 
     ``INSERT … ON CONFLICT DO NOTHING RETURNING``: a concurrent transaction
     inserting the same id makes this one wait for its outcome, then skip the id
