@@ -120,6 +120,20 @@ def _key(model, row) -> tuple:
     return tuple(row[c.name] for c in model.__table__.primary_key.columns)
 
 
+def lock_tenants(session, tenant_ids) -> None:
+    """Serialise counting and termination per tenant (PostgreSQL; SQLite has one writer).
+
+    Without it a batch that read "not terminated" could commit its increments
+    after a concurrent termination deleted the counters, recreating them. Locks
+    are taken in sorted order, so two transactions never wait on each other in a
+    cycle; they end with the transaction.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for tenant_id in sorted({str(t) for t in tenant_ids}):
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": "analytics-tenant:" + tenant_id})
+
+
 def count_shares(session, events: list[dict]) -> list[str]:
     """Apply loaded events in one transaction and commit; an outcome per event
     (counted, duplicate or fenced), in order.
@@ -128,8 +142,9 @@ def count_shares(session, events: list[dict]) -> list[str]:
     key until this transaction ends, then finds the id and counts nothing.
     """
     try:
-        new_ids = first_deliveries(session, ProcessedEvent, [e["event_id"] for e in events])
         tenants = sorted({str(e["tenant_id"]) for e in events})
+        lock_tenants(session, tenants)
+        new_ids = first_deliveries(session, ProcessedEvent, [e["event_id"] for e in events])
         fenced = set(session.scalars(select(DeletedTenant.tenant_id).where(DeletedTenant.tenant_id.in_(tenants))))
         totals: dict = {model: {} for model in COUNTER_ORDER}
         outcomes = []
@@ -169,6 +184,7 @@ def count_share(session, event: dict) -> str:
 def delete_tenants(session, tenant_ids: list[str]) -> dict:
     """Delete every counter of ``tenant_ids`` and fence them (in the caller's
     transaction); returns {table: rows deleted}. Idempotent."""
+    lock_tenants(session, tenant_ids)
     counts = {}
     for model in COUNTER_ORDER:
         result = session.execute(delete(model).where(model.tenant_id.in_(tenant_ids)))
