@@ -22,7 +22,7 @@ class NoticeRoutes:
     @route("GET", "/api/v1/notices", summary="The current privacy policy and incident notices", tags=["notices"],
            auth=False, response=CurrentNoticesSchema)
     def current_notices(self, request, **_):
-        """-> ``{"policy": {"version": "2026-11-01", "last_updated": "2026-11-01", "summary": "…"},
+        """-> ``{"policy": {"version": "5b0f…", "last_updated": "2026-11-01", "summary": "…"},
         "incidents": [{"id", "message", "severity", "starts_at", "ends_at", "active"}],
         "acknowledged": false}``. Signed in, ``acknowledged`` says whether you read the current
         policy; otherwise (or with an ended session: never a 401 here) it is null."""
@@ -37,7 +37,8 @@ class NoticeRoutes:
     @route("POST", "/api/v1/me/policy-acknowledgement", summary="Acknowledge the current privacy policy",
            tags=["notices"], body=AcknowledgementCreateSchema, response=AcknowledgementSchema)
     def acknowledge_policy(self, request, auth, body, **_):
-        """``{"version": "2026-11-01"}`` -> ``{"version", "acknowledged": true, "acknowledged_at"}``;
+        """``{"version": "5b0f…"}`` (the current policy's ``version``) -> ``{"version", "last_updated",
+        "acknowledged": true, "acknowledged_at"}``;
         409 ``policy_version_not_current`` for any other version. Acknowledging twice is harmless."""
         return self.identity_rpc.acknowledge_policy(auth.to_dict(), body)
 
@@ -55,8 +56,8 @@ class NoticeRoutes:
            roles=OPERATORS, body=PolicyVersionCreateSchema, response=PolicyVersionSchema, status=201)
     def publish_policy_version(self, request, auth, body, **_):
         """``{"last_updated": "2026-12-01", "summary": "Shorter retention of delivery logs."}`` -> 201;
-        every user sees the banner again until they acknowledge it. 409 when not newer than the
-        current version; 400 when dated in the future or the summary is blank."""
+        every user sees the banner again until they acknowledge it. 409 ``policy_version_outdated``
+        when dated before the current version; 400 when dated in the future or the summary is blank."""
         return self.identity_rpc.publish_policy_version(auth.to_dict(), body)
 
     @route("GET", "/api/v1/incident-notices", summary="Every incident notice, ended ones too", tags=["notices"],

@@ -169,15 +169,16 @@ class SubjectFence(Base):
 
 
 class PolicyVersion(Base):
-    """A published version of the privacy policy; the newest one is the current policy.
+    """A published version of the privacy policy; the last published is the current policy.
 
     ``last_updated`` is the date the policy page shows ("Last Updated"); ``summary``
-    is the one line the sign-in banner shows about what changed.
+    is the one line the banner shows about what changed. The id is the version
+    users acknowledge (two versions may share a date: a same-day correction).
     """
 
     __tablename__ = "policy_version"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    last_updated: Mapped[date] = mapped_column(Date, unique=True)
+    last_updated: Mapped[date] = mapped_column(Date)
     summary: Mapped[str] = mapped_column(String(500))
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 

@@ -20,7 +20,7 @@ class PolicyVersionCreateSchema(StrictSchema):
 
 class PolicyVersionSchema(Schema):
     id = fields.Str()
-    version = fields.Str(metadata={"description": "The version's label: its Last Updated date."})
+    version = fields.Str(metadata={"description": "What to acknowledge (the version's id)."})
     last_updated = fields.Date()
     summary = fields.Str()
     published_at = fields.DateTime()
@@ -31,12 +31,13 @@ class PolicyVersionPageSchema(Schema):
 
 
 class AcknowledgementCreateSchema(StrictSchema):
-    version = fields.Str(required=True, validate=validate.Length(min=1, max=32),
-                         metadata={"description": "The version read (what the banner showed)."})
+    version = fields.Str(required=True, validate=validate.Length(min=1, max=36),
+                         metadata={"description": "The version read (the banner's policy.version)."})
 
 
 class AcknowledgementSchema(Schema):
     version = fields.Str(metadata={"description": "The current policy version."})
+    last_updated = fields.Date()
     acknowledged = fields.Bool()
     acknowledged_at = fields.DateTime(allow_none=True)
 

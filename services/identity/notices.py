@@ -6,17 +6,17 @@ policy and the notices in force; each user acknowledges the current version once
 (recorded here, per user, so it follows them from browser to browser and goes
 with them when their data is deleted).
 
-The current policy is the newest ``last_updated``; a new version must be newer
-than it and not in the future, so the date the privacy page shows only moves
-forward. An incident notice is in force from when it is posted until its
+The current policy is the last published version; a new one may not be dated
+before it nor in the future, so the date the privacy page shows never goes back.
+A version is named by its id (two may share a date: a same-day correction). An incident notice is in force from when it is posted until its
 ``ends_at`` (set at posting or by "end now").
 
 Example::
 
     >>> publish_policy(db, operator, {"last_updated": date(2026, 12, 1), "summary": "Shorter retention."})
-    {"id": "…", "version": "2026-12-01", "last_updated": "2026-12-01", "summary": "Shorter retention.", …}
+    {"id": "9c1…", "version": "9c1…", "last_updated": "2026-12-01", "summary": "Shorter retention.", …}
     >>> current(db, teacher)
-    {"policy": {"version": "2026-12-01", …}, "incidents": [], "acknowledged": False}
+    {"policy": {"version": "9c1…", "last_updated": "2026-12-01", …}, "incidents": [], "acknowledged": False}
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ HISTORY_LIMIT = 100
 def policy_dict(version: PolicyVersion | None) -> dict | None:
     if version is None:
         return None
-    return {"id": version.id, "version": version.last_updated.isoformat(),
+    return {"id": version.id, "version": version.id,
             "last_updated": version.last_updated.isoformat(), "summary": version.summary,
             "published_at": version.published_at.isoformat()}
 
@@ -51,7 +51,7 @@ def notice_dict(notice: IncidentNotice, now: datetime | None = None) -> dict:
 
 
 def current_policy(db) -> PolicyVersion | None:
-    return db.scalar(select(PolicyVersion).order_by(PolicyVersion.last_updated.desc()).limit(1))
+    return db.scalar(select(PolicyVersion).order_by(PolicyVersion.published_at.desc(), PolicyVersion.id).limit(1))
 
 
 def active_notices(db, now: datetime | None = None) -> list[IncidentNotice]:
@@ -86,23 +86,20 @@ def publish_policy(db, auth: AuthContext, values: dict) -> dict:
         raise BadRequest("A policy version cannot be dated in the future.", code="invalid_input",
                          details={"last_updated": ["Must be today or earlier."]})
     latest = current_policy(db)
-    if latest is not None and last_updated <= latest.last_updated:
-        code = "policy_version_exists" if last_updated == latest.last_updated else "policy_version_outdated"
-        raise Conflict(f"The current policy is dated {latest.last_updated.isoformat()}: a new version must be newer.",
-                       code=code, details={"last_updated": [f"Must be after {latest.last_updated.isoformat()}."]})
+    if latest is not None and last_updated < latest.last_updated:
+        raise Conflict(f"The current policy is dated {latest.last_updated.isoformat()}: a new version cannot be older.",
+                       code="policy_version_outdated",
+                       details={"last_updated": [f"Must be {latest.last_updated.isoformat()} or later."]})
     version = PolicyVersion(last_updated=last_updated, summary=values["summary"].strip())
     db.add(version)
-    try:
-        db.commit()
-    except IntegrityError:  # the same date published at the same moment by someone else
-        db.rollback()
-        raise Conflict("That policy version was just published.", code="policy_version_exists") from None
+    db.commit()
     return policy_dict(version)
 
 
 def list_policies(db, auth: AuthContext) -> dict:
     auth.require(Role.OPERATOR)
-    rows = db.scalars(select(PolicyVersion).order_by(PolicyVersion.last_updated.desc()).limit(HISTORY_LIMIT))
+    rows = db.scalars(select(PolicyVersion).order_by(PolicyVersion.published_at.desc(), PolicyVersion.id)
+                      .limit(HISTORY_LIMIT))
     return {"items": [policy_dict(v) for v in rows]}
 
 
@@ -147,7 +144,7 @@ def acknowledgement(db, auth: AuthContext) -> dict:
     if policy is None:
         raise NotFound("No policy version is published.", code="policy_not_found")
     ack = _acknowledgement(db, auth.user_id, policy)
-    return {"version": policy.last_updated.isoformat(), "acknowledged": ack is not None,
+    return {"version": policy.id, "last_updated": policy.last_updated.isoformat(), "acknowledged": ack is not None,
             "acknowledged_at": ack.acknowledged_at.isoformat() if ack else None}
 
 
@@ -157,9 +154,10 @@ def acknowledge(db, auth: AuthContext, version: str) -> dict:
     policy = current_policy(db)
     if policy is None:
         raise NotFound("No policy version is published.", code="policy_not_found")
-    if version != policy.last_updated.isoformat():
-        raise Conflict(f"The current policy version is {policy.last_updated.isoformat()}; read it, then acknowledge it.",
-                       code="policy_version_not_current", details={"version": [f"Not the current version ({policy.last_updated.isoformat()})."]})
+    if version != policy.id:
+        raise Conflict(f"The privacy policy was updated again on {policy.last_updated.isoformat()}: read it, then "
+                       "acknowledge it.", code="policy_version_not_current",
+                       details={"version": [f"Not the current version ({policy.id})."]})
     if _acknowledgement(db, auth.user_id, policy) is None:
         db.add(PolicyAcknowledgement(user_id=auth.user_id, tenant_id=auth.tenant_id, policy_version_id=policy.id))
         try:

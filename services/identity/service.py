@@ -264,14 +264,14 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         """Everyone (auth None for a visitor): the current policy, the incident notices in force,
         and whether the caller acknowledged the policy.
 
-        Example: current_notices(None) -> {"policy": {"version": "2026-11-01", "last_updated":
+        Example: current_notices(None) -> {"policy": {"version": "5b0f…", "last_updated":
         "2026-11-01", "summary": "…"}, "incidents": [], "acknowledged": None}
         """
         return notices.current(self.db, _auth(auth) if auth else None)
 
     @rpc
     def publish_policy_version(self, auth, data):
-        """Operators: {"last_updated": "2026-12-01", "summary": "…"} -> the version (newer than the current one)."""
+        """Operators: {"last_updated": "2026-12-01", "summary": "…"} -> the version, now the current one."""
         return notices.publish_policy(self.db, _auth(auth), load(PolicyVersionCreateSchema(), data))
 
     @rpc
@@ -281,12 +281,12 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
 
     @rpc
     def policy_acknowledgement(self, auth):
-        """-> {"version": "2026-11-01", "acknowledged": false, "acknowledged_at": null} for the caller."""
+        """-> {"version": "5b0f…", "last_updated": "2026-11-01", "acknowledged": false, "acknowledged_at": null}."""
         return notices.acknowledgement(self.db, _auth(auth))
 
     @rpc
     def acknowledge_policy(self, auth, data):
-        """{"version": "2026-11-01"} (the current one) -> the caller's acknowledgement."""
+        """{"version": "5b0f…"} (the current version's id) -> the caller's acknowledgement."""
         return notices.acknowledge(self.db, _auth(auth), load(AcknowledgementCreateSchema(), data)["version"])
 
     @rpc

@@ -18,6 +18,7 @@ from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound
 
 PASSWORD = "unit passphrase 2026"
 FIRST = "2026-11-01"  # the version the migration carries over from the old static file
+FIRST_ID = "5b0f3c1e-7d2a-4c6b-9e55-2026110100a1"
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def people(service):
 
 def test_the_migration_carries_over_the_first_policy_version(service):
     current = service.current_notices(None)
-    assert current["policy"]["version"] == FIRST and current["policy"]["last_updated"] == FIRST
+    assert current["policy"]["version"] == FIRST_ID and current["policy"]["last_updated"] == FIRST
     assert "every service that receives student data" in current["policy"]["summary"]
     assert current["incidents"] == [] and current["acknowledged"] is None
 
@@ -58,10 +59,11 @@ def test_the_migration_carries_over_the_first_policy_version(service):
 def test_a_user_acknowledges_the_current_version_once(service, people, session):
     rivera = people["rivera"]
     assert service.current_notices(rivera)["acknowledged"] is False
-    assert service.policy_acknowledgement(rivera) == {"version": FIRST, "acknowledged": False, "acknowledged_at": None}
-    ack = service.acknowledge_policy(rivera, {"version": FIRST})
+    assert service.policy_acknowledgement(rivera) == {"version": FIRST_ID, "last_updated": FIRST,
+                                                      "acknowledged": False, "acknowledged_at": None}
+    ack = service.acknowledge_policy(rivera, {"version": FIRST_ID})
     assert ack["acknowledged"] is True and ack["acknowledged_at"]
-    assert service.acknowledge_policy(rivera, {"version": FIRST})["acknowledged_at"] == ack["acknowledged_at"]
+    assert service.acknowledge_policy(rivera, {"version": FIRST_ID})["acknowledged_at"] == ack["acknowledged_at"]
     assert session.scalar(select(func.count()).select_from(PolicyAcknowledgement)) == 1
     assert service.current_notices(rivera)["acknowledged"] is True
     assert service.current_notices(people["okafor"])["acknowledged"] is False  # per user, not per school
@@ -69,21 +71,24 @@ def test_a_user_acknowledges_the_current_version_once(service, people, session):
 
 def test_a_new_version_asks_everyone_again_and_old_versions_cannot_be_acknowledged(service, people):
     rivera, ops = people["rivera"], people["ops"]
-    service.acknowledge_policy(rivera, {"version": FIRST})
+    service.acknowledge_policy(rivera, {"version": FIRST_ID})
     today = utcnow().date().isoformat()
     published = service.publish_policy_version(ops, {"last_updated": today, "summary": "  Shorter retention.  "})
-    assert published["version"] == today and published["summary"] == "Shorter retention."
-    assert service.current_notices(None)["policy"]["version"] == today
+    assert published["last_updated"] == today and published["summary"] == "Shorter retention."
+    assert service.current_notices(None)["policy"]["version"] == published["version"] != FIRST_ID
     assert service.current_notices(rivera)["acknowledged"] is False
     with pytest.raises(Conflict) as caught:
-        service.acknowledge_policy(rivera, {"version": FIRST})  # a tab left open on the old banner
+        service.acknowledge_policy(rivera, {"version": FIRST_ID})  # a tab left open on the old banner
     assert caught.value.code == "policy_version_not_current"
-    assert service.acknowledge_policy(rivera, {"version": today})["acknowledged"] is True
-    assert [v["version"] for v in service.list_policy_versions(ops)["items"]] == [today, FIRST]
+    assert service.acknowledge_policy(rivera, {"version": published["version"]})["acknowledged"] is True
+    # A same-day correction is a version of its own: asked again.
+    again = service.publish_policy_version(ops, {"last_updated": today, "summary": "Corrected."})
+    assert service.current_notices(rivera) == {"policy": again, "incidents": [], "acknowledged": False}
+    assert [v["version"] for v in service.list_policy_versions(ops)["items"]] == [
+        again["version"], published["version"], FIRST_ID]
 
 
 @pytest.mark.parametrize("data, error, code", [
-    ({"last_updated": FIRST, "summary": "Same date"}, Conflict, "policy_version_exists"),
     ({"last_updated": "2026-10-01", "summary": "Older"}, Conflict, "policy_version_outdated"),
     ({"last_updated": (date.today() + timedelta(days=2)).isoformat(), "summary": "Future"}, BadRequest, "invalid_input"),
     ({"last_updated": "2026-11-31", "summary": "No such day"}, BadRequest, "invalid_input"),
@@ -97,7 +102,7 @@ def test_bad_policy_versions_are_refused_with_a_reason(service, people, data, er
         service.publish_policy_version(people["ops"], data)
     assert caught.value.code == code
     assert caught.value.message
-    assert service.current_notices(None)["policy"]["version"] == FIRST  # nothing half-written
+    assert service.current_notices(None)["policy"]["version"] == FIRST_ID  # nothing half-written
 
 
 def test_only_operators_publish_or_list(service, people):
@@ -148,8 +153,8 @@ def test_bad_incident_notices_are_refused(service, people, session, data):
 
 def test_acknowledgements_go_with_the_user_and_with_the_tenant(service, people, session):
     rivera, okafor = people["rivera"], people["okafor"]
-    service.acknowledge_policy(rivera, {"version": FIRST})
-    service.acknowledge_policy(okafor, {"version": FIRST})
+    service.acknowledge_policy(rivera, {"version": FIRST_ID})
+    service.acknowledge_policy(okafor, {"version": FIRST_ID})
     counts = service.delete_for({"scope": "user", "subject_id": rivera["user_id"], "tenant_id": people["school"],
                                  "tenant_ids": [], "request_id": "r1"})
     session.commit()
@@ -160,4 +165,14 @@ def test_acknowledgements_go_with_the_user_and_with_the_tenant(service, people, 
     session.commit()
     assert counts["policy_acknowledgements"] == 1
     assert scan_engine(session.get_bind(), people["school"]) == []
+    assert session.scalar(select(func.count()).select_from(PolicyAcknowledgement)) == 0
+
+
+@pytest.mark.parametrize("data", [{}, {"version": ""}, {"version": 5}, {"version": FIRST_ID, "user_id": "x"}])
+def test_bad_acknowledgements_are_refused(service, people, session, data):
+    with pytest.raises(BadRequest) as caught:
+        service.acknowledge_policy(people["rivera"], data)
+    assert caught.value.code == "invalid_input"
+    with pytest.raises(Conflict):
+        service.acknowledge_policy(people["rivera"], {"version": "00000000-0000-4000-8000-000000000000"})
     assert session.scalar(select(func.count()).select_from(PolicyAcknowledgement)) == 0

@@ -34,8 +34,7 @@ def upgrade() -> None:
     sa.Column('last_updated', sa.Date(), nullable=False),
     sa.Column('summary', sa.String(length=500), nullable=False),
     sa.Column('published_at', weintervene.db.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('last_updated')
+    sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('policy_version', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_policy_version_published_at'), ['published_at'], unique=False)
