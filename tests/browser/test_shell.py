@@ -102,24 +102,6 @@ def test_csp_header_is_strict_on_the_app_shell(system):
     assert r.headers["Cache-Control"] == "no-cache"
 
 
-def test_privacy_page_and_policy_banner_acknowledgement(page, people):
-    page.open("/privacy")
-    page.wait_heading("Privacy policy")
-    assert "Last Updated: 2026-11-01" in page.text_content("main .updated")
-    page.assert_accessible("privacy")
-    page.shot("privacy")
-    page.open("/signin")
-    page.sign_in(people["teacher"]["email"])
-    page.wait_for_selector(".banner-policy")
-    page.click("#policy-ack")
-    page.wait_for_selector(".banner-policy", state="detached")
-    cookie = next(c for c in page.cookies() if c["name"] == "wi_policy_ack")
-    assert cookie["value"] == "2026-11-01"
-    page.go("/search")
-    page.wait_heading("Find services")
-    assert page.query_selector(".banner-policy") is None
-
-
 @pytest.mark.parametrize("link, path", [
     ("/reset-password#token=abc123-one-time-token-xyz", "/reset-password"),
     ("/reset?token=abc123-one-time-token-xyz", "/reset"),
@@ -141,7 +123,7 @@ def test_nothing_is_kept_in_browser_storage(page, people):
     storage = page.storage()
     assert storage["local"] == {} and storage["session"] == {}
     names = {c["name"] for c in page.cookies()}
-    assert names <= {"wi_session", "wi_csrf", "wi_policy_ack"}
+    assert names <= {"wi_session", "wi_csrf"}  # the policy acknowledgement is kept by identity
     session_cookie = next(c for c in page.cookies() if c["name"] == "wi_session")
     assert session_cookie["httpOnly"] and session_cookie["sameSite"] == "Strict"
 

@@ -24,7 +24,7 @@ def test_client_routes_return_the_shell(system, path):
     ("/static/js/app.js", "text/javascript"),
     ("/static/js/pages/search.js", "text/javascript"),
     ("/static/app.css", "text/css"),
-    ("/static/policy.json", "application/json"),
+    ("/static/js/policy.js", "text/javascript"),
     ("/static/favicon.svg", "image/svg+xml"),
 ])
 def test_assets_have_types_and_revalidate(system, path, content_type):

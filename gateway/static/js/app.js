@@ -171,6 +171,7 @@ async function boot() {
   document.addEventListener("click", onClick);
   window.addEventListener("popstate", () => { if (!location.hash) render(); });
   window.addEventListener("wi:session-expired", onSessionExpired);
+  window.addEventListener("wi:notices-changed", () => policyBanner(document.getElementById("banners"), me()));
   document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") checkSession(); });
   document.getElementById("nav-toggle").addEventListener("click", (event) => {
     const nav = document.getElementById("site-nav");
