@@ -129,4 +129,5 @@ def test_operator_publishes_a_version_and_an_incident_everyone_sees(page, browse
     page.open("/search")
     page.wait_heading("Find services")
     page.banners_loaded()
-    assert word not in page.text_content("#banners")
+    assert page.evaluate("w => [...document.querySelectorAll('.banner-incident')].some(b => b.textContent.includes(w))",
+                         word) is False
