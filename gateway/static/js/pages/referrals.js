@@ -13,9 +13,19 @@ function scopeFor(ctx) {
 
 const TITLES = { mine: "My referrals", school: "School referrals", incoming: "Incoming referrals" };
 
+/** Who a referral is for, as far as this user may know: a student they serve, the first
+ * name a school disclosed to a program (with consent), or a walk-in family. */
+export function referralFor(r, names = {}) {
+  const disclosed = r.disclosed && r.disclosed.student_first_name;
+  if (names[r.student_id]) return names[r.student_id];
+  if (disclosed) return disclosed;
+  if (r.student_id) return "Student";
+  return r.incoming ? "A student (not disclosed)" : "Walk-in";
+}
+
 export function referralRow(r, names = {}) {
   const service = r.service_name || (r.service && r.service.name) || "Service";
-  const who = names[r.student_id] || (r.student_id ? "Student" : "Walk-in");
+  const who = referralFor(r, names);
   const due = isDue(r);
   return [
     h("a", { href: `/referrals/${r.id}`, "data-link": true }, service),
