@@ -197,6 +197,7 @@ def people(system, bootstrap):
         "school_admin": bootstrap("school_admin", school["id"], "Sam Admin"),
         "district_admin": bootstrap("district_admin", district["id"], "Dana District"),
         "program_staff": bootstrap("program_staff", program["id"], "Pat Program"),
+        "program_admin": bootstrap("program_admin", program["id"], "Priya Program"),
         "auditor": bootstrap("auditor", None, "Avery Auditor"),
     }
 

@@ -12,7 +12,8 @@ PAGES = {
     "school_admin": ["/admin/roster", "/admin/users", "/admin/settings", "/admin/opt-out", "/dashboard", "/referrals"],
     "district_admin": ["/dashboard"],
     "program_staff": ["/incoming"],
-    "operator": ["/operator/imports", "/operator/tenants", "/admin/users"],
+    "program_admin": ["/incoming", "/admin/users"],
+    "operator": ["/operator/imports", "/operator/tenants", "/operator/notices", "/admin/users"],
     "auditor": ["/audit"],
 }
 
