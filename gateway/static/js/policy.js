@@ -20,6 +20,11 @@ export async function loadNotices(user, { fresh = false } = {}) {
   return cache.data;
 }
 
+/** What the shell brought at load time (the same answer as GET /api/v1/notices). */
+export function seedNotices(user, data) {
+  cache = { userId: user ? user.user_id : null, at: Date.now(), data };
+}
+
 /** Record that the signed-in user read ``version``; the shared state follows. */
 export async function acknowledge(version) {
   const result = await api.post("/api/v1/me/policy-acknowledgement", { version });
