@@ -15,8 +15,10 @@ clients that accept it (compressed once per file version, kept in memory).
 
 What makes a full page load fast (issue 7: a page in under 200 ms):
 
-- the shell lists every module the app starts with as ``<link rel="modulepreload">``,
-  so the browser fetches them all at once instead of discovering them import by import;
+- the shell lists every module the app starts with, and the page's own module and its
+  imports (the path's page is read from ``static/js/routes.js``), as
+  ``<link rel="modulepreload">``: the browser fetches them all at once instead of
+  discovering them import by import;
 - the shell carries what every page needs first, in ``<meta name="wi-boot">``: who is
   signed in (what ``GET /api/v1/me`` answers) and the current policy and incident notices
   (what ``GET /api/v1/notices`` answers), fetched from identity while the HTML is made.
@@ -122,14 +124,44 @@ def module_graph(entry: str = "js/app.js") -> list[str]:
     return seen
 
 
+ROUTE = re.compile(r'\{\s*path:\s*"([^"]+)",\s*page:\s*"([\w-]+)"')
+UUID_PATTERN = "[0-9a-fA-F-]{36}"
+
+
 @functools.lru_cache(maxsize=1)
-def shell_html() -> str:
-    """index.html with versioned asset URLs and a modulepreload for every start-up module."""
+def page_routes() -> list[tuple[re.Pattern, str]]:
+    """(path pattern, page module) of every client-side route, read from static/js/routes.js
+    (the app's one table of routes) and matched the way its ``match()`` does.
+
+    Example: page_routes() -> [(re.compile("^/signin$"), "signin"), ..., (re.compile("^/services/(...)$"), "service")]
+    """
+    source = (STATIC_DIR / "js" / "routes.js").read_text(encoding="utf-8")
+    routes = []
+    for path, page in ROUTE.findall(source):
+        pattern = re.sub(r":[a-z_]+", UUID_PATTERN, re.escape(path).replace("\\:", ":"))
+        routes.append((re.compile(f"^{pattern}$"), page))
+    return routes
+
+
+def page_for(path: str) -> str | None:
+    """The page module shown at ``path`` (None for no page: the app shows "not found")."""
+    path = path.rstrip("/") if len(path) > 1 else path
+    return next((page for pattern, page in page_routes() if pattern.match(path)), None)
+
+
+@functools.lru_cache(maxsize=64)
+def shell_html(page: str | None = None) -> str:
+    """index.html with versioned asset URLs and a modulepreload for every module the app
+    starts with, and for ``page``'s module and what it imports."""
     text = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     versioned = f"/static/{release()}/"
     for attr in ('href="/static/', 'src="/static/'):
         text = text.replace(attr, attr.replace("/static/", versioned))
-    preloads = "".join(f'\n  <link rel="modulepreload" href="{versioned}{module}">' for module in module_graph())
+    modules = module_graph()
+    if page is not None and (STATIC_DIR / "js" / "pages" / f"{page}.js").is_file():
+        entry = f"js/pages/{page}.js"
+        modules = modules + [m for m in [entry, *module_graph(entry)] if m not in modules and m != "js/app.js"]
+    preloads = "".join(f'\n  <link rel="modulepreload" href="{versioned}{module}">' for module in modules)
     script = f'<script type="module" src="{versioned}js/app.js"></script>'
     return text.replace(script, script + preloads, 1)
 
@@ -194,7 +226,7 @@ class WebAppRoutes:
 
     def _shell(self, request):
         boot = self._boot_data(request)
-        text = shell_html()
+        text = shell_html(page_for(request.path))
         if boot is not None:
             payload = html.escape(json.dumps(boot, separators=(",", ":"), default=str), quote=True)
             text = text.replace(BOOT_MARKER, f'<meta name="wi-boot" content="{payload}">', 1)

@@ -168,3 +168,25 @@ def test_text_is_gzipped_for_clients_that_accept_it(system, path):
 def test_a_small_file_is_not_compressed(system):
     r = requests.get(system.url("/static/favicon.svg"), headers={"Accept-Encoding": "gzip"}, timeout=10)
     assert r.status_code == 200 and "Content-Encoding" not in r.headers
+
+
+@pytest.mark.parametrize("path, modules", [
+    ("/operator/tenants", {"js/pages/tenants.js", "js/page.js"}),
+    ("/services/2b1f7c1e-8a0b-4c39-9d7e-3b7a1f0c9e11", {"js/pages/service.js", "js/share.js", "js/students.js"}),
+    ("/", {"js/pages/home.js"}),
+])
+def test_the_shell_also_preloads_the_page_of_its_path(system, path, modules):
+    shell = requests.get(system.url(path), timeout=10).text
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/v-[0-9a-f]{12}/(js/[\w/-]+\.js)">', shell))
+    assert modules <= preloaded
+    assert not any(m.startswith("js/pages/") and m not in modules for m in preloaded)  # only this page's
+
+
+def test_every_client_route_names_an_existing_page_module():
+    from gateway.routes.webapp import STATIC_DIR, page_routes
+
+    routes = page_routes()
+    source = (STATIC_DIR / "js" / "routes.js").read_text(encoding="utf-8")
+    assert len(routes) == source.count("{ path:")  # the table was read whole
+    for _, page in routes:
+        assert (STATIC_DIR / "js" / "pages" / f"{page}.js").is_file(), page
