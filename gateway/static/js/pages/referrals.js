@@ -49,17 +49,10 @@ export async function render(container, ctx) {
   // First names of the students this user may see, joined here in memory (the
   // referral carries only the student's id).
   let names = {};
-  if (scope !== "incoming") {
-    try {
-      names = Object.fromEntries((await loadStudents()).map((s) => [s.id, s.first_name]));
-    } catch (err) {
-      if (err.status === 401) throw err;
-    }
-  }
-  const load = async () => {
+  const load = async (started) => {
     results.setAttribute("aria-busy", "true");
     try {
-      const data = await api.get("/api/v1/referrals", { scope, status: status.value, due: due.checked ? "true" : "" });
+      const data = await (started || api.get("/api/v1/referrals", { scope, status: status.value, due: due.checked ? "true" : "" }));
       const items = itemsOf(data);
       const dueCount = items.filter(isDue).length;
       const summary = `${items.length} referral${items.length === 1 ? "" : "s"}${dueCount ? `, ${dueCount} with a follow-up due` : ""}.`;
@@ -73,5 +66,14 @@ export async function render(container, ctx) {
     }
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); load(); });
-  await load();
+  // The students (for their names) and the referrals at once: one round trip, not two.
+  if (scope !== "incoming") {
+    const students = loadStudents().catch((err) => { if (err.status === 401) throw err; return []; });
+    const first = api.get("/api/v1/referrals", { scope, status: status.value, due: "" });
+    first.catch(() => {});
+    names = Object.fromEntries((await students).map((s) => [s.id, s.first_name]));
+    await load(first);
+  } else {
+    await load();
+  }
 }
