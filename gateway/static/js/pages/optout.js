@@ -65,7 +65,7 @@ export async function render(container, ctx) {
       submit.disabled = false;
     }
   });
-  const requests = loadRequests(); // at the same time as the students
+  const requestsLoaded = loadRequests(); // at the same time as the students
   try {
     const students = await loadStudents();
     replace(pickerArea, studentPicker(students, (id) => { studentId = id; }));
@@ -73,5 +73,5 @@ export async function render(container, ctx) {
     if (err.status === 401) throw err;
     replace(pickerArea, errorNotice(err));
   }
-  await requests;
+  await requestsLoaded;
 }
