@@ -52,7 +52,6 @@ from werkzeug.security import safe_join
 from werkzeug.wrappers import Response
 
 from gateway.http import http, json_response, session_token
-from weintervene.errors import Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -210,19 +209,15 @@ class WebAppRoutes:
         """What the app asks first on every page load, asked here instead (see the module's
         docstring): ``{"me": <GET /api/v1/me> or None, "notices": <GET /api/v1/notices>}``.
         None when identity does not answer: the app then asks the API itself."""
+        # One RPC: identity authenticates the session (an ended one is a visitor, as
+        # GET /api/v1/me would say with a 401) and reads the notices for that person.
+        token, _from_cookie = session_token(request)
         try:
             with eventlet.Timeout(BOOT_TIMEOUT_SECONDS):
-                caller = None
-                if session_token(request)[0]:
-                    try:
-                        caller = self.authenticate_request(request).to_dict()
-                    except Unauthorized:
-                        caller = None  # an ended session: a visitor, as GET /api/v1/me would say with a 401
-                notices = self.identity_rpc.current_notices(caller)
+                return self.identity_rpc.web_boot(token)
         except (Exception, eventlet.Timeout) as exc:  # noqa: BLE001 - the page still loads without it
             log.warning("web app shell without boot data: %r", exc)
             return None
-        return {"me": caller, "notices": notices}
 
     def _shell(self, request):
         boot = self._boot_data(request)

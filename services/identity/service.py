@@ -26,7 +26,7 @@ from services.identity.schemas import (
 from weintervene.auth import AuthContext, Role
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
-from weintervene.errors import BadRequest, NotFound
+from weintervene.errors import BadRequest, NotFound, Unauthorized
 from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
@@ -268,6 +268,23 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         "2026-11-01", "summary": "…"}, "incidents": [], "acknowledged": None}
         """
         return notices.current(self.db, _auth(auth) if auth else None)
+
+    @rpc
+    def web_boot(self, token=None):
+        """The gateway's web app shell, in one round trip: who holds ``token`` (what
+        ``authenticate`` answers, or None for no or an ended session) and ``current_notices``
+        for them.
+
+        Example: web_boot("tok…") -> {"me": {"user_id": …, "role": "teacher", …},
+        "notices": {"policy": {…}, "incidents": [], "acknowledged": False}}
+        """
+        auth = None
+        if token:
+            try:
+                auth = accounts.authenticate(self.db, token)
+            except Unauthorized:
+                auth = None
+        return {"me": auth.to_dict() if auth else None, "notices": notices.current(self.db, auth)}
 
     @rpc
     def publish_policy_version(self, auth, data):

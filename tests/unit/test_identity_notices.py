@@ -176,3 +176,13 @@ def test_bad_acknowledgements_are_refused(service, people, session, data):
     with pytest.raises(Conflict):
         service.acknowledge_policy(people["rivera"], {"version": "00000000-0000-4000-8000-000000000000"})
     assert session.scalar(select(func.count()).select_from(PolicyAcknowledgement)) == 0
+
+
+def test_web_boot_says_who_holds_the_token_and_their_notices_in_one_call(service, people):
+    session = service.login({"email": "rivera@x.example", "password": PASSWORD}, "127.0.0.1")
+    boot = service.web_boot(session["token"])
+    assert boot["me"] == service.authenticate(session["token"])
+    assert boot["notices"] == service.current_notices(boot["me"]) and boot["notices"]["acknowledged"] is False
+    service.logout(session["token"])
+    for token in (session["token"], "not-a-token", "x" * 500, None, ""):
+        assert service.web_boot(token) == {"me": None, "notices": service.current_notices(None)}
