@@ -14,10 +14,9 @@ Measured in the same run, as baselines: a bare nameko RPC round trip, a raw
 SQL insert+commit on the same database, and an authenticated gateway request
 that does nothing (``GET /api/v1/me``) at the same concurrency.
 
-Students come from a real roster import into the real identity service. Until
-directory's get_service is merged, it is the test stand-in of
-``tests/support/referrals_fakes.py`` (an in-memory lookup: the real one will cost
-a database query).
+Students come from a real roster import into the real identity service; the
+services are created through the real directory (via the gateway, by their
+owners) and read by referrals with directory's ``get_service``.
 """
 from __future__ import annotations
 
@@ -69,7 +68,6 @@ def main(argv: list[str]) -> int:
 
     from nameko.standalone.rpc import ClusterRpcClient
 
-    from tests.support import referrals_fakes as fakes
     from tests.support.infra import SmsEndpoint, SmtpSink
     from tests.support.referrals_system import ANALYTICS_QUEUE, ReferralsSystem
 
@@ -87,8 +85,8 @@ def main(argv: list[str]) -> int:
             for i in range(8)
         ]
         engine = rs.referrals_engine()
-        print(f"database: {engine.dialect.name}; stand-in: directory.get_service "
-              f"({len(fakes.CATALOGUE)} services)")
+        print(f"database: {engine.dialect.name}; directory: the real DirectoryService "
+              f"({len(world.services)} services)")
 
         # -- baselines -------------------------------------------------------------
         rpc_times = []

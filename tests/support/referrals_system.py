@@ -1,9 +1,12 @@
 """A running WeIntervene for the referrals integration tests and benchmark.
 
 Real RabbitMQ (a vhost of its own), real PostgreSQL databases (or SQLite when
-none is reachable), the real identity, referrals and gateway services, and the real directory
-service extended with ``get_service``, which the directory team is still
-building (``tests/support/referrals_fakes.py``; TO REMOVE AT MERGE).
+none is reachable), and the real identity, directory, referrals and gateway
+services. Tenants, users and the roster are made through identity's RPCs (as
+an operator and a school admin would); the directory services are created
+through the gateway's ``POST /api/v1/directory/services`` by the people who
+own them: an operator for the global ones, a school admin for a school's own,
+a program admin for a program's.
 
 Analytics and retention do not run here on purpose: their durable queues (declared
 from ``contracts.SUBSCRIPTIONS``) collect what referrals publishes, so a test
@@ -22,9 +25,9 @@ from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcClient
 
 from gateway.service import GatewayService
+from services.directory.service import DirectoryService
 from services.identity.service import IdentityService
 from services.referrals.service import ReferralsService
-from tests.support import referrals_fakes as fakes
 from tests.support.infra import PostgresDatabases, Vhost, free_port, postgres_available
 from weintervene.config import SERVICES, Settings
 from weintervene.contracts import SHARE_RECORDED, queue_name
@@ -53,6 +56,7 @@ class World:
     unauthorised_contact: str
     contacts: dict  # contact id -> identity's contact dict (name, email, mobile, language)
     services: dict  # name -> service id
+    service_docs: dict  # name -> directory's get_service answer at creation
     term: str
 
 
@@ -77,7 +81,7 @@ class ReferralsSystem:
         nameko_config.setup(self.settings.nameko_config())
         declare_topology(self.settings.amqp_uri)
         self.runner = ServiceRunner()
-        for cls in (IdentityService, fakes.DirectoryWithCatalogue, ReferralsService, GatewayService):
+        for cls in (IdentityService, DirectoryService, ReferralsService, GatewayService):
             self.runner.add_service(cls)
         self.runner.start()
 
@@ -148,6 +152,7 @@ class ReferralsSystem:
                 "teacher": (school, "teacher"), "teacher2": (school, "teacher"), "admin": (school, "school_admin"),
                 "other_admin": (other, "school_admin"), "other_teacher": (other, "teacher"),
                 "district_admin": (district, "district_admin"), "program_staff": (program, "program_staff"),
+                "program_admin": (program, "program_admin"),
                 "auditor": (None, "auditor"),
             }
             emails, users = {"operator": f"ops-{tag}@platform.example"}, {"operator": operator["id"]}
@@ -180,28 +185,55 @@ class ReferralsSystem:
             by_key = {s["roster_key"]: s["id"] for s in listed}
             diego = rpc.identity.get_student(admin_auth, by_key["S1"])
             sam = rpc.identity.get_student(admin_auth, by_key["S2"])
+            # A real Open Eligibility term (directory loads the taxonomy at start).
+            term = rpc.directory.categories()[0]["children"][0]["id"]
         contacts = {c["id"]: c for c in diego["contacts"] + sam["contacts"]}
         by_relation = {c["relationship"]: c["id"] for c in diego["contacts"]}
-        term = str(uuid.uuid4())
-        services = {}
-        for name, kwargs in {
-            "counseling": {}, "pantry1": {}, "pantry2": {}, "pantry3": {},
-            "mentoring": {"owner_tenant_id": program["id"], "offered_to_schools": True},
-            "other_school_club": {"owner_tenant_id": other["id"]},
-        }.items():
-            sid = str(uuid.uuid4())
-            title = {"counseling": "Casa Azul Counseling", "pantry1": "Northside Food Pantry",
-                     "pantry2": "Eastside Food Pantry", "pantry3": "Westside Food Pantry",
-                     "mentoring": "Bright Futures Mentoring", "other_school_club": "Jefferson Club"}[name]
-            fakes.CATALOGUE[sid] = fakes.hsds_service(sid, title, term_ids=[term], **kwargs)
-            services[name] = sid
+        # Each service is created by whoever owns it, through the gateway as the web app does.
+        owners = {"operator": None, "other_admin": None, "program_admin": None}
+        for key in owners:
+            owners[key] = self.login(emails[key])
+        services, docs = {}, {}
+        for name, title, owner, extra in (
+            ("counseling", "Casa Azul Counseling", "operator", {}),
+            ("pantry1", "Northside Food Pantry", "operator", {}),
+            ("pantry2", "Eastside Food Pantry", "operator", {}),
+            ("pantry3", "Westside Food Pantry", "operator", {}),
+            # Visible only inside the program until it publishes it (journey 7 does, with PUBLISH_TO_SCHOOLS).
+            ("mentoring", "Bright Futures Mentoring", "program_admin", {}),
+            ("other_school_club", "Jefferson Club", "other_admin", {}),
+        ):
+            r = owners[owner].post(self.url("/api/v1/directory/services"),
+                                   json={**service_input(title, term), **extra}, timeout=30)
+            assert r.status_code == 201, r.text
+            services[name], docs[name] = r.json()["id"], r.json()
         return World(
             district=district["id"], school=school["id"], other_school=other["id"], program=program["id"],
             emails=emails, users=users, student=by_key["S1"], adult_student=by_key["S2"],
             unserved_student=by_key["S3"], spare_student=by_key["S4"], mother=by_relation["mother"],
             father=by_relation["father"], unauthorised_contact=by_relation["uncle"], contacts=contacts,
-            services=services, term=term,
+            services=services, service_docs=docs, term=term,
         )
+
+
+# How a youth program offers one of its services to every school on the platform
+# (journey 7): directory's ``published_to`` audience "schools".
+PUBLISH_TO_SCHOOLS = {"published_to": "schools"}
+
+
+def service_input(name: str, term: str, address: str = "12 Main St") -> dict:
+    """The body of ``POST /api/v1/directory/services`` for one of the test's services."""
+    return {
+        "name": name, "description": f"{name} helps families.", "organization_name": name,
+        "location": {"name": name, "address": {"address_1": address, "city": "Springfield",
+                                               "state_province": "IL", "postal_code": "62701"},
+                     "latitude": 39.78, "longitude": -89.65},
+        "phones": ["217-555-0100"],
+        "schedules": [{"days": ["MO", "TU", "WE", "TH", "FR"], "opens_at": "16:00", "closes_at": "20:00"}],
+        "eligibility_description": "Families with children 5-18",
+        "minimum_age": 5, "maximum_age": 18, "languages": ["en", "es"], "cost": "free",
+        "taxonomy_term_ids": [term],
+    }
 
 
 def _mobile() -> str:
