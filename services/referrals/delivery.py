@@ -30,7 +30,7 @@ from prometheus_client import Counter
 from sqlalchemy import select, update
 
 from services.referrals.messages import render_reminder, render_share
-from services.referrals.models import Delivery, DeliveryAttempt, Referral
+from services.referrals.models import Delivery, DeliveryAttempt, Referral, Share
 from services.referrals.sms import SmsError, send_sms
 from weintervene.config import settings
 from weintervene.db import utcnow
@@ -99,31 +99,70 @@ def claim(session, delivery_id: str) -> Delivery | None:
 
 
 def deliver_due(make_session, identity, batch: int = 200) -> int:
-    """Send every due delivery (up to ``batch``), ``CONCURRENCY`` at a time; returns how many were tried."""
+    """Send every due delivery (up to ``batch``), ``CONCURRENCY`` at a time; returns how many were tried.
+
+    The family's addresses are asked from identity just before sending, one
+    ``delivery_contacts`` call per (sharer, student) for the whole batch rather
+    than one per delivery (:func:`prefetch_contacts`).
+    """
     with make_session() as session:
         recover_interrupted(session)
-        due = session.scalars(
-            select(Delivery.id)
+        due = session.execute(
+            select(Delivery.id, Delivery.recipient_kind, Delivery.recipient_id, Share.sharer_id, Share.tenant_id,
+                   Share.sharer_role, Share.district_id, Share.student_id)
+            .join(Share, Share.id == Delivery.share_id)
             .where(Delivery.state == "queued", Delivery.next_attempt_at <= utcnow())
             .order_by(Delivery.next_attempt_at)
             .limit(batch)
         ).all()
     if not due:
         return 0
+    contacts = prefetch_contacts(identity, due)
     pool = eventlet.GreenPool(CONCURRENCY)
-    for delivery_id in due:
-        pool.spawn_n(_deliver_one, make_session, identity, delivery_id)
+    for row in due:
+        pool.spawn_n(_deliver_one, make_session, identity, row.id, contacts.get(row.id))
     pool.waitall()
     return len(due)
 
 
-def _deliver_one(make_session, identity, delivery_id: str) -> None:
+def prefetch_contacts(identity, due) -> dict:
+    """{delivery id: identity's contact dict} for the contact deliveries of ``due``.
+
+    One call per (sharer, student) with every contact named in the batch, all
+    calls in flight at once. A group identity refuses or does not answer is left
+    out: each of its deliveries then asks alone, so a refusal lands on exactly
+    the delivery it concerns.
+    """
+    groups: dict[tuple, list] = {}
+    for row in due:
+        if row.recipient_kind == "contact" and row.sharer_id and row.student_id:
+            key = (row.sharer_id, row.tenant_id, row.sharer_role, row.district_id, row.student_id)
+            groups.setdefault(key, []).append(row)
+    calls = {}
+    for key, rows in groups.items():
+        sharer, tenant, role, district, student = key
+        auth = {"user_id": sharer, "tenant_id": tenant, "role": role, "district_id": district}
+        ids = sorted({r.recipient_id for r in rows})
+        for start in range(0, len(ids), 50):  # identity takes at most 50 ids a call
+            calls[(key, start)] = (rows, identity.delivery_contacts.call_async(auth, student, ids[start:start + 50]))
+    found = {}
+    for rows, call in calls.values():
+        try:
+            with eventlet.Timeout(settings().rpc_timeout_seconds):
+                answer = {str(c["id"]): c for c in call.result()}
+        except (Exception, eventlet.Timeout):  # noqa: BLE001 - each delivery asks alone
+            continue
+        found.update({r.id: answer[r.recipient_id] for r in rows if r.recipient_id in answer})
+    return found
+
+
+def _deliver_one(make_session, identity, delivery_id: str, contact: dict | None = None) -> None:
     with make_session() as session:
         delivery = claim(session, delivery_id)
         if delivery is None:
             return
         try:
-            provider_id = send(delivery, identity)
+            provider_id = send(delivery, identity, contact)
         except PermanentFailure as exc:
             _record_failure(delivery, str(exc), permanent=True)
         except TemporaryFailure as exc:
@@ -172,13 +211,19 @@ def sharer_auth(share) -> dict:
             "district_id": share.district_id}
 
 
-def _address(delivery: Delivery, identity) -> str:
+def _address(delivery: Delivery, identity, contact: dict | None = None) -> str:
+    """The address to send to; ``contact`` is identity's answer when the batch already asked it."""
     share = delivery.share
     field = "email" if delivery.channel == "email" else "mobile"
     if delivery.recipient_kind == "walk_in":
         if not delivery.transient_address:
             raise PermanentFailure("no address")
         return delivery.transient_address
+    if contact is not None and delivery.recipient_kind == "contact" and str(contact.get("id")) == delivery.recipient_id:
+        address = contact.get(field) if contact.get("authorised") else None
+        if not address:
+            raise PermanentFailure(f"recipient has no {field}")
+        return address
     try:
         # A bounded wait: a timer worker stuck on a silent identity would also hold
         # up this service's shutdown.
@@ -213,9 +258,9 @@ def _content(delivery: Delivery) -> dict:
     return render_share(delivery.language, services, note=share.note)
 
 
-def send(delivery: Delivery, identity) -> str:
+def send(delivery: Delivery, identity, contact: dict | None = None) -> str:
     """Send one delivery now; returns the provider's id. Raises Permanent/TemporaryFailure."""
-    address = _address(delivery, identity)
+    address = _address(delivery, identity, contact)
     content = _content(delivery)
     if delivery.channel == "email":
         try:
@@ -234,7 +279,7 @@ def send(delivery: Delivery, identity) -> str:
 
 def queue_reminders(session) -> int:
     """Stage a reminder email to the sharer of each open referral past its follow-up date."""
-    from services.referrals.models import CLOSED_STATUSES, Share
+    from services.referrals.models import CLOSED_STATUSES
 
     today = utcnow().date()
     due = session.scalars(

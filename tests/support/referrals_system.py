@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import requests
 from kombu import Connection, Exchange, Queue
@@ -31,9 +36,12 @@ from services.referrals.service import ReferralsService
 from tests.support.infra import PostgresDatabases, Vhost, free_port, postgres_available
 from weintervene.config import SERVICES, Settings
 from weintervene.contracts import SHARE_RECORDED, queue_name
+from weintervene.db import make_engine
 from weintervene.messaging import declare_topology
 
 PASSWORD = "correct horse battery staple 42"
+SERVICES_RUN = ("identity", "directory", "referrals")
+COMPONENTS = SERVICES_RUN + ("gateway",)
 ANALYTICS_QUEUE = queue_name("referrals", SHARE_RECORDED, "analytics", "on_share_recorded")
 
 
@@ -61,7 +69,8 @@ class World:
 
 
 class ReferralsSystem:
-    def __init__(self, tmp_path, smtp_port: int, sms_url: str, use_postgres: bool | None = None):
+    def __init__(self, tmp_path, smtp_port: int, sms_url: str, use_postgres: bool | None = None,
+                 separate_processes: bool = False):
         self.vhost = Vhost()
         self.databases = None
         template = ""
@@ -80,10 +89,40 @@ class ReferralsSystem:
         self.previous_config = dict(nameko_config)
         nameko_config.setup(self.settings.nameko_config())
         declare_topology(self.settings.amqp_uri)
-        self.runner = ServiceRunner()
-        for cls in (IdentityService, DirectoryService, ReferralsService, GatewayService):
-            self.runner.add_service(cls)
-        self.runner.start()
+        self.runner = None
+        self.processes: dict[str, subprocess.Popen] = {}
+        if separate_processes:
+            # As deployed: ``weintervene run --service NAME``, one process each, so
+            # the services use every core (the benchmark's default).
+            for name in COMPONENTS:
+                self.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "weintervene.cli", "run", "--service", name],
+                    env={**os.environ, **settings_env(self.settings)}, stdout=subprocess.DEVNULL,
+                    stderr=open(Path(tmp_path) / f"{name}.log", "wb"),
+                )
+            self._wait_until_up()
+        else:
+            self.runner = ServiceRunner()
+            for cls in (IdentityService, DirectoryService, ReferralsService, GatewayService):
+                self.runner.add_service(cls)
+            self.runner.start()
+
+    def _wait_until_up(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            dead = [n for n, p in self.processes.items() if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"{dead} exited at start; see their logs in {self.settings.data_dir}")
+            try:
+                with ClusterRpcClient(uri=self.settings.amqp_uri, timeout=2) as rpc:
+                    for name in SERVICES_RUN:
+                        getattr(rpc, name).health()
+                requests.get(self.url("/healthz"), timeout=2)  # any answer: the gateway listens
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     # -- reaching it ------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -103,6 +142,10 @@ class ReferralsSystem:
         return next(c for c in self.runner.containers if c.service_name == name)
 
     def referrals_engine(self):
+        if self.runner is None:
+            if not hasattr(self, "_engine"):
+                self._engine = make_engine(self.settings.database_url("referrals"))
+            return self._engine
         return next(e for e in self.container("referrals").dependencies if getattr(e, "service", None) == "referrals").engine
 
     def drain(self, queue: str) -> list[dict]:
@@ -127,8 +170,18 @@ class ReferralsSystem:
         return name
 
     def stop(self) -> None:
-        self.runner.stop()
-        self.runner.kill()
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner.kill()
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if getattr(self, "_engine", None) is not None:
+            self._engine.dispose()
         if self.databases is not None:
             self.databases.drop()
         self.vhost.delete()
@@ -234,6 +287,18 @@ def service_input(name: str, term: str, address: str = "12 Main St") -> dict:
         "minimum_age": 5, "maximum_age": 18, "languages": ["en", "es"], "cost": "free",
         "taxonomy_term_ids": [term],
     }
+
+
+def settings_env(settings: Settings) -> dict:
+    """``WEINTERVENE_*`` variables that make ``Settings.from_env()`` equal ``settings``."""
+    env = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if field.name == "database_urls":
+            env.update({f"WEINTERVENE_{k.upper()}_DATABASE_URL": v for k, v in value.items()})
+        elif value is not None:
+            env["WEINTERVENE_" + field.name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 def _mobile() -> str:
