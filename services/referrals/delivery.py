@@ -81,20 +81,26 @@ def recover_interrupted(session) -> int:
 
 
 def claim(session, delivery_id: str) -> Delivery | None:
-    """Take one due delivery for this worker, or None if another took it first."""
+    """Take one due delivery for this worker, or None if another took it first.
+
+    One conditional ``UPDATE … RETURNING`` (the row comes back with it) and the
+    attempt's log row, in one commit.
+    """
     now = utcnow()
-    taken = session.execute(
+    delivery = session.scalars(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.state == "queued", Delivery.next_attempt_at <= now)
         .values(state="sending", attempts=Delivery.attempts + 1, claimed_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if taken != 1:
+        .returning(Delivery)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if delivery is None:
         session.rollback()
         return None
-    delivery = session.get(Delivery, delivery_id, populate_existing=True)
-    session.add(DeliveryAttempt(delivery_id=delivery.id, number=delivery.attempts, started_at=now))
+    attempt = DeliveryAttempt(delivery_id=delivery.id, number=delivery.attempts, started_at=now)
+    session.add(attempt)
     session.commit()
+    delivery.current_attempt = attempt  # closed after sending without reloading the log
     return delivery
 
 
@@ -198,6 +204,10 @@ def _finish(delivery: Delivery, state: str, reason: str | None) -> None:
 
 
 def _close_attempt(delivery: Delivery, result: str, reason: str | None) -> None:
+    current = getattr(delivery, "current_attempt", None)
+    if current is not None and current.number == delivery.attempts:
+        current.result, current.reason, current.finished_at = result, reason, utcnow()
+        return
     for attempt in delivery.attempt_log:
         if attempt.number == delivery.attempts:
             attempt.result, attempt.reason, attempt.finished_at = result, reason, utcnow()
