@@ -28,6 +28,7 @@ from datetime import timedelta
 import eventlet
 from prometheus_client import Counter
 from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
 from services.referrals.messages import render_reminder, render_share
 from services.referrals.models import Delivery, DeliveryAttempt, Referral, Share
@@ -107,6 +108,11 @@ def claim(session, delivery_id: str) -> Delivery | None:
 def deliver_due(make_session, identity, batch: int = 200) -> int:
     """Send every due delivery (up to ``batch``), ``CONCURRENCY`` at a time; returns how many were tried.
 
+    Per chunk of ``CONCURRENCY``: one transaction claims the chunk and reads what
+    the messages need, the sends run in parallel, and one transaction records
+    their outcomes. At most one chunk is ever "sending", as with one commit per
+    delivery (``CONCURRENCY`` in flight), so a crash strands no more rows.
+
     The family's addresses are asked from identity just before sending, one
     ``delivery_contacts`` call per (sharer, student) for the whole batch rather
     than one per delivery (:func:`prefetch_contacts`).
@@ -124,10 +130,9 @@ def deliver_due(make_session, identity, batch: int = 200) -> int:
     if not due:
         return 0
     contacts = prefetch_contacts(identity, due)
-    pool = eventlet.GreenPool(CONCURRENCY)
-    for row in due:
-        pool.spawn_n(_deliver_one, make_session, identity, row.id, contacts.get(row.id))
-    pool.waitall()
+    ids = [row.id for row in due]
+    for start in range(0, len(ids), CONCURRENCY):
+        _deliver_chunk(make_session, identity, ids[start:start + CONCURRENCY], contacts)
     return len(due)
 
 
@@ -162,27 +167,73 @@ def prefetch_contacts(identity, due) -> dict:
     return found
 
 
-def _deliver_one(make_session, identity, delivery_id: str, contact: dict | None = None) -> None:
+def claim_many(session, delivery_ids: list[str]) -> list[Delivery]:
+    """Take the due deliveries of ``delivery_ids`` for this worker (those another took are left out).
+
+    One conditional ``UPDATE … RETURNING``, the attempts' log rows, and the
+    shares with their referrals (what the messages say), in one commit.
+    """
+    now = utcnow()
+    deliveries = session.scalars(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.state == "queued", Delivery.next_attempt_at <= now)
+        .values(state="sending", attempts=Delivery.attempts + 1, claimed_at=now)
+        .returning(Delivery)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).all()
+    if not deliveries:
+        session.rollback()
+        return []
+    attempts = [DeliveryAttempt(delivery_id=d.id, number=d.attempts, started_at=now) for d in deliveries]
+    session.add_all(attempts)
+    session.scalars(select(Share).where(Share.id.in_({d.share_id for d in deliveries}))
+                    .options(selectinload(Share.referrals))).all()
+    session.commit()
+    for delivery, attempt in zip(deliveries, attempts):
+        delivery.current_attempt = attempt
+    return deliveries
+
+
+def _deliver_chunk(make_session, identity, delivery_ids: list[str], contacts: dict) -> None:
     with make_session() as session:
-        delivery = claim(session, delivery_id)
-        if delivery is None:
+        deliveries = claim_many(session, delivery_ids)
+        if not deliveries:
             return
-        try:
-            provider_id = send(delivery, identity, contact)
-        except PermanentFailure as exc:
-            _record_failure(delivery, str(exc), permanent=True)
-        except TemporaryFailure as exc:
-            _record_failure(delivery, str(exc), permanent=False)
-        except Exception as exc:  # an unexpected bug must not leave the row "sending" forever
-            log.exception("delivery %s failed unexpectedly", delivery.id)
-            _record_failure(delivery, f"internal error: {type(exc).__name__}", permanent=False)
-        else:
-            _finish(delivery, "sent", None)
-            delivery.provider_message_id = provider_id
-            delivery.sent_at = utcnow()
-            _close_attempt(delivery, "sent", None)
-            DELIVERIES.labels(delivery.channel, "sent").inc()
+        # Everything read from the database is read here, before the sends run in
+        # parallel: the greenthreads below never touch the session.
+        jobs = []
+        for delivery in deliveries:
+            try:
+                jobs.append((delivery, _content(delivery)))
+            except Exception as exc:  # noqa: BLE001 - recorded below like any send failure
+                jobs.append((delivery, exc))
+        pool = eventlet.GreenPool(CONCURRENCY)
+        outcomes = list(pool.imap(lambda job: _try_send(job[0], identity, contacts.get(job[0].id), job[1]), jobs))
+        for (delivery, _), (result, value) in zip(jobs, outcomes):
+            if result == "sent":
+                _finish(delivery, "sent", None)
+                delivery.provider_message_id = value
+                delivery.sent_at = utcnow()
+                _close_attempt(delivery, "sent", None)
+                DELIVERIES.labels(delivery.channel, "sent").inc()
+            else:
+                _record_failure(delivery, value, permanent=result == "permanent")
         session.commit()
+
+
+def _try_send(delivery: Delivery, identity, contact: dict | None, content) -> tuple[str, str]:
+    """("sent", provider id) or ("permanent" | "temporary", reason); never raises."""
+    try:
+        if isinstance(content, Exception):
+            raise content
+        return "sent", send(delivery, identity, contact, content)
+    except PermanentFailure as exc:
+        return "permanent", str(exc)
+    except TemporaryFailure as exc:
+        return "temporary", str(exc)
+    except Exception as exc:  # noqa: BLE001 - an unexpected bug must not leave the row "sending" forever
+        log.exception("delivery %s failed unexpectedly", delivery.id)
+        return "temporary", f"internal error: {type(exc).__name__}"
 
 
 def _record_failure(delivery: Delivery, reason: str, permanent: bool) -> None:
@@ -268,10 +319,10 @@ def _content(delivery: Delivery) -> dict:
     return render_share(delivery.language, services, note=share.note)
 
 
-def send(delivery: Delivery, identity, contact: dict | None = None) -> str:
+def send(delivery: Delivery, identity, contact: dict | None = None, content: dict | None = None) -> str:
     """Send one delivery now; returns the provider's id. Raises Permanent/TemporaryFailure."""
     address = _address(delivery, identity, contact)
-    content = _content(delivery)
+    content = content or _content(delivery)
     if delivery.channel == "email":
         try:
             return send_email(address, content["subject"], content["text"], content["html"],
