@@ -136,6 +136,7 @@ def main(argv: list[str]) -> int:
         after = entrypoint_seconds()
         delivered = wait_for_sink(smtp, sinks_before + args.n, timeout=300)
         all_sent = time.perf_counter()
+        wait_for_deliveries(engine, timeout=60)  # the last rows' "sent" commits just after their SMTP accept
         with engine.connect() as conn:
             deliveries = [r[0] for r in conn.execute(text(
                 "SELECT EXTRACT(EPOCH FROM (sent_at - created_at)) FROM delivery "
