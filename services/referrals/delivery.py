@@ -44,6 +44,7 @@ DELIVERIES = Counter("weintervene_referral_deliveries_total", "Delivery attempts
                      ["channel", "result"])
 
 CONCURRENCY = 10
+CHUNKS_IN_FLIGHT = 2
 
 
 class PermanentFailure(Exception):
@@ -108,10 +109,10 @@ def claim(session, delivery_id: str) -> Delivery | None:
 def deliver_due(make_session, identity, batch: int = 200) -> int:
     """Send every due delivery (up to ``batch``), ``CONCURRENCY`` at a time; returns how many were tried.
 
-    Per chunk of ``CONCURRENCY``: one transaction claims the chunk and reads what
-    the messages need, the sends run in parallel, and one transaction records
-    their outcomes. At most one chunk is ever "sending", as with one commit per
-    delivery (``CONCURRENCY`` in flight), so a crash strands no more rows.
+    Per chunk: one transaction claims the chunk and reads what the messages
+    need, the sends run in parallel, and one transaction records their outcomes.
+    At most ``CONCURRENCY`` deliveries are ever "sending" (two chunks of half
+    that), as with one commit per delivery, so a crash strands no more rows.
 
     The family's addresses are asked from identity just before sending, one
     ``delivery_contacts`` call per (sharer, student) for the whole batch rather
@@ -131,8 +132,13 @@ def deliver_due(make_session, identity, batch: int = 200) -> int:
         return 0
     contacts = prefetch_contacts(identity, due)
     ids = [row.id for row in due]
-    for start in range(0, len(ids), CONCURRENCY):
-        _deliver_chunk(make_session, identity, ids[start:start + CONCURRENCY], contacts)
+    # Two chunks in flight, each of half the concurrency: while one waits for its
+    # slowest send, the other claims and sends; never more than CONCURRENCY sending.
+    size = max(CONCURRENCY // CHUNKS_IN_FLIGHT, 1)
+    pool = eventlet.GreenPool(CHUNKS_IN_FLIGHT)
+    for start in range(0, len(ids), size):
+        pool.spawn_n(_deliver_chunk, make_session, identity, ids[start:start + size], contacts)
+    pool.waitall()
     return len(due)
 
 
@@ -207,7 +213,7 @@ def _deliver_chunk(make_session, identity, delivery_ids: list[str], contacts: di
                 jobs.append((delivery, _content(delivery)))
             except Exception as exc:  # noqa: BLE001 - recorded below like any send failure
                 jobs.append((delivery, exc))
-        pool = eventlet.GreenPool(CONCURRENCY)
+        pool = eventlet.GreenPool(len(jobs))
         outcomes = list(pool.imap(lambda job: _try_send(job[0], identity, contacts.get(job[0].id), job[1]), jobs))
         for (delivery, _), (result, value) in zip(jobs, outcomes):
             if result == "sent":
