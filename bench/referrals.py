@@ -75,8 +75,13 @@ def main(argv: list[str]) -> int:
     from tests.support.referrals_system import ANALYTICS_QUEUE, ReferralsSystem
 
     smtp, sms = SmtpSink(), SmsEndpoint()
-    rs = ReferralsSystem(Path(tempfile.mkdtemp(prefix="bench-referrals-")), smtp.port, sms.base_url,
-                         separate_processes=args.processes == "each")
+    try:
+        rs = ReferralsSystem(Path(tempfile.mkdtemp(prefix="bench-referrals-")), smtp.port, sms.base_url,
+                             separate_processes=args.processes == "each")
+    except BaseException:
+        smtp.stop()
+        sms.stop()
+        raise
     try:
         world = rs.make_world("bench")
         token = token_of(rs, world.emails["teacher"])

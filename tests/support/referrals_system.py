@@ -100,7 +100,11 @@ class ReferralsSystem:
                     env={**os.environ, **settings_env(self.settings)}, stdout=subprocess.DEVNULL,
                     stderr=open(Path(tmp_path) / f"{name}.log", "wb"),
                 )
-            self._wait_until_up()
+            try:
+                self._wait_until_up()
+            except BaseException:
+                self.stop()  # no process, vhost or database left behind
+                raise
         else:
             self.runner = ServiceRunner()
             for cls in (IdentityService, DirectoryService, ReferralsService, GatewayService):
