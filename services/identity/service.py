@@ -246,6 +246,25 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
             raise BadRequest("contact_ids must be a list of at most 50 ids.", code="invalid_input")
         return students.delivery_contacts(self.db, _auth(auth), student_id, contact_ids)
 
+    @rpc
+    def share_context(self, auth, student_id, contact_ids, tenant_ids=()):
+        """Everything a share needs from identity, in one round trip.
+
+        Example: share_context(auth, diego_id, [rosa_id], [program_id]) ->
+        {"student": {student_id, tenant_id, district_id, is_adult, first_name},
+         "contacts": [{id, name, email, mobile, preferred_language, authorised}],
+         "tenants": {program_id: tenant_info}}; the refusals of check_student_access and
+        delivery_contacts otherwise. ``tenants`` holds those of ``tenant_ids`` that exist.
+        """
+        if not isinstance(contact_ids, list) or len(contact_ids) > 50:
+            raise BadRequest("contact_ids must be a list of at most 50 ids.", code="invalid_input")
+        if not isinstance(tenant_ids, (list, tuple)) or len(tenant_ids) > 50:
+            raise BadRequest("tenant_ids must be a list of at most 50 ids.", code="invalid_input")
+        context = students.share_context(self.db, _auth(auth), student_id, contact_ids)
+        wanted = sorted({str(t) for t in tenant_ids if t})
+        found = self.db.scalars(select(Tenant).where(Tenant.id.in_(wanted))).all() if wanted else []
+        return {**context, "tenants": {t.id: tenants.tenant_info(t) for t in found}}
+
     # -- deletion ---------------------------------------------------------
     @rpc
     def fence_subject(self, request_id, scope, tenant_id, subject_id):
