@@ -1,6 +1,7 @@
 """``python -m bench <name> [options]``: run one benchmark; without a name, list them."""
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import sys
@@ -10,11 +11,18 @@ HELPERS = {"support", "servers", "http_load"}
 
 
 def available() -> dict[str, str]:
+    """Benchmark name -> the first line of its docstring, read without importing it.
+
+    Importing them all would let one benchmark's imports (say, weintervene.db) load
+    before another applies eventlet's monkey patching, and hang it on a lock.
+    """
     found = {}
-    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+    here = Path(__file__).parent
+    for module in pkgutil.iter_modules([str(here)]):
         if module.name.startswith("_") or module.name in HELPERS:
             continue
-        doc = (importlib.import_module(f"bench.{module.name}").__doc__ or "").strip().splitlines()
+        tree = ast.parse((here / f"{module.name}.py").read_text())
+        doc = (ast.get_docstring(tree) or "").strip().splitlines()
         found[module.name] = doc[0] if doc else ""
     return found
 
