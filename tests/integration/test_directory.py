@@ -64,8 +64,10 @@ def test_tutoring_near_a_dc_postcode_is_sorted_by_distance(system, demo, schools
     assert body["total"] > 10 and body["page"] == 1 and body["per_page"] == 30
     distances = [i["distance_miles"] for i in body["items"]]
     assert distances == sorted(distances)
-    assert all(term_id("109-03-10") in i["taxonomy_term_ids"] or "tutor" in (i["name"] + i["description"]).lower() for i in body["items"])
+    services = [teacher.get(system.url(f"/api/v1/directory/services/{i['id']}")).json() for i in body["items"]]
+    assert all(term_id("109-03-10") in s["taxonomy_term_ids"] or "tutor" in (s["name"] + s["description"]).lower() for s in services)
     assert body["facets"]["categories"] and body["facets"]["cost"]
+    assert sum(f["count"] for f in body["facets"]["cost"]) == body["total"]
 
 
 def test_journey_one_filters(system, demo, schools):
@@ -77,7 +79,8 @@ def test_journey_one_filters(system, demo, schools):
     assert body["total"] > 0
     for item in body["items"]:
         assert "es" in item["languages"] and item["cost"] == "free" and item["distance_miles"] <= 5
-        assert (item["minimum_age"] or 0) <= 13 <= (item["maximum_age"] or 200)
+        service = teacher.get(system.url(f"/api/v1/directory/services/{item['id']}")).json()
+        assert (service["minimum_age"] or 0) <= 13 <= (service["maximum_age"] or 200)
     wider = teacher.get(system.url("/api/v1/directory/services"), params={"q": "counseling"}).json()["total"]
     assert wider > body["total"]
     adults_only = teacher.get(system.url("/api/v1/directory/services"), params={"q": "rent assistance", "age": 10}).json()
