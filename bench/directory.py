@@ -9,8 +9,9 @@ mix of realistic searches three ways, in alternating blocks:
 
 * gateway: ``GET /api/v1/directory/services?...`` with a bearer token;
 * service: the ``directory.search`` RPC (nameko standalone client);
-* direct SQL: the same statement the service runs (``search.build_sql``) plus the
-  result-page fetch, executed on the same database by this process.
+* direct SQL: the same statements the service runs (``search.build_statements``: the
+  facet/total pass and the page; the spelling lookup for a misspelt query) plus the
+  page's cards, executed on the same database by this process.
 
 Targets: gateway p95 <= 50 ms and <= 2x the direct SQL.
 
@@ -63,7 +64,7 @@ def build(url: str, services: int, seed: int = 7) -> dict:
     from services.directory.demo import load_demo
     from services.directory.ids import stable_id
     from services.directory.importer import import_path
-    from services.directory.models import Service, ServiceHours, ServiceSearch
+    from services.directory.models import Service, ServiceCard, ServiceHours, ServiceSearch
     from services.directory.taxonomy import load_open_eligibility
     from weintervene.db import bulk_insert, ensure_database, make_engine, migrate
 
@@ -91,6 +92,7 @@ def build(url: str, services: int, seed: int = 7) -> dict:
     rng = random.Random(seed)
     columns = [c.key for c in ServiceSearch.__table__.columns if c.key != "id"]
     templates = [dict(zip(columns, row)) for row in session.execute(select(*[getattr(ServiceSearch, c) for c in columns]))]
+    template_cards = dict(session.execute(select(ServiceCard.service_id, ServiceCard.card)).all())
     hours = {}
     for h in session.scalars(select(ServiceHours)):
         hours.setdefault(h.service_id, []).append((h.day, h.opens_at, h.closes_at))
@@ -98,20 +100,21 @@ def build(url: str, services: int, seed: int = 7) -> dict:
     started = time.perf_counter()
     chunk = 5000
     for start in range(0, wanted, chunk):
-        svc_rows, docs, hour_rows = [], [], []
+        svc_rows, docs, hour_rows, card_rows = [], [], [], []
         for i in range(start, min(wanted, start + chunk)):
             t = templates[rng.randrange(len(templates))]
             sid = stable_id("bench-copy", i)
             name = f"{rng.choice(PREFIXES)} {t['name']} {i}"
             lat, lon = CITIES[rng.randrange(len(CITIES))]
             lat, lon = lat + rng.gauss(0, 0.15), lon + rng.gauss(0, 0.15)
-            summary_doc = dict(t["summary"] or {}, id=sid, name=name)
-            docs.append({**t, "service_id": sid, "name": name, "latitude": lat, "longitude": lon, "summary": summary_doc})
+            docs.append({**t, "service_id": sid, "name": name, "latitude": lat, "longitude": lon})
+            card_rows.append({"service_id": sid, "card": dict(template_cards[t["service_id"]], id=sid, name=name)})
             svc_rows.append({"id": sid, "name": name, "status": t["status"], "organization_id": orgs.get(t["service_id"]),
-                             "description": t["body"][:2000], "published_to_district": False})
+                             "description": t["body"][:2000], "published_to": "tenant"})
             hour_rows += [{"service_id": sid, "day": d, "opens_at": o, "closes_at": c} for d, o, c in hours.get(t["service_id"], [])]
         bulk_insert(session, Service, svc_rows)
         bulk_insert(session, ServiceSearch, docs)
+        bulk_insert(session, ServiceCard, card_rows)
         if hour_rows:
             bulk_insert(session, ServiceHours, hour_rows)
         if engine.dialect.name == "sqlite":
@@ -130,29 +133,37 @@ def build(url: str, services: int, seed: int = 7) -> dict:
 
 
 def direct_search(engine, params: dict, viewer: dict) -> int:
-    """The service's SQL for one search, run directly: all matches, then the page's summaries."""
-    from sqlalchemy import text
+    """The service's SQL for one search, run directly: the facet pass (total and counts),
+    the page, then the page's cards (``search.build_statements`` and ``views.cards``' query)."""
+    from sqlalchemy import bindparam, text
     from sqlalchemy.orm import Session
 
-    from services.directory.search import build_sql, resolve_origin
-    from services.directory.taxonomy import TermTree
+    from services.directory.search import build_statements, resolve_origin, suggest
 
     with Session(engine) as session:
         origin = resolve_origin(params)
-        sql, binds = build_sql(engine.dialect.name, params, viewer, TermTree.load(session), origin, params.get("q"),
-                               [("*", params["open_day"], params["open_time"])] if params.get("open_day") else None)
-        rows = session.execute(text(sql), binds).all()
-        ids = [r[0] for r in sorted(rows, key=lambda r: -float(r[1] or 0))[:20]]
+        clauses = [("*", params["open_day"], params["open_time"])] if params.get("open_day") else None
+        page_sql, facet_sql, binds = build_statements(engine.dialect.name, params, viewer, origin, params.get("q"), clauses)
+        total = sum(n for *_, n in session.execute(text(facet_sql), binds))
+        if not total and params.get("q"):
+            # A misspelt query: the vocabulary lookup and the corrected query, as the service does.
+            corrected = suggest(session, params["q"])
+            if not corrected:
+                return 0
+            page_sql, facet_sql, binds = build_statements(engine.dialect.name, params, viewer, origin, corrected, clauses)
+            total = sum(n for *_, n in session.execute(text(facet_sql), binds))
+        ids = [r[0] for r in session.execute(text(page_sql), binds)]
         if ids:
-            session.execute(text("SELECT service_id, summary FROM service_search WHERE service_id IN :ids")
-                            .bindparams(__import__("sqlalchemy").bindparam("ids", expanding=True)), {"ids": ids}).all()
-        return len(rows)
+            session.execute(text("SELECT service_id, card FROM service_card WHERE service_id IN :ids")
+                            .bindparams(bindparam("ids", expanding=True)), {"ids": ids}).all()
+        return total
 
 
 def measure(kind: str, url: str, args, vhost_uri: str, data_dir: str, template: str) -> dict:
     from nameko.standalone.rpc import ClusterRpcClient
 
     from bench.support import free_port
+    from services.directory import visibility
     from services.directory.schemas import SearchQuerySchema
     from services.directory.taxonomy import term_id
     from weintervene.db import make_engine
@@ -176,7 +187,7 @@ def measure(kind: str, url: str, args, vhost_uri: str, data_dir: str, template: 
         engine = make_engine(url)
         with ClusterRpcClient(uri=vhost_uri, timeout=60) as rpc:
             auth = rpc.identity.authenticate(token)
-            viewer = {"tenant_id": auth["tenant_id"], "district_id": auth.get("district_id")}
+            viewer = visibility.viewer_for(auth)
             loaded = [{k: (str(v) if k == "category" else v) for k, v in SearchQuerySchema().load({k: str(v) for k, v in q.items()}).items()} for q in queries]
 
             def gateway(i):
