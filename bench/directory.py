@@ -9,9 +9,9 @@ mix of realistic searches three ways, in alternating blocks:
 
 * gateway: ``GET /api/v1/directory/services?...`` with a bearer token;
 * service: the ``directory.search`` RPC (nameko standalone client);
-* direct SQL: the same statements the service runs (``search.build_statements``: the
-  facet/total pass and the page; the spelling lookup for a misspelt query) plus the
-  page's cards, executed on the same database by this process.
+* direct SQL: the same statement the service runs (``search.build_statement``: the
+  page and the facet/total groups in one pass; the spelling lookup for a misspelt
+  query) plus the page's cards, executed on the same database by this process.
 
 Targets: gateway p95 <= 50 ms and <= 2x the direct SQL.
 
@@ -133,30 +133,31 @@ def build(url: str, services: int, seed: int = 7) -> dict:
 
 
 def direct_search(engine, params: dict, viewer: dict) -> int:
-    """The service's SQL for one search, run directly: the facet pass (total and counts),
-    the page, then the page's cards (``search.build_statements`` and ``views.cards``' query)."""
+    """The service's SQL for one search, run directly: the search statement (``search.build_statement``
+    run by ``search.run_statement``; the spelling lookup and the corrected statement for a misspelt
+    query), then the page's cards (``views.cards``' query)."""
     from sqlalchemy import bindparam, text
     from sqlalchemy.orm import Session
 
-    from services.directory.search import build_statements, resolve_origin, suggest
+    from services.directory.search import build_statement, resolve_origin, run_statement, suggest
 
     with Session(engine) as session:
         origin = resolve_origin(params)
         clauses = [("*", params["open_day"], params["open_time"])] if params.get("open_day") else None
-        page_sql, facet_sql, binds = build_statements(engine.dialect.name, params, viewer, origin, params.get("q"), clauses)
-        total = sum(n for *_, n in session.execute(text(facet_sql), binds))
-        if not total and params.get("q"):
-            # A misspelt query: the vocabulary lookup and the corrected query, as the service does.
-            corrected = suggest(session, params["q"])
+        q = params.get("q")
+        sql, binds = build_statement(engine.dialect.name, params, viewer, origin, q, clauses)
+        rows, groups = run_statement(session, sql, binds, q)
+        if not groups and q:
+            corrected = suggest(session, q)
             if not corrected:
                 return 0
-            page_sql, facet_sql, binds = build_statements(engine.dialect.name, params, viewer, origin, corrected, clauses)
-            total = sum(n for *_, n in session.execute(text(facet_sql), binds))
-        ids = [r[0] for r in session.execute(text(page_sql), binds)]
+            sql, binds = build_statement(engine.dialect.name, params, viewer, origin, corrected, clauses)
+            rows, groups = run_statement(session, sql, binds, corrected)
+        ids = [r[0] for r in rows]
         if ids:
             session.execute(text("SELECT service_id, card FROM service_card WHERE service_id IN :ids")
                             .bindparams(bindparam("ids", expanding=True)), {"ids": ids}).all()
-        return total
+        return sum(n for *_, n in groups)
 
 
 def measure(kind: str, url: str, args, vhost_uri: str, data_dir: str, template: str) -> dict:

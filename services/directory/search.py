@@ -3,16 +3,16 @@
 One code path builds the SQL for both databases; only the keyword part differs:
 
 * PostgreSQL: ``tsv @@ websearch_to_tsquery('english', q)`` ranked by
-  ``ts_rank_cd`` (generated ``tsv`` column, GIN index), misspellings corrected
+  ``ts_rank`` (generated ``tsv`` column, GIN index), misspellings corrected
   with pg_trgm similarity over the indexed vocabulary;
 * SQLite: FTS5 with the porter stemmer ranked by ``bm25`` (name weighs 10x),
   misspellings corrected with difflib over the vocabulary.
 
-Everything runs in SQL, in two statements over the same WHERE (visibility,
-status, ages, language, cost, category with all its descendants, great-circle
-distance inside an indexed box, service area, open at): the page (ordered,
-LIMIT/OFFSET) and one grouped pass for the total and facet counts. Only the
-page's cards then leave the database: a result page is 20 compact cards
+Everything runs in SQL, in one statement (:func:`build_statement`): the matches
+(visibility, status, ages, language, cost, category with all its descendants,
+great-circle distance inside an indexed box, service area, open at) found once,
+then the page (ordered, LIMIT/OFFSET) and the matches grouped for the total and
+facet counts. Only the page's cards then leave the database: a result page is 20 compact cards
 (``views.card``), the full service is ``get_service``.
 
 Example::
@@ -70,7 +70,9 @@ def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q:
     if q:
         if dialect == "postgresql":
             where.append("ss.tsv @@ websearch_to_tsquery('english', :q)")
-            rank = "ts_rank_cd(ss.tsv, websearch_to_tsquery('english', :q))"
+            # ts_rank (weights and frequency), not ts_rank_cd: cover density costs
+            # ~25 us a row more, 250 ms on a query matching 10,000 services.
+            rank = "ts_rank(ss.tsv, websearch_to_tsquery('english', :q))"
             binds["q"] = q
         else:
             # CROSS JOIN keeps the FTS index as the outer loop (SQLite would
@@ -112,9 +114,15 @@ def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q:
     if open_clauses:
         ors = []
         for i, (tz, day, hhmm) in enumerate(open_clauses):
-            # A semi-join on the (day, opens_at, closes_at) index: one pass over the
-            # day's hours instead of a probe per matching service.
-            hours = f"ss.service_id IN (SELECT h.service_id FROM service_hours h WHERE h.day = :day{i} AND h.opens_at <= :t{i} AND h.closes_at > :t{i})"
+            hours_of_day = f"h.day = :day{i} AND h.opens_at <= :t{i} AND h.closes_at > :t{i}"
+            if q:
+                # Keywords bound the matches: probe each one's hours by service_id
+                # (SQLite otherwise lists the whole day's hours first).
+                hours = f"EXISTS (SELECT 1 FROM service_hours h WHERE h.service_id = ss.service_id AND {hours_of_day})"
+            else:
+                # No keywords: one pass over the day's hours on the (day, opens_at,
+                # closes_at, service_id) index, not a probe per service.
+                hours = f"ss.service_id IN (SELECT h.service_id FROM service_hours h WHERE {hours_of_day})"
             if tz == "*":
                 ors.append(hours)
             elif tz is None:
@@ -127,30 +135,58 @@ def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q:
     return source, " AND ".join(where), rank, binds
 
 
-def build_statements(dialect: str, params: dict, viewer: dict | None, origin=None, q: str | None = None,
-                     open_clauses=None, page: int = 1, per_page: int = 20) -> tuple[str, str, dict]:
-    """The two statements of a search and their binds: (page, facets).
+PAGE, FACETS = "p", "f"
 
-    * page: the ``per_page`` rows of page ``page`` in order, with rank and distance
-      (``service_id, rank, distance``);
-    * facets: one pass over every match grouped by (top-level categories,
-      languages, cost), so the total and every facet count come from a few
-      hundred groups rather than every matching row.
+
+def build_statement(dialect: str, params: dict, viewer: dict | None, origin=None, q: str | None = None,
+                    open_clauses=None, page: int = 1, per_page: int = 20) -> tuple[str, dict]:
+    """The one statement of a search and its binds.
+
+    It finds the matching rows once (a materialised CTE), then returns two kinds
+    of rows, tagged in the first column:
+
+    * ``"p", service_id, rank, distance``: the ``per_page`` rows of page ``page``, in order;
+    * ``"f", top_term_ids, languages, cost, count``: the matches grouped by what the
+      facets count, so the total and every facet count come from a few hundred
+      groups rather than from every matching row.
     """
     source, where, rank, binds = build_where(dialect, params, viewer, origin, q, open_clauses)
     distance = HAVERSINE if origin is not None else "NULL"
     if params.get("sort") == "distance":
-        order = "distance ASC NULLS LAST, rank DESC, ss.service_id"
+        order = "distance ASC NULLS LAST, rank DESC, service_id"
     elif origin is not None:
-        order = "rank DESC, distance ASC NULLS LAST, lower(ss.name), ss.service_id"
+        order = "rank DESC, distance ASC NULLS LAST, lower(name), service_id"
     else:
-        order = "rank DESC, lower(ss.name), ss.service_id"
-    page_sql = (f"SELECT ss.service_id, {rank} AS rank, {distance} AS distance FROM {source} WHERE {where} "
-                f"ORDER BY {order} LIMIT :limit OFFSET :offset")
-    facet_sql = (f"SELECT ss.top_term_ids, ss.languages, ss.cost, count(*) FROM {source} WHERE {where} "
-                 "GROUP BY ss.top_term_ids, ss.languages, ss.cost")
-    binds = dict(binds, limit=per_page, offset=(page - 1) * per_page)
-    return page_sql, facet_sql, binds
+        order = "rank DESC, lower(name), service_id"
+    sql = (
+        f"WITH m AS MATERIALIZED (SELECT ss.service_id, {rank} AS rank, {distance} AS distance, ss.name, "
+        f"ss.top_term_ids, ss.languages, ss.cost FROM {source} WHERE {where}) "
+        f"SELECT * FROM (SELECT '{PAGE}' AS kind, service_id AS a, NULL AS b, NULL AS c, rank, distance, 0 AS n "
+        f"FROM m ORDER BY {order} LIMIT :limit OFFSET :offset) page_rows "
+        f"UNION ALL SELECT '{FACETS}', top_term_ids, languages, cost, NULL, NULL, count(*) FROM m "
+        "GROUP BY top_term_ids, languages, cost"
+    )
+    return sql, dict(binds, limit=per_page, offset=(page - 1) * per_page)
+
+
+def run_statement(session, sql: str, binds: dict, q: str | None) -> tuple[list, list]:
+    """Run a search statement: (page rows ``(service_id, rank, distance)``, facet groups ``(tops, langs, cost, n)``).
+
+    On PostgreSQL a keyword search must start from the GIN index: the planner
+    prices ``@@`` like a comparison and picks a sequential scan for a common
+    word, which then matches every row's tsvector (10x slower at 100,000 rows).
+    """
+    if q and session.bind.dialect.name == "postgresql":
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+    page_rows, groups = [], []
+    for kind, a, b, c, rank, distance, n in session.execute(text(sql), binds):
+        if kind == PAGE:
+            page_rows.append((a, rank, distance))
+        else:
+            groups.append((a, b, c, n))
+    if q and session.bind.dialect.name == "postgresql":
+        session.execute(text("SET LOCAL enable_seqscan TO DEFAULT"))
+    return page_rows, groups
 
 
 def resolve_origin(params: dict) -> tuple[float, float] | None:
@@ -256,22 +292,20 @@ def search(session, params: dict, viewer: dict | None = None, school_timezone: s
     _math_functions(session)
 
     def run(words):
-        page_sql, facet_sql, binds = build_statements(dialect, query_params, viewer, origin, words, clauses, page, per_page)
-        groups = session.execute(text(facet_sql), binds).all()
-        return page_sql, binds, groups
+        sql, binds = build_statement(dialect, query_params, viewer, origin, words, clauses, page, per_page)
+        return run_statement(session, sql, binds, words)
 
-    page_sql, binds, groups = run(q)
+    window, groups = run(q)
     corrected = None
     if q and not groups:
         corrected = suggest(session, q)
         if corrected:
-            page_sql, binds, groups = run(corrected)
+            window, groups = run(corrected)
     total = sum(n for *_, n in groups)
     last_page = max(1, (total + per_page - 1) // per_page)
     if page > last_page:
         raise BadRequest("Page out of range.", code="invalid_input",
                          details={"page": [f"There are {last_page} page(s) of {per_page}."]})
-    window = session.execute(text(page_sql), binds).all() if total else []
     items = cards([r[0] for r in window]) if cards else [{"id": r[0]} for r in window]
     by_id = {item["id"]: item for item in items}
     ordered = []

@@ -9,6 +9,7 @@ Create Date: 2026-11-28 15:10:00
 * ``service_card`` holds each service's search result card; ``service_search.summary``
   (the wider list view, stored in the row search scans) goes. Cards are derived
   here from the stored summaries, so search needs no re-index after upgrading.
+* ``service_hours``' index covers ``service_id``, so "open at" reads the index alone.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -58,9 +59,15 @@ def upgrade() -> None:
             batch_op.drop_column('published_to_district')
     with op.batch_alter_table('service_search', schema=None) as batch_op:
         batch_op.drop_column('summary')
+    with op.batch_alter_table('service_hours', schema=None) as batch_op:
+        batch_op.drop_index('ix_service_hours_day')
+        batch_op.create_index('ix_service_hours_open', ['day', 'opens_at', 'closes_at', 'service_id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('service_hours', schema=None) as batch_op:
+        batch_op.drop_index('ix_service_hours_open')
+        batch_op.create_index('ix_service_hours_day', ['day', 'opens_at', 'closes_at'], unique=False)
     with op.batch_alter_table('service_search', schema=None) as batch_op:
         batch_op.add_column(sa.Column('summary', sa.JSON(), nullable=True))
     for table in ("service", "service_search"):
