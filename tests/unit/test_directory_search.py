@@ -94,9 +94,13 @@ def test_category_includes_descendants_and_cost_filters(session):
 def test_open_at_a_day_and_time(session):
     result = run(session, open_day="TU", open_time="16:30", per_page=100)
     assert result["total"] > 0
-    for item in result["items"]:
+    with_keyword = run(session, q="tutoring", open_day="TU", open_time="16:30", per_page=100)  # probes hours per match
+    assert 0 < with_keyword["total"] < run(session, q="tutoring")["total"]
+    for item in result["items"] + with_keyword["items"]:
         full = details(session, [item["id"]])[0]
         assert any("TU" in (s.get("byday") or "") and s["opens_at"] <= "16:30" < s["closes_at"] for s in full["schedules"])
+    closed = run(session, q="tutoring", open_day="SU", open_time="03:00")
+    assert closed["total"] == 0
 
 
 def test_radius_service_area_facets_and_paging(session):
