@@ -172,3 +172,21 @@ def test_relevance_puts_name_matches_first_and_pages_partition_the_results(sessi
     assert relevance == sorted(relevance, reverse=True) and relevance[0] > 0
     pages = [run(session, q="tutoring", per_page=7, page=p)["items"] for p in range(1, (result["total"] + 6) // 7 + 1)]
     assert [i["id"] for page in pages for i in page] == [i["id"] for i in result["items"]]
+
+
+def test_a_missing_card_is_built_from_the_hsds_tables(session):
+    from sqlalchemy import delete
+
+    from services.directory.indexing import reindex
+    from services.directory.models import ServiceCard
+
+    items = run(session, q="tutoring", per_page=3)["items"]
+    ids = [i["id"] for i in items]
+    stored = cards(session, ids)
+    session.execute(delete(ServiceCard).where(ServiceCard.service_id == ids[1]))
+    try:
+        assert cards(session, ids) == stored
+    finally:
+        reindex(session, [ids[1]])
+        session.commit()
+    assert session.get(ServiceCard, ids[1]).card == stored[1]
