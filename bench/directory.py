@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -207,6 +208,7 @@ def measure(kind: str, url: str, args, vhost_uri: str, data_dir: str, template: 
                 for i in range(args.warmup):
                     fn(i)
             times = {name: [] for name in targets}
+            by_shape = {}
             done = 0
             while done < args.queries:
                 n = min(len(queries), args.queries - done)
@@ -215,9 +217,12 @@ def measure(kind: str, url: str, args, vhost_uri: str, data_dir: str, template: 
                         started = time.perf_counter()
                         fn(i)
                         times[name].append((time.perf_counter() - started) * 1000)
+                        by_shape.setdefault((name, i % len(queries)), []).append(times[name][-1])
                 done += n
         engine.dispose()
-        return {name: summary(v) for name, v in times.items()}
+        shapes = [(queries[k], {name: statistics.median(by_shape.get((name, k), [0])) for name in targets})
+                  for k in range(len(queries))]
+        return {name: summary(v) for name, v in times.items()}, shapes
     finally:
         server.stop()
 
@@ -248,7 +253,7 @@ def run(kind: str, args) -> None:
         i, r = figures["import"], figures["reimport"]
         print(f"import of the real datasets: {i['services']} services in {i['seconds']:.1f} s = {i['services_per_second']:.0f} services/s "
               f"(every row of every file; re-import, all unchanged: {r['services_per_second']:.0f} services/s)")
-        rows = measure(kind, url, args, vhost.uri, data_dir, template)
+        rows, shapes = measure(kind, url, args, vhost.uri, data_dir, template)
         print(f"{args.queries} searches per target ({len(QUERIES)} query shapes, interleaved), after {args.warmup} warm-up each")
         print_table(rows)
         g, d = rows["gateway HTTP"], rows["direct SQL"]
@@ -257,6 +262,9 @@ def run(kind: str, args) -> None:
               f"(target <= {TARGET_RATIO:.0f}x: {'met' if g['p95'] / d['p95'] <= TARGET_RATIO else 'NOT met'})")
         s = rows["service RPC"]
         print(f"service RPC/direct: median {s['median'] / d['median']:.2f}x, p95 {s['p95'] / d['p95']:.2f}x")
+        print("median per query shape (ms): direct SQL / service RPC / gateway HTTP")
+        for query, medians in shapes:
+            print(f"  {medians['direct SQL']:8.1f} {medians['service RPC']:8.1f} {medians['gateway HTTP']:8.1f}   {query}")
     finally:
         vhost.delete()
 
