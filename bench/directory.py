@@ -127,8 +127,11 @@ def build(url: str, services: int, seed: int = 7) -> dict:
     if engine.dialect.name == "postgresql":
         # What autovacuum does soon after a bulk load in production: statistics, and
         # the visibility map that lets "open at" read the hours index alone.
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        session.commit()
+        autocommit = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+        with autocommit.connect() as conn:
             conn.execute(text("VACUUM ANALYZE"))
+        autocommit.dispose()
     else:
         session.execute(text("ANALYZE"))
         session.commit()
