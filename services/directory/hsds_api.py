@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from sqlalchemy import func, literal_column, or_, select, text
 
+from services.directory import visibility
 from services.directory.geo import bounding_box, miles_between, postcode_centroid
 from services.directory.hsds import HSDS_VERSION, Loader, document, page
 from services.directory.models import (
     Attribute, Organization, Service, ServiceAtLocation, ServiceSearch, Taxonomy, TaxonomyTerm,
 )
-from services.directory import visibility
 from services.directory.search import area_names, fts_query
 from weintervene.errors import BadRequest, NotFound
 
