@@ -4,7 +4,6 @@ status up to date, and the teacher sees each change."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.browser.conftest import PASSWORD, require_endpoints
 from tests.browser.test_journeys import ANY_ID, import_roster, student_rows
@@ -27,17 +26,8 @@ def program_service(system, people, program_admin, name: str) -> dict:
     service = r.json()
     assert service["owner_tenant_id"] == people["program"]["id"]
     r = program_admin.patch(system.url(f"/api/v1/directory/services/{service['id']}"), json={"published_to": "schools"})
-    if r.status_code == 400 and "published_to" in (r.json()["error"].get("details") or {}):
-        # TO REMOVE once team-directory's publish option (published_to: "schools") is merged:
-        # until then the directory shows a program's service to nobody else, so the test
-        # offers it to the school's district with the directory's existing district flag.
-        engine = create_engine(system.settings.database_url("directory"))
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE service SET owner_district_id = :d, published_to_district = true WHERE id = :s"),
-                         {"d": people["district"]["id"], "s": service["id"]})
-        engine.dispose()
-    else:
-        assert r.status_code == 200, r.text
+    assert r.status_code == 200, r.text
+    assert r.json()["published_to"] == "schools"
     return service
 
 
