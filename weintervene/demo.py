@@ -51,6 +51,37 @@ def load_directory_demo(rpc, context) -> None:
 
 DEMO_LOADERS.append(load_directory_demo)
 
+PROGRAM_SERVICE = {
+    "name": "Bright Futures After-School Mentoring",
+    "organization_name": "Bright Futures Youth Program",
+    "description": "One-on-one mentoring and homework help for students aged 10 to 17, "
+                   "with a weekly family night. Mentors speak English and Spanish.",
+    "eligibility_description": "Students aged 10-17 referred by their school.",
+    "minimum_age": 10, "maximum_age": 17, "languages": ["en", "es"], "cost": "free",
+    "phones": ["202-555-0188"],
+    "location": {"name": "Bright Futures Center",
+                 "address": {"address_1": "1400 Irving St NW", "city": "Washington",
+                             "state_province": "DC", "postal_code": "20010"},
+                 "latitude": 38.9330, "longitude": -77.0300},
+    "schedules": [{"days": ["MO", "TU", "WE", "TH"], "opens_at": "15:30", "closes_at": "19:00"}],
+    "published_to": "schools",
+}
+
+
+def load_program_demo(rpc, context) -> None:
+    """Bright Futures' own service, published to every school, so journey 7 (a school refers a
+    student to a program on the platform) can be tried after ``make run``."""
+    admin = context.auth("director@brightfutures.example")
+    found = rpc.directory.search(admin, {"q": PROGRAM_SERVICE["name"]})["items"]
+    if any(card["name"] == PROGRAM_SERVICE["name"] for card in found):
+        return
+    wanted = {"Support Network", "More Education"}
+    terms = [child["id"] for top in rpc.directory.categories() for child in top["children"] if child["name"] in wanted]
+    rpc.directory.create_service(admin, {**PROGRAM_SERVICE, "taxonomy_term_ids": terms})
+
+
+DEMO_LOADERS.append(load_program_demo)
+
 
 @dataclasses.dataclass
 class DemoContext:

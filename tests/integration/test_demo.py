@@ -67,3 +67,14 @@ def test_forced_reload_duplicates_nothing(system, loaded):
     assert principal.get(system.url("/api/v1/students")).json()["total"] == before
     district = system.login("district.admin@riverside.example", demo.DEMO_PASSWORD)
     assert district.get(system.url("/api/v1/tenants")).json()["total"] == 3
+
+
+def test_a_lincoln_teacher_finds_the_program_published_to_schools(system, loaded):
+    # Journey 7 after `make run`: Bright Futures' own service, offered to every school.
+    rivera = system.login("rivera@lincoln.example", demo.DEMO_PASSWORD)
+    items = rivera.get(system.url("/api/v1/directory/services?q=mentoring")).json()["items"]
+    assert [c["name"] for c in items].count(demo.PROGRAM_SERVICE["name"]) == 1
+    # The public HSDS API lists global services only.
+    public = requests.get(system.url("/hsds/services?search=mentoring&per_page=50"), timeout=30)
+    assert public.status_code == 200 and public.json()["contents"]
+    assert demo.PROGRAM_SERVICE["name"] not in [s["name"] for s in public.json()["contents"]]
