@@ -21,6 +21,7 @@ Example::
 """
 from __future__ import annotations
 
+import json
 import logging
 
 from marshmallow import ValidationError
@@ -124,14 +125,23 @@ def lock_tenants(session, tenant_ids) -> None:
     """Serialise counting and termination per tenant (PostgreSQL; SQLite has one writer).
 
     Without it a batch that read "not terminated" could commit its increments
-    after a concurrent termination deleted the counters, recreating them. Locks
-    are taken in sorted order, so two transactions never wait on each other in a
-    cycle; they end with the transaction.
+    after a concurrent termination deleted the counters, recreating them. One
+    statement takes every tenant's lock, in the order of the lock keys, so two
+    transactions never wait on each other in a cycle; they end with the
+    transaction. (One statement per tenant was the largest cost of a batch.)
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    for tenant_id in sorted({str(t) for t in tenant_ids}):
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": "analytics-tenant:" + tenant_id})
+    keys = sorted({"analytics-tenant:" + str(t) for t in tenant_ids})
+    if keys:
+        session.execute(_LOCK_TENANTS, {"keys": json.dumps(keys)})
+
+
+# The subquery sorts the keys before the outer SELECT calls the lock function on each.
+_LOCK_TENANTS = text(
+    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtext(key) AS k "
+    "FROM json_array_elements_text(CAST(:keys AS json)) AS key ORDER BY k) AS ordered"
+)
 
 
 def count_shares(session, events: list[dict]) -> list[str]:
@@ -142,31 +152,10 @@ def count_shares(session, events: list[dict]) -> list[str]:
     key until this transaction ends, then finds the id and counts nothing.
     """
     try:
-        tenants = sorted({str(e["tenant_id"]) for e in events})
-        lock_tenants(session, tenants)
-        new_ids = first_deliveries(session, ProcessedEvent, [e["event_id"] for e in events])
-        fenced = set(session.scalars(select(DeletedTenant.tenant_id).where(DeletedTenant.tenant_id.in_(tenants))))
-        totals: dict = {model: {} for model in COUNTER_ORDER}
-        outcomes = []
-        for event in events:
-            event_id = str(event["event_id"])
-            if event_id not in new_ids:
-                outcomes.append(DUPLICATE)
-                continue
-            new_ids.discard(event_id)  # the same id twice in one batch counts once
-            if str(event["tenant_id"]) in fenced:
-                outcomes.append(FENCED)  # handled, by dropping: the tenant was terminated
-                continue
-            for model, rows in share_increments(event).items():
-                for row in rows:
-                    key = _key(model, row)
-                    if key in totals[model]:
-                        totals[model][key]["count"] += 1
-                    else:
-                        totals[model][key] = dict(row)
-            outcomes.append(COUNTED)
-        for model in COUNTER_ORDER:
-            increment(session, model, list(totals[model].values()))
+        if session.get_bind().dialect.name == "postgresql":
+            outcomes = _count_in_postgresql(session, events)
+        else:
+            outcomes = _count_portably(session, events)
         session.commit()
     except BaseException:
         session.rollback()
@@ -174,6 +163,123 @@ def count_shares(session, events: list[dict]) -> list[str]:
     for outcome in outcomes:
         EVENTS_HANDLED.labels(outcome).inc()
     return outcomes
+
+
+def _count_portably(session, events: list[dict]) -> list[str]:
+    """Any SQL database (SQLite, the embedded default): a few statements a batch."""
+    tenants = sorted({str(e["tenant_id"]) for e in events})
+    lock_tenants(session, tenants)
+    new_ids = first_deliveries(session, ProcessedEvent, [e["event_id"] for e in events])
+    fenced = set(session.scalars(select(DeletedTenant.tenant_id).where(DeletedTenant.tenant_id.in_(tenants))))
+    totals: dict = {model: {} for model in COUNTER_ORDER}
+    outcomes = []
+    for event in events:
+        event_id = str(event["event_id"])
+        if event_id not in new_ids:
+            outcomes.append(DUPLICATE)
+            continue
+        new_ids.discard(event_id)  # the same id twice in one batch counts once
+        if str(event["tenant_id"]) in fenced:
+            outcomes.append(FENCED)  # handled, by dropping: the tenant was terminated
+            continue
+        for model, rows in share_increments(event).items():
+            for row in rows:
+                key = _key(model, row)
+                if key in totals[model]:
+                    totals[model][key]["count"] += 1
+                else:
+                    totals[model][key] = dict(row)
+        outcomes.append(COUNTED)
+    for model in COUNTER_ORDER:
+        increment(session, model, list(totals[model].values()))
+    return outcomes
+
+
+def _count_in_postgresql(session, events: list[dict]) -> list[str]:
+    """PostgreSQL: the tenant locks, then one statement does the rest.
+
+    The batch travels as one JSON parameter (serialising it is cheap in Python;
+    pg8000 escapes array parameters element by element, which was a third of a
+    batch's cost), and ``_COUNT_BATCH`` records the ids, skips the fenced
+    tenants and upserts all three counter tables, sorted, in one round trip.
+    """
+    rows, seen = [], set()
+    for event in events:
+        event_id = str(event["event_id"])
+        if event_id in seen:
+            continue  # the same id twice in one batch counts once
+        seen.add(event_id)
+        rows.append({
+            "event_id": event_id,
+            "tenant_id": str(event["tenant_id"]),
+            "district_id": str(event["district_id"]) if event.get("district_id") else None,
+            "day": event["occurred_on"].isoformat(),
+            "service_id": str(event["service_id"]),
+            "channel": event["channel"],
+            # A term listed twice is still one share carrying that term.
+            "terms": sorted({str(term) for term in event["taxonomy_term_ids"]}),
+        })
+    if not rows:
+        return []
+    lock_tenants(session, {row["tenant_id"] for row in rows})
+    found = {
+        event_id: (new, fenced)
+        for event_id, new, fenced in session.execute(_COUNT_BATCH, {"events": json.dumps(rows)})
+    }
+    outcomes, settled = [], set()
+    for event in events:
+        event_id = str(event["event_id"])
+        new, fenced = found[event_id]
+        if not new or event_id in settled:
+            outcomes.append(DUPLICATE)
+        else:
+            outcomes.append(FENCED if fenced else COUNTED)
+        settled.add(event_id)
+    return outcomes
+
+
+# Data-modifying CTEs all run, on one snapshot (taken after the tenant locks, so
+# a termination committed before them is seen). ``recorded`` returns only ids
+# never seen before; a concurrent transaction inserting the same id makes this
+# one wait for it, then skip the id. Every insert is sorted, so two batches
+# touching the same keys lock them in the same order and cannot deadlock.
+_COUNT_BATCH = text("""
+WITH batch AS (
+    SELECT * FROM json_to_recordset(CAST(:events AS json)) AS e(
+        event_id text, tenant_id text, district_id text, day date, service_id text, channel text, terms json)
+), recorded AS (
+    INSERT INTO processed_event (event_id, processed_at)
+    SELECT event_id, now() FROM batch ORDER BY event_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+), fenced AS (
+    SELECT tenant_id FROM deleted_tenant WHERE tenant_id IN (SELECT tenant_id FROM batch)
+), counted AS (
+    SELECT b.* FROM batch b JOIN recorded r USING (event_id)
+    WHERE b.tenant_id NOT IN (SELECT tenant_id FROM fenced)
+), services AS (
+    INSERT INTO service_share_count (tenant_id, day, service_id, channel, district_id, count)
+    SELECT tenant_id, day, service_id, channel, min(district_id), count(*) FROM counted
+    GROUP BY tenant_id, day, service_id, channel ORDER BY tenant_id, day, service_id, channel
+    ON CONFLICT (tenant_id, day, service_id, channel)
+    DO UPDATE SET count = service_share_count.count + excluded.count
+), terms AS (
+    INSERT INTO term_share_count (tenant_id, day, service_id, taxonomy_term_id, channel, district_id, count)
+    SELECT c.tenant_id, c.day, c.service_id, t.term, c.channel, min(c.district_id), count(*)
+    FROM counted c CROSS JOIN LATERAL json_array_elements_text(c.terms) AS t(term)
+    GROUP BY c.tenant_id, c.day, c.service_id, t.term, c.channel
+    ORDER BY c.tenant_id, c.day, c.service_id, t.term, c.channel
+    ON CONFLICT (tenant_id, day, service_id, taxonomy_term_id, channel)
+    DO UPDATE SET count = term_share_count.count + excluded.count
+), daily AS (
+    INSERT INTO daily_share_count (tenant_id, day, channel, district_id, count)
+    SELECT tenant_id, day, channel, min(district_id), count(*) FROM counted
+    GROUP BY tenant_id, day, channel ORDER BY tenant_id, day, channel
+    ON CONFLICT (tenant_id, day, channel) DO UPDATE SET count = daily_share_count.count + excluded.count
+)
+SELECT b.event_id, r.event_id IS NOT NULL AS new, b.tenant_id IN (SELECT tenant_id FROM fenced) AS fenced
+FROM batch b LEFT JOIN recorded r USING (event_id)
+""")
 
 
 def count_share(session, event: dict) -> str:
