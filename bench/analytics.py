@@ -1,6 +1,7 @@
 """Analytics: share events/s for one and two workers; report latency at 10k vs 10M stored shares.
 
-    python -m bench analytics [--events 6000] [--iterations 100] [--skip-throughput] [--skip-reports]
+    python -m bench analytics [--events 6000] [--runs 3] [--batch-size 200] [--prefetch 400]
+                              [--iterations 100] [--skip-throughput] [--skip-reports]
 
 Needs RabbitMQ (management API on 15672) and PostgreSQL on this machine, as the
 test suite does; everything is created in a vhost and databases of its own and
@@ -9,7 +10,10 @@ dropped at the end.
 Throughput: the queue is filled first, then N worker processes (``weintervene
 run --service analytics``, each its own process and database pool) drain it;
 the rate is measured between 10% and 90% drained, so start-up is not counted.
-Baseline: the same counting code called in a loop on one connection (no broker).
+One and two workers are measured in turn, ``--runs`` times, so machine noise
+hits both alike; the load average is printed with each run (the machine is
+shared). Baseline: the same counting code called in a loop on one connection
+(no broker), in batches of the same size.
 
 Reports: the counters are bulk-loaded with SQL to stand for 10 thousand and for
 10 million shares (pre-aggregated: 10 million shares are 1.75 million counter
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,13 +87,17 @@ def processed(engine) -> int:
         return conn.scalar(text("SELECT count(*) FROM processed_event"))
 
 
-def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: str, max_workers: int) -> dict:
-    """Fill the queue with ``events`` shares, start ``workers`` processes, time the drain."""
+def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: str, intake: dict) -> dict:
+    """Fill the queue with ``events`` shares, start ``workers`` processes, time the drain.
+
+    ``intake``: extra WEINTERVENE_* settings for the processes, e.g.
+    {"ANALYTICS_BATCH_SIZE": "200", "ANALYTICS_PREFETCH": "400"}.
+    """
     engine = make_engine(db_url)
     start_count = processed(engine)
-    publish(amqp_uri, make_events(events, seed=workers))
+    publish(amqp_uri, make_events(events, seed=workers + start_count))
     env = {**os.environ, "AMQP_URI": amqp_uri, "WEINTERVENE_ANALYTICS_DATABASE_URL": db_url,
-           "WEINTERVENE_DATA_DIR": data_dir, "WEINTERVENE_MAX_WORKERS": str(max_workers)}
+           "WEINTERVENE_DATA_DIR": data_dir, **{f"WEINTERVENE_{k}": str(v) for k, v in intake.items()}}
     procs = [
         subprocess.Popen([sys.executable, "-m", "weintervene.cli", "run", "--service", "analytics"],
                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -111,7 +120,8 @@ def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: 
         engine.dispose()
     low = next(m for m in marks if m[1] >= events * 0.1)
     high = next(m for m in marks if m[1] >= events * 0.9)
-    return {"workers": workers, "events": events, "per_second": (high[1] - low[1]) / (high[0] - low[0])}
+    return {"workers": workers, "events": events, "per_second": (high[1] - low[1]) / (high[0] - low[0]),
+            "load": os.getloadavg()[0]}
 
 
 def in_process_rate(db_url: str, events: int, batch: int) -> float:
@@ -318,8 +328,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench analytics", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=6000, help="events per worker for the throughput runs")
     parser.add_argument("--iterations", type=int, default=100, help="timed calls per report")
-    parser.add_argument("--max-workers", type=int, default=64,
-                        help="nameko workers per analytics process (WEINTERVENE_MAX_WORKERS)")
+    parser.add_argument("--runs", type=int, default=3, help="throughput runs (1 then 2 workers, each run)")
+    parser.add_argument("--batch-size", type=int, default=Settings().analytics_batch_size,
+                        help="events per transaction and ack (WEINTERVENE_ANALYTICS_BATCH_SIZE)")
+    parser.add_argument("--prefetch", type=int, default=Settings().analytics_prefetch,
+                        help="unacknowledged events the broker sends ahead (WEINTERVENE_ANALYTICS_PREFETCH)")
     parser.add_argument("--others", type=int, default=100, help="other tenants in the 10M database")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-reports", action="store_true")
@@ -340,19 +353,28 @@ def main(argv=None) -> int:
             migrate("analytics", engine)
             engine.dispose()
             print("== share_recorded throughput (broker and PostgreSQL on this machine)")
+            print(f"batch size {args.batch_size}, prefetch {args.prefetch}; "
+                  f"load average at start {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
             single = in_process_rate(db_url, 300, 1)
-            baseline = in_process_rate(db_url, 3000, args.max_workers)
+            baseline = in_process_rate(db_url, 3000, args.batch_size)
             print(f"baseline, counting code in a loop, no broker, one event a transaction: {single:8.0f} events/s")
-            print(f"baseline, counting code in a loop, no broker, {args.max_workers} events a transaction: "
+            print(f"baseline, counting code in a loop, no broker, {args.batch_size} events a transaction: "
                   f"{baseline:8.0f} events/s")
+            intake = {"ANALYTICS_BATCH_SIZE": args.batch_size, "ANALYTICS_PREFETCH": args.prefetch}
+            ones, twos = [], []
             with tempfile.TemporaryDirectory() as data_dir:
-                one = drain_rate(amqp_uri, db_url, 1, args.events, data_dir, args.max_workers)
-                two = drain_rate(amqp_uri, db_url, 2, args.events * 2, data_dir, args.max_workers)
-            print(f"1 worker : {one['per_second']:8.0f} events/s  ({one['events']} events)")
-            print(f"2 workers: {two['per_second']:8.0f} events/s  ({two['events']} events), "
-                  f"{two['per_second'] / 2:.0f} per worker")
-            print(f"ratio 2 workers / 1 worker: {two['per_second'] / one['per_second']:.2f}   "
-                  f"1 worker / baseline: {one['per_second'] / baseline:.2f}")
+                for run in range(1, args.runs + 1):
+                    one = drain_rate(amqp_uri, db_url, 1, args.events, data_dir, intake)
+                    two = drain_rate(amqp_uri, db_url, 2, args.events * 2, data_dir, intake)
+                    ones.append(one["per_second"])
+                    twos.append(two["per_second"])
+                    print(f"run {run}: 1 worker {one['per_second']:6.0f} events/s (load {one['load']:.1f});  "
+                          f"2 workers {two['per_second']:6.0f} events/s (load {two['load']:.1f}), "
+                          f"ratio {two['per_second'] / one['per_second']:.2f}")
+            one_median, two_median = statistics.median(ones), statistics.median(twos)
+            print(f"median of {args.runs}: 1 worker {one_median:.0f} events/s; 2 workers {two_median:.0f} "
+                  f"events/s ({two_median / 2:.0f} per worker); ratio 2/1 {two_median / one_median:.2f}; "
+                  f"1 worker / in-process baseline {one_median / baseline:.2f}")
 
         if not args.skip_reports:
             print("\n== report latency (in-process report code on PostgreSQL)")

@@ -9,8 +9,10 @@ totals). Rows are written in a fixed order (tables, then sorted keys) so two
 transactions touching the same counters cannot deadlock.
 
 Events that arrive together are applied in one transaction (``count_shares``):
-one commit, one disk flush for many events, instead of one per event. Each
-message is acknowledged only after that commit (see ``dependencies.ShareBatcher``).
+one commit, one disk flush for many events, instead of one per event. On
+PostgreSQL a batch is two statements (the tenant locks, then ids, fence and
+upserts together). The messages are acknowledged only after that commit (see
+``intake``).
 
 Example::
 
@@ -282,11 +284,6 @@ FROM batch b LEFT JOIN recorded r USING (event_id)
 """)
 
 
-def count_share(session, event: dict) -> str:
-    """One event on its own transaction (``count_shares`` of one)."""
-    return count_shares(session, [event])[0]
-
-
 def delete_tenants(session, tenant_ids: list[str]) -> dict:
     """Delete every counter of ``tenant_ids`` and fence them (in the caller's
     transaction); returns {table: rows deleted}. Idempotent."""
@@ -333,17 +330,14 @@ def load_share(payload) -> dict | None:
         return None
 
 
-def receive_share(session, payload) -> str:
-    """Load and count one payload on its own transaction; returns the outcome."""
-    event = load_share(payload)
-    return REJECTED if event is None else count_share(session, event)
-
-
-class ApplyNow:
-    """The batcher's interface, applying each event at once (CLI, benchmarks, unit tests)."""
-
-    def __init__(self, session):
-        self.session = session
-
-    def apply(self, event: dict) -> str:
-        return count_share(self.session, event)
+def receive_shares(session, payloads) -> dict:
+    """Load every payload and count the loaded ones in one transaction;
+    returns {outcome: events}, e.g. {"counted": 198, "duplicate": 1, "rejected": 1}."""
+    events = [load_share(payload) for payload in payloads]
+    loaded = [event for event in events if event is not None]
+    summary: dict = {}
+    if len(loaded) < len(events):
+        summary[REJECTED] = len(events) - len(loaded)
+    for outcome in count_shares(session, loaded) if loaded else ():
+        summary[outcome] = summary.get(outcome, 0) + 1
+    return summary

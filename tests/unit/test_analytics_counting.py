@@ -26,7 +26,7 @@ def session(tmp_path):
 
 @pytest.fixture
 def service(session):
-    return worker_factory(AnalyticsService, db=session, batcher=counting.ApplyNow(session))
+    return worker_factory(AnalyticsService, db=session)
 
 
 def all_rows(session) -> dict:
@@ -56,9 +56,9 @@ def test_no_column_can_hold_a_person_or_message_identifier(session):
 
 def test_a_share_increments_service_term_and_daily_counters(service, session):
     tenant, svc, t1, t2 = (str(uuid.uuid4()) for _ in range(4))
-    service.on_share_recorded(share_event(tenant, svc, [t1, t2, t1], "email", "2026-11-10"))
-    service.on_share_recorded(share_event(tenant, svc, [t1], "email", "2026-11-10"))
-    service.on_share_recorded(share_event(tenant, svc, [], "sms", "2026-11-11"))
+    service.on_share_recorded([share_event(tenant, svc, [t1, t2, t1], "email", "2026-11-10")])
+    service.on_share_recorded([share_event(tenant, svc, [t1], "email", "2026-11-10")])
+    service.on_share_recorded([share_event(tenant, svc, [], "sms", "2026-11-11")])
 
     services = {(r.day.isoformat(), r.channel): r.count for r in session.scalars(select(ServiceShareCount))}
     assert services == {("2026-11-10", "email"): 2, ("2026-11-11", "sms"): 1}
@@ -71,7 +71,7 @@ def test_duplicates_and_redelivery_change_nothing(service, session):
     event = share_event(uuid.uuid4(), terms=[uuid.uuid4()])
     before = metric(counting.EVENTS_HANDLED, "duplicate")
     for _ in range(3):
-        service.on_share_recorded(dict(event))
+        service.on_share_recorded([dict(event)])
     assert session.scalar(select(func.sum(ServiceShareCount.count))) == 1
     assert session.scalar(select(func.sum(TermShareCount.count))) == 1
     assert session.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
@@ -87,7 +87,7 @@ def test_duplicates_and_redelivery_change_nothing(service, session):
 ])
 def test_an_event_outside_the_contract_is_rejected_counted_and_stored_nowhere(service, session, change, reason):
     before = metric(counting.EVENTS_REJECTED, reason)
-    service.on_share_recorded({**share_event(uuid.uuid4()), **change})
+    service.on_share_recorded([{**share_event(uuid.uuid4()), **change}])
     assert metric(counting.EVENTS_REJECTED, reason) == before + 1
     rows = all_rows(session)
     assert {t: r for t, r in rows.items() if r} == {}
@@ -97,7 +97,7 @@ def test_an_event_outside_the_contract_is_rejected_counted_and_stored_nowhere(se
 @pytest.mark.parametrize("payload", ["a string", None, [1, 2], {}])
 def test_payloads_that_are_not_events_are_rejected(service, session, payload):
     before = metric(counting.EVENTS_REJECTED, "invalid")
-    service.on_share_recorded(payload)
+    service.on_share_recorded([payload])
     assert metric(counting.EVENTS_REJECTED, "invalid") == before + 1
     assert {t: r for t, r in all_rows(session).items() if r} == {}
 
@@ -105,7 +105,7 @@ def test_payloads_that_are_not_events_are_rejected(service, session, payload):
 def test_tenant_termination_deletes_its_counters_and_fences_late_events(service, session):
     district, school, other = (str(uuid.uuid4()) for _ in range(3))
     for tenant in (district, school, school, other):
-        service.on_share_recorded(share_event(tenant, terms=[uuid.uuid4()]))
+        service.on_share_recorded([share_event(tenant, terms=[uuid.uuid4()])])
 
     counts = service.delete_for({"scope": "tenant", "tenant_id": district, "subject_id": district,
                                  "tenant_ids": [district, school], "request_id": str(uuid.uuid4())})
@@ -115,7 +115,7 @@ def test_tenant_termination_deletes_its_counters_and_fences_late_events(service,
     assert set(session.scalars(select(DeletedTenant.tenant_id))) == {district, school}
 
     # A share committed just before the termination arrives late: dropped.
-    service.on_share_recorded(share_event(school))
+    service.on_share_recorded([share_event(school)])
     assert set(session.scalars(select(ServiceShareCount.tenant_id))) == {other}
     # Deleting again is idempotent.
     assert service.delete_for({"scope": "tenant", "tenant_ids": [district, school]})["service_share_count"] == 0

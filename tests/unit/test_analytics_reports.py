@@ -72,7 +72,7 @@ def world():
 
 @pytest.fixture
 def service(session, world):
-    svc = worker_factory(AnalyticsService, db=session, batcher=counting.ApplyNow(session))
+    svc = worker_factory(AnalyticsService, db=session)
     svc.identity_rpc.tenant_info.side_effect = world.tenant_info
     svc.identity_rpc.list_tenants_in.side_effect = world.list_tenants_in
     svc.directory_rpc.get_terms.side_effect = lambda ids: {t: TERMS[t] for t in ids if t in TERMS}
@@ -84,7 +84,7 @@ def service(session, world):
 
 def shares(service, tenant_info, n, **kwargs):
     for _ in range(n):
-        service.on_share_recorded(share_event(tenant_info["id"], **kwargs))
+        service.on_share_recorded([share_event(tenant_info["id"], **kwargs)])
 
 
 def admin(t, role="school_admin"):
