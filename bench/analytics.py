@@ -140,16 +140,20 @@ def in_process_rate(db_url: str, events: int, batch: int) -> float:
 
 # -- report latency ---------------------------------------------------------------
 
-# The measured school: 14 shares a day for a school year (5,110), 30 services, 2 terms each.
+# The measured school: 14 shares a day for a school year (5,110), 30 services, 2 terms each
+# (one term set per service).
 SCHOOL_YEAR_SQL = """
 INSERT INTO service_share_count (tenant_id, day, service_id, channel, district_id, count)
 SELECT :school, DATE '2025-07-01' + d, md5('svc' || mod(d * 7 + k, 30))::uuid::text,
        (ARRAY['email','sms','print','link'])[mod(k, 4) + 1], NULL, count(*)
 FROM generate_series(0, 364) d, generate_series(0, 13) k GROUP BY 1, 2, 3, 4;
-INSERT INTO term_share_count (tenant_id, day, service_id, taxonomy_term_id, channel, district_id, count)
-SELECT s.tenant_id, s.day, s.service_id, md5('term' || t.n || substr(s.service_id, 1, 1))::uuid::text,
-       s.channel, NULL, s.count
-FROM service_share_count s, (VALUES (1), (2)) t(n) WHERE s.tenant_id = :school;
+INSERT INTO term_set_share_count (tenant_id, day, channel, taxonomy_term_ids, district_id, count)
+SELECT s.tenant_id, s.day, s.channel, x.term_set, NULL, sum(s.count)
+FROM service_share_count s, LATERAL (
+    SELECT string_agg(t, ',' ORDER BY t) AS term_set
+    FROM (VALUES (md5('term1' || substr(s.service_id, 1, 1))::uuid::text),
+                 (md5('term2' || substr(s.service_id, 1, 1))::uuid::text)) v(t)) x
+WHERE s.tenant_id = :school GROUP BY 1, 2, 3, 4;
 """
 
 # Everyone else: tenants x 365 days x services x 4 channels keys, the other shares spread
@@ -162,9 +166,9 @@ SELECT md5('tenant' || t)::uuid::text, DATE '2025-07-01' + d, md5('svc' || s)::u
 FROM generate_series(0, :tenants - 1) t, generate_series(0, 364) d,
      generate_series(0, :services - 1) s, generate_series(0, 3) c
 WHERE :base > 0 OR (((t * 365 + d) * :services + s) * 4 + c) < :remainder;
-INSERT INTO term_share_count (tenant_id, day, service_id, taxonomy_term_id, channel, district_id, count)
-SELECT tenant_id, day, service_id, md5('term1' || substr(service_id, 1, 1))::uuid::text, channel, NULL, count
-FROM service_share_count WHERE tenant_id <> :school;
+INSERT INTO term_set_share_count (tenant_id, day, channel, taxonomy_term_ids, district_id, count)
+SELECT tenant_id, day, channel, md5('term1' || substr(service_id, 1, 1))::uuid::text, NULL, sum(count)
+FROM service_share_count WHERE tenant_id <> :school GROUP BY 1, 2, 3, 4;
 """
 
 ROLLUP_SQL = """
@@ -196,7 +200,7 @@ def load_counters(db_url: str, total_events: int, tenants: int, services: int) -
         figures = {
             "events": conn.scalar(text("SELECT sum(count) FROM daily_share_count")),
             "service_rows": conn.scalar(text("SELECT count(*) FROM service_share_count")),
-            "term_rows": conn.scalar(text("SELECT count(*) FROM term_share_count")),
+            "term_rows": conn.scalar(text("SELECT count(*) FROM term_set_share_count")),
             "load_seconds": time.perf_counter() - started,
         }
     engine.dispose()
@@ -211,6 +215,9 @@ class LocalSources:
 
     def tenant_info(self, tenant_id):
         return self.tenants[tenant_id]
+
+    def tenants_info(self, tenant_ids):
+        return {t: self.tenants[t] for t in tenant_ids if t in self.tenants}
 
     def list_tenants_in(self, tenant_id):
         return [self.tenants[tenant_id]]
@@ -382,7 +389,7 @@ def main(argv=None) -> int:
             large = load_counters(databases.url("analytics10m"), 10_000_000, args.others, 12)
             for label, figures in (("10k", small), ("10M", large)):
                 print(f"{label}: {figures['events']:,} events in {figures['service_rows']:,} service rows, "
-                      f"{figures['term_rows']:,} term rows (loaded in {figures['load_seconds']:.1f} s)")
+                      f"{figures['term_rows']:,} term-set rows (loaded in {figures['load_seconds']:.1f} s)")
             saturated = str(uuid.UUID(bytes=__import__("hashlib").md5(b"tenant0").digest()))
             rows = report_latencies(databases.url("analytics10k"), databases.url("analytics10m"),
                                     args.iterations, saturated)

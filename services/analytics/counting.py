@@ -32,7 +32,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.analytics.models import (
-    COUNTER_MODELS, DailyShareCount, DeletedTenant, ProcessedEvent, ServiceShareCount, TermShareCount,
+    COUNTER_MODELS, DailyShareCount, DeletedTenant, ProcessedEvent, ServiceShareCount, TermSetShareCount,
 )
 from weintervene.contracts import ShareRecorded
 from weintervene.messaging import first_deliveries
@@ -100,6 +100,14 @@ def _unnest_upsert(model):
     return _UNNEST_UPSERTS[model]
 
 
+def term_set(event: dict) -> str:
+    """The event's distinct term ids, sorted, joined by commas ("" for none).
+
+    A term listed twice is still one share carrying that term.
+    """
+    return ",".join(sorted({str(term) for term in event["taxonomy_term_ids"]}))
+
+
 def share_increments(event: dict) -> dict:
     """{model: rows} for one loaded ShareRecorded event (ids as strings)."""
     common = {
@@ -109,12 +117,10 @@ def share_increments(event: dict) -> dict:
         "channel": event["channel"],
         "count": 1,
     }
-    service_id = str(event["service_id"])
-    # A term listed twice is still one share carrying that term.
-    terms = sorted({str(term) for term in event["taxonomy_term_ids"]})
+    terms = term_set(event)
     return {
-        ServiceShareCount: [{**common, "service_id": service_id}],
-        TermShareCount: [{**common, "service_id": service_id, "taxonomy_term_id": t} for t in terms],
+        ServiceShareCount: [{**common, "service_id": str(event["service_id"])}],
+        TermSetShareCount: [{**common, "taxonomy_term_ids": terms}] if terms else [],
         DailyShareCount: [common],
     }
 
@@ -218,8 +224,7 @@ def _count_in_postgresql(session, events: list[dict]) -> list[str]:
             "day": event["occurred_on"].isoformat(),
             "service_id": str(event["service_id"]),
             "channel": event["channel"],
-            # A term listed twice is still one share carrying that term.
-            "terms": sorted({str(term) for term in event["taxonomy_term_ids"]}),
+            "term_set": term_set(event),
         })
     if not rows:
         return []
@@ -248,7 +253,7 @@ def _count_in_postgresql(session, events: list[dict]) -> list[str]:
 _COUNT_BATCH = text("""
 WITH batch AS (
     SELECT * FROM json_to_recordset(CAST(:events AS json)) AS e(
-        event_id text, tenant_id text, district_id text, day date, service_id text, channel text, terms json)
+        event_id text, tenant_id text, district_id text, day date, service_id text, channel text, term_set text)
 ), recorded AS (
     INSERT INTO processed_event (event_id, processed_at)
     SELECT event_id, now() FROM batch ORDER BY event_id
@@ -265,14 +270,12 @@ WITH batch AS (
     GROUP BY tenant_id, day, service_id, channel ORDER BY tenant_id, day, service_id, channel
     ON CONFLICT (tenant_id, day, service_id, channel)
     DO UPDATE SET count = service_share_count.count + excluded.count
-), terms AS (
-    INSERT INTO term_share_count (tenant_id, day, service_id, taxonomy_term_id, channel, district_id, count)
-    SELECT c.tenant_id, c.day, c.service_id, t.term, c.channel, min(c.district_id), count(*)
-    FROM counted c CROSS JOIN LATERAL json_array_elements_text(c.terms) AS t(term)
-    GROUP BY c.tenant_id, c.day, c.service_id, t.term, c.channel
-    ORDER BY c.tenant_id, c.day, c.service_id, t.term, c.channel
-    ON CONFLICT (tenant_id, day, service_id, taxonomy_term_id, channel)
-    DO UPDATE SET count = term_share_count.count + excluded.count
+), term_sets AS (
+    INSERT INTO term_set_share_count (tenant_id, day, channel, taxonomy_term_ids, district_id, count)
+    SELECT tenant_id, day, channel, term_set, min(district_id), count(*) FROM counted WHERE term_set <> ''
+    GROUP BY tenant_id, day, channel, term_set ORDER BY tenant_id, day, channel, term_set
+    ON CONFLICT (tenant_id, day, channel, taxonomy_term_ids)
+    DO UPDATE SET count = term_set_share_count.count + excluded.count
 ), daily AS (
     INSERT INTO daily_share_count (tenant_id, day, channel, district_id, count)
     SELECT tenant_id, day, channel, min(district_id), count(*) FROM counted

@@ -13,7 +13,7 @@ from nameko.runners import ServiceRunner
 from sqlalchemy import func, select, text
 
 from services.analytics import counting
-from services.analytics.models import DailyShareCount, OutboxMessage, ServiceShareCount, TermShareCount
+from services.analytics.models import DailyShareCount, OutboxMessage, ServiceShareCount, TermSetShareCount
 from services.analytics.service import AnalyticsService
 from tests.support.analytics import share_event
 from weintervene.contracts import (
@@ -86,8 +86,9 @@ def test_competing_instances_with_duplicates_redelivery_and_a_crash_give_exact_t
         for _ in range(600)
     ]
     expected_services = collections.Counter((e["service_id"], e["occurred_on"], e["channel"]) for e in events)
-    expected_terms = collections.Counter(
-        (t, e["occurred_on"], e["channel"]) for e in events for t in e["taxonomy_term_ids"])
+    expected_sets = collections.Counter(
+        (",".join(sorted(e["taxonomy_term_ids"])), e["occurred_on"], e["channel"]) for e in events
+        if e["taxonomy_term_ids"])
 
     # Two more instances join the system's own: three competing consumers on one queue.
     first, second = start_instance(), start_instance()
@@ -118,11 +119,12 @@ def test_competing_instances_with_duplicates_redelivery_and_a_crash_give_exact_t
             (r.service_id, r.day.isoformat(), r.channel): r.count
             for r in conn.execute(select(ServiceShareCount).where(ServiceShareCount.tenant_id == tenant))
         }
-        got_terms = collections.Counter()
-        for r in conn.execute(select(TermShareCount).where(TermShareCount.tenant_id == tenant)):
-            got_terms[(r.taxonomy_term_id, r.day.isoformat(), r.channel)] += r.count
+        got_sets = {
+            (r.taxonomy_term_ids, r.day.isoformat(), r.channel): r.count
+            for r in conn.execute(select(TermSetShareCount).where(TermSetShareCount.tenant_id == tenant))
+        }
     assert got_services == dict(expected_services)
-    assert got_terms == expected_terms
+    assert got_sets == dict(expected_sets)
     assert tenant_total(analytics_db, DailyShareCount, tenant) == len(events)
 
 
@@ -165,7 +167,7 @@ def test_tenant_termination_deletes_counters_and_confirms(system, analytics_db):
     wait_until(lambda: any(r.payload["request_id"] == request_id for r in confirmed()))
     row = next(r for r in confirmed() if r.payload["request_id"] == request_id)
     assert row.payload["service"] == "analytics"
-    assert row.payload["counts"] == {"service_share_count": 3, "term_share_count": 3, "daily_share_count": 2}
+    assert row.payload["counts"] == {"service_share_count": 3, "term_set_share_count": 3, "daily_share_count": 2}
     for tenant in (district, school):
         assert tenant_total(analytics_db, ServiceShareCount, tenant) == 0
     assert tenant_total(analytics_db, ServiceShareCount, other) == 1

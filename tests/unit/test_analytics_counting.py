@@ -8,7 +8,7 @@ from sqlalchemy import func, inspect, select, text
 
 from services.analytics import counting
 from services.analytics.models import (
-    Base, DailyShareCount, DeletedTenant, ProcessedEvent, ServiceShareCount, TermShareCount,
+    Base, DailyShareCount, DeletedTenant, ProcessedEvent, ServiceShareCount, TermSetShareCount,
 )
 from services.analytics.service import AnalyticsService
 from tests.support.analytics import migrated_session, share_event
@@ -50,7 +50,7 @@ def test_no_column_can_hold_a_person_or_message_identifier(session):
     assert offending == []
     # The counter tables are exactly: tenant, district, day, service, term, channel -> count.
     counter_columns = {c for t, c in columns if t.endswith("_share_count")}
-    assert counter_columns == {"tenant_id", "district_id", "day", "service_id", "taxonomy_term_id", "channel", "count"}
+    assert counter_columns == {"tenant_id", "district_id", "day", "service_id", "taxonomy_term_ids", "channel", "count"}
     assert set(Base.metadata.tables) <= {t for t, _ in columns}
 
 
@@ -62,8 +62,9 @@ def test_a_share_increments_service_term_and_daily_counters(service, session):
 
     services = {(r.day.isoformat(), r.channel): r.count for r in session.scalars(select(ServiceShareCount))}
     assert services == {("2026-11-10", "email"): 2, ("2026-11-11", "sms"): 1}
-    terms = {r.taxonomy_term_id: r.count for r in session.scalars(select(TermShareCount))}
-    assert terms == {t1: 2, t2: 1}  # a term listed twice in one share counts once
+    sets = {r.taxonomy_term_ids: r.count for r in session.scalars(select(TermSetShareCount))}
+    # A term listed twice in one share counts once; a share without terms has no set.
+    assert sets == {",".join(sorted([t1, t2])): 1, t1: 1}
     assert session.scalar(select(func.sum(DailyShareCount.count))) == 3
 
 
@@ -73,7 +74,7 @@ def test_duplicates_and_redelivery_change_nothing(service, session):
     for _ in range(3):
         service.on_share_recorded([dict(event)])
     assert session.scalar(select(func.sum(ServiceShareCount.count))) == 1
-    assert session.scalar(select(func.sum(TermShareCount.count))) == 1
+    assert session.scalar(select(func.sum(TermSetShareCount.count))) == 1
     assert session.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
     assert metric(counting.EVENTS_HANDLED, "duplicate") == before + 2
 
@@ -110,7 +111,7 @@ def test_tenant_termination_deletes_its_counters_and_fences_late_events(service,
     counts = service.delete_for({"scope": "tenant", "tenant_id": district, "subject_id": district,
                                  "tenant_ids": [district, school], "request_id": str(uuid.uuid4())})
     session.commit()
-    assert counts == {"service_share_count": 3, "term_share_count": 3, "daily_share_count": 2}
+    assert counts == {"service_share_count": 3, "term_set_share_count": 3, "daily_share_count": 2}
     assert set(session.scalars(select(DailyShareCount.tenant_id))) == {other}
     assert set(session.scalars(select(DeletedTenant.tenant_id))) == {district, school}
 

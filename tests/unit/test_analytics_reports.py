@@ -52,6 +52,9 @@ class World:
             raise NotFound("No such tenant.", code="tenant_not_found")
         return self.tenants[tenant_id]
 
+    def tenants_info(self, tenant_ids):
+        return {t: self.tenants[t] for t in tenant_ids if t in self.tenants}
+
     def list_tenants_in(self, tenant_id):
         children = [t for t in self.tenants.values() if t["parent_id"] == tenant_id]
         return children or [self.tenant_info(tenant_id)]
@@ -74,6 +77,7 @@ def world():
 def service(session, world):
     svc = worker_factory(AnalyticsService, db=session)
     svc.identity_rpc.tenant_info.side_effect = world.tenant_info
+    svc.identity_rpc.tenants_info.side_effect = world.tenants_info
     svc.identity_rpc.list_tenants_in.side_effect = world.list_tenants_in
     svc.directory_rpc.get_terms.side_effect = lambda ids: {t: TERMS[t] for t in ids if t in TERMS}
     svc.directory_rpc.get_service.call_async.side_effect = world.get_service
@@ -177,6 +181,22 @@ def test_top_categories_roll_terms_up_to_top_level(service, world):
     report = service.report(admin(world.lincoln), "top-categories", {"period": "month", "to": "2026-11-30"})
     assert [(r["category_name"], r["count"]) for r in report["rows"]] == [
         ("Mental health", 7), ("Food", 6), ("Tutoring", 5)]
+
+
+def test_two_terms_of_one_top_category_count_one_share_once(service, world):
+    # One share carrying Counselling and Anxiety is one Mental-health request, not two.
+    shares(service, world.lincoln, 4, terms=[COUNSELLING, ANXIETY], day="2026-11-02")
+    shares(service, world.lincoln, 2, terms=[COUNSELLING, ANXIETY, MATH], day="2026-11-02", channel="email")
+    shares(service, world.lincoln, 3, terms=[ANXIETY], day="2026-11-03")
+    shares(service, world.lincoln, 1, terms=[ANXIETY, COUNSELLING], day="2026-10-05")  # previous month
+    query = {"period": "month", "to": "2026-11-30"}
+    report = service.report(admin(world.lincoln), "top-categories", query)
+    assert [(r["category_name"], r["count"], r["previous_count"]) for r in report["rows"]] == [
+        ("Mental health", 9, 1), ("Tutoring", 2, 0)]
+    world.nearby = {MENTAL_HEALTH: 2, TUTORING: 0}
+    unmet = service.report(admin(world.lincoln), "unmet-need", query)
+    assert [(r["category_name"], r["count"], r["need_score"]) for r in unmet["rows"]] == [
+        ("Mental health", 9, 3.0), ("Tutoring", 2, 2.0)]
 
 
 def test_trends_and_channels(service, world):
@@ -334,6 +354,20 @@ def test_operator_sees_consenting_schools_only(service, world):
     assert {r["tenant_name"]: r["count"] for r in report["rows"]} == {
         "Adams High": 15, "All consenting tenants": 15}
     assert world.lincoln["id"] not in repr(report)
+
+
+def test_operator_view_asks_identity_once_for_every_tenant(service, world):
+    schools = [tenant(f"School {n:02d}", parent_id=world.district["id"], consent=n % 2 == 0) for n in range(30)]
+    world.tenants.update({t["id"]: t for t in schools})
+    for school in schools:
+        shares(service, school, 1, day="2026-11-02")
+    shares(service, {"id": str(uuid.uuid4())}, 1, day="2026-11-02")  # a tenant identity no longer knows
+    report = service.report(OPERATOR(), "schools", {"period": "month", "to": "2026-11-02"})
+    assert [r["tenant_name"] for r in report["rows"]] == [f"School {n:02d}" for n in range(0, 30, 2)] + [
+        "All consenting tenants"]
+    assert service.identity_rpc.tenant_info.call_count == 0
+    # One call for the tenants with counts, one for their districts' thresholds.
+    assert service.identity_rpc.tenants_info.call_count == 2
 
 
 def test_operator_view_suppresses_small_counts(service, world):
