@@ -129,11 +129,14 @@ def _key(model, row) -> tuple:
     return tuple(row[c.name] for c in model.__table__.primary_key.columns)
 
 
-def lock_tenants(session, tenant_ids) -> None:
+def lock_tenants(session, tenant_ids, exclusive: bool = False) -> None:
     """Serialise counting and termination per tenant (PostgreSQL; SQLite has one writer).
 
     Without it a batch that read "not terminated" could commit its increments
-    after a concurrent termination deleted the counters, recreating them. One
+    after a concurrent termination deleted the counters, recreating them.
+    Counting takes the locks shared (batches on other instances do not wait for
+    each other: the counter upserts are safe together); termination takes them
+    exclusive, so it waits for the batches in flight and they wait for it. One
     statement takes every tenant's lock, in the order of the lock keys, so two
     transactions never wait on each other in a cycle; they end with the
     transaction. (One statement per tenant was the largest cost of a batch.)
@@ -142,14 +145,17 @@ def lock_tenants(session, tenant_ids) -> None:
         return
     keys = sorted({"analytics-tenant:" + str(t) for t in tenant_ids})
     if keys:
-        session.execute(_LOCK_TENANTS, {"keys": json.dumps(keys)})
+        session.execute(_LOCK_TENANTS[exclusive], {"keys": json.dumps(keys)})
 
 
 # The subquery sorts the keys before the outer SELECT calls the lock function on each.
-_LOCK_TENANTS = text(
-    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtext(key) AS k "
-    "FROM json_array_elements_text(CAST(:keys AS json)) AS key ORDER BY k) AS ordered"
-)
+_LOCK_TENANTS = {
+    exclusive: text(
+        f"SELECT {function}(k) FROM (SELECT DISTINCT hashtext(key) AS k "
+        "FROM json_array_elements_text(CAST(:keys AS json)) AS key ORDER BY k) AS ordered"
+    )
+    for exclusive, function in ((True, "pg_advisory_xact_lock"), (False, "pg_advisory_xact_lock_shared"))
+}
 
 
 def count_shares(session, events: list[dict]) -> list[str]:
@@ -290,7 +296,7 @@ FROM batch b LEFT JOIN recorded r USING (event_id)
 def delete_tenants(session, tenant_ids: list[str]) -> dict:
     """Delete every counter of ``tenant_ids`` and fence them (in the caller's
     transaction); returns {table: rows deleted}. Idempotent."""
-    lock_tenants(session, tenant_ids)
+    lock_tenants(session, tenant_ids, exclusive=True)
     counts = {}
     for model in COUNTER_ORDER:
         result = session.execute(delete(model).where(model.tenant_id.in_(tenant_ids)))
