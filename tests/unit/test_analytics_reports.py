@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from nameko.testing.services import worker_factory
 
-from services.analytics import counting, periods
+from services.analytics import periods
 from services.analytics.periods import Period, local_today, resolve
 from services.analytics.service import AnalyticsService
 from services.analytics.suppression import TOTAL, suppress
