@@ -95,6 +95,16 @@ def test_an_event_outside_the_contract_is_rejected_counted_and_stored_nowhere(se
     assert all(str(v) not in repr(rows) for v in change.values())
 
 
+def test_a_batch_counts_its_valid_events_and_rejects_only_the_bad_one(service, session):
+    tenant, student_id = str(uuid.uuid4()), "7f1e4c1e-0000-4000-8000-00000000beef"
+    good = share_event(tenant)
+    batch = [good, share_event(tenant, student_id=student_id), dict(good), share_event(tenant, channel="pigeon"),
+             share_event(tenant)]
+    assert service.on_share_recorded(batch) == {"rejected": 2, "counted": 2, "duplicate": 1}
+    assert session.scalar(select(func.sum(DailyShareCount.count))) == 2
+    assert student_id not in repr(all_rows(session)) and "pigeon" not in repr(all_rows(session))
+
+
 @pytest.mark.parametrize("payload", ["a string", None, [1, 2], {}])
 def test_payloads_that_are_not_events_are_rejected(service, session, payload):
     before = metric(counting.EVENTS_REJECTED, "invalid")

@@ -155,6 +155,34 @@ def test_month_report_follows_the_schools_local_day(service, world):
     assert (report["rows"][0]["count"], report["rows"][0]["previous_count"]) == (5, 2)
 
 
+def test_reports_across_period_boundaries_in_the_schools_time_zone(service, world):
+    shares(service, world.lincoln, 3, day="2026-06-30")  # the last day of school year 2025-26
+    shares(service, world.lincoln, 4, day="2026-07-01")  # the first day of 2026-27
+    shares(service, world.lincoln, 6, day="2026-07-06")  # a Monday: the next week
+    shares(service, world.lincoln, 2, day="2026-06-28")  # a Sunday: the week before
+    # 12:30 UTC on 30 June is 00:30 on 1 July in Auckland (NZST, UTC+12) but still
+    # 05:30 on 30 June in Los Angeles: the school's own day picks the school year.
+    now = datetime(2026, 6, 30, 12, 30, tzinfo=timezone.utc)
+    expected = {"Pacific/Auckland": ({"kind": "school_year", "from": "2026-07-01", "to": "2027-06-30"}, 10, 5),
+                "America/Los_Angeles": ({"kind": "school_year", "from": "2025-07-01", "to": "2026-06-30"}, 5, 0)}
+    for zone, (period, count, previous) in expected.items():
+        world.lincoln["timezone"] = zone
+        with mock.patch.object(periods, "utcnow", return_value=now):
+            year = service.report(admin(world.lincoln), "schools", {"period": "school_year"})
+        assert year["period"] == period
+        assert (year["rows"][0]["count"], year["rows"][0]["previous_count"]) == (count, previous)
+    # A week runs Monday to Sunday across the month and school-year boundary.
+    week = service.report(admin(world.lincoln), "trends", {"period": "week", "to": "2026-07-01"})
+    assert week["period"] == {"kind": "week", "from": "2026-06-29", "to": "2026-07-05"}
+    figures = {r["bucket_start"]: (r["count"], r["previous_count"]) for r in week["rows"]}
+    assert list(figures) == [f"2026-06-{d}" for d in (29, 30)] + [f"2026-07-0{d}" for d in range(1, 6)]
+    # The previous week's Sunday lines up with this week's Sunday.
+    assert {b: f for b, f in figures.items() if f != (0, 0)} == {
+        "2026-06-30": (3, 0), "2026-07-01": (4, 0), "2026-07-05": (0, 2)}
+    month = service.report(admin(world.lincoln), "schools", {"period": "month", "to": "2026-07-31"})
+    assert (month["rows"][0]["count"], month["rows"][0]["previous_count"]) == (10, 5)
+
+
 # -- a school's own view ------------------------------------------------------------
 
 def test_top_services_with_change_against_the_previous_period(service, world):
