@@ -87,11 +87,29 @@ def processed(engine) -> int:
         return conn.scalar(text("SELECT count(*) FROM processed_event"))
 
 
+def cpu_seconds(pids) -> float | None:
+    """User + system CPU seconds of processes so far (Linux /proc; None elsewhere)."""
+    total = 0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: str, intake: dict) -> dict:
     """Fill the queue with ``events`` shares, start ``workers`` processes, time the drain.
 
     ``intake``: extra WEINTERVENE_* settings for the processes, e.g.
     {"ANALYTICS_BATCH_SIZE": "200", "ANALYTICS_PREFETCH": "400"}.
+
+    Besides events/s (wall clock, so it depends on what else runs on the
+    machine), the workers' own CPU time per event over the same window: a
+    figure the other helpers' load hardly moves, and 1,000 / it is what one
+    worker would do with a core to itself.
     """
     engine = make_engine(db_url)
     start_count = processed(engine)
@@ -103,12 +121,13 @@ def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: 
                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(workers)
     ]
-    marks: list[tuple[float, int]] = []
+    pids = [proc.pid for proc in procs]
+    marks: list[tuple[float, int, float | None]] = []
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             done = processed(engine) - start_count
-            marks.append((time.perf_counter(), done))
+            marks.append((time.perf_counter(), done, cpu_seconds(pids)))
             if done >= events:
                 break
             time.sleep(0.05)
@@ -120,8 +139,11 @@ def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: 
         engine.dispose()
     low = next(m for m in marks if m[1] >= events * 0.1)
     high = next(m for m in marks if m[1] >= events * 0.9)
+    cpu_ms = None
+    if low[2] is not None and high[2] is not None:
+        cpu_ms = (high[2] - low[2]) * 1000 / (high[1] - low[1])
     return {"workers": workers, "events": events, "per_second": (high[1] - low[1]) / (high[0] - low[0]),
-            "load": os.getloadavg()[0]}
+            "cpu_ms_per_event": cpu_ms, "load": os.getloadavg()[0]}
 
 
 def in_process_rate(db_url: str, events: int, batch: int) -> float:
@@ -331,6 +353,11 @@ def district_latency(db_url: str, iterations: int, schools: int) -> dict:
 
 # -- main ---------------------------------------------------------------------------
 
+def cpu(result: dict) -> str:
+    ms = result["cpu_ms_per_event"]
+    return "cpu n/a" if ms is None else f"{ms:.3f} ms CPU/event"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench analytics", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=6000, help="events per worker for the throughput runs")
@@ -340,6 +367,8 @@ def main(argv=None) -> int:
                         help="events per transaction and ack (WEINTERVENE_ANALYTICS_BATCH_SIZE)")
     parser.add_argument("--prefetch", type=int, default=Settings().analytics_prefetch,
                         help="unacknowledged events the broker sends ahead (WEINTERVENE_ANALYTICS_PREFETCH)")
+    parser.add_argument("--max-workers", type=int, default=0,
+                        help="nameko workers per process (WEINTERVENE_MAX_WORKERS; default: the setting's)")
     parser.add_argument("--others", type=int, default=100, help="other tenants in the 10M database")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-reports", action="store_true")
@@ -368,20 +397,28 @@ def main(argv=None) -> int:
             print(f"baseline, counting code in a loop, no broker, {args.batch_size} events a transaction: "
                   f"{baseline:8.0f} events/s")
             intake = {"ANALYTICS_BATCH_SIZE": args.batch_size, "ANALYTICS_PREFETCH": args.prefetch}
+            if args.max_workers:
+                intake["MAX_WORKERS"] = args.max_workers
             ones, twos = [], []
             with tempfile.TemporaryDirectory() as data_dir:
                 for run in range(1, args.runs + 1):
                     one = drain_rate(amqp_uri, db_url, 1, args.events, data_dir, intake)
                     two = drain_rate(amqp_uri, db_url, 2, args.events * 2, data_dir, intake)
-                    ones.append(one["per_second"])
-                    twos.append(two["per_second"])
-                    print(f"run {run}: 1 worker {one['per_second']:6.0f} events/s (load {one['load']:.1f});  "
-                          f"2 workers {two['per_second']:6.0f} events/s (load {two['load']:.1f}), "
+                    ones.append(one)
+                    twos.append(two)
+                    print(f"run {run}: 1 worker {one['per_second']:6.0f} events/s, {cpu(one)} (load {one['load']:.1f});  "
+                          f"2 workers {two['per_second']:6.0f} events/s, {cpu(two)} (load {two['load']:.1f}); "
                           f"ratio {two['per_second'] / one['per_second']:.2f}")
-            one_median, two_median = statistics.median(ones), statistics.median(twos)
+            one_median = statistics.median(r["per_second"] for r in ones)
+            two_median = statistics.median(r["per_second"] for r in twos)
             print(f"median of {args.runs}: 1 worker {one_median:.0f} events/s; 2 workers {two_median:.0f} "
                   f"events/s ({two_median / 2:.0f} per worker); ratio 2/1 {two_median / one_median:.2f}; "
                   f"1 worker / in-process baseline {one_median / baseline:.2f}")
+            cpu_costs = [r["cpu_ms_per_event"] for r in ones + twos if r["cpu_ms_per_event"] is not None]
+            if cpu_costs:
+                per_event = statistics.median(cpu_costs)
+                print(f"worker CPU per event, median of {len(cpu_costs)}: {per_event:.3f} ms "
+                      f"(one worker with a core to itself: ~{1000 / per_event:.0f} events/s)")
 
         if not args.skip_reports:
             print("\n== report latency (in-process report code on PostgreSQL)")
