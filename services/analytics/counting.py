@@ -61,43 +61,18 @@ def increment(session, model, rows: list[dict]) -> None:
 
     ``rows`` must not repeat a key (PostgreSQL refuses to update one row twice
     in one statement); they are sorted here so concurrent writers lock in the
-    same order.
+    same order. (On PostgreSQL ``count_shares`` does this inside ``_COUNT_BATCH``.)
     """
     if not rows:
         return
     keys = [column.name for column in model.__table__.primary_key.columns]
     rows = sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys))
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        # One fixed statement with a column array per column, however many rows:
-        # compiled once, and cheap to send (a multi-row VALUES is rebuilt per batch).
-        columns = [column.name for column in model.__table__.columns]
-        session.execute(_unnest_upsert(model), {c: [row.get(c) for row in rows] for c in columns})
-        return
-    insert = _INSERTS[dialect](model).values(rows)
+    insert = _INSERTS[session.get_bind().dialect.name](model).values(rows)
     session.execute(
         insert.on_conflict_do_update(
             index_elements=keys, set_={"count": model.__table__.c.count + insert.excluded.count}
         )
     )
-
-
-_UNNEST_UPSERTS: dict = {}
-
-
-def _unnest_upsert(model):
-    """``INSERT … SELECT * FROM unnest(arrays…) ON CONFLICT (key) DO UPDATE`` for ``model``."""
-    if model not in _UNNEST_UPSERTS:
-        table = model.__table__
-        columns = list(table.columns)
-        keys = [c.name for c in table.primary_key.columns]
-        arrays = ", ".join(f"CAST(:{c.name} AS {c.type.compile(dialect=postgresql.dialect())}[])" for c in columns)
-        _UNNEST_UPSERTS[model] = text(
-            f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
-            f"SELECT * FROM unnest({arrays}) "
-            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET count = {table.name}.count + excluded.count"
-        )
-    return _UNNEST_UPSERTS[model]
 
 
 def term_set(event: dict) -> str:
