@@ -1,6 +1,7 @@
 """Analytics: share events/s for one and two workers; report latency at 10k vs 10M stored shares.
 
-    python -m bench analytics [--events 6000] [--iterations 100] [--skip-throughput] [--skip-reports]
+    python -m bench analytics [--events 6000] [--runs 3] [--batch-size 200] [--prefetch 400]
+                              [--iterations 100] [--skip-throughput] [--skip-reports]
 
 Needs RabbitMQ (management API on 15672) and PostgreSQL on this machine, as the
 test suite does; everything is created in a vhost and databases of its own and
@@ -9,7 +10,10 @@ dropped at the end.
 Throughput: the queue is filled first, then N worker processes (``weintervene
 run --service analytics``, each its own process and database pool) drain it;
 the rate is measured between 10% and 90% drained, so start-up is not counted.
-Baseline: the same counting code called in a loop on one connection (no broker).
+One and two workers are measured in turn, ``--runs`` times, so machine noise
+hits both alike; the load average is printed with each run (the machine is
+shared). Baseline: the same counting code called in a loop on one connection
+(no broker), in batches of the same size.
 
 Reports: the counters are bulk-loaded with SQL to stand for 10 thousand and for
 10 million shares (pre-aggregated: 10 million shares are 1.75 million counter
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,24 +87,47 @@ def processed(engine) -> int:
         return conn.scalar(text("SELECT count(*) FROM processed_event"))
 
 
-def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: str, max_workers: int) -> dict:
-    """Fill the queue with ``events`` shares, start ``workers`` processes, time the drain."""
+def cpu_seconds(pids) -> float | None:
+    """User + system CPU seconds of processes so far (Linux /proc; None elsewhere)."""
+    total = 0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: str, intake: dict) -> dict:
+    """Fill the queue with ``events`` shares, start ``workers`` processes, time the drain.
+
+    ``intake``: extra WEINTERVENE_* settings for the processes, e.g.
+    {"ANALYTICS_BATCH_SIZE": "200", "ANALYTICS_PREFETCH": "400"}.
+
+    Besides events/s (wall clock, so it depends on what else runs on the
+    machine), the workers' own CPU time per event over the same window: a
+    figure the other helpers' load hardly moves, and 1,000 / it is what one
+    worker would do with a core to itself.
+    """
     engine = make_engine(db_url)
     start_count = processed(engine)
-    publish(amqp_uri, make_events(events, seed=workers))
+    publish(amqp_uri, make_events(events, seed=workers + start_count))
     env = {**os.environ, "AMQP_URI": amqp_uri, "WEINTERVENE_ANALYTICS_DATABASE_URL": db_url,
-           "WEINTERVENE_DATA_DIR": data_dir, "WEINTERVENE_MAX_WORKERS": str(max_workers)}
+           "WEINTERVENE_DATA_DIR": data_dir, **{f"WEINTERVENE_{k}": str(v) for k, v in intake.items()}}
     procs = [
         subprocess.Popen([sys.executable, "-m", "weintervene.cli", "run", "--service", "analytics"],
                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(workers)
     ]
-    marks: list[tuple[float, int]] = []
+    pids = [proc.pid for proc in procs]
+    marks: list[tuple[float, int, float | None]] = []
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             done = processed(engine) - start_count
-            marks.append((time.perf_counter(), done))
+            marks.append((time.perf_counter(), done, cpu_seconds(pids)))
             if done >= events:
                 break
             time.sleep(0.05)
@@ -111,7 +139,11 @@ def drain_rate(amqp_uri: str, db_url: str, workers: int, events: int, data_dir: 
         engine.dispose()
     low = next(m for m in marks if m[1] >= events * 0.1)
     high = next(m for m in marks if m[1] >= events * 0.9)
-    return {"workers": workers, "events": events, "per_second": (high[1] - low[1]) / (high[0] - low[0])}
+    cpu_ms = None
+    if low[2] is not None and high[2] is not None:
+        cpu_ms = (high[2] - low[2]) * 1000 / (high[1] - low[1])
+    return {"workers": workers, "events": events, "per_second": (high[1] - low[1]) / (high[0] - low[0]),
+            "cpu_ms_per_event": cpu_ms, "load": os.getloadavg()[0]}
 
 
 def in_process_rate(db_url: str, events: int, batch: int) -> float:
@@ -130,16 +162,20 @@ def in_process_rate(db_url: str, events: int, batch: int) -> float:
 
 # -- report latency ---------------------------------------------------------------
 
-# The measured school: 14 shares a day for a school year (5,110), 30 services, 2 terms each.
+# The measured school: 14 shares a day for a school year (5,110), 30 services, 2 terms each
+# (one term set per service).
 SCHOOL_YEAR_SQL = """
 INSERT INTO service_share_count (tenant_id, day, service_id, channel, district_id, count)
 SELECT :school, DATE '2025-07-01' + d, md5('svc' || mod(d * 7 + k, 30))::uuid::text,
        (ARRAY['email','sms','print','link'])[mod(k, 4) + 1], NULL, count(*)
 FROM generate_series(0, 364) d, generate_series(0, 13) k GROUP BY 1, 2, 3, 4;
-INSERT INTO term_share_count (tenant_id, day, service_id, taxonomy_term_id, channel, district_id, count)
-SELECT s.tenant_id, s.day, s.service_id, md5('term' || t.n || substr(s.service_id, 1, 1))::uuid::text,
-       s.channel, NULL, s.count
-FROM service_share_count s, (VALUES (1), (2)) t(n) WHERE s.tenant_id = :school;
+INSERT INTO term_set_share_count (tenant_id, day, channel, taxonomy_term_ids, district_id, count)
+SELECT s.tenant_id, s.day, s.channel, x.term_set, NULL, sum(s.count)
+FROM service_share_count s, LATERAL (
+    SELECT string_agg(t, ',' ORDER BY t) AS term_set
+    FROM (VALUES (md5('term1' || substr(s.service_id, 1, 1))::uuid::text),
+                 (md5('term2' || substr(s.service_id, 1, 1))::uuid::text)) v(t)) x
+WHERE s.tenant_id = :school GROUP BY 1, 2, 3, 4;
 """
 
 # Everyone else: tenants x 365 days x services x 4 channels keys, the other shares spread
@@ -152,9 +188,9 @@ SELECT md5('tenant' || t)::uuid::text, DATE '2025-07-01' + d, md5('svc' || s)::u
 FROM generate_series(0, :tenants - 1) t, generate_series(0, 364) d,
      generate_series(0, :services - 1) s, generate_series(0, 3) c
 WHERE :base > 0 OR (((t * 365 + d) * :services + s) * 4 + c) < :remainder;
-INSERT INTO term_share_count (tenant_id, day, service_id, taxonomy_term_id, channel, district_id, count)
-SELECT tenant_id, day, service_id, md5('term1' || substr(service_id, 1, 1))::uuid::text, channel, NULL, count
-FROM service_share_count WHERE tenant_id <> :school;
+INSERT INTO term_set_share_count (tenant_id, day, channel, taxonomy_term_ids, district_id, count)
+SELECT tenant_id, day, channel, md5('term1' || substr(service_id, 1, 1))::uuid::text, NULL, sum(count)
+FROM service_share_count WHERE tenant_id <> :school GROUP BY 1, 2, 3, 4;
 """
 
 ROLLUP_SQL = """
@@ -186,7 +222,7 @@ def load_counters(db_url: str, total_events: int, tenants: int, services: int) -
         figures = {
             "events": conn.scalar(text("SELECT sum(count) FROM daily_share_count")),
             "service_rows": conn.scalar(text("SELECT count(*) FROM service_share_count")),
-            "term_rows": conn.scalar(text("SELECT count(*) FROM term_share_count")),
+            "term_rows": conn.scalar(text("SELECT count(*) FROM term_set_share_count")),
             "load_seconds": time.perf_counter() - started,
         }
     engine.dispose()
@@ -201,6 +237,9 @@ class LocalSources:
 
     def tenant_info(self, tenant_id):
         return self.tenants[tenant_id]
+
+    def tenants_info(self, tenant_ids):
+        return {t: self.tenants[t] for t in tenant_ids if t in self.tenants}
 
     def list_tenants_in(self, tenant_id):
         return [self.tenants[tenant_id]]
@@ -314,12 +353,22 @@ def district_latency(db_url: str, iterations: int, schools: int) -> dict:
 
 # -- main ---------------------------------------------------------------------------
 
+def cpu(result: dict) -> str:
+    ms = result["cpu_ms_per_event"]
+    return "cpu n/a" if ms is None else f"{ms:.3f} ms CPU/event"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench analytics", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=6000, help="events per worker for the throughput runs")
     parser.add_argument("--iterations", type=int, default=100, help="timed calls per report")
-    parser.add_argument("--max-workers", type=int, default=64,
-                        help="nameko workers per analytics process (WEINTERVENE_MAX_WORKERS)")
+    parser.add_argument("--runs", type=int, default=3, help="throughput runs (1 then 2 workers, each run)")
+    parser.add_argument("--batch-size", type=int, default=Settings().analytics_batch_size,
+                        help="events per transaction and ack (WEINTERVENE_ANALYTICS_BATCH_SIZE)")
+    parser.add_argument("--prefetch", type=int, default=Settings().analytics_prefetch,
+                        help="unacknowledged events the broker sends ahead (WEINTERVENE_ANALYTICS_PREFETCH)")
+    parser.add_argument("--max-workers", type=int, default=0,
+                        help="nameko workers per process (WEINTERVENE_MAX_WORKERS; default: the setting's)")
     parser.add_argument("--others", type=int, default=100, help="other tenants in the 10M database")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-reports", action="store_true")
@@ -340,19 +389,36 @@ def main(argv=None) -> int:
             migrate("analytics", engine)
             engine.dispose()
             print("== share_recorded throughput (broker and PostgreSQL on this machine)")
+            print(f"batch size {args.batch_size}, prefetch {args.prefetch}; "
+                  f"load average at start {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
             single = in_process_rate(db_url, 300, 1)
-            baseline = in_process_rate(db_url, 3000, args.max_workers)
+            baseline = in_process_rate(db_url, 3000, args.batch_size)
             print(f"baseline, counting code in a loop, no broker, one event a transaction: {single:8.0f} events/s")
-            print(f"baseline, counting code in a loop, no broker, {args.max_workers} events a transaction: "
+            print(f"baseline, counting code in a loop, no broker, {args.batch_size} events a transaction: "
                   f"{baseline:8.0f} events/s")
+            intake = {"ANALYTICS_BATCH_SIZE": args.batch_size, "ANALYTICS_PREFETCH": args.prefetch}
+            if args.max_workers:
+                intake["MAX_WORKERS"] = args.max_workers
+            ones, twos = [], []
             with tempfile.TemporaryDirectory() as data_dir:
-                one = drain_rate(amqp_uri, db_url, 1, args.events, data_dir, args.max_workers)
-                two = drain_rate(amqp_uri, db_url, 2, args.events * 2, data_dir, args.max_workers)
-            print(f"1 worker : {one['per_second']:8.0f} events/s  ({one['events']} events)")
-            print(f"2 workers: {two['per_second']:8.0f} events/s  ({two['events']} events), "
-                  f"{two['per_second'] / 2:.0f} per worker")
-            print(f"ratio 2 workers / 1 worker: {two['per_second'] / one['per_second']:.2f}   "
-                  f"1 worker / baseline: {one['per_second'] / baseline:.2f}")
+                for run in range(1, args.runs + 1):
+                    one = drain_rate(amqp_uri, db_url, 1, args.events, data_dir, intake)
+                    two = drain_rate(amqp_uri, db_url, 2, args.events * 2, data_dir, intake)
+                    ones.append(one)
+                    twos.append(two)
+                    print(f"run {run}: 1 worker {one['per_second']:6.0f} events/s, {cpu(one)} (load {one['load']:.1f});  "
+                          f"2 workers {two['per_second']:6.0f} events/s, {cpu(two)} (load {two['load']:.1f}); "
+                          f"ratio {two['per_second'] / one['per_second']:.2f}")
+            one_median = statistics.median(r["per_second"] for r in ones)
+            two_median = statistics.median(r["per_second"] for r in twos)
+            print(f"median of {args.runs}: 1 worker {one_median:.0f} events/s; 2 workers {two_median:.0f} "
+                  f"events/s ({two_median / 2:.0f} per worker); ratio 2/1 {two_median / one_median:.2f}; "
+                  f"1 worker / in-process baseline {one_median / baseline:.2f}")
+            cpu_costs = [r["cpu_ms_per_event"] for r in ones + twos if r["cpu_ms_per_event"] is not None]
+            if cpu_costs:
+                per_event = statistics.median(cpu_costs)
+                print(f"worker CPU per event, median of {len(cpu_costs)}: {per_event:.3f} ms "
+                      f"(one worker with a core to itself: ~{1000 / per_event:.0f} events/s)")
 
         if not args.skip_reports:
             print("\n== report latency (in-process report code on PostgreSQL)")
@@ -360,7 +426,7 @@ def main(argv=None) -> int:
             large = load_counters(databases.url("analytics10m"), 10_000_000, args.others, 12)
             for label, figures in (("10k", small), ("10M", large)):
                 print(f"{label}: {figures['events']:,} events in {figures['service_rows']:,} service rows, "
-                      f"{figures['term_rows']:,} term rows (loaded in {figures['load_seconds']:.1f} s)")
+                      f"{figures['term_rows']:,} term-set rows (loaded in {figures['load_seconds']:.1f} s)")
             saturated = str(uuid.UUID(bytes=__import__("hashlib").md5(b"tenant0").digest()))
             rows = report_latencies(databases.url("analytics10k"), databases.url("analytics10m"),
                                     args.iterations, saturated)

@@ -89,8 +89,12 @@ class Settings:
     analytics_unmet_need_radius_miles: float = 10.0
     # Analytics: rows per item list (top services, top categories, unmet need).
     analytics_top_n: int = 10
-    # nameko's concurrent workers per service container (its default is 10). A
-    # scaled-out analytics process runs with more, so more events share a commit.
+    # Analytics intake: share events applied (one transaction, one ack) per batch,
+    # at most this many; and how many unacknowledged events the broker may send
+    # ahead, so the next batch is already waiting while one commits (twice the batch).
+    analytics_batch_size: int = 200
+    analytics_prefetch: int = 400
+    # nameko's concurrent workers per service container (its default is 10).
     max_workers: int = 10
 
     def database_url(self, service: str) -> str:

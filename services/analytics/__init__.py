@@ -3,8 +3,8 @@
 - ``counting``: the only way in is ``referrals.share_recorded`` loaded with the shared
   contract; counters (tenant, day, service, term, channel -> count) are upserted with
   the event ids in one transaction, so duplicates and redelivery change nothing.
-- ``dependencies.ShareBatcher``: events arriving together share one transaction;
-  each message is acknowledged after its commit.
+- ``intake``: the consumer hands the service a batch of events; one transaction and
+  one acknowledgement per batch, the acknowledgement after the commit.
 - ``scope``: who sees which tenants (own school; a district side by side; operators
   only consenting tenants), ``periods``: local-day periods, ``suppression``: small
   counts hidden with complementary cells, ``reports``: the six reports and CSV.

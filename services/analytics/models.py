@@ -10,7 +10,7 @@ counted.
 Each share increments, in one transaction with its ``ProcessedEvent`` row:
 
 - one ``ServiceShareCount`` row (top services),
-- one ``TermShareCount`` row per distinct taxonomy term (top categories, unmet need),
+- one ``TermSetShareCount`` row for its set of taxonomy terms (top categories, unmet need),
 - one ``DailyShareCount`` row (the per tenant-day rollup behind trends, channels, schools).
 """
 from datetime import date
@@ -43,15 +43,27 @@ class ServiceShareCount(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class TermShareCount(Base):
-    """How many shares carried a taxonomy term, per tenant, local day, service and channel."""
+# A share carries at most 50 terms (the contract), each a 36-character id.
+TERM_SET_LENGTH = 50 * 37
 
-    __tablename__ = "term_share_count"
+
+class TermSetShareCount(Base):
+    """How many shares carried exactly this set of taxonomy terms, per tenant, local day and channel.
+
+    A set, not a row per term: categories are rolled up to their top level when a
+    report is built (the taxonomy belongs to directory and may change), and a
+    share carrying two terms of one top-level category (Counselling and Anxiety,
+    both Mental health) is one request for that category, not two. Per-term rows
+    cannot tell those apart from two shares; the set can. A service's shares
+    carry the same few terms, so the sets stay few.
+    """
+
+    __tablename__ = "term_set_share_count"
     tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    service_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    taxonomy_term_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # The distinct term ids, sorted, joined by commas, e.g. "0b6e…,9f1c…".
+    taxonomy_term_ids: Mapped[str] = mapped_column(String(TERM_SET_LENGTH), primary_key=True)
     district_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -79,4 +91,4 @@ class DeletedTenant(Base):
     deleted_at = mapped_column(UTCDateTime, default=utcnow)
 
 
-COUNTER_MODELS = (ServiceShareCount, TermShareCount, DailyShareCount)
+COUNTER_MODELS = (ServiceShareCount, TermSetShareCount, DailyShareCount)

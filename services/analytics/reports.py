@@ -26,7 +26,7 @@ from datetime import date
 from sqlalchemy import distinct, func, select
 
 from services.analytics import suppression
-from services.analytics.models import DailyShareCount, ServiceShareCount, TermShareCount
+from services.analytics.models import DailyShareCount, ServiceShareCount, TermSetShareCount
 from services.analytics.periods import Period, local_today, resolve
 from services.analytics.scope import Scope
 from weintervene.contracts import CHANNELS
@@ -165,12 +165,29 @@ def top_services(session, scope, period, sources, top_n) -> list[dict]:
     return rows
 
 
+def spread_into(matrix: dict, mapping) -> dict:
+    """Re-key ``matrix`` items through ``mapping(item)``, a set of targets: each
+    target gets the item's figures once, however many of its parts lead there."""
+    spread: dict = {}
+    for item, row in matrix.items():
+        for target in mapping(item):
+            into = spread.setdefault(target, {})
+            for tenant, n in row.items():
+                into[tenant] = into.get(tenant, 0) + n
+    return spread
+
+
 def category_tables(session, scope, period, sources):
-    """(current, previous, {category_id: name}): term counts rolled up to top-level categories."""
+    """(current, previous, {category_id: name}): shares per top-level category.
+
+    Counted from term sets, so a share carrying two terms of one category
+    (Counselling and Anxiety, both Mental health) counts once for it.
+    """
     ids = scope.tenant_ids
-    by_term = counts_by(session, TermShareCount, TermShareCount.taxonomy_term_id, ids, period)
-    by_term_before = counts_by(session, TermShareCount, TermShareCount.taxonomy_term_id, ids, period.previous())
-    terms = sources.get_terms(sorted(set(by_term) | set(by_term_before)))
+    by_set = counts_by(session, TermSetShareCount, TermSetShareCount.taxonomy_term_ids, ids, period)
+    by_set_before = counts_by(session, TermSetShareCount, TermSetShareCount.taxonomy_term_ids, ids, period.previous())
+    term_ids = sorted({term for terms in (*by_set, *by_set_before) for term in terms.split(",")})
+    terms = sources.get_terms(term_ids)
     names = {}
 
     def top_level(term_id):
@@ -179,7 +196,10 @@ def category_tables(session, scope, period, sources):
         names[category] = term.get("top_level_name") or term.get("name")
         return category
 
-    return merge_into(by_term, top_level), merge_into(by_term_before, top_level), names
+    def categories(term_set):
+        return {top_level(term) for term in term_set.split(",")}
+
+    return spread_into(by_set, categories), spread_into(by_set_before, categories), names
 
 
 def top_categories(session, scope, period, sources, top_n) -> list[dict]:

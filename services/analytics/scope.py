@@ -8,7 +8,8 @@
   without consent appears in no operator view. Suppression uses the strictest
   threshold of the tenants shown.
 
-Tenant facts come from ``identity.tenant_info`` / ``identity.list_tenants_in``.
+Tenant facts come from ``identity.tenant_info`` / ``tenants_info`` (many at once) /
+``list_tenants_in``.
 
 Example::
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 
 from weintervene.auth import AuthContext, Role
-from weintervene.errors import Forbidden, NotFound
+from weintervene.errors import Forbidden
 
 OWN_TENANT_ROLES = (Role.SCHOOL_ADMIN, Role.PROGRAM_ADMIN)
 REPORT_ROLES = (*OWN_TENANT_ROLES, Role.DISTRICT_ADMIN, Role.OPERATOR)
@@ -80,19 +81,17 @@ def resolve_scope(auth: dict, tenant_id: str | None, sources, default_threshold:
         root = sources.tenant_info(tenant_id)
         candidates = [t for t in sources.list_tenants_in(tenant_id) if t["id"] != root["id"]] + [root]
     else:
-        candidates = []
-        for tid in sources.tenants_with_counts():
-            try:
-                candidates.append(sources.tenant_info(tid))
-            except NotFound:
-                continue  # a tenant identity no longer knows: nothing to show
+        # One identity call for every tenant with counts (a tenant identity no
+        # longer knows is left out: nothing to show), in a stable order.
+        known = sources.tenants_info(sources.tenants_with_counts())
+        candidates = sorted(known.values(), key=lambda t: (t.get("name") or "", t["id"]))
     tenants = [t for t in candidates if t.get("analytics_consent") is True]
     if tenant_id and not tenants:
         raise Forbidden("That school has not consented to cross-school analytics.",
                         code="analytics_consent_missing")
     # The strictest threshold of the tenants shown and of their districts.
     districts = {t.get("district_id") for t in tenants} - {None} - {t["id"] for t in tenants}
-    governing = tenants + [sources.tenant_info(d) for d in sorted(districts)]
+    governing = tenants + list(sources.tenants_info(districts).values()) if districts else tenants
     threshold = max([default_threshold] + [_threshold(t.get("suppression_threshold"), default_threshold) for t in governing])
     timezone = tenants[0].get("timezone") if tenants else None
     return Scope("operator", tenants, {"id": None, "name": "All consenting tenants", "level": "platform"},

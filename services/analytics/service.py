@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 
-from nameko.events import SERVICE_POOL, event_handler
 from nameko.rpc import ServiceRpc
 
 from services.analytics import counting, reports
-from services.analytics.dependencies import ShareBatcher, analytics_database
+from services.analytics.dependencies import analytics_database
+from services.analytics.intake import batch_event_handler
 from services.analytics.models import OutboxMessage
 from services.analytics.schemas import ReportQuerySchema
 from services.analytics.scope import resolve_scope
@@ -31,25 +31,26 @@ class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthChe
     name = "analytics"
 
     db = analytics_database()
-    batcher = ShareBatcher(database_attr="db")
     metrics = EntrypointMetrics()
     events = ReliablePublisher()
     outbox_model = OutboxMessage
     identity_rpc = ServiceRpc("identity")
     directory_rpc = ServiceRpc("directory")
 
-    # requeue_on_error: a database error (outage, deadlock) puts the event back
-    # for another try instead of losing it; events outside the contract never
-    # raise (they are rejected inside), so nothing loops forever on bad input.
-    @event_handler("referrals", SHARE_RECORDED, handler_type=SERVICE_POOL,
-                   reliable_delivery=True, requeue_on_error=True)
-    def on_share_recorded(self, payload):
-        """Count one share. Payload: the ShareRecorded contract, e.g. {"event_id": "…",
-        "tenant_id": "…", "district_id": null, "service_id": "…", "taxonomy_term_ids": ["…"],
-        "channel": "sms", "occurred_on": "2026-11-28"}."""
-        event = counting.load_share(payload)
-        if event is not None:
-            self.batcher.apply(event)  # returns once committed; raises (and requeues) otherwise
+    # Events come in batches (see ``intake``): one transaction and one ack per
+    # batch, the ack only after the commit. requeue_on_error: a database error
+    # (outage, deadlock) puts the whole batch back for another try instead of
+    # losing it; events outside the contract never raise (they are rejected
+    # inside), so nothing loops forever on bad input.
+    @batch_event_handler("referrals", SHARE_RECORDED, reliable_delivery=True, requeue_on_error=True,
+                         batch_size=lambda: settings().analytics_batch_size,
+                         prefetch=lambda: settings().analytics_prefetch)
+    def on_share_recorded(self, payloads):
+        """Count a batch of shares; returns {outcome: events}. Each payload is the
+        ShareRecorded contract, e.g. [{"event_id": "…", "tenant_id": "…",
+        "district_id": null, "service_id": "…", "taxonomy_term_ids": ["…"],
+        "channel": "sms", "occurred_on": "2026-11-28"}] -> {"counted": 1}."""
+        return counting.receive_shares(self.db, payloads)
 
     @rpc
     def report(self, auth, name, query=None):

@@ -98,6 +98,13 @@ class TenantListQuerySchema(PageQuerySchema):
     kind = fields.Str(load_default=None, validate=validate.OneOf([k.value for k in TenantKind]))
 
 
+class TenantIdsSchema(StrictSchema):
+    """``tenants_info``'s input: at most 1,000 tenant ids per call."""
+
+    tenant_ids = fields.List(fields.Str(validate=validate.Length(min=1, max=64)), required=True,
+                             validate=validate.Length(max=1000))
+
+
 class TenantInfoSchema(Schema):
     """Tenant facts (no personal data): what ``identity.tenant_info`` returns."""
 

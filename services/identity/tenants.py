@@ -78,6 +78,12 @@ def get_tenant_or_404(db, tenant_id: str) -> Tenant:
     return tenant
 
 
+def get_tenants(db, tenant_ids: list[str]) -> list[Tenant]:
+    """The tenants with these ids, in one query (unknown ids are left out)."""
+    ids = sorted({str(t) for t in tenant_ids})
+    return list(db.scalars(select(Tenant).where(Tenant.id.in_(ids)).order_by(Tenant.id))) if ids else []
+
+
 def tenants_in(db, tenant_id: str) -> list[Tenant]:
     """A district and its schools; any other tenant alone."""
     tenant = get_tenant_or_404(db, tenant_id)

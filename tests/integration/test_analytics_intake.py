@@ -11,9 +11,12 @@ import requests
 from kombu import Connection, Producer
 from nameko.runners import ServiceRunner
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from services.analytics import counting
-from services.analytics.models import DailyShareCount, OutboxMessage, ServiceShareCount, TermShareCount
+from services.analytics.models import (
+    DailyShareCount, OutboxMessage, ProcessedEvent, ServiceShareCount, TermSetShareCount,
+)
 from services.analytics.service import AnalyticsService
 from tests.support.analytics import share_event
 from weintervene.contracts import (
@@ -86,8 +89,9 @@ def test_competing_instances_with_duplicates_redelivery_and_a_crash_give_exact_t
         for _ in range(600)
     ]
     expected_services = collections.Counter((e["service_id"], e["occurred_on"], e["channel"]) for e in events)
-    expected_terms = collections.Counter(
-        (t, e["occurred_on"], e["channel"]) for e in events for t in e["taxonomy_term_ids"])
+    expected_sets = collections.Counter(
+        (",".join(sorted(e["taxonomy_term_ids"])), e["occurred_on"], e["channel"]) for e in events
+        if e["taxonomy_term_ids"])
 
     # Two more instances join the system's own: three competing consumers on one queue.
     first, second = start_instance(), start_instance()
@@ -118,12 +122,49 @@ def test_competing_instances_with_duplicates_redelivery_and_a_crash_give_exact_t
             (r.service_id, r.day.isoformat(), r.channel): r.count
             for r in conn.execute(select(ServiceShareCount).where(ServiceShareCount.tenant_id == tenant))
         }
-        got_terms = collections.Counter()
-        for r in conn.execute(select(TermShareCount).where(TermShareCount.tenant_id == tenant)):
-            got_terms[(r.taxonomy_term_id, r.day.isoformat(), r.channel)] += r.count
+        got_sets = {
+            (r.taxonomy_term_ids, r.day.isoformat(), r.channel): r.count
+            for r in conn.execute(select(TermSetShareCount).where(TermSetShareCount.tenant_id == tenant))
+        }
     assert got_services == dict(expected_services)
-    assert got_terms == expected_terms
+    assert got_sets == dict(expected_sets)
     assert tenant_total(analytics_db, DailyShareCount, tenant) == len(events)
+
+
+def test_one_batch_on_postgresql_counts_each_id_once_and_skips_fenced_tenants(analytics_db):
+    """The PostgreSQL statement (ids, fence and upserts in one) gives what the portable path gives."""
+    tenant, fenced, district, svc, t1, t2 = (str(uuid.uuid4()) for _ in range(6))
+    session = Session(analytics_db, expire_on_commit=False)
+    try:
+        counting.delete_tenants(session, [fenced])
+        session.commit()
+        seen = counting.load_share(share_event(tenant, svc, [t1]))
+        assert counting.count_shares(session, [seen]) == ["counted"]
+        first = counting.load_share(share_event(tenant, svc, [t2, t1, t2], channel="email", district_id=district))
+        batch = [
+            first,
+            counting.load_share(share_event(tenant, svc, [t1, t2], channel="email", district_id=district)),
+            dict(first),  # the same id twice in one batch
+            seen,  # already counted by an earlier batch
+            counting.load_share(share_event(fenced, svc, [t1])),
+            counting.load_share(share_event(tenant, svc, [], channel="email")),
+        ]
+        assert counting.count_shares(session, batch) == [
+            "counted", "counted", "duplicate", "duplicate", "fenced", "counted"]
+
+        services = {(r.channel, r.district_id): r.count for r in session.scalars(
+            select(ServiceShareCount).where(ServiceShareCount.tenant_id.in_([tenant, fenced])))}
+        assert services == {("sms", None): 1, ("email", district): 3}
+        sets = {(r.channel, r.taxonomy_term_ids): r.count for r in session.scalars(
+            select(TermSetShareCount).where(TermSetShareCount.tenant_id.in_([tenant, fenced])))}
+        assert sets == {("sms", t1): 1, ("email", ",".join(sorted([t1, t2]))): 2}
+        assert tenant_total(analytics_db, DailyShareCount, tenant) == 4
+        assert tenant_total(analytics_db, DailyShareCount, fenced) == 0
+        ids = {str(e["event_id"]) for e in batch}
+        assert session.scalar(select(func.count()).select_from(ProcessedEvent).where(
+            ProcessedEvent.event_id.in_(ids))) == len(ids)  # the fenced one is handled too
+    finally:
+        session.close()
 
 
 def test_an_event_with_a_student_id_is_rejected_and_stored_nowhere(system, analytics_db):
@@ -165,7 +206,7 @@ def test_tenant_termination_deletes_counters_and_confirms(system, analytics_db):
     wait_until(lambda: any(r.payload["request_id"] == request_id for r in confirmed()))
     row = next(r for r in confirmed() if r.payload["request_id"] == request_id)
     assert row.payload["service"] == "analytics"
-    assert row.payload["counts"] == {"service_share_count": 3, "term_share_count": 3, "daily_share_count": 2}
+    assert row.payload["counts"] == {"service_share_count": 3, "term_set_share_count": 3, "daily_share_count": 2}
     for tenant in (district, school):
         assert tenant_total(analytics_db, ServiceShareCount, tenant) == 0
     assert tenant_total(analytics_db, ServiceShareCount, other) == 1

@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from nameko.testing.services import worker_factory
 
-from services.analytics import counting, periods
+from services.analytics import periods
 from services.analytics.periods import Period, local_today, resolve
 from services.analytics.service import AnalyticsService
 from services.analytics.suppression import TOTAL, suppress
@@ -52,6 +52,9 @@ class World:
             raise NotFound("No such tenant.", code="tenant_not_found")
         return self.tenants[tenant_id]
 
+    def tenants_info(self, tenant_ids):
+        return {t: self.tenants[t] for t in tenant_ids if t in self.tenants}
+
     def list_tenants_in(self, tenant_id):
         children = [t for t in self.tenants.values() if t["parent_id"] == tenant_id]
         return children or [self.tenant_info(tenant_id)]
@@ -72,8 +75,9 @@ def world():
 
 @pytest.fixture
 def service(session, world):
-    svc = worker_factory(AnalyticsService, db=session, batcher=counting.ApplyNow(session))
+    svc = worker_factory(AnalyticsService, db=session)
     svc.identity_rpc.tenant_info.side_effect = world.tenant_info
+    svc.identity_rpc.tenants_info.side_effect = world.tenants_info
     svc.identity_rpc.list_tenants_in.side_effect = world.list_tenants_in
     svc.directory_rpc.get_terms.side_effect = lambda ids: {t: TERMS[t] for t in ids if t in TERMS}
     svc.directory_rpc.get_service.call_async.side_effect = world.get_service
@@ -84,7 +88,7 @@ def service(session, world):
 
 def shares(service, tenant_info, n, **kwargs):
     for _ in range(n):
-        service.on_share_recorded(share_event(tenant_info["id"], **kwargs))
+        service.on_share_recorded([share_event(tenant_info["id"], **kwargs)])
 
 
 def admin(t, role="school_admin"):
@@ -151,6 +155,34 @@ def test_month_report_follows_the_schools_local_day(service, world):
     assert (report["rows"][0]["count"], report["rows"][0]["previous_count"]) == (5, 2)
 
 
+def test_reports_across_period_boundaries_in_the_schools_time_zone(service, world):
+    shares(service, world.lincoln, 3, day="2026-06-30")  # the last day of school year 2025-26
+    shares(service, world.lincoln, 4, day="2026-07-01")  # the first day of 2026-27
+    shares(service, world.lincoln, 6, day="2026-07-06")  # a Monday: the next week
+    shares(service, world.lincoln, 2, day="2026-06-28")  # a Sunday: the week before
+    # 12:30 UTC on 30 June is 00:30 on 1 July in Auckland (NZST, UTC+12) but still
+    # 05:30 on 30 June in Los Angeles: the school's own day picks the school year.
+    now = datetime(2026, 6, 30, 12, 30, tzinfo=timezone.utc)
+    expected = {"Pacific/Auckland": ({"kind": "school_year", "from": "2026-07-01", "to": "2027-06-30"}, 10, 5),
+                "America/Los_Angeles": ({"kind": "school_year", "from": "2025-07-01", "to": "2026-06-30"}, 5, 0)}
+    for zone, (period, count, previous) in expected.items():
+        world.lincoln["timezone"] = zone
+        with mock.patch.object(periods, "utcnow", return_value=now):
+            year = service.report(admin(world.lincoln), "schools", {"period": "school_year"})
+        assert year["period"] == period
+        assert (year["rows"][0]["count"], year["rows"][0]["previous_count"]) == (count, previous)
+    # A week runs Monday to Sunday across the month and school-year boundary.
+    week = service.report(admin(world.lincoln), "trends", {"period": "week", "to": "2026-07-01"})
+    assert week["period"] == {"kind": "week", "from": "2026-06-29", "to": "2026-07-05"}
+    figures = {r["bucket_start"]: (r["count"], r["previous_count"]) for r in week["rows"]}
+    assert list(figures) == [f"2026-06-{d}" for d in (29, 30)] + [f"2026-07-0{d}" for d in range(1, 6)]
+    # The previous week's Sunday lines up with this week's Sunday.
+    assert {b: f for b, f in figures.items() if f != (0, 0)} == {
+        "2026-06-30": (3, 0), "2026-07-01": (4, 0), "2026-07-05": (0, 2)}
+    month = service.report(admin(world.lincoln), "schools", {"period": "month", "to": "2026-07-31"})
+    assert (month["rows"][0]["count"], month["rows"][0]["previous_count"]) == (10, 5)
+
+
 # -- a school's own view ------------------------------------------------------------
 
 def test_top_services_with_change_against_the_previous_period(service, world):
@@ -177,6 +209,22 @@ def test_top_categories_roll_terms_up_to_top_level(service, world):
     report = service.report(admin(world.lincoln), "top-categories", {"period": "month", "to": "2026-11-30"})
     assert [(r["category_name"], r["count"]) for r in report["rows"]] == [
         ("Mental health", 7), ("Food", 6), ("Tutoring", 5)]
+
+
+def test_two_terms_of_one_top_category_count_one_share_once(service, world):
+    # One share carrying Counselling and Anxiety is one Mental-health request, not two.
+    shares(service, world.lincoln, 4, terms=[COUNSELLING, ANXIETY], day="2026-11-02")
+    shares(service, world.lincoln, 2, terms=[COUNSELLING, ANXIETY, MATH], day="2026-11-02", channel="email")
+    shares(service, world.lincoln, 3, terms=[ANXIETY], day="2026-11-03")
+    shares(service, world.lincoln, 1, terms=[ANXIETY, COUNSELLING], day="2026-10-05")  # previous month
+    query = {"period": "month", "to": "2026-11-30"}
+    report = service.report(admin(world.lincoln), "top-categories", query)
+    assert [(r["category_name"], r["count"], r["previous_count"]) for r in report["rows"]] == [
+        ("Mental health", 9, 1), ("Tutoring", 2, 0)]
+    world.nearby = {MENTAL_HEALTH: 2, TUTORING: 0}
+    unmet = service.report(admin(world.lincoln), "unmet-need", query)
+    assert [(r["category_name"], r["count"], r["need_score"]) for r in unmet["rows"]] == [
+        ("Mental health", 9, 3.0), ("Tutoring", 2, 2.0)]
 
 
 def test_trends_and_channels(service, world):
@@ -334,6 +382,20 @@ def test_operator_sees_consenting_schools_only(service, world):
     assert {r["tenant_name"]: r["count"] for r in report["rows"]} == {
         "Adams High": 15, "All consenting tenants": 15}
     assert world.lincoln["id"] not in repr(report)
+
+
+def test_operator_view_asks_identity_once_for_every_tenant(service, world):
+    schools = [tenant(f"School {n:02d}", parent_id=world.district["id"], consent=n % 2 == 0) for n in range(30)]
+    world.tenants.update({t["id"]: t for t in schools})
+    for school in schools:
+        shares(service, school, 1, day="2026-11-02")
+    shares(service, {"id": str(uuid.uuid4())}, 1, day="2026-11-02")  # a tenant identity no longer knows
+    report = service.report(OPERATOR(), "schools", {"period": "month", "to": "2026-11-02"})
+    assert [r["tenant_name"] for r in report["rows"]] == [f"School {n:02d}" for n in range(0, 30, 2)] + [
+        "All consenting tenants"]
+    assert service.identity_rpc.tenant_info.call_count == 0
+    # One call for the tenants with counts, one for their districts' thresholds.
+    assert service.identity_rpc.tenants_info.call_count == 2
 
 
 def test_operator_view_suppresses_small_counts(service, world):

@@ -3,7 +3,10 @@ autoscaler watches the queue analytics really consumes."""
 from pathlib import Path
 
 import yaml
+from nameko.events import EventHandler
 
+from services.analytics.service import AnalyticsService
+from weintervene.config import Settings
 from weintervene.contracts import SHARE_RECORDED, queue_name
 from weintervene.runner import ALL_COMPONENTS
 
@@ -24,8 +27,26 @@ def test_every_component_has_a_deployment_running_it():
         assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
+def _consumed_queue(service_class, event_type):
+    """The queue nameko declares for the service's handler of ``event_type``."""
+    for attr, member in vars(service_class).items():
+        for entrypoint in getattr(member, "nameko_entrypoints", ()):
+            if isinstance(entrypoint, EventHandler) and entrypoint.event_type == event_type:
+                return queue_name(entrypoint.source_service, event_type, service_class.name, attr)
+    raise AssertionError(f"{service_class.__name__} handles no {event_type}")
+
+
 def test_analytics_autoscaler_watches_the_share_recorded_queue():
     scaled = [d for d in _documents() if d["kind"] == "ScaledObject"]
     assert len(scaled) == 1
     trigger = scaled[0]["spec"]["triggers"][0]["metadata"]
-    assert trigger["queueName"] == queue_name("referrals", SHARE_RECORDED, "analytics", "on_share_recorded")
+    assert trigger["queueName"] == _consumed_queue(AnalyticsService, SHARE_RECORDED)
+    assert scaled[0]["spec"]["scaleTargetRef"]["name"] == "analytics"
+
+    # A busy replica's prefetched (unacknowledged) messages count in the queue
+    # length: they alone must not look like a backlog worth another replica.
+    deployment = next(d for d in _documents() if d["kind"] == "Deployment" and d["metadata"]["name"] == "analytics")
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    settings = Settings.from_env({k: v for k, v in env.items() if v is not None})
+    assert settings.analytics_prefetch >= settings.analytics_batch_size
+    assert int(trigger["value"]) > settings.analytics_prefetch

@@ -350,6 +350,18 @@ def test_user_info_and_tenant_info(service, school):
     assert [t["id"] for t in service.list_tenants_in(school["district"])] == [school["district"], school["school"]]
 
 
+def test_tenants_info_answers_for_many_tenants_in_one_call(service, school):
+    unknown = "00000000-0000-4000-8000-000000000000"
+    many = service.tenants_info([school["school"], school["district"], unknown, school["school"]])
+    assert set(many) == {school["school"], school["district"]}  # unknown left out, repeats once
+    for tenant_id, info in many.items():
+        assert info == service.tenant_info(tenant_id)
+    assert service.tenants_info([]) == {}
+    for bad in ("not-a-list", [None], [""], ["x" * 65], [school["school"]] * 1001):
+        with pytest.raises(BadRequest):
+            service.tenants_info(bad)
+
+
 def test_disabling_revokes_sessions(service, school, session):
     token = service.login({"email": "okafor@lincoln.example", "password": PASSWORD}, "9.9.9.9")["token"]
     service.update_user(school["admin"], school["okafor"]["user_id"], {"is_active": False})
