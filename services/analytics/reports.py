@@ -263,7 +263,7 @@ def unmet_need(session, scope, period, sources, top_n, radius_miles: float) -> l
         if tenant.get("latitude") is None or tenant.get("longitude") is None:
             nearby = {}
         else:
-            nearby = sources.count_services(categories, tenant["latitude"], tenant["longitude"], radius_miles, key)
+            nearby = sources.count_services(categories, tenant["latitude"], tenant["longitude"], radius_miles, tenant)
         scored = []
         for category in categories:
             figures = report.figures(category, key)

@@ -48,10 +48,13 @@ class Sources:
     def get_terms(self, term_ids: list[str]) -> dict:
         return self.directory.get_terms(term_ids) if term_ids else {}
 
-    def count_services(self, term_ids, latitude, longitude, radius_miles, tenant_id) -> dict:
+    def count_services(self, term_ids, latitude, longitude, radius_miles, tenant: dict) -> dict:
+        """Directory services near the tenant that the tenant's staff can find: the global
+        directory, its own, its district's published ones and programs' published to schools."""
         if not term_ids:
             return {}
-        return self.directory.count_services(term_ids, latitude, longitude, radius_miles, tenant_id)
+        return self.directory.count_services(term_ids, latitude, longitude, radius_miles, tenant["id"],
+                                             tenant.get("kind"), tenant.get("district_id"))
 
     def service_names(self, service_ids: list[str]) -> dict:
         """{service_id: name}, asked in parallel; a service the caller may not see stays unnamed."""

@@ -82,7 +82,7 @@ def service(session, world):
     svc.directory_rpc.get_terms.side_effect = lambda ids: {t: TERMS[t] for t in ids if t in TERMS}
     svc.directory_rpc.get_service.call_async.side_effect = world.get_service
     svc.directory_rpc.count_services.side_effect = (
-        lambda term_ids, lat, lon, radius, tenant_id: {t: world.nearby.get(t, 0) for t in term_ids})
+        lambda term_ids, lat, lon, radius, tenant_id, kind, district_id: {t: world.nearby.get(t, 0) for t in term_ids})
     return svc
 
 
@@ -252,7 +252,8 @@ def test_unmet_need_ranks_requests_against_providers_nearby(service, world):
         ("Food", 7, 0, 7.0), ("Tutoring", 12, 1, 6.0), ("Mental health", 20, 9, 2.0)]
     args = service.directory_rpc.count_services.call_args.args
     assert sorted(args[0]) == sorted([MENTAL_HEALTH, TUTORING, FOOD])
-    assert args[1:] == (40.0, -75.0, 10.0, world.lincoln["id"])
+    # Counted as Lincoln's staff see the directory (its district's and programs' published services too).
+    assert args[1:] == (40.0, -75.0, 10.0, world.lincoln["id"], "school", world.district["id"])
 
 
 def test_csv_export_of_every_report(service, world):
