@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import sessionmaker
 
 from services.retention import audit
@@ -431,4 +431,52 @@ def test_export_rows_follow_declared_ownership_without_secrets(tmp_path):
     archive = zipfile.ZipFile(io.BytesIO(build_archive({"tenant_id": "A"}, {"identity": tenant})))
     assert "identity/status.csv" in archive.namelist()
     assert archive.read("identity/user_account.csv").decode().splitlines() == ["email,id,tenant_id", "a@x.org,u1,A"]
+    engine.dispose()
+
+
+def test_a_termination_in_referrals_takes_every_row_of_the_tenant_and_nothing_of_another(tmp_path):
+    """Referrals' tenant erasure selects by subqueries in SQL (not id lists): both
+    tenants' shares with every child row and share event, and only one tenant's go."""
+    from services.referrals import erasure
+    from services.referrals.models import (
+        Delivery, DeliveryAttempt, OutboxMessage as ReferralsOutbox, Referral, Share, ShareRecipient, StatusChange,
+    )
+    from weintervene.contracts import SHARE_RECORDED
+
+    engine = make_engine(f"sqlite:///{tmp_path}/referrals.db")
+    migrate("referrals", engine)
+    db = sessionmaker(engine, expire_on_commit=False)()
+    leaving, staying, district = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    for tenant in (leaving, staying):
+        for _ in range(3):
+            share = Share(tenant_id=tenant, district_id=district if tenant == leaving else None,
+                          sharer_role="teacher", student_id=str(uuid.uuid4()), channel="email")
+            db.add(share)
+            db.flush()
+            referral = Referral(share_id=share.id, tenant_id=tenant, service_id=str(uuid.uuid4()),
+                                service_info={"name": "Club"})
+            db.add_all([referral, ShareRecipient(share_id=share.id, contact_id=str(uuid.uuid4()))])
+            db.flush()
+            delivery = Delivery(share_id=share.id, referral_id=referral.id, channel="email", recipient_kind="contact")
+            db.add_all([delivery, StatusChange(referral_id=referral.id, status="requested", changed_by_tenant_id=tenant)])
+            db.flush()
+            db.add(DeliveryAttempt(delivery_id=delivery.id, number=1))
+            db.add(ReferralsOutbox(id=str(uuid.uuid4()), event_type=SHARE_RECORDED, payload={
+                "event_id": share.id, "tenant_id": tenant, "district_id": district if tenant == leaving else None}))
+    db.commit()
+    models = (Share, Referral, ShareRecipient, Delivery, DeliveryAttempt, StatusChange, ReferralsOutbox)
+    before = {m: db.scalar(select(func.count()).select_from(m)) for m in models}
+    # The district is terminated: its school's rows (and events naming the district) go.
+    counts = erasure.delete_for(db, {"scope": "tenant", "subject_id": district, "tenant_ids": [district, leaving]})
+    db.commit()
+    assert counts["shares"] == 3 and counts["share_events"] == 3
+    for model in models:
+        assert db.scalar(select(func.count()).select_from(model)) == before[model] // 2, model
+    assert set(db.scalars(select(Share.tenant_id))) == {staying}
+    assert set(db.scalars(select(Referral.tenant_id))) == {staying}
+    assert {m.payload["tenant_id"] for m in db.scalars(select(ReferralsOutbox))} == {staying}
+    # Repeating finds nothing.
+    again = erasure.delete_for(db, {"scope": "tenant", "subject_id": district, "tenant_ids": [district, leaving]})
+    assert again["shares"] == 0 and again["share_events"] == 0
+    db.close()
     engine.dispose()
