@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 import zipfile
 from datetime import timedelta
 
@@ -162,3 +163,27 @@ def test_a_parent_inspects_through_the_school_and_an_amendment_is_recorded_with_
     assert auditor.get(system.url("/api/v1/audit/verify")).json()["ok"] is True
     assert scan_for(system.settings, ana["id"], services=["retention"]) == [("retention", "inspection_request",
                                                                             "student_id", 2)]
+
+
+def test_a_copy_of_a_deletion_arriving_while_it_is_carried_out_is_skipped(system):
+    """A re-send during a long termination must not start the same deletion twice."""
+    from sqlalchemy.orm import sessionmaker
+
+    from weintervene.deletion import claim_request
+
+    engine = create_engine(system.settings.database_url("referrals"))
+    Session = sessionmaker(engine)
+    first, second = Session(), Session()
+    try:
+        request_id = str(uuid.uuid4())
+        assert claim_request(first, "referrals", request_id) is True
+        assert claim_request(second, "referrals", request_id) is False  # the re-sent copy
+        assert claim_request(second, "referrals", str(uuid.uuid4())) is True  # another request
+        assert claim_request(second, "analytics", request_id) is True  # another service
+        second.rollback()
+        first.commit()  # the deletion committed: a later copy runs (and deletes nothing more)
+        assert claim_request(second, "referrals", request_id) is True
+    finally:
+        first.close()
+        second.close()
+        engine.dispose()
