@@ -1,6 +1,7 @@
 """``python -m bench <name> [options]``: run one benchmark; without a name, list them."""
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import sys
@@ -9,26 +10,24 @@ from pathlib import Path
 HELPERS = {"support", "servers", "http_load"}
 
 
-def names() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])
-                  if not m.name.startswith("_") and m.name not in HELPERS)
-
-
 def available() -> dict[str, str]:
+    """Benchmark name -> the first line of its docstring, read without importing it.
+
+    Importing them all would let one benchmark's imports (say, weintervene.db) load
+    before another applies eventlet's monkey patching, and hang it on a lock.
+    """
     found = {}
-    for name in names():
-        doc = (importlib.import_module(f"bench.{name}").__doc__ or "").strip().splitlines()
-        found[name] = doc[0] if doc else ""
+    here = Path(__file__).parent
+    for module in pkgutil.iter_modules([str(here)]):
+        if module.name.startswith("_") or module.name in HELPERS:
+            continue
+        tree = ast.parse((here / f"{module.name}.py").read_text())
+        doc = (ast.get_docstring(tree) or "").strip().splitlines()
+        found[module.name] = doc[0] if doc else ""
     return found
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] in names():
-        # Import only the benchmark asked for: each one monkey-patches eventlet
-        # before it imports the project, and an earlier import of another
-        # benchmark would create real (not green) locks first (weintervene.db's
-        # migration lock then deadlocks the services starting in this process).
-        return importlib.import_module(f"bench.{argv[0]}").main(argv[1:]) or 0
     benches = available()
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in benches:
         if argv and argv[0] not in ("-h", "--help"):
@@ -37,7 +36,8 @@ def main(argv: list[str]) -> int:
         for name, line in sorted(benches.items()):
             print(f"  {name:<12} {line}")
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
-    return 0
+    module = importlib.import_module(f"bench.{argv[0]}")
+    return module.main(argv[1:]) or 0
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Shares per second end to end through the gateway, with delivery and outbox lag.
 
-``python -m bench referrals [--n 2000] [--concurrency 16]``
+``python -m bench referrals [--n 2000] [--concurrency 16] [--processes each|one]``
 
-What runs: a fresh RabbitMQ vhost and PostgreSQL databases, identity, directory,
-referrals and the gateway in this process (as ``weintervene run`` does), the SMTP
-sink and the SMS endpoint as subprocesses, and the HTTP load client in its own
-process. Each share is an email to a student's authorised contact: sign-in
+What runs: a fresh RabbitMQ vhost and PostgreSQL databases; identity, directory,
+referrals and the gateway each in its own process (``weintervene run --service
+NAME``, as deployed; ``--processes one`` runs them all in this process, as the
+embedded ``weintervene run`` does); the SMTP sink and the SMS endpoint as
+subprocesses, and the HTTP load client in its own process. Each share is an email to a student's authorised contact: sign-in
 check, identity access check and contacts, directory lookup, one transaction
 (share, referral, history, delivery job, outbox event), 201. Afterwards the
 delivery timer sends the emails to the sink and the relay publishes the events.
@@ -14,10 +15,9 @@ Measured in the same run, as baselines: a bare nameko RPC round trip, a raw
 SQL insert+commit on the same database, and an authenticated gateway request
 that does nothing (``GET /api/v1/me``) at the same concurrency.
 
-Students come from a real roster import into the real identity service. Until
-directory's get_service is merged, it is the test stand-in of
-``tests/support/referrals_fakes.py`` (an in-memory lookup: the real one will cost
-a database query).
+Students come from a real roster import into the real identity service; the
+services are created through the real directory (via the gateway, by their
+owners) and read by referrals with directory's ``get_service``.
 """
 from __future__ import annotations
 
@@ -64,17 +64,24 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--n", type=int, default=2000, help="shares to make")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--processes", choices=("each", "one"), default="each",
+                        help="each service in its own process (as deployed), or all in this one")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
 
     from nameko.standalone.rpc import ClusterRpcClient
 
-    from tests.support import referrals_fakes as fakes
     from tests.support.infra import SmsEndpoint, SmtpSink
     from tests.support.referrals_system import ANALYTICS_QUEUE, ReferralsSystem
 
     smtp, sms = SmtpSink(), SmsEndpoint()
-    rs = ReferralsSystem(Path(tempfile.mkdtemp(prefix="bench-referrals-")), smtp.port, sms.base_url)
+    try:
+        rs = ReferralsSystem(Path(tempfile.mkdtemp(prefix="bench-referrals-")), smtp.port, sms.base_url,
+                             separate_processes=args.processes == "each")
+    except BaseException:
+        smtp.stop()
+        sms.stop()
+        raise
     try:
         world = rs.make_world("bench")
         token = token_of(rs, world.emails["teacher"])
@@ -87,8 +94,8 @@ def main(argv: list[str]) -> int:
             for i in range(8)
         ]
         engine = rs.referrals_engine()
-        print(f"database: {engine.dialect.name}; stand-in: directory.get_service "
-              f"({len(fakes.CATALOGUE)} services)")
+        print(f"database: {engine.dialect.name}; directory: the real DirectoryService "
+              f"({len(world.services)} services); services in {'one process each' if rs.processes else 'this process'}")
 
         # -- baselines -------------------------------------------------------------
         rpc_times = []
@@ -125,13 +132,16 @@ def main(argv: list[str]) -> int:
         sinks_before = len(smtp.files(".eml"))
         before = entrypoint_seconds()
         cpu_before = os.times()
+        processes_before = process_cpu(rs)
         started = time.perf_counter()
         result = http_load(url, token, bodies, args.n, args.concurrency)
         http_done = time.perf_counter()
         cpu_after = os.times()
+        processes_after = process_cpu(rs)
         after = entrypoint_seconds()
         delivered = wait_for_sink(smtp, sinks_before + args.n, timeout=300)
         all_sent = time.perf_counter()
+        wait_for_deliveries(engine, timeout=60)  # the last rows' "sent" commits just after their SMTP accept
         with engine.connect() as conn:
             deliveries = [r[0] for r in conn.execute(text(
                 "SELECT EXTRACT(EPOCH FROM (sent_at - created_at)) FROM delivery "
@@ -162,11 +172,23 @@ def main(argv: list[str]) -> int:
         print(f"share_recorded events waiting in analytics' queue: {in_analytics_queue}/{args.n}")
         print(f"ratios: share median / GET me median = {s['median_ms'] / m['median_ms']:.1f}x; "
               f"share median / RPC median = {s['median_ms'] / summary(rpc_times)['median_ms']:.1f}x")
-        cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-        print(f"CPU of the services' process while sharing: {cpu / args.n * 1000:.1f} ms per share "
-              f"({cpu / (http_done - started) * 100:.0f}% of one core; load average now {os.getloadavg()[0]:.1f} "
-              f"on {os.cpu_count()} cores)")
-        print("mean time in each entrypoint while sharing (wall, includes waiting):")
+        elapsed = http_done - started
+        if rs.processes:
+            print(f"CPU per share while sharing (each service's process; load average now "
+                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
+            total = 0.0
+            for name in processes_after:
+                cpu = processes_after[name] - processes_before[name]
+                total += cpu
+                print(f"  {name:<10} {cpu / args.n * 1000:6.1f} ms per share ({cpu / elapsed * 100:3.0f}% of one core)")
+            print(f"  {'all':<10} {total / args.n * 1000:6.1f} ms per share")
+        else:
+            cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+            print(f"CPU of the services' process while sharing: {cpu / args.n * 1000:.1f} ms per share "
+                  f"({cpu / elapsed * 100:.0f}% of one core; load average now {os.getloadavg()[0]:.1f} "
+                  f"on {os.cpu_count()} cores)")
+        if after:
+            print("mean time in each entrypoint while sharing (wall, includes waiting):")
         for key in sorted(after, key=lambda k: -(after[k][0] - before.get(k, (0, 0))[0])):
             total, count = after[key][0] - before.get(key, (0, 0))[0], after[key][1] - before.get(key, (0, 0))[1]
             if count:
@@ -209,6 +231,17 @@ def entrypoint_seconds() -> dict:
                 out[key] = (sample.value, count)
             elif sample.name.endswith("_count"):
                 out[key] = (total, sample.value)
+    return out
+
+
+def process_cpu(rs) -> dict:
+    """{service: CPU seconds (user + system) so far} of each service's own process."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, process in rs.processes.items():
+        with open(f"/proc/{process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out[name] = (int(fields[11]) + int(fields[12])) / ticks
     return out
 
 

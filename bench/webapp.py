@@ -3,8 +3,11 @@
 Starts identity and the gateway in their own process (RabbitMQ vhost of this run,
 SQLite), signs the bench operator in through the sign-in page, then measures:
 
-- full page load: ``goto /operator/tenants`` until the page has rendered its data,
-  against the baseline ``goto /static/policy.json`` (a bare file, same server and browser);
+- full page load: ``goto /operator/tenants`` until the page has rendered its data, timed
+  twice: from outside (the driver's round trips included) and inside the page (navigation
+  start to the first moment the page is rendered with no API call in flight, seen by a
+  MutationObserver the bench adds to every document); baseline ``goto`` of a bare static
+  file (same server and browser);
 - in-app navigation between /operator/tenants and /admin/users (timed inside the page),
   against the baseline one ``fetch('/api/v1/me')`` from the same page.
 
@@ -39,6 +42,18 @@ NAVIGATE = """async (path) => {
   });
   return performance.now() - t0;
 }"""
+# Added to every document before its own scripts (through DevTools: the page's CSP does not
+# apply): records performance.now() when the page first shows its data with nothing pending.
+WATCH_RENDERED = """(() => {
+  const done = () => { const m = document.querySelector('main');
+    return m && m.getAttribute('aria-busy') === 'false' && document.documentElement.dataset.pending === '0'
+      && !!m.querySelector('h1'); };
+  const observer = new MutationObserver(() => {
+    if (window.__renderedAt === undefined && done()) { window.__renderedAt = performance.now(); observer.disconnect(); }
+  });
+  observer.observe(document, { attributes: true, childList: true, subtree: true });
+})();"""
+STATIC_BASELINE = "/static/favicon.svg"
 FETCH_ME = "async () => { const t0 = performance.now(); await (await fetch('/api/v1/me')).json(); return performance.now() - t0; }"
 
 
@@ -57,7 +72,10 @@ class Driver:
         return reply["value"]
 
     def page(self, method, *args, **kwargs):
-        self.proc.stdin.write(json.dumps({"op": "page", "method": method, "args": list(args), "kwargs": kwargs}) + "\n")
+        return self.send("page", method, *args, **kwargs)
+
+    def send(self, op, method=None, *args, **kwargs):
+        self.proc.stdin.write(json.dumps({"op": op, "method": method, "args": list(args), "kwargs": kwargs}) + "\n")
         self.proc.stdin.flush()
         return self._read()
 
@@ -88,6 +106,7 @@ def main(argv: list[str]) -> int:
     try:
         system = ServerProcess("system", env)
         driver = Driver()
+        driver.send("context", "add_init_script", WATCH_RENDERED)
         driver.page("goto", base + "/signin")
         driver.page("fill", "input[name=email]", BENCH_EMAIL)
         driver.page("fill", "input[name=password]", BENCH_PASSWORD)
@@ -99,14 +118,15 @@ def main(argv: list[str]) -> int:
             driver.page("wait_for_function", RENDERED)
 
         def load_static():
-            driver.page("goto", base + "/static/policy.json")
+            driver.page("goto", base + STATIC_BASELINE)
 
         for _ in range(5):
             load_page()
             load_static()
-        page_times, static_times = [], []
+        page_times, inside_times, static_times = [], [], []
         for _ in range(args.loads):
             page_times.append(timed(load_page))
+            inside_times.append(driver.page("evaluate", "() => window.__renderedAt"))
             static_times.append(timed(load_static))
 
         load_page()
@@ -121,16 +141,19 @@ def main(argv: list[str]) -> int:
         rows = {
             "baseline: static file load": summary(static_times),
             "full load /operator/tenants": summary(page_times),
+            "  the same, inside the page": summary(inside_times),
             "baseline: fetch /api/v1/me": summary(fetch_times),
             "in-app navigation": summary(nav_times),
         }
         print(f"\nbench webapp: {args.loads} full loads, {args.navigations} in-app navigations (headless Chromium, identity on SQLite)")
         print_table(rows)
         full, nav = rows["full load /operator/tenants"], rows["in-app navigation"]
+        inside = rows["  the same, inside the page"]
         print(f"\nfull load / static file, medians: {full['median'] / rows['baseline: static file load']['median']:.2f}")
+        print(f"full load inside the page / static file, medians: {inside['median'] / rows['baseline: static file load']['median']:.2f}")
         print(f"navigation / one API call, medians: {nav['median'] / rows['baseline: fetch /api/v1/me']['median']:.2f}")
-        worst = max(full["p95"], nav["p95"])
-        print(f"p95 of a page {worst:.1f} ms (target < {TARGET_MS:.0f} ms: {'met' if worst < TARGET_MS else 'NOT met'})")
+        worst = max(inside["p95"], nav["p95"])
+        print(f"p95 of a page (inside the page) {worst:.1f} ms (target < {TARGET_MS:.0f} ms: {'met' if worst < TARGET_MS else 'NOT met'})")
     finally:
         if driver is not None:
             driver.close()

@@ -30,6 +30,7 @@ from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from prometheus_client import Histogram
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request, Response
 
 from gateway.errors import error_response
@@ -107,9 +108,21 @@ class JsonWsgiApp(WsgiApp):
         return secure_headers(response)(environ, start_response)
 
 
+def behind_proxies(app, hops: int):
+    """Take the client address (and scheme) from the last ``hops`` proxies' headers.
+
+    Behind the ingress every request comes from the ingress pod; without this, the
+    per-address sign-in throttle would count the whole district as one address.
+    ``hops=0`` leaves the app as is, so forged headers change nothing.
+
+    Example: behind_proxies(app, 1) with "X-Forwarded-For: 198.51.100.7" -> remote_addr "198.51.100.7"
+    """
+    return ProxyFix(app, x_for=hops, x_proto=hops) if hops > 0 else app
+
+
 class JsonWebServer(WebServer):
     def get_wsgi_app(self):
-        return JsonWsgiApp(self)
+        return behind_proxies(JsonWsgiApp(self), settings().trusted_proxy_hops)
 
 
 def error_to_response(exc: BaseException) -> Response:

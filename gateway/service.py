@@ -11,6 +11,7 @@ from gateway.routes.analytics import AnalyticsRoutes
 from gateway.routes.directory import DirectoryRoutes
 from gateway.routes.hsds import HsdsRoutes
 from gateway.routes.identity import IdentityRoutes
+from gateway.routes.notices import NoticeRoutes
 from gateway.routes.referrals import ReferralRoutes
 from gateway.routes.retention import RetentionRoutes
 from gateway.routes.system import SystemRoutes
@@ -21,6 +22,7 @@ class GatewayService(
     Authenticated,
     SystemRoutes,
     IdentityRoutes,
+    NoticeRoutes,
     DirectoryRoutes,
     HsdsRoutes,
     ReferralRoutes,

@@ -37,6 +37,10 @@ class Settings:
     auto_migrate: bool = True
     gateway_address: str = "127.0.0.1:8000"
     public_base_url: str = "http://127.0.0.1:8000"
+    # Proxies in front of the gateway that append to X-Forwarded-For (1 behind the
+    # Kubernetes ingress). 0 ignores the header: a client cannot pick its own
+    # address and slip past the per-address sign-in throttle.
+    trusted_proxy_hops: int = 0
     secret_key: str = "dev-only-secret-change-me"
     # Sessions (ASVS V3): idle and absolute lifetimes.
     session_idle_seconds: int = 30 * 60

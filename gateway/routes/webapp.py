@@ -10,27 +10,50 @@ Assets have no build step, so no fingerprinted names: instead the shell points a
 ``/static/v-<hash of every file>/...`` and every relative ``import`` inherits that
 prefix, so a whole release is cached for a year (``immutable``: not even a
 revalidation) and a new release is a new prefix. Unversioned ``/static/...`` URLs
-still work, revalidated each time (``no-cache`` + ETag).
+still work, revalidated each time (``no-cache`` + ETag). Text assets go gzipped to
+clients that accept it (compressed once per file version, kept in memory).
+
+What makes a full page load fast (issue 7: a page in under 200 ms):
+
+- the shell lists every module the app starts with, and the page's own module and its
+  imports (the path's page is read from ``static/js/routes.js``), as
+  ``<link rel="modulepreload">``: the browser fetches them all at once instead of
+  discovering them import by import;
+- the shell carries what every page needs first, in ``<meta name="wi-boot">``: who is
+  signed in (what ``GET /api/v1/me`` answers) and the current policy and incident notices
+  (what ``GET /api/v1/notices`` answers), fetched from identity while the HTML is made.
+  The app then asks the API only for the page's own data: one round trip after the
+  shell instead of two or three in a row. Signed in, the shell is ``no-store`` (it names
+  the user); if identity does not answer in time the shell goes without, and the app
+  asks the API itself.
 
 Example::
 
-    GET /search                   -> index.html (no-cache), assets under /static/v-3f2a.../
+    GET /search                   -> index.html (no-store), assets under /static/v-3f2a.../,
+                                     <meta name="wi-boot" content="{&quot;me&quot;: {...}, ...}">
     GET /static/v-3f2a.../app.css -> the file, Cache-Control: public, max-age=31536000, immutable
-    GET /static/js/app.js         -> the module, text/javascript, ETag, revalidated
+    GET /static/js/app.js         -> the module, text/javascript, gzip, ETag, revalidated
     GET /static/../x              -> 404
 """
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
+import html
+import json
+import logging
 import mimetypes
+import re
 from pathlib import Path
 
+import eventlet
 from werkzeug.security import safe_join
-from werkzeug.utils import send_file
 from werkzeug.wrappers import Response
 
-from gateway.http import http, json_response
+from gateway.http import http, json_response, session_token
+
+log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -54,6 +77,13 @@ CONTENT_TYPES = {
 
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+COMPRESSIBLE = frozenset({".html", ".js", ".css", ".json", ".svg", ".txt"})
+MIN_GZIP_BYTES = 512  # below this, gzip's header and a round of inflate cost more than they save
+# How long the shell waits for identity before it goes without the boot data.
+BOOT_TIMEOUT_SECONDS = 2.0
+BOOT_MARKER = "<!-- wi:boot -->"
+IMPORT = re.compile(r"""^\s*(?:import|export)\b[^"';]*?\bfrom\s*["'](\.{1,2}/[^"']+)["']|^\s*import\s*["'](\.{1,2}/[^"']+)["']""",
+                    re.MULTILINE)
 
 
 @functools.lru_cache(maxsize=1)
@@ -66,40 +96,156 @@ def release() -> str:
     return "v-" + digest.hexdigest()[:12]
 
 
+def module_graph(entry: str = "js/app.js") -> list[str]:
+    """Every module ``entry`` imports statically, directly or not (paths under static/), in
+    discovery order. Dynamic ``import()`` (the pages) is left out: each page is fetched on use.
+
+    Example: module_graph() -> ["js/dom.js", "js/api.js", "js/routes.js", "js/session.js", "js/policy.js"]
+    """
+    seen: list[str] = []
+    queue = [entry]
+    while queue:
+        current = queue.pop(0)
+        source = (STATIC_DIR / current).read_text(encoding="utf-8")
+        for match in IMPORT.finditer(source):
+            target = (Path(current).parent / (match.group(1) or match.group(2))).as_posix()
+            target = Path(target).as_posix()
+            parts: list[str] = []
+            for part in target.split("/"):  # normalise "js/pages/../dom.js" -> "js/dom.js"
+                if part == "..":
+                    parts.pop()
+                elif part != ".":
+                    parts.append(part)
+            target = "/".join(parts)
+            if target != entry and target not in seen and (STATIC_DIR / target).is_file():
+                seen.append(target)
+                queue.append(target)
+    return seen
+
+
+ROUTE = re.compile(r'\{\s*path:\s*"([^"]+)",\s*page:\s*"([\w-]+)"')
+UUID_PATTERN = "[0-9a-fA-F-]{36}"
+
+
 @functools.lru_cache(maxsize=1)
-def shell_html() -> bytes:
-    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+def page_routes() -> list[tuple[re.Pattern, str]]:
+    """(path pattern, page module) of every client-side route, read from static/js/routes.js
+    (the app's one table of routes) and matched the way its ``match()`` does.
+
+    Example: page_routes() -> [(re.compile("^/signin$"), "signin"), ..., (re.compile("^/services/(...)$"), "service")]
+    """
+    source = (STATIC_DIR / "js" / "routes.js").read_text(encoding="utf-8")
+    routes = []
+    for path, page in ROUTE.findall(source):
+        pattern = re.sub(r":[a-z_]+", UUID_PATTERN, re.escape(path).replace("\\:", ":"))
+        routes.append((re.compile(f"^{pattern}$"), page))
+    return routes
+
+
+def page_for(path: str) -> str | None:
+    """The page module shown at ``path`` (None for no page: the app shows "not found")."""
+    path = path.rstrip("/") if len(path) > 1 else path
+    return next((page for pattern, page in page_routes() if pattern.match(path)), None)
+
+
+@functools.lru_cache(maxsize=64)
+def shell_html(page: str | None = None) -> str:
+    """index.html with versioned asset URLs and a modulepreload for every module the app
+    starts with, and for ``page``'s module and what it imports."""
+    text = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     versioned = f"/static/{release()}/"
     for attr in ('href="/static/', 'src="/static/'):
-        html = html.replace(attr, attr.replace("/static/", versioned))
-    return html.encode("utf-8")
+        text = text.replace(attr, attr.replace("/static/", versioned))
+    modules = module_graph()
+    if page is not None and (STATIC_DIR / "js" / "pages" / f"{page}.js").is_file():
+        entry = f"js/pages/{page}.js"
+        modules = modules + [m for m in [entry, *module_graph(entry)] if m not in modules and m != "js/app.js"]
+    preloads = "".join(f'\n  <link rel="modulepreload" href="{versioned}{module}">' for module in modules)
+    script = f'<script type="module" src="{versioned}js/app.js"></script>'
+    return text.replace(script, script + preloads, 1)
+
+
+class Asset:
+    """One static file as served: its bytes, gzipped bytes (when worth it) and ETag."""
+
+    def __init__(self, path: Path):
+        self.raw = path.read_bytes()
+        self.etag = hashlib.sha256(self.raw).hexdigest()[:20]
+        self.gzipped = None
+        if path.suffix in COMPRESSIBLE and len(self.raw) >= MIN_GZIP_BYTES:
+            self.gzipped = gzip.compress(self.raw, compresslevel=9, mtime=0)
+
+
+@functools.lru_cache(maxsize=256)
+def _asset(path: Path, mtime_ns: int, size: int) -> Asset:
+    return Asset(path)
+
+
+def _content_type(path: Path) -> str:
+    return CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def _accepts_gzip(request) -> bool:
+    return "gzip" in request.accept_encodings
 
 
 def _send(request, path: Path, cache_control: str):
-    mimetype = CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    response = send_file(path, request.environ, mimetype=mimetype, conditional=True, etag=True, max_age=None)
+    stat = path.stat()
+    asset = _asset(path, stat.st_mtime_ns, stat.st_size)
+    zipped = asset.gzipped is not None and _accepts_gzip(request)
+    response = Response(asset.gzipped if zipped else asset.raw, content_type=_content_type(path))
+    if asset.gzipped is not None:
+        response.vary.add("Accept-Encoding")
+    if zipped:
+        response.headers["Content-Encoding"] = "gzip"
+    # A different representation, a different validator (RFC 9110 8.8.3).
+    response.set_etag(asset.etag + ("-gz" if zipped else ""))
     response.headers["Cache-Control"] = cache_control
-    return response
-
-
-def _shell(request):
-    response = Response(shell_html(), mimetype="text/html")
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return response.make_conditional(request.environ)
 
 
 class WebAppRoutes:
+    def _boot_data(self, request) -> dict | None:
+        """What the app asks first on every page load, asked here instead (see the module's
+        docstring): ``{"me": <GET /api/v1/me> or None, "notices": <GET /api/v1/notices>}``.
+        None when identity does not answer: the app then asks the API itself."""
+        # One RPC: identity authenticates the session (an ended one is a visitor, as
+        # GET /api/v1/me would say with a 401) and reads the notices for that person.
+        token, _from_cookie = session_token(request)
+        try:
+            with eventlet.Timeout(BOOT_TIMEOUT_SECONDS):
+                return self.identity_rpc.web_boot(token)
+        except (Exception, eventlet.Timeout) as exc:  # noqa: BLE001 - the page still loads without it
+            log.warning("web app shell without boot data: %r", exc)
+            return None
+
+    def _shell(self, request):
+        boot = self._boot_data(request)
+        text = shell_html(page_for(request.path))
+        if boot is not None:
+            payload = html.escape(json.dumps(boot, separators=(",", ":"), default=str), quote=True)
+            text = text.replace(BOOT_MARKER, f'<meta name="wi-boot" content="{payload}">', 1)
+        body = text.encode("utf-8")
+        response = Response(body, content_type=CONTENT_TYPES[".html"])
+        # It may name the signed-in user: kept by no cache, shared or private.
+        response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Accept-Encoding")
+        if _accepts_gzip(request):
+            response.set_data(gzip.compress(body, compresslevel=6))
+            response.headers["Content-Encoding"] = "gzip"
+        return response
+
     @http("GET", "/")
     def webapp_home(self, request, **_):
-        return _shell(request)
+        return self._shell(request)
 
     @http("GET", "/<any(" + ", ".join(f'"{s}"' for s in SECTIONS) + "):section>")
     def webapp_section(self, request, **_):
-        return _shell(request)
+        return self._shell(request)
 
     @http("GET", "/<any(" + ", ".join(f'"{s}"' for s in SECTIONS) + "):section>/<path:rest>")
     def webapp_section_subpath(self, request, **_):
-        return _shell(request)
+        return self._shell(request)
 
     @http("GET", "/static/<path:asset>")
     def webapp_static(self, request, asset, **_):

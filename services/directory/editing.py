@@ -4,8 +4,9 @@ Who may write what:
 
 * operators create and edit global services (``owner_tenant_id`` None);
 * school, district and program admins create services owned by their tenant
-  and edit only those; ``published_to_district`` shares a school's service with
-  the other schools of its district;
+  and edit only those; ``published_to`` chooses who else sees them ("district":
+  a school's or district's with its district; "schools": a youth program's with
+  every school and district; the rule is ``services.directory.visibility``);
 * nobody else writes.
 
 Every change leaves HSDS ``metadata`` rows (field, previous value, new value,
@@ -28,13 +29,14 @@ from services.directory.models import (
     ServiceAtLocation, TaxonomyTerm,
 )
 from services.directory.views import details
+from services.directory.visibility import TENANT, allows, audience_for, viewer_for
 from weintervene.auth import AuthContext, Role
 from weintervene.db import new_id, utcnow
 from weintervene.errors import BadRequest, Forbidden, NotFound
 
 OWNER_ROLES = (Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.PROGRAM_ADMIN)
 SIMPLE_FIELDS = ("name", "description", "url", "email", "status", "eligibility_description", "application_process",
-                 "fees", "minimum_age", "maximum_age", "published_to_district")
+                 "fees", "minimum_age", "maximum_age")
 COST_OPTIONS = {"free": ("Free", 0.0), "low": ("Low cost or sliding scale", None), "paid": ("Fee", None)}
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "zh": "Chinese", "fr": "French", "vi": "Vietnamese",
                   "am": "Amharic", "ko": "Korean", "ar": "Arabic", "pt": "Portuguese", "ht": "Haitian Creole"}
@@ -54,12 +56,13 @@ def may_edit(auth: AuthContext, service: Service) -> bool:
     return auth.role in OWNER_ROLES and service.owner_tenant_id == auth.tenant_id
 
 
-def _owner(auth: AuthContext) -> tuple[str | None, str | None]:
+def _owner(auth: AuthContext) -> tuple[str | None, str | None, str | None]:
+    """(owner tenant, its district, its kind) of what ``auth`` creates; a district is its own district."""
     if auth.role is Role.OPERATOR:
-        return None, None
+        return None, None, None
     if auth.role in OWNER_ROLES:
-        district = auth.district_id if auth.district_id and auth.district_id != auth.tenant_id else None
-        return auth.tenant_id, district
+        viewer = viewer_for(auth)
+        return auth.tenant_id, viewer["district_id"], viewer["kind"]
     raise Forbidden("Only operators and school, district or program admins add services.", code="role_forbidden")
 
 
@@ -145,15 +148,14 @@ def _replace_children(session, service: Service, data: dict, by: str):
 
 
 def create_service(session, auth: AuthContext, data: dict) -> dict:
-    owner, district = _owner(auth)
+    owner, district, kind = _owner(auth)
     service = Service(id=new_id(), owner_tenant_id=owner, owner_district_id=district, last_modified=utcnow(),
-                      status=data.get("status") or "active", name=data["name"])
+                      status=data.get("status") or "active", name=data["name"],
+                      published_to=audience_for(kind, district, data.get("published_to")))
     service.organization_id = _organization(session, auth, data, owner)
     for field in SIMPLE_FIELDS:
         if field in data and field != "status":
             setattr(service, field, data[field])
-    if owner is None:
-        service.published_to_district = False
     session.add(service)
     session.flush()
     _history(session, service.id, "service", "create", "", "", "", auth.user_id)
@@ -179,10 +181,14 @@ def update_service(session, auth: AuthContext, service_id: str, data: dict) -> d
         if new_org != service.organization_id:
             _history(session, service.id, "service", "update", "organization_id", service.organization_id, new_org, auth.user_id)
             service.organization_id = new_org
+    if "published_to" in data:
+        kind = viewer_for(auth)["kind"] if service.owner_tenant_id is not None else None
+        audience = audience_for(kind, service.owner_district_id, data["published_to"])
+        if audience != (service.published_to or TENANT):
+            _history(session, service.id, "service", "update", "published_to", service.published_to, audience, auth.user_id)
+            service.published_to = audience
     for field in SIMPLE_FIELDS:
         if field in data and getattr(service, field) != data[field]:
-            if field == "published_to_district" and service.owner_tenant_id is None:
-                continue
             _history(session, service.id, "service", "update", field, getattr(service, field), data[field], auth.user_id)
             setattr(service, field, data[field])
     _replace_children(session, service, data, auth.user_id)
@@ -198,16 +204,8 @@ def retire_service(session, auth: AuthContext, service_id: str) -> dict:
 
 
 def visible_to(auth: AuthContext | None, service: Service) -> bool:
-    """Global services to everyone; a tenant's own to that tenant (and its district if published)."""
-    if service.owner_tenant_id is None:
-        return True
-    if auth is None:
-        return False
-    if service.owner_tenant_id == auth.tenant_id:
-        return True
-    if service.published_to_district and service.owner_district_id and service.owner_district_id in (auth.district_id, auth.tenant_id):
-        return True
-    return False
+    """The directory's visibility rule (``services.directory.visibility``) for one service."""
+    return allows(viewer_for(auth), service)
 
 
 def history(session, resource_id: str) -> list[dict]:

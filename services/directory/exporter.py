@@ -1,8 +1,9 @@
 """Export the global directory (or part of it) as an HSDS 3.0 CSV datapackage or HSDS JSON.
 
 An exported package re-imports to the same content: ids are kept, values are
-written as stored. Services owned by a tenant are not exported (they are that
-tenant's data); the edit history stays behind too.
+written as stored. Only the global directory is exported (the visibility rule of
+``services.directory.visibility`` for a caller of no tenant): services owned by a
+tenant are that tenant's data, published or not; the edit history stays behind too.
 
 Example::
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from services.directory import visibility
 from services.directory.hsds import HSDS_VERSION, PRIVATE, Loader, document
 from services.directory.models import (
     Address, Attribute, Contact, CostOption, HSDS_TABLES, Language, Location, Organization, Phone, Program,
@@ -50,7 +52,7 @@ def _text(value) -> str:
 
 def selected_rows(session, service_ids=None) -> dict[str, list]:
     """Every HSDS row belonging to the chosen global services (all global ones by default)."""
-    query = select(Service).where(Service.owner_tenant_id.is_(None)).order_by(Service.id)
+    query = select(Service).where(visibility.clause(Service, None)).order_by(Service.id)
     if service_ids is not None:
         query = query.where(Service.id.in_(list(service_ids)))
     services = list(session.scalars(query))
@@ -128,11 +130,11 @@ def export_csv(session, folder: Path, service_ids=None) -> dict:
 
 def export_json(session, path: Path, service_ids=None) -> int:
     """Write a JSON list of fully nested HSDS service documents; returns how many."""
-    query = select(Service).where(Service.owner_tenant_id.is_(None)).order_by(Service.id)
+    query = select(Service).where(visibility.clause(Service, None)).order_by(Service.id)
     if service_ids is not None:
         query = query.where(Service.id.in_(list(service_ids)))
     services = list(session.scalars(query))
-    loader = Loader(session, visible_service=lambda s: s.owner_tenant_id is None).prefetch()
+    loader = Loader(session, visible_service=lambda s: visibility.allows(None, s)).prefetch()
     docs = []
     for s in services:
         doc = document(loader, "service", s)

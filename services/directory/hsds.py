@@ -61,7 +61,7 @@ BACK_COLUMN = {
     "service_at_location": "service_at_location_id", "contact": "contact_id", "phone": "phone_id",
 }
 # Columns of ours that are not HSDS (never emitted).
-PRIVATE = {"owner_tenant_id", "owner_district_id", "published_to_district"}
+PRIVATE = {"owner_tenant_id", "owner_district_id", "published_to"}
 
 
 @lru_cache(maxsize=1)

@@ -2,8 +2,11 @@
 
 Each function returns a JSON-able HSDS document, or a ``Page`` of them; the
 gateway only routes and formats (``format=ndjson`` streams ``contents``).
-Visibility: global services for everyone (anonymous callers too when
-``hsds_public`` is on); a tenant's own services for that tenant's users only.
+Visibility: the directory's one rule (``services.directory.visibility``): global
+services for everyone (anonymous callers too when ``hsds_public`` is on); a
+tenant's own services for that tenant's users, and for whom it published them
+to. An organization is visible when it is global, the viewer's own, or runs a
+service the viewer sees.
 
 Filters combine with AND. ``minimal`` returns each service's id, name, status
 and ``last_modified`` (the smallest document ``service_list`` allows).
@@ -16,8 +19,9 @@ Example::
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, func, literal_column, or_, select, text
+from sqlalchemy import func, literal_column, or_, select, text
 
+from services.directory import visibility
 from services.directory.geo import bounding_box, miles_between, postcode_centroid
 from services.directory.hsds import HSDS_VERSION, Loader, document, page
 from services.directory.models import (
@@ -35,25 +39,18 @@ def root(base_url: str) -> dict:
     return {"version": HSDS_VERSION, "profile": PROFILE_URL, "openapi_url": OPENAPI_URL}
 
 
-def _visible(model, viewer):
-    if viewer and viewer.get("tenant_id"):
-        clauses = [model.owner_tenant_id.is_(None), model.owner_tenant_id == viewer["tenant_id"]]
-        if model is Service and viewer.get("district_id"):
-            clauses.append(and_(Service.published_to_district.is_(True), Service.owner_district_id == viewer["district_id"]))
-        return or_(*clauses)
-    return model.owner_tenant_id.is_(None)
+def _visible_organization(viewer):
+    own = [Organization.owner_tenant_id.is_(None)]
+    if viewer and viewer.get("tenant_id") and viewer.get("kind") != "platform":
+        own.append(Organization.owner_tenant_id == viewer["tenant_id"])
+    published = Organization.id.in_(
+        select(Service.organization_id).where(Service.owner_tenant_id.is_not(None), visibility.clause(Service, viewer)))
+    return or_(*own, published)
 
 
 def visible_service_fn(viewer):
-    def check(service) -> bool:
-        if service.owner_tenant_id is None:
-            return True
-        if not viewer or not viewer.get("tenant_id"):
-            return False
-        if service.owner_tenant_id == viewer["tenant_id"]:
-            return True
-        return bool(service.published_to_district and viewer.get("district_id") and service.owner_district_id == viewer["district_id"])
-    return check
+    """The rule as a check on a loaded service (HSDS documents filter their embedded services with it)."""
+    return lambda service: visibility.allows(viewer, service)
 
 
 def keyword_subquery(session, q: str):
@@ -75,7 +72,7 @@ def _paging(params, total):
 
 
 def _service_filters(session, params, viewer):
-    conditions = [_visible(Service, viewer)]
+    conditions = [visibility.clause(Service, viewer)]
     if params.get("search"):
         words = fts_query(params["search"])
         if words:
@@ -141,7 +138,7 @@ def service(session, service_id: str, viewer) -> dict:
 
 
 def organizations(session, params: dict, viewer) -> dict:
-    conditions = [_visible(Organization, viewer)]
+    conditions = [_visible_organization(viewer)]
     if params.get("search"):
         like = f"%{params['search'].lower()}%"
         conditions.append(or_(func.lower(Organization.name).like(like), func.lower(Organization.description).like(like)))
@@ -158,8 +155,8 @@ def organizations(session, params: dict, viewer) -> dict:
 
 
 def organization(session, organization_id: str, viewer) -> dict:
-    o = session.get(Organization, organization_id)
-    if o is None or (o.owner_tenant_id is not None and (not viewer or o.owner_tenant_id != viewer.get("tenant_id"))):
+    o = session.scalar(select(Organization).where(Organization.id == organization_id, _visible_organization(viewer)))
+    if o is None:
         raise NotFound("No such organization.", code="organization_not_found")
     return document(Loader(session, visible_service_fn(viewer)), "organization", o)
 

@@ -1,7 +1,8 @@
 """Keeping the search document of each service in step with the HSDS rows.
 
 Search reads one denormalised row per service (``ServiceSearch``), its weekly
-hours (``ServiceHours``) and, on SQLite, the FTS5 table ``service_fts``.
+hours (``ServiceHours``), its result card (``ServiceCard``) and, on SQLite, the
+FTS5 table ``service_fts``.
 :func:`reindex` rebuilds them for some services from the HSDS tables; every
 write path (import, operator edits, demo load) calls it in the same
 transaction, so search never sees half an edit.
@@ -21,7 +22,7 @@ from sqlalchemy import delete, select, text
 from services.directory.geo import postcode_centroid
 from services.directory.models import (
     Address, Attribute, CostOption, Language, Location, Organization, Schedule, SearchWord,
-    Service, ServiceArea, ServiceAtLocation, ServiceHours, ServiceSearch,
+    Service, ServiceArea, ServiceAtLocation, ServiceCard, ServiceHours, ServiceSearch,
 )
 from services.directory.schedules import weekly_hours
 from services.directory.taxonomy import TermTree
@@ -117,6 +118,7 @@ def _reindex_chunk(session, ids, tree) -> int:
     gone = [sid for sid in existing if sid not in services]
     if gone:
         session.execute(delete(ServiceSearch).where(ServiceSearch.service_id.in_(gone)))
+        session.execute(delete(ServiceCard).where(ServiceCard.service_id.in_(gone)))
 
     docs, hours_rows, words = [], [], set()
     for sid, s in services.items():
@@ -165,7 +167,7 @@ def _reindex_chunk(session, ids, tree) -> int:
         doc = {
             "service_id": sid, "name": name, "body": body, "status": s.status or "active",
             "owner_tenant_id": s.owner_tenant_id, "owner_district_id": s.owner_district_id,
-            "published_to_district": bool(s.published_to_district),
+            "published_to": s.published_to or "tenant",
             "minimum_age": s.minimum_age, "maximum_age": s.maximum_age,
             "languages": _bar(languages), "cost": cost, "term_ids": _bar(term_ids), "top_term_ids": _bar(top_ids),
             "latitude": lat, "longitude": lon, "postal_code": postal, "state_province": state,
@@ -181,13 +183,12 @@ def _reindex_chunk(session, ids, tree) -> int:
         hours_rows += [{"service_id": sid, "day": d, "opens_at": o, "closes_at": c} for d, o, c in weekly_hours(rows)]
 
     if docs:
-        from services.directory.views import details
+        from services.directory.views import card, details
 
-        summaries = {item["id"]: item for item in details(
-            session, [d["service_id"] for d in docs], full=False, use_summary=False,
-            cost_override={d["service_id"]: d["cost"] for d in docs})}
-        for doc in docs:
-            doc["summary"] = summaries.get(doc["service_id"])
+        doc_ids = [d["service_id"] for d in docs]
+        session.execute(delete(ServiceCard).where(ServiceCard.service_id.in_(doc_ids)))
+        items = details(session, doc_ids, cost_override={d["service_id"]: d["cost"] for d in docs})
+        bulk_insert(session, ServiceCard, [{"service_id": item["id"], "card": card(item)} for item in items])
     new_docs = [d for d in docs if d["service_id"] not in existing]
     for doc in docs:
         row_id = existing.get(doc["service_id"])

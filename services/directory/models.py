@@ -5,15 +5,16 @@ HSDS API are column-for-column), with UUID text ids. Two additions of ours:
 
 * ``owner_tenant_id`` on services and organizations: None for the global directory
   curated by operators; a school's, district's or program's id for its own
-  programs, visible only inside that tenant (and its district when
-  ``published_to_district``).
+  programs, visible only inside that tenant unless it publishes them
+  (``published_to``: its district, or, for a youth program, every school;
+  the rule is ``services.directory.visibility``).
 * ``ServiceSearch``: one denormalised row per service that search reads (name and
   text, ages, languages, cost, categories, first coordinates), rebuilt whenever
   the service or anything under it changes (``services.directory.indexing``).
 """
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from weintervene.db import UTCDateTime, new_id, utcnow
@@ -113,11 +114,12 @@ class Service(Base):
     licenses: Mapped[str | None] = mapped_column(Text, nullable=True)
     alert: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_modified = mapped_column(UTCDateTime, default=utcnow, index=True)
-    # Ours: who owns it (None: the global directory) and whether the owning
-    # school shares it with its district.
+    # Ours: who owns it (None: the global directory), the owner's district, and
+    # who else sees it: "tenant" (only the owner), "district", "schools"
+    # (see services.directory.visibility).
     owner_tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     owner_district_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
-    published_to_district: Mapped[bool] = mapped_column(Boolean, default=False)
+    published_to: Mapped[str] = mapped_column(String(20), default="tenant")
 
 
 class Location(Base):
@@ -291,7 +293,7 @@ class ServiceSearch(Base):
     status: Mapped[str] = mapped_column(String(30), default="active")
     owner_tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     owner_district_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    published_to_district: Mapped[bool] = mapped_column(Boolean, default=False)
+    published_to: Mapped[str] = mapped_column(String(20), default="tenant")
     minimum_age: Mapped[float | None] = mapped_column(Float, nullable=True)
     maximum_age: Mapped[float | None] = mapped_column(Float, nullable=True)
     languages: Mapped[str] = mapped_column(String(255), default="|")
@@ -304,14 +306,20 @@ class ServiceSearch(Base):
     state_province: Mapped[str | None] = mapped_column(String(100), nullable=True)
     area_names: Mapped[str] = mapped_column(Text, default="|")
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    # The result-list view of the service (views.details(full=False)), so a page of
-    # results is one query.
-    summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
         Index("ix_service_search_visibility", "status", "owner_tenant_id"),
         Index("ix_service_search_lat_lon", "latitude", "longitude"),
     )
+
+
+class ServiceCard(Base):
+    """The search result card of a service (``views.card``), so a page of results is one
+    primary-key lookup, kept out of ``service_search`` so that the rows search scans stay narrow."""
+
+    __tablename__ = "service_card"
+    service_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    card: Mapped[dict] = mapped_column(JSON)
 
 
 class SearchWord(Base):
@@ -367,7 +375,8 @@ class ServiceHours(Base):
     opens_at: Mapped[str] = mapped_column(String(5))
     closes_at: Mapped[str] = mapped_column(String(5))
 
-    __table_args__ = (Index("ix_service_hours_day", "day", "opens_at", "closes_at"),)
+    # service_id in the index too: "open at" reads the index alone.
+    __table_args__ = (Index("ix_service_hours_open", "day", "opens_at", "closes_at", "service_id"),)
 
 
 # Exports (weintervene.export): a tenant's own services and organizations, and
@@ -392,5 +401,6 @@ declare_ownership(
     metadata=ownership(via=["resource_id -> service.id", "resource_id -> organization.id",
                             "resource_id -> location.id"]),
     service_search=ownership(via=[_SERVICE]),
+    service_card=ownership(via=[_SERVICE]),
     service_hours=ownership(via=[_SERVICE]),
 )

@@ -109,7 +109,8 @@ class ServiceInputSchema(Schema):
     location = fields.Nested(LocationInputSchema, allow_none=True)
     phones = fields.List(fields.String(validate=validate.Regexp(r"^[0-9+()\-.\s x]{7,30}$", error="Not a phone number.")))
     schedules = fields.List(fields.Nested(ScheduleInputSchema))
-    published_to_district = fields.Boolean()
+    # Who else sees a tenant's own service: "tenant" (nobody), "district", "schools" (programs).
+    published_to = fields.String(validate=validate.OneOf(["tenant", "district", "schools"]))
 
     @validates_schema
     def _ages(self, data, **_):

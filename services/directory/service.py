@@ -15,7 +15,7 @@ from pathlib import Path
 from nameko.rpc import ServiceRpc
 from sqlalchemy import select
 
-from services.directory import editing, hsds_api
+from services.directory import editing, hsds_api, visibility
 from services.directory.demo import load_demo
 from services.directory.dependencies import ImportRunner, TaxonomyAtStart, directory_database
 from services.directory.geo import bounding_box, miles_between
@@ -27,7 +27,7 @@ from services.directory.schemas import (
 from services.directory.search import search as run_search
 from services.directory.taxonomy import OPEN_ELIGIBILITY_ID, TermTree
 from services.directory.tenant_data import delete_tenant_services
-from services.directory.views import details
+from services.directory.views import cards, details
 from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
 from weintervene.deletion import DeletionParticipant
@@ -52,11 +52,7 @@ def _ids_to_text(data: dict) -> dict:
     return out
 
 
-def _viewer(auth) -> dict | None:
-    if not auth:
-        return None
-    ctx = AuthContext.from_dict(auth)
-    return {"tenant_id": ctx.tenant_id, "district_id": ctx.district_id}
+_viewer = visibility.viewer_for
 
 
 class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRelay):
@@ -75,12 +71,13 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
     @rpc
     def search(self, auth, params):
         """Ranked, filtered, faceted search. ``search(auth, {"q": "tutoring", "postcode": "20001",
-        "radius_miles": 5, "sort": "distance"})`` -> {items, total, page, per_page, facets, corrected_query}."""
+        "radius_miles": 5, "sort": "distance"})`` -> {items: [card], total, page, per_page, facets, corrected_query};
+        a card is {id, name, organization_name, description, address, hours_text, cost, languages, categories,
+        distance_miles, relevance} (the full service: ``get_service``)."""
         ctx = AuthContext.from_dict(auth)
         params = _ids_to_text(load(SearchQuerySchema(), params or {}))
         tz = self._school_timezone(ctx) if params.get("open_now") else None
-        return run_search(self.db, params, _viewer(auth), school_timezone=tz,
-                          details=lambda ids: details(self.db, ids, full=False))
+        return run_search(self.db, params, _viewer(auth), school_timezone=tz, cards=lambda ids: cards(self.db, ids))
 
     def _school_timezone(self, ctx: AuthContext) -> str | None:
         try:
@@ -117,13 +114,14 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
         return out
 
     @rpc
-    def count_services(self, term_ids, latitude=None, longitude=None, radius_miles=None, tenant_id=None):
-        """``count_services(["…"], 38.91, -77.02, 5, tenant_id)`` -> {term_id: visible services with that
-        term or a descendant within the radius} (analytics' unmet need)."""
-        viewer_clause = (ServiceSearch.owner_tenant_id.is_(None)) if not tenant_id else (
-            (ServiceSearch.owner_tenant_id.is_(None)) | (ServiceSearch.owner_tenant_id == str(tenant_id)))
+    def count_services(self, term_ids, latitude=None, longitude=None, radius_miles=None, tenant_id=None,
+                       tenant_kind=None, district_id=None):
+        """``count_services(["…"], 38.91, -77.02, 5, tenant_id, "school", district_id)`` -> {term_id: services
+        that tenant sees with that term or a descendant within the radius} (analytics' unmet need).
+        Without ``tenant_kind`` only the global directory and the tenant's own services count."""
+        viewer = {"tenant_id": str(tenant_id), "district_id": district_id and str(district_id), "kind": tenant_kind} if tenant_id else None
         query = select(ServiceSearch.term_ids, ServiceSearch.latitude, ServiceSearch.longitude).where(
-            ServiceSearch.status == "active", viewer_clause)
+            ServiceSearch.status == "active", visibility.clause(ServiceSearch, viewer))
         point = latitude is not None and longitude is not None and radius_miles
         if point:
             lat0, lat1, lon0, lon1 = bounding_box(latitude, longitude, radius_miles)

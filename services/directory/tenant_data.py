@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, text
 
 from services.directory.models import (
     Address, Attribute, Contact, CostOption, Language, Location, Metadata, Organization, Phone, Program,
-    Schedule, Service, ServiceArea, ServiceAtLocation, ServiceHours, ServiceSearch,
+    Schedule, Service, ServiceArea, ServiceAtLocation, ServiceCard, ServiceHours, ServiceSearch,
 )
 
 
@@ -36,6 +36,7 @@ def delete_tenant_services(session, tenant_ids: list[str]) -> dict[str, int]:
         if docs and session.bind.dialect.name == "sqlite":
             session.execute(text("DELETE FROM service_fts WHERE rowid IN (%s)" % ",".join(str(int(d)) for d in docs)))
         run("search_rows", delete(ServiceSearch).where(ServiceSearch.service_id.in_(service_ids)))
+        run("search_cards", delete(ServiceCard).where(ServiceCard.service_id.in_(service_ids)))
         run("opening_hours", delete(ServiceHours).where(ServiceHours.service_id.in_(service_ids)))
         run("attributes", delete(Attribute).where(Attribute.link_id.in_(service_ids)))
         for kind, model in (("phones", Phone), ("schedules", Schedule), ("languages", Language),

@@ -1,10 +1,17 @@
 """The directory's own (non-HSDS) views of a service: the agreed ``get_service`` shape
-and the compact rows of a search result page.
+and the compact card of a search result page.
+
+A card carries only what a result card shows (the web app's search page) and what
+sharing needs (id and name); everything else is one click away in the detail.
 
 Example::
 
-    >>> service_detail(session, "5f0e…")["hours_text"]
+    >>> details(session, ["5f0e…"])[0]["hours_text"]
     'Mon-Fri 3:30 PM-6:30 PM'
+    >>> cards(session, ["5f0e…"])
+    [{"id": "5f0e…", "name": "After-School Math Tutoring", "organization_name": "Reading Partners",
+      "description": "Free one-to-one…", "address": "1 Main St, Washington", "hours_text": "Mon-Fri 3:30 PM-6:30 PM",
+      "cost": "free", "languages": ["en", "es"], "categories": ["Tutoring"]}]
 """
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from sqlalchemy import select
 from services.directory.indexing import cost_class, language_code
 from services.directory.models import (
     Address, Attribute, CostOption, Language, Location, Organization, Phone, Schedule, Service,
-    ServiceAtLocation, ServiceSearch,
+    ServiceAtLocation, ServiceCard, ServiceSearch,
 )
 from services.directory.schedules import hours_text
 from services.directory.taxonomy import TermTree
@@ -28,18 +35,48 @@ def _schedule(s: Schedule) -> dict:
     return {k: getattr(s, k) for k in SCHEDULE_FIELDS if getattr(s, k) is not None}
 
 
-def details(session, ids: list[str], full: bool = True, use_summary: bool = True, cost_override: dict | None = None) -> list[dict]:
+CARD_DESCRIPTION = 180
+CARD_CATEGORIES = 3
+
+
+def card(item: dict) -> dict:
+    """The search result card of a service, from its :func:`details` dict."""
+    location = (item.get("locations") or [{}])[0] or {}
+    address = location.get("address") or {}
+    description = item.get("description") or ""
+    if len(description) > CARD_DESCRIPTION:
+        description = description[:CARD_DESCRIPTION - 3] + "…"
+    return {
+        "id": item["id"], "name": item.get("name") or "",
+        "organization_name": (item.get("organization") or {}).get("name"),
+        "description": description,
+        "address": ", ".join(x for x in (address.get("address_1"), address.get("city")) if x) or None,
+        "hours_text": item.get("hours_text") or None,
+        "cost": item.get("cost"),
+        "languages": item.get("languages") or [],
+        "categories": [t["name"] for t in (item.get("taxonomy_terms") or [])[:CARD_CATEGORIES]],
+    }
+
+
+def cards(session, ids: list[str]) -> list[dict]:
+    """The cards of ``ids`` (in that order): one primary-key lookup; a card missing
+    (a row written before cards existed) is built from the HSDS tables."""
+    if not ids:
+        return []
+    stored = dict(session.execute(select(ServiceCard.service_id, ServiceCard.card).where(ServiceCard.service_id.in_(ids))).all())
+    missing = [i for i in ids if i not in stored]
+    if missing:
+        stored.update({item["id"]: card(item) for item in details(session, missing)})
+    return [dict(stored[i]) for i in ids if i in stored]
+
+
+def details(session, ids: list[str], full: bool = True, cost_override: dict | None = None) -> list[dict]:
     """Service dicts for ``ids`` (in that order), loaded in a few queries.
 
-    The short form (``full=False``, search results) is read from the search row,
-    where indexing stored it.
+    ``full=False`` trims the description and leaves out the schedule rows.
     """
     if not ids:
         return []
-    if not full and use_summary:
-        stored = dict(session.execute(select(ServiceSearch.service_id, ServiceSearch.summary).where(ServiceSearch.service_id.in_(ids))).all())
-        if all(stored.get(i) for i in ids):
-            return [dict(stored[i]) for i in ids]
     tree = TermTree.load(session)
     services = {s.id: s for s in session.scalars(select(Service).where(Service.id.in_(ids)))}
     org_ids = {s.organization_id for s in services.values() if s.organization_id}
@@ -131,7 +168,7 @@ def details(session, ids: list[str], full: bool = True, use_summary: bool = True
             "cost": (cost_override or {}).get(sid) or (doc.cost if doc else cost_class([c.amount for c in service_costs], [s.fees or ""])),
             "taxonomy_term_ids": term_ids,
             "taxonomy_terms": [{"id": t, "name": tree.terms[t]["name"], "code": tree.terms[t]["code"]} for t in term_ids if t in tree.terms],
-            "owner_tenant_id": s.owner_tenant_id, "published_to_district": bool(s.published_to_district),
+            "owner_tenant_id": s.owner_tenant_id, "published_to": s.published_to or "tenant",
             "last_modified": s.last_modified.isoformat() if s.last_modified else None,
         }
         if not full:

@@ -29,7 +29,7 @@ from sqlalchemy import delete, or_, select, update
 
 from services.identity import accounts
 from services.identity.models import (
-    FamilyContact, LoginAttempt, PasswordReset, ServesLink, Student, SubjectFence, Tenant, User, UserSession,
+    FamilyContact, LoginAttempt, PasswordReset, PolicyAcknowledgement, ServesLink, Student, SubjectFence, Tenant, User, UserSession,
 )
 from services.identity.rosters import roster_key_hash
 from services.identity.students import subject_hash
@@ -130,13 +130,19 @@ def delete_students(db, student_ids: list[str]) -> dict:
 def delete_users(db, user_ids: list[str]) -> dict:
     # Their sign-in attempts are keyed by a hash of the address: gone with them.
     keys = [accounts.account_key(email) for email in db.scalars(select(User.email).where(User.id.in_(user_ids)))]
-    return {
+    counts = {
         "serves_links": _count(db.execute(delete(ServesLink).where(ServesLink.user_id.in_(user_ids)))),
         "sessions": _count(db.execute(delete(UserSession).where(UserSession.user_id.in_(user_ids)))),
         "password_resets": _count(db.execute(delete(PasswordReset).where(PasswordReset.user_id.in_(user_ids)))),
         "login_attempts": _count(db.execute(delete(LoginAttempt).where(LoginAttempt.account_key.in_(keys)))),
-        "users": _count(db.execute(delete(User).where(User.id.in_(user_ids)))),
     }
+    # Which policy versions they acknowledged: reported only when there were any
+    # (the kind came later than the confirmations other tests and readers expect).
+    acknowledgements = _count(db.execute(delete(PolicyAcknowledgement).where(PolicyAcknowledgement.user_id.in_(user_ids))))
+    if acknowledgements:
+        counts["policy_acknowledgements"] = acknowledgements
+    counts["users"] = _count(db.execute(delete(User).where(User.id.in_(user_ids))))
+    return counts
 
 
 def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> dict:

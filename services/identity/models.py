@@ -168,6 +168,48 @@ class SubjectFence(Base):
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+
+class PolicyVersion(Base):
+    """A published version of the privacy policy; the last published is the current policy.
+
+    ``last_updated`` is the date the policy page shows ("Last Updated"); ``summary``
+    is the one line the banner shows about what changed. The id is the version
+    users acknowledge (two versions may share a date: a same-day correction).
+    """
+
+    __tablename__ = "policy_version"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    last_updated: Mapped[date] = mapped_column(Date)
+    summary: Mapped[str] = mapped_column(String(500))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class PolicyAcknowledgement(Base):
+    """A user read a policy version (the banner's "I have read it"). Goes with the user."""
+
+    __tablename__ = "policy_acknowledgement"
+    __table_args__ = (UniqueConstraint("user_id", "policy_version_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    policy_version_id: Mapped[str] = mapped_column(ForeignKey("policy_version.id", ondelete="CASCADE"))
+    acknowledged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IncidentNotice(Base):
+    """An operator's notice shown to everyone (signed in or not) until it ends.
+
+    Text only, written by an operator for the public: never personal data.
+    """
+
+    __tablename__ = "incident_notice"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    message: Mapped[str] = mapped_column(String(500))
+    severity: Mapped[str] = mapped_column(String(16), default="warning")  # info | warning
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
 OutboxMessage = make_outbox_model(Base)
 ProcessedEvent = make_processed_event_model(Base)
 

@@ -12,9 +12,12 @@ import binascii
 
 from sqlalchemy import select
 
-from services.identity import accounts, erasure, rosters, students, tenants
+from services.identity import accounts, erasure, notices, rosters, students, tenants
 from services.identity.dependencies import identity_database
 from services.identity.models import OutboxMessage, Tenant
+from services.identity.notice_schemas import (
+    AcknowledgementCreateSchema, IncidentNoticeCreateSchema, PolicyVersionCreateSchema,
+)
 from services.identity.schemas import (
     LoginSchema, PasswordChangeSchema, PasswordResetCompleteSchema, PasswordResetRequestSchema,
     SessionSchema, StaffAssignmentSchema, StudentListQuerySchema, TenantListQuerySchema,
@@ -23,7 +26,7 @@ from services.identity.schemas import (
 from weintervene.auth import AuthContext, Role
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
-from weintervene.errors import BadRequest, NotFound
+from weintervene.errors import BadRequest, NotFound, Unauthorized
 from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
@@ -243,6 +246,25 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
             raise BadRequest("contact_ids must be a list of at most 50 ids.", code="invalid_input")
         return students.delivery_contacts(self.db, _auth(auth), student_id, contact_ids)
 
+    @rpc
+    def share_context(self, auth, student_id, contact_ids, tenant_ids=()):
+        """Everything a share needs from identity, in one round trip.
+
+        Example: share_context(auth, diego_id, [rosa_id], [program_id]) ->
+        {"student": {student_id, tenant_id, district_id, is_adult, first_name},
+         "contacts": [{id, name, email, mobile, preferred_language, authorised}],
+         "tenants": {program_id: tenant_info}}; the refusals of check_student_access and
+        delivery_contacts otherwise. ``tenants`` holds those of ``tenant_ids`` that exist.
+        """
+        if not isinstance(contact_ids, list) or len(contact_ids) > 50:
+            raise BadRequest("contact_ids must be a list of at most 50 ids.", code="invalid_input")
+        if not isinstance(tenant_ids, (list, tuple)) or len(tenant_ids) > 50:
+            raise BadRequest("tenant_ids must be a list of at most 50 ids.", code="invalid_input")
+        context = students.share_context(self.db, _auth(auth), student_id, contact_ids)
+        wanted = sorted({str(t) for t in tenant_ids if t})
+        found = self.db.scalars(select(Tenant).where(Tenant.id.in_(wanted))).all() if wanted else []
+        return {**context, "tenants": {t.id: tenants.tenant_info(t) for t in found}}
+
     # -- deletion ---------------------------------------------------------
     @rpc
     def fence_subject(self, request_id, scope, tenant_id, subject_id):
@@ -254,6 +276,68 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
 
     def delete_for(self, request):
         return erasure.delete_for(self.db, request)
+
+    # -- policy versions and incident notices --------------------------------
+    @rpc
+    def current_notices(self, auth=None):
+        """Everyone (auth None for a visitor): the current policy, the incident notices in force,
+        and whether the caller acknowledged the policy.
+
+        Example: current_notices(None) -> {"policy": {"version": "5b0f…", "last_updated":
+        "2026-11-01", "summary": "…"}, "incidents": [], "acknowledged": None}
+        """
+        return notices.current(self.db, _auth(auth) if auth else None)
+
+    @rpc
+    def web_boot(self, token=None):
+        """The gateway's web app shell, in one round trip: who holds ``token`` (what
+        ``authenticate`` answers, or None for no or an ended session) and ``current_notices``
+        for them.
+
+        Example: web_boot("tok…") -> {"me": {"user_id": …, "role": "teacher", …},
+        "notices": {"policy": {…}, "incidents": [], "acknowledged": False}}
+        """
+        auth = None
+        if token:
+            try:
+                auth = accounts.authenticate(self.db, token)
+            except Unauthorized:
+                auth = None
+        return {"me": auth.to_dict() if auth else None, "notices": notices.current(self.db, auth)}
+
+    @rpc
+    def publish_policy_version(self, auth, data):
+        """Operators: {"last_updated": "2026-12-01", "summary": "…"} -> the version, now the current one."""
+        return notices.publish_policy(self.db, _auth(auth), load(PolicyVersionCreateSchema(), data))
+
+    @rpc
+    def list_policy_versions(self, auth):
+        """Operators: {"items": [version…]}, newest first."""
+        return notices.list_policies(self.db, _auth(auth))
+
+    @rpc
+    def policy_acknowledgement(self, auth):
+        """-> {"version": "5b0f…", "last_updated": "2026-11-01", "acknowledged": false, "acknowledged_at": null}."""
+        return notices.acknowledgement(self.db, _auth(auth))
+
+    @rpc
+    def acknowledge_policy(self, auth, data):
+        """{"version": "5b0f…"} (the current version's id) -> the caller's acknowledgement."""
+        return notices.acknowledge(self.db, _auth(auth), load(AcknowledgementCreateSchema(), data)["version"])
+
+    @rpc
+    def post_incident_notice(self, auth, data):
+        """Operators: {"message": "Sign-in is slow", "severity": "warning", "ends_at": null} -> the notice."""
+        return notices.post_notice(self.db, _auth(auth), load(IncidentNoticeCreateSchema(), data))
+
+    @rpc
+    def end_incident_notice(self, auth, notice_id):
+        return notices.end_notice(self.db, _auth(auth), notice_id)
+
+    @rpc
+    def list_incident_notices(self, auth):
+        """Operators: {"items": [notice…]}, newest first, ended ones too."""
+        return notices.list_notices(self.db, _auth(auth))
 
 
 def _decode_upload(content_b64) -> bytes:

@@ -217,7 +217,20 @@ def set_staff(db, auth: AuthContext, student_id: str, user_ids: list[str]) -> di
 
 def delivery_contacts(db, auth: AuthContext, student_id: str, contact_ids: list[str]) -> list[dict]:
     """The authorised contacts named, after the access check; Forbidden if any is not."""
+    return _named_contacts(accessible_student(db, auth, student_id), contact_ids)
+
+
+def share_context(db, auth: AuthContext, student_id: str, contact_ids: list[str]) -> dict:
+    """What referrals needs to accept one share, from one access check:
+    ``{"student": access_summary, "contacts": [authorised contacts named]}``.
+
+    The same refusals as ``check_student_access`` and ``delivery_contacts``.
+    """
     student = accessible_student(db, auth, student_id)
+    return {"student": access_summary(student), "contacts": _named_contacts(student, contact_ids)}
+
+
+def _named_contacts(student: Student, contact_ids: list[str]) -> list[dict]:
     wanted = [str(c) for c in contact_ids]
     by_id = {c.id: c for c in student.contacts}
     result = []

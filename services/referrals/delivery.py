@@ -28,9 +28,10 @@ from datetime import timedelta
 import eventlet
 from prometheus_client import Counter
 from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
 from services.referrals.messages import render_reminder, render_share
-from services.referrals.models import Delivery, DeliveryAttempt, Referral
+from services.referrals.models import Delivery, DeliveryAttempt, Referral, Share
 from services.referrals.sms import SmsError, send_sms
 from weintervene.config import settings
 from weintervene.db import utcnow
@@ -43,6 +44,7 @@ DELIVERIES = Counter("weintervene_referral_deliveries_total", "Delivery attempts
                      ["channel", "result"])
 
 CONCURRENCY = 10
+CHUNKS_IN_FLIGHT = 2
 
 
 class PermanentFailure(Exception):
@@ -81,63 +83,163 @@ def recover_interrupted(session) -> int:
 
 
 def claim(session, delivery_id: str) -> Delivery | None:
-    """Take one due delivery for this worker, or None if another took it first."""
+    """Take one due delivery for this worker, or None if another took it first.
+
+    One conditional ``UPDATE … RETURNING`` (the row comes back with it) and the
+    attempt's log row, in one commit.
+    """
     now = utcnow()
-    taken = session.execute(
+    delivery = session.scalars(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.state == "queued", Delivery.next_attempt_at <= now)
         .values(state="sending", attempts=Delivery.attempts + 1, claimed_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if taken != 1:
+        .returning(Delivery)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if delivery is None:
         session.rollback()
         return None
-    delivery = session.get(Delivery, delivery_id, populate_existing=True)
-    session.add(DeliveryAttempt(delivery_id=delivery.id, number=delivery.attempts, started_at=now))
+    attempt = DeliveryAttempt(delivery_id=delivery.id, number=delivery.attempts, started_at=now)
+    session.add(attempt)
     session.commit()
+    delivery.current_attempt = attempt  # closed after sending without reloading the log
     return delivery
 
 
 def deliver_due(make_session, identity, batch: int = 200) -> int:
-    """Send every due delivery (up to ``batch``), ``CONCURRENCY`` at a time; returns how many were tried."""
+    """Send every due delivery (up to ``batch``), ``CONCURRENCY`` at a time; returns how many were tried.
+
+    Per chunk: one transaction claims the chunk and reads what the messages
+    need, the sends run in parallel, and one transaction records their outcomes.
+    At most ``CONCURRENCY`` deliveries are ever "sending" (two chunks of half
+    that), as with one commit per delivery, so a crash strands no more rows.
+
+    The family's addresses are asked from identity just before sending, one
+    ``delivery_contacts`` call per (sharer, student) for the whole batch rather
+    than one per delivery (:func:`prefetch_contacts`).
+    """
     with make_session() as session:
         recover_interrupted(session)
-        due = session.scalars(
-            select(Delivery.id)
+        due = session.execute(
+            select(Delivery.id, Delivery.recipient_kind, Delivery.recipient_id, Share.sharer_id, Share.tenant_id,
+                   Share.sharer_role, Share.district_id, Share.student_id)
+            .join(Share, Share.id == Delivery.share_id)
             .where(Delivery.state == "queued", Delivery.next_attempt_at <= utcnow())
             .order_by(Delivery.next_attempt_at)
             .limit(batch)
         ).all()
     if not due:
         return 0
-    pool = eventlet.GreenPool(CONCURRENCY)
-    for delivery_id in due:
-        pool.spawn_n(_deliver_one, make_session, identity, delivery_id)
+    contacts = prefetch_contacts(identity, due)
+    ids = [row.id for row in due]
+    # Two chunks in flight, each of half the concurrency: while one waits for its
+    # slowest send, the other claims and sends; never more than CONCURRENCY sending.
+    size = max(CONCURRENCY // CHUNKS_IN_FLIGHT, 1)
+    pool = eventlet.GreenPool(CHUNKS_IN_FLIGHT)
+    for start in range(0, len(ids), size):
+        pool.spawn_n(_deliver_chunk, make_session, identity, ids[start:start + size], contacts)
     pool.waitall()
     return len(due)
 
 
-def _deliver_one(make_session, identity, delivery_id: str) -> None:
-    with make_session() as session:
-        delivery = claim(session, delivery_id)
-        if delivery is None:
-            return
+def prefetch_contacts(identity, due) -> dict:
+    """{delivery id: identity's contact dict} for the contact deliveries of ``due``.
+
+    One call per (sharer, student) with every contact named in the batch, all
+    calls in flight at once. A group identity refuses or does not answer is left
+    out: each of its deliveries then asks alone, so a refusal lands on exactly
+    the delivery it concerns.
+    """
+    groups: dict[tuple, list] = {}
+    for row in due:
+        if row.recipient_kind == "contact" and row.sharer_id and row.student_id:
+            key = (row.sharer_id, row.tenant_id, row.sharer_role, row.district_id, row.student_id)
+            groups.setdefault(key, []).append(row)
+    calls = {}
+    for key, rows in groups.items():
+        sharer, tenant, role, district, student = key
+        auth = {"user_id": sharer, "tenant_id": tenant, "role": role, "district_id": district}
+        ids = sorted({r.recipient_id for r in rows})
+        for start in range(0, len(ids), 50):  # identity takes at most 50 ids a call
+            calls[(key, start)] = (rows, identity.delivery_contacts.call_async(auth, student, ids[start:start + 50]))
+    found = {}
+    for rows, call in calls.values():
         try:
-            provider_id = send(delivery, identity)
-        except PermanentFailure as exc:
-            _record_failure(delivery, str(exc), permanent=True)
-        except TemporaryFailure as exc:
-            _record_failure(delivery, str(exc), permanent=False)
-        except Exception as exc:  # an unexpected bug must not leave the row "sending" forever
-            log.exception("delivery %s failed unexpectedly", delivery.id)
-            _record_failure(delivery, f"internal error: {type(exc).__name__}", permanent=False)
-        else:
-            _finish(delivery, "sent", None)
-            delivery.provider_message_id = provider_id
-            delivery.sent_at = utcnow()
-            _close_attempt(delivery, "sent", None)
-            DELIVERIES.labels(delivery.channel, "sent").inc()
+            with eventlet.Timeout(settings().rpc_timeout_seconds):
+                answer = {str(c["id"]): c for c in call.result()}
+        except (Exception, eventlet.Timeout):  # noqa: BLE001 - each delivery asks alone
+            continue
+        found.update({r.id: answer[r.recipient_id] for r in rows if r.recipient_id in answer})
+    return found
+
+
+def claim_many(session, delivery_ids: list[str]) -> list[Delivery]:
+    """Take the due deliveries of ``delivery_ids`` for this worker (those another took are left out).
+
+    One conditional ``UPDATE … RETURNING``, the attempts' log rows, and the
+    shares with their referrals (what the messages say), in one commit.
+    """
+    now = utcnow()
+    deliveries = session.scalars(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.state == "queued", Delivery.next_attempt_at <= now)
+        .values(state="sending", attempts=Delivery.attempts + 1, claimed_at=now)
+        .returning(Delivery)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).all()
+    if not deliveries:
+        session.rollback()
+        return []
+    attempts = [DeliveryAttempt(delivery_id=d.id, number=d.attempts, started_at=now) for d in deliveries]
+    session.add_all(attempts)
+    session.scalars(select(Share).where(Share.id.in_({d.share_id for d in deliveries}))
+                    .options(selectinload(Share.referrals))).all()
+    session.commit()
+    for delivery, attempt in zip(deliveries, attempts):
+        delivery.current_attempt = attempt
+    return deliveries
+
+
+def _deliver_chunk(make_session, identity, delivery_ids: list[str], contacts: dict) -> None:
+    with make_session() as session:
+        deliveries = claim_many(session, delivery_ids)
+        if not deliveries:
+            return
+        # Everything read from the database is read here, before the sends run in
+        # parallel: the greenthreads below never touch the session.
+        jobs = []
+        for delivery in deliveries:
+            try:
+                jobs.append((delivery, _content(delivery)))
+            except Exception as exc:  # noqa: BLE001 - recorded below like any send failure
+                jobs.append((delivery, exc))
+        pool = eventlet.GreenPool(len(jobs))
+        outcomes = list(pool.imap(lambda job: _try_send(job[0], identity, contacts.get(job[0].id), job[1]), jobs))
+        for (delivery, _), (result, value) in zip(jobs, outcomes):
+            if result == "sent":
+                _finish(delivery, "sent", None)
+                delivery.provider_message_id = value
+                delivery.sent_at = utcnow()
+                _close_attempt(delivery, "sent", None)
+                DELIVERIES.labels(delivery.channel, "sent").inc()
+            else:
+                _record_failure(delivery, value, permanent=result == "permanent")
         session.commit()
+
+
+def _try_send(delivery: Delivery, identity, contact: dict | None, content) -> tuple[str, str]:
+    """("sent", provider id) or ("permanent" | "temporary", reason); never raises."""
+    try:
+        if isinstance(content, Exception):
+            raise content
+        return "sent", send(delivery, identity, contact, content)
+    except PermanentFailure as exc:
+        return "permanent", str(exc)
+    except TemporaryFailure as exc:
+        return "temporary", str(exc)
+    except Exception as exc:  # noqa: BLE001 - an unexpected bug must not leave the row "sending" forever
+        log.exception("delivery %s failed unexpectedly", delivery.id)
+        return "temporary", f"internal error: {type(exc).__name__}"
 
 
 def _record_failure(delivery: Delivery, reason: str, permanent: bool) -> None:
@@ -159,6 +261,10 @@ def _finish(delivery: Delivery, state: str, reason: str | None) -> None:
 
 
 def _close_attempt(delivery: Delivery, result: str, reason: str | None) -> None:
+    current = getattr(delivery, "current_attempt", None)
+    if current is not None and current.number == delivery.attempts:
+        current.result, current.reason, current.finished_at = result, reason, utcnow()
+        return
     for attempt in delivery.attempt_log:
         if attempt.number == delivery.attempts:
             attempt.result, attempt.reason, attempt.finished_at = result, reason, utcnow()
@@ -172,13 +278,19 @@ def sharer_auth(share) -> dict:
             "district_id": share.district_id}
 
 
-def _address(delivery: Delivery, identity) -> str:
+def _address(delivery: Delivery, identity, contact: dict | None = None) -> str:
+    """The address to send to; ``contact`` is identity's answer when the batch already asked it."""
     share = delivery.share
     field = "email" if delivery.channel == "email" else "mobile"
     if delivery.recipient_kind == "walk_in":
         if not delivery.transient_address:
             raise PermanentFailure("no address")
         return delivery.transient_address
+    if contact is not None and delivery.recipient_kind == "contact" and str(contact.get("id")) == delivery.recipient_id:
+        address = contact.get(field) if contact.get("authorised") else None
+        if not address:
+            raise PermanentFailure(f"recipient has no {field}")
+        return address
     try:
         # A bounded wait: a timer worker stuck on a silent identity would also hold
         # up this service's shutdown.
@@ -213,10 +325,10 @@ def _content(delivery: Delivery) -> dict:
     return render_share(delivery.language, services, note=share.note)
 
 
-def send(delivery: Delivery, identity) -> str:
+def send(delivery: Delivery, identity, contact: dict | None = None, content: dict | None = None) -> str:
     """Send one delivery now; returns the provider's id. Raises Permanent/TemporaryFailure."""
-    address = _address(delivery, identity)
-    content = _content(delivery)
+    address = _address(delivery, identity, contact)
+    content = content or _content(delivery)
     if delivery.channel == "email":
         try:
             return send_email(address, content["subject"], content["text"], content["html"],
@@ -234,7 +346,7 @@ def send(delivery: Delivery, identity) -> str:
 
 def queue_reminders(session) -> int:
     """Stage a reminder email to the sharer of each open referral past its follow-up date."""
-    from services.referrals.models import CLOSED_STATUSES, Share
+    from services.referrals.models import CLOSED_STATUSES
 
     today = utcnow().date()
     due = session.scalars(

@@ -7,6 +7,7 @@ from sqlalchemy.orm import sessionmaker
 
 from services.referrals import delivery, erasure, followup, saved_lists, sharing, sms
 from services.referrals.dependencies import referrals_database
+from services.referrals.directory_cache import DirectoryServices
 from services.referrals.exceptions import BadSignature
 from services.referrals.models import OutboxMessage
 from weintervene.deletion import DeletionParticipant
@@ -26,6 +27,7 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
 
     identity = ServiceRpc("identity")
     directory = ServiceRpc("directory")
+    directory_services = DirectoryServices()
 
     # -- sharing ------------------------------------------------------------
     @rpc
@@ -36,7 +38,7 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
         "channel": "email", "note": "Ask for Ana"}) -> {"items": [{"id": …, "status":
         "requested", "link_url": null, …}]}
         """
-        return sharing.create_share(self.db, self.identity, self.directory, auth, data)
+        return sharing.create_share(self.db, self.identity, self.directory, self.directory_services, auth, data)
 
     # -- following up -------------------------------------------------------
     @rpc

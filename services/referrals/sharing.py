@@ -4,10 +4,11 @@ Rules enforced here, in order:
 
 1. Only school, district and program staff share (operators and auditors never
    touch student data).
-2. With a student: identity decides whether the caller may act for that student
-   (``check_student_access``: serves them, same school, not fenced for deletion)
-   and which contacts are authorised (``delivery_contacts``). Only their opaque
-   ids are stored; addresses are asked again at send time.
+2. With a student: identity decides, on every share, whether the caller may act
+   for that student (``share_context``: serves them, same school, not fenced for
+   deletion) and which contacts are authorised. Only their opaque ids are
+   stored; addresses are asked again at send time. Directory's public service
+   details may come from a cache of a few seconds (``directory_cache``).
 3. Without a student (a walk-in family): nothing about the family is stored; a
    typed address lives in its delivery row until that delivery ends.
 4. A service owned by another program on the platform sends the referral to
@@ -18,7 +19,7 @@ Rules enforced here, in order:
 
 Example::
 
-    >>> create_share(db, identity, directory, auth, {"student_id": s, "contact_ids": [c],
+    >>> create_share(db, identity, directory, catalogue, auth, {"student_id": s, "contact_ids": [c],
     ...     "service_ids": [svc], "channel": "sms", "note": "Ask for Ana"})
     ({"items": [{"id": "…", "status": "requested", "deliveries": [{"state": "queued"}], …}]})
 """
@@ -30,6 +31,7 @@ import uuid
 from datetime import timedelta
 
 
+from services.referrals.directory_cache import resolve
 from services.referrals.exceptions import ConsentRequired, ContactUnreachable, ListNotFound
 from services.referrals.models import (
     Delivery, Disclosure, OutboxMessage, Referral, SavedList, Share, ShareRecipient, StatusChange,
@@ -83,16 +85,26 @@ def _checked_contacts(contacts: list[dict], contact_ids: list[str], channel: str
     return [by_id[c] for c in contact_ids]
 
 
-def _receiving_program(identity, caller: AuthContext, service: dict) -> dict | None:
-    """The program tenant a service belongs to, when it is another tenant on the platform."""
+def _foreign_owner(caller: AuthContext, service: dict) -> str | None:
+    """The tenant owning a service, when that is another tenant than the caller's."""
     owner = service.get("owner_tenant_id")
-    if not owner or str(owner) == caller.tenant_id:
+    return str(owner) if owner and str(owner) != caller.tenant_id else None
+
+
+def _receiving_program(identity, caller: AuthContext, service: dict, tenants: dict) -> dict | None:
+    """The program tenant a service belongs to, when it is another tenant on the platform.
+
+    ``tenants`` holds what identity already told about the owners known before
+    asking it; an owner learnt later (directory's answer was not cached) is asked now.
+    """
+    owner = _foreign_owner(caller, service)
+    if owner is None:
         return None
-    tenant = identity.tenant_info(str(owner))
+    tenant = tenants.get(owner) or identity.tenant_info(owner)
     return tenant if tenant.get("kind") == TenantKind.PROGRAM.value else None
 
 
-def create_share(db, identity, directory, auth: dict, data: dict) -> dict:
+def create_share(db, identity, directory, catalogue, auth: dict, data: dict) -> dict:
     caller = AuthContext.from_dict(auth).require(*STUDENT_DATA_ROLES)
     values = load(ShareRequestSchema(), data)
     student_id = str(values["student_id"]) if values["student_id"] else None
@@ -107,21 +119,21 @@ def create_share(db, identity, directory, auth: dict, data: dict) -> dict:
     else:
         service_ids = list(dict.fromkeys(str(s) for s in values["service_ids"]))
 
-    # Ask identity and directory at once (one round trip, not several).
-    # delivery_contacts runs identity's full student access check first (same
-    # refusals as check_student_access), so with contacts it is the only call.
-    access = contacts_call = None
-    if student_id and contact_ids:
-        contacts_call = identity.delivery_contacts.call_async(auth, student_id, contact_ids)
-    elif student_id:
-        access = identity.check_student_access.call_async(auth, student_id)
-    service_calls = [directory.get_service.call_async(auth, sid) for sid in service_ids]
-    student = access.result() if access else None
-    contacts = _checked_contacts(contacts_call.result(), contact_ids, channel) if contacts_call else []
-    services = [call.result() for call in service_calls]
-    programs = [_receiving_program(identity, caller, s) if student_id else None for s in services]
-    if any(programs) and student is None:
-        student = identity.check_student_access(auth, student_id)  # the first name to disclose
+    # At most two round trips, in parallel: directory for the services not in the
+    # short-lived cache, and identity once (share_context runs the full student
+    # access check on every share, returns the authorised contacts named and the
+    # facts of the owner tenants already known).
+    lookups = catalogue.get_many(directory, auth, service_ids)
+    context_call = None
+    if student_id:
+        owners = sorted({o for o in (_foreign_owner(caller, s) for s in lookups if isinstance(s, dict)) if o})
+        context_call = identity.share_context.call_async(auth, student_id, contact_ids, owners)
+    context = context_call.result() if context_call else {"student": None, "contacts": [], "tenants": {}}
+    student = context["student"]
+    contacts = _checked_contacts(context["contacts"], contact_ids, channel) if contact_ids else []
+    services = [resolve(item) for item in lookups]
+    programs = [_receiving_program(identity, caller, s, context["tenants"]) if student_id else None
+                for s in services]
     if any(programs) and not values["consent"]:
         raise ConsentRequired(
             "This service is run by a program outside your school: record the family's consent "

@@ -99,6 +99,18 @@ class Page:
         self.wait_for_function("() => !location.pathname.startsWith('/signin')")
         self.wait_for_selector("#sign-out", state="attached")
 
+    def banners_loaded(self):
+        """Wait until the banners show what GET /api/v1/notices said (they never delay a page)."""
+        self.browser.send("page", "wait_for_selector", "#banners[data-loaded=true]", state="attached")
+
+    def dismiss_policy_banner(self):
+        """Acknowledge the current policy if this user has not yet (acknowledgements are per
+        user on the server, so a user seen by an earlier test has no banner any more)."""
+        self.banners_loaded()
+        if self.browser.send("page", "query_selector", "#policy-ack") is not None:
+            self.browser.send("page", "click", "#policy-ack")
+            self.browser.send("page", "wait_for_selector", ".banner-policy", state="detached")
+
     def console(self, clear: bool = False) -> list[dict]:
         return self.browser.send("console", clear=clear)
 
@@ -185,6 +197,7 @@ def people(system, bootstrap):
         "school_admin": bootstrap("school_admin", school["id"], "Sam Admin"),
         "district_admin": bootstrap("district_admin", district["id"], "Dana District"),
         "program_staff": bootstrap("program_staff", program["id"], "Pat Program"),
+        "program_admin": bootstrap("program_admin", program["id"], "Priya Program"),
         "auditor": bootstrap("auditor", None, "Avery Auditor"),
     }
 

@@ -77,7 +77,7 @@ def test_teacher_searches_shares_by_email_and_updates_the_status(page, people, s
 
     page.open("/signin")
     page.sign_in(people["teacher"]["email"])
-    page.click("#policy-ack")
+    page.dismiss_policy_banner()
     page.go("/search")
     page.wait_heading("Find services")
     page.fill("input[name=q]", word)
@@ -145,7 +145,7 @@ def test_admin_imports_a_roster_with_preview_then_fixes_rows(page, people, syste
 
     page.open("/signin")
     page.sign_in(people["school_admin"]["email"])
-    page.click("#policy-ack")
+    page.dismiss_policy_banner()
     page.go("/admin/roster")
     page.wait_heading("Roster import")
     page.set_input_files("input[type=file]", str(broken))
@@ -219,7 +219,7 @@ def test_leader_sees_the_dashboard_with_charts_and_csv(page, people, system):
 
     page.open("/signin")
     page.sign_in(people["school_admin"]["email"])
-    page.click("#policy-ack")
+    page.dismiss_policy_banner()
     page.go("/dashboard")
     page.wait_heading("Dashboard")
     page.select_option("select[name=period]", "month")
@@ -249,7 +249,7 @@ def test_auditor_sees_an_opt_out_entered_by_the_admin(page, browser, people, sys
 
     page.open("/signin")
     page.sign_in(people["school_admin"]["email"])
-    page.click("#policy-ack")
+    page.dismiss_policy_banner()
     page.go("/admin/opt-out")
     page.wait_heading("Parent opt-out")
     page.wait_for_selector(f"select[name=student_id] option[value='{student['id']}']", state="attached")
@@ -268,7 +268,7 @@ def test_auditor_sees_an_opt_out_entered_by_the_admin(page, browser, people, sys
     browser.send("new_context", viewport={"width": 1280, "height": 860})
     page.open("/signin")
     page.sign_in(people["auditor"]["email"])
-    page.click("#policy-ack")
+    page.dismiss_policy_banner()
     page.go("/audit")
     page.wait_heading("Deletion requests")
     page.select_option("select[name=scope]", "student")
@@ -339,7 +339,7 @@ def test_walk_in_family_gets_a_printed_page(page, people, system):
     service = create_service(system, people, f"Food Pantry {word}")
     page.open("/signin")
     page.sign_in(people["teacher"]["email"])
-    page.click("#policy-ack")
+    page.dismiss_policy_banner()
     page.go(f"/services/{service['id']}")
     page.wait_heading(f"Food Pantry {word}")
     page.click("#share-button")

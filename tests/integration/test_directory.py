@@ -64,8 +64,10 @@ def test_tutoring_near_a_dc_postcode_is_sorted_by_distance(system, demo, schools
     assert body["total"] > 10 and body["page"] == 1 and body["per_page"] == 30
     distances = [i["distance_miles"] for i in body["items"]]
     assert distances == sorted(distances)
-    assert all(term_id("109-03-10") in i["taxonomy_term_ids"] or "tutor" in (i["name"] + i["description"]).lower() for i in body["items"])
+    services = [teacher.get(system.url(f"/api/v1/directory/services/{i['id']}")).json() for i in body["items"]]
+    assert all(term_id("109-03-10") in s["taxonomy_term_ids"] or "tutor" in (s["name"] + s["description"]).lower() for s in services)
     assert body["facets"]["categories"] and body["facets"]["cost"]
+    assert sum(f["count"] for f in body["facets"]["cost"]) == body["total"]
 
 
 def test_journey_one_filters(system, demo, schools):
@@ -77,7 +79,8 @@ def test_journey_one_filters(system, demo, schools):
     assert body["total"] > 0
     for item in body["items"]:
         assert "es" in item["languages"] and item["cost"] == "free" and item["distance_miles"] <= 5
-        assert (item["minimum_age"] or 0) <= 13 <= (item["maximum_age"] or 200)
+        service = teacher.get(system.url(f"/api/v1/directory/services/{item['id']}")).json()
+        assert (service["minimum_age"] or 0) <= 13 <= (service["maximum_age"] or 200)
     wider = teacher.get(system.url("/api/v1/directory/services"), params={"q": "counseling"}).json()["total"]
     assert wider > body["total"]
     adults_only = teacher.get(system.url("/api/v1/directory/services"), params={"q": "rent assistance", "age": 10}).json()
@@ -268,3 +271,60 @@ def test_categories(system, demo, schools):
     assert len(items) == 11
     education = next(c for c in items if c["code"] == "109")
     assert "More Education" in {c["name"] for c in education["children"]}
+
+
+def test_a_school_publishes_to_its_district_and_a_program_to_every_school(system, demo, operator, schools):
+    """The visibility rule on PostgreSQL through the gateway, for each kind of owner."""
+    def tenant(kind, parent=None):
+        body = {"kind": kind, "name": f"{kind.title()} {random_suffix()}"}
+        if parent:
+            body["parent_id"] = parent
+        r = operator.post(system.url("/api/v1/tenants"), json=body)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def user(role, tenant_id):
+        email = f"{role}-{random_suffix()}@visibility.example"
+        with ClusterRpcClient(uri=system.settings.amqp_uri) as rpc:
+            rpc.identity.bootstrap_user({"email": email, "display_name": role, "role": role, "tenant_id": tenant_id}, PASSWORD)
+        return system.login(email, PASSWORD)
+
+    district, other_district = tenant("district"), tenant("district")
+    school_1, school_2, school_3 = tenant("school", district), tenant("school", district), tenant("school", other_district)
+    program = tenant("program")
+    admin_1, district_admin = user("school_admin", school_1), user("district_admin", district)
+    teacher_2, teacher_3 = user("teacher", school_2), user("teacher", school_3)
+    program_admin, program_staff = user("program_admin", program), user("program_staff", tenant("program"))
+    teacher_elsewhere = schools["a"]["teacher"]  # a school in no district
+    word = f"wombat{random_suffix(6)}".lower()
+
+    def create(session, name, audience):
+        r = session.post(system.url("/api/v1/directory/services"), json={"name": f"{word} {name}", "published_to": audience})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    school_wide = create(admin_1, "school club", "district")
+    district_wide = create(district_admin, "district clinic", "district")
+    program_wide = create(program_admin, "program mentoring", "schools")
+    private = create(program_admin, "program staff room", "tenant")
+
+    def found(session):
+        r = session.get(system.url("/api/v1/directory/services"), params={"q": word, "per_page": 50})
+        assert r.status_code == 200, r.text
+        ids = {i["id"] for i in r.json()["items"]}
+        hsds = session.get(system.url("/hsds/services"), params={"search": word, "per_page": 50})
+        assert hsds.status_code == 200, hsds.text
+        assert {s["id"] for s in hsds.json()["contents"]} == ids
+        for sid in (school_wide, district_wide, program_wide, private):
+            code = session.get(system.url(f"/api/v1/directory/services/{sid}")).status_code
+            assert code == (200 if sid in ids else 404)
+        return ids
+
+    assert found(teacher_2) == {school_wide, district_wide, program_wide}
+    assert found(district_admin) == {school_wide, district_wide, program_wide}
+    assert found(teacher_3) == {program_wide}
+    assert found(teacher_elsewhere) == {program_wide}
+    assert found(program_admin) == {program_wide, private}
+    assert found(program_staff) == set()  # another program
+    assert found(operator) == set()  # operators curate the global directory only
+    assert {s["id"] for s in requests.get(system.url("/hsds/services"), params={"search": word}, timeout=20).json()["contents"]} == set()

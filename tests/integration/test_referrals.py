@@ -1,10 +1,9 @@
 """Referrals end to end through the gateway: real RabbitMQ, PostgreSQL, SMTP sink and SMS endpoint.
 
-The students come from a real roster import into the real identity service.
-directory's get_service is still being built by the directory team: this module
-runs the real directory service extended with a test stand-in for that RPC only
-(tests/support/referrals_fakes.py; TO REMOVE AT MERGE, then create the services
-through directory).
+The students come from a real roster import into the real identity service; the
+services are created through the real directory (``POST /api/v1/directory/services``
+as an operator, a school admin and a program admin) and referrals reads them with
+directory's ``get_service``.
 """
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from sqlalchemy import text
 
 from nameko.amqp.publish import Publisher
 from tests.support.infra import SmsEndpoint
-from tests.support.referrals_system import ANALYTICS_QUEUE, ReferralsSystem
+from tests.support.referrals_system import ANALYTICS_QUEUE, PUBLISH_TO_SCHOOLS, ReferralsSystem
 from weintervene.contracts import DELETION_COMPLETED, ShareRecorded, queue_name
 
 pytestmark = pytest.mark.integration
@@ -89,7 +88,7 @@ def test_sms_in_spanish_to_the_mother_then_reminder_then_completed(rs, world, te
     body = sms[0]["form"]["Body"]
     assert "Su escuela le compartió un servicio" in body
     assert "Casa Azul Counseling, 12 Main St, Springfield, IL 62701" in body
-    assert "217-555-0100" in body and "Horario: Mon-Fri 4pm-8pm" in body and "Pregunte por Ana" in body
+    assert "217-555-0100" in body and "Horario: Mon-Fri 4:00 PM-8:00 PM" in body and "Pregunte por Ana" in body
     assert sms[0]["idempotency_key"] == delivery["id"]
     assert sms[0]["authorization"].startswith("Basic ")
     assert sms[0]["path"] == f"/2010-04-01/Accounts/{rs.settings.sms_account}/Messages.json"
@@ -140,7 +139,7 @@ def test_email_in_the_contacts_language_with_text_and_html(rs, world, teacher, s
     assert en["Subject"] == "A service for your family: Casa Azul Counseling"
     text_part = es.get_body(("plain",)).get_content()
     html_part = es.get_body(("html",)).get_content()
-    assert "Dirección: 12 Main St" in text_part and "Horario: Mon-Fri 4pm-8pm" in text_part
+    assert "Dirección: 12 Main St" in text_part and "Horario: Mon-Fri 4:00 PM-8:00 PM" in text_part
     assert "Quién puede usarlo: Families with children 5-18" in text_part
     assert "&lt;b&gt;Llame&lt;/b&gt;" in html_part and "<b>Llame</b>" not in html_part
     assert "Address: 12 Main St" in en.get_body(("plain",)).get_content()
@@ -275,6 +274,12 @@ def test_fenced_student_is_refused_with_409(rs, world, teacher):
 def test_program_receives_accepts_and_completes_with_consent_and_disclosure(rs, world, teacher, admin):
     mentoring = world.services["mentoring"]
     share = dict(student_id=world.student, contact_ids=[world.father], service_ids=[mentoring], channel="email")
+    # Until the program publishes it, its service is the program's own: a school cannot share it.
+    r = post_share(rs, teacher, **share, consent=CONSENT)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "service_not_found"
+    program_admin = rs.login(world.emails["program_admin"])
+    r = program_admin.patch(rs.url(f"/api/v1/directory/services/{mentoring}"), json=PUBLISH_TO_SCHOOLS, timeout=30)
+    assert r.status_code == 200, r.text
     r = post_share(rs, teacher, **share)
     assert r.status_code == 400 and r.json()["error"]["code"] == "consent_required"
     r = post_share(rs, teacher, **share, consent=CONSENT)

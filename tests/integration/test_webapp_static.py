@@ -16,7 +16,7 @@ def test_client_routes_return_the_shell(system, path):
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/html")
     assert re.search(r'<script type="module" src="/static/v-[0-9a-f]{12}/js/app\.js"></script>', r.text)
-    assert r.headers["Cache-Control"] == "no-cache"
+    assert r.headers["Cache-Control"] == "no-store"  # it may name the signed-in user
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
 
 
@@ -24,7 +24,7 @@ def test_client_routes_return_the_shell(system, path):
     ("/static/js/app.js", "text/javascript"),
     ("/static/js/pages/search.js", "text/javascript"),
     ("/static/app.css", "text/css"),
-    ("/static/policy.json", "application/json"),
+    ("/static/js/policy.js", "text/javascript"),
     ("/static/favicon.svg", "image/svg+xml"),
 ])
 def test_assets_have_types_and_revalidate(system, path, content_type):
@@ -75,3 +75,119 @@ def test_a_release_is_cached_for_good_under_its_own_prefix(system):
     assert module.status_code == 200 and "import" in module.text
     assert requests.get(system.url("/static/v-000000000000/app.css"), timeout=10).status_code == 404
     assert requests.get(system.url(f"/static/{release()}/../routes/webapp.py"), timeout=10).status_code == 404
+
+
+@pytest.fixture
+def bootstrap_user(system):
+    """A user with a password, made through identity's trusted bootstrap RPC."""
+    from nameko.standalone.rpc import ClusterRpcClient
+
+    from tests.support.infra import random_suffix
+
+    def create(role: str, display_name: str = "Boot Tester") -> dict:
+        email = f"boot.{random_suffix(8)}@webapp.example"
+        password = "boot passphrase 2026 ok"
+        with ClusterRpcClient(uri=system.settings.amqp_uri) as rpc:
+            tenant = rpc.identity.bootstrap_user({"email": f"ops.{email}", "display_name": "Ops", "role": "operator",
+                                                  "tenant_id": None}, password)
+            op = {"user_id": tenant["id"], "tenant_id": tenant["tenant_id"], "role": "operator"}
+            school = rpc.identity.create_tenant(op, {"kind": "school", "name": f"Boot School {random_suffix(4)}"})
+            rpc.identity.bootstrap_user({"email": email, "display_name": display_name, "role": role,
+                                         "tenant_id": school["id"]}, password)
+        return {"email": email, "password": password}
+
+    return create
+
+
+def boot_data(text: str):
+    import html
+    import json
+
+    found = re.search(r'<meta name="wi-boot" content="([^"]*)">', text)
+    return json.loads(html.unescape(found.group(1))) if found else None
+
+
+def test_the_shell_preloads_every_start_up_module(system):
+    from gateway.routes.webapp import module_graph
+
+    modules = module_graph()
+    assert {"js/dom.js", "js/api.js", "js/routes.js", "js/session.js", "js/policy.js"} <= set(modules)
+    assert not any(m.startswith("js/pages/") for m in modules)  # pages load on use
+    shell = requests.get(system.url("/search"), timeout=10).text
+    preloaded = re.findall(r'<link rel="modulepreload" href="/static/(v-[0-9a-f]{12})/(js/[\w/-]+\.js)">', shell)
+    assert {m for _, m in preloaded} == set(modules) | {"js/pages/search.js", "js/page.js"}  # the app's, the page's
+    assert {v for v, _ in preloaded} == {release()}
+    for _, module in preloaded:
+        assert requests.get(system.url(f"/static/{release()}/{module}"), timeout=10).status_code == 200
+
+
+def test_the_shell_brings_the_signed_in_user_and_the_notices(system, bootstrap_user):
+    notices = requests.get(system.url("/api/v1/notices"), timeout=10).json()
+    anonymous = boot_data(requests.get(system.url("/search"), timeout=10).text)
+    assert anonymous == {"me": None, "notices": notices}
+
+    user = bootstrap_user("teacher")
+    session = system.login(user["email"], user["password"])
+    r = session.get(system.url("/referrals"), timeout=10)
+    assert r.headers["Cache-Control"] == "no-store"
+    boot = boot_data(r.text)
+    assert boot["me"] == session.get(system.url("/api/v1/me"), timeout=10).json()
+    assert boot["notices"] == session.get(system.url("/api/v1/notices"), timeout=10).json()
+    assert boot["notices"]["acknowledged"] in (True, False)
+    # An ended session is a visitor, exactly as GET /api/v1/me's 401 would say.
+    session.delete(system.url("/api/v1/sessions/current"), timeout=10)
+    assert boot_data(session.get(system.url("/referrals"), timeout=10).text)["me"] is None
+
+
+def test_a_name_cannot_break_out_of_the_boot_attribute(system, bootstrap_user):
+    user = bootstrap_user("teacher", display_name='Ann "><script>alert(1)</script> O\'Neil')
+    session = system.login(user["email"], user["password"])
+    text = session.get(system.url("/"), timeout=10).text
+    assert "<script>alert(1)" not in text
+    assert boot_data(text)["me"]["display_name"] == 'Ann "><script>alert(1)</script> O\'Neil'
+
+
+@pytest.mark.parametrize("path", ["/static/js/app.js", f"/static/{{release}}/app.css", "/"])
+def test_text_is_gzipped_for_clients_that_accept_it(system, path):
+    import gzip as gz
+
+    url = system.url(path.format(release=release()))
+    plain = requests.get(url, headers={"Accept-Encoding": "identity"}, timeout=10)
+    zipped = requests.get(url, headers={"Accept-Encoding": "gzip, deflate"}, stream=True, timeout=10)
+    raw = zipped.raw.read(decode_content=False)
+    assert plain.status_code == zipped.status_code == 200
+    assert "Content-Encoding" not in plain.headers and zipped.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in zipped.headers["Vary"] and "Accept-Encoding" in plain.headers["Vary"]
+    assert len(raw) < len(plain.content) / 2
+    if path != "/":  # the shell differs per request only in its boot data; files are byte for byte the same
+        assert gz.decompress(raw) == plain.content
+        assert plain.headers["ETag"] != zipped.headers["ETag"]
+        again = requests.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["ETag"]}, timeout=10)
+        assert again.status_code == 304
+
+
+def test_a_small_file_is_not_compressed(system):
+    r = requests.get(system.url("/static/favicon.svg"), headers={"Accept-Encoding": "gzip"}, timeout=10)
+    assert r.status_code == 200 and "Content-Encoding" not in r.headers
+
+
+@pytest.mark.parametrize("path, modules", [
+    ("/operator/tenants", {"js/pages/tenants.js", "js/page.js"}),
+    ("/services/2b1f7c1e-8a0b-4c39-9d7e-3b7a1f0c9e11", {"js/pages/service.js", "js/share.js", "js/students.js"}),
+    ("/", {"js/pages/home.js"}),
+])
+def test_the_shell_also_preloads_the_page_of_its_path(system, path, modules):
+    shell = requests.get(system.url(path), timeout=10).text
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/v-[0-9a-f]{12}/(js/[\w/-]+\.js)">', shell))
+    assert modules <= preloaded
+    assert not any(m.startswith("js/pages/") and m not in modules for m in preloaded)  # only this page's
+
+
+def test_every_client_route_names_an_existing_page_module():
+    from gateway.routes.webapp import STATIC_DIR, page_routes
+
+    routes = page_routes()
+    source = (STATIC_DIR / "js" / "routes.js").read_text(encoding="utf-8")
+    assert len(routes) == source.count("{ path:")  # the table was read whole
+    for _, page in routes:
+        assert (STATIC_DIR / "js" / "pages" / f"{page}.js").is_file(), page

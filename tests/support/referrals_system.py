@@ -1,9 +1,12 @@
 """A running WeIntervene for the referrals integration tests and benchmark.
 
 Real RabbitMQ (a vhost of its own), real PostgreSQL databases (or SQLite when
-none is reachable), the real identity, referrals and gateway services, and the real directory
-service extended with ``get_service``, which the directory team is still
-building (``tests/support/referrals_fakes.py``; TO REMOVE AT MERGE).
+none is reachable), and the real identity, directory, referrals and gateway
+services. Tenants, users and the roster are made through identity's RPCs (as
+an operator and a school admin would); the directory services are created
+through the gateway's ``POST /api/v1/directory/services`` by the people who
+own them: an operator for the global ones, a school admin for a school's own,
+a program admin for a program's.
 
 Analytics and retention do not run here on purpose: their durable queues (declared
 from ``contracts.SUBSCRIPTIONS``) collect what referrals publishes, so a test
@@ -13,7 +16,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import requests
 from kombu import Connection, Exchange, Queue
@@ -22,15 +30,18 @@ from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcClient
 
 from gateway.service import GatewayService
+from services.directory.service import DirectoryService
 from services.identity.service import IdentityService
 from services.referrals.service import ReferralsService
-from tests.support import referrals_fakes as fakes
 from tests.support.infra import PostgresDatabases, Vhost, free_port, postgres_available
 from weintervene.config import SERVICES, Settings
 from weintervene.contracts import SHARE_RECORDED, queue_name
+from weintervene.db import make_engine
 from weintervene.messaging import declare_topology
 
 PASSWORD = "correct horse battery staple 42"
+SERVICES_RUN = ("identity", "directory", "referrals")
+COMPONENTS = SERVICES_RUN + ("gateway",)
 ANALYTICS_QUEUE = queue_name("referrals", SHARE_RECORDED, "analytics", "on_share_recorded")
 
 
@@ -53,11 +64,13 @@ class World:
     unauthorised_contact: str
     contacts: dict  # contact id -> identity's contact dict (name, email, mobile, language)
     services: dict  # name -> service id
+    service_docs: dict  # name -> directory's get_service answer at creation
     term: str
 
 
 class ReferralsSystem:
-    def __init__(self, tmp_path, smtp_port: int, sms_url: str, use_postgres: bool | None = None):
+    def __init__(self, tmp_path, smtp_port: int, sms_url: str, use_postgres: bool | None = None,
+                 separate_processes: bool = False):
         self.vhost = Vhost()
         self.databases = None
         template = ""
@@ -76,10 +89,44 @@ class ReferralsSystem:
         self.previous_config = dict(nameko_config)
         nameko_config.setup(self.settings.nameko_config())
         declare_topology(self.settings.amqp_uri)
-        self.runner = ServiceRunner()
-        for cls in (IdentityService, fakes.DirectoryWithCatalogue, ReferralsService, GatewayService):
-            self.runner.add_service(cls)
-        self.runner.start()
+        self.runner = None
+        self.processes: dict[str, subprocess.Popen] = {}
+        if separate_processes:
+            # As deployed: ``weintervene run --service NAME``, one process each, so
+            # the services use every core (the benchmark's default).
+            for name in COMPONENTS:
+                self.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "weintervene.cli", "run", "--service", name],
+                    env={**os.environ, **settings_env(self.settings)}, stdout=subprocess.DEVNULL,
+                    stderr=open(Path(tmp_path) / f"{name}.log", "wb"),
+                )
+            try:
+                self._wait_until_up()
+            except BaseException:
+                self.stop()  # no process, vhost or database left behind
+                raise
+        else:
+            self.runner = ServiceRunner()
+            for cls in (IdentityService, DirectoryService, ReferralsService, GatewayService):
+                self.runner.add_service(cls)
+            self.runner.start()
+
+    def _wait_until_up(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            dead = [n for n, p in self.processes.items() if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"{dead} exited at start; see their logs in {self.settings.data_dir}")
+            try:
+                with ClusterRpcClient(uri=self.settings.amqp_uri, timeout=2) as rpc:
+                    for name in SERVICES_RUN:
+                        getattr(rpc, name).health()
+                requests.get(self.url("/healthz"), timeout=2)  # any answer: the gateway listens
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     # -- reaching it ------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -99,6 +146,10 @@ class ReferralsSystem:
         return next(c for c in self.runner.containers if c.service_name == name)
 
     def referrals_engine(self):
+        if self.runner is None:
+            if not hasattr(self, "_engine"):
+                self._engine = make_engine(self.settings.database_url("referrals"))
+            return self._engine
         return next(e for e in self.container("referrals").dependencies if getattr(e, "service", None) == "referrals").engine
 
     def drain(self, queue: str) -> list[dict]:
@@ -123,8 +174,18 @@ class ReferralsSystem:
         return name
 
     def stop(self) -> None:
-        self.runner.stop()
-        self.runner.kill()
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner.kill()
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if getattr(self, "_engine", None) is not None:
+            self._engine.dispose()
         if self.databases is not None:
             self.databases.drop()
         self.vhost.delete()
@@ -148,6 +209,7 @@ class ReferralsSystem:
                 "teacher": (school, "teacher"), "teacher2": (school, "teacher"), "admin": (school, "school_admin"),
                 "other_admin": (other, "school_admin"), "other_teacher": (other, "teacher"),
                 "district_admin": (district, "district_admin"), "program_staff": (program, "program_staff"),
+                "program_admin": (program, "program_admin"),
                 "auditor": (None, "auditor"),
             }
             emails, users = {"operator": f"ops-{tag}@platform.example"}, {"operator": operator["id"]}
@@ -180,28 +242,67 @@ class ReferralsSystem:
             by_key = {s["roster_key"]: s["id"] for s in listed}
             diego = rpc.identity.get_student(admin_auth, by_key["S1"])
             sam = rpc.identity.get_student(admin_auth, by_key["S2"])
+            # A real Open Eligibility term (directory loads the taxonomy at start).
+            term = rpc.directory.categories()[0]["children"][0]["id"]
         contacts = {c["id"]: c for c in diego["contacts"] + sam["contacts"]}
         by_relation = {c["relationship"]: c["id"] for c in diego["contacts"]}
-        term = str(uuid.uuid4())
-        services = {}
-        for name, kwargs in {
-            "counseling": {}, "pantry1": {}, "pantry2": {}, "pantry3": {},
-            "mentoring": {"owner_tenant_id": program["id"], "offered_to_schools": True},
-            "other_school_club": {"owner_tenant_id": other["id"]},
-        }.items():
-            sid = str(uuid.uuid4())
-            title = {"counseling": "Casa Azul Counseling", "pantry1": "Northside Food Pantry",
-                     "pantry2": "Eastside Food Pantry", "pantry3": "Westside Food Pantry",
-                     "mentoring": "Bright Futures Mentoring", "other_school_club": "Jefferson Club"}[name]
-            fakes.CATALOGUE[sid] = fakes.hsds_service(sid, title, term_ids=[term], **kwargs)
-            services[name] = sid
+        # Each service is created by whoever owns it, through the gateway as the web app does.
+        owners = {"operator": None, "other_admin": None, "program_admin": None}
+        for key in owners:
+            owners[key] = self.login(emails[key])
+        services, docs = {}, {}
+        for name, title, owner, extra in (
+            ("counseling", "Casa Azul Counseling", "operator", {}),
+            ("pantry1", "Northside Food Pantry", "operator", {}),
+            ("pantry2", "Eastside Food Pantry", "operator", {}),
+            ("pantry3", "Westside Food Pantry", "operator", {}),
+            # Visible only inside the program until it publishes it (journey 7 does, with PUBLISH_TO_SCHOOLS).
+            ("mentoring", "Bright Futures Mentoring", "program_admin", {}),
+            ("other_school_club", "Jefferson Club", "other_admin", {}),
+        ):
+            r = owners[owner].post(self.url("/api/v1/directory/services"),
+                                   json={**service_input(title, term), **extra}, timeout=30)
+            assert r.status_code == 201, r.text
+            services[name], docs[name] = r.json()["id"], r.json()
         return World(
             district=district["id"], school=school["id"], other_school=other["id"], program=program["id"],
             emails=emails, users=users, student=by_key["S1"], adult_student=by_key["S2"],
             unserved_student=by_key["S3"], spare_student=by_key["S4"], mother=by_relation["mother"],
             father=by_relation["father"], unauthorised_contact=by_relation["uncle"], contacts=contacts,
-            services=services, term=term,
+            services=services, service_docs=docs, term=term,
         )
+
+
+# How a youth program offers one of its services to every school on the platform
+# (journey 7): directory's ``published_to`` audience "schools".
+PUBLISH_TO_SCHOOLS = {"published_to": "schools"}
+
+
+def service_input(name: str, term: str, address: str = "12 Main St") -> dict:
+    """The body of ``POST /api/v1/directory/services`` for one of the test's services."""
+    return {
+        "name": name, "description": f"{name} helps families.", "organization_name": name,
+        "location": {"name": name, "address": {"address_1": address, "city": "Springfield",
+                                               "state_province": "IL", "postal_code": "62701"},
+                     "latitude": 39.78, "longitude": -89.65},
+        "phones": ["217-555-0100"],
+        "schedules": [{"days": ["MO", "TU", "WE", "TH", "FR"], "opens_at": "16:00", "closes_at": "20:00"}],
+        "eligibility_description": "Families with children 5-18",
+        "minimum_age": 5, "maximum_age": 18, "languages": ["en", "es"], "cost": "free",
+        "taxonomy_term_ids": [term],
+    }
+
+
+def settings_env(settings: Settings) -> dict:
+    """``WEINTERVENE_*`` variables that make ``Settings.from_env()`` equal ``settings``."""
+    env = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if field.name == "database_urls":
+            env.update({f"WEINTERVENE_{k.upper()}_DATABASE_URL": v for k, v in value.items()})
+        elif value is not None:
+            env["WEINTERVENE_" + field.name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 def _mobile() -> str:

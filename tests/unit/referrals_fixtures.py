@@ -89,6 +89,7 @@ class FakeIdentity:
                                 "email": "rivera@lincoln.example", "role": "teacher"}}
         self.delivery_contacts = rpc_mock(self._delivery_contacts)
         self.check_student_access = rpc_mock(self._check_student_access)
+        self.share_context = rpc_mock(self._share_context)
 
     def _check_student_access(self, auth, student_id):
         if student_id in self.fenced:
@@ -114,6 +115,11 @@ class FakeIdentity:
             else:
                 raise Forbidden("Not an authorised contact of this student.", code="contact_forbidden")
         return result
+
+    def _share_context(self, auth, student_id, contact_ids, tenant_ids=()):
+        return {"student": self._check_student_access(auth, student_id),
+                "contacts": self._delivery_contacts(auth, student_id, contact_ids),
+                "tenants": {t: self.tenant_info(t) for t in tenant_ids}}
 
     def tenant_info(self, tenant_id):
         kinds = {PROGRAM: "program", SCHOOL: "school", OTHER_SCHOOL: "school"}
@@ -174,4 +180,7 @@ def svc(db, identity, directory):
 
     from services.referrals.service import ReferralsService
 
-    return worker_factory(ReferralsService, db=db, identity=identity, directory=directory)
+    from services.referrals.directory_cache import ServiceDetailsCache, ServiceLookups
+
+    return worker_factory(ReferralsService, db=db, identity=identity, directory=directory,
+                          directory_services=ServiceLookups(ServiceDetailsCache(ttl=30)))

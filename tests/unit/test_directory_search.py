@@ -8,12 +8,14 @@ from services.directory.geo import miles_between, postcode_centroid
 from services.directory.schemas import SearchQuerySchema
 from services.directory.search import search
 from services.directory.taxonomy import term_id
-from services.directory.views import details
+from services.directory.views import cards, details
 from tests.unit.directory_fixtures import sqlite_directory
 from weintervene.auth import AuthContext, Role
 from weintervene.errors import BadRequest
 
-VIEWER = {"tenant_id": "00000000-0000-4000-8000-00000000000a", "district_id": None}
+VIEWER = {"tenant_id": "00000000-0000-4000-8000-00000000000a", "district_id": None, "kind": "school"}
+CARD_FIELDS = {"id", "name", "organization_name", "description", "address", "hours_text", "cost", "languages",
+               "categories", "distance_miles", "relevance"}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,12 @@ def session(tmp_path_factory):
 def run(session, viewer=VIEWER, **params):
     params = SearchQuerySchema().load(params)
     params = {k: str(v) if k == "category" else v for k, v in params.items()}
-    return search(session, params, viewer, details=lambda ids: details(session, ids, full=False))
+    return search(session, params, viewer, cards=lambda ids: cards(session, ids))
+
+
+def full(session, items):
+    """The full services behind result cards (what a click on a card opens)."""
+    return details(session, [i["id"] for i in items])
 
 
 def test_tutoring_near_dc_is_tutoring_sorted_by_distance(session):
@@ -36,10 +43,11 @@ def test_tutoring_near_dc_is_tutoring_sorted_by_distance(session):
     distances = [i["distance_miles"] for i in result["items"]]
     assert distances == sorted(distances)
     tutoring = term_id("109-03-10")
+    services = full(session, result["items"])
     assert all(tutoring in i["taxonomy_term_ids"] or "tutor" in i["name"].lower() or "tutor" in i["description"].lower()
-               for i in result["items"])
+               for i in services)
     origin = postcode_centroid("20001")
-    first = result["items"][0]["locations"][0]
+    first = services[0]["locations"][0]
     assert miles_between(origin["latitude"], origin["longitude"], first["latitude"], first["longitude"]) == pytest.approx(
         result["items"][0]["distance_miles"], abs=0.01)
 
@@ -60,11 +68,11 @@ def test_age_filter_excludes_services_outside_the_age_range(session):
     teens = run(session, age=16, per_page=100)
     assert 0 < teens["total"] < everyone
     for page in range(1, (teens["total"] + 99) // 100 + 1):
-        for item in run(session, age=16, per_page=100, page=page)["items"]:
+        for item in full(session, run(session, age=16, per_page=100, page=page)["items"]):
             assert item["minimum_age"] is None or item["minimum_age"] <= 16
             assert item["maximum_age"] is None or item["maximum_age"] >= 16
     grade = run(session, grade="K")
-    assert all(i["minimum_age"] is None or i["minimum_age"] <= 5 for i in grade["items"])
+    assert all(i["minimum_age"] is None or i["minimum_age"] <= 5 for i in full(session, grade["items"]))
 
 
 def test_language_filter_keeps_only_services_in_that_language(session):
@@ -86,18 +94,34 @@ def test_category_includes_descendants_and_cost_filters(session):
 def test_open_at_a_day_and_time(session):
     result = run(session, open_day="TU", open_time="16:30", per_page=100)
     assert result["total"] > 0
-    for item in result["items"]:
+    with_keyword = run(session, q="tutoring", open_day="TU", open_time="16:30", per_page=100)  # probes hours per match
+    assert 0 < with_keyword["total"] < run(session, q="tutoring")["total"]
+    for item in result["items"] + with_keyword["items"]:
         full = details(session, [item["id"]])[0]
         assert any("TU" in (s.get("byday") or "") and s["opens_at"] <= "16:30" < s["closes_at"] for s in full["schedules"])
+    closed = run(session, q="tutoring", open_day="SU", open_time="03:00")
+    assert closed["total"] == 0
 
 
 def test_radius_service_area_facets_and_paging(session):
     near = run(session, postcode="20001", radius_miles=2, per_page=100)
     assert near["total"] > 0 and all(i["distance_miles"] <= 2 for i in near["items"])
+    origin = postcode_centroid("20001")
+    everywhere = run(session, postcode="20001", sort="distance", per_page=100)["items"]
+    within = [i["id"] for i in everywhere if i["distance_miles"] is not None and i["distance_miles"] <= 2]
+    assert sorted(within) == sorted(i["id"] for i in near["items"])  # the radius cuts exactly at the distance shown
+    for item in full(session, near["items"]):
+        loc = item["locations"][0]
+        assert miles_between(origin["latitude"], origin["longitude"], loc["latitude"], loc["longitude"]) <= 2.0001
     assert run(session, covers_postcode="20001")["total"] == 300
     assert run(session, covers_postcode="94063")["total"] == 0  # San Mateo: not served
-    facets = run(session)["facets"]
-    assert sum(f["count"] for f in facets["cost"]) == 300
+    everything = run(session)
+    facets = everything["facets"]
+    assert sum(f["count"] for f in facets["cost"]) == everything["total"] == 300
+    spanish = next(f["count"] for f in facets["languages"] if f["code"] == "es")
+    assert spanish == run(session, language="es")["total"]
+    food = next(f["count"] for f in facets["categories"] if f["name"] == "Food")
+    assert food == run(session, category=term_id("102"))["total"]
     assert {f["name"] for f in facets["categories"]} >= {"Education", "Food", "Care"}
     first = run(session, per_page=10, page=1)["items"]
     second = run(session, per_page=10, page=2)["items"]
@@ -126,3 +150,43 @@ def test_tenant_owned_services_are_visible_only_inside_the_tenant(session):
     assert run(session, viewer={"tenant_id": school}, q="zyzzyva")["total"] == 1
     assert run(session, viewer={"tenant_id": other}, q="zyzzyva")["total"] == 0
     assert run(session, viewer=None, q="zyzzyva")["total"] == 0
+
+
+def test_results_are_compact_cards_with_what_the_result_card_shows(session):
+    result = run(session, q="tutoring", postcode="20001", per_page=5)
+    assert result["items"]
+    for item, service in zip(result["items"], full(session, result["items"])):
+        assert set(item) == CARD_FIELDS
+        assert item["name"] == service["name"] and item["cost"] == service["cost"]
+        assert item["organization_name"] == (service["organization"] or {}).get("name")
+        assert item["languages"] == service["languages"] and item["hours_text"] == (service["hours_text"] or None)
+        assert item["categories"] == [t["name"] for t in service["taxonomy_terms"][:3]]
+        assert len(item["description"]) <= 180 and service["description"].startswith(item["description"].rstrip("…"))
+        address = service["locations"][0]["address"]
+        assert item["address"] == f"{address['address_1']}, {address['city']}"
+
+
+def test_relevance_puts_name_matches_first_and_pages_partition_the_results(session):
+    result = run(session, q="tutoring", per_page=100)
+    relevance = [i["relevance"] for i in result["items"]]
+    assert relevance == sorted(relevance, reverse=True) and relevance[0] > 0
+    pages = [run(session, q="tutoring", per_page=7, page=p)["items"] for p in range(1, (result["total"] + 6) // 7 + 1)]
+    assert [i["id"] for page in pages for i in page] == [i["id"] for i in result["items"]]
+
+
+def test_a_missing_card_is_built_from_the_hsds_tables(session):
+    from sqlalchemy import delete
+
+    from services.directory.indexing import reindex
+    from services.directory.models import ServiceCard
+
+    items = run(session, q="tutoring", per_page=3)["items"]
+    ids = [i["id"] for i in items]
+    stored = cards(session, ids)
+    session.execute(delete(ServiceCard).where(ServiceCard.service_id == ids[1]))
+    try:
+        assert cards(session, ids) == stored
+    finally:
+        reindex(session, [ids[1]])
+        session.commit()
+    assert session.get(ServiceCard, ids[1]).card == stored[1]

@@ -62,10 +62,11 @@ def test_schools_add_their_own_and_deletion_removes_them(service):
         service.get_service(auth("teacher", OTHER), created["id"])
     with pytest.raises(Forbidden):
         service.update_service(auth("school_admin", SCHOOL), service.search(admin, {"per_page": 1, "q": "pantry"})["items"][0]["id"], {"name": "x"})
-    updated = service.update_service(admin, created["id"], {"maximum_age": 15, "published_to_district": True})
-    assert updated["maximum_age"] == 15
+    updated = service.update_service(admin, created["id"], {"maximum_age": 15, "published_to": "district"})
+    assert updated["maximum_age"] == 15 and updated["published_to"] == "district"
     history = service.service_history(admin, created["id"])
-    assert {h["field_name"] for h in history} >= {"maximum_age", "published_to_district"}
+    assert {h["field_name"] for h in history} >= {"maximum_age", "published_to"}
+    assert service.search(auth("teacher", OTHER, DISTRICT), {"q": "Lincoln Homework Lab"})["total"] == 1
     district_admin = auth("district_admin", DISTRICT, DISTRICT)
     assert service.get_service(district_admin, created["id"])["id"] == created["id"]
     with pytest.raises(BadRequest):

@@ -450,3 +450,32 @@ def test_authenticate_refuses_revoked_idle_and_disabled(service, school, session
     with pytest.raises(Exception) as caught:
         service.authenticate(token)
     assert caught.value.code == "session_expired"
+
+
+def test_share_context_is_one_access_check_with_contacts_and_tenants(service, school, session):
+    service.import_roster(school["admin"], b64(ROSTER))
+    diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
+    lena = session.scalar(select(Student).where(Student.roster_key == "S2"))
+    rosa = diego.contacts[0].id
+    op = AuthContext(user_id="op", tenant_id="platform", role=Role.OPERATOR).to_dict()
+    program = service.create_tenant(op, {"kind": "program", "name": "Bright Futures"})
+    context = service.share_context(school["rivera"], diego.id, [rosa], [program["id"], "no-such-tenant"])
+    assert context["student"] == service.check_student_access(school["rivera"], diego.id)
+    assert context["contacts"] == service.delivery_contacts(school["rivera"], diego.id, [rosa])
+    assert context["contacts"][0]["email"] == "rosa@family.example"
+    assert list(context["tenants"]) == [program["id"]] and context["tenants"][program["id"]]["kind"] == "program"
+    assert service.share_context(school["rivera"], diego.id, [])["contacts"] == []
+    # The same refusals as check_student_access and delivery_contacts.
+    with pytest.raises(StudentForbidden):
+        service.share_context(school["okafor"], diego.id, [rosa])
+    with pytest.raises(StudentNotFound):
+        service.share_context(AuthContext(user_id="o", tenant_id="elsewhere", role=Role.SCHOOL_ADMIN).to_dict(),
+                              lena.id, [])
+    with pytest.raises(Exception) as caught:
+        service.share_context(school["rivera"], diego.id, [lena.id])  # not Diego's contact, not an adult
+    assert caught.value.code == "contact_forbidden"
+    with pytest.raises(BadRequest):
+        service.share_context(school["rivera"], diego.id, "rosa")
+    service.fence_subject("req-1", "student", school["school"], diego.id)
+    with pytest.raises(SubjectFenced):
+        service.share_context(school["rivera"], diego.id, [rosa])

@@ -336,3 +336,24 @@ def test_identity_silent_is_temporary_and_bounded(svc, make_session, identity, m
     d = only_delivery(make_session)
     assert d.state == "queued" and "did not answer in time" in d.last_error
     mailer.assert_not_called()
+
+
+def test_a_batch_asks_identity_once_per_sharer_and_student(svc, make_session, identity, mailer):
+    for _ in range(3):
+        share(svc, contacts=(MOTHER, FATHER))
+    identity.delivery_contacts.reset_mock()
+    assert deliver_due(make_session, identity) == 6
+    assert identity.delivery_contacts.call_count == 1
+    assert sorted(c.args[0] for c in mailer.call_args_list) == ["luis@example.org"] * 3 + ["rosa@example.org"] * 3
+
+
+def test_a_refusal_in_a_batch_lands_only_on_its_own_delivery(svc, make_session, identity, mailer):
+    share(svc, contacts=(MOTHER,))
+    share(svc, contacts=(FATHER,))
+    identity.contacts[STUDENT].discard(MOTHER)  # identity now refuses the batch call as a whole
+    assert deliver_due(make_session, identity) == 2
+    with make_session() as s:
+        states = {d.recipient_id: (d.state, d.last_error) for d in s.scalars(select(Delivery))}
+    assert states[FATHER] == ("sent", None)
+    assert states[MOTHER][0] == "failed" and "contact_forbidden" in states[MOTHER][1]
+    assert [c.args[0] for c in mailer.call_args_list] == ["luis@example.org"]

@@ -182,8 +182,10 @@ def test_only_authorised_contacts_of_the_student(svc, db, contact):
 
 
 def test_contact_marked_unauthorised_by_identity_is_refused_even_if_returned(svc, db, identity):
-    identity.delivery_contacts.side_effect = lambda a, s, ids: [{**identity._delivery_contacts(a, s, ids)[0],
-                                                                 "authorised": False}]
+    def unauthorised(a, s, ids, tenants=()):
+        context = identity._share_context(a, s, ids, tenants)
+        return {**context, "contacts": [{**context["contacts"][0], "authorised": False}]}
+    identity.share_context.side_effect = unauthorised
     with pytest.raises(Forbidden):
         share_email(svc)
     assert nothing_written(db)

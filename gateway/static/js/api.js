@@ -32,6 +32,7 @@ export function query(params = {}) {
 // How many API calls are in flight, on <html data-pending="n">: lets a person's
 // tools (and our browser tests) know when the page has settled.
 let pending = 0;
+document.documentElement.dataset.pending = "0";
 function track(delta) {
   pending += delta;
   document.documentElement.dataset.pending = String(pending);

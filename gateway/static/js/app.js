@@ -4,7 +4,7 @@ import { announce, clear, h, append } from "./dom.js";
 import { api } from "./api.js";
 import { NAV, match } from "./routes.js";
 import { ROLE_NAMES, loadMe, me, setMe } from "./session.js";
-import { policyBanner } from "./policy.js";
+import { policyBanner, seedNotices } from "./policy.js";
 
 const main = () => document.getElementById("main");
 let renderToken = 0;
@@ -171,13 +171,23 @@ async function boot() {
   document.addEventListener("click", onClick);
   window.addEventListener("popstate", () => { if (!location.hash) render(); });
   window.addEventListener("wi:session-expired", onSessionExpired);
+  window.addEventListener("wi:notices-changed", () => policyBanner(document.getElementById("banners"), me()));
   document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") checkSession(); });
   document.getElementById("nav-toggle").addEventListener("click", (event) => {
     const nav = document.getElementById("site-nav");
     const open = nav.classList.toggle("open");
     event.currentTarget.setAttribute("aria-expanded", String(open));
   });
-  // Fetch this page's module while we ask who is signed in (two round trips at once).
+  // The shell usually brings who is signed in and the notices (see gateway/routes/webapp.py):
+  // then the page's own data is the only request. Without it, ask the API, fetching this
+  // page's module meanwhile (two round trips at once).
+  const boot = readBoot();
+  if (boot) {
+    setMe(boot.me || null);
+    if (boot.notices) seedNotices(boot.me || null, boot.notices);
+    await render();
+    return;
+  }
   const first = match(location.pathname);
   if (first) import(`./pages/${first.route.page}.js`).catch(() => {});
   try {
@@ -186,6 +196,18 @@ async function boot() {
     console.warn("could not load the signed-in user", err);
   }
   await render();
+}
+
+/** The shell's <meta name="wi-boot"> (JSON), read once and removed: it is only true at load time. */
+function readBoot() {
+  const meta = document.querySelector("meta[name=wi-boot]");
+  if (!meta) return null;
+  meta.remove();
+  try {
+    return JSON.parse(meta.content);
+  } catch (err) {
+    return null;
+  }
 }
 
 boot();

@@ -30,6 +30,7 @@ export const ROUTES = [
   { path: "/dashboard", page: "dashboard", title: "Dashboard", roles: ADMINS },
   { path: "/operator/imports", page: "imports", title: "Directory imports", roles: ["operator"] },
   { path: "/operator/tenants", page: "tenants", title: "Tenants", roles: ["operator"] },
+  { path: "/operator/notices", page: "notices", title: "Policy and notices", roles: ["operator"] },
   { path: "/audit", page: "audit", title: "Deletion requests", roles: ["auditor"] },
   { path: "/audit/:request_id", page: "audit-request", title: "Deletion request", roles: ["auditor"] },
 ];
@@ -41,7 +42,7 @@ export const NAV = {
   district_admin: [["/dashboard", "Dashboard"], ["/search", "Find services"], ["/referrals", "Referrals"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"]],
   program_staff: [["/incoming", "Incoming referrals"], ["/search", "Find services"]],
   program_admin: [["/incoming", "Incoming referrals"], ["/admin/users", "Users"], ["/search", "Find services"]],
-  operator: [["/operator/imports", "Directory imports"], ["/operator/tenants", "Tenants"], ["/admin/users", "Users"]],
+  operator: [["/operator/imports", "Directory imports"], ["/operator/tenants", "Tenants"], ["/operator/notices", "Policy and notices"], ["/admin/users", "Users"]],
   auditor: [["/audit", "Deletion requests"]],
 };
 

@@ -4,9 +4,27 @@
 import { api } from "./api.js";
 import { announce, clear, errorNotice, field, h, label, notice, select, append, replace } from "./dom.js";
 import { loadStudents, studentPicker } from "./students.js";
+import { me } from "./session.js";
 
 const CHANNELS = [["email", "Email"], ["sms", "Text message (SMS)"], ["print", "Print"], ["link", "Link"]];
 const LANGUAGES = [["", "Each contact's preferred language"], ["en", "English"], ["es", "Spanish"]];
+
+function today() {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
+/** Consent to disclose to an outside program (FERPA): who gave it, how, when. The API
+ * asks for it (consent_required) when a service belongs to another tenant's program. */
+function consentFields() {
+  const givenBy = select("consent_given_by", [["parent", "A parent"], ["guardian", "A guardian"], ["eligible_student", "The student (18 or older)"]], "parent");
+  const method = select("consent_method", [["written", "In writing"], ["electronic", "Electronically"], ["verbal", "Verbally"]], "written");
+  const givenOn = h("input", { type: "date", name: "consent_given_on", value: today(), max: today() });
+  const area = h("fieldset", { class: "consent-area" }, h("legend", {}, "Consent to share with an outside program"),
+    h("p", { class: "hint" }, "This service is run by a program outside your school: the student's first name goes to it, and the school's disclosure log records it."),
+    field("Consent given by", givenBy), field("How", method), field("On", givenOn));
+  return { area, value: () => ({ given_by: givenBy.value, method: method.value, given_on: givenOn.value }) };
+}
 
 function contactChoices(student) {
   const contacts = student.contacts || [];
@@ -39,10 +57,15 @@ export async function openShareDialog(services) {
   const channel = select("channel", CHANNELS, "email");
   const language = select("language", LANGUAGES, "");
   const note = h("textarea", { name: "note", maxlength: 1000, rows: 3 });
+  const consent = consentFields();
+  const user = me();
+  // A service of another tenant (a youth program) needs the family's consent.
+  let needsConsent = services.some((s) => s.owner_tenant_id && (!user || s.owner_tenant_id !== user.tenant_id));
+  consent.area.hidden = !needsConsent;
   const submit = h("button", { type: "submit", class: "button" }, "Share");
   const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
   const form = h("form", { class: "share-form", method: "dialog" },
-    who, studentArea, contactsArea, field("Channel", channel), field("Language", language),
+    who, studentArea, contactsArea, consent.area, field("Channel", channel), field("Language", language),
     field("Note for the family (optional)", note, "Up to 1000 characters. Do not include health or discipline details."),
     h("div", { class: "actions" }, submit, cancel));
   append(body, h("h2", { id: "share-title" }, title), messages, form);
@@ -64,6 +87,7 @@ export async function openShareDialog(services) {
   const syncWho = () => {
     const walkIn = isWalkIn();
     studentArea.hidden = walkIn;
+    consent.area.hidden = walkIn || !needsConsent;
     contactsArea.hidden = walkIn;
     if (walkIn) channel.value = "print";
   };
@@ -88,6 +112,7 @@ export async function openShareDialog(services) {
     if (!walkIn) payload.student_id = studentId;
     if (language.value) payload.language = language.value;
     if (note.value.trim()) payload.note = note.value.trim();
+    if (!walkIn && needsConsent) payload.consent = consent.value();
     submit.disabled = true;
     try {
       const result = await api.post("/api/v1/referrals", payload);
@@ -110,6 +135,11 @@ export async function openShareDialog(services) {
       messages.querySelector("button").focus();
     } catch (err) {
       replace(messages, errorNotice(err));
+      if (err.code === "consent_required") {
+        needsConsent = true; // the API knows the service is a program's: ask, then try again
+        consent.area.hidden = false;
+        consent.area.querySelector("select").focus();
+      }
     } finally {
       submit.disabled = false;
     }

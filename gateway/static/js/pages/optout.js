@@ -65,6 +65,7 @@ export async function render(container, ctx) {
       submit.disabled = false;
     }
   });
+  const requestsLoaded = loadRequests(); // at the same time as the students
   try {
     const students = await loadStudents();
     replace(pickerArea, studentPicker(students, (id) => { studentId = id; }));
@@ -72,5 +73,5 @@ export async function render(container, ctx) {
     if (err.status === 401) throw err;
     replace(pickerArea, errorNotice(err));
   }
-  await loadRequests();
+  await requestsLoaded;
 }

@@ -16,7 +16,9 @@ export async function render(container, ctx) {
     replace(summary, h("dl", { class: "details" },
       h("dt", {}, "Status"), h("dd", {}, h("span", { class: "status", id: "referral-status" }, label(referral.status)), referral.outcome ? ` (${label(referral.outcome)})` : ""),
       h("dt", {}, "Channel"), h("dd", {}, label(referral.channel)),
-      h("dt", {}, "For"), h("dd", {}, referral.student_id ? "A student you serve" : "A walk-in family"),
+      h("dt", {}, "For"), h("dd", { id: "referral-for" }, referral.student_id ? "A student you serve"
+        : referral.disclosed && referral.disclosed.student_first_name ? `${referral.disclosed.student_first_name} (shared by the school with consent)`
+          : referral.incoming ? "A student (not disclosed)" : "A walk-in family"),
       referral.incoming ? [h("dt", {}, "From"), h("dd", {}, "A school on the platform")] : null,
       h("dt", {}, "Shared"), h("dd", {}, formatDate(referral.created_at)),
       referral.follow_up_on ? [h("dt", {}, "Follow-up"), h("dd", { class: isDue(referral) ? "due" : "" }, isDue(referral) ? `Due (since ${referral.follow_up_on})` : referral.follow_up_on)] : null,

@@ -13,9 +13,19 @@ function scopeFor(ctx) {
 
 const TITLES = { mine: "My referrals", school: "School referrals", incoming: "Incoming referrals" };
 
+/** Who a referral is for, as far as this user may know: a student they serve, the first
+ * name a school disclosed to a program (with consent), or a walk-in family. */
+export function referralFor(r, names = {}) {
+  const disclosed = r.disclosed && r.disclosed.student_first_name;
+  if (names[r.student_id]) return names[r.student_id];
+  if (disclosed) return disclosed;
+  if (r.student_id) return "Student";
+  return r.incoming ? "A student (not disclosed)" : "Walk-in";
+}
+
 export function referralRow(r, names = {}) {
   const service = r.service_name || (r.service && r.service.name) || "Service";
-  const who = names[r.student_id] || (r.student_id ? "Student" : "Walk-in");
+  const who = referralFor(r, names);
   const due = isDue(r);
   return [
     h("a", { href: `/referrals/${r.id}`, "data-link": true }, service),
@@ -39,17 +49,10 @@ export async function render(container, ctx) {
   // First names of the students this user may see, joined here in memory (the
   // referral carries only the student's id).
   let names = {};
-  if (scope !== "incoming") {
-    try {
-      names = Object.fromEntries((await loadStudents()).map((s) => [s.id, s.first_name]));
-    } catch (err) {
-      if (err.status === 401) throw err;
-    }
-  }
-  const load = async () => {
+  const load = async (started) => {
     results.setAttribute("aria-busy", "true");
     try {
-      const data = await api.get("/api/v1/referrals", { scope, status: status.value, due: due.checked ? "true" : "" });
+      const data = await (started || api.get("/api/v1/referrals", { scope, status: status.value, due: due.checked ? "true" : "" }));
       const items = itemsOf(data);
       const dueCount = items.filter(isDue).length;
       const summary = `${items.length} referral${items.length === 1 ? "" : "s"}${dueCount ? `, ${dueCount} with a follow-up due` : ""}.`;
@@ -63,5 +66,14 @@ export async function render(container, ctx) {
     }
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); load(); });
-  await load();
+  // The students (for their names) and the referrals at once: one round trip, not two.
+  if (scope !== "incoming") {
+    const students = loadStudents().catch((err) => { if (err.status === 401) throw err; return []; });
+    const first = api.get("/api/v1/referrals", { scope, status: status.value, due: "" });
+    first.catch(() => {});
+    names = Object.fromEntries((await students).map((s) => [s.id, s.first_name]));
+    await load(first);
+  } else {
+    await load();
+  }
 }

@@ -25,21 +25,21 @@ async function categories() {
   return categoriesCache;
 }
 
+// A search result is a compact card (id, name, organization_name, description,
+// address, hours_text, cost, languages, categories, distance_miles); the full
+// service is on its own page.
 export function serviceCard(service) {
-  const location = (service.locations || [])[0] || {};
-  const address = location.address || {};
-  const where = [address.address_1, address.city].filter(Boolean).join(", ");
   const distance = typeof service.distance_miles === "number" ? `${service.distance_miles.toFixed(1)} miles away` : "";
   return h("li", { class: "card service-card" },
     h("h2", {}, h("a", { href: `/services/${service.id}`, "data-link": true }, service.name)),
-    service.organization ? h("p", { class: "meta" }, service.organization.name) : null,
-    service.description ? h("p", {}, service.description.length > 180 ? `${service.description.slice(0, 177)}…` : service.description) : null,
-    where || distance ? h("p", {}, [where, distance].filter(Boolean).join(" · ")) : null,
+    service.organization_name ? h("p", { class: "meta" }, service.organization_name) : null,
+    service.description ? h("p", {}, service.description) : null,
+    service.address || distance ? h("p", {}, [service.address, distance].filter(Boolean).join(" · ")) : null,
     service.hours_text ? h("p", { class: "meta" }, service.hours_text) : null,
     h("ul", { class: "tags", "aria-label": "Details" },
       service.cost ? h("li", {}, label(service.cost)) : null,
       (service.languages || []).map((l) => h("li", {}, String(l).toUpperCase())),
-      (service.taxonomy_terms || []).slice(0, 3).map((t) => h("li", {}, t.name))));
+      (service.categories || []).map((name) => h("li", {}, name))));
 }
 
 export async function render(container, ctx) {
