@@ -5,7 +5,9 @@ Retention publishes ``deletion_requested`` to each service's durable queue; the
 participant loads it with the shared contract, deletes idempotently in one
 transaction (the service's ``delete_for``), stages ``deletion_completed`` in its
 outbox in that same transaction. A redelivered request deletes nothing more and
-confirms again, which retention records once. New data about the subject is kept
+confirms again, which retention records once; a copy arriving while the same
+request is still being carried out (a re-send during a long termination) is
+skipped (:func:`claim_request`). New data about the subject is kept
 out by identity's fence (``identity.fence_subject``), set before dispatch.
 
 Example::
@@ -21,10 +23,12 @@ Example::
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from marshmallow import ValidationError
 from nameko.events import SERVICE_POOL, event_handler
+from sqlalchemy import text
 
 from weintervene.contracts import (
     DELETION_COMPLETED, DELETION_REQUESTED, DeletionCompleted, DeletionRequested,
@@ -33,6 +37,22 @@ from weintervene.db import utcnow
 from weintervene.messaging import outbox_add, relay_outbox
 
 log = logging.getLogger(__name__)
+
+
+def claim_request(session, service: str, request_id: str) -> bool:
+    """Whether this worker may carry out ``request_id`` now: False while another worker
+    of the service (in any instance) is carrying it out.
+
+    A big termination outlasts retention's re-send timeout; without this the re-sent
+    copy would start the same deletion again and wait on every row the first one
+    holds. The transaction-level advisory lock (PostgreSQL) ends with the deletion's
+    commit; a copy skipped here is harmless, since retention re-sends until confirmed.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True  # SQLite: one writer at a time anyway
+    digest = hashlib.sha256(f"deletion:{service}:{request_id}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())
 
 
 def completion_payload(service: str, request_id: str, counts: dict) -> dict:
@@ -67,6 +87,10 @@ class DeletionParticipant:
             "subject_id": str(request["subject_id"]),
             "tenant_ids": [str(t) for t in request["tenant_ids"]] or [str(request["tenant_id"])],
         }
+        if not claim_request(self.db, self.name, request["request_id"]):
+            self.db.rollback()
+            log.info("%s is already carrying out request %s; this copy is skipped", self.name, request["request_id"])
+            return
         counts = self.delete_for(request)
         outbox_add(
             self.db, self.outbox_model, DELETION_COMPLETED,

@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from weintervene.db import UTCDateTime, new_id, utcnow
+from weintervene.export import declare_ownership, ownership
 from weintervene.messaging import make_outbox_model, make_processed_event_model
 
 
@@ -376,3 +377,30 @@ class ServiceHours(Base):
 
     # service_id in the index too: "open at" reads the index alone.
     __table_args__ = (Index("ix_service_hours_open", "day", "opens_at", "closes_at", "service_id"),)
+
+
+# Exports (weintervene.export): a tenant's own services and organizations, and
+# every row under them that a termination deletes (tenant_data.py). HSDS
+# references are not foreign keys here, so they are declared.
+_SERVICE, _LOCATION, _ORG = "service_id -> service.id", "location_id -> location.id", "organization_id -> organization.id"
+declare_ownership(
+    Base,
+    organization=ownership(tenant="owner_tenant_id"),
+    service=ownership(tenant="owner_tenant_id"),
+    program=ownership(via=[_ORG]),
+    service_at_location=ownership(via=[_SERVICE]),
+    location=ownership(via=[_ORG, "id -> service_at_location.location_id"]),
+    address=ownership(via=[_LOCATION]),
+    phone=ownership(via=[_SERVICE, _LOCATION, _ORG]),
+    contact=ownership(via=[_SERVICE, _LOCATION, _ORG]),
+    schedule=ownership(via=[_SERVICE, _LOCATION]),
+    language=ownership(via=[_SERVICE, _LOCATION]),
+    service_area=ownership(via=[_SERVICE]),
+    cost_option=ownership(via=[_SERVICE]),
+    attribute=ownership(via=["link_id -> service.id"]),
+    metadata=ownership(via=["resource_id -> service.id", "resource_id -> organization.id",
+                            "resource_id -> location.id"]),
+    service_search=ownership(via=[_SERVICE]),
+    service_card=ownership(via=[_SERVICE]),
+    service_hours=ownership(via=[_SERVICE]),
+)

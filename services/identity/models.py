@@ -9,6 +9,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from weintervene.db import UTCDateTime, new_id, utcnow
+from weintervene.export import Via, declare_ownership, ownership
 from weintervene.messaging import make_outbox_model, make_processed_event_model
 
 
@@ -213,3 +214,19 @@ OutboxMessage = make_outbox_model(Base)
 ProcessedEvent = make_processed_event_model(Base)
 
 Index("ix_login_attempt_account_at", LoginAttempt.account_key, LoginAttempt.at)
+
+
+def _account_key(email: str) -> str:
+    from services.identity.accounts import account_key  # late: accounts imports these models
+
+    return account_key(email)
+
+
+# Exports (weintervene.export): foreign keys lead to users' sessions and resets;
+# these say what the columns cannot.
+declare_ownership(
+    Base,
+    tenant=ownership(tenant="id"),
+    student=ownership(student="id"),
+    login_attempt=ownership(via=[Via("account_key", "user_account.email", transform=_account_key)]),
+)

@@ -30,8 +30,10 @@ from services.referrals.models import (
 
 
 def _delete_shares(db, *where) -> int:
-    ids = db.scalars(select(Share.id).where(*where)).all()
-    if not ids:
+    # The shares as a subquery, not a list of ids: a termination's 100,000 ids
+    # would be 100,000 bound parameters in every statement below.
+    ids = select(Share.id).where(*where)
+    if db.scalar(select(ids.exists())) is not True:
         return 0
     # Children first, explicitly: SQLite runs without ON DELETE CASCADE unless told.
     referral_ids = select(Referral.id).where(Referral.share_id.in_(ids))
@@ -41,7 +43,7 @@ def _delete_shares(db, *where) -> int:
     db.execute(delete(Delivery).where(Delivery.share_id.in_(ids)))
     db.execute(delete(Referral).where(Referral.share_id.in_(ids)))
     db.execute(delete(ShareRecipient).where(ShareRecipient.share_id.in_(ids)))
-    return db.execute(delete(Share).where(Share.id.in_(ids))).rowcount
+    return db.execute(delete(Share).where(*where)).rowcount
 
 
 def delete_for(db, request: dict) -> dict:
@@ -61,10 +63,12 @@ def delete_for(db, request: dict) -> dict:
         db.execute(update(StatusChange).where(StatusChange.changed_by_tenant_id.in_(tenants))
                    .values(changed_by=None, note=None))
         # The tenant's share events, relayed or not: analytics forgets the tenant too.
-        wanted = set(tenants)
-        event_ids = [m.id for m in db.scalars(select(OutboxMessage).where(OutboxMessage.event_type == SHARE_RECORDED))
-                     if {m.payload.get("tenant_id"), m.payload.get("district_id")} & wanted]
-        counts["share_events"] = db.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(event_ids))).rowcount
+        # Selected by the database (every share event ever is kept in the outbox).
+        counts["share_events"] = db.execute(delete(OutboxMessage).where(
+            OutboxMessage.event_type == SHARE_RECORDED,
+            OutboxMessage.payload["tenant_id"].as_string().in_(tenants)
+            | OutboxMessage.payload["district_id"].as_string().in_(tenants),
+        )).rowcount
     elif scope == "student":
         # Student ids are identity's UUIDs, unique across tenants: every share about the
         # student goes, including one a district admin made under the district's tenant.

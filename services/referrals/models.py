@@ -124,7 +124,9 @@ class Delivery(Base):
     __tablename__ = "delivery"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     share_id: Mapped[str] = mapped_column(ForeignKey("share.id", ondelete="CASCADE"), index=True)
-    referral_id: Mapped[str | None] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"), nullable=True)
+    # Indexed: deleting a referral looks up its deliveries (ON DELETE CASCADE); without
+    # the index a termination scans every delivery once per referral.
+    referral_id: Mapped[str | None] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"), nullable=True, index=True)
     purpose: Mapped[str] = mapped_column(String(16), default="share")  # share | reminder
     channel: Mapped[str] = mapped_column(String(8))
     recipient_kind: Mapped[str] = mapped_column(String(16))

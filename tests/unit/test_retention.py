@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import sessionmaker
 
 from services.retention import audit
@@ -368,34 +368,115 @@ def test_user_removal_by_an_admin_of_another_tenant_is_refused(service):
     assert result["status"] == "dispatched" and result["scope"] == "user"
 
 
-def test_export_rows_reflect_tenant_tables_without_secrets(tmp_path):
-    from sqlalchemy import Column, MetaData, String, Table, create_engine
+def test_export_rows_follow_declared_ownership_without_secrets(tmp_path):
+    from sqlalchemy import Column, ForeignKey, MetaData, String, Table, create_engine
 
-    from weintervene.export import build_archive, export_rows
+    from weintervene.export import Via, build_archive, export_rows, ownership
 
     engine = create_engine(f"sqlite:///{tmp_path}/svc.db")
     metadata = MetaData()
     Table("user_account", metadata, Column("id", String, primary_key=True), Column("tenant_id", String),
           Column("email", String), Column("password_hash", String))
-    Table("student", metadata, Column("id", String, primary_key=True), Column("tenant_id", String))
+    # Kept by a value derived from the parent's (an upper-cased email stands for a hash).
+    Table("attempt", metadata, Column("id", String, primary_key=True), Column("account_key", String),
+          info=ownership(via=[Via("account_key", "user_account.email", transform=str.upper)]))
+    Table("student", metadata, Column("id", String, primary_key=True), Column("tenant_id", String),
+          info=ownership(student="id"))
     Table("share", metadata, Column("id", String, primary_key=True), Column("tenant_id", String),
           Column("student_id", String))
+    # A child with a foreign key and no tenant column, and its own child.
+    Table("status", metadata, Column("id", String, primary_key=True), Column("share_id", ForeignKey("share.id")))
+    Table("note", metadata, Column("id", String, primary_key=True), Column("status_id", ForeignKey("status.id")))
+    # A declared reference (no foreign key), and a reverse one that makes a cycle.
+    Table("place", metadata, Column("id", String, primary_key=True), Column("owner_tenant_id", String),
+          info=ownership(tenant="owner_tenant_id"))
+    Table("room", metadata, Column("id", String, primary_key=True), Column("place_id", String),
+          info=ownership(via=["place_id -> place.id", "id -> booking.room_id"]))
+    Table("booking", metadata, Column("id", String, primary_key=True), Column("room_id", String),
+          Column("share_id", String), info=ownership(via=["share_id -> share.id", "room_id -> room.id"]))
     Table("taxonomy", metadata, Column("id", String, primary_key=True))
+    Table("outbox_message", metadata, Column("id", String, primary_key=True), Column("tenant_id", String))
     metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO user_account VALUES ('u1', 'A', 'a@x.org', 'argon'), ('u2', 'B', 'b@x.org', 'x')"))
+        conn.execute(text("INSERT INTO attempt VALUES ('t1', 'A@X.ORG'), ('t2', 'B@X.ORG')"))
         conn.execute(text("INSERT INTO student VALUES ('s1', 'A'), ('s2', 'A')"))
         conn.execute(text("INSERT INTO share VALUES ('h1', 'A', 's1'), ('h2', 'A', 's2'), ('h3', 'B', 's1')"))
+        conn.execute(text("INSERT INTO status VALUES ('c1', 'h1'), ('c2', 'h2'), ('c3', 'h3')"))
+        conn.execute(text("INSERT INTO note VALUES ('n1', 'c1'), ('n3', 'c3')"))
+        conn.execute(text("INSERT INTO place VALUES ('p1', 'A'), ('p2', 'B')"))
+        conn.execute(text("INSERT INTO room VALUES ('r1', 'p1'), ('r2', 'p2'), ('r3', NULL), ('r4', NULL)"))
+        conn.execute(text("INSERT INTO booking VALUES ('b1', 'r3', 'h1'), ('b2', 'r4', 'h3'), ('b3', 'r2', NULL)"))
+        conn.execute(text("INSERT INTO taxonomy VALUES ('x')"))
+        conn.execute(text("INSERT INTO outbox_message VALUES ('o1', 'A')"))
     with sessionmaker(engine)() as session:
-        tenant = export_rows(session, ["A"])
+        tenant = export_rows(session, ["A"], metadata=metadata)
+        ids = {table: sorted(r["id"] for r in rows) for table, rows in tenant.items()}
+        assert ids == {
+            "user_account": ["u1"], "attempt": ["t1"], "student": ["s1", "s2"], "share": ["h1", "h2"],
+            "status": ["c1", "c2"], "note": ["n1"], "place": ["p1"],
+            # r1 through its place; r3 because the tenant's booking b1 is in it.
+            "room": ["r1", "r3"], "booking": ["b1"],
+        }
         assert tenant["user_account"] == [{"id": "u1", "tenant_id": "A", "email": "a@x.org"}]
-        assert {r["id"] for r in tenant["share"]} == {"h1", "h2"} and "taxonomy" not in tenant
-        one = export_rows(session, ["A"], student_id="s1")
-        assert one == {"student": [{"id": "s1", "tenant_id": "A"}], "share": [{"id": "h1", "tenant_id": "A", "student_id": "s1"}]}
+        one = export_rows(session, ["A"], student_id="s1", metadata=metadata)
+        assert {table: sorted(r["id"] for r in rows) for table, rows in one.items()} == {
+            "student": ["s1"], "share": ["h1"], "status": ["c1"], "note": ["n1"], "booking": ["b1"], "room": ["r3"]}
+        # Without declarations (the database reflected), tables with the column still come.
+        reflected = export_rows(session, ["A"])
+        assert sorted(r["id"] for r in reflected["share"]) == ["h1", "h2"] and "status" in reflected
     import io
     import zipfile
 
     archive = zipfile.ZipFile(io.BytesIO(build_archive({"tenant_id": "A"}, {"identity": tenant})))
-    assert "identity/share.csv" in archive.namelist()
+    assert "identity/status.csv" in archive.namelist()
     assert archive.read("identity/user_account.csv").decode().splitlines() == ["email,id,tenant_id", "a@x.org,u1,A"]
+    engine.dispose()
+
+
+def test_a_termination_in_referrals_takes_every_row_of_the_tenant_and_nothing_of_another(tmp_path):
+    """Referrals' tenant erasure selects by subqueries in SQL (not id lists): both
+    tenants' shares with every child row and share event, and only one tenant's go."""
+    from services.referrals import erasure
+    from services.referrals.models import (
+        Delivery, DeliveryAttempt, OutboxMessage as ReferralsOutbox, Referral, Share, ShareRecipient, StatusChange,
+    )
+    from weintervene.contracts import SHARE_RECORDED
+
+    engine = make_engine(f"sqlite:///{tmp_path}/referrals.db")
+    migrate("referrals", engine)
+    db = sessionmaker(engine, expire_on_commit=False)()
+    leaving, staying, district = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    for tenant in (leaving, staying):
+        for _ in range(3):
+            share = Share(tenant_id=tenant, district_id=district if tenant == leaving else None,
+                          sharer_role="teacher", student_id=str(uuid.uuid4()), channel="email")
+            db.add(share)
+            db.flush()
+            referral = Referral(share_id=share.id, tenant_id=tenant, service_id=str(uuid.uuid4()),
+                                service_info={"name": "Club"})
+            db.add_all([referral, ShareRecipient(share_id=share.id, contact_id=str(uuid.uuid4()))])
+            db.flush()
+            delivery = Delivery(share_id=share.id, referral_id=referral.id, channel="email", recipient_kind="contact")
+            db.add_all([delivery, StatusChange(referral_id=referral.id, status="requested", changed_by_tenant_id=tenant)])
+            db.flush()
+            db.add(DeliveryAttempt(delivery_id=delivery.id, number=1))
+            db.add(ReferralsOutbox(id=str(uuid.uuid4()), event_type=SHARE_RECORDED, payload={
+                "event_id": share.id, "tenant_id": tenant, "district_id": district if tenant == leaving else None}))
+    db.commit()
+    models = (Share, Referral, ShareRecipient, Delivery, DeliveryAttempt, StatusChange, ReferralsOutbox)
+    before = {m: db.scalar(select(func.count()).select_from(m)) for m in models}
+    # The district is terminated: its school's rows (and events naming the district) go.
+    counts = erasure.delete_for(db, {"scope": "tenant", "subject_id": district, "tenant_ids": [district, leaving]})
+    db.commit()
+    assert counts["shares"] == 3 and counts["share_events"] == 3
+    for model in models:
+        assert db.scalar(select(func.count()).select_from(model)) == before[model] // 2, model
+    assert set(db.scalars(select(Share.tenant_id))) == {staying}
+    assert set(db.scalars(select(Referral.tenant_id))) == {staying}
+    assert {m.payload["tenant_id"] for m in db.scalars(select(ReferralsOutbox))} == {staying}
+    # Repeating finds nothing.
+    again = erasure.delete_for(db, {"scope": "tenant", "subject_id": district, "tenant_ids": [district, leaving]})
+    assert again["shares"] == 0 and again["share_events"] == 0
+    db.close()
     engine.dispose()
