@@ -3,6 +3,8 @@
 ``python -m bench.servers system``: identity and the gateway (the real code) on
 WEINTERVENE_GATEWAY_ADDRESS, with a bench user; prints ``READY <token>``.
 ``python -m bench.servers directory``: identity, directory and the gateway; ``READY <token>``.
+``python -m bench.servers demo``: every service and the gateway with ``make run``'s demo data
+(SQLite under WEINTERVENE_DATA_DIR); prints ``READY``.
 ``python -m bench.servers echo --port N``: the baseline, a bare nameko HTTP
 entrypoint that makes one RPC to an echo service and returns its JSON.
 """
@@ -107,6 +109,20 @@ def run_system() -> None:
     _wait_forever(runner)
 
 
+def run_demo() -> None:
+    from weintervene.config import Settings
+    from weintervene.demo import ensure_demo
+    from weintervene.runner import ALL_COMPONENTS, build_runner, configure
+
+    settings = Settings.from_env()
+    configure(settings)
+    runner = build_runner(list(ALL_COMPONENTS))
+    runner.start()
+    ensure_demo(settings)
+    print("READY", flush=True)
+    _wait_forever(runner)
+
+
 if __name__ == "__main__":
     kind = sys.argv[1]
     if kind == "echo":
@@ -115,5 +131,7 @@ if __name__ == "__main__":
         run_system()
     elif kind == "directory":
         run_directory()
+    elif kind == "demo":
+        run_demo()
     else:
         sys.exit(f"unknown server kind {kind}")
