@@ -22,6 +22,7 @@ Target (issue 7): a page in under 200 ms on the demo data. Needs /usr/bin/chromi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -95,13 +96,10 @@ def timed(fn) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-DEMO_PAGES = ["/search?q=counseling", "/referrals", "/dashboard", "/admin/users", "/admin/settings", "/"]
-
-
-def demo_pages(loads: int) -> int:
-    """Full loads of a school admin's pages on the demo data, timed inside the page."""
-    from weintervene.demo import DEMO_PASSWORD
-
+@contextlib.contextmanager
+def signed_in(kind: str, email: str, password: str):
+    """A bench server of ``kind`` (bench/servers.py) on a vhost of its own, and Chromium signed
+    in through the sign-in page; yields (base URL, driver), and stops everything after."""
     vhost = Vhost()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -109,15 +107,31 @@ def demo_pages(loads: int) -> int:
            "WEINTERVENE_GATEWAY_ADDRESS": f"127.0.0.1:{port}", "WEINTERVENE_PUBLIC_BASE_URL": base}
     system = driver = None
     try:
-        system = ServerProcess("demo", env, timeout=300)
+        system = ServerProcess(kind, env, timeout=300)
         driver = Driver()
         driver.send("context", "add_init_script", WATCH_RENDERED)
         driver.page("goto", base + "/signin")
-        driver.page("fill", "input[name=email]", "principal@lincoln.example")
-        driver.page("fill", "input[name=password]", DEMO_PASSWORD)
+        driver.page("fill", "input[name=email]", email)
+        driver.page("fill", "input[name=password]", password)
         driver.page("click", "form button[type=submit]")
         driver.page("wait_for_selector", "#sign-out", state="attached")
+        yield base, driver
+    finally:
+        if driver is not None:
+            driver.close()
+        if system is not None:
+            system.stop()
+        vhost.delete()
 
+
+DEMO_PAGES = ["/search?q=counseling", "/referrals", "/dashboard", "/admin/users", "/admin/settings", "/"]
+
+
+def demo_pages(loads: int) -> int:
+    """Full loads of a school admin's pages on the demo data, timed inside the page."""
+    from weintervene.demo import DEMO_PASSWORD
+
+    with signed_in("demo", "principal@lincoln.example", DEMO_PASSWORD) as (base, driver):
         def load(path):
             driver.page("goto", base + path)
             driver.page("wait_for_function", RENDERED)
@@ -135,12 +149,6 @@ def demo_pages(loads: int) -> int:
         medians = sorted(row["median"] for name, row in rows.items() if name.startswith("full load"))
         print(f"page medians {medians[0]:.1f}-{medians[-1]:.1f} ms; worst p95 {worst:.1f} ms "
               f"(target < {TARGET_MS:.0f} ms: {'met' if worst < TARGET_MS else 'NOT met'})")
-    finally:
-        if driver is not None:
-            driver.close()
-        if system is not None:
-            system.stop()
-        vhost.delete()
     return 0
 
 
@@ -153,21 +161,7 @@ def main(argv: list[str]) -> int:
     if args.demo:
         return demo_pages(args.loads)
 
-    vhost = Vhost()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {"AMQP_URI": vhost.uri, "WEINTERVENE_DATA_DIR": tempfile.mkdtemp(prefix="wi-bench-"),
-           "WEINTERVENE_GATEWAY_ADDRESS": f"127.0.0.1:{port}", "WEINTERVENE_PUBLIC_BASE_URL": base}
-    system = driver = None
-    try:
-        system = ServerProcess("system", env)
-        driver = Driver()
-        driver.send("context", "add_init_script", WATCH_RENDERED)
-        driver.page("goto", base + "/signin")
-        driver.page("fill", "input[name=email]", BENCH_EMAIL)
-        driver.page("fill", "input[name=password]", BENCH_PASSWORD)
-        driver.page("click", "form button[type=submit]")
-        driver.page("wait_for_selector", "#sign-out", state="attached")
+    with signed_in("system", BENCH_EMAIL, BENCH_PASSWORD) as (base, driver):
 
         def load_page():
             driver.page("goto", base + "/operator/tenants")
@@ -210,10 +204,4 @@ def main(argv: list[str]) -> int:
         print(f"navigation / one API call, medians: {nav['median'] / rows['baseline: fetch /api/v1/me']['median']:.2f}")
         worst = max(inside["p95"], nav["p95"])
         print(f"p95 of a page (inside the page) {worst:.1f} ms (target < {TARGET_MS:.0f} ms: {'met' if worst < TARGET_MS else 'NOT met'})")
-    finally:
-        if driver is not None:
-            driver.close()
-        if system is not None:
-            system.stop()
-        vhost.delete()
     return 0

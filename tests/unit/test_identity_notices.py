@@ -7,13 +7,13 @@ from datetime import date, timedelta
 import pytest
 from nameko.testing.services import worker_factory
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
 
 from services.identity.models import IncidentNotice, PolicyAcknowledgement
 from services.identity.service import IdentityService
 from tests.support.scanner import scan_engine
+from tests.support.databases import migrated_session
 from weintervene.auth import AuthContext, Role
-from weintervene.db import make_engine, migrate, utcnow
+from weintervene.db import utcnow
 from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound
 
 PASSWORD = "unit passphrase 2026"
@@ -23,12 +23,8 @@ FIRST_ID = "5b0f3c1e-7d2a-4c6b-9e55-2026110100a1"
 
 @pytest.fixture
 def session(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/identity.db")
-    migrate("identity", engine)
-    db = sessionmaker(engine, expire_on_commit=False)()
-    yield db
-    db.close()
-    engine.dispose()
+    with migrated_session(tmp_path, "identity") as db:
+        yield db
 
 
 @pytest.fixture

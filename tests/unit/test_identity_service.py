@@ -9,7 +9,6 @@ from datetime import date, timedelta
 import pytest
 from nameko.testing.services import worker_factory
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import sessionmaker
 
 from services.identity import accounts, rosters
 from services.identity.accounts import account_key
@@ -22,9 +21,10 @@ from services.identity.models import (
 from services.identity.service import IdentityService
 from services.identity.students import age_on, is_adult, is_fenced, subject_hash
 from tests.support.scanner import scan_engine
+from tests.support.databases import migrated_session
 from weintervene.auth import AuthContext, Role
 from weintervene.contracts import DeletionRequested
-from weintervene.db import make_engine, migrate, utcnow
+from weintervene.db import utcnow
 from weintervene.errors import BadRequest, NotFound
 
 PASSWORD = "unit passphrase 2026"
@@ -32,12 +32,8 @@ PASSWORD = "unit passphrase 2026"
 
 @pytest.fixture
 def session(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/identity.db")
-    migrate("identity", engine)
-    db = sessionmaker(engine, expire_on_commit=False)()
-    yield db
-    db.close()
-    engine.dispose()
+    with migrated_session(tmp_path, "identity") as db:
+        yield db
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from services.retention import audit
 from services.retention.models import AuditEntry, Base, DeletionRequest, OutboxMessage
 from services.retention.service import RetentionService
 from weintervene.contracts import DATA_SERVICES, DELETION_REQUESTED, DeletionRequested
+from tests.support.databases import migrated_session
 from weintervene.db import Database, make_engine, migrate, utcnow
 from weintervene.deletion import DeletionParticipant, completion_payload
 from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
@@ -22,12 +23,8 @@ from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound, Unavai
 
 @pytest.fixture
 def session(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/retention.db")
-    migrate("retention", engine)
-    s = sessionmaker(engine, expire_on_commit=False)()
-    yield s
-    s.close()
-    engine.dispose()
+    with migrated_session(tmp_path, "retention") as db:
+        yield db
 
 
 SCHOOL = str(uuid.uuid4())
