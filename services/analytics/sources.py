@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from services.analytics.reports import tenants_with_counts
-from weintervene.errors import Forbidden, NotFound
+
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +57,12 @@ class Sources:
                                              tenant.get("kind"), tenant.get("district_id"))
 
     def service_names(self, service_ids: list[str]) -> dict:
-        """{service_id: name}, asked in parallel; a service the caller may not see stays unnamed."""
-        calls = {}
-        for sid in service_ids:
-            try:
-                calls[sid] = self.directory.get_service.call_async(self.auth, sid)
-            except Exception as exc:  # directory unreachable
-                log.warning("could not ask directory for service names: %s", type(exc).__name__)
-                return {sid: None for sid in service_ids}
-        names = {}
-        for sid, call in calls.items():
-            try:
-                names[sid] = (call.result() or {}).get("name")
-            except (NotFound, Forbidden):
-                names[sid] = None
-            except Exception as exc:  # names are a courtesy: the figures stand without them
-                log.warning("could not name service %s: %s", sid, type(exc).__name__)
-                names[sid] = None
-        return names
+        """{service_id: name} in one directory call; a service the caller may not see stays unnamed."""
+        if not service_ids:
+            return {}
+        try:
+            found = self.directory.service_names(self.auth, list(service_ids))
+        except Exception as exc:  # names are a courtesy: the figures stand without them
+            log.warning("could not ask directory for service names: %s", type(exc).__name__)
+            found = {}
+        return {sid: found.get(sid) for sid in service_ids}

@@ -96,6 +96,18 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
         return details(self.db, [service.id])[0]
 
     @rpc
+    def service_names(self, auth, service_ids):
+        """``service_names(auth, ["5f0e…", …])`` -> {id: name} of the services the caller may see;
+        the others are left out. One query for a report's whole list (analytics), where
+        ``get_service`` would build every full document."""
+        ids = sorted({str(i) for i in service_ids or [] if _is_uuid(i)})
+        if len(ids) > 500:
+            raise BadRequest("At most 500 service ids at once.", code="too_many_ids")
+        ctx = AuthContext.from_dict(auth) if auth else None
+        services = self.db.scalars(select(Service).where(Service.id.in_(ids))) if ids else []
+        return {s.id: s.name for s in services if editing.visible_to(ctx, s)}
+
+    @rpc
     def get_terms(self, term_ids):
         """``get_terms(["…"])`` -> {term_id: {id, name, code, parent_id, top_level_id, top_level_name}}."""
         tree = TermTree.load(self.db)

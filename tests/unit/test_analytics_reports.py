@@ -59,8 +59,8 @@ class World:
         children = [t for t in self.tenants.values() if t["parent_id"] == tenant_id]
         return children or [self.tenant_info(tenant_id)]
 
-    def get_service(self, auth, service_id):
-        return mock.Mock(result=lambda: {"id": service_id, "name": self.service_names[service_id]})
+    def names_of(self, auth, service_ids):
+        return {sid: self.service_names[sid] for sid in service_ids if sid in self.service_names}
 
     def service(self, name):
         sid = str(uuid.uuid4())
@@ -80,7 +80,7 @@ def service(session, world):
     svc.identity_rpc.tenants_info.side_effect = world.tenants_info
     svc.identity_rpc.list_tenants_in.side_effect = world.list_tenants_in
     svc.directory_rpc.get_terms.side_effect = lambda ids: {t: TERMS[t] for t in ids if t in TERMS}
-    svc.directory_rpc.get_service.call_async.side_effect = world.get_service
+    svc.directory_rpc.service_names.side_effect = world.names_of
     svc.directory_rpc.count_services.side_effect = (
         lambda term_ids, lat, lon, radius, tenant_id, kind, district_id: {t: world.nearby.get(t, 0) for t in term_ids})
     return svc

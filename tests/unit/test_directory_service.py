@@ -1,4 +1,6 @@
 """directory's RPCs with nameko's worker_factory on a real SQLite database (identity mocked)."""
+import uuid
+
 import pytest
 from nameko.testing.services import worker_factory
 
@@ -91,3 +93,16 @@ def test_teachers_cannot_write_and_bad_input_is_400(service):
         service.create_service(auth("operator", SCHOOL), {"name": "x", "organization_name": "y", "minimum_age": 10, "maximum_age": 5})
     with pytest.raises(BadRequest):
         service.search(auth("teacher", SCHOOL), {"colour": "blue"})
+
+
+def test_service_names_in_one_call_leave_out_what_the_caller_may_not_see(service):
+    admin = auth("school_admin", SCHOOL, DISTRICT)
+    own = service.create_service(admin, {"name": "Lincoln Reading Hour"})
+    public = service.search(admin, {"per_page": 2, "q": "pantry"})["items"]
+    ids = [own["id"], public[0]["id"], public[1]["id"], "00000000-0000-4000-8000-000000000000", "not-a-uuid"]
+    assert service.service_names(admin, ids) == {own["id"]: "Lincoln Reading Hour",
+                                                 public[0]["id"]: public[0]["name"], public[1]["id"]: public[1]["name"]}
+    # Another school's teacher sees the public ones only.
+    assert set(service.service_names(auth("teacher", OTHER, DISTRICT), ids)) == {public[0]["id"], public[1]["id"]}
+    with pytest.raises(BadRequest):
+        service.service_names(admin, [str(uuid.uuid4()) for _ in range(501)])
