@@ -97,16 +97,24 @@ def test_competing_instances_with_duplicates_redelivery_and_a_crash_give_exact_t
     first, second = start_instance(), start_instance()
     try:
         wait_until(lambda: queue_state(system, SHARE_QUEUE)[1] >= 3, timeout=30)
-        # Every event twice, a third of them three times, interleaved.
-        copies = events + events[::3] + list(reversed(events))
-        publish(system, "referrals", SHARE_RECORDED, copies)
-
         # A consumer that takes messages and dies before acknowledging: the broker
-        # redelivers them to the others.
+        # redelivers them to the others. It subscribes before the events are published,
+        # so it gets its share of them however fast the instances drain the queue.
         with Connection(system.settings.amqp_uri) as conn:
             channel = conn.channel()
-            taken = [channel.basic_get(SHARE_QUEUE, no_ack=False) for _ in range(40)]
-            assert any(m is not None for m in taken)
+            channel.basic_qos(0, 40, False)
+            taken = []
+            channel.basic_consume(SHARE_QUEUE, no_ack=False, callback=taken.append)
+            # Every event twice, a third of them three times, interleaved.
+            copies = events + events[::3] + list(reversed(events))
+            publish(system, "referrals", SHARE_RECORDED, copies)
+            deadline = time.monotonic() + 30
+            while len(taken) < 40 and time.monotonic() < deadline:
+                try:
+                    conn.drain_events(timeout=1)
+                except TimeoutError:
+                    pass
+            assert taken, "the dying consumer received nothing"
         # One instance crashes mid-stream: its in-flight events are redelivered,
         # including ones it may already have committed.
         time.sleep(0.3)
