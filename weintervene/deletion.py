@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 
 from marshmallow import ValidationError
 from nameko.events import SERVICE_POOL, event_handler
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from weintervene.contracts import (
     DELETION_COMPLETED, DELETION_REQUESTED, DeletionCompleted, DeletionRequested,
@@ -37,6 +39,20 @@ from weintervene.db import utcnow
 from weintervene.messaging import outbox_add, relay_outbox
 
 log = logging.getLogger(__name__)
+
+# PostgreSQL's "deadlock detected" and "could not serialize": the transaction did nothing
+# and may simply run again (a deletion meets the delivery worker on the same rows).
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+DELETION_ATTEMPTS = 4
+
+
+def sqlstate(exc: DBAPIError) -> str | None:
+    """The SQLSTATE of a database error, from psycopg (``pgcode``) or pg8000 (``args[0]["C"]``)."""
+    orig = exc.orig
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    if code is None and orig is not None and orig.args and isinstance(orig.args[0], dict):
+        code = orig.args[0].get("C")
+    return code
 
 
 def claim_request(session, service: str, request_id: str) -> bool:
@@ -87,16 +103,26 @@ class DeletionParticipant:
             "subject_id": str(request["subject_id"]),
             "tenant_ids": [str(t) for t in request["tenant_ids"]] or [str(request["tenant_id"])],
         }
-        if not claim_request(self.db, self.name, request["request_id"]):
-            self.db.rollback()
-            log.info("%s is already carrying out request %s; this copy is skipped", self.name, request["request_id"])
-            return
-        counts = self.delete_for(request)
-        outbox_add(
-            self.db, self.outbox_model, DELETION_COMPLETED,
-            completion_payload(self.name, request["request_id"], counts),
-        )
-        self.db.commit()
+        for attempt in range(1, DELETION_ATTEMPTS + 1):
+            try:
+                if not claim_request(self.db, self.name, request["request_id"]):
+                    self.db.rollback()
+                    log.info("%s is already carrying out request %s; this copy is skipped",
+                             self.name, request["request_id"])
+                    return
+                counts = self.delete_for(request)
+                outbox_add(
+                    self.db, self.outbox_model, DELETION_COMPLETED,
+                    completion_payload(self.name, request["request_id"], counts),
+                )
+                self.db.commit()
+                break
+            except DBAPIError as exc:
+                self.db.rollback()
+                if sqlstate(exc) not in RETRYABLE_SQLSTATES or attempt == DELETION_ATTEMPTS:
+                    raise
+                log.warning("%s: request %s met %s; trying again", self.name, request["request_id"], sqlstate(exc))
+                time.sleep(0.05 * attempt)  # green under eventlet
         log.info("%s deleted %s for request %s", self.name, counts, request["request_id"])
         if getattr(self, "events", None) is not None:
             # Confirm now rather than at the next relay tick (an opt-out should

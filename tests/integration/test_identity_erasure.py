@@ -14,7 +14,8 @@ import requests
 from sqlalchemy import create_engine, text
 
 from services.identity.accounts import account_key
-from tests.integration.test_retention import PASSWORD, bootstrap, policy_deletion, wait_for
+from tests.integration.test_retention import policy_deletion, wait_for
+from tests.support.people import PASSWORD
 from tests.integration.test_retention_journeys import import_students, make_school, roster_csv
 from tests.support.infra import random_suffix
 from tests.support.scanner import scan_for
@@ -23,16 +24,6 @@ from weintervene.db import utcnow
 pytestmark = pytest.mark.integration
 
 IDENTITY = ("identity",)
-
-
-@pytest.fixture(scope="module")
-def operator(system):
-    return bootstrap(system, "operator")
-
-
-@pytest.fixture(scope="module")
-def auditor(system):
-    return bootstrap(system, "auditor")
 
 
 @pytest.fixture(scope="module")

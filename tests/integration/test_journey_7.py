@@ -12,18 +12,13 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.integration.test_retention import bootstrap
+from tests.support.people import bootstrap
 from tests.integration.test_retention_journeys import import_students, make_school
 from tests.support.infra import random_suffix
 
 pytestmark = pytest.mark.integration
 
 CONSENT = {"given_by": "parent", "method": "written", "given_on": "2026-11-20"}
-
-
-@pytest.fixture(scope="module")
-def operator(system):
-    return bootstrap(system, "operator")
 
 
 def make_program(system, operator):

@@ -22,25 +22,22 @@ import zipfile
 
 import pytest
 import requests
-from amqp.exceptions import ConnectionError as AMQPConnectionError
 import kombu.pools
 from kombu import Connection
 from nameko.containers import ServiceContainer
-from nameko.standalone.rpc import ClusterRpcClient
 from sqlalchemy import Integer, String, create_engine, delete, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from tests.support.infra import ROOT, random_suffix
+from tests.support.people import bootstrap, call
 from weintervene.contracts import DATA_SERVICES, DELETION_REQUESTED, SUBSCRIPTIONS, queue_name
 from weintervene.db import Database, make_engine
 from weintervene.deletion import DeletionParticipant
-from weintervene.errors import Conflict
 from weintervene.messaging import OutboxRelay, ReliablePublisher, event_exchange, make_outbox_model
 from weintervene.runner import service_class
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "a long retention test passphrase"
 
 
 # -- a stand-in for a data service that has no deletion handler (yet) ---------------
@@ -138,40 +135,6 @@ def participants(system, tmp_path_factory):
 
 
 # -- people --------------------------------------------------------------------------
-
-def call(system, service, method, *args):
-    """A standalone RPC; retried, since a test here cuts the broker's connections (pooled ones die)."""
-    for attempt in range(4):
-        try:
-            with ClusterRpcClient(uri=system.settings.amqp_uri) as rpc:
-                return getattr(getattr(rpc, service), method)(*args)
-        except (AMQPConnectionError, OSError):
-            if attempt == 3:
-                raise
-            time.sleep(0.5)
-
-
-def bootstrap(system, role, tenant_id=None):
-    email = f"{role}-{random_suffix()}@retention.example"
-    try:
-        user = call(system, "identity", "bootstrap_user",
-                    {"email": email, "display_name": role.title(), "role": role, "tenant_id": tenant_id}, PASSWORD)
-    except Conflict:  # created by an attempt whose reply was lost to a cut connection
-        user = {"email": email}
-    session = system.login(email, PASSWORD)
-    session.user = user
-    return session
-
-
-@pytest.fixture(scope="module")
-def operator(system):
-    return bootstrap(system, "operator")
-
-
-@pytest.fixture(scope="module")
-def auditor(system):
-    return bootstrap(system, "auditor")
-
 
 def new_school(system, operator):
     r = operator.post(system.url("/api/v1/tenants"), json={"kind": "school", "name": f"School {random_suffix()}"})

@@ -22,7 +22,8 @@ import zipfile
 import pytest
 from sqlalchemy import MetaData, create_engine, select
 
-from tests.integration.test_retention import bootstrap, completed, wait_for
+from tests.integration.test_retention import completed, wait_for
+from tests.support.people import bootstrap
 from tests.integration.test_retention_journeys import import_students
 from tests.support.infra import random_suffix
 from weintervene.contracts import DATA_SERVICES
@@ -149,16 +150,6 @@ def _count_rows(system, service, table, tenant_id) -> int:
             return len(conn.execute(select(t).where(t.c.tenant_id == tenant_id)).all())
     finally:
         engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def operator(system):
-    return bootstrap(system, "operator")
-
-
-@pytest.fixture(scope="module")
-def auditor(system):
-    return bootstrap(system, "auditor")
 
 
 def test_the_export_holds_every_row_the_termination_deletes_and_nothing_of_another_tenant(

@@ -16,7 +16,8 @@ import zipfile
 
 import pytest
 
-from tests.integration.test_retention import Participants, bootstrap, completed, wait_for
+from tests.integration.test_retention import Participants, completed, wait_for
+from tests.support.people import bootstrap
 from tests.support.infra import random_suffix
 from tests.support.scanner import scan_for
 from weintervene.contracts import DATA_SERVICES
@@ -98,16 +99,6 @@ def share(system, teacher, student, service_id):
         "student_id": student["id"], "contact_ids": student["contact_ids"][:1], "service_ids": [service_id],
         "channel": "email",
     })
-
-
-@pytest.fixture(scope="module")
-def operator(system):
-    return bootstrap(system, "operator")
-
-
-@pytest.fixture(scope="module")
-def auditor(system):
-    return bootstrap(system, "auditor")
 
 
 def test_journey_5_a_parent_opts_out(system, operator, auditor):

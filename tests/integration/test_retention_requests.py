@@ -14,7 +14,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.integration.test_retention import bootstrap, call, completed, wait_for
+from tests.integration.test_retention import completed, wait_for
+from tests.support.people import PASSWORD, call
 from tests.integration.test_retention_journeys import import_students, make_directory_service, make_school, share
 from tests.support.scanner import scan_for
 from weintervene.config import SERVICES
@@ -23,17 +24,6 @@ from weintervene.db import utcnow
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "a long retention test passphrase"
-
-
-@pytest.fixture(scope="module")
-def operator(system):
-    return bootstrap(system, "operator")
-
-
-@pytest.fixture(scope="module")
-def auditor(system):
-    return bootstrap(system, "auditor")
 
 
 def _referrals_sql(system, sql: str, **params):

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from nameko.testing.services import worker_factory
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from services.retention import audit
@@ -272,6 +273,41 @@ def test_participant_ignores_a_resend_addressed_to_other_services(session):
     worker.on_deletion_requested({**base, "services": ["directory", "analytics"]})
     [message] = session.scalars(select(OutboxMessage)).all()
     assert message.payload["service"] == "directory" and message.payload["counts"] == {"things": 1}
+
+
+class Deadlocked(Exception):
+    """pg8000's shape of a PostgreSQL error: a dict of fields with the SQLSTATE under "C"."""
+
+
+class DeadlockOnce(Participant):
+    tries = 0
+
+    def delete_for(self, request):
+        DeadlockOnce.tries += 1
+        if DeadlockOnce.tries == 1:
+            raise DBAPIError("DELETE FROM delivery", {}, Deadlocked({"C": "40P01", "M": "deadlock detected"}))
+        return {"things": 1}
+
+
+def test_participant_runs_a_deadlocked_deletion_again_and_confirms_once(session):
+    worker = worker_factory(DeadlockOnce, db=session)
+    worker.on_deletion_requested({"request_id": str(uuid.uuid4()), "scope": "tenant", "tenant_id": SCHOOL,
+                                  "subject_id": SCHOOL, "attempt": 1})
+    assert DeadlockOnce.tries == 2
+    [message] = session.scalars(select(OutboxMessage)).all()
+    assert message.payload["counts"] == {"things": 1}
+
+
+def test_participant_does_not_retry_other_database_errors(session):
+    class Broken(Participant):
+        def delete_for(self, request):
+            raise DBAPIError("DELETE", {}, Deadlocked({"C": "23503", "M": "foreign key violation"}))
+
+    worker = worker_factory(Broken, db=session)
+    with pytest.raises(DBAPIError):
+        worker.on_deletion_requested({"request_id": str(uuid.uuid4()), "scope": "tenant", "tenant_id": SCHOOL,
+                                      "subject_id": SCHOOL, "attempt": 1})
+    assert session.scalars(select(OutboxMessage)).all() == []
 
 
 def test_audit_entries_carry_no_subject_id(service, session):
