@@ -33,8 +33,8 @@ Example::
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 
+from cachetools import TTLCache
 from nameko.extensions import DependencyProvider
 
 TTL_SECONDS = 30.0
@@ -48,38 +48,23 @@ def viewer_key(auth: dict | None) -> tuple:
 
 
 class ServiceDetailsCache:
-    """A bounded LRU of ``(viewer, service_id) -> (expires_at, service dict)``."""
+    """``(viewer, service_id) -> service dict``, each kept ``ttl`` seconds, at most
+    ``max_entries`` of them (least recently used dropped first): a ``cachetools.TTLCache``."""
 
     def __init__(self, ttl: float, max_entries: int = MAX_ENTRIES, clock=time.monotonic):
         self.ttl = ttl
-        self.max_entries = max_entries
-        self.clock = clock
-        self.entries: OrderedDict[tuple, tuple[float, dict]] = OrderedDict()
-        self.hits = self.misses = 0
+        self.entries = TTLCache(maxsize=max_entries, ttl=ttl, timer=clock) if ttl > 0 else None
 
     def get(self, auth: dict | None, service_id: str) -> dict | None:
-        key = (viewer_key(auth), str(service_id))
-        entry = self.entries.get(key)
-        if entry is None or entry[0] <= self.clock():
-            if entry is not None:
-                self.entries.pop(key, None)
-            self.misses += 1
-            return None
-        self.entries.move_to_end(key)
-        self.hits += 1
-        return entry[1]
+        return None if self.entries is None else self.entries.get((viewer_key(auth), str(service_id)))
 
     def put(self, auth: dict | None, service_id: str, service: dict) -> None:
-        if self.ttl <= 0:
-            return
-        key = (viewer_key(auth), str(service_id))
-        self.entries[key] = (self.clock() + self.ttl, service)
-        self.entries.move_to_end(key)
-        while len(self.entries) > self.max_entries:
-            self.entries.popitem(last=False)
+        if self.entries is not None:
+            self.entries[(viewer_key(auth), str(service_id))] = service
 
     def clear(self) -> None:
-        self.entries.clear()
+        if self.entries is not None:
+            self.entries.clear()
 
 
 class ServiceLookups:
