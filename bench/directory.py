@@ -120,9 +120,10 @@ def build(url: str, services: int, seed: int = 7) -> dict:
             bulk_insert(session, ServiceHours, hour_rows)
         if engine.dialect.name == "sqlite":
             ids = [d["service_id"] for d in docs]
-            rows = session.execute(select(ServiceSearch.id, ServiceSearch.name, ServiceSearch.body).where(ServiceSearch.service_id.in_(ids))).all()
-            session.execute(text("INSERT INTO service_fts (rowid, name, body) VALUES (:i, :n, :b)"),
-                            [{"i": r[0], "n": r[1], "b": r[2]} for r in rows])
+            rows = session.execute(select(ServiceSearch.id, ServiceSearch.name, ServiceSearch.body, ServiceSearch.tags)
+                                   .where(ServiceSearch.service_id.in_(ids))).all()
+            session.execute(text("INSERT INTO service_fts (rowid, name, body, tags) VALUES (:i, :n, :b, :t)"),
+                            [{"i": r[0], "n": r[1], "b": r[2], "t": r[3]} for r in rows])
         session.commit()
     if engine.dialect.name == "postgresql":
         # What autovacuum does soon after a bulk load in production: statistics, and
@@ -142,7 +143,7 @@ def build(url: str, services: int, seed: int = 7) -> dict:
     return figures
 
 
-def direct_search(engine, params: dict, viewer: dict) -> int:
+def direct_search(engine, params: dict, viewer: dict, exact_limit: int | None) -> int:
     """The service's SQL for one search, run directly: the search statement (``search.build_statement``
     run by ``search.run_statement``; the spelling lookup and the corrected statement for a misspelt
     query), then the page's cards (``views.cards``' query)."""
@@ -155,14 +156,14 @@ def direct_search(engine, params: dict, viewer: dict) -> int:
         origin = resolve_origin(params)
         clauses = [("*", params["open_day"], params["open_time"])] if params.get("open_day") else None
         q = params.get("q")
-        sql, binds = build_statement(engine.dialect.name, params, viewer, origin, q, clauses)
-        rows, groups = run_statement(session, sql, binds, q)
+        sql, binds = build_statement(engine.dialect.name, params, viewer, origin, q, clauses, exact_limit=exact_limit)
+        rows, groups, _ = run_statement(session, sql, binds, q)
         if not groups and q:
             corrected = suggest(session, q)
             if not corrected:
                 return 0
-            sql, binds = build_statement(engine.dialect.name, params, viewer, origin, corrected, clauses)
-            rows, groups = run_statement(session, sql, binds, corrected)
+            sql, binds = build_statement(engine.dialect.name, params, viewer, origin, corrected, clauses, exact_limit=exact_limit)
+            rows, groups, _ = run_statement(session, sql, binds, corrected)
         ids = [r[0] for r in rows]
         if ids:
             session.execute(text("SELECT service_id, card FROM service_card WHERE service_id IN :ids")
@@ -177,8 +178,10 @@ def measure(kind: str, url: str, args, vhost_uri: str, data_dir: str, template: 
     from services.directory import visibility
     from services.directory.schemas import SearchQuerySchema
     from services.directory.taxonomy import term_id
+    from weintervene.config import settings
     from weintervene.db import make_engine
 
+    exact_limit = settings().directory_search_exact_limit
     queries = []
     for q in QUERIES:
         q = dict(q)
@@ -210,7 +213,7 @@ def measure(kind: str, url: str, args, vhost_uri: str, data_dir: str, template: 
                 rpc.directory.search(auth, queries[i % len(queries)])
 
             def direct(i):
-                direct_search(engine, loaded[i % len(loaded)], viewer)
+                direct_search(engine, loaded[i % len(loaded)], viewer, exact_limit)
 
             targets = {"direct SQL": direct, "service RPC": service, "gateway HTTP": gateway}
             for fn in targets.values():

@@ -55,6 +55,10 @@ class Settings:
     # Roster CSV imports: larger files are refused with 413 before parsing.
     roster_max_bytes: int = 5 * 1024 * 1024
     roster_max_rows: int = 20000
+    # Directory keyword search ranks and counts at most this many matches exactly; a
+    # broader search ranks the first ones found (name matches first) and estimates its
+    # total and facet counts (``total_is_estimate``), so its cost stays bounded.
+    directory_search_exact_limit: int = 500
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_sender: str = "WeIntervene <no-reply@weintervene.local>"

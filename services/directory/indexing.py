@@ -24,7 +24,7 @@ from services.directory.models import (
     Address, Attribute, CostOption, Language, Location, Organization, Schedule, SearchWord,
     Service, ServiceArea, ServiceAtLocation, ServiceCard, ServiceHours, ServiceSearch,
 )
-from services.directory.schedules import weekly_hours
+from services.directory.schedules import DAYS, weekly_hours
 from services.directory.taxonomy import TermTree
 from weintervene.db import bulk_insert
 
@@ -69,6 +69,60 @@ def cost_class(amounts: list[float | None], texts: list[str]) -> str:
 def _bar(values) -> str:
     values = sorted({v for v in values if v})
     return "|" + "".join(f"{v}|" for v in values) if values else "|"
+
+
+SLOT_MINUTES = 30
+OPEN_COLUMNS = {day: f"open_{day.lower()}" for day in DAYS}
+
+
+def tag(kind: str, value: str) -> str:
+    """One filter token of the full-text index ("tlanges0"): letters and digits only, so both
+    tokenizers keep it whole, and ending in a digit, so the porter stemmer leaves it alone."""
+    return "t" + kind + re.sub(r"[^0-9a-z]", "", value.lower()) + "0"
+
+
+def search_tags(languages: str, cost: str, term_ids: str, days=()) -> str:
+    """The filter tokens of a search row: its languages, cost class, categories (with
+    ancestors) and the days it has opening hours on.
+
+    They sit in the full-text index beside the words, so a language, cost or category filter
+    (and the day of "open at") narrows the keyword matches inside the index instead of row by row.
+
+    >>> search_tags("|en|es|", "free", "|5f0e…|", ["TU"])
+    'tcat5f0e0 tcostfree0 tlangen0 tlanges0 topentu0'
+    """
+    tokens = {tag("lang", v) for v in languages.strip("|").split("|") if v}
+    tokens |= {tag("cat", v) for v in term_ids.strip("|").split("|") if v}
+    tokens |= {tag("open", d) for d in days}
+    tokens.add(tag("cost", cost or "unknown"))
+    return " ".join(sorted(tokens))
+
+
+def _minutes(hhmm: str) -> int:
+    return int(hhmm[:2]) * 60 + int(hhmm[3:5])
+
+
+def open_slots(hours) -> dict:
+    """Weekly hours as one bitmap per day of the half hours that are open from start to end
+    (bit n: n*30 minutes after midnight), and whether any hours start or end off the half hour.
+
+    "Open at 16:30 on Tuesday" is then ``open_tu & (1 << 33)``, read from the search row; the
+    services whose hours are not on half hours (``hours_unaligned``) are also checked against
+    their exact hours (``service_hours``).
+
+    >>> open_slots([("TU", "16:00", "17:00")])["open_tu"]
+    12884901888
+    """
+    slots = {column: 0 for column in OPEN_COLUMNS.values()}
+    unaligned = False
+    for day, opens, closes in hours:
+        start, end = _minutes(opens), _minutes(closes)
+        if start % SLOT_MINUTES or end % SLOT_MINUTES:
+            unaligned = True
+        for slot in range(-(-start // SLOT_MINUTES), end // SLOT_MINUTES):
+            slots[OPEN_COLUMNS[day]] |= 1 << slot
+    slots["hours_unaligned"] = unaligned
+    return slots
 
 
 def _group(rows, key):
@@ -173,14 +227,16 @@ def _reindex_chunk(session, ids, tree) -> int:
             "latitude": lat, "longitude": lon, "postal_code": postal, "state_province": state,
             "area_names": _bar(area_names), "timezone": place["timezone"] if place else None,
         }
-        docs.append(doc)
         words.update(WORD.findall(f"{name} {body}".lower()))
         schedules = list(scheds_by_service.get(sid, []))
         for sal in sals.get(sid, []):
             schedules += scheds_by_sal.get(sal.id, [])
             schedules += scheds_by_location.get(sal.location_id, [])
         rows = [{"byday": x.byday, "opens_at": x.opens_at, "closes_at": x.closes_at, "freq": x.freq} for x in schedules]
-        hours_rows += [{"service_id": sid, "day": d, "opens_at": o, "closes_at": c} for d, o, c in weekly_hours(rows)]
+        hours = weekly_hours(rows)
+        hours_rows += [{"service_id": sid, "day": d, "opens_at": o, "closes_at": c} for d, o, c in hours]
+        doc.update(open_slots(hours), tags=search_tags(doc["languages"], cost, doc["term_ids"], {h[0] for h in hours}))
+        docs.append(doc)
 
     if docs:
         from services.directory.views import card, details
@@ -199,8 +255,8 @@ def _reindex_chunk(session, ids, tree) -> int:
     if sqlite and docs:
         row_ids = dict(session.execute(select(ServiceSearch.service_id, ServiceSearch.id).where(ServiceSearch.service_id.in_([d["service_id"] for d in docs]))).all())
         session.execute(
-            text("INSERT INTO service_fts (rowid, name, body) VALUES (:rowid, :name, :body)"),
-            [{"rowid": row_ids[d["service_id"]], "name": d["name"], "body": d["body"]} for d in docs],
+            text("INSERT INTO service_fts (rowid, name, body, tags) VALUES (:rowid, :name, :body, :tags)"),
+            [{"rowid": row_ids[d["service_id"]], "name": d["name"], "body": d["body"], "tags": d["tags"]} for d in docs],
         )
     if hours_rows:
         bulk_insert(session, ServiceHours, hours_rows)

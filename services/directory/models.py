@@ -14,7 +14,7 @@ HSDS API are column-for-column), with UUID text ids. Two additions of ours:
 """
 from __future__ import annotations
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from weintervene.db import UTCDateTime, new_id, utcnow
@@ -280,8 +280,9 @@ class Metadata(Base):
 class ServiceSearch(Base):
     """What search reads: one row per service (see ``indexing.py``).
 
-    ``id`` is the row id of the SQLite FTS5 table ``service_fts``; on PostgreSQL
-    the migration adds a generated ``tsv`` column with a GIN index instead.
+    ``id`` is the row id of the SQLite FTS5 table ``service_fts`` (columns name, body,
+    tags); on PostgreSQL the migrations add a generated ``tsv`` column (name A, body B,
+    tags without position) with a GIN index, and a GIN index on the name's words alone.
     Lists are stored as ``|a|b|`` so "contains" is a LIKE on both databases.
     """
 
@@ -306,6 +307,17 @@ class ServiceSearch(Base):
     state_province: Mapped[str | None] = mapped_column(String(100), nullable=True)
     area_names: Mapped[str] = mapped_column(Text, default="|")
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Filter tokens (languages, cost, categories) indexed with the words: ``indexing.search_tags``.
+    tags: Mapped[str] = mapped_column(Text, default="")
+    # Half hours open, one bitmap per day, and whether exact hours must be checked: ``indexing.open_slots``.
+    open_mo: Mapped[int] = mapped_column(BigInteger, default=0)
+    open_tu: Mapped[int] = mapped_column(BigInteger, default=0)
+    open_we: Mapped[int] = mapped_column(BigInteger, default=0)
+    open_th: Mapped[int] = mapped_column(BigInteger, default=0)
+    open_fr: Mapped[int] = mapped_column(BigInteger, default=0)
+    open_sa: Mapped[int] = mapped_column(BigInteger, default=0)
+    open_su: Mapped[int] = mapped_column(BigInteger, default=0)
+    hours_unaligned: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         Index("ix_service_search_visibility", "status", "owner_tenant_id"),

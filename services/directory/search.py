@@ -34,6 +34,7 @@ from sqlalchemy import text
 
 from services.directory import visibility
 from services.directory.geo import bounding_box, postcode_centroid
+from services.directory.indexing import OPEN_COLUMNS, SLOT_MINUTES, tag
 from services.directory.schedules import DAYS
 from services.directory.taxonomy import TermTree
 from weintervene.errors import BadRequest
@@ -49,7 +50,12 @@ def grade_to_age(grade) -> int:
 
 
 def fts_query(q: str) -> str:
-    """An FTS5 query: every word must match (stemmed), words quoted so syntax is inert."""
+    """An FTS5 query over the words (name and body): every word must match (stemmed), words
+    quoted so syntax is inert."""
+    return "{name body} : (%s)" % fts_words(q)
+
+
+def fts_words(q: str) -> str:
     return " ".join('"%s"' % w.replace('"', "") for w in WORDS.findall(q.lower()))
 
 
@@ -59,44 +65,84 @@ HAVERSINE = (
 )
 
 
+def tag_filters(params: dict, open_clauses=None) -> list[list[str]]:
+    """The language, cost and category filters, and the days of "open at", as index tokens:
+    a list of alternatives per filter."""
+    filters = []
+    if open_clauses:
+        filters.append(sorted({tag("open", day) for _, day, _ in open_clauses}))
+    if params.get("language"):
+        filters.append([tag("lang", params["language"])])
+    if params.get("cost") == "free":
+        filters.append([tag("cost", "free")])
+    elif params.get("cost") == "low":
+        filters.append([tag("cost", "free"), tag("cost", "low")])
+    if params.get("category"):
+        filters.append([tag("cat", params["category"])])
+    return filters
+
+
+def _keyword_match(dialect: str, q: str, tags: list[list[str]], binds: dict, name_only: bool = False) -> str:
+    """The keyword condition (the words, and the tag filters inside the same index lookup)."""
+    if dialect == "postgresql":
+        binds["q"] = q
+        name_match = "to_tsvector('english', ss.name) @@ websearch_to_tsquery('english', :q)"
+        if not tags:
+            # The name's words are in tsv too: the (small) name index alone finds name matches.
+            return name_match if name_only else "ss.tsv @@ websearch_to_tsquery('english', :q)"
+        binds["tagq"] = " & ".join("(" + " | ".join(f"'{t}'" for t in alts) + ")" for alts in tags)
+        condition = "ss.tsv @@ (websearch_to_tsquery('english', :q) && CAST(:tagq AS tsquery))"
+        return f"{condition} AND {name_match}" if name_only else condition
+    words = fts_words(q)
+    query = "{name} : (%s)" % words if name_only else "{name body} : (%s)" % words
+    if tags:
+        query += " AND {tags} : (%s)" % " AND ".join("(" + " OR ".join(alts) + ")" for alts in tags)
+    key = "fts_named" if name_only else "fts"
+    binds[key] = query
+    return f"service_fts MATCH :{key}"
+
+
 def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q: str | None = None,
-                open_clauses=None) -> tuple[str, str, str, dict]:
-    """(FROM, WHERE, rank expression, binds) selecting every matching search row."""
-    where, binds = ["ss.status = 'active'"], {}
+                open_clauses=None, name_only: bool = False) -> tuple[str, str, str, dict]:
+    """(FROM, WHERE, rank expression, binds) selecting every matching search row
+    (``name_only``: only those with every word in the name)."""
+    # IS TRUE: PostgreSQL would otherwise AND the (status, owner) index's bitmap of nearly
+    # every row into a keyword search's bitmap, reading 100,000 index entries to drop none.
+    where, binds = ["(ss.status = 'active') IS TRUE"], {}
     vis, vis_binds = visibility.sql_text("ss", viewer)
     where.append(vis)
     binds.update(vis_binds)
     source, rank = "service_search ss", "0.0"
     if q:
+        # Language, cost and category are tokens in the full-text index: the index
+        # intersects them with the words, and no row outside the filters is read.
+        where.append(_keyword_match(dialect, q, tag_filters(params, open_clauses), binds, name_only))
         if dialect == "postgresql":
-            where.append("ss.tsv @@ websearch_to_tsquery('english', :q)")
             # ts_rank (weights and frequency), not ts_rank_cd: cover density costs
             # ~25 us a row more, 250 ms on a query matching 10,000 services.
             rank = "ts_rank(ss.tsv, websearch_to_tsquery('english', :q))"
-            binds["q"] = q
         else:
             # CROSS JOIN keeps the FTS index as the outer loop (SQLite would
             # otherwise scan the search rows and probe FTS for each one).
             source = "service_fts CROSS JOIN service_search ss ON ss.id = service_fts.rowid"
-            where.append("service_fts MATCH :q")
-            rank = "-bm25(service_fts, 10.0, 1.0)"
-            binds["q"] = fts_query(q)
-    if params.get("category"):
-        where.append("ss.term_ids LIKE :category")
-        binds["category"] = f"%|{params['category']}|%"
+            rank = "-bm25(service_fts, 10.0, 1.0, 0.0)"
+    else:
+        if params.get("category"):
+            where.append("ss.term_ids LIKE :category")
+            binds["category"] = f"%|{params['category']}|%"
+        if params.get("language"):
+            where.append("ss.languages LIKE :language")
+            binds["language"] = f"%|{params['language'].lower()}|%"
+        if params.get("cost") == "free":
+            where.append("ss.cost = 'free'")
+        elif params.get("cost") == "low":
+            where.append("ss.cost IN ('free', 'low')")
     age = params.get("age")
     if age is None and params.get("grade") is not None:
         age = grade_to_age(params["grade"])
     if age is not None:
         where.append("(ss.minimum_age IS NULL OR ss.minimum_age <= :age) AND (ss.maximum_age IS NULL OR ss.maximum_age >= :age)")
         binds["age"] = age
-    if params.get("language"):
-        where.append("ss.languages LIKE :language")
-        binds["language"] = f"%|{params['language'].lower()}|%"
-    if params.get("cost") == "free":
-        where.append("ss.cost = 'free'")
-    elif params.get("cost") == "low":
-        where.append("ss.cost IN ('free', 'low')")
     if origin is not None:
         binds.update(o_lat=origin[0], o_lon=origin[1])
         if params.get("radius_miles"):
@@ -114,15 +160,13 @@ def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q:
     if open_clauses:
         ors = []
         for i, (tz, day, hhmm) in enumerate(open_clauses):
-            hours_of_day = f"h.day = :day{i} AND h.opens_at <= :t{i} AND h.closes_at > :t{i}"
-            if q:
-                # Keywords bound the matches: probe each one's hours by service_id
-                # (SQLite otherwise lists the whole day's hours first).
-                hours = f"EXISTS (SELECT 1 FROM service_hours h WHERE h.service_id = ss.service_id AND {hours_of_day})"
-            else:
-                # No keywords: one pass over the day's hours on the (day, opens_at,
-                # closes_at, service_id) index, not a probe per service.
-                hours = f"ss.service_id IN (SELECT h.service_id FROM service_hours h WHERE {hours_of_day})"
+            # The half hour holding the time, open from start to end, in the row's bitmap
+            # of the day; hours off the half hour (rare) are checked exactly.
+            minutes = int(hhmm[:2]) * 60 + int(hhmm[3:5])
+            exact = (f"EXISTS (SELECT 1 FROM service_hours h WHERE h.service_id = ss.service_id "
+                     f"AND h.day = :day{i} AND h.opens_at <= :t{i} AND h.closes_at > :t{i})")
+            hours = f"((ss.{OPEN_COLUMNS[day]} & :slot{i}) <> 0 OR (ss.hours_unaligned AND {exact}))"
+            binds[f"slot{i}"] = 1 << (minutes // SLOT_MINUTES)
             if tz == "*":
                 ors.append(hours)
             elif tz is None:
@@ -135,58 +179,120 @@ def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q:
     return source, " AND ".join(where), rank, binds
 
 
-PAGE, FACETS = "p", "f"
+PAGE, FACETS, STATS = "p", "f", "s"
 
 
 def build_statement(dialect: str, params: dict, viewer: dict | None, origin=None, q: str | None = None,
-                    open_clauses=None, page: int = 1, per_page: int = 20) -> tuple[str, dict]:
+                    open_clauses=None, page: int = 1, per_page: int = 20, exact_limit: int | None = None) -> tuple[str, dict]:
     """The one statement of a search and its binds.
 
-    It finds the matching rows once (a materialised CTE), then returns two kinds
+    It finds the matching rows once (materialised CTEs), then returns three kinds
     of rows, tagged in the first column:
 
     * ``"p", service_id, rank, distance``: the ``per_page`` rows of page ``page``, in order;
     * ``"f", top_term_ids, languages, cost, count``: the matches grouped by what the
       facets count, so the total and every facet count come from a few hundred
-      groups rather than from every matching row.
+      groups rather than from every matching row;
+    * ``"s", name, value``: ``found`` (matches read), ``ranked`` (matches pages reach),
+      ``last`` (scan position of the last match read) and ``size`` (positions in all).
+
+    A keyword search sorted by relevance ranks the services with every word in
+    their name first (tier 0), then the others. With ``exact_limit`` it reads at
+    most ``exact_limit`` name matches and ``exact_limit + 1`` matches in index
+    order (one more to know there are more): a search matching more is ranked
+    among those, and its total and facets are estimated from how far the index
+    scan went (:func:`estimate`). So a broad search still puts name matches first,
+    and one with fewer name matches than the limit ranks them exactly; every
+    search matching fewer than the limit is exact. Sorted by distance, or with
+    ``exact_limit`` None, or without keywords, every match is read.
     """
     source, where, rank, binds = build_where(dialect, params, viewer, origin, q, open_clauses)
     distance = HAVERSINE if origin is not None else "NULL"
+    if dialect == "postgresql":
+        # The heap block of the row (block order is the order of a bitmap scan), and the blocks in all.
+        position, size = "(CAST((ss.ctid::text::point)[0] AS bigint) + 1)", \
+            "(pg_relation_size('service_search') / current_setting('block_size')::bigint)"
+    else:
+        position, size = "ss.id", "(SELECT max(id) FROM service_search)"
+    columns = f"ss.service_id, {rank} AS rank, {distance} AS distance, ss.name, ss.top_term_ids, ss.languages, ss.cost, {position} AS pos"
+    ranked_by_words = bool(q) and params.get("sort") != "distance"
+    bounded = ranked_by_words and exact_limit is not None
+    limit = " LIMIT :named_limit" if bounded else ""
+    if ranked_by_words:
+        named_source, named_where, _, named_binds = build_where(dialect, params, viewer, origin, q, open_clauses, name_only=True)
+        binds.update(named_binds)
+        ctes = (
+            f"named AS MATERIALIZED (SELECT {columns} FROM {named_source} WHERE {named_where}{limit}), "
+            f"found AS MATERIALIZED (SELECT {columns} FROM {source} WHERE {where}{limit and ' LIMIT :found_limit'}), "
+            "m AS MATERIALIZED (SELECT 0 AS tier, named.* FROM named UNION ALL "
+            "SELECT 1, found.* FROM found WHERE found.service_id NOT IN (SELECT service_id FROM named))"
+        )
+    else:
+        ctes = (f"found AS MATERIALIZED (SELECT {columns} FROM {source} WHERE {where}{limit and ' LIMIT :found_limit'}), "
+                "m AS MATERIALIZED (SELECT 0 AS tier, found.* FROM found)")
+    if bounded:
+        binds.update(named_limit=exact_limit, found_limit=exact_limit + 1)
     if params.get("sort") == "distance":
         order = "distance ASC NULLS LAST, rank DESC, service_id"
     elif origin is not None:
-        order = "rank DESC, distance ASC NULLS LAST, lower(name), service_id"
+        order = "tier, rank DESC, distance ASC NULLS LAST, lower(name), service_id"
     else:
-        order = "rank DESC, lower(name), service_id"
+        order = "tier, rank DESC, lower(name), service_id"
     sql = (
-        f"WITH m AS MATERIALIZED (SELECT ss.service_id, {rank} AS rank, {distance} AS distance, ss.name, "
-        f"ss.top_term_ids, ss.languages, ss.cost FROM {source} WHERE {where}) "
+        f"WITH {ctes} "
         f"SELECT * FROM (SELECT '{PAGE}' AS kind, service_id AS a, NULL AS b, NULL AS c, rank, distance, 0 AS n "
         f"FROM m ORDER BY {order} LIMIT :limit OFFSET :offset) page_rows "
-        f"UNION ALL SELECT '{FACETS}', top_term_ids, languages, cost, NULL, NULL, count(*) FROM m "
-        "GROUP BY top_term_ids, languages, cost"
+        f"UNION ALL SELECT '{FACETS}', top_term_ids, languages, cost, NULL, NULL, count(*) FROM found "
+        "GROUP BY top_term_ids, languages, cost "
+        f"UNION ALL SELECT '{STATS}', 'ranked', NULL, NULL, NULL, NULL, (SELECT count(*) FROM m) "
+        f"UNION ALL SELECT '{STATS}', 'found', NULL, NULL, NULL, NULL, (SELECT count(*) FROM found) "
+        f"UNION ALL SELECT '{STATS}', 'last', NULL, NULL, NULL, NULL, (SELECT max(pos) FROM found) "
+        f"UNION ALL SELECT '{STATS}', 'size', NULL, NULL, NULL, NULL, {size}"
     )
     return sql, dict(binds, limit=per_page, offset=(page - 1) * per_page)
 
 
-def run_statement(session, sql: str, binds: dict, q: str | None) -> tuple[list, list]:
-    """Run a search statement: (page rows ``(service_id, rank, distance)``, facet groups ``(tops, langs, cost, n)``).
+def run_statement(session, sql: str, binds: dict, q: str | None) -> tuple[list, list, dict]:
+    """Run a search statement: (page rows ``(service_id, rank, distance)``, facet groups
+    ``(tops, langs, cost, n)``, stats ``{found, ranked, last, size}``).
 
     On PostgreSQL a keyword search must start from the GIN index: the planner
     prices ``@@`` like a comparison and picks a sequential scan for a common
     word, which then matches every row's tsvector (10x slower at 100,000 rows).
+    JIT compilation is off for it: forcing the index inflates the estimated
+    cost past ``jit_above_cost``, and compiling costs more than the query.
     """
-    if q and session.bind.dialect.name == "postgresql":
-        session.execute(text("SET LOCAL enable_seqscan = off"))
-    page_rows, groups = [], []
+    postgres = session.bind.dialect.name == "postgresql"
+    if postgres:
+        session.execute(text("SELECT set_config('jit', 'off', true), set_config('enable_seqscan', :seqscan, true)"),
+                        {"seqscan": "off" if q else "on"})
+    page_rows, groups, stats = [], [], {}
     for kind, a, b, c, rank, distance, n in session.execute(text(sql), binds):
         if kind == PAGE:
             page_rows.append((a, rank, distance))
-        else:
+        elif kind == FACETS:
             groups.append((a, b, c, n))
-    if q and session.bind.dialect.name == "postgresql":
+        else:
+            stats[a] = n or 0
+    if q and postgres:
         session.execute(text("SET LOCAL enable_seqscan TO DEFAULT"))
-    return page_rows, groups
+    return page_rows, groups, stats
+
+
+def estimate(stats: dict, exact_limit: int | None) -> int | None:
+    """The estimated number of matches when the scan stopped at ``exact_limit``, else None (exact).
+
+    Matches are assumed spread evenly over the index order: ``exact_limit`` of them
+    found within the first ``last`` of ``size`` positions. Two significant figures,
+    never fewer than were found.
+
+    >>> estimate({"found": 1001, "last": 1500, "size": 15000}, 1000)
+    10000
+    """
+    if exact_limit is None or stats.get("found", 0) <= exact_limit:
+        return None
+    raw = stats["found"] * max(stats.get("size") or 0, 1) / max(stats.get("last") or 1, 1)
+    return max(stats["found"], _about(raw))
 
 
 def resolve_origin(params: dict) -> tuple[float, float] | None:
@@ -265,8 +371,12 @@ def suggest(session, q: str) -> str | None:
 
 
 def search(session, params: dict, viewer: dict | None = None, school_timezone: str | None = None,
-           cards=None) -> dict:
-    """Run an educator search; ``cards(ids)`` turns the page's ids into result cards."""
+           cards=None, exact_limit: int | None = None) -> dict:
+    """Run an educator search; ``cards(ids)`` turns the page's ids into result cards.
+
+    ``exact_limit`` bounds the matches a keyword search ranks and counts (see
+    :func:`build_statement`); None ranks and counts every match.
+    """
     dialect = session.bind.dialect.name
     tree = TermTree.load(session)
     page, per_page = params.get("page", 1), params.get("per_page", 20)
@@ -292,17 +402,22 @@ def search(session, params: dict, viewer: dict | None = None, school_timezone: s
     _math_functions(session)
 
     def run(words):
-        sql, binds = build_statement(dialect, query_params, viewer, origin, words, clauses, page, per_page)
+        sql, binds = build_statement(dialect, query_params, viewer, origin, words, clauses, page, per_page, exact_limit)
         return run_statement(session, sql, binds, words)
 
-    window, groups = run(q)
+    window, groups, stats = run(q)
     corrected = None
     if q and not groups:
         corrected = suggest(session, q)
         if corrected:
-            window, groups = run(corrected)
-    total = sum(n for *_, n in groups)
-    last_page = max(1, (total + per_page - 1) // per_page)
+            window, groups, stats = run(corrected)
+    found = sum(n for *_, n in groups)
+    bounded = bool(corrected or q) and params.get("sort") != "distance"
+    estimated = estimate(stats, exact_limit if bounded else None)
+    total = found if estimated is None else estimated
+    # Pages reach every match of an exact search, and the ranked ones of a broad one.
+    reachable = total if estimated is None else stats.get("ranked", found)
+    last_page = max(1, (reachable + per_page - 1) // per_page)
     if page > last_page:
         raise BadRequest("Page out of range.", code="invalid_input",
                          details={"page": [f"There are {last_page} page(s) of {per_page}."]})
@@ -316,8 +431,9 @@ def search(session, params: dict, viewer: dict | None = None, school_timezone: s
         item["distance_miles"] = round(distance, 2) if distance is not None else None
         item["relevance"] = round(float(rank or 0), 6)
         ordered.append(item)
-    return {"items": ordered, "total": total, "page": page, "per_page": per_page, "facets": _facets(groups, tree),
-            "corrected_query": corrected}
+    scale = None if estimated is None else estimated / max(found, 1)
+    return {"items": ordered, "total": total, "total_is_estimate": estimated is not None, "pages": last_page,
+            "page": page, "per_page": per_page, "facets": _facets(groups, tree, scale), "corrected_query": corrected}
 
 
 def _math_functions(session) -> None:
@@ -337,8 +453,15 @@ def _math_functions(session) -> None:
 _math_functions.checked = False
 
 
-def _facets(groups, tree: TermTree) -> dict:
-    """Facet counts from the (top-level terms, languages, cost, count) groups of the facet statement."""
+def _about(n: float) -> int:
+    """A count estimate to two significant figures (at least 1)."""
+    digits = max(0, len(str(int(n))) - 2)
+    return max(1, int(round(n, -digits)))
+
+
+def _facets(groups, tree: TermTree, scale: float | None = None) -> dict:
+    """Facet counts from the (top-level terms, languages, cost, count) groups of the facet statement;
+    ``scale``: the matches read were a sample, and each count is scaled up to an estimate."""
     categories, languages, costs = {}, {}, {}
     for tops, langs, cost, n in groups:
         for t in (tops or "|").strip("|").split("|"):
@@ -348,6 +471,10 @@ def _facets(groups, tree: TermTree) -> dict:
             if lang:
                 languages[lang] = languages.get(lang, 0) + n
         costs[cost] = costs.get(cost, 0) + n
+    if scale is not None:
+        for counts in (categories, languages, costs):
+            for key, n in counts.items():
+                counts[key] = _about(n * scale)
     return {
         "categories": sorted(
             ({"id": t, "name": tree.terms[t]["name"], "count": n} for t, n in categories.items() if t in tree.terms),

@@ -77,7 +77,8 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
         ctx = AuthContext.from_dict(auth)
         params = _ids_to_text(load(SearchQuerySchema(), params or {}))
         tz = self._school_timezone(ctx) if params.get("open_now") else None
-        return run_search(self.db, params, _viewer(auth), school_timezone=tz, cards=lambda ids: cards(self.db, ids))
+        return run_search(self.db, params, _viewer(auth), school_timezone=tz, cards=lambda ids: cards(self.db, ids),
+                          exact_limit=settings().directory_search_exact_limit)
 
     def _school_timezone(self, ctx: AuthContext) -> str | None:
         try:

@@ -6,7 +6,8 @@ from services.directory.demo import load_demo
 from services.directory.editing import create_service
 from services.directory.geo import miles_between, postcode_centroid
 from services.directory.schemas import SearchQuerySchema
-from services.directory.search import search
+from services.directory.indexing import open_slots, search_tags
+from services.directory.search import estimate, search
 from services.directory.taxonomy import term_id
 from services.directory.views import cards, details
 from tests.unit.directory_fixtures import sqlite_directory
@@ -26,10 +27,10 @@ def session(tmp_path_factory):
     s.close()
 
 
-def run(session, viewer=VIEWER, **params):
+def run(session, viewer=VIEWER, exact_limit=None, **params):
     params = SearchQuerySchema().load(params)
     params = {k: str(v) if k == "category" else v for k, v in params.items()}
-    return search(session, params, viewer, cards=lambda ids: cards(session, ids))
+    return search(session, params, viewer, cards=lambda ids: cards(session, ids), exact_limit=exact_limit)
 
 
 def full(session, items):
@@ -190,3 +191,73 @@ def test_a_missing_card_is_built_from_the_hsds_tables(session):
         reindex(session, [ids[1]])
         session.commit()
     assert session.get(ServiceCard, ids[1]).card == stored[1]
+
+
+def test_a_search_below_the_exact_limit_is_exact_and_the_same_as_without_one(session):
+    unbounded = run(session, q="tutoring", per_page=100)
+    bounded = run(session, q="tutoring", per_page=100, exact_limit=unbounded["total"])
+    assert bounded == unbounded
+    assert bounded["total_is_estimate"] is False and bounded["pages"] == (bounded["total"] + 99) // 100
+    narrow = run(session, q="tutoring", language="es", cost="free", per_page=100, exact_limit=unbounded["total"])
+    assert 0 < narrow["total"] < unbounded["total"] and narrow["total_is_estimate"] is False
+    assert all("es" in i["languages"] and i["cost"] == "free" for i in narrow["items"])
+
+
+def test_a_broad_search_ranks_name_matches_first_pages_stably_and_says_its_counts_are_estimates(session):
+    exact = run(session, q="tutoring", per_page=100)
+    limit = 4
+    assert exact["total"] > 2 * limit + 1
+    first = run(session, q="tutoring", per_page=3, exact_limit=limit)
+    assert first["total_is_estimate"] is True
+    assert first["total"] >= limit + 1 and first["total"] == round(first["total"], -max(0, len(str(first["total"])) - 2))
+    # Pages reach the ranked matches: the name matches read and the matches read, without repeats.
+    ranked = []
+    for page in range(1, first["pages"] + 1):
+        items = run(session, q="tutoring", per_page=3, page=page, exact_limit=limit)["items"]
+        assert items == run(session, q="tutoring", per_page=3, page=page, exact_limit=limit)["items"]  # stable
+        ranked += items
+    ids = [i["id"] for i in ranked]
+    assert len(ids) == len(set(ids)) and limit + 1 <= len(ids) <= 2 * limit + 1
+    assert first["pages"] == (len(ids) + 2) // 3
+    with pytest.raises(BadRequest):
+        run(session, q="tutoring", per_page=3, page=first["pages"] + 1, exact_limit=limit)
+    # Every word in the name ranks first, in both the bounded and the exact search.
+    for items in (ranked, exact["items"]):
+        in_name = ["tutor" in i["name"].lower() for i in items]
+        assert in_name == sorted(in_name, reverse=True) and in_name[0]
+    assert set(ids) <= {i["id"] for i in exact["items"]}
+    # Facet counts are scaled up from the matches read, like the total.
+    costs = sum(f["count"] for f in first["facets"]["cost"])
+    assert abs(costs - first["total"]) <= 0.15 * first["total"] + 2
+
+
+def test_the_estimate_scales_the_matches_read_by_how_far_the_scan_went():
+    assert estimate({"found": 501, "last": 1000, "size": 10000}, 500) == 5000
+    assert estimate({"found": 501, "last": 1234, "size": 100000}, 500) == 41000
+    assert estimate({"found": 501, "last": 100000, "size": 100000}, 500) == 501  # never fewer than read
+    assert estimate({"found": 500, "last": 10, "size": 100000}, 500) is None  # all read: exact
+    assert estimate({"found": 9000, "last": 10, "size": 100000}, None) is None
+
+
+def test_filter_tokens_and_open_half_hours():
+    assert search_tags("|en|es|", "free", "|a1b2|", {"TU"}) == "tcata1b20 tcostfree0 tlangen0 tlanges0 topentu0"
+    slots = open_slots([("TU", "16:00", "17:30"), ("MO", "09:00", "10:00")])
+    assert slots["open_tu"] == (1 << 32) | (1 << 33) | (1 << 34) and slots["open_mo"] == (1 << 18) | (1 << 19)
+    assert slots["open_we"] == 0 and slots["hours_unaligned"] is False
+    late = open_slots([("FR", "16:45", "18:10")])
+    assert late["open_fr"] == (1 << 34) | (1 << 35) and late["hours_unaligned"] is True
+
+
+def test_open_at_is_exact_for_hours_off_the_half_hour(session):
+    admin = AuthContext(user_id="u1", tenant_id=VIEWER["tenant_id"], role=Role.SCHOOL_ADMIN)
+    create_service(session, admin, {"name": "Quillwort Evening Homework Club", "description": "Tutoring in the evening",
+                                    "schedules": [{"days": ["FR"], "opens_at": "16:45", "closes_at": "18:10"}]})
+    session.commit()
+
+    def found(day, time):
+        return [i["name"] for i in run(session, q="quillwort", open_day=day, open_time=time)["items"]]
+
+    assert found("FR", "16:45") and found("FR", "17:00") and found("FR", "18:09")
+    assert not found("FR", "16:44") and not found("FR", "18:10") and not found("TH", "17:00")
+    assert [i["name"] for i in run(session, open_day="FR", open_time="16:50", per_page=100)["items"]
+            if "Quillwort" in i["name"]] == ["Quillwort Evening Homework Club"]
