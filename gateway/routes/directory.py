@@ -6,7 +6,7 @@ import base64
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from gateway.http import json_response, route
-from services.directory.schemas import ImportStartSchema, SearchQuerySchema, ServiceInputSchema
+from services.directory.schemas import ImportStartSchema, SearchQuerySchema, SearchResultSchema, ServiceInputSchema
 from weintervene.auth import Role
 from weintervene.errors import BadRequest
 
@@ -16,11 +16,16 @@ EDITOR_ROLES = (Role.OPERATOR, Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.PROG
 
 class DirectoryRoutes:
     @route("GET", "/api/v1/directory/services", summary="Search the directory", tags=["directory"],
-           query=SearchQuerySchema)
+           query=SearchQuerySchema, response=SearchResultSchema)
     def search_services(self, request, auth, query, **_):
         """``?q=tutoring&postcode=20001&radius_miles=5&language=es&cost=free&open_day=TU&open_time=16:00
-        &sort=distance`` -> ``{"items": [...], "total": 12, "page": 1, "per_page": 20, "facets":
-        {"categories": [...], "languages": [...], "cost": [...]}, "corrected_query": null}``."""
+        &sort=distance`` -> ``{"items": [...], "total": 12, "total_is_estimate": false, "pages": 1, "page": 1,
+        "per_page": 20, "facets": {"categories": [...], "languages": [...], "cost": [...]}, "corrected_query": null}``.
+
+        Keyword searches rank services with every word in their name first. A broad keyword search
+        (more matches than the server ranks exactly, 500 by default) ranks the best of the matches it
+        reads, and says ``total_is_estimate``: its total and facet counts are then estimates, and
+        ``pages`` tells how many pages of its best matches can be requested."""
         return self.directory_rpc.search(auth.to_dict(), query)
 
     @route("GET", "/api/v1/directory/services/<service_id>", summary="One service", tags=["directory"])

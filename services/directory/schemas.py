@@ -62,6 +62,54 @@ class SearchQuerySchema(Schema):
             raise ValidationError("Give a postcode or a point, not both.", "postcode")
 
 
+class SearchCardSchema(Schema):
+    """One search result: the compact card (the full service is ``GET .../services/{id}``)."""
+
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    organization_name = fields.String(allow_none=True)
+    description = fields.String(metadata={"description": "At most 180 characters."})
+    address = fields.String(allow_none=True)
+    hours_text = fields.String(allow_none=True)
+    cost = fields.String(metadata={"description": "free, low, paid or unknown"})
+    languages = fields.List(fields.String())
+    categories = fields.List(fields.String())
+    distance_miles = fields.Float(allow_none=True)
+    relevance = fields.Float()
+
+
+class FacetCountSchema(Schema):
+    id = fields.UUID(metadata={"description": "Category facets: the top-level term."})
+    name = fields.String(metadata={"description": "Category facets: the term's name."})
+    code = fields.String(metadata={"description": "Language facets: the ISO 639 code."})
+    value = fields.String(metadata={"description": "Cost facets: free, low, paid or unknown."})
+    count = fields.Integer(required=True)
+
+
+class SearchFacetsSchema(Schema):
+    categories = fields.List(fields.Nested(FacetCountSchema))
+    languages = fields.List(fields.Nested(FacetCountSchema))
+    cost = fields.List(fields.Nested(FacetCountSchema))
+
+
+class SearchResultSchema(Schema):
+    """Answer of ``GET /api/v1/directory/services`` (documents the shape; search builds it)."""
+
+    items = fields.List(fields.Nested(SearchCardSchema), required=True)
+    total = fields.Integer(required=True, metadata={"description": "Services matching; an estimate when total_is_estimate."})
+    total_is_estimate = fields.Boolean(required=True, metadata={
+        "description": "True for a broad keyword search (more matches than the server ranks exactly, 500 by default): "
+                       "the results are the best of the matches read, name matches first, and total and every facet "
+                       "count are estimates to two significant figures. False: total and facets are exact."})
+    pages = fields.Integer(required=True, metadata={
+        "description": "Pages of per_page results that can be requested: every match when exact, the ranked best "
+                       "matches of a broad search."})
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    facets = fields.Nested(SearchFacetsSchema, required=True)
+    corrected_query = fields.String(allow_none=True, metadata={"description": "The query searched instead of a misspelt one."})
+
+
 class AddressSchema(Schema):
     address_1 = fields.String(required=True, validate=validate.Length(1, 500))
     address_2 = fields.String(validate=validate.Length(max=500))

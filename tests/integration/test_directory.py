@@ -89,6 +89,27 @@ def test_journey_one_filters(system, demo, schools):
     assert all("vi" in i["languages"] for i in english["items"])
 
 
+def test_a_broad_search_on_postgresql_ranks_name_matches_first_and_estimates_its_counts(system, demo, schools, patch_settings):
+    teacher = schools["a"]["teacher"]
+    url = system.url("/api/v1/directory/services")
+    exact = teacher.get(url, params={"q": "tutoring", "per_page": 100}).json()
+    assert exact["total_is_estimate"] is False and exact["pages"] == 1 and exact["total"] > 7
+    in_name = ["tutor" in i["name"].lower() for i in exact["items"]]
+    assert in_name == sorted(in_name, reverse=True) and in_name[0]  # every word in the name ranks first
+    patch_settings(directory_search_exact_limit=3)
+    broad = teacher.get(url, params={"q": "tutoring", "per_page": 2}).json()
+    assert broad["total_is_estimate"] is True and broad["total"] >= 4
+    pages = [teacher.get(url, params={"q": "tutoring", "per_page": 2, "page": p}).json()["items"] for p in range(1, broad["pages"] + 1)]
+    ids = [i["id"] for page in pages for i in page]
+    assert len(ids) == len(set(ids)) and 4 <= len(ids) <= 7 and set(ids) <= {i["id"] for i in exact["items"]}
+    assert ["tutor" in i["name"].lower() for page in pages for i in page][0]
+    past = teacher.get(url, params={"q": "tutoring", "per_page": 2, "page": broad["pages"] + 1})
+    assert past.status_code == 400 and "page" in past.json()["error"]["details"]
+    narrow = teacher.get(url, params={"q": "counseling", "language": "es", "cost": "free", "postcode": "20001", "radius_miles": 5,
+                                      "open_day": "TU", "open_time": "16:30", "age": 13}).json()
+    assert narrow["total_is_estimate"] is False and 0 < narrow["total"] <= 3
+
+
 def test_typo_and_stemming_on_postgresql(system, demo, schools):
     teacher = schools["a"]["teacher"]
     exact = teacher.get(system.url("/api/v1/directory/services"), params={"q": "mentoring"}).json()

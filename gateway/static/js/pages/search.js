@@ -77,10 +77,15 @@ export async function render(container, ctx) {
       });
       const items = itemsOf(data);
       const total = data && typeof data.total === "number" ? data.total : items.length;
-      const summary = total === 0 ? "No services match. Try fewer filters or a wider distance." : `${total} service${total === 1 ? "" : "s"} found.`;
+      // A broad search counts its matches roughly and pages through its best ones only.
+      const estimate = Boolean(data && data.total_is_estimate);
+      const pages = data && typeof data.pages === "number" ? data.pages : Math.ceil(total / 20);
+      const summary = total === 0 ? "No services match. Try fewer filters or a wider distance."
+        : estimate ? `About ${total.toLocaleString("en-US")} services found. The best matches are shown; add a word or a filter to narrow the search.`
+        : `${total} service${total === 1 ? "" : "s"} found.`;
       const pager = h("nav", { class: "actions", "aria-label": "Result pages" });
       if (state.page > 1) append(pager, h("button", { type: "button", class: "secondary", onclick: () => { state.page -= 1; run(); } }, "Previous page"));
-      if (state.page * 20 < total) append(pager, h("button", { type: "button", class: "secondary", onclick: () => { state.page += 1; run(); } }, "Next page"));
+      if (state.page < pages) append(pager, h("button", { type: "button", class: "secondary", onclick: () => { state.page += 1; run(); } }, "Next page"));
       replace(results, h("p", { class: "result-count" }, summary), h("ul", { class: "cards" }, items.map(serviceCard)), pager);
       announce(summary);
     } catch (err) {
