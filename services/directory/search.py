@@ -91,7 +91,10 @@ def _keyword_match(dialect: str, q: str, tags: list[list[str]], binds: dict, nam
             # The name's words are in tsv too: the (small) name index alone finds name matches.
             return name_match if name_only else "ss.tsv @@ websearch_to_tsquery('english', :q)"
         binds["tagq"] = " & ".join("(" + " | ".join(f"'{t}'" for t in alts) + ")" for alts in tags)
-        condition = "ss.tsv @@ (websearch_to_tsquery('english', :q) && CAST(:tagq AS tsquery))"
+        # numnode: a query of stop words alone matches nothing, as without filters (the planner
+        # folds it to a constant); "AND" with the tags would otherwise leave the tags alone.
+        condition = ("numnode(websearch_to_tsquery('english', :q)) > 0 AND "
+                     "ss.tsv @@ (websearch_to_tsquery('english', :q) && CAST(:tagq AS tsquery))")
         return f"{condition} AND {name_match}" if name_only else condition
     words = fts_words(q)
     query = "{name} : (%s)" % words if name_only else "{name body} : (%s)" % words
