@@ -15,12 +15,18 @@ then the page (ordered, LIMIT/OFFSET) and the matches grouped for the total and
 facet counts. Only the page's cards then leave the database: a result page is 20 compact cards
 (``views.card``), the full service is ``get_service``.
 
+With keywords, language, cost, category and the day of "open at" are tokens in
+the same full-text index (``indexing.search_tags``), services with every word in
+their name rank first, and a broad search reads a bounded number of matches
+(``exact_limit``) and estimates its total and facets (``total_is_estimate``).
+
 Example::
 
     >>> search(session, {"q": "tutoring", "postcode": "20001", "radius_miles": 5, "sort": "distance"},
     ...        viewer={"tenant_id": "…", "district_id": None, "kind": "school"}, cards=lambda ids: views.cards(session, ids))
     {"items": [{"id": "…", "name": "After-School Math Tutoring", "organization_name": "…", "distance_miles": 0.8, ...}],
-     "total": 12, "page": 1, "per_page": 20, "facets": {...}, "corrected_query": None}
+     "total": 12, "total_is_estimate": False, "pages": 1, "page": 1, "per_page": 20, "facets": {...},
+     "corrected_query": None}
 """
 from __future__ import annotations
 
