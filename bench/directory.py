@@ -13,7 +13,9 @@ mix of realistic searches three ways, in alternating blocks:
   page and the facet/total groups in one pass; the spelling lookup for a misspelt
   query) plus the page's cards, executed on the same database by this process.
 
-Targets: gateway p95 <= 50 ms and <= 2x the direct SQL.
+Targets: gateway p95 <= 50 ms and <= 2x the direct SQL. Also printed: CPU per search
+(this process for direct SQL, the server process for the service and the gateway;
+PostgreSQL's own CPU in neither), steadier than times on a shared machine.
 
     python -m bench directory [--services 100000] [--queries 300] [--database sqlite|postgres|both]
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from bench.support import ServerProcess, Vhost, print_table, summary
+from bench.support import ServerProcess, Vhost, cpu_seconds, print_table, summary
 
 TARGET_P95_MS = 50.0
 TARGET_RATIO = 2.0
@@ -220,21 +222,32 @@ def measure(kind: str, url: str, args, vhost_uri: str, data_dir: str, template: 
                 for i in range(args.warmup):
                     fn(i)
             times = {name: [] for name in targets}
+            cpu = dict.fromkeys(targets, 0.0)
             by_shape = {}
             done = 0
+
+            def cpu_now(name):
+                # Direct SQL runs in this process; the service and the gateway in the server's.
+                return time.process_time() if name == "direct SQL" else cpu_seconds(server.proc.pid)
+
             while done < args.queries:
                 n = min(len(queries), args.queries - done)
                 for name, fn in targets.items():
+                    cpu_before = cpu_now(name)
                     for i in range(done, done + n):
                         started = time.perf_counter()
                         fn(i)
                         times[name].append((time.perf_counter() - started) * 1000)
                         by_shape.setdefault((name, i % len(queries)), []).append(times[name][-1])
+                    cpu[name] += cpu_now(name) - cpu_before
                 done += n
         engine.dispose()
         shapes = [(queries[k], {name: statistics.median(by_shape.get((name, k), [0])) for name in targets})
                   for k in range(len(queries))]
-        return {name: summary(v) for name, v in times.items()}, shapes
+        rows = {name: summary(v) for name, v in times.items()}
+        for name in rows:
+            rows[name]["cpu_ms"] = cpu[name] * 1000 / len(times[name])
+        return rows, shapes
     finally:
         server.stop()
 
@@ -274,6 +287,9 @@ def run(kind: str, args) -> None:
               f"(target <= {TARGET_RATIO:.0f}x: {'met' if g['p95'] / d['p95'] <= TARGET_RATIO else 'NOT met'})")
         s = rows["service RPC"]
         print(f"service RPC/direct: median {s['median'] / d['median']:.2f}x, p95 {s['p95'] / d['p95']:.2f}x")
+        print(f"CPU per search (PostgreSQL's own excluded): direct SQL {d['cpu_ms']:.1f} ms in this process; "
+              f"service RPC {s['cpu_ms']:.1f} ms, gateway HTTP {g['cpu_ms']:.1f} ms in the server process "
+              f"(identity, directory and gateway); gateway/direct {g['cpu_ms'] / d['cpu_ms']:.2f}x")
         print("median per query shape (ms): direct SQL / service RPC / gateway HTTP")
         for query, medians in shapes:
             print(f"  {medians['direct SQL']:8.1f} {medians['service RPC']:8.1f} {medians['gateway HTTP']:8.1f}   {query}")
