@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from kombu import Exchange, Queue
 from kombu.exceptions import OperationalError
@@ -35,9 +36,10 @@ from nameko.amqp.publish import get_connection
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from prometheus_client import Counter
-from sqlalchemy import Integer, String, Text, select
+from sqlalchemy import Integer, String, Text, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from weintervene.config import settings
 from weintervene.contracts import SUBSCRIPTIONS, queue_name
 from weintervene.db import JSONType, UTCDateTime, new_id, utcnow
 
@@ -182,8 +184,29 @@ def relay_outbox(session, model, publisher: ReliablePublisher, service: str, bat
     return sent
 
 
+def purge_published_outbox(session, model, older_than: timedelta, batch: int = 10_000) -> int:
+    """Delete outbox rows published before ``now - older_than``; returns how many.
+
+    A published row has done its work; kept, it is a copy of every event payload
+    (tenant and referral ids) that nobody needs. Unpublished rows always stay. In
+    batches, one commit each, so no transaction holds many rows.
+
+    Example: purge_published_outbox(db, OutboxMessage, timedelta(days=7)) -> 1843
+    """
+    cutoff = utcnow() - older_than
+    total = 0
+    while True:
+        ids = select(model.id).where(model.published_at.is_not(None), model.published_at < cutoff).limit(batch)
+        n = session.execute(delete(model).where(model.id.in_(ids.scalar_subquery()))).rowcount
+        session.commit()
+        total += max(n or 0, 0)
+        if not n or n < batch:
+            return total
+
+
 class OutboxRelay:
-    """Mixin: relays the service's outbox twice a second.
+    """Mixin: relays the service's outbox twice a second, and purges what it published
+    more than ``outbox_retention_days`` ago once an hour.
 
     The service defines ``db`` (a Database), ``events`` (a ReliablePublisher)
     and ``outbox_model``.
@@ -192,6 +215,13 @@ class OutboxRelay:
     @timer(interval=0.5)
     def relay_outbox(self):
         relay_outbox(self.db, self.outbox_model, self.events, self.name)
+
+    @timer(interval=3600.0)
+    def purge_published_outbox(self):
+        days = settings().outbox_retention_days
+        n = purge_published_outbox(self.db, self.outbox_model, timedelta(days=days))
+        if n:
+            log.info("%s: purged %d outbox rows published over %s days ago", self.name, n, days)
 
 
 def first_deliveries(session, model, event_ids) -> set[str]:
