@@ -2,7 +2,7 @@
 
 Revision ID: 9d2e4b7c1a05
 Revises: 5c1f0d7a9e21
-Create Date: 2026-11-28 18:40:00
+Create Date: 2026-11-28 18:26:00
 """
 from alembic import op
 
