@@ -213,6 +213,11 @@ def test_a_broker_restart_mid_opt_out_completes_from_the_copy_kept_in_the_durabl
     while unpublished_outbox_rows(system, "referrals") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert unpublished_outbox_rows(system, "referrals") == 0
+    # And a second opt-out, with every service up: each process that lived through the restart
+    # consumes its copy and confirms through its outbox relay, at the first attempt.
+    second = opt_out(system, admin, teacher, ben)
+    record = wait_for(system, auditor, second, completed, timeout=30)
+    assert confirmed(record) == sorted(DATA_SERVICES) and record["attempt"] == 1, record
 
 
 def test_a_deletion_copy_lost_in_a_broker_restart_is_re_sent_until_confirmed(
@@ -234,9 +239,28 @@ def test_a_deletion_copy_lost_in_a_broker_restart_is_re_sent_until_confirmed(
         lost = private_rabbit.purge(REFERRALS_COPY)  # what the restart "lost" (a re-send may be among it)
         assert lost >= 1
         wait_healthy(system, down=("referrals",))
+        # Retention's confirmed, mandatory publishing failed while the broker was down (a re-send
+        # stayed in its outbox) and recovered by itself once it was back. (Checked before the
+        # request completes: then retention deletes the request's outbox rows, which name the subject.)
+        deadline = time.monotonic() + 30
+        while not failed_then_published(system, "retention") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert failed_then_published(system, "retention") >= 1
     finally:
         system.runner["referrals"].start()
     record = wait_for(system, auditor, request_id, completed, timeout=90)
     assert record["attempt"] >= 2, record  # completed by a re-send published after the restart
     check_deleted_everywhere(system, auditor, request_id, carl, dana, admin)
     assert unpublished_outbox_rows(system, "retention") == 0
+
+
+def failed_then_published(system, service) -> int:
+    """Outbox rows that needed more than one publish attempt and were published in the end."""
+    engine = create_engine(system.settings.database_url(service))
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(text(
+                "SELECT count(*) FROM outbox_message WHERE published_at IS NOT NULL AND attempts > 1"))
+    finally:
+        engine.dispose()
+
