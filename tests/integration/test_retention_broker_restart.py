@@ -105,7 +105,7 @@ def restartable_system(private_rabbit, smtp_sink, sms_endpoint, test_database_ki
         for process in processes.values():
             process.start()
         print(f"\nprivate RabbitMQ started in {private_rabbit.timings[0][1]:.1f} s; "
-              f"services healthy {wait_healthy(system):.1f} s after launch")
+              f"services healthy {wait_healthy(system):.1f} s after launch; their logs in {folder}")
         yield system
     finally:
         for process in processes.values():
@@ -148,6 +148,16 @@ def everyone_but_referrals_confirmed(system, auditor, request_id):
     others = sorted(set(DATA_SERVICES) - {"referrals"})
     record = wait_for(system, auditor, request_id, lambda r: confirmed(r) == others, timeout=30)
     assert record["status"] == "dispatched" and record["missing_services"] == ["referrals"]
+
+
+def no_container_died(system):
+    """No service container of any process died (nameko logs it CRITICAL and the process lives on)."""
+    for process in system.runner.values():
+        for n in range(1, process.starts + 1):
+            log = process.log_folder / f"{'+'.join(process.names)}-{n}.log"
+            died = [line for line in log.read_text(errors="replace").splitlines() if "CRITICAL" in line]
+            assert died == [], (log.name, died)
+        assert process.running(), process.names
 
 
 def unpublished_outbox_rows(system, service) -> int:
@@ -218,6 +228,7 @@ def test_a_broker_restart_mid_opt_out_completes_from_the_copy_kept_in_the_durabl
     second = opt_out(system, admin, teacher, ben)
     record = wait_for(system, auditor, second, completed, timeout=30)
     assert confirmed(record) == sorted(DATA_SERVICES) and record["attempt"] == 1, record
+    no_container_died(system)
 
 
 def test_a_deletion_copy_lost_in_a_broker_restart_is_re_sent_until_confirmed(
@@ -252,6 +263,7 @@ def test_a_deletion_copy_lost_in_a_broker_restart_is_re_sent_until_confirmed(
     assert record["attempt"] >= 2, record  # completed by a re-send published after the restart
     check_deleted_everywhere(system, auditor, request_id, carl, dana, admin)
     assert unpublished_outbox_rows(system, "retention") == 0
+    no_container_died(system)
 
 
 def failed_then_published(system, service) -> int:
