@@ -26,7 +26,9 @@ the audit chain verifies.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import time
 
 import eventlet
@@ -35,7 +37,9 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.integration.test_retention import completed, wait_for
-from tests.integration.test_retention_journeys import import_students, make_directory_service, make_school, share
+from tests.integration.test_retention_journeys import (
+    TENANT_FENCES, import_students, make_directory_service, make_school, share,
+)
 from tests.support.infra import PostgresDatabases, PrivateRabbit, RunningSystem, ServiceProcess, free_port
 from tests.support.people import bootstrap
 from tests.support.scanner import scan_for
@@ -121,13 +125,13 @@ def people(restartable_system):
 
 def a_student_with_a_share(system, operator):
     """A school, its admin and teacher, two students, and one share for each."""
-    _tenant, admin, teacher = make_school(system, operator)
+    tenant_id, admin, teacher = make_school(system, operator)
     subject, classmate = import_students(system, admin, teacher, 2)
     service_id = make_directory_service(system, operator)
     for student in (subject, classmate):
         r = share(system, teacher, student, service_id)
         assert r.status_code == 201, r.text
-    return admin, teacher, subject, classmate, service_id
+    return tenant_id, admin, teacher, subject, classmate, service_id
 
 
 def opt_out(system, admin, teacher, student) -> str:
@@ -191,7 +195,7 @@ def test_a_broker_restart_mid_opt_out_completes_from_the_copy_kept_in_the_durabl
     restartable_system, private_rabbit, people,
 ):
     system, (operator, auditor) = restartable_system, people
-    admin, teacher, ana, ben, service_id = a_student_with_a_share(system, operator)
+    _school, admin, teacher, ana, ben, service_id = a_student_with_a_share(system, operator)
     system.runner["referrals"].stop()
     try:
         request_id = opt_out(system, admin, teacher, ana)
@@ -231,6 +235,104 @@ def test_a_broker_restart_mid_opt_out_completes_from_the_copy_kept_in_the_durabl
     no_container_died(system)
 
 
+def failed_then_published(system, service) -> int:
+    """Outbox rows that needed more than one publish attempt and were published in the end."""
+    engine = create_engine(system.settings.database_url(service))
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(text(
+                "SELECT count(*) FROM outbox_message WHERE published_at IS NOT NULL AND attempts > 1"))
+    finally:
+        engine.dispose()
+
+
+
+@contextlib.contextmanager
+def rows_held(system, service, table, tenant_id):
+    """Hold a write lock on ``table``'s rows of the tenant in ``service``'s database, as a
+    concurrent transaction would (on PostgreSQL those rows; on SQLite the whole database):
+    a deletion that reaches them waits, inside its own transaction, until this ends."""
+    url = system.settings.database_url(service)
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            held = conn.execute(text(f"SELECT id FROM {table} WHERE tenant_id = :t FOR UPDATE"), {"t": tenant_id}).all()
+            assert held, f"no {table} row of the tenant to hold"
+            try:
+                yield
+            finally:
+                conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def waiting_on_a_lock(system, service) -> int:
+    """Statements of ``service`` waiting for a row lock (PostgreSQL); -1 where it cannot be told (SQLite)."""
+    url = system.settings.database_url(service)
+    if url.startswith("sqlite"):
+        return -1
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND wait_event_type = 'Lock'"))
+    finally:
+        engine.dispose()
+
+
+def test_a_broker_restart_while_a_service_is_inside_a_termination(restartable_system, private_rabbit, people):
+    """The broker goes down while referrals is in the middle of deleting the school (its
+    transaction waits on rows another transaction holds), and comes back before it ends: the
+    deletion commits, its confirmation waits in the outbox until the broker is back, the
+    unacknowledged copy comes again and deletes nothing more."""
+    system, (operator, auditor) = restartable_system, people
+    school_id, _admin, _teacher, ana, ben, _service = a_student_with_a_share(system, operator)
+    with rows_held(system, "referrals", "share", school_id):
+        r = operator.post(system.url("/api/v1/deletion-requests"),
+                          json={"scope": "tenant", "subject_id": school_id, "reason": "contract_ended"})
+        assert r.status_code == 202, r.text
+        request_id = r.json()["id"]
+        everyone_but_referrals_confirmed(system, auditor, request_id)
+        deadline = time.monotonic() + 20
+        while waiting_on_a_lock(system, "referrals") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert waiting_on_a_lock(system, "referrals") != 0  # referrals is inside its deletion
+        private_rabbit.stop()
+        private_rabbit.start()
+    record = wait_for(system, auditor, request_id, completed, timeout=90)
+    assert confirmed(record) == sorted(DATA_SERVICES)
+    counts = {c["service"]: c["counts"] for c in record["confirmations"]}
+    assert counts["referrals"]["shares"] == 2 and counts["identity"]["students"] == 2, counts
+    runs = referrals_runs(system, request_id)
+    print(f"\nreferrals carried out the termination {runs} time(s) "
+          f"({'the unacknowledged copy came again after the restart' if runs > 1 else 'acknowledged before the restart'})")
+    assert runs >= 1
+    for student in (ana, ben):
+        for value in (student["id"], student["first"], student["email"], *student["contact_ids"]):
+            assert scan_for(system.settings, value, services=DATA_SERVICES) == [], value
+    left = scan_for(system.settings, school_id, services=DATA_SERVICES)
+    assert [hit for hit in left if hit[:2] not in TENANT_FENCES] == [], left
+    r = auditor.get(system.url("/api/v1/audit/verify"))
+    assert r.status_code == 200 and r.json()["ok"] is True, r.json()
+    no_container_died(system)
+
+
+def referrals_runs(system, request_id) -> int:
+    """How many times referrals' processes logged carrying out ``request_id``."""
+    process = system.runner["referrals"]
+    logs = [process.log_folder / f"referrals-{n}.log" for n in range(1, process.starts + 1)]
+    return sum(log.read_text(errors="replace").count(f"for request {request_id}") for log in logs)
+
+
 def test_a_deletion_copy_lost_in_a_broker_restart_is_re_sent_until_confirmed(
     restartable_system, private_rabbit, people,
 ):
@@ -239,7 +341,7 @@ def test_a_deletion_copy_lost_in_a_broker_restart_is_re_sent_until_confirmed(
     system.runner["retention"].stop()
     system.runner["retention"].start(WEINTERVENE_DELETION_RESEND_SECONDS=4)
     wait_healthy(system)
-    admin, teacher, carl, dana, _service = a_student_with_a_share(system, operator)
+    _school, admin, teacher, carl, dana, _service = a_student_with_a_share(system, operator)
     system.runner["referrals"].stop()
     try:
         request_id = opt_out(system, admin, teacher, carl)
@@ -264,15 +366,3 @@ def test_a_deletion_copy_lost_in_a_broker_restart_is_re_sent_until_confirmed(
     check_deleted_everywhere(system, auditor, request_id, carl, dana, admin)
     assert unpublished_outbox_rows(system, "retention") == 0
     no_container_died(system)
-
-
-def failed_then_published(system, service) -> int:
-    """Outbox rows that needed more than one publish attempt and were published in the end."""
-    engine = create_engine(system.settings.database_url(service))
-    try:
-        with engine.connect() as conn:
-            return conn.scalar(text(
-                "SELECT count(*) FROM outbox_message WHERE published_at IS NOT NULL AND attempts > 1"))
-    finally:
-        engine.dispose()
-
