@@ -53,6 +53,47 @@ OUTBOX_FAILED = Counter(
 )
 
 
+def _settle_unless_the_connection_died(settle):
+    """Wrap nameko's ``Consumer.ack_message`` / ``requeue_message`` (``settle``)."""
+
+    def settle_message(consumer, message):
+        try:
+            settle(consumer, message)
+        except OSError as exc:  # ConnectionResetError, BrokenPipeError: the socket died
+            log.warning("could not settle a message, its broker connection is gone (%s); "
+                        "the broker puts it back for redelivery", exc)
+
+    settle_message.__name__ = settle.__name__
+    settle_message.__wrapped__ = settle
+    settle_message.weintervene_tolerant = True
+    return settle_message
+
+
+def tolerate_lost_acks() -> None:
+    """Make nameko's consumers survive acknowledging over a connection that just died.
+
+    nameko skips the ack when the message's connection is gone and ignores amqp's
+    ``ConnectionError``, but a socket that died before the consumer noticed raises
+    ``ConnectionResetError`` / ``BrokenPipeError`` from the worker, and nameko then
+    kills the whole container (the process lives on, the service is gone). Seen in
+    the broker-restart test: a deletion that finished while the broker restarted
+    killed referrals. The broker already put such a message back (it was never
+    acknowledged), so it is redelivered, and every handler here is idempotent.
+    Applied once, to the base class every nameko consumer (RPC, events, replies) uses.
+
+    Example: tolerate_lost_acks()  # at import of this module
+    """
+    from nameko.amqp.consume import Consumer
+
+    for name in ("ack_message", "requeue_message"):
+        method = getattr(Consumer, name)
+        if not getattr(method, "weintervene_tolerant", False):
+            setattr(Consumer, name, _settle_unless_the_connection_died(method))
+
+
+tolerate_lost_acks()
+
+
 def event_exchange(source: str) -> Exchange:
     """nameko's topic exchange for ``source``'s events (durable)."""
     return Exchange(f"{source}.events", type="topic", durable=True, auto_delete=False)
