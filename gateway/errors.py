@@ -15,7 +15,7 @@ import logging
 
 import eventlet
 from marshmallow import ValidationError
-from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
+from nameko.exceptions import RemoteError, ReplyQueueExpiredWithPendingReplies, RpcTimeout, UnknownService
 
 import services.analytics.exceptions  # noqa: F401  (registers remote errors)
 import services.directory.exceptions  # noqa: F401
@@ -41,6 +41,8 @@ STATUS_BY_ERROR: list[tuple[type[BaseException], int, str]] = [
     (RateLimited, 429, "rate_limited"),
     (Unavailable, 503, "unavailable"),
     (UnknownService, 503, "service_unavailable"),
+    # The broker restarted while the call waited: its reply is lost (weintervene.rpc_clients).
+    (ReplyQueueExpiredWithPendingReplies, 503, "service_unavailable"),
     (RpcTimeout, 504, "service_timeout"),
     (eventlet.Timeout, 504, "service_timeout"),
 ]

@@ -85,6 +85,9 @@ class Settings:
     deletion_fence_retry_seconds: float = 5.0
     deletion_due_hours: int = 72
     retention_policy_interval_seconds: int = 24 * 3600
+    # Every service's outbox: rows already published are deleted after this many days
+    # (retention's own, which carry subject ids, go after an hour).
+    outbox_retention_days: int = 7
     metrics_port: int = 0  # 0: no separate metrics listener (the gateway serves /metrics)
     # Analytics: counts below this are suppressed in any figure that leaves a
     # school, unless the district sets its own (identity tenant_info).

@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from kombu import Exchange, Queue
 from kombu.exceptions import OperationalError
@@ -35,9 +36,10 @@ from nameko.amqp.publish import get_connection
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from prometheus_client import Counter
-from sqlalchemy import Integer, String, Text, select
+from sqlalchemy import Integer, String, Text, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from weintervene.config import settings
 from weintervene.contracts import SUBSCRIPTIONS, queue_name
 from weintervene.db import JSONType, UTCDateTime, new_id, utcnow
 
@@ -49,6 +51,47 @@ OUTBOX_PUBLISHED = Counter(
 OUTBOX_FAILED = Counter(
     "weintervene_outbox_publish_failures_total", "Outbox publish attempts that failed", ["service"]
 )
+
+
+def _settle_unless_the_connection_died(settle):
+    """Wrap nameko's ``Consumer.ack_message`` / ``requeue_message`` (``settle``)."""
+
+    def settle_message(consumer, message):
+        try:
+            settle(consumer, message)
+        except OSError as exc:  # ConnectionResetError, BrokenPipeError: the socket died
+            log.warning("could not settle a message, its broker connection is gone (%s); "
+                        "the broker puts it back for redelivery", exc)
+
+    settle_message.__name__ = settle.__name__
+    settle_message.__wrapped__ = settle
+    settle_message.weintervene_tolerant = True
+    return settle_message
+
+
+def tolerate_lost_acks() -> None:
+    """Make nameko's consumers survive acknowledging over a connection that just died.
+
+    nameko skips the ack when the message's connection is gone and ignores amqp's
+    ``ConnectionError``, but a socket that died before the consumer noticed raises
+    ``ConnectionResetError`` / ``BrokenPipeError`` from the worker, and nameko then
+    kills the whole container (the process lives on, the service is gone). Seen in
+    the broker-restart test: a deletion that finished while the broker restarted
+    killed referrals. The broker already put such a message back (it was never
+    acknowledged), so it is redelivered, and every handler here is idempotent.
+    Applied once, to the base class every nameko consumer (RPC, events, replies) uses.
+
+    Example: tolerate_lost_acks()  # at import of this module
+    """
+    from nameko.amqp.consume import Consumer
+
+    for name in ("ack_message", "requeue_message"):
+        method = getattr(Consumer, name)
+        if not getattr(method, "weintervene_tolerant", False):
+            setattr(Consumer, name, _settle_unless_the_connection_died(method))
+
+
+tolerate_lost_acks()
 
 
 def event_exchange(source: str) -> Exchange:
@@ -182,8 +225,29 @@ def relay_outbox(session, model, publisher: ReliablePublisher, service: str, bat
     return sent
 
 
+def purge_published_outbox(session, model, older_than: timedelta, batch: int = 10_000) -> int:
+    """Delete outbox rows published before ``now - older_than``; returns how many.
+
+    A published row has done its work; kept, it is a copy of every event payload
+    (tenant and referral ids) that nobody needs. Unpublished rows always stay. In
+    batches, one commit each, so no transaction holds many rows.
+
+    Example: purge_published_outbox(db, OutboxMessage, timedelta(days=7)) -> 1843
+    """
+    cutoff = utcnow() - older_than
+    total = 0
+    while True:
+        ids = select(model.id).where(model.published_at.is_not(None), model.published_at < cutoff).limit(batch)
+        n = session.execute(delete(model).where(model.id.in_(ids.scalar_subquery()))).rowcount
+        session.commit()
+        total += max(n or 0, 0)
+        if not n or n < batch:
+            return total
+
+
 class OutboxRelay:
-    """Mixin: relays the service's outbox twice a second.
+    """Mixin: relays the service's outbox twice a second, and purges what it published
+    more than ``outbox_retention_days`` ago once an hour.
 
     The service defines ``db`` (a Database), ``events`` (a ReliablePublisher)
     and ``outbox_model``.
@@ -192,6 +256,13 @@ class OutboxRelay:
     @timer(interval=0.5)
     def relay_outbox(self):
         relay_outbox(self.db, self.outbox_model, self.events, self.name)
+
+    @timer(interval=3600.0)
+    def purge_published_outbox(self):
+        days = settings().outbox_retention_days
+        n = purge_published_outbox(self.db, self.outbox_model, timedelta(days=days))
+        if n:
+            log.info("%s: purged %d outbox rows published over %s days ago", self.name, n, days)
 
 
 def first_deliveries(session, model, event_ids) -> set[str]:

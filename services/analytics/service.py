@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 
-from nameko.rpc import ServiceRpc
 
 from services.analytics import counting, reports
 from services.analytics.dependencies import analytics_database
@@ -24,6 +23,7 @@ from weintervene.errors import NotFound
 from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.rpc_clients import ServiceRpc
 from weintervene.validation import load
 
 

@@ -224,7 +224,29 @@ def _deliver_chunk(make_session, identity, delivery_ids: list[str], contacts: di
                 DELIVERIES.labels(delivery.channel, "sent").inc()
             else:
                 _record_failure(delivery, value, permanent=result == "permanent")
+        _leave_out_deleted(session, deliveries)
         session.commit()
+
+
+def _leave_out_deleted(session, deliveries: list[Delivery]) -> None:
+    """Leave out of the chunk's commit the deliveries a deletion removed while they were being
+    sent (an opt-out or a termination of their share, seen in the broker-restart test).
+
+    Their rows are gone: updating them failed the whole commit (StaleDataError), which left
+    every other delivery of the chunk ``sending``, to be sent a second time once stale. The
+    rows that remain are locked (PostgreSQL) until the commit, so no deletion slips in between.
+    """
+    ids = sorted(d.id for d in deliveries)
+    with session.no_autoflush:
+        remaining = set(session.scalars(select(Delivery.id).where(Delivery.id.in_(ids))
+                                        .order_by(Delivery.id).with_for_update()))
+    for delivery in deliveries:
+        if delivery.id in remaining:
+            continue
+        log.info("delivery %s was deleted while it was sent; nothing to record", delivery.id)
+        for row in (getattr(delivery, "current_attempt", None), delivery):
+            if row is not None and row in session:
+                session.expunge(row)
 
 
 def _try_send(delivery: Delivery, identity, contact: dict | None, content) -> tuple[str, str]:

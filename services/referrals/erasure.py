@@ -63,7 +63,7 @@ def delete_for(db, request: dict) -> dict:
         db.execute(update(StatusChange).where(StatusChange.changed_by_tenant_id.in_(tenants))
                    .values(changed_by=None, note=None))
         # The tenant's share events, relayed or not: analytics forgets the tenant too.
-        # Selected by the database (every share event ever is kept in the outbox).
+        # Selected by the database (published events stay in the outbox for outbox_retention_days).
         counts["share_events"] = db.execute(delete(OutboxMessage).where(
             OutboxMessage.event_type == SHARE_RECORDED,
             OutboxMessage.payload["tenant_id"].as_string().in_(tenants)

@@ -109,7 +109,8 @@ class StatusChange(Base):
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     changed_by: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
-    changed_by_tenant_id: Mapped[str] = mapped_column(String(36))
+    # Indexed: a termination clears the notes its tenant wrote on referrals it received.
+    changed_by_tenant_id: Mapped[str] = mapped_column(String(36), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

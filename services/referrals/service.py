@@ -1,20 +1,20 @@
 """referrals's entrypoints: thin, each delegating to sharing / followup / saved_lists / delivery / erasure."""
 from __future__ import annotations
 
-from nameko.rpc import ServiceRpc
 from nameko.timer import timer
 from sqlalchemy.orm import sessionmaker
 
-from services.referrals import delivery, erasure, followup, saved_lists, sharing, sms
+from services.referrals import delivery, erasure, followup, saved_lists, sharing, sms, views
 from services.referrals.dependencies import referrals_database
 from services.referrals.directory_cache import DirectoryServices
 from services.referrals.exceptions import BadSignature
 from services.referrals.models import OutboxMessage
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
-from weintervene.export import DataExporter
+from weintervene.export import DataExporter, export_rows
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.rpc_clients import ServiceRpc
 
 
 class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipant):
@@ -28,6 +28,21 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
     identity = ServiceRpc("identity")
     directory = ServiceRpc("directory")
     directory_services = DirectoryServices()
+
+    # -- the data owner's export ---------------------------------------------
+    @rpc
+    def export_tenant(self, request):
+        """Every row the tenants hold here (DataExporter) and, for a program, the referrals it
+        received, as its staff see them (``received_referral``).
+
+        Example: export_tenant({"tenant_ids": [program_id]}) -> {"received_referral": [{"id": …,
+        "student_id": null, "disclosed": {…}, "history": […]}], …}
+        """
+        tables = export_rows(self.db, request["tenant_ids"], metadata=self._export_metadata())
+        received = views.received_referrals(self.db, request["tenant_ids"])
+        if received:
+            tables[views.RECEIVED_REFERRALS_TABLE] = received
+        return tables
 
     # -- sharing ------------------------------------------------------------
     @rpc

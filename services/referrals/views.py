@@ -2,9 +2,15 @@
 receiving program sees only what was disclosed to it under consent."""
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from services.referrals.models import Referral, Share
 from services.referrals.schemas import ReferralSchema
-from weintervene.auth import PROGRAM_ROLES, AuthContext
+from weintervene.auth import PROGRAM_ROLES, AuthContext, Role
 from weintervene.config import settings
+
+RECEIVED_REFERRALS_TABLE = "received_referral"
+"""The name of the referrals a program received, in its tenant export (not a table of its own)."""
 
 
 def is_incoming_for(referral, caller: AuthContext) -> bool:
@@ -72,3 +78,31 @@ def referral_view(referral, caller: AuthContext, link_token: str | None = None, 
                 for d in share.deliveries if d.purpose == "share"
             ]
     return ReferralSchema().dump(data)
+
+
+def received_referrals(db, tenant_ids) -> list[dict]:
+    """The referrals other tenants sent to ``tenant_ids`` (programs), each exactly as the
+    program's staff see it in the app (``referral_view`` for an incoming caller, with its
+    history): no student id, contacts or the sharer's note, only what was disclosed under
+    consent. For the program's export; the rows themselves are the sending school's.
+
+    Example: received_referrals(db, [program_id]) -> [{"id": "…", "incoming": true,
+    "student_id": null, "disclosed": {"first_name": "Ana"}, "history": […], …}]
+    """
+    tenant_ids = [str(t) for t in tenant_ids]
+    stmt = (
+        select(Referral).join(Referral.share)
+        .where(Referral.receiving_tenant_id.in_(tenant_ids), Share.tenant_id.not_in(tenant_ids))
+        .order_by(Referral.created_at, Referral.id)
+    )
+    rows = []
+    for referral in db.scalars(stmt).unique():
+        program_staff = AuthContext(user_id="export", tenant_id=referral.receiving_tenant_id,
+                                    role=Role.PROGRAM_STAFF)
+        view = referral_view(referral, program_staff, detail=True)
+        if not view["incoming"]:  # the app's own rule decides, as on the program's pages
+            continue
+        for link in ("print_url", "link_url", "link_expires_at"):  # addresses of the live app, not data
+            view.pop(link, None)
+        rows.append(view)
+    return rows

@@ -7,7 +7,8 @@ once it mixes in DeletionParticipant (after the teams' branches are merged), els
 small stand-in participant defined here (it stands in for that bounded context). The
 requests are retention-policy runs (scope ``policy``), which need nothing from other
 services but their deletion handler; the student opt-out end to end is in
-``test_retention_journeys.py``.
+``test_retention_journeys.py``; a real broker restart (a private RabbitMQ node) in
+``test_retention_broker_restart.py``.
 """
 from __future__ import annotations
 

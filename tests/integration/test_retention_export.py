@@ -10,6 +10,7 @@ first district downloads its export; the operator terminates it. Every table of 
 data service is read (primary keys) before and after: each row that went is in the
 archive, in its JSON and its CSV; each row in the archive went (or is a fence, which
 a termination keeps on purpose); and no id of the other district appears anywhere in it.
+A program's export also holds the referrals schools sent it, as its staff see them.
 """
 from __future__ import annotations
 
@@ -203,3 +204,52 @@ def test_the_export_holds_every_row_the_termination_deletes_and_nothing_of_anoth
     for table, keys in deleted.items():
         assert all(staying["school_id"] not in key for key in keys), table
     assert staying["admin"].get(system.url(f"/api/v1/students/{staying['students'][0]['id']}")).status_code == 200
+
+
+def test_a_programs_export_holds_the_referrals_it_received_as_its_staff_see_them(system, operator):
+    from tests.integration.test_journey_7 import CONSENT, make_program
+    from tests.integration.test_retention_journeys import make_school
+
+    program_id, program_admin, program_staff = make_program(system, operator)
+    _other_id, other_program_admin, _ = make_program(system, operator)
+    _school_id, school_admin, teacher = make_school(system, operator)
+    [student] = import_students(system, school_admin, teacher, 1)
+    r = program_admin.post(system.url("/api/v1/directory/services"), json={
+        "name": f"Mentoring {random_suffix()}", "organization_name": "Kestrel Youth", "published_to": "schools"})
+    assert r.status_code == 201, r.text
+    secret_note = f"Call the aunt {random_suffix()}"
+    r = teacher.post(system.url("/api/v1/referrals"), json={
+        "student_id": student["id"], "contact_ids": student["contact_ids"][:1], "service_ids": [r.json()["id"]],
+        "channel": "email", "consent": CONSENT, "note": secret_note})
+    assert r.status_code == 201, r.text
+    [referral] = r.json()["items"]
+    r = program_staff.post(system.url(f"/api/v1/referrals/{referral['id']}/status"),
+                           json={"status": "accepted", "note": "Mentor found"})
+    assert r.status_code == 200, r.text
+    seen_in_app = program_staff.get(system.url(f"/api/v1/referrals/{referral['id']}")).json()
+
+    def archive_of(admin, tenant_id):
+        r = admin.post(system.url("/api/v1/exports"), json={"tenant_id": tenant_id})
+        assert r.status_code == 201, r.text
+        r = admin.get(system.url(f"/api/v1/exports/{r.json()['id']}"))
+        assert r.status_code == 200, r.text
+        return zipfile.ZipFile(io.BytesIO(r.content))
+
+    archive = archive_of(program_admin, program_id)
+    [exported] = json.loads(archive.read("referrals/received_referral.json"))
+    # Exactly what the program's staff see in the app, but the app's own addresses.
+    expected = {k: v for k, v in seen_in_app.items() if k not in ("print_url", "link_url", "link_expires_at")}
+    assert exported == expected
+    assert exported["student_id"] is None and exported["contact_ids"] == [] and exported["note"] is None
+    assert [h["status"] for h in exported["history"]] == ["requested", "accepted"]
+    assert exported["disclosed"] == seen_in_app["disclosed"]
+    rows = list(csv.DictReader(io.StringIO(archive.read("referrals/received_referral.csv").decode())))
+    assert [row["id"] for row in rows] == [referral["id"]]
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["tables"]["referrals"]["received_referral"] == 1
+    # Nothing the school kept from the program: the student's identity, contacts, the sharer's note.
+    everything = b"".join(archive.read(n) for n in archive.namelist())
+    for value in (student["id"], student["last"], student["email"], *student["contact_ids"], secret_note):
+        assert value.encode() not in everything, value
+    # Another program received nothing.
+    assert "referrals/received_referral.json" not in archive_of(other_program_admin, _other_id).namelist()

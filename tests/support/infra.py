@@ -173,3 +173,134 @@ class RunningSystem:
         r = requests.post(self.url("/api/v1/sessions"), json={"email": email, "password": password}, timeout=30)
         assert r.status_code == 201, r.text
         return self.client(r.json()["token"])
+
+
+class PrivateRabbit:
+    """A RabbitMQ node of this test's own, to restart at will (never the shared broker).
+
+    Runs under :mod:`tests.support.rabbit_node`, which removes the node and its folder
+    when this process closes its pipe, even if the test process is killed. The node
+    has no management plugin: queues are inspected over AMQP (:meth:`queue_depth`).
+
+    Example::
+
+        rabbit = PrivateRabbit()           # started; rabbit.amqp_uri on the default vhost "/"
+        rabbit.restart()                   # stop (graceful) and start on the same port and data
+        rabbit.close()
+    """
+
+    def __init__(self):
+        suffix = random_suffix()
+        self.name = f"wi_test_{suffix}@localhost"
+        self.port, self.dist_port = free_port(), free_port()
+        self.folder = Path(tempfile.gettempdir()) / f"wi_test_rabbit_{suffix}"
+        self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self.timings: list[tuple[str, float]] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.rabbit_node", "--folder", str(self.folder),
+             "--name", self.name, "--port", str(self.port), "--dist-port", str(self.dist_port)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _command(self, command: str, expected: str) -> float:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        word, _, rest = answer.partition(" ")
+        if word != expected:
+            raise RuntimeError(f"private RabbitMQ {command!r}: {answer or 'no answer (supervisor exited)'}")
+        self.timings.append((command, float(rest)))
+        return float(rest)
+
+    def start(self) -> float:
+        """Start the node; returns the seconds until it answered AMQP."""
+        return self._command("start", "ready")
+
+    def stop(self) -> float:
+        """A graceful stop, as an operator's restart does it."""
+        return self._command("stop", "stopped")
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
+
+    def queue_depth(self, name: str) -> int:
+        """Messages ready in queue ``name`` (a passive declare: the queue must exist)."""
+        from kombu import Connection
+
+        with Connection(self.amqp_uri) as conn:
+            channel = conn.channel()
+            return channel.queue_declare(queue=name, passive=True).message_count
+
+    def purge(self, name: str) -> int:
+        from kombu import Connection
+
+        with Connection(self.amqp_uri) as conn:
+            return conn.channel().queue_purge(name) or 0
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+            except (BrokenPipeError, ValueError):
+                pass
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _end_with_parent() -> None:
+    """In a child before exec: SIGTERM it when the test process dies, however it dies (Linux)."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class ServiceProcess:
+    """Some of WeIntervene's services in a process of their own (``weintervene run --service ...``).
+
+    Example: ServiceProcess(["referrals"], env).start(); ….stop(); ….start()
+    """
+
+    def __init__(self, names, env: dict, log_folder: Path):
+        self.names, self.env, self.log_folder = list(names), dict(env), Path(log_folder)
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_folder / f"{'+'.join(self.names)}-{self.starts}.log"
+
+    def start(self, **env_changes) -> None:
+        self.env.update({k: str(v) for k, v in env_changes.items()})
+        self.starts += 1
+        args = [sys.executable, "-c", "from weintervene.cli import main; raise SystemExit(main())", "run"]
+        for name in self.names:
+            args += ["--service", name]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT, preexec_fn=_end_with_parent)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None

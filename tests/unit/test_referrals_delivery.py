@@ -357,3 +357,27 @@ def test_a_refusal_in_a_batch_lands_only_on_its_own_delivery(svc, make_session, 
     assert states[FATHER] == ("sent", None)
     assert states[MOTHER][0] == "failed" and "contact_forbidden" in states[MOTHER][1]
     assert [c.args[0] for c in mailer.call_args_list] == ["luis@example.org"]
+
+
+def test_a_delivery_deleted_while_its_chunk_is_sent_leaves_the_others_recorded(
+        svc, db, make_session, identity, mailer):
+    # A parent's contact is deleted (an opt-out, a termination) while the worker sends the
+    # share to both parents: the other parent's delivery is still recorded as sent, once.
+    share(svc, contacts=(MOTHER, FATHER))
+    deleted = []
+
+    def send_while_the_father_is_deleted(to, *args, **kwargs):
+        if not deleted:
+            deleted.append(svc.delete_for(request("contact", FATHER)))
+            db.commit()
+        return f"<{to}>"
+
+    mailer.side_effect = send_while_the_father_is_deleted
+    deliver_due(make_session, identity)
+    assert deleted == [{"deliveries": 1, "share_recipients": 1}]
+    with make_session() as s:
+        rows = [(d.recipient_id, d.state, [(a.number, a.result) for a in d.attempt_log])
+                for d in s.scalars(select(Delivery))]
+        assert s.scalar(select(func.count()).select_from(DeliveryAttempt)) == 1
+    assert rows == [(MOTHER, "sent", [(1, "sent")])]
+    assert deliver_due(make_session, identity) == 0  # nothing left "sending" to be sent again
