@@ -36,14 +36,14 @@ from services.referrals.sms import SmsError, send_sms
 from weintervene.config import settings
 from weintervene.db import utcnow
 from weintervene.errors import Forbidden, NotFound, Conflict, WeInterveneError
-from weintervene.mail import MailRefused, MailUnavailable, send as send_email
+from weintervene.mail import MailConnection, MailRefused, MailUnavailable, send as send_email
 
 log = logging.getLogger(__name__)
 
 DELIVERIES = Counter("weintervene_referral_deliveries_total", "Delivery attempts by channel and result",
                      ["channel", "result"])
 
-CONCURRENCY = 10
+CONCURRENCY = 20
 CHUNKS_IN_FLIGHT = 2
 
 
@@ -110,9 +110,10 @@ def deliver_due(make_session, identity, batch: int = 200) -> int:
     """Send every due delivery (up to ``batch``), ``CONCURRENCY`` at a time; returns how many were tried.
 
     Per chunk: one transaction claims the chunk and reads what the messages
-    need, the sends run in parallel, and one transaction records their outcomes.
+    need, the chunk's emails go one after another on one SMTP connection while
+    its SMS requests run in parallel, and one transaction records the outcomes.
     At most ``CONCURRENCY`` deliveries are ever "sending" (two chunks of half
-    that), as with one commit per delivery, so a crash strands no more rows.
+    that), so a crash strands no more rows than that.
 
     The family's addresses are asked from identity just before sending, one
     ``delivery_contacts`` call per (sharer, student) for the whole batch rather
@@ -213,8 +214,7 @@ def _deliver_chunk(make_session, identity, delivery_ids: list[str], contacts: di
                 jobs.append((delivery, _content(delivery)))
             except Exception as exc:  # noqa: BLE001 - recorded below like any send failure
                 jobs.append((delivery, exc))
-        pool = eventlet.GreenPool(len(jobs))
-        outcomes = list(pool.imap(lambda job: _try_send(job[0], identity, contacts.get(job[0].id), job[1]), jobs))
+        outcomes = _send_all(jobs, identity, contacts)
         for (delivery, _), (result, value) in zip(jobs, outcomes):
             if result == "sent":
                 _finish(delivery, "sent", None)
@@ -227,12 +227,32 @@ def _deliver_chunk(make_session, identity, delivery_ids: list[str], contacts: di
         session.commit()
 
 
-def _try_send(delivery: Delivery, identity, contact: dict | None, content) -> tuple[str, str]:
+def _send_all(jobs: list, identity, contacts: dict) -> list[tuple[str, str]]:
+    """The outcome of each ``(delivery, content)`` job, in order.
+
+    SMS requests run in parallel (one HTTP request each); emails go one after
+    another on one SMTP connection (SMTP sends one message at a time per
+    connection), started while the SMS requests are in flight.
+    """
+    pool = eventlet.GreenPool(max(len(jobs), 1))
+    texts = {i: pool.spawn(_try_send, delivery, identity, contacts.get(delivery.id), content)
+             for i, (delivery, content) in enumerate(jobs) if delivery.channel != "email"}
+    outcomes = {}
+    with MailConnection() as connection:
+        for i, (delivery, content) in enumerate(jobs):
+            if delivery.channel == "email":
+                outcomes[i] = _try_send(delivery, identity, contacts.get(delivery.id), content, connection)
+    outcomes.update({i: thread.wait() for i, thread in texts.items()})
+    return [outcomes[i] for i in range(len(jobs))]
+
+
+def _try_send(delivery: Delivery, identity, contact: dict | None, content,
+              connection: MailConnection | None = None) -> tuple[str, str]:
     """("sent", provider id) or ("permanent" | "temporary", reason); never raises."""
     try:
         if isinstance(content, Exception):
             raise content
-        return "sent", send(delivery, identity, contact, content)
+        return "sent", send(delivery, identity, contact, content, connection)
     except PermanentFailure as exc:
         return "permanent", str(exc)
     except TemporaryFailure as exc:
@@ -325,15 +345,18 @@ def _content(delivery: Delivery) -> dict:
     return render_share(delivery.language, services, note=share.note)
 
 
-def send(delivery: Delivery, identity, contact: dict | None = None, content: dict | None = None) -> str:
-    """Send one delivery now; returns the provider's id. Raises Permanent/TemporaryFailure."""
+def send(delivery: Delivery, identity, contact: dict | None = None, content: dict | None = None,
+         connection: MailConnection | None = None) -> str:
+    """Send one delivery now (an email on ``connection`` when given); returns the provider's id.
+    Raises Permanent/TemporaryFailure."""
     address = _address(delivery, identity, contact)
     content = content or _content(delivery)
     if delivery.channel == "email":
         try:
             return send_email(address, content["subject"], content["text"], content["html"],
                               headers={"X-WeIntervene-Delivery": delivery.id,
-                                       "Content-Language": delivery.language})
+                                       "Content-Language": delivery.language},
+                              connection=connection)
         except MailRefused as exc:
             raise PermanentFailure(exc.message) from None
         except MailUnavailable as exc:

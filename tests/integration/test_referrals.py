@@ -146,6 +146,18 @@ def test_email_in_the_contacts_language_with_text_and_html(rs, world, teacher, s
     assert len([m for m in smtp_sink.messages() if m["X-Envelope-To"] == rosa]) == 1
 
 
+def test_a_chunk_of_emails_travels_on_one_smtp_connection(rs, world, teacher, smtp_sink):
+    r = post_share(rs, teacher, student_id=world.student, contact_ids=[world.mother, world.father],
+                   service_ids=[world.services["pantry2"]], channel="email", note="one connection")
+    assert r.status_code == 201, r.text
+    # Both deliveries were committed with the share, so one delivery chunk claims them.
+    rosa, luis = world.contacts[world.mother]["email"], world.contacts[world.father]["email"]
+    sent = [smtp_sink.wait_for(lambda m, to=to: m["X-Envelope-To"] == to and "Eastside" in m["Subject"])
+            for to in (rosa, luis)]
+    assert sent[0]["X-Sink-Connection"] == sent[1]["X-Sink-Connection"]
+    assert sent[0]["Message-ID"] != sent[1]["Message-ID"]
+
+
 def test_provider_outage_then_recovery_delivers_exactly_once(rs, world, teacher, patch_settings):
     flaky = SmsEndpoint(fail_first=2)
     try:

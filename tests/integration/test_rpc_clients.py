@@ -1,0 +1,112 @@
+"""weintervene.rpc's clients on a real RabbitMQ: the reply queue is declared once per
+connection (not before every request), requests are transient, and calls still work
+after the broker cut every connection."""
+from __future__ import annotations
+
+import time
+from unittest import mock
+
+import pytest
+from kombu import Queue
+from nameko import config as nameko_config
+from nameko.constants import NON_PERSISTENT
+from nameko.rpc import rpc
+from nameko.runners import ServiceRunner
+from nameko.standalone.rpc import ClusterRpcClient
+
+from tests.support.infra import Vhost
+from weintervene.rpc import ServiceRpc
+
+pytestmark = pytest.mark.integration
+
+
+class EchoService:
+    name = "rpc_test_echo"
+
+    @rpc
+    def echo(self, value):
+        return value
+
+
+class CallerService:
+    name = "rpc_test_caller"
+
+    echo_rpc = ServiceRpc("rpc_test_echo")
+
+    @rpc
+    def call_echo(self, times):
+        return [self.echo_rpc.echo(n) for n in range(times)]
+
+
+@pytest.fixture
+def running():
+    vhost = Vhost()
+    previous = dict(nameko_config)
+    nameko_config.setup({"AMQP_URI": vhost.uri, "serializer": "json"})
+    runner = ServiceRunner()
+    runner.add_service(EchoService)
+    runner.add_service(CallerService)
+    runner.start()
+    caller = next(c for c in runner.containers if c.service_name == "rpc_test_caller")
+    try:
+        yield vhost, caller
+    finally:
+        runner.stop()
+        runner.kill()
+        vhost.delete()
+        nameko_config.setup(previous)
+
+
+def call(caller, times):
+    """CallerService.call_echo(times): ``times`` calls through weintervene's ServiceRpc."""
+    with ClusterRpcClient(uri=nameko_config["AMQP_URI"], timeout=20) as client:
+        return client.rpc_test_caller.call_echo(times)
+
+
+def reply_queue_declarations(caller, times):
+    client = next(d for d in caller.dependencies if isinstance(d, ServiceRpc))
+    reply_queue = client.reply_listener.queue.name
+    declared = []
+    original = Queue.declare
+
+    def spy(queue, *args, **kwargs):
+        declared.append(queue.name)
+        return original(queue, *args, **kwargs)
+
+    with mock.patch.object(Queue, "declare", spy):
+        assert call(caller, times) == list(range(times))
+    return declared.count(reply_queue)
+
+
+def test_the_reply_queue_is_declared_once_per_connection_not_per_request(running):
+    _vhost, caller = running
+    # The first calls declare it on each of the publisher's pooled connections; then never again.
+    first = reply_queue_declarations(caller, 20)
+    assert 1 <= first <= 2
+    assert reply_queue_declarations(caller, 20) == 0
+
+
+def test_requests_are_published_transient(running):
+    _vhost, caller = running
+    client = next(d for d in caller.dependencies if isinstance(d, ServiceRpc))
+    assert client.publisher.delivery_mode == NON_PERSISTENT
+    assert client.publisher.use_confirms  # UnknownService still detected at once
+
+
+def test_calls_work_again_after_the_broker_cut_every_connection(running):
+    vhost, caller = running
+    assert call(caller, 3) == [0, 1, 2]
+    deadline = time.monotonic() + 30
+    while not vhost.close_connections():  # the management API lists connections a few seconds late
+        assert time.monotonic() < deadline, "the broker never listed the services' connections"
+        time.sleep(0.5)
+    while True:
+        try:
+            # A new connection declares the reply queue again before its first request.
+            assert call(caller, 3) == [0, 1, 2]
+            break
+        except Exception:  # noqa: BLE001 - consumers still reconnecting
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert reply_queue_declarations(caller, 10) == 0
