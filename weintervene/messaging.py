@@ -318,7 +318,7 @@ def relay_batch(session, model, publisher: ReliablePublisher, service: str, batc
         failed: dict[str, list[str]] = {}
         for r in rows:
             if r.id not in outcome.confirmed:
-                reason = outcome.refused.get(r.id) or outcome.error or "not confirmed"
+                reason = str(outcome.refused.get(r.id) or outcome.error or "not confirmed")
                 failed.setdefault(reason, []).append(r.id)
         for reason, ids in failed.items():
             session.execute(update(model).where(model.id.in_(ids))

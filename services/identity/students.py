@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import and_, delete, exists, func, literal, or_, select
+from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, select
 from sqlalchemy.orm import contains_eager
 
 from services.identity.exceptions import StudentForbidden, StudentNotFound, SubjectFenced
@@ -80,6 +80,33 @@ def scope_filter(auth: AuthContext):
     raise StudentForbidden("Your role sees no student data.")
 
 
+def _access_statement(tenant_fence_known: bool):
+    """The one statement of :func:`_checked_access`, built once (SQLAlchemy then keeps its
+    compiled form); the values come as parameters."""
+    student_fenced = exists().where(SubjectFence.scope == "student",
+                                    SubjectFence.subject_hash == bindparam("student_hash"))
+    tenant_fenced = (exists().where(SubjectFence.scope == "tenant",
+                                    SubjectFence.subject_hash == bindparam("tenant_hash"))
+                     if tenant_fence_known else literal(False))
+    serves = exists().where(ServesLink.user_id == bindparam("user_id"), ServesLink.student_id == Student.id)
+    anchor = select(literal(1).label("one")).subquery()  # one row even when there is no such student
+    return (
+        select(student_fenced.label("student_fenced"), tenant_fenced.label("tenant_fenced"),
+               serves.label("serves"), Student, Tenant, FamilyContact)
+        .select_from(anchor)
+        .outerjoin(Student, Student.id == bindparam("student_id"))
+        .outerjoin(Tenant, Tenant.id == Student.tenant_id)
+        .outerjoin(FamilyContact, and_(FamilyContact.student_id == Student.id,
+                                       FamilyContact.id.in_(bindparam("contact_ids", expanding=True))))
+        # The tenant in the row is ``student.tenant`` (no second join, no lazy load).
+        .options(contains_eager(Student.tenant))
+    )
+
+
+_ACCESS = _access_statement(tenant_fence_known=True)
+_ACCESS_BY_DISTRICT = _access_statement(tenant_fence_known=False)
+
+
 def accessible_student(db, auth: AuthContext, student_id: str) -> Student:
     """The student if ``auth`` may act for them; the errors of check_student_access otherwise."""
     return _checked_access(db, auth, student_id, ())[0]
@@ -103,25 +130,12 @@ def _checked_access(db, auth: AuthContext, student_id: str, contact_ids) -> tupl
     """
     require_student_role(auth)
     student_id = str(student_id)
-    wanted = sorted({str(c) for c in contact_ids})
     district_admin = auth.role is Role.DISTRICT_ADMIN
-    student_fenced = exists().where(SubjectFence.scope == "student",
-                                    SubjectFence.subject_hash == subject_hash("student", student_id))
-    tenant_fenced = (literal(False) if district_admin else
-                     exists().where(SubjectFence.scope == "tenant",
-                                    SubjectFence.subject_hash == subject_hash("tenant", auth.tenant_id)))
-    serves = exists().where(ServesLink.user_id == auth.user_id, ServesLink.student_id == Student.id)
-    anchor = select(literal(1).label("one")).subquery()  # one row even when there is no such student
-    rows = db.execute(
-        select(student_fenced.label("student_fenced"), tenant_fenced.label("tenant_fenced"),
-               serves.label("serves"), Student, Tenant, FamilyContact)
-        .select_from(anchor)
-        .outerjoin(Student, Student.id == student_id)
-        .outerjoin(Tenant, Tenant.id == Student.tenant_id)
-        .outerjoin(FamilyContact, and_(FamilyContact.student_id == Student.id, FamilyContact.id.in_(wanted)))
-        # The tenant in the row is ``student.tenant`` (no second join, no lazy load).
-        .options(contains_eager(Student.tenant))
-    ).all()
+    params = {"student_id": student_id, "student_hash": subject_hash("student", student_id),
+              "user_id": auth.user_id, "contact_ids": sorted({str(c) for c in contact_ids})}
+    if not district_admin:
+        params["tenant_hash"] = subject_hash("tenant", auth.tenant_id)
+    rows = db.execute(_ACCESS_BY_DISTRICT if district_admin else _ACCESS, params).all()
     first = rows[0]
     if first.student_fenced:
         raise SubjectFenced("A deletion was requested for this student; nothing new is accepted.")

@@ -49,6 +49,11 @@ from weintervene.validation import load
 
 DISCLOSED_FIELDS = ["student_first_name"]
 
+# Made once (marshmallow builds a schema's fields on every instantiation); loading and
+# dumping keep no state on them.
+SHARE_REQUEST = ShareRequestSchema()
+SHARE_RECORDED_EVENT = ShareRecorded()
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -106,7 +111,7 @@ def _receiving_program(identity, caller: AuthContext, service: dict, tenants: di
 
 def create_share(db, identity, directory, catalogue, auth: dict, data: dict) -> dict:
     caller = AuthContext.from_dict(auth).require(*STUDENT_DATA_ROLES)
-    values = load(ShareRequestSchema(), data)
+    values = load(SHARE_REQUEST, data)
     student_id = str(values["student_id"]) if values["student_id"] else None
     contact_ids = [str(c) for c in values["contact_ids"]]
     channel = values["channel"]
@@ -177,7 +182,7 @@ def create_share(db, identity, directory, catalogue, auth: dict, data: dict) -> 
                 disclosed_by=caller.user_id, disclosed_at=now, information=DISCLOSED_FIELDS,
                 basis="consent", consent=_consent_json(values["consent"]),
             ))
-        outbox_add(db, OutboxMessage, SHARE_RECORDED, ShareRecorded().dump({
+        outbox_add(db, OutboxMessage, SHARE_RECORDED, SHARE_RECORDED_EVENT.dump({
             "event_id": uuid.uuid4(),
             "tenant_id": caller.tenant_id,
             "district_id": caller.district_id,

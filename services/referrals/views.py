@@ -6,6 +6,8 @@ from services.referrals.schemas import ReferralSchema
 from weintervene.auth import PROGRAM_ROLES, AuthContext
 from weintervene.config import settings
 
+REFERRAL = ReferralSchema()  # made once; dumping keeps no state on it
+
 
 def is_incoming_for(referral, caller: AuthContext) -> bool:
     return (
@@ -71,4 +73,4 @@ def referral_view(referral, caller: AuthContext, link_token: str | None = None, 
                 }
                 for d in share.deliveries if d.purpose == "share"
             ]
-    return ReferralSchema().dump(data)
+    return REFERRAL.dump(data)
