@@ -257,6 +257,19 @@ def outbox_add(session, model, event_type: str, payload: dict):
     return message
 
 
+def outbox_insert(session, model, events: list[tuple[str, dict]]) -> list[str]:
+    """Stage several events with one plain INSERT in the caller's transaction (no ORM
+    objects); returns their ids. Sent after commit, like :func:`outbox_add`."""
+    if not events:
+        return []
+    now = utcnow()
+    rows = [{"id": new_id(), "event_type": event_type, "payload": payload, "created_at": now,
+             "published_at": None, "attempts": 0, "last_error": None} for event_type, payload in events]
+    session.connection().execute(model.__table__.insert(), rows)
+    session.info.setdefault(_STAGED, set()).add(model)
+    return [row["id"] for row in rows]
+
+
 _STAGED = "weintervene.outbox_staged"
 _WAKERS: dict[type, set] = {}
 

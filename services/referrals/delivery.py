@@ -43,8 +43,11 @@ log = logging.getLogger(__name__)
 DELIVERIES = Counter("weintervene_referral_deliveries_total", "Delivery attempts by channel and result",
                      ["channel", "result"])
 
-CONCURRENCY = 20
-CHUNKS_IN_FLIGHT = 2
+# Four chunks of ten in flight: four SMTP connections, each carrying ten messages one
+# after another. A crash strands at most CONCURRENCY rows "sending" (emails among them
+# are marked failed, never sent twice).
+CONCURRENCY = 40
+CHUNKS_IN_FLIGHT = 4
 
 
 class PermanentFailure(Exception):
@@ -112,8 +115,8 @@ def deliver_due(make_session, identity, batch: int = 200) -> int:
     Per chunk: one transaction claims the chunk and reads what the messages
     need, the chunk's emails go one after another on one SMTP connection while
     its SMS requests run in parallel, and one transaction records the outcomes.
-    At most ``CONCURRENCY`` deliveries are ever "sending" (two chunks of half
-    that), so a crash strands no more rows than that.
+    At most ``CONCURRENCY`` deliveries are ever "sending" (``CHUNKS_IN_FLIGHT``
+    chunks), so a crash strands no more rows than that.
 
     The family's addresses are asked from identity just before sending, one
     ``delivery_contacts`` call per (sharer, student) for the whole batch rather
@@ -133,8 +136,8 @@ def deliver_due(make_session, identity, batch: int = 200) -> int:
         return 0
     contacts = prefetch_contacts(identity, due)
     ids = [row.id for row in due]
-    # Two chunks in flight, each of half the concurrency: while one waits for its
-    # slowest send, the other claims and sends; never more than CONCURRENCY sending.
+    # Several chunks in flight: while one waits on its SMTP connection, the others
+    # claim and send; never more than CONCURRENCY sending.
     size = max(CONCURRENCY // CHUNKS_IN_FLIGHT, 1)
     pool = eventlet.GreenPool(CHUNKS_IN_FLIGHT)
     for start in range(0, len(ids), size):
