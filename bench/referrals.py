@@ -118,7 +118,14 @@ def main(argv: list[str]) -> int:
                 conn.execute(text("INSERT INTO bench_baseline (v) VALUES ('x')"))
                 conn.commit()
                 sql_times.append(time.perf_counter() - started)
+        others = other_pids(rs, engine)
+        me_cpu_before = {**process_cpu(rs), **pids_cpu(others)} if rs.processes else {}
         me = http_load(rs.url("/api/v1/me"), token, None, args.n // 2, args.concurrency, method="GET")
+        me_cpu = {}
+        if rs.processes:
+            me_cpu_after = {**process_cpu(rs), **pids_cpu(other_pids(rs, engine, others))}
+            me_cpu = {k: me_cpu_after[k] - me_cpu_before.get(k, 0.0) for k in me_cpu_after}
+            me_cpu["client"] = me.get("cpu_seconds", 0.0)
 
         # -- shares ----------------------------------------------------------------
         http_load(url, token, bodies, args.warmup, args.concurrency)
@@ -169,6 +176,11 @@ def main(argv: list[str]) -> int:
         print(line("baseline: SQL insert+commit", sql_times))
         print(line(f"baseline: GET /api/v1/me (c={args.concurrency})", me["latencies"])
               + f"  {len(me['latencies']) / me['wall_seconds']:.0f} req/s")
+        if me_cpu:
+            count = len(me["latencies"])
+            print("  CPU per GET /api/v1/me (the floor of any authenticated request: HTTP + one RPC): "
+                  + ", ".join(f"{k} {v / count * 1000:.1f}" for k, v in me_cpu.items() if v > 0)
+                  + f"; all {sum(me_cpu.values()) / count * 1000:.1f} ms")
         print(line("POST /api/v1/referrals, one client", alone["latencies"])
               + f"  {len(alone['latencies']) / alone['wall_seconds']:.0f} shares/s")
         print(line(f"POST /api/v1/referrals (c={args.concurrency})", latencies) + f"  {share_rate:.0f} shares/s")
