@@ -25,7 +25,9 @@ Example::
 from nameko import config
 from nameko import rpc as nameko_rpc
 from nameko.amqp.publish import Publisher
-from nameko.constants import AMQP_SSL_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY, NON_PERSISTENT
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY, DEFAULT_TRANSPORT_OPTIONS, LOGIN_METHOD_CONFIG_KEY, NON_PERSISTENT,
+)
 
 from weintervene.errors import WeInterveneError
 
@@ -33,6 +35,12 @@ from weintervene.errors import WeInterveneError
 class ReplyPublisher(Publisher):
     use_confirms = False
     delivery_mode = NON_PERSISTENT
+    # A dict of its own: nameko's ``publish`` writes ``confirm_publish`` into the
+    # class's transport options, and kombu's connection pools are keyed by them. A
+    # shared dict flipped between False (replies) and True (requests) would change
+    # the key of every pooled connection under the pools' feet (new pools, new
+    # connections, requests without confirms).
+    transport_options = {**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": False}
 
 
 class Responder(nameko_rpc.Responder):

@@ -10,6 +10,7 @@ from unittest import mock
 import pytest
 from kombu import Queue
 from nameko import config as nameko_config
+from nameko.amqp.publish import Publisher
 from nameko.constants import NON_PERSISTENT
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcClient
@@ -94,6 +95,10 @@ def test_requests_are_published_transient_and_replies_without_confirms(running):
     [consumer] = [e for e in caller.extensions if isinstance(e, RpcConsumer)]
     assert (ReplyPublisher.use_confirms, ReplyPublisher.delivery_mode) == (False, NON_PERSISTENT)
     assert call(caller, 5) == [0, 1, 2, 3, 4] and consumer.consumer is not None
+    # Replies (no confirm) and requests (confirm) in one process do not share the
+    # transport options nameko writes into on every publish (kombu keys its pools by them).
+    assert ReplyPublisher.transport_options is not Publisher.transport_options
+    assert Publisher.transport_options["confirm_publish"] is True
 
 
 def test_calls_work_again_after_the_broker_cut_every_connection(running):
