@@ -358,7 +358,7 @@ class RelayTrigger(Entrypoint):
     one batch.
     """
 
-    def __init__(self, idle_seconds: float = 2.0, linger_seconds: float = 0.05,
+    def __init__(self, idle_seconds: float = 2.0, linger_seconds: float = 0.01,
                  max_backoff_seconds: float = 5.0, **kwargs):
         self.idle_seconds = idle_seconds
         self.linger_seconds = linger_seconds
