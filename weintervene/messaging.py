@@ -395,14 +395,14 @@ class RelayTrigger(Entrypoint):
 
     def _run(self):
         delay, backoff = 0.0, 0.5  # relay at once at start: rows left from before
-        while True:
+        while not self._stopping:
             woken = False
             with eventlet.Timeout(delay, False):
                 woken = self._woken.wait()
+            if woken and self.linger_seconds and not self._stopping:
+                eventlet.sleep(self.linger_seconds)
             if self._stopping:
                 break
-            if woken and self.linger_seconds:
-                eventlet.sleep(self.linger_seconds)
             self._woken = Event()  # commits from now on wake the next run
             self._done = Event()
             self.container.spawn_worker(self, (), {}, handle_result=self._handle_result)
