@@ -7,7 +7,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-HELPERS = {"support", "servers", "http_load"}
+HELPERS = {"support", "servers", "http_load", "profile_summary"}
 
 
 def available() -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -47,13 +48,17 @@ def main() -> None:
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 
     threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+    cpu_before = os.times()
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    json.dump({"latencies": latencies, "statuses": statuses, "wall_seconds": time.perf_counter() - started},
-              sys.stdout)
+    cpu_after = os.times()
+    # The client's own CPU: on a 2-core machine it competes with the services it loads.
+    cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    json.dump({"latencies": latencies, "statuses": statuses, "wall_seconds": time.perf_counter() - started,
+               "cpu_seconds": cpu}, sys.stdout)
 
 
 if __name__ == "__main__":

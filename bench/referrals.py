@@ -66,6 +66,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--processes", choices=("each", "one"), default="each",
                         help="each service in its own process (as deployed), or all in this one")
+    parser.add_argument("--profile", metavar="DIR", default=None,
+                        help="sample each service's process with py-spy while sharing (raw stacks and a "
+                             "summary of where the CPU goes in DIR; needs py-spy: pip install -e '.[profile]')")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
 
@@ -115,7 +118,14 @@ def main(argv: list[str]) -> int:
                 conn.execute(text("INSERT INTO bench_baseline (v) VALUES ('x')"))
                 conn.commit()
                 sql_times.append(time.perf_counter() - started)
+        others = other_pids(rs, engine)
+        me_cpu_before = {**process_cpu(rs), **pids_cpu(others)} if rs.processes else {}
         me = http_load(rs.url("/api/v1/me"), token, None, args.n // 2, args.concurrency, method="GET")
+        me_cpu = {}
+        if rs.processes:
+            me_cpu_after = {**process_cpu(rs), **pids_cpu(other_pids(rs, engine, others))}
+            me_cpu = {k: me_cpu_after[k] - me_cpu_before.get(k, 0.0) for k in me_cpu_after}
+            me_cpu["client"] = me.get("cpu_seconds", 0.0)
 
         # -- shares ----------------------------------------------------------------
         http_load(url, token, bodies, args.warmup, args.concurrency)
@@ -132,12 +142,17 @@ def main(argv: list[str]) -> int:
         sinks_before = len(smtp.files(".eml"))
         before = entrypoint_seconds()
         cpu_before = os.times()
-        processes_before = process_cpu(rs)
+        others = other_pids(rs, engine)
+        processes_before = {**process_cpu(rs), **pids_cpu(others)}
+        profilers = start_profilers(rs, args.profile) if args.profile else {}
         started = time.perf_counter()
         result = http_load(url, token, bodies, args.n, args.concurrency)
         http_done = time.perf_counter()
         cpu_after = os.times()
-        processes_after = process_cpu(rs)
+        others = other_pids(rs, engine, others)
+        processes_after = {**process_cpu(rs), **pids_cpu(others)}
+        if profilers:
+            stop_profilers(profilers, args.profile)
         after = entrypoint_seconds()
         delivered = wait_for_sink(smtp, sinks_before + args.n, timeout=300)
         all_sent = time.perf_counter()
@@ -161,6 +176,11 @@ def main(argv: list[str]) -> int:
         print(line("baseline: SQL insert+commit", sql_times))
         print(line(f"baseline: GET /api/v1/me (c={args.concurrency})", me["latencies"])
               + f"  {len(me['latencies']) / me['wall_seconds']:.0f} req/s")
+        if me_cpu:
+            count = len(me["latencies"])
+            print("  CPU per GET /api/v1/me (the floor of any authenticated request: HTTP + one RPC): "
+                  + ", ".join(f"{k} {v / count * 1000:.1f}" for k, v in me_cpu.items() if v > 0)
+                  + f"; all {sum(me_cpu.values()) / count * 1000:.1f} ms")
         print(line("POST /api/v1/referrals, one client", alone["latencies"])
               + f"  {len(alone['latencies']) / alone['wall_seconds']:.0f} shares/s")
         print(line(f"POST /api/v1/referrals (c={args.concurrency})", latencies) + f"  {share_rate:.0f} shares/s")
@@ -174,14 +194,21 @@ def main(argv: list[str]) -> int:
               f"share median / RPC median = {s['median_ms'] / summary(rpc_times)['median_ms']:.1f}x")
         elapsed = http_done - started
         if rs.processes:
-            print(f"CPU per share while sharing (each service's process; load average now "
+            print(f"CPU per share while sharing (each process; load average now "
                   f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
-            total = 0.0
+            total = services_total = 0.0
             for name in processes_after:
-                cpu = processes_after[name] - processes_before[name]
+                cpu = processes_after[name] - processes_before.get(name, 0.0)
                 total += cpu
+                services_total += cpu if name in rs.processes else 0.0
                 print(f"  {name:<10} {cpu / args.n * 1000:6.1f} ms per share ({cpu / elapsed * 100:3.0f}% of one core)")
-            print(f"  {'all':<10} {total / args.n * 1000:6.1f} ms per share")
+            client = result.get("cpu_seconds", 0.0)
+            total += client
+            print(f"  {'client':<10} {client / args.n * 1000:6.1f} ms per share (the HTTP load client)")
+            print(f"  {'services':<10} {services_total / args.n * 1000:6.1f} ms per share (our Python processes)")
+            print(f"  {'all':<10} {total / args.n * 1000:6.1f} ms per share; 2 cores at 200 shares/s allow "
+                  f"{os.cpu_count() / 200 * 1000:.0f} ms (the broker is shared with other users of this machine, "
+                  f"so its figure is an upper bound)")
         else:
             cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
             print(f"CPU of the services' process while sharing: {cpu / args.n * 1000:.1f} ms per share "
@@ -243,6 +270,84 @@ def process_cpu(rs) -> dict:
             fields = f.read().rsplit(")", 1)[1].split()
         out[name] = (int(fields[11]) + int(fields[12])) / ticks
     return out
+
+
+def pids_cpu(pids: dict) -> dict:
+    """{label: CPU seconds so far} summed over each label's process ids (gone ones count 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for label, group in pids.items():
+        total = 0.0
+        for pid in group:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        out[label] = total
+    return out
+
+
+def other_pids(rs, engine, known: dict | None = None) -> dict:
+    """The processes a share also costs: RabbitMQ's node, and the PostgreSQL backends
+    serving this run's databases (those connected now, plus ``known`` ones)."""
+    out = {label: set(pids) for label, pids in (known or {}).items()}
+    try:
+        import requests
+
+        from bench.support import RABBIT_API
+
+        nodes = requests.get(f"{RABBIT_API.rstrip('/')}/api/nodes", timeout=5).json()
+        out.setdefault("rabbitmq", set()).update(int(n["os_pid"]) for n in nodes if n.get("os_pid"))
+    except Exception:  # noqa: BLE001 - no management API: the broker is not counted
+        pass
+    if engine.dialect.name == "postgresql" and rs.databases is not None:
+        with engine.connect() as conn:
+            backends = conn.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname LIKE :p"),
+                                    {"p": rs.databases.prefix + "%"}).all()
+        out.setdefault("postgres", set()).update(backends)
+    return out
+
+
+def start_profilers(rs, folder: str) -> dict:
+    """One ``py-spy record`` per service process (raw stacks, not pausing the process)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    spies = {}
+    for name, process in rs.processes.items():
+        spies[name] = subprocess.Popen(
+            [_py_spy(), "record", "--pid", str(process.pid), "--rate", "250", "--format", "raw", "--nonblocking", "--full-filenames",
+             "--output", str(Path(folder) / f"{name}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # py-spy attaches
+    return spies
+
+
+def _py_spy() -> str:
+    import shutil
+
+    beside = Path(sys.executable).parent / "py-spy"
+    found = str(beside) if beside.exists() else shutil.which("py-spy")
+    if not found:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install -e '.[profile]'")
+    return found
+
+
+def stop_profilers(spies: dict, folder: str) -> None:
+    import signal
+
+    for spy in spies.values():
+        spy.send_signal(signal.SIGINT)
+    for spy in spies.values():
+        spy.wait(timeout=60)
+    from bench.profile_summary import summarise
+
+    for name in spies:
+        path = Path(folder) / f"{name}.txt"
+        if path.exists():
+            report = summarise(path)
+            (Path(folder) / f"{name}.summary.txt").write_text(report)
+            print(f"\n-- profile of {name} ({path}) --\n" + "\n".join(report.splitlines()[:30]))
 
 
 def wait_for_sink(smtp, count: int, timeout: float) -> int:

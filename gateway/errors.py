@@ -41,7 +41,7 @@ STATUS_BY_ERROR: list[tuple[type[BaseException], int, str]] = [
     (RateLimited, 429, "rate_limited"),
     (Unavailable, 503, "unavailable"),
     (UnknownService, 503, "service_unavailable"),
-    # The broker restarted while the call waited: its reply is lost (weintervene.rpc_clients).
+    # The broker restarted while the call waited: its reply is lost (weintervene.rpc).
     (ReplyQueueExpiredWithPendingReplies, 503, "service_unavailable"),
     (RpcTimeout, 504, "service_timeout"),
     (eventlet.Timeout, 504, "service_timeout"),

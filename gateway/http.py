@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import eventlet
 from marshmallow import Schema, ValidationError
+from nameko.exceptions import RpcTimeout
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from prometheus_client import Histogram
@@ -215,7 +216,7 @@ def parse_json_body(request: Request, max_body: int) -> Any:
         raise BadRequest(f"The body is not valid JSON: {exc}", code="malformed_json") from None
 
 
-def parse_query(request: Request, schema: type[Schema] | None) -> dict:
+def parse_query(request: Request, schema: type[Schema] | Schema | None) -> dict:
     if schema is None:
         if request.args:
             raise BadRequest(
@@ -223,7 +224,7 @@ def parse_query(request: Request, schema: type[Schema] | None) -> dict:
                 details={k: ["Unknown field."] for k in request.args},
             )
         return {}
-    instance = schema()
+    instance = schema() if isinstance(schema, type) else schema
     data = {}
     for key in request.args:
         values = request.args.getlist(key)
@@ -259,14 +260,22 @@ def route(
     raw: bool = False,
     content_type: str = "application/json",
     request_content_type: str | None = None,
+    timeout: float | None = None,
 ) -> Callable:
     """Declare a gateway endpoint.
 
     The handler is called as ``handler(self, request, auth=..., body=...,
     query=..., **path_values)`` (only the keywords it declares a use for are
     meaningful; all are passed). It returns JSON-able data, or a werkzeug
-    Response when ``raw`` is set.
+    Response when ``raw`` is set. The whole request is answered within ``timeout``
+    seconds (``gateway_request_timeout_seconds`` unless given) or gets a 504.
     """
+
+    # One schema instance per route, made once: marshmallow builds a schema's fields on
+    # every instantiation (a deep copy), which cost more than the load itself. Loading
+    # keeps no state on the instance, so every request can use the same one.
+    body_schema = body() if body is not None else None
+    query_schema = query() if query is not None else None
 
     def decorator(fn):
         ROUTES.append(
@@ -301,17 +310,21 @@ def route(
                     if not isinstance(data, dict):
                         raise BadRequest("The body must be a JSON object.", code="invalid_input")
                     try:
-                        data = body().load(data)
+                        data = body_schema.load(data)
                     except ValidationError as exc:
                         raise BadRequest("Invalid input.", code="invalid_input", details=exc.messages) from None
                     data = json.loads(json.dumps(data, default=_json_default))
                 elif method not in SAFE_METHODS and not raw:
                     parse_json_body(request, max_body)  # size check; content ignored
-                params = parse_query(request, query)
+                params = parse_query(request, query_schema)
                 if params:
                     # Dates and UUIDs as the strings services expect over RPC.
                     params = json.loads(json.dumps(params, default=_json_default))
-                result = fn(self, request, auth=caller, body=data, query=params, **path_values)
+                # A call whose request or reply was lost (a broker restart drops the transient
+                # requests, weintervene.rpc) would otherwise hold the caller forever.
+                limit = timeout if timeout is not None else settings().gateway_request_timeout_seconds
+                with eventlet.Timeout(limit, RpcTimeout(f"no answer within {limit:g} s")):
+                    result = fn(self, request, auth=caller, body=data, query=params, **path_values)
                 if raw:
                     status_code = result.status_code
                     return result

@@ -14,7 +14,7 @@ from gateway.routes.referrals import ReferralRoutes
 from gateway.routes.retention import RetentionRoutes
 from gateway.routes.system import SystemRoutes
 from gateway.routes.webapp import WebAppRoutes
-from weintervene.rpc_clients import ClusterRpc, ServiceRpc
+from weintervene.rpc import ClusterRpc, ServiceRpc
 
 
 class GatewayService(

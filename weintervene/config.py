@@ -78,6 +78,8 @@ class Settings:
     referral_link_ttl_days: int = 30
     hsds_public: bool = True
     rpc_timeout_seconds: float = 10.0
+    # Every gateway request is answered within this (504 otherwise); exports take longer.
+    gateway_request_timeout_seconds: float = 30.0
     # Retention: re-send a deletion to services that have not confirmed after this;
     # retry the identity fence after this; a request not complete by due is overdue;
     # how often a retention policy runs.

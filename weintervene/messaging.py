@@ -1,10 +1,17 @@
 """Reliable events: declared topology, a transactional outbox, idempotent consumers.
 
 Publishing side: a service writes its row and an :class:`OutboxMessage` in one
-transaction (``outbox_add``); the relay (a nameko timer calling
-:func:`relay_outbox`) publishes pending messages persistently, with publisher
-confirms and ``mandatory=True``, and marks them sent. A broker outage only
-delays; a crash between publish and mark re-publishes, which consumers absorb.
+transaction (``outbox_add``); the relay (:func:`relay_outbox`, run by the
+:class:`OutboxRelay` mixin) publishes pending messages persistently, with
+``mandatory=True``, as one batch on a channel in confirm mode, waits for the
+broker's confirms, and marks the confirmed ones sent with one UPDATE. A broker
+outage only delays; a crash between publish and mark re-publishes, which
+consumers absorb.
+
+The relay runs when a transaction that staged an event commits (``outbox_add``
+marks the session, and a commit wakes the relay of that outbox), and otherwise
+every few seconds for anything left behind (a broker outage, another instance
+that died). An idle service no longer polls twice a second.
 
 Consuming side: :func:`first_deliveries` records the event id in the same
 transaction as the effect, so a redelivered or duplicated event changes nothing.
@@ -26,18 +33,23 @@ Example::
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from kombu import Exchange, Queue
+import eventlet
+from eventlet.event import Event
+from kombu import Connection, Exchange, Producer, Queue
 from kombu.exceptions import OperationalError
 from nameko import config as nameko_config
-from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.amqp.publish import get_connection
-from nameko.extensions import DependencyProvider
+from nameko.extensions import DependencyProvider, Entrypoint
 from nameko.timer import timer
 from prometheus_client import Counter
-from sqlalchemy import Integer, String, Text, delete, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Integer, String, Text, delete, event, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from weintervene.config import settings
 from weintervene.contracts import SUBSCRIPTIONS, queue_name
@@ -99,47 +111,67 @@ def event_exchange(source: str) -> Exchange:
     return Exchange(f"{source}.events", type="topic", durable=True, auto_delete=False)
 
 
-def declare_topology(amqp_uri: str | None = None) -> list[str]:
+def declare_topology(amqp_uri: str | None = None, connection: Connection | None = None) -> list[str]:
     """Declare every events exchange and every durable consumer queue with its binding.
 
     Run at start-up by ``weintervene run`` and by every publisher, so a message
     published before its consumer ever started waits in the consumer's queue.
+    On ``connection`` when given (a publisher's fresh one: a pooled connection
+    may be a dead one after a broker restart), else on a pooled connection.
     Returns the queue names.
+
+    Example: declare_topology()  # -> the durable queue names, one per subscribing handler
     """
-    amqp_uri = amqp_uri or nameko_config["AMQP_URI"]
+    if connection is None:
+        with get_connection(amqp_uri or nameko_config["AMQP_URI"]) as pooled:
+            return declare_topology(connection=pooled)
     names = []
-    with get_connection(amqp_uri) as conn:
-        channel = conn.channel()
-        for (source, event_type), consumers in SUBSCRIPTIONS.items():
-            exchange = event_exchange(source)
-            exchange(channel).declare()
-            for consumer, method in consumers:
-                name = queue_name(source, event_type, consumer, method)
-                Queue(name, exchange=exchange, routing_key=event_type, durable=True)(channel).declare()
-                names.append(name)
-        channel.close()
+    channel = connection.channel()
+    for (source, event_type), consumers in SUBSCRIPTIONS.items():
+        exchange = event_exchange(source)
+        exchange(channel).declare()
+        for consumer, method in consumers:
+            name = queue_name(source, event_type, consumer, method)
+            Queue(name, exchange=exchange, routing_key=event_type, durable=True)(channel).declare()
+            names.append(name)
+    channel.close()
     return names
+
+
+class PublishOutcome:
+    """What the broker said about one batch: the ids it confirmed, and why the rest were not."""
+
+    def __init__(self):
+        self.confirmed: set[str] = set()
+        self.refused: dict[str, str] = {}  # id -> reason (unroutable, nacked)
+        self.error: str | None = None  # the connection failed: nothing unconfirmed is known
 
 
 class ReliablePublisher(DependencyProvider):
     """Publish this service's events persistently, confirmed, and never into the void.
 
-    ``mandatory=True`` turns an unroutable message (no queue bound) into an
-    error instead of a silent drop; the topology is declared at setup so the
-    consumers' queues exist.
+    ``mandatory=True`` turns an unroutable message (no queue bound) into a
+    refusal instead of a silent drop; the topology is declared on each new
+    connection so the consumers' queues exist.
+
+    :meth:`publish_many` sends a whole batch on one channel in confirm mode and
+    only then waits for the broker's confirms (one round trip for the batch, not
+    one per message). The connection is kept between batches and dropped on any
+    error, so the next batch starts on a fresh one.
     """
+
+    confirm_timeout = 10.0
 
     def setup(self):
         self.exchange = event_exchange(self.container.service_name)
         self.amqp_uri = nameko_config["AMQP_URI"]
-        self.publisher = Publisher(
-            self.amqp_uri,
-            serializer="json",
-            use_confirms=True,
-            delivery_mode=2,
-            mandatory=True,
-            declare=[self.exchange],
-        )
+        self._connection: Connection | None = None
+        self._channel = None
+        self._producer: Producer | None = None
+        # One batch at a time per instance; also what keeps two relays of one
+        # process (a timer and a direct call) from publishing the same rows.
+        self.relay_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     def start(self):
         try:
@@ -147,17 +179,95 @@ class ReliablePublisher(DependencyProvider):
         except (OperationalError, OSError) as exc:  # broker down: the relay will retry
             log.warning("could not declare topology yet: %s", exc)
 
-    def publish(self, event_type: str, payload: dict, message_id: str) -> None:
-        self.publisher.publish(
-            payload,
-            exchange=self.exchange,
-            routing_key=event_type,
-            message_id=message_id,
-            retry=False,
-        )
+    def stop(self):
+        self.close()
+
+    def kill(self):
+        self.close()
 
     def get_dependency(self, worker_ctx):
         return self
+
+    def close(self) -> None:
+        """Drop the connection (the next batch opens a new one)."""
+        connection, self._connection, self._channel, self._producer = self._connection, None, None, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+
+    def _ensure_channel(self):
+        if self._channel is not None:
+            return self._channel
+        connection = Connection(self.amqp_uri, connect_timeout=5)
+        try:
+            connection.ensure_connection(max_retries=0)  # fail now; the relay decides when to retry
+            declare_topology(connection=connection)
+            channel = connection.channel()
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            channel.events["basic_return"].add(self._on_return)
+            producer = Producer(channel, exchange=self.exchange, serializer="json")
+            self.exchange(channel).declare()
+        except BaseException:
+            connection.close()
+            raise
+        self._connection, self._channel, self._producer = connection, channel, producer
+        self._next_tag = 1
+        return channel
+
+    # Confirms: delivery tags count publishes on the channel from 1, in order.
+    def _on_ack(self, delivery_tag, multiple):
+        for tag in self._settled(delivery_tag, multiple):
+            message_id = self._pending.pop(tag)
+            if message_id not in self._outcome.refused:
+                self._outcome.confirmed.add(message_id)
+
+    def _on_nack(self, delivery_tag, multiple):
+        for tag in self._settled(delivery_tag, multiple):
+            self._outcome.refused[self._pending.pop(tag)] = "the broker refused the message (nack)"
+
+    def _on_return(self, exc, exchange, routing_key, message):
+        # An unroutable mandatory message comes back before its ack.
+        message_id = (getattr(message, "properties", None) or {}).get("message_id")
+        if message_id:
+            self._outcome.refused[message_id] = f"unroutable: {exc}"
+
+    def _settled(self, delivery_tag, multiple):
+        return sorted(t for t in self._pending if t <= delivery_tag) if multiple else [delivery_tag]
+
+    def publish_many(self, messages) -> PublishOutcome:
+        """Publish ``[(event_type, payload, message_id), ...]``; then wait for every confirm.
+
+        Persistent, ``mandatory``, on this service's events exchange. Never
+        raises for the broker's sake: a connection failure is reported in
+        ``outcome.error`` and the unconfirmed messages are simply not in
+        ``outcome.confirmed`` (the outbox keeps them for the next try).
+
+        Example: publish_many([("share_recorded", {...}, "5f0e…")]).confirmed == {"5f0e…"}
+        """
+        with self._lock:
+            self._outcome, self._pending = PublishOutcome(), {}
+            outcome = self._outcome
+            try:
+                self._ensure_channel()
+                for event_type, payload, message_id in messages:
+                    self._pending[self._next_tag] = message_id
+                    self._next_tag += 1
+                    self._producer.publish(payload, routing_key=event_type, message_id=message_id,
+                                           delivery_mode=2, mandatory=True, retry=False)
+                deadline = time.monotonic() + self.confirm_timeout
+                while self._pending:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise socket.timeout("no confirm from the broker in time")
+                    self._connection.drain_events(timeout=remaining)
+            except Exception as exc:  # noqa: BLE001 - reported; the outbox keeps the rows
+                outcome.error = f"{type(exc).__name__}: {exc}"[:500]
+                self.close()
+            return outcome
 
 
 def make_outbox_model(base):
@@ -188,41 +298,179 @@ def make_processed_event_model(base):
 
 
 def outbox_add(session, model, event_type: str, payload: dict):
-    """Stage an event in the caller's transaction; it is sent after commit."""
+    """Stage an event in the caller's transaction; it is sent after commit (and the
+    commit wakes the relay of ``model``'s outbox)."""
     message = model(id=new_id(), event_type=event_type, payload=payload)
     session.add(message)
+    session.info.setdefault(_STAGED, set()).add(model)
     return message
 
 
-def relay_outbox(session, model, publisher: ReliablePublisher, service: str, batch: int = 200) -> int:
-    """Publish pending outbox rows in order; returns how many were sent.
+def outbox_insert(session, model, events: list[tuple[str, dict]]) -> list[str]:
+    """Stage several events with one plain INSERT in the caller's transaction (no ORM
+    objects); returns their ids. Sent after commit, like :func:`outbox_add`."""
+    if not events:
+        return []
+    now = utcnow()
+    rows = [{"id": new_id(), "event_type": event_type, "payload": payload, "created_at": now,
+             "published_at": None, "attempts": 0, "last_error": None} for event_type, payload in events]
+    session.connection().execute(model.__table__.insert(), rows)
+    session.info.setdefault(_STAGED, set()).add(model)
+    return [row["id"] for row in rows]
+
+
+_STAGED = "weintervene.outbox_staged"
+_WAKERS: dict[type, set] = {}
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relays(session):
+    for model in session.info.pop(_STAGED, ()):
+        for relay in list(_WAKERS.get(model, ())):
+            relay.wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_staged(session):
+    session.info.pop(_STAGED, None)
+
+
+@dataclass
+class RelayResult:
+    sent: int = 0
+    failed: int = 0
+    full: bool = False  # the batch was full: more may be waiting
+    errors: list[str] = field(default_factory=list)
+
+
+def relay_outbox(session, model, publisher: ReliablePublisher, service: str, batch: int = 500) -> int:
+    """Publish pending outbox rows in order; returns how many were sent (see :func:`relay_batch`)."""
+    return relay_batch(session, model, publisher, service, batch).sent
+
+
+def relay_batch(session, model, publisher: ReliablePublisher, service: str, batch: int = 500) -> RelayResult:
+    """Publish up to ``batch`` pending outbox rows as one confirmed batch; mark the
+    confirmed ones sent with one UPDATE and the others' attempt with another.
 
     Rows are locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) so two instances
-    never relay the same row at once.
+    never relay the same row at once; within one process the publisher's lock
+    keeps two relays (the relay entrypoint, a direct call) apart.
     """
-    query = (
-        select(model)
-        .where(model.published_at.is_(None))
-        .order_by(model.created_at)
-        .limit(batch)
-    )
-    if session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    sent = 0
-    for message in session.scalars(query).all():
-        try:
-            publisher.publish(message.event_type, message.payload, message.id)
-        except (OperationalError, OSError, UndeliverableMessage, ConnectionError) as exc:
-            message.attempts += 1
-            message.last_error = str(exc)[:500]
-            OUTBOX_FAILED.labels(service).inc()
-            break
-        message.published_at = utcnow()
-        message.attempts += 1
-        OUTBOX_PUBLISHED.labels(service, message.event_type).inc()
-        sent += 1
-    session.commit()
-    return sent
+    with publisher.relay_lock:
+        query = (
+            select(model.id, model.event_type, model.payload)
+            .where(model.published_at.is_(None))
+            .order_by(model.created_at)
+            .limit(batch)
+        )
+        if session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = session.execute(query).all()
+        if not rows:
+            session.rollback()
+            return RelayResult()
+        outcome = publisher.publish_many([(r.event_type, r.payload, r.id) for r in rows])
+        now = utcnow()
+        confirmed = [r.id for r in rows if r.id in outcome.confirmed]
+        if confirmed:
+            session.execute(update(model).where(model.id.in_(confirmed))
+                            .values(published_at=now, attempts=model.attempts + 1)
+                            .execution_options(synchronize_session=False))
+        result = RelayResult(sent=len(confirmed), full=len(rows) >= batch)
+        failed: dict[str, list[str]] = {}
+        for r in rows:
+            if r.id not in outcome.confirmed:
+                reason = str(outcome.refused.get(r.id) or outcome.error or "not confirmed")
+                failed.setdefault(reason, []).append(r.id)
+        for reason, ids in failed.items():
+            session.execute(update(model).where(model.id.in_(ids))
+                            .values(attempts=model.attempts + 1, last_error=reason[:500])
+                            .execution_options(synchronize_session=False))
+            result.failed += len(ids)
+            result.errors.append(reason)
+        session.commit()
+    for r in rows:
+        if r.id in outcome.confirmed:
+            OUTBOX_PUBLISHED.labels(service, r.event_type).inc()
+    if result.failed:
+        OUTBOX_FAILED.labels(service).inc(result.failed)
+        log.warning("%s: %d outbox message(s) not published yet: %s", service, result.failed, result.errors[0])
+    return result
+
+
+class RelayTrigger(Entrypoint):
+    """Runs the relay when the service commits an outbox row, and every
+    ``idle_seconds`` otherwise; at once again while batches come back full;
+    backing off (up to ``max_backoff_seconds``) while publishing fails.
+
+    A short ``linger`` after a wake lets the commits of concurrent workers join
+    one batch.
+    """
+
+    def __init__(self, idle_seconds: float = 2.0, linger_seconds: float = 0.01,
+                 max_backoff_seconds: float = 5.0, **kwargs):
+        self.idle_seconds = idle_seconds
+        self.linger_seconds = linger_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.gt = None
+        super().__init__(**kwargs)
+
+    def setup(self):
+        self.model = getattr(self.container.service_cls, "outbox_model", None)
+        self._woken = Event()
+        self._done = Event()
+        self._stopping = False
+
+    def start(self):
+        if self.model is not None:
+            _WAKERS.setdefault(self.model, set()).add(self)
+        self.gt = self.container.spawn_managed_thread(self._run)
+
+    def stop(self):
+        _WAKERS.get(self.model, set()).discard(self)
+        self._stopping = True
+        self.wake()
+        if self.gt is not None:
+            self.gt.wait()
+
+    def kill(self):
+        _WAKERS.get(self.model, set()).discard(self)
+        if self.gt is not None:
+            self.gt.kill()
+
+    def wake(self):
+        if not self._woken.ready():
+            self._woken.send(True)
+
+    def _run(self):
+        delay, backoff = 0.0, 0.5  # relay at once at start: rows left from before
+        while not self._stopping:
+            woken = False
+            with eventlet.Timeout(delay, False):
+                woken = self._woken.wait()
+            if woken and self.linger_seconds and not self._stopping:
+                eventlet.sleep(self.linger_seconds)
+            if self._stopping:
+                break
+            self._woken = Event()  # commits from now on wake the next run
+            self._done = Event()
+            self.container.spawn_worker(self, (), {}, handle_result=self._handle_result)
+            result = self._done.wait()
+            if isinstance(result, RelayResult) and result.failed:
+                delay, backoff = backoff, min(backoff * 2, self.max_backoff_seconds)
+            elif isinstance(result, RelayResult) and result.full:
+                delay, backoff = 0.0, 0.5
+            elif result is None:  # the worker raised (database down…): try again later
+                delay = self.idle_seconds
+            else:
+                delay, backoff = self.idle_seconds, 0.5
+
+    def _handle_result(self, worker_ctx, result, exc_info):
+        self._done.send(None if exc_info else result)
+        return result, exc_info
+
+
+relay_trigger = RelayTrigger.decorator
 
 
 def purge_published_outbox(session, model, older_than: timedelta, batch: int = 10_000) -> int:
@@ -246,16 +494,16 @@ def purge_published_outbox(session, model, older_than: timedelta, batch: int = 1
 
 
 class OutboxRelay:
-    """Mixin: relays the service's outbox twice a second, and purges what it published
-    more than ``outbox_retention_days`` ago once an hour.
+    """Mixin: relays the service's outbox when it commits events (and every few seconds),
+    and purges what it published more than ``outbox_retention_days`` ago once an hour.
 
     The service defines ``db`` (a Database), ``events`` (a ReliablePublisher)
     and ``outbox_model``.
     """
 
-    @timer(interval=0.5)
+    @relay_trigger
     def relay_outbox(self):
-        relay_outbox(self.db, self.outbox_model, self.events, self.name)
+        return relay_batch(self.db, self.outbox_model, self.events, self.name)
 
     @timer(interval=3600.0)
     def purge_published_outbox(self):

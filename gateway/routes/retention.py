@@ -14,6 +14,8 @@ from weintervene.export import build_archive
 ADMINS = (Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.PROGRAM_ADMIN)
 RECORD_READERS = (Role.AUDITOR, Role.OPERATOR) + ADMINS
 CHUNK = 64 * 1024
+# A whole tenant's export gathers every service's rows: allowed far longer than a page request.
+EXPORT_TIMEOUT_SECONDS = 600.0
 
 
 def _rpc_query(query: dict) -> dict:
@@ -79,13 +81,14 @@ class RetentionRoutes:
         return self.retention_rpc.list_policies(auth.to_dict())
 
     @route("POST", "/api/v1/exports", summary="Export a tenant's data", tags=["retention"],
-           roles=ADMINS, body=ExportInput, response=ExportSchema, status=201)
+           roles=ADMINS, body=ExportInput, response=ExportSchema, status=201, timeout=EXPORT_TIMEOUT_SECONDS)
     def create_export(self, request, auth, body, **_):
         """The data owner's full export (e.g. before termination); download it with GET."""
         return self.retention_rpc.create_export(auth.to_dict(), body)
 
     @route("GET", "/api/v1/exports/<export_id>", summary="Download an export (zip of JSON and CSV)",
-           tags=["retention"], roles=ADMINS, raw=True, content_type="application/zip")
+           tags=["retention"], roles=ADMINS, raw=True, content_type="application/zip",
+           timeout=EXPORT_TIMEOUT_SECONDS)
     def download_export(self, request, auth, export_id, **_):
         result = self.retention_rpc.export_data(auth.to_dict(), export_id)
         return _zip_response(result, f"weintervene-export-{export_id}.zip")

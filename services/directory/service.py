@@ -35,7 +35,7 @@ from weintervene.errors import BadRequest, NotFound, PayloadTooLarge, Unauthoriz
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.export import DataExporter
 from weintervene.observability import EntrypointMetrics, HealthCheck
-from weintervene.rpc_clients import ServiceRpc
+from weintervene.rpc import ServiceRpc
 from weintervene.validation import load
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024

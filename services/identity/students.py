@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, select
+from sqlalchemy.orm import contains_eager
 
 from services.identity.exceptions import StudentForbidden, StudentNotFound, SubjectFenced
 from services.identity.models import FamilyContact, ServesLink, Student, SubjectFence, Tenant, User
@@ -79,25 +80,77 @@ def scope_filter(auth: AuthContext):
     raise StudentForbidden("Your role sees no student data.")
 
 
+def _access_statement(tenant_fence_known: bool):
+    """The one statement of :func:`_checked_access`, built once (SQLAlchemy then keeps its
+    compiled form); the values come as parameters."""
+    student_fenced = exists().where(SubjectFence.scope == "student",
+                                    SubjectFence.subject_hash == bindparam("student_hash"))
+    tenant_fenced = (exists().where(SubjectFence.scope == "tenant",
+                                    SubjectFence.subject_hash == bindparam("tenant_hash"))
+                     if tenant_fence_known else literal(False))
+    serves = exists().where(ServesLink.user_id == bindparam("user_id"), ServesLink.student_id == Student.id)
+    anchor = select(literal(1).label("one")).subquery()  # one row even when there is no such student
+    return (
+        select(student_fenced.label("student_fenced"), tenant_fenced.label("tenant_fenced"),
+               serves.label("serves"), Student, Tenant, FamilyContact)
+        .select_from(anchor)
+        .outerjoin(Student, Student.id == bindparam("student_id"))
+        .outerjoin(Tenant, Tenant.id == Student.tenant_id)
+        .outerjoin(FamilyContact, and_(FamilyContact.student_id == Student.id,
+                                       FamilyContact.id.in_(bindparam("contact_ids", expanding=True))))
+        # The tenant in the row is ``student.tenant`` (no second join, no lazy load).
+        .options(contains_eager(Student.tenant))
+    )
+
+
+_ACCESS = _access_statement(tenant_fence_known=True)
+_ACCESS_BY_DISTRICT = _access_statement(tenant_fence_known=False)
+
+
 def accessible_student(db, auth: AuthContext, student_id: str) -> Student:
     """The student if ``auth`` may act for them; the errors of check_student_access otherwise."""
+    return _checked_access(db, auth, student_id, ())[0]
+
+
+def _checked_access(db, auth: AuthContext, student_id: str, contact_ids) -> tuple[Student, dict]:
+    """The access check of one student in ONE statement, and the contacts named in ``contact_ids``.
+
+    The refusals come in this order (each says no more than the one before it):
+    the student's deletion was requested (fenced); no such student, or another
+    tenant's; the school's deletion was requested or it is not active; a teacher
+    or program staff member who does not serve the student.
+
+    One round trip instead of six (two fence counts, the student, its tenant, the
+    serves link, the contacts): identity answers this for every share. A fence
+    is found by the keyed hash of the subject's id, computed here; the tenant's
+    is known in advance for every role but district admin (their student may be
+    in any school of the district), whose tenant fence is asked afterwards.
+
+    Returns ``(student, {contact id: FamilyContact})`` with the named contacts found.
+    """
     require_student_role(auth)
-    if is_fenced(db, "student", student_id):
+    student_id = str(student_id)
+    district_admin = auth.role is Role.DISTRICT_ADMIN
+    params = {"student_id": student_id, "student_hash": subject_hash("student", student_id),
+              "user_id": auth.user_id, "contact_ids": sorted({str(c) for c in contact_ids})}
+    if not district_admin:
+        params["tenant_hash"] = subject_hash("tenant", auth.tenant_id)
+    rows = db.execute(_ACCESS_BY_DISTRICT if district_admin else _ACCESS, params).all()
+    first = rows[0]
+    if first.student_fenced:
         raise SubjectFenced("A deletion was requested for this student; nothing new is accepted.")
-    student = db.get(Student, str(student_id))
+    student, tenant = first.Student, first.Tenant
     if student is None:
         raise StudentNotFound("No such student.")
-    tenant = student.tenant
     if not auth.in_scope(student.tenant_id, tenant.parent_id):
         # Another tenant's student: say no more than that it is not here.
         raise StudentNotFound("No such student.")
-    if is_fenced(db, "tenant", student.tenant_id) or tenant.status != "active":
+    fenced = is_fenced(db, "tenant", student.tenant_id) if district_admin else first.tenant_fenced
+    if fenced or tenant.status != "active":
         raise SubjectFenced("This school's data is being deleted; nothing new is accepted.")
-    if auth.role in (Role.TEACHER, Role.PROGRAM_STAFF):
-        served = db.get(ServesLink, (auth.user_id, student.id))
-        if served is None:
-            raise StudentForbidden("You do not serve this student.")
-    return student
+    if auth.role in (Role.TEACHER, Role.PROGRAM_STAFF) and not first.serves:
+        raise StudentForbidden("You do not serve this student.")
+    return student, {row.FamilyContact.id: row.FamilyContact for row in rows if row.FamilyContact is not None}
 
 
 def access_summary(student: Student) -> dict:
@@ -217,22 +270,23 @@ def set_staff(db, auth: AuthContext, student_id: str, user_ids: list[str]) -> di
 
 def delivery_contacts(db, auth: AuthContext, student_id: str, contact_ids: list[str]) -> list[dict]:
     """The authorised contacts named, after the access check; Forbidden if any is not."""
-    return _named_contacts(accessible_student(db, auth, student_id), contact_ids)
+    student, found = _checked_access(db, auth, student_id, contact_ids)
+    return _named_contacts(student, contact_ids, found)
 
 
 def share_context(db, auth: AuthContext, student_id: str, contact_ids: list[str]) -> dict:
-    """What referrals needs to accept one share, from one access check:
+    """What referrals needs to accept one share, from one access check (one statement):
     ``{"student": access_summary, "contacts": [authorised contacts named]}``.
 
     The same refusals as ``check_student_access`` and ``delivery_contacts``.
     """
-    student = accessible_student(db, auth, student_id)
-    return {"student": access_summary(student), "contacts": _named_contacts(student, contact_ids)}
+    student, found = _checked_access(db, auth, student_id, contact_ids)
+    return {"student": access_summary(student), "contacts": _named_contacts(student, contact_ids, found)}
 
 
-def _named_contacts(student: Student, contact_ids: list[str]) -> list[dict]:
+def _named_contacts(student: Student, contact_ids: list[str], by_id: dict) -> list[dict]:
+    """The named contacts as dicts, in the order named; ``by_id`` holds the student's contacts found."""
     wanted = [str(c) for c in contact_ids]
-    by_id = {c.id: c for c in student.contacts}
     result = []
     for contact_id in wanted:
         if contact_id == student.id and is_adult(student):

@@ -36,15 +36,18 @@ from services.referrals.sms import SmsError, send_sms
 from weintervene.config import settings
 from weintervene.db import utcnow
 from weintervene.errors import Forbidden, NotFound, Conflict, WeInterveneError
-from weintervene.mail import MailRefused, MailUnavailable, send as send_email
+from weintervene.mail import MailConnection, MailRefused, MailUnavailable, send as send_email
 
 log = logging.getLogger(__name__)
 
 DELIVERIES = Counter("weintervene_referral_deliveries_total", "Delivery attempts by channel and result",
                      ["channel", "result"])
 
-CONCURRENCY = 10
-CHUNKS_IN_FLIGHT = 2
+# Four chunks of ten in flight: four SMTP connections, each carrying ten messages one
+# after another. A crash strands at most CONCURRENCY rows "sending" (emails among them
+# are marked failed, never sent twice).
+CONCURRENCY = 40
+CHUNKS_IN_FLIGHT = 4
 
 
 class PermanentFailure(Exception):
@@ -110,9 +113,10 @@ def deliver_due(make_session, identity, batch: int = 200) -> int:
     """Send every due delivery (up to ``batch``), ``CONCURRENCY`` at a time; returns how many were tried.
 
     Per chunk: one transaction claims the chunk and reads what the messages
-    need, the sends run in parallel, and one transaction records their outcomes.
-    At most ``CONCURRENCY`` deliveries are ever "sending" (two chunks of half
-    that), as with one commit per delivery, so a crash strands no more rows.
+    need, the chunk's emails go one after another on one SMTP connection while
+    its SMS requests run in parallel, and one transaction records the outcomes.
+    At most ``CONCURRENCY`` deliveries are ever "sending" (``CHUNKS_IN_FLIGHT``
+    chunks), so a crash strands no more rows than that.
 
     The family's addresses are asked from identity just before sending, one
     ``delivery_contacts`` call per (sharer, student) for the whole batch rather
@@ -132,8 +136,8 @@ def deliver_due(make_session, identity, batch: int = 200) -> int:
         return 0
     contacts = prefetch_contacts(identity, due)
     ids = [row.id for row in due]
-    # Two chunks in flight, each of half the concurrency: while one waits for its
-    # slowest send, the other claims and sends; never more than CONCURRENCY sending.
+    # Several chunks in flight: while one waits on its SMTP connection, the others
+    # claim and send; never more than CONCURRENCY sending.
     size = max(CONCURRENCY // CHUNKS_IN_FLIGHT, 1)
     pool = eventlet.GreenPool(CHUNKS_IN_FLIGHT)
     for start in range(0, len(ids), size):
@@ -213,8 +217,7 @@ def _deliver_chunk(make_session, identity, delivery_ids: list[str], contacts: di
                 jobs.append((delivery, _content(delivery)))
             except Exception as exc:  # noqa: BLE001 - recorded below like any send failure
                 jobs.append((delivery, exc))
-        pool = eventlet.GreenPool(len(jobs))
-        outcomes = list(pool.imap(lambda job: _try_send(job[0], identity, contacts.get(job[0].id), job[1]), jobs))
+        outcomes = _send_all(jobs, identity, contacts)
         for (delivery, _), (result, value) in zip(jobs, outcomes):
             if result == "sent":
                 _finish(delivery, "sent", None)
@@ -249,12 +252,32 @@ def _leave_out_deleted(session, deliveries: list[Delivery]) -> None:
                 session.expunge(row)
 
 
-def _try_send(delivery: Delivery, identity, contact: dict | None, content) -> tuple[str, str]:
+def _send_all(jobs: list, identity, contacts: dict) -> list[tuple[str, str]]:
+    """The outcome of each ``(delivery, content)`` job, in order.
+
+    SMS requests run in parallel (one HTTP request each); emails go one after
+    another on one SMTP connection (SMTP sends one message at a time per
+    connection), started while the SMS requests are in flight.
+    """
+    pool = eventlet.GreenPool(max(len(jobs), 1))
+    texts = {i: pool.spawn(_try_send, delivery, identity, contacts.get(delivery.id), content)
+             for i, (delivery, content) in enumerate(jobs) if delivery.channel != "email"}
+    outcomes = {}
+    with MailConnection() as connection:
+        for i, (delivery, content) in enumerate(jobs):
+            if delivery.channel == "email":
+                outcomes[i] = _try_send(delivery, identity, contacts.get(delivery.id), content, connection)
+    outcomes.update({i: thread.wait() for i, thread in texts.items()})
+    return [outcomes[i] for i in range(len(jobs))]
+
+
+def _try_send(delivery: Delivery, identity, contact: dict | None, content,
+              connection: MailConnection | None = None) -> tuple[str, str]:
     """("sent", provider id) or ("permanent" | "temporary", reason); never raises."""
     try:
         if isinstance(content, Exception):
             raise content
-        return "sent", send(delivery, identity, contact, content)
+        return "sent", send(delivery, identity, contact, content, connection)
     except PermanentFailure as exc:
         return "permanent", str(exc)
     except TemporaryFailure as exc:
@@ -347,15 +370,18 @@ def _content(delivery: Delivery) -> dict:
     return render_share(delivery.language, services, note=share.note)
 
 
-def send(delivery: Delivery, identity, contact: dict | None = None, content: dict | None = None) -> str:
-    """Send one delivery now; returns the provider's id. Raises Permanent/TemporaryFailure."""
+def send(delivery: Delivery, identity, contact: dict | None = None, content: dict | None = None,
+         connection: MailConnection | None = None) -> str:
+    """Send one delivery now (an email on ``connection`` when given); returns the provider's id.
+    Raises Permanent/TemporaryFailure."""
     address = _address(delivery, identity, contact)
     content = content or _content(delivery)
     if delivery.channel == "email":
         try:
             return send_email(address, content["subject"], content["text"], content["html"],
                               headers={"X-WeIntervene-Delivery": delivery.id,
-                                       "Content-Language": delivery.language})
+                                       "Content-Language": delivery.language},
+                              connection=connection)
         except MailRefused as exc:
             raise PermanentFailure(exc.message) from None
         except MailUnavailable as exc:

@@ -14,7 +14,7 @@ from weintervene.entrypoints import rpc
 from weintervene.export import DataExporter, export_rows
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
-from weintervene.rpc_clients import ServiceRpc
+from weintervene.rpc import ServiceRpc
 
 
 class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipant):

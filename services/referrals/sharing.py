@@ -29,6 +29,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 
 
 from services.referrals.directory_cache import resolve
@@ -44,10 +45,17 @@ from weintervene.config import settings
 from weintervene.contracts import SHARE_RECORDED, ShareRecorded
 from weintervene.db import new_id, utcnow
 from weintervene.errors import Forbidden
-from weintervene.messaging import outbox_add
+from weintervene.messaging import outbox_insert
 from weintervene.validation import load
 
 DISCLOSED_FIELDS = ["student_first_name"]
+
+# Made once (marshmallow builds a schema's fields on every instantiation); loading and
+# dumping keep no state on them.
+SHARE_REQUEST = ShareRequestSchema()
+SHARE_RECORDED_EVENT = ShareRecorded()
+_INSERT = {model: model.__table__.insert() for model in (Share, ShareRecipient, Referral, StatusChange,
+                                                          Disclosure, Delivery)}
 
 
 def token_hash(token: str) -> str:
@@ -106,7 +114,7 @@ def _receiving_program(identity, caller: AuthContext, service: dict, tenants: di
 
 def create_share(db, identity, directory, catalogue, auth: dict, data: dict) -> dict:
     caller = AuthContext.from_dict(auth).require(*STUDENT_DATA_ROLES)
-    values = load(ShareRequestSchema(), data)
+    values = load(SHARE_REQUEST, data)
     student_id = str(values["student_id"]) if values["student_id"] else None
     contact_ids = [str(c) for c in values["contact_ids"]]
     channel = values["channel"]
@@ -144,40 +152,42 @@ def create_share(db, identity, directory, catalogue, auth: dict, data: dict) -> 
     cfg = settings()
     now = utcnow()
     language = values["language"] or (contacts[0].get("preferred_language") if contacts else None) or "en"
-    share = Share(
-        id=new_id(), tenant_id=caller.tenant_id, district_id=caller.district_id,
-        sharer_id=caller.user_id, sharer_role=caller.role.value, student_id=student_id,
-        channel=channel, language=language if language in ("en", "es") else "en",
-        note=values["note"], list_id=str(values["list_id"]) if values["list_id"] else None, created_at=now,
-    )
+    share = {
+        "id": new_id(), "tenant_id": caller.tenant_id, "district_id": caller.district_id,
+        "sharer_id": caller.user_id, "sharer_role": caller.role.value, "student_id": student_id,
+        "channel": channel, "language": language if language in ("en", "es") else "en",
+        "note": values["note"], "list_id": str(values["list_id"]) if values["list_id"] else None,
+        "link_token_hash": None, "link_expires_at": None, "created_at": now,
+    }
     link_token = None
     if channel == "link":
         link_token = new_link_token()
-        share.link_token_hash = token_hash(link_token)
-        share.link_expires_at = now + timedelta(days=cfg.referral_link_ttl_days)
-    db.add(share)
-    share.recipients = [ShareRecipient(contact_id=c) for c in contact_ids]
+        share["link_token_hash"] = token_hash(link_token)
+        share["link_expires_at"] = now + timedelta(days=cfg.referral_link_ttl_days)
 
     follow_up_on = (now + timedelta(days=cfg.referral_reminder_days)).date() if student_id else None
+    referrals, history, disclosures, events = [], [], [], []
     for position, (service, program) in enumerate(zip(services, programs)):
-        referral = Referral(
-            id=new_id(), share=share, position=position, tenant_id=caller.tenant_id,
-            service_id=str(service["id"]), service_info=service_facts(service),
-            status="requested", follow_up_on=follow_up_on, last_update_at=now, created_at=now,
-        )
-        referral.history = [StatusChange(status="requested", changed_by=caller.user_id,
-                                         changed_by_tenant_id=caller.tenant_id, note=None, at=now)]
-        db.add(referral)
+        referral = {
+            "id": new_id(), "share_id": share["id"], "position": position, "tenant_id": caller.tenant_id,
+            "service_id": str(service["id"]), "service_info": service_facts(service),
+            "receiving_tenant_id": None, "disclosed": None, "status": "requested", "outcome": None,
+            "follow_up_on": follow_up_on, "last_update_at": now, "reminded_at": None, "created_at": now,
+        }
+        referrals.append(referral)
+        history.append({"id": new_id(), "referral_id": referral["id"], "status": "requested", "outcome": None,
+                        "note": None, "changed_by": caller.user_id, "changed_by_tenant_id": caller.tenant_id,
+                        "at": now})
         if program:
-            referral.receiving_tenant_id = str(program["id"])
-            referral.disclosed = {"student_first_name": student.get("first_name")}
-            db.add(Disclosure(
-                tenant_id=caller.tenant_id, student_id=student_id, referral_id=referral.id,
-                recipient_tenant_id=str(program["id"]), recipient_name=program.get("name") or "",
-                disclosed_by=caller.user_id, disclosed_at=now, information=DISCLOSED_FIELDS,
-                basis="consent", consent=_consent_json(values["consent"]),
-            ))
-        outbox_add(db, OutboxMessage, SHARE_RECORDED, ShareRecorded().dump({
+            referral["receiving_tenant_id"] = str(program["id"])
+            referral["disclosed"] = {"student_first_name": student.get("first_name")}
+            disclosures.append({
+                "id": new_id(), "tenant_id": caller.tenant_id, "student_id": student_id,
+                "referral_id": referral["id"], "recipient_tenant_id": str(program["id"]),
+                "recipient_name": program.get("name") or "", "disclosed_by": caller.user_id, "disclosed_at": now,
+                "information": DISCLOSED_FIELDS, "basis": "consent", "consent": _consent_json(values["consent"]),
+            })
+        events.append((SHARE_RECORDED, SHARE_RECORDED_EVENT.dump({
             "event_id": uuid.uuid4(),
             "tenant_id": caller.tenant_id,
             "district_id": caller.district_id,
@@ -185,20 +195,40 @@ def create_share(db, identity, directory, catalogue, auth: dict, data: dict) -> 
             "taxonomy_term_ids": [str(t) for t in service.get("taxonomy_term_ids") or []][:50],
             "channel": channel,
             "occurred_on": now.date(),
-        }))
+        })))
 
+    deliveries = []
     if channel in ("email", "sms"):
         if student_id:
-            for contact in contacts:
-                lang = values["language"] or contact.get("preferred_language") or "en"
-                db.add(Delivery(share=share, channel=channel, recipient_kind="contact",
-                                recipient_id=str(contact["id"]), language=lang, next_attempt_at=now, created_at=now))
+            targets = [("contact", str(c["id"]), None, values["language"] or c.get("preferred_language") or "en")
+                       for c in contacts]
         else:
             address = values["recipient_email"] if channel == "email" else values["recipient_mobile"]
-            db.add(Delivery(share=share, channel=channel, recipient_kind="walk_in", transient_address=address,
-                            language=share.language, next_attempt_at=now, created_at=now))
+            targets = [("walk_in", None, address, share["language"])]
+        deliveries = [{
+            "id": new_id(), "share_id": share["id"], "referral_id": None, "purpose": "share", "channel": channel,
+            "recipient_kind": kind, "recipient_id": recipient, "transient_address": address, "language": lang,
+            "state": "queued", "attempts": 0, "next_attempt_at": now, "created_at": now,
+        } for kind, recipient, address, lang in targets]
+
+    # One transaction, plain INSERTs in foreign-key order (the ORM's unit of work cost
+    # more than the statements themselves): the share, its rows, and its events
+    # in the outbox commit together or not at all.
+    connection = db.connection()
+    connection.execute(_INSERT[Share], [share])
+    if contact_ids:
+        connection.execute(_INSERT[ShareRecipient], [{"share_id": share["id"], "contact_id": c} for c in contact_ids])
+    connection.execute(_INSERT[Referral], referrals)
+    connection.execute(_INSERT[StatusChange], history)
+    if disclosures:
+        connection.execute(_INSERT[Disclosure], disclosures)
+    outbox_insert(db, OutboxMessage, events)
+    if deliveries:
+        connection.execute(_INSERT[Delivery], deliveries)
     db.commit()
-    return {"items": [referral_view(r, caller, link_token=link_token) for r in share.referrals]}
+    shared = SimpleNamespace(**share, recipients=[SimpleNamespace(contact_id=c) for c in contact_ids])
+    return {"items": [referral_view(SimpleNamespace(**r, share=shared), caller, link_token=link_token)
+                      for r in referrals]}
 
 
 def _consent_json(consent: dict | None) -> dict | None:

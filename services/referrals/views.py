@@ -9,6 +9,8 @@ from services.referrals.schemas import ReferralSchema
 from weintervene.auth import PROGRAM_ROLES, AuthContext, Role
 from weintervene.config import settings
 
+REFERRAL = ReferralSchema()  # made once; dumping keeps no state on it
+
 RECEIVED_REFERRALS_TABLE = "received_referral"
 """The name of the referrals a program received, in its tenant export (not a table of its own)."""
 
@@ -77,7 +79,7 @@ def referral_view(referral, caller: AuthContext, link_token: str | None = None, 
                 }
                 for d in share.deliveries if d.purpose == "share"
             ]
-    return ReferralSchema().dump(data)
+    return REFERRAL.dump(data)
 
 
 def received_referrals(db, tenant_ids) -> list[dict]:

@@ -24,7 +24,7 @@ from weintervene.contracts import DELETION_COMPLETED
 from weintervene.entrypoints import rpc
 from weintervene.messaging import OutboxRelay, ReliablePublisher, relay_outbox
 from weintervene.observability import EntrypointMetrics, HealthCheck
-from weintervene.rpc_clients import ClusterRpc, ServiceRpc
+from weintervene.rpc import ClusterRpc, ServiceRpc
 from weintervene.validation import load
 
 log = logging.getLogger(__name__)

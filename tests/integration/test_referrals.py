@@ -146,6 +146,18 @@ def test_email_in_the_contacts_language_with_text_and_html(rs, world, teacher, s
     assert len([m for m in smtp_sink.messages() if m["X-Envelope-To"] == rosa]) == 1
 
 
+def test_a_chunk_of_emails_travels_on_one_smtp_connection(rs, world, teacher, smtp_sink):
+    r = post_share(rs, teacher, student_id=world.student, contact_ids=[world.mother, world.father],
+                   service_ids=[world.services["pantry2"]], channel="email", note="one connection")
+    assert r.status_code == 201, r.text
+    # Both deliveries were committed with the share, so one delivery chunk claims them.
+    rosa, luis = world.contacts[world.mother]["email"], world.contacts[world.father]["email"]
+    sent = [smtp_sink.wait_for(lambda m, to=to: m["X-Envelope-To"] == to and "Eastside" in m["Subject"])
+            for to in (rosa, luis)]
+    assert sent[0]["X-Sink-Connection"] == sent[1]["X-Sink-Connection"]
+    assert sent[0]["Message-ID"] != sent[1]["Message-ID"]
+
+
 def test_provider_outage_then_recovery_delivers_exactly_once(rs, world, teacher, patch_settings):
     flaky = SmsEndpoint(fail_first=2)
     try:
@@ -369,26 +381,31 @@ def test_share_events_carry_exactly_the_contract_and_reach_analytics_once(rs, wo
 
 def test_broker_unreachable_delays_but_loses_nothing_and_sends_once(rs, world, teacher, rs_db):
     publisher = next(d for d in rs.container("referrals").dependencies if type(d).__name__ == "ReliablePublisher")
-    healthy = publisher.publisher
+    healthy = publisher.amqp_uri
     rs.drain(ANALYTICS_QUEUE)
-    # The relay now talks to a port where no broker listens: a real connection failure.
     wait_until(lambda: outbox_relayed(rs_db))
-    publisher.publisher = Publisher("amqp://guest:guest@127.0.0.1:1/", serializer="json", use_confirms=True,
-                                    delivery_mode=2, mandatory=True, declare=[publisher.exchange])
+    # The relay now talks to a port where no broker listens: a real connection failure.
+    publisher.amqp_uri = "amqp://guest:guest@127.0.0.1:1/"
+    publisher.close()
     try:
-        r = post_share(rs, teacher, service_ids=[world.services["pantry1"]], channel="print")
-        assert r.status_code == 201, r.text  # the share commits; its event waits in the outbox
-        share_id = r.json()["items"][0]["share_id"]
+        share_ids, services = [], [world.services[k] for k in ("pantry1", "pantry2", "pantry3")]
+        for service in services:  # three shares of two services: six events wait in the outbox
+            r = post_share(rs, teacher, service_ids=[service, world.services["counseling"]], channel="print")
+            assert r.status_code == 201, r.text  # the share commits; its events wait in the outbox
+            share_ids.append(r.json()["items"][0]["share_id"])
         wait_until(lambda: _scalar(rs_db, "SELECT count(*) FROM outbox_message WHERE published_at IS NULL "
-                                          "AND attempts >= :i", 2))
+                                          "AND attempts >= :i", 2) == 6)
         assert rs.drain(ANALYTICS_QUEUE) == []
     finally:
-        publisher.publisher = healthy
-    events = wait_until(lambda: rs.drain(ANALYTICS_QUEUE) or None)
-    time.sleep(1.5)
+        publisher.amqp_uri = healthy
+        publisher.close()
+    events = []
+    wait_until(lambda: events.extend(rs.drain(ANALYTICS_QUEUE)) or len(events) >= 6, timeout=20)
+    time.sleep(1.5)  # a few more relay runs: nothing may be sent twice
     events += rs.drain(ANALYTICS_QUEUE)
-    assert len(events) == 1 and events[0]["service_id"] == world.services["pantry1"]
-    assert share_id
+    assert len(events) == 6 and len({e["event_id"] for e in events}) == 6
+    assert sorted(e["service_id"] for e in events) == sorted(services + [world.services["counseling"]] * 3)
+    assert outbox_relayed(rs_db) and share_ids
 
 
 # -- deletion -------------------------------------------------------------------------------

@@ -1,68 +1,120 @@
-"""The RPC reply listener on a real broker: calls whose reply queue is gone fail, the
-listener (and so its container) lives on (weintervene.rpc_clients)."""
+"""weintervene's RPC on a real RabbitMQ: the clients declare their reply queue once per
+connection (not before every request) and send transient requests; the entrypoints
+reply without waiting for a confirm; calls still work after the broker cut every
+connection."""
 from __future__ import annotations
 
-from unittest.mock import Mock
+import time
+from unittest import mock
 
 import pytest
-from kombu import Connection
-from nameko import config
-from nameko import rpc as nameko_rpc
-from nameko.exceptions import ReplyQueueExpiredWithPendingReplies
+from kombu import Queue
+from nameko import config as nameko_config
+from nameko.amqp.publish import Publisher
+from nameko.constants import NON_PERSISTENT
+from nameko.runners import ServiceRunner
+from nameko.standalone.rpc import ClusterRpcClient
 
-from gateway.errors import error_response
-from weintervene.rpc_clients import ClusterRpc, ReplyListener, ServiceRpc
+from tests.support.infra import Vhost
+from weintervene.entrypoints import ReplyPublisher, RpcConsumer, rpc
+from weintervene.rpc import ServiceRpc
 
 pytestmark = pytest.mark.integration
 
 
-def listener_of(cls, uri):
-    listener = cls()
-    listener.container = Mock(service_name="rpc_clients_test")
-    with config.patch({"AMQP_URI": uri}):
-        listener.setup()
-    return listener
+class EchoService:
+    name = "rpc_test_echo"
+
+    @rpc
+    def echo(self, value):
+        return value
 
 
-def test_calls_waiting_on_a_reply_queue_that_is_gone_fail_and_the_listener_lives(vhost):
-    # The queue was never declared: as when a request reaches the gateway while its reply
-    # listener is still connecting, or after a broker outage longer than the queue's expiry.
-    with config.patch({"AMQP_URI": vhost.uri}):
-        listener = listener_of(ReplyListener, vhost.uri)
-        first, second = listener.register_for_reply("c-1"), listener.register_for_reply("c-2")
-        listener.check_for_lost_replies()  # no exception: the consumer thread goes on
-        for wait in (first, second):
-            with pytest.raises(ReplyQueueExpiredWithPendingReplies):
-                wait()
-        assert listener.pending == {}
-        # nameko's own listener raises here, in its consumer thread, which kills the container.
-        original = listener_of(nameko_rpc.ReplyListener, vhost.uri)
-        original.register_for_reply("c-3")
-        with pytest.raises(ReplyQueueExpiredWithPendingReplies):
-            original.check_for_lost_replies()
+class CallerService:
+    name = "rpc_test_caller"
+
+    echo_rpc = ServiceRpc("rpc_test_echo")
+
+    @rpc
+    def call_echo(self, times):
+        return [self.echo_rpc.echo(n) for n in range(times)]
 
 
-def test_calls_are_kept_while_their_reply_queue_exists(vhost):
-    with config.patch({"AMQP_URI": vhost.uri}):
-        listener = listener_of(ReplyListener, vhost.uri)
-        with Connection(vhost.uri) as conn:
-            listener.queue.bind(conn).declare()
-            try:
-                listener.register_for_reply("c-1")
-                listener.check_for_lost_replies()
-                assert list(listener.pending) == ["c-1"]
-            finally:
-                listener.queue.bind(conn).delete()
+@pytest.fixture
+def running():
+    vhost = Vhost()
+    previous = dict(nameko_config)
+    nameko_config.setup({"AMQP_URI": vhost.uri, "serializer": "json"})
+    runner = ServiceRunner()
+    runner.add_service(EchoService)
+    runner.add_service(CallerService)
+    runner.start()
+    caller = next(c for c in runner.containers if c.service_name == "rpc_test_caller")
+    try:
+        yield vhost, caller
+    finally:
+        runner.stop()
+        runner.kill()
+        vhost.delete()
+        nameko_config.setup(previous)
 
 
-def test_every_service_uses_these_clients_and_a_lost_reply_is_a_503():
-    from weintervene.runner import ALL_COMPONENTS, service_class
+def call(caller, times):
+    """CallerService.call_echo(times): ``times`` calls through weintervene's ServiceRpc."""
+    with ClusterRpcClient(uri=nameko_config["AMQP_URI"], timeout=20) as client:
+        return client.rpc_test_caller.call_echo(times)
 
-    for name in ALL_COMPONENTS:
-        cls = service_class(name)
-        for attr in vars(cls).values():
-            if isinstance(attr, nameko_rpc.ClusterRpc):
-                assert isinstance(attr, (ClusterRpc, ServiceRpc)), (name, attr)
-                assert isinstance(attr.reply_listener, ReplyListener), (name, attr)
-    status, body = error_response(ReplyQueueExpiredWithPendingReplies("lost"))
-    assert status == 503 and body["error"]["code"] == "service_unavailable"
+
+def reply_queue_declarations(caller, times):
+    client = next(d for d in caller.dependencies if isinstance(d, ServiceRpc))
+    reply_queue = client.reply_listener.queue.name
+    declared = []
+    original = Queue.declare
+
+    def spy(queue, *args, **kwargs):
+        declared.append(queue.name)
+        return original(queue, *args, **kwargs)
+
+    with mock.patch.object(Queue, "declare", spy):
+        assert call(caller, times) == list(range(times))
+    return declared.count(reply_queue)
+
+
+def test_the_reply_queue_is_declared_once_per_connection_not_per_request(running):
+    _vhost, caller = running
+    # Declared on each of the publisher's pooled connections (one or two here), not before
+    # each of the 40 requests (nameko's own client declares it 40 times).
+    assert reply_queue_declarations(caller, 20) + reply_queue_declarations(caller, 20) <= 3
+
+
+def test_requests_are_published_transient_and_replies_without_confirms(running):
+    _vhost, caller = running
+    client = next(d for d in caller.dependencies if isinstance(d, ServiceRpc))
+    assert client.publisher.delivery_mode == NON_PERSISTENT
+    assert client.publisher.use_confirms  # UnknownService still detected at once
+    [consumer] = [e for e in caller.extensions if isinstance(e, RpcConsumer)]
+    assert (ReplyPublisher.use_confirms, ReplyPublisher.delivery_mode) == (False, NON_PERSISTENT)
+    assert call(caller, 5) == [0, 1, 2, 3, 4] and consumer.consumer is not None
+    # Replies (no confirm) and requests (confirm) in one process do not share the
+    # transport options nameko writes into on every publish (kombu keys its pools by them).
+    assert ReplyPublisher.transport_options is not Publisher.transport_options
+    assert Publisher.transport_options["confirm_publish"] is True
+
+
+def test_calls_work_again_after_the_broker_cut_every_connection(running):
+    vhost, caller = running
+    assert call(caller, 3) == [0, 1, 2]
+    deadline = time.monotonic() + 30
+    while not vhost.close_connections():  # the management API lists connections a few seconds late
+        assert time.monotonic() < deadline, "the broker never listed the services' connections"
+        time.sleep(0.5)
+    while True:
+        try:
+            # A new connection declares the reply queue again before its first request.
+            assert call(caller, 3) == [0, 1, 2]
+            break
+        except Exception:  # noqa: BLE001 - consumers still reconnecting
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert reply_queue_declarations(caller, 20) <= 2

@@ -55,6 +55,16 @@ class Vhost:
         r.raise_for_status()
         return r.json()
 
+    def close_connections(self) -> int:
+        """Have the broker close every client connection of this vhost (as a broker restart
+        or a network cut would); returns how many it closed."""
+        r = requests.get(f"{self.api}/api/vhosts/{self.name}/connections", timeout=10)
+        r.raise_for_status()
+        for connection in r.json():
+            name = requests.utils.quote(connection["name"], safe="")
+            requests.delete(f"{self.api}/api/connections/{name}", timeout=10)
+        return len(r.json())
+
     def delete(self) -> None:
         requests.delete(f"{self.api}/api/vhosts/{self.name}", timeout=10)
 

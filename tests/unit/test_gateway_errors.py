@@ -35,3 +35,26 @@ def test_remote_error_round_trip_keeps_class_code_and_details():
     again = deserialize(serialize(original))
     assert isinstance(again, NotFound)
     assert (again.code, again.message, again.details) == ("student_not_found", "No such student.", {"id": ["unknown"]})
+
+
+def test_a_request_whose_service_never_answers_gets_a_504_within_the_route_timeout():
+    """A call lost in a broker restart (transient requests) must not hold the caller forever."""
+    import json
+
+    import eventlet
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from gateway.http import ROUTES, route
+
+    def waits_for_a_reply_that_never_comes(self, request, **_):
+        eventlet.sleep(30)
+        return {"never": True}  # a 200 here would mean the timeout never fired
+
+    handler = route("GET", "/api/v1/test-only/slow", summary="slow", auth=False, timeout=0.2)(
+        waits_for_a_reply_that_never_comes)
+    ROUTES.pop()  # not a real route: keep it out of the OpenAPI document
+    request = Request(EnvironBuilder(path="/api/v1/test-only/slow").get_environ())
+    response = handler(object(), request)
+    assert response.status_code == 504
+    assert json.loads(response.get_data())["error"]["code"] == "service_timeout"

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from services.identity import accounts, rosters
 from services.identity.accounts import account_key
@@ -16,7 +16,8 @@ from services.identity.exceptions import (
     InvalidCredentials, InvalidResetToken, RosterRejected, StudentForbidden, StudentNotFound, SubjectFenced,
 )
 from services.identity.models import (
-    FamilyContact, LoginAttempt, OutboxMessage, PasswordReset, ServesLink, Student, SubjectFence, User, UserSession,
+    FamilyContact, LoginAttempt, OutboxMessage, PasswordReset, ServesLink, Student, SubjectFence, Tenant, User,
+    UserSession,
 )
 from services.identity.service import IdentityService
 from services.identity.students import age_on, is_adult, is_fenced, subject_hash
@@ -458,6 +459,42 @@ def test_authenticate_refuses_revoked_idle_and_disabled(service, school, session
     with pytest.raises(Exception) as caught:
         service.authenticate(token)
     assert caught.value.code == "session_expired"
+
+
+def statements_of(session, call) -> list[str]:
+    """The SQL statements ``call()`` sent, with nothing left in the session's identity map."""
+    session.expire_all()
+    sent = []
+
+    def record(_conn, _cursor, statement, *_):
+        sent.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return sent
+
+
+def test_share_context_is_one_statement_and_still_sees_every_fence(service, school, session):
+    service.import_roster(school["admin"], b64(ROSTER))
+    diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
+    diego_id, rosa = diego.id, diego.contacts[0].id
+    district_admin = AuthContext(user_id="d", tenant_id=school["district"], role=Role.DISTRICT_ADMIN).to_dict()
+    one = statements_of(session, lambda: service.share_context(school["rivera"], diego_id, [rosa], []))
+    assert len(one) == 1, "\n\n".join(one)
+    assert len(statements_of(session, lambda: service.share_context(school["admin"], diego_id, [rosa]))) == 1
+    # A district admin's student may be in any school of the district: that school's fence is one more.
+    assert len(statements_of(session, lambda: service.share_context(district_admin, diego_id, [rosa]))) == 2
+    # The school's deletion fence alone (its status put back to active) still refuses every role.
+    service.fence_subject("req-t", "tenant", school["school"], school["school"])
+    session.execute(update(Tenant).where(Tenant.id == school["school"]).values(status="active"))
+    session.commit()
+    for caller in (school["rivera"], school["admin"], district_admin):
+        with pytest.raises(SubjectFenced):
+            service.share_context(caller, diego_id, [rosa])
 
 
 def test_share_context_is_one_access_check_with_contacts_and_tenants(service, school, session):

@@ -20,6 +20,7 @@ from tests.support.databases import migrated_session
 from weintervene.db import Database, make_engine, migrate, utcnow
 from weintervene.deletion import DeletionParticipant, completion_payload
 from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from weintervene.messaging import PublishOutcome
 
 
 @pytest.fixture
@@ -45,7 +46,14 @@ def service(session):
         "id": uid, "tenant_id": SCHOOL, "display_name": "V", "email": "v@x.org", "role": "teacher",
     }
     svc.identity_rpc.fence_subject.return_value = {"fenced": True}
+    svc.events.publish_many.side_effect = broker_confirming_everything
     return svc
+
+
+def broker_confirming_everything(messages):
+    outcome = PublishOutcome()
+    outcome.confirmed = {message_id for _event_type, _payload, message_id in messages}
+    return outcome
 
 
 def opt_out(student_id=None, **extra):
@@ -58,10 +66,10 @@ def opt_out(student_id=None, **extra):
 def published(service):
     """The deletion_requested payloads published so far, checked against the contract."""
     out = []
-    for call in service.events.publish.call_args_list:
-        event_type, payload, _message_id = call.args
-        if event_type == DELETION_REQUESTED:
-            out.append(DeletionRequested().load(payload))
+    for call in service.events.publish_many.call_args_list:
+        for event_type, payload, _message_id in call.args[0]:
+            if event_type == DELETION_REQUESTED:
+                out.append(DeletionRequested().load(payload))
     return out
 
 

@@ -1,0 +1,80 @@
+"""weintervene.mail against a real SMTP server (the test sink in its own process)."""
+from __future__ import annotations
+
+import pytest
+
+from weintervene.mail import MailConnection, MailRefused, send
+
+
+@pytest.fixture
+def sink(smtp_sink, patch_settings):
+    patch_settings(smtp_host="127.0.0.1", smtp_port=smtp_sink.port)
+    smtp_sink.clear()
+    return smtp_sink
+
+
+def body(message, kind: str = "plain") -> str:
+    """A decoded body part, its CRLF line ends (as sent over SMTP) read as newlines."""
+    part = message.get_body((kind,))
+    return part.get_content().replace("\r\n", "\n").rstrip("\n")
+
+
+def received(sink, count: int) -> list:
+    sink.wait_for(lambda _: len(sink.files(".eml")) >= count)
+    return sorted(sink.messages(), key=lambda m: m["X-Envelope-To"])
+
+
+LONG_TEXT = "\n".join(f"Line {n}: Families with children 5-18, Monday to Friday." for n in range(60))
+
+
+def test_one_connection_carries_every_message_of_a_chunk(sink):
+    with MailConnection() as connection:
+        ids = [send(f"parent{i}@family.example", f"Service {i}", LONG_TEXT, f"<p>Hours {i}</p>",
+                    connection=connection) for i in range(3)]
+        assert connection.connections_opened == 1
+    messages = received(sink, 3)
+    assert [m["X-Envelope-To"] for m in messages] == [f"parent{i}@family.example" for i in range(3)]
+    assert len({m["X-Sink-Connection"] for m in messages}) == 1  # the sink saw one SMTP session
+    assert sorted(m["Message-ID"] for m in messages) == sorted(ids)
+    # Several kilobytes each, in SMTP's CRLF lines (bare newlines would make one over-long line).
+    assert all(body(m) == LONG_TEXT for m in messages)
+
+
+def test_messages_without_a_connection_each_open_their_own(sink):
+    send("a@family.example", "One", "text")
+    send("b@family.example", "Two", "text")
+    messages = received(sink, 2)
+    assert len({m["X-Sink-Connection"] for m in messages}) == 2
+
+
+def test_a_refused_recipient_fails_alone_and_the_session_goes_on(sink):
+    with MailConnection() as connection:
+        send("first@family.example", "Before", "text", connection=connection)
+        with pytest.raises(MailRefused) as refused:
+            send("refused-nobody@family.example", "Refused", "text", connection=connection)
+        assert "550" in refused.value.message
+        send("after@family.example", "After", "text", connection=connection)
+        assert connection.connections_opened == 1
+    messages = received(sink, 2)
+    assert [m["X-Envelope-To"] for m in messages] == ["after@family.example", "first@family.example"]
+    assert len({m["X-Sink-Connection"] for m in messages}) == 1
+
+
+def test_spanish_subject_headers_and_both_bodies_arrive_intact(sink):
+    send("rosa@family.example", "Un servicio para su familia: Tutoría Año Nuevo",
+         "Dirección: 12 Main St\nTeléfono: 217-555-0100", "<p>Dirección: <b>12 Main St</b></p>",
+         headers={"X-WeIntervene-Delivery": "d-1", "Content-Language": "es"})
+    [message] = received(sink, 1)
+    assert message["Subject"] == "Un servicio para su familia: Tutoría Año Nuevo"
+    assert message["From"] == "WeIntervene <no-reply@weintervene.local>"
+    assert message["To"] == "rosa@family.example"
+    assert (message["X-WeIntervene-Delivery"], message["Content-Language"]) == ("d-1", "es")
+    assert body(message) == "Dirección: 12 Main St\nTeléfono: 217-555-0100"
+    assert body(message, "html") == "<p>Dirección: <b>12 Main St</b></p>"
+
+
+def test_plain_text_only_message(sink):
+    send("luis@family.example", "A service for your family", "Address: 12 Main St")
+    [message] = received(sink, 1)
+    assert message.get_content_type() == "text/plain"
+    assert body(message) == "Address: 12 Main St"

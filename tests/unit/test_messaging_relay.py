@@ -1,0 +1,70 @@
+"""The outbox's wake-on-commit: a commit that staged an event wakes that outbox's relay;
+a rollback, or a commit of something else, does not."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import DeclarativeBase, Session
+
+from weintervene import messaging
+from weintervene.messaging import make_outbox_model, outbox_add
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+OutboxMessage = make_outbox_model(Base)
+
+
+class OtherBase(DeclarativeBase):
+    pass
+
+
+OtherOutbox = make_outbox_model(OtherBase)
+
+
+class CountingRelay:
+    def __init__(self):
+        self.wakes = 0
+
+    def wake(self):
+        self.wakes += 1
+
+
+@pytest.fixture
+def session():
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        yield s
+    engine.dispose()
+
+
+@pytest.fixture
+def relays():
+    mine, other = CountingRelay(), CountingRelay()
+    messaging._WAKERS.setdefault(OutboxMessage, set()).add(mine)
+    messaging._WAKERS.setdefault(OtherOutbox, set()).add(other)
+    yield mine, other
+    messaging._WAKERS[OutboxMessage].discard(mine)
+    messaging._WAKERS[OtherOutbox].discard(other)
+
+
+def test_a_commit_with_an_event_wakes_its_outboxs_relay_once(session, relays):
+    mine, other = relays
+    outbox_add(session, OutboxMessage, "share_recorded", {"n": 1})
+    outbox_add(session, OutboxMessage, "share_recorded", {"n": 2})
+    assert mine.wakes == 0  # nothing is visible to the relay before the commit
+    session.commit()
+    assert (mine.wakes, other.wakes) == (1, 0)
+    session.commit()  # a later commit with nothing staged
+    assert mine.wakes == 1
+
+
+def test_a_rolled_back_event_wakes_nothing(session, relays):
+    mine, _ = relays
+    outbox_add(session, OutboxMessage, "share_recorded", {"n": 1})
+    session.rollback()
+    session.commit()
+    assert mine.wakes == 0
