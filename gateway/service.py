@@ -4,7 +4,7 @@ Each routes module holds one bounded context's endpoints; this class only
 brings them together with the RPC clients they use. The web app's catch-all
 routes come last so every API route wins over them.
 """
-from nameko.rpc import ClusterRpc, ServiceRpc
+from weintervene.rpc import ClusterRpc, ServiceRpc
 
 from gateway.http import Authenticated
 from gateway.routes.analytics import AnalyticsRoutes

@@ -12,7 +12,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from nameko.rpc import ServiceRpc
+from weintervene.rpc import ServiceRpc
 from sqlalchemy import select
 
 from services.directory import editing, hsds_api, visibility

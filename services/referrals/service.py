@@ -1,7 +1,7 @@
 """referrals's entrypoints: thin, each delegating to sharing / followup / saved_lists / delivery / erasure."""
 from __future__ import annotations
 
-from nameko.rpc import ServiceRpc
+from weintervene.rpc import ServiceRpc
 from nameko.timer import timer
 from sqlalchemy.orm import sessionmaker
 

@@ -10,7 +10,7 @@ import logging
 
 from marshmallow import ValidationError
 from nameko.events import SERVICE_POOL, event_handler
-from nameko.rpc import ClusterRpc, ServiceRpc
+from weintervene.rpc import ClusterRpc, ServiceRpc
 from nameko.timer import timer
 from sqlalchemy import select
 
