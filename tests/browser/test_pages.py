@@ -13,7 +13,7 @@ PAGES = {
     "district_admin": ["/dashboard"],
     "program_staff": ["/incoming"],
     "program_admin": ["/incoming", "/admin/users"],
-    "operator": ["/operator/imports", "/operator/tenants", "/operator/notices", "/admin/users"],
+    "operator": ["/operator/directory", "/operator/imports", "/operator/tenants", "/operator/notices", "/admin/users"],
     "auditor": ["/audit"],
 }
 

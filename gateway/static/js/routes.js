@@ -36,6 +36,7 @@ export const ROUTES = [
   { path: "/admin/opt-out", page: "optout", title: "Parent opt-out", roles: ADMINS, preload: ["/api/v1/deletion-requests?tenant_id={tenant_id}&scope=student", "/api/v1/students?per_page=200&page=1"] },
   { path: "/students/:student_id", page: "student", title: "Student record", roles: ["school_admin"], preload: ["/api/v1/students/{student_id}/disclosures", "/api/v1/users?page=1", "/api/v1/students/{student_id}"] },
   { path: "/dashboard", page: "dashboard", title: "Dashboard", roles: ADMINS, preload: ["/api/v1/analytics/dashboard?period=semester"] },
+  { path: "/operator/directory", page: "directory", title: "Directory services", roles: ["operator"], preload: ["/api/v1/directory/categories"] },
   { path: "/operator/imports", page: "imports", title: "Directory imports", roles: ["operator"] },
   { path: "/operator/tenants", page: "tenants", title: "Tenants", roles: ["operator"], preload: ["/api/v1/tenants?page=1"] },
   { path: "/operator/notices", page: "notices", title: "Policy and notices", roles: ["operator"], preload: ["/api/v1/policy-versions", "/api/v1/incident-notices"] },
@@ -50,7 +51,7 @@ export const NAV = {
   district_admin: [["/dashboard", "Dashboard"], ["/search", "Find services"], ["/referrals", "Referrals"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"]],
   program_staff: [["/incoming", "Incoming referrals"], ["/search", "Find services"]],
   program_admin: [["/incoming", "Incoming referrals"], ["/admin/users", "Users"], ["/search", "Find services"]],
-  operator: [["/operator/imports", "Directory imports"], ["/operator/tenants", "Tenants"], ["/operator/notices", "Policy and notices"], ["/admin/users", "Users"]],
+  operator: [["/operator/directory", "Directory"], ["/operator/imports", "Directory imports"], ["/operator/tenants", "Tenants"], ["/operator/notices", "Policy and notices"], ["/admin/users", "Users"]],
   auditor: [["/audit", "Deletion requests"]],
 };
 
