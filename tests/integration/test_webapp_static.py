@@ -209,7 +209,8 @@ def test_preloads_follow_the_role_the_user_and_the_path():
     assert preloads_for("/referrals", teacher) == ["/api/v1/students?per_page=200&page=1", "/api/v1/referrals?scope=mine"]
     assert preloads_for("/referrals", admin) == ["/api/v1/students?per_page=200&page=1", "/api/v1/referrals?scope=school"]
     assert preloads_for(f"/students/{student}", admin) == [
-        f"/api/v1/students/{student}/disclosures", "/api/v1/users?page=1", f"/api/v1/students/{student}"]
+        f"/api/v1/students/{student}/disclosures", "/api/v1/users?page=1", "/api/v1/inspection-requests",
+        f"/api/v1/students/{student}"]
     assert preloads_for("/admin/users", {**admin, "role": "operator"}) == ["/api/v1/users?page=1", "/api/v1/tenants?page=1"]
     # Nothing for a page the user may not open, for a visitor, for no page at all.
     assert preloads_for("/dashboard", teacher) == []

@@ -34,7 +34,7 @@ export const ROUTES = [
   { path: "/admin/users", page: "users", title: "Users and roles", roles: ["school_admin", "district_admin", "program_admin", "operator"], preload: ["/api/v1/users?page=1", "operator,district_admin:/api/v1/tenants?page=1"] },
   { path: "/admin/settings", page: "settings", title: "School settings", roles: ADMINS, preload: ["/api/v1/tenants/{tenant_id}"] },
   { path: "/admin/opt-out", page: "optout", title: "Parent opt-out", roles: ADMINS, preload: ["/api/v1/deletion-requests?tenant_id={tenant_id}&scope=student", "/api/v1/students?per_page=200&page=1"] },
-  { path: "/students/:student_id", page: "student", title: "Student record", roles: ["school_admin"], preload: ["/api/v1/students/{student_id}/disclosures", "/api/v1/users?page=1", "/api/v1/students/{student_id}"] },
+  { path: "/students/:student_id", page: "student", title: "Student record", roles: ["school_admin"], preload: ["/api/v1/students/{student_id}/disclosures", "/api/v1/users?page=1", "/api/v1/inspection-requests", "/api/v1/students/{student_id}"] },
   { path: "/dashboard", page: "dashboard", title: "Dashboard", roles: ADMINS, preload: ["/api/v1/analytics/dashboard?period=semester"] },
   { path: "/operator/directory", page: "directory", title: "Directory services", roles: ["operator"], preload: ["/api/v1/directory/categories"] },
   { path: "/operator/imports", page: "imports", title: "Directory imports", roles: ["operator"] },
