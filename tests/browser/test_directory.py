@@ -1,11 +1,17 @@
 """The operator curates the global directory in the browser: add a service, find it, edit it
-(its history shows the change), retire it; a teacher finds it while it is active."""
+(its history shows the change), retire it; a teacher finds it while it is active. And an HSDS
+import with its progress and report."""
 from __future__ import annotations
 
+import re
+import zipfile
+
 import pytest
+import requests
 
 from tests.browser.conftest import PASSWORD, require_endpoints
 from tests.support.infra import random_suffix
+from tests.support.shared_data import dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -100,3 +106,34 @@ def test_operator_adds_edits_and_retires_a_service(page, people, system):
     page.settle()
     assert teacher_finds(system, people, word) == []
     assert operator.get(system.url(f"/api/v1/directory/services/{found['id']}")).json()["status"] == "inactive"
+
+
+def test_operator_imports_hsds_files_and_sees_progress_and_the_report(page, people, system, tmp_path):
+    require_endpoints(system, ("POST", "/api/v1/directory/imports"), ("GET", f"/api/v1/directory/imports/{ANY_ID}"))
+    archive = tmp_path / "ohana-sanmateo.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(dataset("ohana-sanmateo").glob("*.csv")):
+            out.write(path, path.name)
+    page.open("/signin")
+    page.sign_in(people["operator"]["email"])
+    page.dismiss_policy_banner()
+    page.go("/operator/imports")
+    page.wait_heading("Directory imports")
+    page.set_input_files("input[name=file]", str(archive))
+    page.click("form button[type=submit]")
+    page.wait_for_function("() => /^(Completed|Failed)/.test((document.querySelector('#import-status') || {}).textContent || '')",
+                           timeout=90000)
+    page.settle()
+    status = page.text_content("#import-status")
+    assert status.startswith("Completed"), page.text_content("main")
+    done, total = (int(n) for n in re.findall(r"(\d+) of (\d+) rows", status)[0])
+    assert done == total > 0
+    counts = page.text_content("#import-counts")
+    created, updated, unchanged = (int(n) for n in re.findall(r"(\d+) created, (\d+) updated, (\d+) unchanged", counts)[0])
+    assert created + updated + unchanged >= 23  # the dataset's 23 services, with their organizations and places
+    # Columns outside HSDS are reported, file by file (and stored nowhere).
+    assert "admin_emails" in page.text_content("main table")
+    page.shot("operator-import-report")
+    page.assert_accessible("import report")
+    found = requests.get(system.url("/hsds/services"), params={"search": "Fair Oaks"}, timeout=30).json()
+    assert found["total_items"] >= 1
