@@ -130,10 +130,11 @@ export async function render(container, ctx) {
     h("fieldset", {}, h("legend", {}, "Address"),
       field("Street address", f.address_1), field("City", f.city), field("State", f.state_province), field("Postcode", f.postal_code),
       field("Latitude", f.latitude, "With the longitude, places the service for distance searches."), field("Longitude", f.longitude)),
-    h("div", { class: "actions" }, save, cancel), history);
+    h("div", { class: "actions" }, save, cancel));
 
-  append(container, messages, find, results, form);
+  append(container, messages, find, results, form, history);
   let editing = null; // the service being edited, or null when adding
+  let loaded = null; // the form's body as filled from it: a save sends only what changed
 
   const startAdding = () => {
     editing = null;
@@ -159,6 +160,7 @@ export async function render(container, ctx) {
       const service = await api.get(`/api/v1/directory/services/${id}`);
       editing = service;
       fill(f, service);
+      loaded = serviceBody(f, true);
       replace(formTitle, `Edit ${service.name}`);
       save.textContent = "Save changes";
       cancel.hidden = false;
@@ -216,7 +218,11 @@ export async function render(container, ctx) {
     event.preventDefault();
     save.disabled = true;
     try {
-      const body = serviceBody(f, !!editing);
+      let body = serviceBody(f, !!editing);
+      if (editing) {
+        // Only the fields the operator changed: the history then says what really changed.
+        body = Object.fromEntries(Object.entries(body).filter(([key, value]) => JSON.stringify(value) !== JSON.stringify(loaded[key])));
+      }
       const service = editing
         ? await api.patch(`/api/v1/directory/services/${editing.id}`, body)
         : await api.post("/api/v1/directory/services", body);
@@ -225,6 +231,8 @@ export async function render(container, ctx) {
       announce(done);
       if (editing) {
         editing = service;
+        fill(f, service);
+        loaded = serviceBody(f, true);
         await showHistory(service);
       } else {
         startAdding();
