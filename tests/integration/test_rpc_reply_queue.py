@@ -111,3 +111,38 @@ def test_calls_get_their_replies_after_the_reply_queue_is_lost(system, start):
             time.sleep(0.1)
         with eventlet.Timeout(30):
             assert client.rpc_probe_caller.relay(3) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("rpc_class", [weintervene_rpc.ServiceRpc, nameko_rpc.ServiceRpc], ids=["ours", "nameko"])
+def test_calls_get_their_replies_after_a_broker_restart(system, start, rpc_class):
+    """What a restart does to a caller: every connection dropped and the (not durable) reply
+    queue gone. The pooled connections reconnect, forget what they declared, and the first
+    request on each declares the queue again; the reply consumer re-declares it too."""
+    runner = start(rpc_class)
+    [listener] = [e for e in runner.service_map["rpc_probe_caller"].subextensions
+                  if isinstance(e, nameko_rpc.ReplyListener)]
+    api = RABBIT_API.rstrip("/")
+    vhost = system.settings.amqp_uri.rsplit("/", 1)[1]
+    try:
+        with ClusterRpcClient(uri=system.settings.amqp_uri) as client:
+            assert client.rpc_probe_caller.relay(3) == [0, 1, 2]
+        quoted = requests.utils.quote(listener.queue.name, safe="")
+        requests.delete(f"{api}/api/queues/{vhost}/{quoted}", timeout=10).raise_for_status()
+        deadline = time.monotonic() + 30
+        while not (connections := requests.get(f"{api}/api/vhosts/{vhost}/connections", timeout=10).json()):
+            assert time.monotonic() < deadline, "the broker lists no connection"  # its list lags a moment
+            time.sleep(0.5)
+        for connection in connections:
+            requests.delete(f"{api}/api/connections/{requests.utils.quote(connection['name'], safe='')}", timeout=10)
+        deadline = time.monotonic() + 60
+        while True:
+            kombu.pools.reset()  # this process's own pooled connections died with the cut: not under test
+            try:
+                with eventlet.Timeout(10), ClusterRpcClient(uri=system.settings.amqp_uri) as client:
+                    assert client.rpc_probe_caller.relay(3) == [0, 1, 2]
+                break
+            except (Exception, eventlet.Timeout):
+                assert time.monotonic() < deadline, "no reply after the restart"
+                time.sleep(0.5)
+    finally:
+        kombu.pools.reset()  # this process's pooled connections died with the cut
