@@ -4,8 +4,6 @@ Each routes module holds one bounded context's endpoints; this class only
 brings them together with the RPC clients they use. The web app's catch-all
 routes come last so every API route wins over them.
 """
-from weintervene.rpc import ClusterRpc, ServiceRpc
-
 from gateway.http import Authenticated
 from gateway.routes.analytics import AnalyticsRoutes
 from gateway.routes.directory import DirectoryRoutes
@@ -16,6 +14,7 @@ from gateway.routes.referrals import ReferralRoutes
 from gateway.routes.retention import RetentionRoutes
 from gateway.routes.system import SystemRoutes
 from gateway.routes.webapp import WebAppRoutes
+from weintervene.rpc import ClusterRpc, ServiceRpc
 
 
 class GatewayService(

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 
-from weintervene.rpc import ServiceRpc
-
 from services.analytics import counting, reports
 from services.analytics.dependencies import analytics_database
 from services.analytics.intake import batch_event_handler
@@ -24,6 +22,7 @@ from weintervene.errors import NotFound
 from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.rpc import ServiceRpc
 from weintervene.validation import load
 
 

@@ -12,7 +12,6 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from weintervene.rpc import ServiceRpc
 from sqlalchemy import select
 
 from services.directory import editing, hsds_api, visibility
@@ -36,6 +35,7 @@ from weintervene.errors import BadRequest, NotFound, PayloadTooLarge, Unauthoriz
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.export import DataExporter
 from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.rpc import ServiceRpc
 from weintervene.validation import load
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024

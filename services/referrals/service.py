@@ -1,7 +1,6 @@
 """referrals's entrypoints: thin, each delegating to sharing / followup / saved_lists / delivery / erasure."""
 from __future__ import annotations
 
-from weintervene.rpc import ServiceRpc
 from nameko.timer import timer
 from sqlalchemy.orm import sessionmaker
 
@@ -15,6 +14,7 @@ from weintervene.entrypoints import rpc
 from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.rpc import ServiceRpc
 
 
 class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipant):

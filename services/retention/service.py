@@ -10,7 +10,6 @@ import logging
 
 from marshmallow import ValidationError
 from nameko.events import SERVICE_POOL, event_handler
-from weintervene.rpc import ClusterRpc, ServiceRpc
 from nameko.timer import timer
 from sqlalchemy import select
 
@@ -25,6 +24,7 @@ from weintervene.contracts import DELETION_COMPLETED
 from weintervene.entrypoints import rpc
 from weintervene.messaging import OutboxRelay, ReliablePublisher, relay_outbox
 from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.rpc import ClusterRpc, ServiceRpc
 from weintervene.validation import load
 
 log = logging.getLogger(__name__)
