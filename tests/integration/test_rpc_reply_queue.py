@@ -58,7 +58,9 @@ def start(system):
 
     yield run
     for runner in runners:
-        runner.stop()
+        # kill, not stop: after a cut connection a relay may still wait for a reply that was
+        # lost with it (nameko calls have no timeout), and stop() waits for every worker.
+        runner.kill()
 
 
 def reply_queue_declarations(client, n) -> list[str]:
