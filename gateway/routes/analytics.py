@@ -5,7 +5,7 @@ from werkzeug.wrappers import Response
 
 from gateway.http import json_response, route
 from services.analytics.reports import REPORTS
-from services.analytics.schemas import ReportQuerySchema, ReportSchema
+from services.analytics.schemas import DashboardQuerySchema, DashboardSchema, ReportQuerySchema, ReportSchema
 from weintervene.auth import Role
 from weintervene.errors import NotFound
 from weintervene.observability import record_feature_use
@@ -14,6 +14,21 @@ REPORT_ROLES = (Role.SCHOOL_ADMIN, Role.PROGRAM_ADMIN, Role.DISTRICT_ADMIN, Role
 
 
 class AnalyticsRoutes:
+    @route("GET", "/api/v1/analytics/dashboard", summary="Every report of a leader's dashboard, in one answer",
+           tags=["analytics"], roles=REPORT_ROLES, query=DashboardQuerySchema, response=DashboardSchema)
+    def analytics_dashboard(self, request, auth, query, **_):
+        """What the dashboard page shows, in one call: ``reports`` holds exactly what
+        ``GET /api/v1/analytics/{report}`` answers for top-categories, top-services, trends,
+        channels and unmet-need, and schools where the view compares schools (a district
+        admin's, an operator's). Same scope rules and suppression as each report.
+        Example: ``GET /api/v1/analytics/dashboard?period=semester`` -> ``{"period": {"kind":
+        "semester", "from": "2026-07-01", "to": "2026-12-31"}, "previous_period": {...},
+        "scope": {"view": "school", ...}, "reports": {"top-categories": {"report":
+        "top-categories", "rows": [...]}, ...}}``. CSV: each report's own endpoint."""
+        result = self.analytics_rpc.dashboard(auth.to_dict(), query)
+        record_feature_use("analytics.dashboard")
+        return result
+
     @route("GET", "/api/v1/analytics/<report>", summary="An analytics report (JSON or CSV)",
            tags=["analytics"], roles=REPORT_ROLES, query=ReportQuerySchema, response=ReportSchema, raw=True)
     def analytics_report(self, request, auth, query, report, **_):

@@ -181,8 +181,14 @@ def category_tables(session, scope, period, sources):
     """(current, previous, {category_id: name}): shares per top-level category.
 
     Counted from term sets, so a share carrying two terms of one category
-    (Counselling and Anxiety, both Mental health) counts once for it.
+    (Counselling and Anxiety, both Mental health) counts once for it. Read once per
+    call (top-categories and unmet-need of one dashboard share them).
     """
+    return sources.remember(("categories", period.start, period.end),
+                            lambda: _category_tables(session, scope, period, sources))
+
+
+def _category_tables(session, scope, period, sources):
     ids = scope.tenant_ids
     by_set = counts_by(session, TermSetShareCount, TermSetShareCount.taxonomy_term_ids, ids, period)
     by_set_before = counts_by(session, TermSetShareCount, TermSetShareCount.taxonomy_term_ids, ids, period.previous())
@@ -291,24 +297,32 @@ BUILDERS = {
 }
 
 
-def build_report(session, name: str, scope: Scope, query: dict, sources, settings, now=None) -> dict:
-    """The report ``name`` for ``scope``; ``query`` holds period, from, to (dates as ISO strings).
-
-    For a preset period, ``to`` (default: today in the scope's time zone) picks
-    the period containing that day.
-    """
-    if name not in REPORTS:
-        raise NotFound(f"No report {name!r}; reports are {', '.join(REPORTS)}.", code="report_not_found")
+def report_period(scope: Scope, query: dict, now=None) -> Period:
+    """The period ``query`` asks for (period, from, to as ISO dates). For a preset period,
+    ``to`` (default: today in the scope's time zone) picks the period containing that day."""
     start = _date(query.get("from"))
     end = _date(query.get("to"))
     kind = query.get("period") or "month"
     anchor = end or local_today(scope.timezone, now)
-    period = resolve(kind, anchor, start, end)
+    return resolve(kind, anchor, start, end)
+
+
+def report_rows(session, name: str, scope: Scope, period: Period, sources, settings) -> list[dict]:
     if name == "unmet-need":
-        rows = unmet_need(session, scope, period, sources, settings.analytics_top_n,
+        return unmet_need(session, scope, period, sources, settings.analytics_top_n,
                           settings.analytics_unmet_need_radius_miles)
-    else:
-        rows = BUILDERS[name](session, scope, period, sources, settings.analytics_top_n)
+    return BUILDERS[name](session, scope, period, sources, settings.analytics_top_n)
+
+
+def build_report(session, name: str, scope: Scope, query: dict, sources, settings, now=None) -> dict:
+    """The report ``name`` for ``scope``; ``query`` holds period, from, to (dates as ISO strings)."""
+    if name not in REPORTS:
+        raise NotFound(f"No report {name!r}; reports are {', '.join(REPORTS)}.", code="report_not_found")
+    period = report_period(scope, query, now)
+    return _report(name, period, scope, report_rows(session, name, scope, period, sources, settings))
+
+
+def _report(name: str, period: Period, scope: Scope, rows: list[dict]) -> dict:
     return {
         "report": name,
         "period": period.to_dict(),
@@ -316,6 +330,36 @@ def build_report(session, name: str, scope: Scope, query: dict, sources, setting
         "scope": scope.to_dict(),
         "columns": report_columns(name),
         "rows": rows,
+    }
+
+
+# A leader's dashboard: these reports, plus "schools" where the view compares tenants.
+DASHBOARD_REPORTS = ("top-categories", "top-services", "trends", "channels", "unmet-need")
+
+
+def dashboard_reports(scope: Scope) -> tuple[str, ...]:
+    return DASHBOARD_REPORTS + (("schools",) if scope.view != "school" else ())
+
+
+def build_dashboard(session, scope: Scope, query: dict, sources, settings, now=None) -> dict:
+    """Every report of a leader's dashboard for one scope and period, in one answer: each
+    is exactly what :func:`build_report` gives for that name (the CSV downloads use those).
+
+    One scope (identity asked once by the caller), one period, and the term names asked
+    once for the categories and unmet need (``sources`` keeps them).
+
+    Example: build_dashboard(session, scope, {"period": "semester"}, sources, settings) ->
+    {"period": {...}, "previous_period": {...}, "scope": {...},
+     "reports": {"top-categories": {"report": "top-categories", "rows": [...], ...}, ...}}
+    """
+    period = report_period(scope, query, now)
+    reports = {name: _report(name, period, scope, report_rows(session, name, scope, period, sources, settings))
+               for name in dashboard_reports(scope)}
+    return {
+        "period": period.to_dict(),
+        "previous_period": period.previous().to_dict(),
+        "scope": scope.to_dict(),
+        "reports": reports,
     }
 
 

@@ -5,8 +5,8 @@ from services.analytics.periods import PERIODS
 from services.analytics.reports import REPORTS
 
 
-class ReportQuerySchema(Schema):
-    """``?period=month&to=2026-11-28&tenant_id=…&format=csv``.
+class DashboardQuerySchema(Schema):
+    """``?period=semester&to=2026-11-28&tenant_id=…``.
 
     Preset periods are the one containing ``to`` (default: the school's today);
     ``custom`` takes ``from`` and ``to`` (inclusive, local days).
@@ -16,6 +16,11 @@ class ReportQuerySchema(Schema):
     from_ = fields.Date(data_key="from", attribute="from", load_default=None)
     to = fields.Date(load_default=None)
     tenant_id = fields.UUID(load_default=None)
+
+
+class ReportQuerySchema(DashboardQuerySchema):
+    """``?period=month&to=2026-11-28&tenant_id=…&format=csv``: the dashboard's query and a format."""
+
     format = fields.Str(load_default="json", validate=validate.OneOf(("json", "csv")))
 
 
@@ -40,3 +45,12 @@ class ReportSchema(Schema):
     scope = fields.Dict()
     columns = fields.List(fields.Str())
     rows = fields.List(fields.Nested(ReportRowSchema))
+
+
+class DashboardSchema(Schema):
+    """Every report of a leader's dashboard, each as ``ReportSchema``, for one scope and period."""
+
+    period = fields.Dict()
+    previous_period = fields.Dict()
+    scope = fields.Dict()
+    reports = fields.Dict(keys=fields.Str(validate=validate.OneOf(REPORTS)), values=fields.Nested(ReportSchema))

@@ -11,9 +11,9 @@ from services.analytics import counting, reports
 from services.analytics.dependencies import analytics_database
 from services.analytics.intake import batch_event_handler
 from services.analytics.models import OutboxMessage
-from services.analytics.schemas import ReportQuerySchema
+from services.analytics.schemas import DashboardQuerySchema, ReportQuerySchema
 from services.analytics.scope import resolve_scope
-from services.analytics.sources import Sources
+from services.analytics.sources import Sources, TermCache
 from weintervene.config import settings
 from weintervene.contracts import SHARE_RECORDED
 from weintervene.deletion import DeletionParticipant
@@ -35,6 +35,7 @@ class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthChe
     outbox_model = OutboxMessage
     identity_rpc = ServiceRpc("identity")
     directory_rpc = ServiceRpc("directory")
+    term_cache = TermCache()
 
     # Events come in batches (see ``intake``): one transaction and one ack per
     # batch, the ack only after the commit. requeue_on_error: a database error
@@ -66,10 +67,29 @@ class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthChe
             raise NotFound(f"No report {name!r}.", code="report_not_found",
                            details={"report": [f"One of {', '.join(reports.REPORTS)}."]})
         params = load(ReportQuerySchema(), query or {})
-        tenant_id = str(params["tenant_id"]) if params.get("tenant_id") else None
-        sources = Sources(self.db, self.identity_rpc, self.directory_rpc, auth)
-        scope = resolve_scope(auth, tenant_id, sources, settings().analytics_suppression_threshold)
+        sources, scope = self._scope(auth, params)
         return reports.build_report(self.db, name, scope, params, sources, settings())
+
+    @rpc
+    def dashboard(self, auth, query=None):
+        """A leader's whole dashboard in one call: what ``report`` gives for top-categories,
+        top-services, trends, channels and unmet-need (and schools where the view compares
+        schools), for one scope and period. The scope is resolved once, so identity is asked
+        once; directory once for the service names and once for the term names (if not kept).
+
+        Example: dashboard(auth, {"period": "semester"}) -> {"period": {"kind": "semester",
+        "from": "2026-07-01", "to": "2026-12-31"}, "previous_period": {...}, "scope": {"view":
+        "school", ...}, "reports": {"top-categories": {"report": "top-categories", "rows": [...],
+        ...}, "top-services": {...}, "trends": {...}, "channels": {...}, "unmet-need": {...}}}
+        """
+        params = load(DashboardQuerySchema(), query or {})
+        sources, scope = self._scope(auth, params)
+        return reports.build_dashboard(self.db, scope, params, sources, settings())
+
+    def _scope(self, auth, params):
+        tenant_id = str(params["tenant_id"]) if params.get("tenant_id") else None
+        sources = Sources(self.db, self.identity_rpc, self.directory_rpc, auth, terms=self.term_cache)
+        return sources, resolve_scope(auth, tenant_id, sources, settings().analytics_suppression_threshold)
 
     @rpc
     def export_report(self, auth, name, query=None):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,10 @@ from tests.support.infra import ROOT, random_suffix
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "correct horse battery staple 42"
+
+
+# Chromium's words for a <link rel=preload> nobody used, or one a fetch could not take.
+UNUSED_PRELOAD = re.compile(r"preloaded using link preload but not used|A preload for .* is found, but is not used")
 
 
 class BrowserError(AssertionError):
@@ -132,11 +137,20 @@ class Page:
         assert not serious, f"axe on {name or self.path()}: {json.dumps(serious, indent=1)}"
 
     def assert_clean_console(self):
-        """No CSP violation, no script error. Chromium also logs every 4xx fetch as a
-        console error ("Failed to load resource"); those are the API answering, not faults."""
+        """No CSP violation, no script error, no wasted preload. Chromium also logs every 4xx
+        fetch as a console error ("Failed to load resource"); those are the API answering, not
+        faults. A preload the page did not use (routes.js lists a URL the page does not fetch
+        exactly so) is a warning from Chromium, and a fault here."""
         bad = [m for m in self.console() if m["type"] == "pageerror"
-               or (m["type"] == "error" and not m["text"].startswith("Failed to load resource"))]
-        assert not bad, f"console errors (CSP violations or script errors): {bad}"
+               or (m["type"] == "error" and not m["text"].startswith("Failed to load resource"))
+               or UNUSED_PRELOAD.search(m["text"])]
+        assert not bad, f"console errors (CSP violations, script errors, unused preloads): {bad}"
+
+    def api_calls(self, prefix: str = "/api/") -> list[str]:
+        """The API URLs this document fetched, in order (each once, even when preloaded)."""
+        return self.browser.send("page", "evaluate",
+                                 "p => performance.getEntriesByType('resource').map(r => r.name.replace(location.origin, ''))"
+                                 ".filter(n => n.startsWith(p))", prefix)
 
     def settle(self):
         """Wait until the page's requests are done (async panels, lists)."""

@@ -200,7 +200,8 @@ def test_admin_imports_a_roster_with_preview_then_fixes_rows(page, people, syste
 
 
 def test_leader_sees_the_dashboard_with_charts_and_csv(page, people, system):
-    require_endpoints(system, ("GET", "/api/v1/analytics/top-categories"), ("POST", "/api/v1/directory/services"),
+    require_endpoints(system, ("GET", "/api/v1/analytics/dashboard"), ("GET", "/api/v1/analytics/top-categories"),
+                      ("POST", "/api/v1/directory/services"),
                       ("POST", "/api/v1/referrals"))
     service = create_service(system, people, f"Tutoring {random_suffix(8)}")
     teacher = system.login(people["teacher"]["email"], PASSWORD)
@@ -220,20 +221,40 @@ def test_leader_sees_the_dashboard_with_charts_and_csv(page, people, system):
     page.open("/signin")
     page.sign_in(people["school_admin"]["email"])
     page.dismiss_policy_banner()
-    page.go("/dashboard")
+    # A full load: the shell preloads the dashboard's one call, which the page takes.
+    page.open("/dashboard")
     page.wait_heading("Dashboard")
+    page.settle()
+    assert page.api_calls("/api/v1/analytics/") == ["/api/v1/analytics/dashboard?period=semester"]
+    page.wait_for_selector("#channels svg.bar-chart rect.bar")
     page.select_option("select[name=period]", "month")
     page.click("form button[type=submit]")
     page.settle()
+    assert page.api_calls("/api/v1/analytics/")[1:] == ["/api/v1/analytics/dashboard?period=month"]
     page.wait_for_selector("#channels svg.bar-chart rect.bar")
     assert "Print" in page.text_content("#channels table")
     page.wait_for_selector("#trends svg.line-chart path.line")
+    assert page.query_selector("#schools") is None  # a school's own view compares no schools
     page.shot("journey4-dashboard")
     page.assert_accessible("dashboard")
     link = page.get_attribute("#channels a[download]", "href")
+    assert link.startswith("/api/v1/analytics/channels?")  # each CSV is its report's own
     r = admin.get(system.url(link))
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
     assert "print" in r.text
+    # The district admin's dashboard adds the schools compared, small counts suppressed.
+    page.assert_clean_console()
+    page.browser.send("new_context", viewport={"width": 1280, "height": 860})
+    page.open("/signin")
+    page.sign_in(people["district_admin"]["email"])
+    page.dismiss_policy_banner()
+    page.open("/dashboard")
+    page.settle()
+    page.wait_for_selector("#schools table")
+    assert people["school"]["name"] in page.text_content("#schools table")
+    assert page.api_calls("/api/v1/analytics/") == ["/api/v1/analytics/dashboard?period=semester"]
+    page.shot("journey4-dashboard-district")
+    page.assert_accessible("district dashboard")
 
 
 def test_auditor_sees_an_opt_out_entered_by_the_admin(page, browser, people, system):

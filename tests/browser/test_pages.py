@@ -13,7 +13,7 @@ PAGES = {
     "district_admin": ["/dashboard"],
     "program_staff": ["/incoming"],
     "program_admin": ["/incoming", "/admin/users"],
-    "operator": ["/operator/imports", "/operator/tenants", "/operator/notices", "/admin/users"],
+    "operator": ["/operator/directory", "/operator/imports", "/operator/tenants", "/operator/notices", "/admin/users"],
     "auditor": ["/audit"],
 }
 
@@ -57,3 +57,30 @@ def test_keyboard_reaches_the_skip_link_and_main(page, people):
     assert page.evaluate("() => document.activeElement.className") == "skip-link"
     page.press(".skip-link", "Enter")
     assert page.evaluate("() => location.hash") == "#main"
+
+
+PHONE_PAGES = {
+    "teacher": ["/", "/referrals", "/lists", "/account/password"],
+    "school_admin": ["/dashboard", "/admin/roster", "/admin/users", "/admin/settings", "/admin/opt-out"],
+    "operator": ["/operator/directory", "/operator/imports", "/operator/tenants", "/operator/notices"],
+    "auditor": ["/audit"],
+    "program_staff": ["/incoming"],
+}
+
+
+@pytest.mark.parametrize("role", sorted(PHONE_PAGES))
+def test_every_main_page_fits_a_phone(page, browser, people, role):
+    """No page scrolls sideways at 390 px (wide tables scroll inside their own box), and
+    each passes axe there too."""
+    browser.send("new_context", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page.open("/signin")
+    page.sign_in(people[role]["email"])
+    page.dismiss_policy_banner()
+    for path in PHONE_PAGES[role]:
+        page.go(path)
+        page.settle()
+        page.heading()
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
+        page.assert_accessible(f"phone {role} {path}")
+        page.shot(f"phone-{role}{path.replace('/', '-').rstrip('-') or '-home'}")

@@ -29,13 +29,13 @@ def test_sign_in_shows_role_navigation_and_sign_out_ends_the_session(page, peopl
 
 
 DENIED = {
-    "teacher": ["/audit", "/admin/roster", "/operator/tenants", "/operator/notices", "/dashboard", "/incoming"],
-    "school_admin": ["/audit", "/operator/imports", "/operator/notices", "/incoming"],
+    "teacher": ["/audit", "/admin/roster", "/operator/directory", "/operator/tenants", "/operator/notices", "/dashboard", "/incoming"],
+    "school_admin": ["/audit", "/operator/directory", "/operator/imports", "/operator/notices", "/incoming"],
     "district_admin": ["/admin/roster", "/audit", "/operator/tenants", "/lists"],
     "program_staff": ["/referrals", "/admin/users", "/dashboard", "/admin/roster", "/operator/notices"],
     "program_admin": ["/referrals", "/dashboard", "/admin/roster", "/admin/settings", "/audit", "/lists"],
     "operator": ["/search", "/referrals", "/admin/roster", "/audit", "/dashboard", "/incoming"],
-    "auditor": ["/admin/roster", "/search", "/referrals", "/operator/notices", "/students/00000000-0000-4000-8000-000000000000"],
+    "auditor": ["/admin/roster", "/operator/directory", "/search", "/referrals", "/operator/notices", "/students/00000000-0000-4000-8000-000000000000"],
 }
 
 

@@ -78,6 +78,26 @@ def test_openapi_documents_the_report_endpoint(system):
     operation = document["paths"]["/api/v1/analytics/{report}"]["get"]
     names = {p.get("name") for p in operation["parameters"]}
     assert {"report", "period", "from", "to", "tenant_id", "format"} <= names
+    dashboard = document["paths"]["/api/v1/analytics/dashboard"]["get"]
+    assert {p.get("name") for p in dashboard["parameters"]} == {"period", "from", "to", "tenant_id"}
+    assert dashboard["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Dashboard")
+    schema = document["components"]["schemas"]["Dashboard"]
+    assert {"period", "previous_period", "scope", "reports"} <= set(schema["properties"])
+
+
+def test_the_dashboard_needs_a_leader_and_a_valid_query(system, rpc, school):
+    assert requests.get(system.url("/api/v1/analytics/dashboard"), timeout=10).status_code == 401
+    teacher = new_user(system, rpc, school["id"], "teacher")
+    r = teacher.get(system.url("/api/v1/analytics/dashboard"))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "role_forbidden"
+    principal = new_user(system, rpc, school["id"], "school_admin")
+    for query, code in (("?period=decade", "invalid_input"), ("?format=csv", "invalid_input"),
+                        ("?tenant_id=lincoln", "invalid_input"), ("?student_id=abc", "invalid_input")):
+        r = principal.get(system.url("/api/v1/analytics/dashboard" + query))
+        assert r.status_code == 400 and r.json()["error"]["code"] == code, (query, r.text)
+    other = new_tenant(rpc, "school", "Elsewhere")
+    r = principal.get(system.url(f"/api/v1/analytics/dashboard?tenant_id={other['id']}"))
+    assert r.status_code == 403
 
 
 def publish_shares(system, payloads):
@@ -149,5 +169,21 @@ def test_journey_principal_district_admin_and_operator(system, rpc):
     assert {row["tenant_id"] for row in r.json()["rows"]} == {lincoln["id"], None}
     assert adams["id"] not in r.text
 
+    # The dashboard: every report of each leader's view in one answer, exactly as each report says.
+    for leader, names in ((principal, ["top-categories", "top-services", "trends", "channels", "unmet-need"]),
+                          (leader, ["top-categories", "top-services", "trends", "channels", "unmet-need", "schools"])):
+        r = leader.get(system.url("/api/v1/analytics/dashboard" + query))
+        assert r.status_code == 200, r.text
+        board = r.json()
+        assert list(board["reports"]) == names
+        for name in names:
+            assert board["reports"][name] == leader.get(system.url(f"/api/v1/analytics/{name}{query}")).json(), name
+    board = leader.get(system.url("/api/v1/analytics/dashboard" + query)).json()
+    schools = {(row["tenant_id"], row["level"]): row["count"] for row in board["reports"]["schools"]["rows"]}
+    assert schools[(adams["id"], "school")] is None and schools[(district["id"], "district")] == 15
+    r = operator.get(system.url(f"/api/v1/analytics/dashboard{query}&tenant_id={district['id']}"))
+    assert r.status_code == 200 and adams["id"] not in r.text
+
     metrics = requests.get(system.url("/metrics"), timeout=10).text
     assert 'weintervene_feature_uses_total{feature="analytics.top-services.csv"}' in metrics
+    assert 'weintervene_feature_uses_total{feature="analytics.dashboard"}' in metrics

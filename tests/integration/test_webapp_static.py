@@ -189,5 +189,45 @@ def test_every_client_route_names_an_existing_page_module():
     routes = page_routes()
     source = (STATIC_DIR / "js" / "routes.js").read_text(encoding="utf-8")
     assert len(routes) == source.count("{ path:")  # the table was read whole
-    for _, page in routes:
-        assert (STATIC_DIR / "js" / "pages" / f"{page}.js").is_file(), page
+    assert len([r for r in routes if r.preload]) == source.count("preload: [")
+    for route in routes:
+        assert (STATIC_DIR / "js" / "pages" / f"{route.page}.js").is_file(), route.page
+        for roles, url in route.preload:
+            assert url.startswith("/api/v1/"), url
+            assert roles is None or (route.roles is not None and roles <= route.roles), (route.page, roles)
+
+
+def test_preloads_follow_the_role_the_user_and_the_path():
+    from gateway.routes.webapp import preloads_for
+
+    admin = {"role": "school_admin", "tenant_id": "T-1", "user_id": "U-1"}
+    teacher = {**admin, "role": "teacher"}
+    student = "2b1f7c1e-8a0b-4c39-9d7e-3b7a1f0c9e11"
+    assert preloads_for("/admin/settings", admin) == ["/api/v1/tenants/T-1"]
+    assert preloads_for("/admin/settings/", admin) == ["/api/v1/tenants/T-1"]
+    assert preloads_for("/dashboard", admin) == ["/api/v1/analytics/dashboard?period=semester"]
+    assert preloads_for("/referrals", teacher) == ["/api/v1/students?per_page=200&page=1", "/api/v1/referrals?scope=mine"]
+    assert preloads_for("/referrals", admin) == ["/api/v1/students?per_page=200&page=1", "/api/v1/referrals?scope=school"]
+    assert preloads_for(f"/students/{student}", admin) == [
+        f"/api/v1/students/{student}/disclosures", "/api/v1/users?page=1", "/api/v1/inspection-requests",
+        f"/api/v1/students/{student}"]
+    assert preloads_for("/admin/users", {**admin, "role": "operator"}) == ["/api/v1/users?page=1", "/api/v1/tenants?page=1"]
+    # Nothing for a page the user may not open, for a visitor, for no page at all.
+    assert preloads_for("/dashboard", teacher) == []
+    assert preloads_for("/audit", admin) == []
+    assert preloads_for("/dashboard", None) == []
+    assert preloads_for("/", admin) == []
+    assert preloads_for("/nowhere", admin) == []
+
+
+def test_the_signed_in_shell_preloads_the_pages_first_api_calls(system, bootstrap_user):
+    user = bootstrap_user("school_admin")
+    session = system.login(user["email"], user["password"])
+    me = session.get(system.url("/api/v1/me"), timeout=10).json()
+    text = session.get(system.url("/admin/settings"), timeout=10).text
+    preloads = re.findall(r'<link rel="preload" as="fetch" href="([^"]+)" crossorigin="anonymous">', text)
+    assert preloads == [f"/api/v1/tenants/{me['tenant_id']}"]
+    assert text.index('rel="preload"') < text.index('rel="stylesheet"')  # asked first
+    assert session.get(system.url(preloads[0]), timeout=10).status_code == 200
+    assert 'as="fetch"' not in requests.get(system.url("/admin/settings"), timeout=10).text  # a visitor
+    assert 'as="fetch"' not in session.get(system.url("/audit"), timeout=10).text  # not this role's page

@@ -11,6 +11,7 @@ from nameko.testing.services import worker_factory
 from services.analytics import periods
 from services.analytics.periods import Period, local_today, resolve
 from services.analytics.service import AnalyticsService
+from services.analytics.sources import Sources, term_cache
 from services.analytics.suppression import TOTAL, suppress
 from tests.support.analytics import migrated_session, share_event, tenant
 from weintervene.errors import BadRequest, Forbidden, NotFound
@@ -75,7 +76,7 @@ def world():
 
 @pytest.fixture
 def service(session, world):
-    svc = worker_factory(AnalyticsService, db=session)
+    svc = worker_factory(AnalyticsService, db=session, term_cache=term_cache())
     svc.identity_rpc.tenant_info.side_effect = world.tenant_info
     svc.identity_rpc.tenants_info.side_effect = world.tenants_info
     svc.identity_rpc.list_tenants_in.side_effect = world.list_tenants_in
@@ -410,3 +411,96 @@ def test_operator_view_suppresses_small_counts(service, world):
     assert cells[("Lincoln Middle", "sms")] is None
     assert cells[("Lincoln Middle", "email")] is None  # else Lincoln's total 15 reveals the 4
     assert cells[("All consenting tenants", "sms")] == 34 and cells[("All consenting tenants", "email")] == 36
+
+
+# -- the dashboard in one call ------------------------------------------------------------
+
+def dashboard_world(service, world):
+    tutoring, pantry = world.service("Eastside Tutoring"), world.service("Food pantry")
+    shares(service, world.lincoln, 14, service_id=tutoring, terms=[MATH], day="2026-11-02", channel="email")
+    shares(service, world.lincoln, 9, service_id=pantry, terms=[FOOD], day="2026-11-03")
+    shares(service, world.lincoln, 5, service_id=pantry, terms=[FOOD, COUNSELLING], day="2026-10-03")
+    shares(service, world.adams, 30, service_id=pantry, terms=[FOOD], day="2026-11-04")
+    shares(service, world.adams, 2, service_id=tutoring, terms=[MATH], day="2026-11-05")
+    world.nearby = {TUTORING: 1, FOOD: 4}
+
+
+@pytest.mark.parametrize("who", ["school_admin", "district_admin", "operator"])
+def test_the_dashboard_is_every_report_of_the_scope_in_one_answer(service, world, who):
+    dashboard_world(service, world)
+    world.adams["analytics_consent"] = True
+    caller = {"school_admin": admin(world.lincoln), "district_admin": admin(world.district, "district_admin"),
+              "operator": OPERATOR()}[who]
+    query = {"period": "month", "to": "2026-11-20"}
+    board = service.dashboard(caller, query)
+    expected = ["top-categories", "top-services", "trends", "channels", "unmet-need"] + (
+        ["schools"] if who != "school_admin" else [])
+    assert list(board["reports"]) == expected
+    assert board["period"] == {"kind": "month", "from": "2026-11-01", "to": "2026-11-30"}
+    for name, report in board["reports"].items():
+        assert report == service.report(caller, name, query), name
+    assert board["scope"] == board["reports"]["channels"]["scope"]
+
+
+def test_the_dashboard_keeps_a_schools_figures_in_the_school(service, world):
+    dashboard_world(service, world)
+    board = service.dashboard(admin(world.lincoln), {"period": "month", "to": "2026-11-20"})
+    assert board["scope"]["view"] == "school"
+    tenants = {r["tenant_id"] for report in board["reports"].values() for r in report["rows"]}
+    assert tenants == {world.lincoln["id"]}
+    assert world.adams["id"] not in repr(board)
+    assert {r["channel"]: r["count"] for r in board["reports"]["channels"]["rows"]} == {
+        "email": 14, "sms": 9, "print": 0, "link": 0}
+    with pytest.raises(Forbidden):
+        service.dashboard(admin(world.lincoln), {"tenant_id": world.adams["id"]})
+    with pytest.raises(Forbidden):
+        service.dashboard(admin(world.lincoln, "teacher"), {})
+    with pytest.raises(BadRequest):
+        service.dashboard(admin(world.lincoln), {"period": "decade"})
+    with pytest.raises(BadRequest):  # a dashboard is JSON; CSV is each report's own
+        service.dashboard(admin(world.lincoln), {"format": "csv"})
+
+
+def test_the_district_dashboard_suppresses_small_counts(service, world):
+    dashboard_world(service, world)
+    board = service.dashboard(admin(world.district, "district_admin"), {"period": "month", "to": "2026-11-20"})
+    assert board["scope"]["suppression_threshold"] == 10
+    schools = {(r["tenant_name"], r["level"]): r["count"] for r in board["reports"]["schools"]["rows"]}
+    assert schools[("Riverside USD", "district")] == 55
+    services = {(r["tenant_name"], r["service_name"]): r["count"] for r in board["reports"]["top-services"]["rows"]}
+    assert services[("Adams High", "Eastside Tutoring")] is None  # 2 < 10
+    assert all(r["count"] is None or r["count"] == 0 or r["count"] >= 10
+               for report in board["reports"].values() for r in report["rows"])
+
+
+def test_the_dashboard_asks_identity_once_and_directory_once_per_kind(service, world):
+    dashboard_world(service, world)
+    service.dashboard(admin(world.lincoln), {"period": "month", "to": "2026-11-20"})
+    assert service.identity_rpc.tenant_info.call_count == 1
+    assert service.directory_rpc.get_terms.call_count == 1
+    assert service.directory_rpc.service_names.call_count == 1
+    assert service.directory_rpc.count_services.call_count == 1  # one school: one area
+    # Again within the cache's time: the terms are kept, the tenant facts asked again
+    # (consent and the threshold hold from the next report on).
+    service.dashboard(admin(world.lincoln), {"period": "month", "to": "2026-11-20"})
+    service.report(admin(world.lincoln), "top-categories", {"period": "month", "to": "2026-11-20"})
+    assert service.directory_rpc.get_terms.call_count == 1
+    assert service.identity_rpc.tenant_info.call_count == 3
+
+
+def test_terms_are_kept_for_a_while_and_unknown_ones_never():
+    now = [0.0]
+    cache = term_cache(ttl=300, clock=lambda: now[0])
+    directory = mock.Mock()
+    directory.get_terms.side_effect = lambda ids: {t: TERMS[t] for t in ids if t in TERMS}
+    unknown = str(uuid.uuid4())
+    sources = Sources(None, mock.Mock(), directory, terms=cache)
+    assert sources.get_terms([MATH, FOOD, unknown, MATH]) == {MATH: TERMS[MATH], FOOD: TERMS[FOOD]}
+    directory.get_terms.assert_called_once_with([MATH, FOOD, unknown])
+    assert Sources(None, mock.Mock(), directory, terms=cache).get_terms([FOOD, unknown]) == {FOOD: TERMS[FOOD]}
+    assert directory.get_terms.call_args.args == ([unknown],)  # only the one it could not name
+    now[0] = 301.0
+    Sources(None, mock.Mock(), directory, terms=cache).get_terms([FOOD])
+    assert directory.get_terms.call_args.args == ([FOOD],)  # expired: asked again
+    assert Sources(None, mock.Mock(), directory).get_terms([]) == {}
+    assert directory.get_terms.call_count == 3

@@ -101,8 +101,10 @@ export function formData(form) {
   return out;
 }
 
+/** A captioned table in a wrapper that scrolls sideways on a narrow screen; the wrapper
+ * takes keyboard focus (a scrollable region must be reachable without a mouse). */
 export function table(caption, headers, rows) {
-  return h("div", { class: "table-wrap" },
+  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
     h("table", {},
       h("caption", {}, caption),
       h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),

@@ -1,7 +1,8 @@
 // The leaders' dashboard: de-identified analytics as SVG charts, each with its
 // numbers in a table and a CSV download of the same report. A district admin's
 // reports hold one row per school and the district itself: the charts show the
-// broadest level, the tables every row (suppressed cells say so).
+// broadest level, the tables every row (suppressed cells say so). Every panel comes
+// from one call (GET /api/v1/analytics/dashboard); each CSV from its report's own.
 import { api, href } from "../api.js";
 import { append, errorNotice, field, h, itemsOf, label, replace, select, table } from "../dom.js";
 import { barChart, lineChart } from "../charts.js";
@@ -50,13 +51,14 @@ function numbers(tableEl) {
   return h("details", { class: "numbers" }, h("summary", {}, "Show the numbers"), tableEl);
 }
 
-function panel(id, title, report, params, draw) {
+/** One report's panel; ``dashboard`` is the pending answer of the one dashboard call. */
+function panel(id, title, report, params, dashboard, draw) {
   const body = h("div", { class: "panel-body", "aria-busy": "true" }, h("p", {}, "Loading…"));
   const section = h("section", { class: "chart", "aria-labelledby": `${id}-title`, id },
     h("h2", { id: `${id}-title` }, title), body,
     h("p", {}, h("a", { href: href(`/api/v1/analytics/${report}`, { ...params, format: "csv" }), download: `${report}.csv` }, `Download ${title.toLowerCase()} (CSV)`)));
-  api.get(`/api/v1/analytics/${report}`, { ...params, format: "json" })
-    .then((data) => replace(body, draw(rowsOf(data))))
+  dashboard
+    .then((data) => replace(body, draw(rowsOf(data && data.reports ? data.reports[report] : null))))
     .catch((err) => { if (err.status !== 401) replace(body, errorNotice(err)); })
     .finally(() => body.setAttribute("aria-busy", "false"));
   return section;
@@ -108,13 +110,16 @@ export async function render(container, ctx) {
   append(container, form, panels);
   const draw = () => {
     const params = { period: period.value };
+    // The shell preloads this very URL for the default period (routes.js), so keep it exact.
+    const dashboard = api.get("/api/v1/analytics/dashboard", params);
+    dashboard.catch(() => {}); // each panel shows the error
     replace(panels,
-      panel("top-categories", "Most requested categories", "top-categories", params, barPanel("Most requested categories", { translate: (s) => s })),
-      panel("top-services", "Most requested services", "top-services", params, barPanel("Most requested services", { translate: (s) => s })),
-      panel("trends", "Trends", "trends", params, trends),
-      panel("channels", "Channel mix", "channels", params, barPanel("Channel mix")),
-      panel("unmet-need", "Unmet need", "unmet-need", params, unmet),
-      ctx.me.role === "district_admin" ? panel("schools", "Schools compared", "schools", params, schools) : null);
+      panel("top-categories", "Most requested categories", "top-categories", params, dashboard, barPanel("Most requested categories", { translate: (s) => s })),
+      panel("top-services", "Most requested services", "top-services", params, dashboard, barPanel("Most requested services", { translate: (s) => s })),
+      panel("trends", "Trends", "trends", params, dashboard, trends),
+      panel("channels", "Channel mix", "channels", params, dashboard, barPanel("Channel mix")),
+      panel("unmet-need", "Unmet need", "unmet-need", params, dashboard, unmet),
+      ctx.me.role === "district_admin" ? panel("schools", "Schools compared", "schools", params, dashboard, schools) : null);
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); draw(); });
   draw();

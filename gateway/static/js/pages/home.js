@@ -13,6 +13,7 @@ const HINTS = {
   "/admin/opt-out": "Record a parent's request to remove a student's information.",
   "/dashboard": "Most requested services and categories, trends, unmet need.",
   "/incoming": "Referrals sent to your program: accept, decline, update.",
+  "/operator/directory": "Add, correct or retire the directory's services.",
   "/operator/imports": "Load HSDS directory files and follow their progress.",
   "/operator/tenants": "Districts, schools and programs on the platform.",
   "/audit": "Deletion requests, confirmations, overdue items and the chain check.",

@@ -1,6 +1,6 @@
 // HSDS directory import with progress: upload, then poll the import's status.
 import { api } from "../api.js";
-import { announce, errorNotice, field, h, label, table, append, replace } from "../dom.js";
+import { announce, errorNotice, field, h, label, notice, table, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 
 export async function render(container, ctx) {
@@ -11,13 +11,24 @@ export async function render(container, ctx) {
   const results = resultsRegion("Import progress");
   append(container, form, results);
   let timer = null;
+  // The job as GET /api/v1/directory/imports/{id} gives it: {status, rows_done, rows_total,
+  // error, report: {created, updated, unchanged, skipped, skipped_rows, columns_dropped}}.
   const show = (job) => {
-    const total = job.total ?? job.rows_total ?? 0;
-    const done = job.processed ?? job.rows_processed ?? 0;
-    const skipped = job.skipped || job.errors || [];
+    const total = job.rows_total || 0;
+    const done = job.rows_done || 0;
+    const report = job.report || {};
+    const skipped = report.skipped_rows || [];
+    const dropped = Object.entries(report.columns_dropped || {});
     const progress = h("progress", { class: "progress", max: total || 1, value: done, "aria-label": "Import progress" });
-    replace(results, h("p", {}, `${label(job.status)}: ${done} of ${total || "?"} rows`, typeof job.imported === "number" ? `, ${job.imported} services imported` : ""), progress,
-      Array.isArray(skipped) && skipped.length ? table(`${skipped.length} rows skipped`, ["Row", "Reason"], skipped.slice(0, 200).map((s) => [String(s.row ?? ""), s.reason || s.message || ""])) : null);
+    replace(results,
+      h("p", { id: "import-status" }, `${label(job.status)}: ${done} of ${total || "?"} rows read`),
+      progress,
+      job.status === "failed" ? notice("error", `The import failed: ${job.error || "no reason given"}.`) : null,
+      job.status === "completed" ? h("p", { id: "import-counts" },
+        `${report.created ?? 0} created, ${report.updated ?? 0} updated, ${report.unchanged ?? 0} unchanged, ${report.skipped ?? 0} skipped.`) : null,
+      dropped.length ? table("Columns not imported (not in HSDS)", ["File", "Columns"], dropped.map(([file, columns]) => [file, [].concat(columns).join(", ")])) : null,
+      skipped.length ? table(`${report.skipped ?? skipped.length} rows skipped${skipped.length < (report.skipped || 0) ? ` (the first ${skipped.length} listed)` : ""}`,
+        ["File", "Row", "Reason"], skipped.map((r) => [r.file || r.table || "", String(r.row ?? ""), r.reason || ""])) : null);
   };
   const poll = async (id) => {
     try {

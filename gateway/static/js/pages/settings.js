@@ -1,4 +1,4 @@
-import { api } from "../api.js";
+import { api, href } from "../api.js";
 import { announce, errorNotice, field, h, notice, append, replace } from "../dom.js";
 import { heading } from "../page.js";
 
@@ -24,5 +24,29 @@ export async function render(container, ctx) {
       replace(messages, errorNotice(err));
     }
   });
-  append(container, messages, form);
+  append(container, messages, form, exportSection(tenant));
+}
+
+/** The data owner's full export (every service's records of this school, or of the district
+ * and all its schools), e.g. before the contract ends: prepared on request, then downloaded. */
+function exportSection(tenant) {
+  const result = h("div", { "aria-live": "polite" });
+  const prepare = h("button", { type: "button", class: "secondary", id: "prepare-export" }, "Prepare an export of all our data");
+  prepare.addEventListener("click", async () => {
+    prepare.disabled = true;
+    try {
+      const made = await api.post("/api/v1/exports", { tenant_id: tenant.id });
+      const scope = (made.tenant_ids || []).length > 1 ? ` (${made.tenant_ids.length} organisations)` : "";
+      replace(result, notice("success", `The export is ready${scope}.`,
+        h("p", {}, h("a", { href: href(`/api/v1/exports/${made.id}`), download: `weintervene-export-${made.id}.zip`, id: "export-download" }, "Download the export (zip of JSON and CSV)"))));
+      announce("The export is ready to download.");
+    } catch (err) {
+      replace(result, errorNotice(err));
+    } finally {
+      prepare.disabled = false;
+    }
+  });
+  return h("section", { "aria-labelledby": "export-title" }, h("h2", { id: "export-title" }, "All of our data"),
+    h("p", {}, "Every service's records of your organisation in one archive, for your own files or before the contract ends. Preparing one is recorded in the audit log."),
+    prepare, result);
 }
