@@ -31,7 +31,7 @@ import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from services.directory.indexing import reindex
 from services.directory.layouts import REFS, LayoutError, Row, read

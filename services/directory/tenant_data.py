@@ -42,6 +42,9 @@ def delete_tenant_services(session, tenant_ids: list[str]) -> dict[str, int]:
         for kind, model in (("phones", Phone), ("schedules", Schedule), ("languages", Language),
                             ("service_areas", ServiceArea), ("cost_options", CostOption), ("contacts", Contact)):
             run(kind, delete(model).where(model.service_id.in_(service_ids)))
+        if sal_ids:  # HSDS lets a phone, schedule or contact hang from a service-at-location alone
+            for kind, model in (("phones", Phone), ("schedules", Schedule), ("contacts", Contact)):
+                run(kind, delete(model).where(model.service_at_location_id.in_(sal_ids)))
         run("service_at_locations", delete(ServiceAtLocation).where(ServiceAtLocation.service_id.in_(service_ids)))
     if loc_ids:
         run("addresses", delete(Address).where(Address.location_id.in_(loc_ids)))

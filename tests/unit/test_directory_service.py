@@ -106,3 +106,26 @@ def test_service_names_in_one_call_leave_out_what_the_caller_may_not_see(service
     assert set(service.service_names(auth("teacher", OTHER, DISTRICT), ids)) == {public[0]["id"], public[1]["id"]}
     with pytest.raises(BadRequest):
         service.service_names(admin, [str(uuid.uuid4()) for _ in range(501)])
+
+
+def test_a_termination_also_deletes_phones_and_hours_hanging_from_a_service_at_location_alone(service):
+    """HSDS lets a phone, schedule or contact belong to a service-at-location only (no service,
+    location or organization id): a school's termination must not leave those behind."""
+    from sqlalchemy import func, select
+
+    from services.directory.models import Contact, Phone, Schedule, ServiceAtLocation
+
+    admin = auth("school_admin", SCHOOL, DISTRICT)
+    created = service.create_service(admin, {"name": "Lincoln Study Hall", "taxonomy_term_ids": [term_id("109-03-10")],
+                                             "location": {"name": "Library", "address": {"address_1": "1 School St", "city": "Washington",
+                                                                                          "state_province": "DC", "postal_code": "20001"}}})
+    db = service.db
+    sal_id = db.scalar(select(ServiceAtLocation.id).where(ServiceAtLocation.service_id == created["id"]))
+    db.add_all([Phone(service_at_location_id=sal_id, number="202-555-0100"),
+                Schedule(service_at_location_id=sal_id, byday="MO", opens_at="15:00", closes_at="17:00"),
+                Contact(service_at_location_id=sal_id, name="Front desk")])
+    db.commit()
+    counts = service.delete_for({"scope": "tenant", "tenant_ids": [SCHOOL], "tenant_id": SCHOOL, "request_id": "r2", "subject_id": SCHOOL})
+    assert counts["services"] == 1
+    for model in (Phone, Schedule, Contact):
+        assert db.scalar(select(func.count()).select_from(model).where(model.service_at_location_id == sal_id)) == 0, model
