@@ -97,6 +97,17 @@ class ReferralRoutes:
     def add_list_item(self, request, auth, body, list_id, **_):
         return self.referrals_rpc.add_list_item(auth.to_dict(), list_id, body)
 
+    @route("DELETE", "/api/v1/lists/<list_id>/items/<service_id>", summary="Take a service off a saved list",
+           tags=["lists"], roles=STAFF, response=SavedListSchema)
+    def remove_list_item(self, request, auth, list_id, service_id, **_):
+        return self.referrals_rpc.remove_list_item(auth.to_dict(), list_id, service_id)
+
+    @route("DELETE", "/api/v1/lists/<list_id>", summary="Delete a saved list", tags=["lists"], roles=STAFF, raw=True)
+    def delete_list(self, request, auth, list_id, **_):
+        """204 when deleted; only its owner may."""
+        self.referrals_rpc.delete_list(auth.to_dict(), list_id)
+        return Response(status=204)
+
     @route("POST", "/api/v1/deliveries/sms-status", summary="SMS provider status callback", tags=["referrals"],
            auth=False, raw=True)
     def sms_status_callback(self, request, **_):

@@ -55,12 +55,34 @@ def create_list(db, directory, auth, data) -> dict:
 def add_item(db, directory, auth, list_id: str, data) -> dict:
     caller = _caller(auth)
     values = load(SavedListItemSchema(), data)
-    saved = visible_list(db, caller, list_id)
-    if saved.owner_id != caller.user_id:
-        raise Forbidden("Only the list's owner changes it.", code="list_forbidden")
+    saved = _owned_list(db, caller, list_id)
     _add(db, directory, auth, saved, str(values["service_id"]))
     db.commit()
     return list_view(saved)
+
+
+def _owned_list(db, caller: AuthContext, list_id: str) -> SavedList:
+    saved = visible_list(db, caller, list_id)  # ListNotFound when the caller cannot see it
+    if saved.owner_id != caller.user_id:
+        raise Forbidden("Only the list's owner changes it.", code="list_forbidden")
+    return saved
+
+
+def remove_item(db, auth, list_id: str, service_id: str) -> dict:
+    """Take a service off the caller's list (harmless when it is not on it); returns the list.
+
+    Example: remove_item(db, auth, list_id, service_id)["items"]  # without that service
+    """
+    saved = _owned_list(db, _caller(auth), list_id)
+    saved.items = [item for item in saved.items if item.service_id != service_id]
+    db.commit()
+    return list_view(saved)
+
+
+def delete_list(db, auth, list_id: str) -> None:
+    """Delete the caller's own list with its items."""
+    db.delete(_owned_list(db, _caller(auth), list_id))
+    db.commit()
 
 
 def get_lists(db, auth) -> dict:

@@ -113,6 +113,16 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
         """add_list_item(auth, list_id, {"service_id": s}) -> the list."""
         return saved_lists.add_item(self.db, self.directory, auth, list_id, data)
 
+    @rpc
+    def remove_list_item(self, auth, list_id, service_id):
+        """remove_list_item(auth, list_id, service_id) -> the list without that service."""
+        return saved_lists.remove_item(self.db, auth, list_id, service_id)
+
+    @rpc
+    def delete_list(self, auth, list_id):
+        """delete_list(auth, list_id) -> None; the owner's own list only."""
+        saved_lists.delete_list(self.db, auth, list_id)
+
     # -- timers -------------------------------------------------------------
     @timer(interval=0.5)
     def deliver(self):

@@ -382,3 +382,21 @@ def test_saved_lists_private_shared_and_shareable(svc):
         svc.share(OTHER_TEACHER_AUTH, {"list_id": private["id"], "channel": "print"})
     with pytest.raises(Forbidden):
         svc.create_list(OPERATOR_AUTH, {"name": "x"})
+
+
+
+def test_saved_lists_lose_a_service_or_go_away_by_their_owner_only(svc):
+    food = svc.create_list(TEACHER_AUTH, {"name": "Food", "shared": True, "service_ids": [SERVICE, SERVICE_2]})
+    with pytest.raises(Forbidden):
+        svc.remove_list_item(OTHER_TEACHER_AUTH, food["id"], SERVICE)  # sees the shared list, does not own it
+    with pytest.raises(Forbidden):
+        svc.delete_list(OTHER_TEACHER_AUTH, food["id"])
+    with pytest.raises(ListNotFound):
+        svc.delete_list(OTHER_ADMIN_AUTH, food["id"])  # another school does not even see it
+    left = svc.remove_list_item(TEACHER_AUTH, food["id"], SERVICE)
+    assert [i["service_id"] for i in left["items"]] == [SERVICE_2]
+    assert svc.remove_list_item(TEACHER_AUTH, food["id"], SERVICE)["items"] == left["items"]  # again: harmless
+    svc.delete_list(TEACHER_AUTH, food["id"])
+    assert svc.get_lists(TEACHER_AUTH)["items"] == [] and svc.get_lists(OTHER_TEACHER_AUTH)["items"] == []
+    with pytest.raises(ListNotFound):
+        svc.delete_list(TEACHER_AUTH, food["id"])

@@ -1,4 +1,4 @@
-// Saved lists of services: create, open, share a whole list.
+// Saved lists of services: create, open, share a whole list; the owner removes services or the list.
 import { api } from "../api.js";
 import { announce, errorNotice, field, h, itemsOf, notice, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
@@ -21,9 +21,39 @@ export async function render(container, ctx) {
         const services = items.map((i) => ({ id: i.service_id || i.id, name: i.service_name || i.name || "Service" }));
         const share = h("button", { type: "button", class: "button", disabled: !services.length }, "Share this list");
         share.addEventListener("click", () => openShareDialog(services));
+        // Only the owner changes a list (the API's rule); others see a shared list as it is.
+        const mine = list.owner_id === ctx.me.user_id;
+        const change = async (action, done) => {
+          try {
+            await action();
+            replace(messages, notice("success", done));
+            announce(done);
+            await load();
+          } catch (err) {
+            replace(messages, errorNotice(err));
+          }
+        };
+        const entry = (s) => {
+          const link = h("a", { href: `/services/${s.id}`, "data-link": true }, s.name);
+          if (!mine) return h("li", {}, link);
+          const remove = h("button", { type: "button", class: "button secondary", "aria-label": `Remove ${s.name} from ${list.name}` }, "Remove");
+          remove.addEventListener("click", () => change(
+            () => api.del(`/api/v1/lists/${list.id}/items/${s.id}`), `${s.name} removed from ${list.name}.`));
+          return h("li", {}, link, " ", remove);
+        };
+        const actions = [share];
+        if (mine) {
+          const drop = h("button", { type: "button", class: "button secondary" }, "Delete list");
+          drop.addEventListener("click", () => {
+            if (window.confirm(`Delete the list "${list.name}"?`)) {
+              change(() => api.del(`/api/v1/lists/${list.id}`), `List ${list.name} deleted.`);
+            }
+          });
+          actions.push(" ", drop);
+        }
         return h("li", { class: "card" }, h("h2", {}, list.name),
           h("p", { class: "meta" }, `${services.length} service${services.length === 1 ? "" : "s"}${list.shared ? " · shared with the school" : ""}`),
-          h("ul", {}, services.map((s) => h("li", {}, h("a", { href: `/services/${s.id}`, "data-link": true }, s.name)))), share);
+          h("ul", {}, services.map(entry)), ...actions);
       })) : h("p", {}, "No lists yet."));
     } catch (err) {
       replace(results, errorNotice(err));
