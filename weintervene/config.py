@@ -80,6 +80,10 @@ class Settings:
     rpc_timeout_seconds: float = 10.0
     # Every gateway request is answered within this (504 otherwise); exports take longer.
     gateway_request_timeout_seconds: float = 30.0
+    # How long a gateway process trusts identity's answer about a session token (0: ask on
+    # every request). Revocations reach every gateway at once as ``sessions_ended``; this
+    # bounds how long a gateway that missed that event (cut off from the broker) lags.
+    gateway_session_cache_seconds: float = 15.0
     # Retention: re-send a deletion to services that have not confirmed after this;
     # retry the identity fence after this; a request not complete by due is overdue;
     # how often a retention policy runs.
@@ -103,8 +107,12 @@ class Settings:
     # ahead, so the next batch is already waiting while one commits (twice the batch).
     analytics_batch_size: int = 200
     analytics_prefetch: int = 400
-    # nameko's concurrent workers per service container (its default is 10).
-    max_workers: int = 10
+    # nameko's concurrent workers per service container (its default is 10). Most of a
+    # worker's life is waiting on another service, the broker or the database; with 10,
+    # the gateway and referrals each capped a 16-client share load at ~85 shares/s with
+    # both cores a third idle (bench/referrals.py). Each service's pool allows 30
+    # database connections (weintervene.db.make_engine).
+    max_workers: int = 32
 
     def database_url(self, service: str) -> str:
         """The SQLAlchemy URL of one service's own database."""
