@@ -19,13 +19,15 @@ import dataclasses
 import functools
 import hmac
 import json
+import logging
 import time
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Callable
 
 import eventlet
 from marshmallow import Schema, ValidationError
+from nameko.events import BROADCAST, event_handler
 from nameko.exceptions import RpcTimeout
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
@@ -35,10 +37,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request, Response
 
 from gateway.errors import error_response
+from gateway.sessions import SessionCache
 from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
+from weintervene.contracts import SESSIONS_ENDED, SessionsEnded
 from weintervene.hashing import keyed_hash
 from weintervene.errors import BadRequest, Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "wi_session"
 CSRF_COOKIE = "wi_csrf"
@@ -345,7 +351,10 @@ def route(
 
 
 class Authenticated:
-    """Mixin for the gateway service: resolves the caller of a request via identity."""
+    """Mixin for the gateway service: resolves the caller of a request via identity,
+    remembering the answer a few seconds (:mod:`gateway.sessions`)."""
+
+    session_cache = SessionCache()
 
     def authenticate_request(self, request: Request) -> AuthContext:
         token, from_cookie = session_token(request)
@@ -353,5 +362,23 @@ class Authenticated:
             raise Unauthorized("Sign in first.", code="not_authenticated")
         if from_cookie and request.method not in SAFE_METHODS:
             check_csrf(request, token)
+        known = self.session_cache.get(token)
+        if known is not None:
+            return known
         with eventlet.Timeout(settings().rpc_timeout_seconds):
-            return AuthContext.from_dict(self.identity_rpc.authenticate(token))
+            answer = self.identity_rpc.authenticate(token)
+        caller = AuthContext.from_dict(answer)
+        if answer.get("session_valid_until"):
+            left = (datetime.fromisoformat(answer["session_valid_until"]) - datetime.now(timezone.utc))
+            self.session_cache.put(token, caller, left.total_seconds())
+        return caller
+
+    @event_handler("identity", SESSIONS_ENDED, handler_type=BROADCAST, reliable_delivery=False)
+    def on_sessions_ended(self, payload):
+        """Forget the sessions identity ended (every gateway process has its own queue)."""
+        try:
+            ended = SessionsEnded().load(payload)
+        except ValidationError as exc:
+            log.error("sessions_ended outside the contract: %s", exc.messages)
+            return
+        self.session_cache.forget(ended["session_ids"], ended["user_ids"], ended["tenant_ids"])

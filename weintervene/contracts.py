@@ -24,6 +24,7 @@ CHANNELS = ("email", "sms", "print", "link")
 SHARE_RECORDED = "share_recorded"  # published by referrals
 DELETION_REQUESTED = "deletion_requested"  # published by retention
 DELETION_COMPLETED = "deletion_completed"  # published by every data-holding service
+SESSIONS_ENDED = "sessions_ended"  # published by identity, broadcast to every gateway
 
 DELETION_SCOPES = ("tenant", "student", "user", "contact", "policy")
 
@@ -85,6 +86,20 @@ class DeletionCompleted(Contract):
     service = fields.Str(required=True, validate=validate.OneOf(DATA_SERVICES))
     counts = fields.Dict(keys=fields.Str(), values=fields.Int(), required=True)
     completed_at = fields.AwareDateTime(required=True)
+
+
+class SessionsEnded(Contract):
+    """identity → every gateway instance: sessions that no longer sign anyone in.
+
+    A gateway keeps a session check for a few seconds (``gateway_session_cache_seconds``);
+    this tells it to forget the sessions named, every session of the users named, and
+    every session in the tenants named, at once. Ids only: no token, no address.
+    """
+
+    session_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=10_000))
+    user_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=10_000))
+    tenant_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=10_000))
+    reason = fields.Str(required=True, validate=validate.Length(max=40))
 
 
 def queue_name(source: str, event_type: str, consumer: str, method: str) -> str:

@@ -68,6 +68,8 @@ class IdentityRoutes:
     @route("DELETE", "/api/v1/sessions/current", summary="Sign out", tags=["sessions"], raw=True)
     def sign_out(self, request, auth, **_):
         token, _from_cookie = session_token(request)
+        # Forgotten here first: this gateway's next request with the token asks identity.
+        self.session_cache.forget_token(token)
         self.identity_rpc.logout(token)
         response = json_response({"signed_out": True})
         response.delete_cookie(SESSION_COOKIE, path="/")
@@ -83,7 +85,9 @@ class IdentityRoutes:
            body=PasswordChangeSchema, response=PasswordChangedSchema)
     def change_password(self, request, auth, body, **_):
         """``{"current_password": "…", "new_password": "…"}``; every other session of yours ends."""
-        return self.identity_rpc.change_password(auth.to_dict(), body)
+        result = self.identity_rpc.change_password(auth.to_dict(), body)
+        self.session_cache.forget(user_ids=[auth.user_id])  # the other sessions ended
+        return result
 
     @route("POST", "/api/v1/password-resets", summary="Email a password reset link", tags=["sessions"],
            auth=False, body=PasswordResetRequestSchema, response=AcceptedSchema, status=202)
@@ -137,7 +141,9 @@ class IdentityRoutes:
            tags=["users"], roles=USER_MANAGERS, body=UserUpdateSchema, response=UserOutSchema)
     def update_user(self, request, auth, body, user_id, **_):
         """``{"is_active": false}`` disables the user and ends their sessions at once."""
-        return self.identity_rpc.update_user(auth.to_dict(), user_id, body)
+        result = self.identity_rpc.update_user(auth.to_dict(), user_id, body)
+        self.session_cache.forget(user_ids=[user_id])  # a new role or a disabled user: at once
+        return result
 
     # -- rosters and students ---------------------------------------------
     @route("POST", "/api/v1/rosters/preview", summary="Preview a roster CSV (stores nothing)",

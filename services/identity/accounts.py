@@ -16,21 +16,23 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from html import escape
 
 from prometheus_client import Counter
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import String, bindparam, cast, delete, func, or_, select, update
 
 from services.identity.exceptions import (
     InvalidCredentials, InvalidResetToken, LoginThrottled, SessionExpired, WrongCurrentPassword,
 )
-from services.identity.models import LoginAttempt, PasswordReset, Tenant, User, UserSession
+from services.identity.models import LoginAttempt, OutboxMessage, PasswordReset, Tenant, User, UserSession
 from services.identity.passwords import check_policy, hash_password, verify_password
 from weintervene import mail
 from weintervene.auth import AuthContext, Role, TenantKind
 from weintervene.config import settings
+from weintervene.contracts import SESSIONS_ENDED, SessionsEnded
 from weintervene.db import utcnow
+from weintervene.messaging import outbox_add
 
 LOGIN_FAILURES = Counter("weintervene_login_failures_total", "Failed sign-in attempts")
 LOGIN_THROTTLED = Counter("weintervene_login_throttled_total", "Sign-ins refused by throttling", ["limit"])
@@ -162,8 +164,19 @@ _AUTHENTICATE = (
 
 
 def authenticate(db, token: str) -> AuthContext:
-    """The caller behind ``token``, or SessionExpired. Checked against the database
-    on every call (no cache): a revoked session stops working at once."""
+    """The caller behind ``token``, or SessionExpired (see :func:`check_session`)."""
+    return check_session(db, token)[0]
+
+
+def check_session(db, token: str) -> tuple[AuthContext, datetime]:
+    """The caller behind ``token`` and the instant the session ends unless used again
+    (its absolute end, or its idle end, whichever is first); SessionExpired otherwise.
+
+    Checked against the database on every call. The gateway may keep the answer a few
+    seconds, never past that instant (``gateway.sessions``).
+
+    Example: check_session(db, token) -> (AuthContext(user_id="…", …), datetime(2026, 11, 28, 21, 30, …))
+    """
     if not token or len(token) > 200:
         raise SessionExpired("Not signed in.", code="not_authenticated")
     # Core execution on the session's connection: the ORM layer adds nothing for plain columns.
@@ -182,7 +195,7 @@ def authenticate(db, token: str) -> AuthContext:
     if now - row.last_seen_at >= TOUCH_INTERVAL:
         db.execute(update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now))
         db.commit()
-    return AuthContext(
+    caller = AuthContext(
         user_id=row.user_id,
         tenant_id=row.tenant_id,
         role=Role(row.role),
@@ -191,6 +204,7 @@ def authenticate(db, token: str) -> AuthContext:
         email=row.email,
         display_name=row.display_name,
     )
+    return caller, min(row.expires_at, idle_limit)
 
 
 def auth_context(user: User, session_id: str | None = None) -> AuthContext:
@@ -210,7 +224,49 @@ def auth_context(user: User, session_id: str | None = None) -> AuthContext:
     )
 
 
-def revoke_sessions(db, user_id: str, reason: str, except_session_id: str | None = None) -> int:
+def announce_sessions_ended(db, reason: str, *, session_ids=(), user_ids=(), tenant_ids=()) -> None:
+    """Stage ``sessions_ended`` in the caller's transaction, for every gateway's session cache.
+
+    Gateways keep a session check for a few seconds; this event (sent right after the
+    commit, with the revocation) makes them forget it at once.
+
+    Example: announce_sessions_ended(db, "logout", session_ids=[session.id])
+    """
+    outbox_add(db, OutboxMessage, SESSIONS_ENDED, SessionsEnded().dump({
+        "session_ids": list(session_ids), "user_ids": list(user_ids), "tenant_ids": list(tenant_ids),
+        "reason": reason,
+    }))
+
+
+def forget_session_notices(db, published_before: datetime | None = None, naming=None) -> int:
+    """Delete ``sessions_ended`` events: those published before ``published_before``, or
+    every one naming any of the ids in ``naming`` (users, tenants), sent or not.
+
+    They name users and tenants and are worth something only until every gateway has
+    heard them (milliseconds); the outbox's week-long keeping is not for them. A
+    deletion removes those naming its subjects, so no id outlives its subject here.
+
+    Example: forget_session_notices(db, utcnow() - timedelta(minutes=1)) -> 3;
+    forget_session_notices(db, naming=[user_id]) -> 1
+    """
+    query = delete(OutboxMessage).where(OutboxMessage.event_type == SESSIONS_ENDED)
+    if published_before is not None:
+        query = query.where(OutboxMessage.published_at.is_not(None), OutboxMessage.published_at < published_before)
+    if naming is not None:
+        if not naming:
+            return 0
+        # Ids are UUIDs: their text appears in a payload only where the payload names them.
+        payload = cast(OutboxMessage.payload, String)
+        query = query.where(or_(*(payload.contains(str(i)) for i in naming)))
+    return db.execute(query.execution_options(synchronize_session=False)).rowcount
+
+
+def revoke_sessions(db, user_id: str, reason: str, except_session_id: str | None = None,
+                    announce: bool = True) -> int:
+    """End the user's live sessions (but ``except_session_id``); returns how many ended.
+
+    ``announce=False`` when the caller tells the gateways itself (a whole tenant at once).
+    """
     query = (
         update(UserSession)
         .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
@@ -218,7 +274,10 @@ def revoke_sessions(db, user_id: str, reason: str, except_session_id: str | None
     )
     if except_session_id:
         query = query.where(UserSession.id != except_session_id)
-    return db.execute(query).rowcount
+    ended = db.execute(query).rowcount
+    if ended and announce:
+        announce_sessions_ended(db, reason, user_ids=[user_id])
+    return ended
 
 
 def logout(db, token: str) -> None:
@@ -226,6 +285,7 @@ def logout(db, token: str) -> None:
     if session is not None and session.revoked_at is None:
         session.revoked_at = utcnow()
         session.revoked_reason = "logout"
+        announce_sessions_ended(db, "logout", session_ids=[session.id])
         db.commit()
 
 

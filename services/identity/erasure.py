@@ -72,7 +72,8 @@ def fence(db, request_id: str, scope: str, tenant_id: str, subject_id: str) -> d
         db.execute(update(Tenant).where(Tenant.id.in_(ids)).values(status="terminated"))
         users = db.scalars(select(User.id).where(User.tenant_id.in_(ids))).all()
         for user_id in users:
-            accounts.revoke_sessions(db, user_id, "tenant_terminated")
+            accounts.revoke_sessions(db, user_id, "tenant_terminated", announce=False)
+        accounts.announce_sessions_ended(db, "tenant_terminated", tenant_ids=ids)
     elif scope == "user":
         user = db.get(User, subject_id)
         if user is not None:
@@ -142,6 +143,10 @@ def delete_users(db, user_ids: list[str]) -> dict:
     if acknowledgements:
         counts["policy_acknowledgements"] = acknowledgements
     counts["users"] = _count(db.execute(delete(User).where(User.id.in_(user_ids))))
+    # The events that told the gateways their sessions ended (reported only when any).
+    notices = accounts.forget_session_notices(db, naming=user_ids)
+    if notices:
+        counts["session_notices"] = notices
     return counts
 
 
@@ -163,6 +168,9 @@ def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> di
         counts[kind] = counts.get(kind, 0) + n
     for kind, n in delete_users(db, user_ids).items():
         counts[kind] = counts.get(kind, 0) + n
+    notices = accounts.forget_session_notices(db, naming=ids)  # "the tenants' sessions ended"
+    if notices:
+        counts["session_notices"] = counts.get("session_notices", 0) + notices
     # Schools first, then districts (parent rows last).
     schools = _count(db.execute(delete(Tenant).where(Tenant.id.in_(ids), Tenant.parent_id.is_not(None))))
     others = _count(db.execute(delete(Tenant).where(Tenant.id.in_(ids))))

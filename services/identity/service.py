@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import timedelta
 
+from nameko.timer import timer
 from sqlalchemy import select
 
 from services.identity import accounts, erasure, notices, rosters, students, tenants
@@ -24,11 +26,12 @@ from services.identity.schemas import (
     TenantIdsSchema, TenantSchema, TenantSettingsSchema, UserListQuerySchema, UserSchema, UserUpdateSchema,
 )
 from weintervene.auth import AuthContext, Role
+from weintervene.db import utcnow
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
 from weintervene.errors import BadRequest, NotFound, Unauthorized
 from weintervene.export import DataExporter
-from weintervene.messaging import OutboxRelay, ReliablePublisher
+from weintervene.messaging import OutboxRelay, ReliablePublisher, relay_outbox
 from weintervene.observability import EntrypointMetrics, HealthCheck
 from weintervene.validation import load
 
@@ -45,6 +48,17 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
     events = ReliablePublisher()
     outbox_model = OutboxMessage
 
+    @timer(interval=60.0)
+    def forget_session_notices(self):
+        """Published ``sessions_ended`` events go after a minute (see accounts.forget_session_notices)."""
+        if accounts.forget_session_notices(self.db, utcnow() - timedelta(minutes=1)):
+            self.db.commit()
+
+    def _publish_now(self):
+        # Sessions that just ended (``sessions_ended``) reach the gateways before this
+        # answer reaches the caller, rather than at the relay's next turn.
+        relay_outbox(self.db, OutboxMessage, self.events, self.name)
+
     # -- sessions ---------------------------------------------------------
     @rpc
     def login(self, credentials, client_ip="unknown"):
@@ -59,12 +73,15 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
 
     @rpc
     def authenticate(self, token):
-        """A session token -> the caller's AuthContext as a dict; SessionExpired otherwise."""
-        return accounts.authenticate(self.db, token).to_dict()
+        """A session token -> the caller's AuthContext as a dict, with ``session_valid_until``
+        (ISO instant the session ends unless used again); SessionExpired otherwise."""
+        caller, valid_until = accounts.check_session(self.db, token)
+        return {**caller.to_dict(), "session_valid_until": valid_until.isoformat()}
 
     @rpc
     def logout(self, token):
         accounts.logout(self.db, token)
+        self._publish_now()
         return {"signed_out": True}
 
     # -- passwords --------------------------------------------------------
@@ -73,6 +90,7 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         """{"current_password", "new_password"} -> {"changed": true, "other_sessions_ended": 2}."""
         values = load(PasswordChangeSchema(), data)
         ended = accounts.change_password(self.db, _auth(auth), values["current_password"], values["new_password"])
+        self._publish_now()
         return {"changed": True, "other_sessions_ended": ended}
 
     @rpc
@@ -87,6 +105,7 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         """{"token", "new_password"} -> {"changed": true}; InvalidResetToken when used or expired."""
         values = load(PasswordResetCompleteSchema(), data)
         accounts.complete_reset(self.db, values["token"], values["new_password"])
+        self._publish_now()
         return {"changed": True, "other_sessions_ended": 0}
 
     # -- tenants ----------------------------------------------------------
@@ -201,7 +220,9 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
     def update_user(self, auth, user_id, data):
         """{"is_active": false} -> the user (their sessions end at once)."""
         values = load(UserUpdateSchema(), data)
-        return tenants.user_dict(tenants.update_user(self.db, _auth(auth), user_id, values))
+        user = tenants.update_user(self.db, _auth(auth), user_id, values)
+        self._publish_now()
+        return tenants.user_dict(user)
 
     @rpc
     def user_info(self, user_id):
@@ -283,7 +304,9 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
 
         Example: fence_subject(req, "student", school_id, diego_id) -> {"fenced": true}
         """
-        return erasure.fence(self.db, request_id, scope, tenant_id, subject_id)
+        fenced = erasure.fence(self.db, request_id, scope, tenant_id, subject_id)
+        self._publish_now()
+        return fenced
 
     def delete_for(self, request):
         return erasure.delete_for(self.db, request)

@@ -201,7 +201,9 @@ def test_user_fence_and_deletion(system, world, rpc):
     assert system.client(token).get(system.url("/api/v1/me")).status_code == 401
     request_id = _dispatch_deletion(system, "user", world.tenants["S1"], user["id"])
     counts = _wait_for_confirmation(system, request_id)["counts"]
-    assert counts == {"users": 1, "sessions": 1, "password_resets": 0, "serves_links": 1, "login_attempts": 1}
+    # session_notices: the fence's sessions_ended event, which named the user.
+    assert counts == {"users": 1, "sessions": 1, "password_resets": 0, "serves_links": 1, "login_attempts": 1,
+                      "session_notices": 1}
     assert tables_holding(system, email) == []
     assert tables_holding(system, user["id"]) == []  # the fence keeps a keyed hash only
 

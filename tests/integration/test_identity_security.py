@@ -151,7 +151,9 @@ def _session(system, email):
     return r.json()["token"], system.client(r.json()["token"])
 
 
-def test_idle_timeout_after_30_minutes(system, new_user):
+def test_idle_timeout_after_30_minutes(system, new_user, patch_settings):
+    # Time moves in the database only; the gateway's session cache lives in real time.
+    patch_settings(gateway_session_cache_seconds=0)
     email = new_user("idle")
     token, client = _session(system, email)
     digest = hashlib.sha256(token.encode()).hexdigest()
@@ -165,7 +167,8 @@ def test_idle_timeout_after_30_minutes(system, new_user):
     assert reason == "timeout"
 
 
-def test_absolute_timeout_after_12_hours_moved_in_the_database(system, new_user):
+def test_absolute_timeout_after_12_hours_moved_in_the_database(system, new_user, patch_settings):
+    patch_settings(gateway_session_cache_seconds=0)  # time moves in the database only
     token, client = _session(system, new_user("twelve"))
     digest = hashlib.sha256(token.encode()).hexdigest()
     created, expires = (datetime.fromisoformat(v) if isinstance(v, str) else v  # SQLite returns text
@@ -202,6 +205,29 @@ def test_logout_revokes_the_token(system, new_user):
     token, client = _session(system, new_user())
     assert client.delete(system.url("/api/v1/sessions/current")).status_code == 200
     assert client.get(system.url("/api/v1/me")).status_code == 401
+
+
+def test_a_session_ended_behind_the_gateways_back_is_refused_at_once(system, rpc, new_user, patch_settings):
+    """The gateway keeps identity's answer (gateway.sessions); identity's ``sessions_ended``
+    broadcast makes it forget. Here the sign-out goes to identity directly, as retention's
+    fence does, so only the broadcast can tell the gateway."""
+    patch_settings(gateway_session_cache_seconds=600)
+    token, client = _session(system, new_user("elsewhere"))
+    assert client.get(system.url("/api/v1/me")).status_code == 200  # the gateway now remembers it
+    # Control: a revocation written straight into the database (no event) is not seen yet,
+    # so the cache is in use and what follows is the event's doing.
+    other_token, other = _session(system, new_user("control"))
+    assert other.get(system.url("/api/v1/me")).status_code == 200
+    execute(system, "UPDATE user_session SET revoked_at = :t WHERE token_hash = :h",
+            t=utcnow(), h=hashlib.sha256(other_token.encode()).hexdigest())
+    assert other.get(system.url("/api/v1/me")).status_code == 200  # cached: 600 s at worst without the event
+
+    rpc.identity.logout(token)  # identity publishes sessions_ended before it answers
+    deadline = time.monotonic() + 5
+    while client.get(system.url("/api/v1/me")).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    r = client.get(system.url("/api/v1/me"))
+    assert r.status_code == 401 and r.json()["error"]["code"] == "session_expired", r.text
 
 
 def test_password_change_ends_other_sessions_only(system, new_user):

@@ -524,3 +524,69 @@ def test_share_context_is_one_access_check_with_contacts_and_tenants(service, sc
     service.fence_subject("req-1", "student", school["school"], diego.id)
     with pytest.raises(SubjectFenced):
         service.share_context(school["rivera"], diego.id, [rosa])
+
+
+def _sessions_ended(session) -> list[dict]:
+    """The ``sessions_ended`` events staged in identity's outbox, oldest first."""
+    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.event_type == "sessions_ended")
+                           .order_by(OutboxMessage.created_at)).all()
+    return [row.payload for row in rows]
+
+
+def test_every_way_a_session_ends_tells_the_gateways(service, school, session, sent):
+    """Gateways keep a session check for seconds (gateway.sessions); each revocation stages
+    ``sessions_ended`` in the same transaction, so none of them outlives it there."""
+    rivera, okafor, admin = school["rivera"], school["okafor"], school["admin"]
+    assert _sessions_ended(session) == []
+    token = service.login({"email": "rivera@lincoln.example", "password": PASSWORD}, "127.0.0.1")["token"]
+    rivera_session = service.authenticate(token)["session_id"]
+    service.logout(token)
+    assert _sessions_ended(session)[-1] == {"session_ids": [rivera_session], "user_ids": [], "tenant_ids": [],
+                                           "reason": "logout"}
+    service.logout(token)  # already ended: nothing more to say
+    assert len(_sessions_ended(session)) == 1
+
+    service.login({"email": "rivera@lincoln.example", "password": PASSWORD}, "127.0.0.1")  # another device
+    service.change_password(rivera, {"current_password": PASSWORD, "new_password": "another passphrase 27"})
+    assert _sessions_ended(session)[-1] == {"session_ids": [], "user_ids": [rivera["user_id"]], "tenant_ids": [],
+                                           "reason": "password_changed"}
+    service.request_password_reset({"email": "rivera@lincoln.example"})
+    reset = sent[-1][2].split("token=", 1)[1].split()[0]
+    service.complete_password_reset({"token": reset, "new_password": "a third passphrase 28"})
+    assert _sessions_ended(session)[-1]["reason"] == "password_reset"
+
+    service.update_user(admin, okafor["user_id"], {"role": "school_admin"})
+    assert _sessions_ended(session)[-1] == {"session_ids": [], "user_ids": [okafor["user_id"]], "tenant_ids": [],
+                                           "reason": "role_changed"}
+    service.login({"email": "okafor@lincoln.example", "password": PASSWORD}, "127.0.0.1")
+    service.update_user(admin, okafor["user_id"], {"is_active": False})
+    assert _sessions_ended(session)[-1]["user_ids"] == [okafor["user_id"]]
+    assert _sessions_ended(session)[-1]["reason"] == "disabled"
+
+    service.fence_subject("77777777-7777-4777-8777-777777777777", "tenant", school["school"], school["school"])
+    assert _sessions_ended(session)[-1] == {"session_ids": [], "user_ids": [], "tenant_ids": [school["school"]],
+                                           "reason": "tenant_terminated"}
+
+
+def test_authenticate_says_when_the_session_ends_unused(service, school, patch_settings):
+    patch_settings(session_idle_seconds=600)
+    token = service.login({"email": "rivera@lincoln.example", "password": PASSWORD}, "127.0.0.1")["token"]
+    answer = service.authenticate(token)
+    from datetime import datetime
+    left = datetime.fromisoformat(answer["session_valid_until"]) - utcnow()
+    assert timedelta(seconds=590) < left <= timedelta(seconds=600)  # the idle end comes before the 12 h one
+
+
+def test_session_notices_go_a_minute_after_publishing_or_with_the_people_they_name(service, school, session):
+    rivera, okafor = school["rivera"]["user_id"], school["okafor"]["user_id"]
+    accounts.announce_sessions_ended(session, "disabled", user_ids=[rivera])
+    accounts.announce_sessions_ended(session, "disabled", user_ids=[okafor])
+    session.commit()
+    assert accounts.forget_session_notices(session, utcnow()) == 0  # not yet published: kept
+    session.execute(update(OutboxMessage).where(OutboxMessage.event_type == "sessions_ended")
+                    .values(published_at=utcnow() - timedelta(minutes=2)))
+    assert accounts.forget_session_notices(session, naming=[rivera]) == 1
+    assert [p["user_ids"] for p in _sessions_ended(session)] == [[okafor]]
+    assert accounts.forget_session_notices(session, utcnow() - timedelta(minutes=3)) == 0
+    service.forget_session_notices()  # the minute timer
+    assert _sessions_ended(session) == []
