@@ -3,6 +3,12 @@ core's event loop with the services it measures.
 
 ``python -m bench.http_load --url URL --token T --body FILE.json --n 2000 --concurrency 16``
 prints ``{"latencies": [...], "statuses": {...}, "wall_seconds": ...}`` as JSON.
+
+Closed loop by default: ``concurrency`` clients, each sending its next request when the
+last one is answered. With ``--rate R``: open loop, request ``i`` is due at ``i / R``
+seconds, whatever happened to the others (``concurrency`` threads send them), and its
+latency counts from when it was due, so a slow answer also charges the requests queued
+behind it (no "coordinated omission").
 """
 from __future__ import annotations
 
@@ -24,12 +30,14 @@ def main() -> None:
     parser.add_argument("--body", default=None, help="JSON file with a list of bodies, used round-robin")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=0.0, help="open loop: requests per second offered")
     args = parser.parse_args()
     bodies = json.load(open(args.body)) if args.body else [None]
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
     counter = iter(range(args.n))
+    start_at = [0.0]
 
     def worker():
         session = requests.Session()
@@ -41,6 +49,11 @@ def main() -> None:
                 return
             body = bodies[i % len(bodies)]
             started = time.perf_counter()
+            if args.rate:
+                due = start_at[0] + i / args.rate
+                if due > started:
+                    time.sleep(due - started)
+                started = due
             r = session.request(args.method, args.url, json=body, timeout=60)
             elapsed = time.perf_counter() - started
             with lock:
@@ -49,7 +62,7 @@ def main() -> None:
 
     threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
     cpu_before = os.times()
-    started = time.perf_counter()
+    started = start_at[0] = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:

@@ -70,7 +70,7 @@ class World:
 
 class ReferralsSystem:
     def __init__(self, tmp_path, smtp_port: int, sms_url: str, use_postgres: bool | None = None,
-                 separate_processes: bool = False):
+                 separate_processes: bool = False, **settings_overrides):
         self.vhost = Vhost()
         self.databases = None
         template = ""
@@ -84,7 +84,7 @@ class ReferralsSystem:
             amqp_uri=self.vhost.uri, data_dir=tmp_path, database_url_template=template,
             gateway_address=f"127.0.0.1:{port}", public_base_url=f"http://127.0.0.1:{port}",
             secret_key="test-secret", smtp_port=smtp_port, sms_base_url=sms_url, rpc_timeout_seconds=20,
-            delivery_backoff_seconds=0.2,
+            delivery_backoff_seconds=0.2, **settings_overrides,
         )
         self.previous_config = dict(nameko_config)
         nameko_config.setup(self.settings.nameko_config())
