@@ -9,16 +9,19 @@ UUID per form submission) and the same key with every retry of it.
 * The key is the caller's: (tenant, user, SHA-256 of the key). The same key from
   another user is another request.
 * The row (``IdempotencyKey``) is inserted in the share's own transaction, right after
-  the share: both commit, or neither.
-* A repeat with the same request (SHA-256 of the validated body) answers with the same
-  referrals, as they are now, with the original 201, and writes nothing: no share,
-  delivery or ``share_recorded`` event. With another body it is
-  ``IdempotencyKeyReused`` (422) and writes nothing.
-* Two requests with the same key at once: the primary key decides. The second one's
-  ``INSERT … ON CONFLICT DO NOTHING`` waits, on PostgreSQL, for the first one's
-  transaction (READ COMMITTED), finds its committed row and inserts nothing; on SQLite
-  the database lock serialises the writers, so the second finds the committed row the
-  same way. The second then rolls its share back and answers with the first one's.
+  the share, with ``INSERT … ON CONFLICT DO NOTHING``: both commit, or neither. That
+  INSERT is all a key costs a first request: nothing is looked up before.
+* A repeat goes the same way as the first request (identity's access check, directory's
+  services: so a repeat after the student's deletion request is refused like any share)
+  until its key INSERT finds the key taken. It rolls its share back and answers with the
+  first one's referrals, same ids, as they are now, with the original 201: no second
+  share, delivery or ``share_recorded`` event. If the first request was another one
+  (another body: SHA-256 of the validated request), ``IdempotencyKeyReused`` (422),
+  and nothing is written either.
+* Two requests with the same key at once: the primary key decides. On PostgreSQL the
+  second one's INSERT waits for the first one's transaction (READ COMMITTED) and, once
+  it committed, inserts nothing; on SQLite the database lock serialises the writers, so
+  the second finds the committed row the same way. The second then answers as a repeat.
 * Keys live at least ``idempotency_key_ttl_hours`` (24 h): ``purge_expired`` runs with
   the hourly outbox purge; after it the same key makes a new share (as Stripe's keys).
 
@@ -27,9 +30,9 @@ A key row holds no personal data: two hashes, the caller's ids and the share id.
 Example::
 
     >>> key = RequestKey.of(caller, "3f0c…", values)
-    >>> replay(db, key)                  # None: never seen, go on and share
-    >>> record(db, key, share_id, now)   # True: this request owns the key (commit with the share)
-    >>> replay(db, key)                  # later, the same request again
+    >>> record(db, key, share_id, now)   # True: a new key, commit it with the share
+    >>> record(db, key, other_id, now)   # later, the same request again: False
+    >>> db.rollback(); replay(db, key)   # the first request's share
     <Share 7e1…>
 """
 from __future__ import annotations
@@ -39,7 +42,7 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, text
 
 from services.referrals.exceptions import IdempotencyKeyInUse, IdempotencyKeyReused
 from services.referrals.models import IdempotencyKey, Share
@@ -83,50 +86,44 @@ class RequestKey:
         return cls(caller.tenant_id, caller.user_id, _sha256(key), request_hash(values))
 
     @property
-    def where(self) -> tuple:
-        return (IdempotencyKey.tenant_id == self.tenant_id, IdempotencyKey.user_id == self.user_id,
-                IdempotencyKey.key_hash == self.key_hash)
+    def params(self) -> dict:
+        return {"tenant_id": self.tenant_id, "user_id": self.user_id, "key_hash": self.key_hash}
 
 
-def replay(db, key: RequestKey) -> Share | None:
-    """The share a repeat of ``key``'s request answers with, or None when the key is new.
-
-    Raises ``IdempotencyKeyReused`` when the caller used the key for another request.
-    """
-    row = db.scalar(select(IdempotencyKey).where(*key.where))
-    return None if row is None else _share_of(db, row, key)
+# Made once, with bound parameters: a statement built per call (``.values(...)``, an ORM
+# entity query) is compiled per call, which costs more than its round trip. The INSERT is
+# text because SQLAlchemy caches no compiled form of the dialects' ``insert`` (ON CONFLICT):
+# the same SQL for both databases (SQLite since 3.35 for RETURNING).
+_TABLE = IdempotencyKey.__table__
+_FIND = select(_TABLE.c.request_hash, _TABLE.c.share_id).where(
+    _TABLE.c.tenant_id == bindparam("tenant_id"), _TABLE.c.user_id == bindparam("user_id"),
+    _TABLE.c.key_hash == bindparam("key_hash"))
+_RECORD = text(
+    "INSERT INTO idempotency_key (tenant_id, user_id, key_hash, request_hash, share_id, created_at) "
+    "VALUES (:tenant_id, :user_id, :key_hash, :request_hash, :share_id, :created_at) "
+    "ON CONFLICT (tenant_id, user_id, key_hash) DO NOTHING RETURNING key_hash"
+).bindparams(bindparam("created_at", type_=_TABLE.c.created_at.type))
 
 
 def record(db, key: RequestKey, share_id: str, now: datetime) -> bool:
     """Insert ``key`` for ``share_id`` in the caller's (open) transaction; False when a
-    concurrent request committed the same key first (then roll back and ``replay_after_race``).
+    request with the same key committed first: then roll back and ``replay``.
 
     ``ON CONFLICT DO NOTHING``: on PostgreSQL an uncommitted row with the same key makes
     this wait for that transaction's outcome, then insert (it rolled back) or skip (it
     committed), never fail; on SQLite the writer holding the database lock has committed.
     """
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[db.get_bind().dialect.name]
-    statement = (
-        insert(IdempotencyKey)
-        .values(tenant_id=key.tenant_id, user_id=key.user_id, key_hash=key.key_hash,
-                request_hash=key.request_hash, share_id=share_id, created_at=now)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "user_id", "key_hash"])
-        .returning(IdempotencyKey.key_hash)
-    )
-    return db.execute(statement).first() is not None
+    row = {**key.params, "request_hash": key.request_hash, "share_id": share_id, "created_at": now}
+    return db.connection().execute(_RECORD, row).first() is not None
 
 
-def replay_after_race(db, key: RequestKey) -> Share:
-    """The winner's share, for the request that lost the race for ``key`` (after its rollback)."""
-    row = db.scalar(select(IdempotencyKey).where(*key.where))
-    if row is None:  # the winner's share was deleted in the meantime (an erasure)
+def replay(db, key: RequestKey) -> Share:
+    """The share the first request with ``key`` made, for a repeat whose ``record`` found
+    the key taken (after its rollback). ``IdempotencyKeyReused`` when that first request
+    was another one."""
+    row = db.connection().execute(_FIND, key.params).first()
+    if row is None:  # the first request's share was deleted in the meantime (an erasure)
         raise IdempotencyKeyInUse("Another request with this Idempotency-Key was being answered: send it again.")
-    return _share_of(db, row, key)
-
-
-def _share_of(db, row: IdempotencyKey, key: RequestKey) -> Share:
     if row.request_hash != key.request_hash:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was already used for another share request; "

@@ -17,8 +17,8 @@ Rules enforced here, in order:
 5. Every referral stages one ``share_recorded`` event (exactly the contract's
    fields) in the outbox, committed with the rows.
 6. With an ``Idempotency-Key``, a repeat of the request answers with the share the
-   first one made and writes nothing (``idempotency``); without one, nothing extra
-   is read or written.
+   first one made and writes nothing (``idempotency``); the key costs one INSERT,
+   and without one nothing extra is read or written.
 
 Example::
 
@@ -120,14 +120,7 @@ def create_share(db, identity, directory, catalogue, auth: dict, data: dict,
                  idempotency_key: str | None = None) -> dict:
     caller = AuthContext.from_dict(auth).require(*STUDENT_DATA_ROLES)
     values = load(SHARE_REQUEST, data)
-    key = None
-    if idempotency_key is not None:
-        key = idempotency.RequestKey.of(caller, idempotency_key, values)
-        # Before any lookup: a repeat costs one SELECT. It checks no student access again:
-        # it only shows its own share to the user who made it, as GET /referrals/{id} does.
-        made = idempotency.replay(db, key)
-        if made is not None:
-            return replayed(db, made, caller)
+    key = idempotency.RequestKey.of(caller, idempotency_key, values) if idempotency_key is not None else None
     student_id = str(values["student_id"]) if values["student_id"] else None
     contact_ids = [str(c) for c in values["contact_ids"]]
     channel = values["channel"]
@@ -229,11 +222,11 @@ def create_share(db, identity, directory, catalogue, auth: dict, data: dict,
     # in the outbox commit together or not at all.
     connection = db.connection()
     connection.execute(_INSERT[Share], [share])
-    # The key right after the share (its foreign key), before the rest: a concurrent
-    # request with the same key waits here on PostgreSQL, or finds it committed.
+    # The key right after the share (its foreign key), before the rest: a request with
+    # the same key finds it committed, or waits here for it on PostgreSQL.
     if key is not None and not idempotency.record(db, key, share["id"], now):
-        db.rollback()  # the other request made this share first: answer with its share
-        return replayed(db, idempotency.replay_after_race(db, key), caller)
+        db.rollback()  # a repeat: nothing of this one is kept; answer with the first share
+        return replayed(db, idempotency.replay(db, key), caller)
     if contact_ids:
         connection.execute(_INSERT[ShareRecipient], [{"share_id": share["id"], "contact_id": c} for c in contact_ids])
     connection.execute(_INSERT[Referral], referrals)

@@ -22,7 +22,7 @@ from tests.unit.referrals_fixtures import (  # noqa: F401  (fixtures)
     TEACHER_AUTH, FakeDirectory, FakeIdentity, db, directory, identity, make_session, svc, uid,
 )
 from weintervene.db import utcnow
-from weintervene.errors import BadRequest
+from weintervene.errors import BadRequest, Conflict
 
 WRITTEN = (Share, ShareRecipient, Referral, StatusChange, Delivery, Disclosure, OutboxMessage, IdempotencyKey)
 
@@ -48,21 +48,30 @@ def ids(answer):
 
 # -- a repeat -----------------------------------------------------------------------------
 
-def test_a_repeat_answers_with_the_same_referrals_and_writes_nothing(svc, db, identity, directory):
+def test_a_repeat_answers_with_the_same_referrals_and_writes_nothing(svc, db):
     key = "0c2f6a1e-3b7d-4e59-9a41-7d2c5f0e8b13"
     first = svc.share(TEACHER_AUTH, email_body(), key)
     written = counts(db)
     assert written == {"share": 1, "share_recipient": 1, "referral": 2, "status_change": 2, "delivery": 1,
                        "disclosure": 0, "outbox_message": 2, "idempotency_key": 1}
     assert "idempotent_replayed" not in first
-    lookups = (identity.share_context.call_count, directory.get_service.call_count)
 
     again = svc.share(TEACHER_AUTH, email_body(), key)
     assert ids(again) == ids(first) and again["idempotent_replayed"] is True
     assert again["items"] == first["items"]  # nothing happened to the referrals in between
     assert counts(db) == written  # no share, delivery, event or key row more
-    # Answered from referrals' own rows: identity and directory were not asked again.
-    assert (identity.share_context.call_count, directory.get_service.call_count) == lookups
+
+
+def test_a_repeat_is_checked_like_the_first_request(svc, db, identity):
+    """A repeat runs identity's access check again: after a deletion request for the
+    student it is refused like any share (and shows nothing of the first one)."""
+    key = "retry-after-fence"
+    svc.share(TEACHER_AUTH, email_body(), key)
+    written = counts(db)
+    identity.fenced.add(STUDENT)
+    with pytest.raises(Conflict) as err:
+        svc.share(TEACHER_AUTH, email_body(), key)
+    assert err.value.code == "subject_fenced" and counts(db) == written
 
 
 def test_the_same_key_with_another_body_is_refused_and_writes_nothing(svc, db):
@@ -212,9 +221,10 @@ def test_a_tenants_termination_takes_its_keys(svc, db):
 
 def test_two_requests_with_one_key_at_once_make_one_share_and_both_get_it(tmp_path):
     """SQLite, two connections: the other request commits its share while this one waits
-    for identity; this one's key INSERT then finds the committed key, rolls its share
-    back and answers with the other's. (PostgreSQL, where the INSERT waits for the other
-    transaction: tests/integration/test_referrals_idempotency.py.)"""
+    for identity; this one's key INSERT then finds the committed key (ON CONFLICT DO
+    NOTHING, not an IntegrityError), rolls its share back and answers with the other's.
+    (On PostgreSQL, where the INSERT waits for the other transaction, through the
+    gateway: tests/integration/test_referrals.py.)"""
     identity, directory = FakeIdentity(), FakeDirectory()
     with migrated_session(tmp_path, "referrals") as db:
         other_db = sessionmaker(db.get_bind(), expire_on_commit=False)()
@@ -235,7 +245,7 @@ def test_two_requests_with_one_key_at_once_make_one_share_and_both_get_it(tmp_pa
         answers["this"] = worker(db).share(TEACHER_AUTH, email_body(), key)
         other_db.close()
 
-        assert identity.share_context.call_count == 2  # both went past the first look for the key
+        assert identity.share_context.call_count == 2  # both were checked and got as far as their INSERT
         assert ids(answers["this"]) == ids(answers["other"])
         assert answers["this"]["idempotent_replayed"] is True and "idempotent_replayed" not in answers["other"]
         assert {m.__tablename__: count(db, m) for m in (Share, Referral, Delivery, OutboxMessage, IdempotencyKey)} == {
