@@ -54,8 +54,8 @@ from weintervene.errors import BadRequest
 MAX_KEY_LENGTH = 255
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def request_hash(values: dict) -> str:
