@@ -24,7 +24,7 @@ import services.referrals.exceptions  # noqa: F401
 import services.retention.exceptions  # noqa: F401
 from weintervene.errors import (
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, RateLimited,
-    Unauthorized, Unavailable, WeInterveneError,
+    Unauthorized, Unavailable, Unprocessable, WeInterveneError,
 )
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ STATUS_BY_ERROR: list[tuple[type[BaseException], int, str]] = [
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
     (PayloadTooLarge, 413, "payload_too_large"),
+    (Unprocessable, 422, "unprocessable"),
     (RateLimited, 429, "rate_limited"),
     (Unavailable, 503, "unavailable"),
     (UnknownService, 503, "service_unavailable"),

@@ -151,6 +151,33 @@ class HttpEntrypoint(HttpRequestHandler):
 http = HttpEntrypoint.decorator
 
 
+@dataclasses.dataclass(frozen=True)
+class Header:
+    """A request header a route reads: checked (length) and documented with the route.
+
+    The handler gets ``headers={name: value or None}``.
+
+    Example: Header("Idempotency-Key", "One key per request you mean; send it again with every retry.")
+    """
+
+    name: str
+    description: str
+    required: bool = False
+    max_length: int = 255
+
+    def value(self, request: Request) -> str | None:
+        value = request.headers.get(self.name)
+        if value is None:
+            if self.required:
+                raise BadRequest(f"The {self.name} header is required.", code="invalid_header",
+                                 details={self.name: ["Missing."]})
+            return None
+        if not 1 <= len(value) <= self.max_length:
+            raise BadRequest(f"The {self.name} header must be 1 to {self.max_length} characters.",
+                             code="invalid_header", details={self.name: ["Wrong length."]})
+        return value
+
+
 @dataclasses.dataclass
 class RouteSpec:
     """What the OpenAPI document says of one endpoint."""
@@ -170,6 +197,9 @@ class RouteSpec:
     content_type: str = "application/json"
     # For raw bodies that are not JSON (a CSV upload): documented as a string body.
     request_content_type: str | None = None
+    headers: tuple[Header, ...] = ()
+    # Error statuses particular to this endpoint: {409: "What it means"}.
+    errors: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 ROUTES: list[RouteSpec] = []
@@ -267,14 +297,18 @@ def route(
     content_type: str = "application/json",
     request_content_type: str | None = None,
     timeout: float | None = None,
+    headers: tuple[Header, ...] = (),
+    errors: dict[int, str] | None = None,
 ) -> Callable:
     """Declare a gateway endpoint.
 
     The handler is called as ``handler(self, request, auth=..., body=...,
     query=..., **path_values)`` (only the keywords it declares a use for are
-    meaningful; all are passed). It returns JSON-able data, or a werkzeug
+    meaningful; all are passed), plus ``headers={name: value}`` when the route
+    declares ``headers``. It returns JSON-able data, or a werkzeug
     Response when ``raw`` is set. The whole request is answered within ``timeout``
     seconds (``gateway_request_timeout_seconds`` unless given) or gets a 504.
+    ``errors`` documents the endpoint's own error statuses in the OpenAPI document.
     """
 
     # One schema instance per route, made once: marshmallow builds a schema's fields on
@@ -290,7 +324,7 @@ def route(
                 tags=tags or [], auth=auth, roles=roles, body=body, query=query,
                 response=response, many=many, status=status,
                 description=(fn.__doc__ or "").strip(), content_type=content_type,
-                request_content_type=request_content_type,
+                request_content_type=request_content_type, headers=tuple(headers), errors=dict(errors or {}),
             )
         )
 
@@ -326,11 +360,12 @@ def route(
                 if params:
                     # Dates and UUIDs as the strings services expect over RPC.
                     params = json.loads(json.dumps(params, default=_json_default))
+                extra = {"headers": {h.name: h.value(request) for h in headers}} if headers else {}
                 # A call whose request or reply was lost (a broker restart drops the transient
                 # requests, weintervene.rpc) would otherwise hold the caller forever.
                 limit = timeout if timeout is not None else settings().gateway_request_timeout_seconds
                 with eventlet.Timeout(limit, RpcTimeout(f"no answer within {limit:g} s")):
-                    result = fn(self, request, auth=caller, body=data, query=params, **path_values)
+                    result = fn(self, request, auth=caller, body=data, query=params, **extra, **path_values)
                 if raw:
                     status_code = result.status_code
                     return result

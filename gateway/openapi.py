@@ -71,6 +71,13 @@ def openapi_document() -> dict:
             ]
         if r.query is not None:
             operation.setdefault("parameters", []).append({"in": "query", "schema": r.query})
+        for header in r.headers:
+            operation.setdefault("parameters", []).append({
+                "in": "header", "name": header.name, "required": header.required, "description": header.description,
+                "schema": {"type": "string", "minLength": 1, "maxLength": header.max_length},
+            })
+        for status, description in r.errors.items():
+            operation["responses"][str(status)] = {"description": description, **error_ref}
         if r.body is not None:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": r.body}}}
         elif r.request_content_type is not None:

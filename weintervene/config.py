@@ -76,6 +76,9 @@ class Settings:
     delivery_stale_seconds: float = 300.0
     referral_reminder_days: int = 14
     referral_link_ttl_days: int = 30
+    # A share's Idempotency-Key is answered with the same share for at least this long;
+    # referrals' hourly purge then removes it (the same key then makes a new share).
+    idempotency_key_ttl_hours: int = 24
     hsds_public: bool = True
     rpc_timeout_seconds: float = 10.0
     # Every gateway request is answered within this (504 otherwise); exports take longer.

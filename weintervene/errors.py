@@ -68,6 +68,14 @@ class Conflict(WeInterveneError):
 
 
 @remote
+class Unprocessable(WeInterveneError):
+    """Well-formed, but it cannot be done as asked (an idempotency key sent again with
+    another request)."""
+
+    code = "unprocessable"
+
+
+@remote
 class PayloadTooLarge(WeInterveneError):
     code = "payload_too_large"
 

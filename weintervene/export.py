@@ -20,7 +20,7 @@ there, in every service, and nothing is hand-coded per service.
 termination deletes was in the export, and nothing of another tenant.
 
 Secrets never leave (password and token hashes), nor does the plumbing (outbox,
-processed events, migrations). Retention gathers the pieces and
+processed events, migrations, idempotency keys). Retention gathers the pieces and
 :func:`build_archive` packs them as a zip of JSON and CSV.
 
 Internal RPCs (the broker is internal; retention checked the caller's right).
@@ -51,7 +51,8 @@ from sqlalchemy import MetaData, Table, or_, select
 
 from weintervene.entrypoints import rpc
 
-PLUMBING_TABLES = frozenset({"outbox_message", "processed_event", "alembic_version"})
+# idempotency_key: a day's record of which request made which share (hashes only).
+PLUMBING_TABLES = frozenset({"outbox_message", "processed_event", "alembic_version", "idempotency_key"})
 SECRET_MARKERS = ("password", "token", "_hash", "secret")
 SCOPES = ("tenant", "student")
 INFO_KEY = "export"

@@ -11,10 +11,18 @@ from services.referrals.schemas import (
     DisclosureSchema, ReferralQuerySchema, ReferralSchema, SavedListCreateSchema, SavedListItemSchema,
     SavedListSchema, ShareRequestSchema, StatusUpdateSchema,
 )
-from gateway.http import route
+from gateway.http import Header, json_response, route
 from weintervene.auth import STUDENT_DATA_ROLES, Role
 
 STAFF = tuple(sorted(STUDENT_DATA_ROLES, key=lambda r: r.value))
+
+IDEMPOTENCY_KEY = Header(
+    "Idempotency-Key",
+    "Optional. One key (e.g. a random UUID) per share you mean, sent again with every retry of it: "
+    "a repeat with the same body within 24 hours answers with the same referrals (201, header "
+    "`Idempotent-Replayed: true`) and shares nothing again; with another body it is a 422 "
+    "`idempotency_key_reused`. Keys are per user.",
+)
 
 
 def _html(body: str, status: int = 200) -> Response:
@@ -25,13 +33,24 @@ def _html(body: str, status: int = 200) -> Response:
 
 class ReferralRoutes:
     @route("POST", "/api/v1/referrals", summary="Share services with a family", tags=["referrals"],
-           roles=STAFF, body=ShareRequestSchema, response=ReferralSchema, many=True, status=201)
-    def create_referral(self, request, auth, body, **_):
+           roles=STAFF, body=ShareRequestSchema, response=ReferralSchema, many=True, status=201, raw=True,
+           headers=(IDEMPOTENCY_KEY,),
+           errors={409: "`subject_fenced` after a deletion request; `idempotency_key_in_use`: send it again",
+                   422: "`idempotency_key_reused`: this Idempotency-Key came with another body"})
+    def create_referral(self, request, auth, body, headers, **_):
         """Body ``{"student_id": "…", "contact_ids": ["…"], "service_ids": ["…"], "channel": "sms",
         "note": "Ask for Ana"}`` -> 201 ``{"items": [referral…]}``. Without ``student_id`` it is a
         walk-in share (nothing about the family is kept). 403 when the caller does not serve the
-        student or a contact is not authorised; 409 ``subject_fenced`` after a deletion request."""
-        return self.referrals_rpc.share(auth.to_dict(), body)
+        student or a contact is not authorised; 409 ``subject_fenced`` after a deletion request.
+
+        ``Idempotency-Key: <1-255 characters>`` makes a retry safe: the same request again
+        answers 201 with the same referrals (a link share with a fresh ``link_url``, the first
+        one's token being stored hashed only) and ``Idempotent-Replayed: true``; no second
+        message goes to the family."""
+        result = self.referrals_rpc.share(auth.to_dict(), body, headers["Idempotency-Key"])
+        replayed = result.pop("idempotent_replayed", False)
+        # 201 again, as the first answer (Stripe's way): the client handles a retry like a first try.
+        return json_response(result, 201, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     @route("GET", "/api/v1/referrals", summary="My, my school's, or incoming referrals", tags=["referrals"],
            roles=STAFF, query=ReferralQuerySchema, response=ReferralSchema, many=True)

@@ -5,8 +5,8 @@
 * student: every share about the student (referrals, history, deliveries cascade)
   and the student's disclosure log;
 * contact: the contact's recipient rows and deliveries (the share stays the school's);
-* user: the user's saved lists and reminder deliveries; shares stay the school's
-  but lose the link to the person (sharer, status authors, disclosing user);
+* user: the user's saved lists, reminder deliveries and idempotency keys; shares stay
+  the school's but lose the link to the person (sharer, status authors, disclosing user);
 * policy: by ``record_kind``, closed referrals (whole shares) or ended delivery
   logs of the tenants older than ``older_than``; other kinds are not held here.
 
@@ -24,8 +24,8 @@ from sqlalchemy import delete, select, update
 from weintervene.contracts import SHARE_RECORDED
 
 from services.referrals.models import (
-    CLOSED_STATUSES, Delivery, OutboxMessage, DeliveryAttempt, Disclosure, Referral, SavedList, SavedListItem, Share, ShareRecipient,
-    StatusChange,
+    CLOSED_STATUSES, Delivery, OutboxMessage, DeliveryAttempt, Disclosure, IdempotencyKey, Referral, SavedList,
+    SavedListItem, Share, ShareRecipient, StatusChange,
 )
 
 
@@ -43,6 +43,7 @@ def _delete_shares(db, *where) -> int:
     db.execute(delete(Delivery).where(Delivery.share_id.in_(ids)))
     db.execute(delete(Referral).where(Referral.share_id.in_(ids)))
     db.execute(delete(ShareRecipient).where(ShareRecipient.share_id.in_(ids)))
+    db.execute(delete(IdempotencyKey).where(IdempotencyKey.share_id.in_(ids)))
     return db.execute(delete(Share).where(*where)).rowcount
 
 
@@ -90,6 +91,9 @@ def delete_for(db, request: dict) -> dict:
         counts["reminders"] = db.execute(
             delete(Delivery).where(Delivery.recipient_kind == "sharer", Delivery.recipient_id == subject)
         ).rowcount
+        # A key row ties the user to a share: it goes with the user.
+        counts["idempotency_keys"] = db.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.user_id == subject)).rowcount
         counts["shares_unlinked"] = db.execute(
             update(Share).where(Share.sharer_id == subject).values(sharer_id=None)
         ).rowcount

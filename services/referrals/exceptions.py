@@ -1,5 +1,5 @@
 """referrals's errors (registered remote errors; see weintervene.errors)."""
-from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound, remote
+from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable, remote
 
 
 @remote
@@ -48,3 +48,19 @@ class BadSignature(Forbidden):
     """A provider callback whose signature does not match: not from our provider."""
 
     code = "bad_signature"
+
+
+@remote
+class IdempotencyKeyReused(Unprocessable):
+    """The caller sent this Idempotency-Key before with another request: nothing is done
+    (the key names one request; a new request needs a new key)."""
+
+    code = "idempotency_key_reused"
+
+
+@remote
+class IdempotencyKeyInUse(Conflict):
+    """Another request with this Idempotency-Key won the race and its share went away
+    before it could be answered (deleted meanwhile): send the request again."""
+
+    code = "idempotency_key_in_use"

@@ -201,5 +201,25 @@ class Disclosure(Base):
     consent: Mapped[dict | None] = mapped_column(JSONType, nullable=True)  # given_by, method, date
 
 
+class IdempotencyKey(Base):
+    """A client's ``Idempotency-Key`` on a share: a repeat of the request gets this share
+    back instead of making a second one (``services.referrals.idempotency``).
+
+    Scoped to the caller: the primary key (tenant, user, key) is the unique constraint
+    that lets exactly one of two concurrent requests with the same key commit its share.
+    Hashes only, of the client's key and of the request: no note, student or address;
+    purged hourly once ``idempotency_key_ttl_hours`` old.
+    """
+
+    __tablename__ = "idempotency_key"
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # Indexed: deleting shares (a termination: 100,000) looks their keys up by it.
+    share_id: Mapped[str] = mapped_column(ForeignKey("share.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 OutboxMessage = make_outbox_model(Base)
 ProcessedEvent = make_processed_event_model(Base)

@@ -1,10 +1,12 @@
 """referrals's entrypoints: thin, each delegating to sharing / followup / saved_lists / delivery / erasure."""
 from __future__ import annotations
 
+import logging
+
 from nameko.timer import timer
 from sqlalchemy.orm import sessionmaker
 
-from services.referrals import delivery, erasure, followup, saved_lists, sharing, sms, views
+from services.referrals import delivery, erasure, followup, idempotency, saved_lists, sharing, sms, views
 from services.referrals.dependencies import referrals_database
 from services.referrals.directory_cache import DirectoryServices
 from services.referrals.exceptions import BadSignature
@@ -15,6 +17,8 @@ from weintervene.export import DataExporter, export_rows
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
 from weintervene.rpc import ServiceRpc
+
+log = logging.getLogger(__name__)
 
 
 class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipant):
@@ -46,14 +50,19 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
 
     # -- sharing ------------------------------------------------------------
     @rpc
-    def share(self, auth, data):
+    def share(self, auth, data, idempotency_key=None):
         """Share services with a student's authorised contacts, or a walk-in family.
 
+        With ``idempotency_key`` (the client's Idempotency-Key), a repeat of the same request
+        answers with the first one's referrals (``"idempotent_replayed": true``) and shares
+        nothing again; the key with another request is ``idempotency_key_reused``.
+
         Example: share(auth, {"student_id": s, "contact_ids": [c], "service_ids": [svc],
-        "channel": "email", "note": "Ask for Ana"}) -> {"items": [{"id": …, "status":
-        "requested", "link_url": null, …}]}
+        "channel": "email", "note": "Ask for Ana"}, "0c2f6a1e-…") -> {"items": [{"id": …,
+        "status": "requested", "link_url": null, …}]}
         """
-        return sharing.create_share(self.db, self.identity, self.directory, self.directory_services, auth, data)
+        return sharing.create_share(self.db, self.identity, self.directory, self.directory_services, auth, data,
+                                    idempotency_key)
 
     # -- following up -------------------------------------------------------
     @rpc
@@ -133,6 +142,15 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
     def remind(self):
         """Queue follow-up reminders to sharers of referrals without an update."""
         delivery.queue_reminders(self.db)
+
+    @timer(interval=3600.0)
+    def purge_published_outbox(self):
+        """Hourly: the published outbox rows (OutboxRelay's purge), then the idempotency
+        keys older than ``idempotency_key_ttl_hours``."""
+        OutboxRelay.purge_published_outbox(self)
+        n = idempotency.purge_expired(self.db)
+        if n:
+            log.info("referrals: purged %d idempotency keys", n)
 
     # -- retention ----------------------------------------------------------
     def delete_for(self, request):

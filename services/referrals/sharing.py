@@ -16,6 +16,9 @@ Rules enforced here, in order:
    and a FERPA disclosure record is written.
 5. Every referral stages one ``share_recorded`` event (exactly the contract's
    fields) in the outbox, committed with the rows.
+6. With an ``Idempotency-Key``, a repeat of the request answers with the share the
+   first one made and writes nothing (``idempotency``); the key costs one INSERT,
+   and without one nothing extra is read or written.
 
 Example::
 
@@ -32,6 +35,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 
+from services.referrals import idempotency
 from services.referrals.directory_cache import resolve
 from services.referrals.exceptions import ConsentRequired, ContactUnreachable, ListNotFound
 from services.referrals.models import (
@@ -112,9 +116,11 @@ def _receiving_program(identity, caller: AuthContext, service: dict, tenants: di
     return tenant if tenant.get("kind") == TenantKind.PROGRAM.value else None
 
 
-def create_share(db, identity, directory, catalogue, auth: dict, data: dict) -> dict:
+def create_share(db, identity, directory, catalogue, auth: dict, data: dict,
+                 idempotency_key: str | None = None) -> dict:
     caller = AuthContext.from_dict(auth).require(*STUDENT_DATA_ROLES)
     values = load(SHARE_REQUEST, data)
+    key = idempotency.RequestKey.of(caller, idempotency_key, values) if idempotency_key is not None else None
     student_id = str(values["student_id"]) if values["student_id"] else None
     contact_ids = [str(c) for c in values["contact_ids"]]
     channel = values["channel"]
@@ -216,6 +222,11 @@ def create_share(db, identity, directory, catalogue, auth: dict, data: dict) -> 
     # in the outbox commit together or not at all.
     connection = db.connection()
     connection.execute(_INSERT[Share], [share])
+    # The key right after the share (its foreign key), before the rest: a request with
+    # the same key finds it committed, or waits here for it on PostgreSQL.
+    if key is not None and not idempotency.record(db, key, share["id"], now):
+        db.rollback()  # a repeat: nothing of this one is kept; answer with the first share
+        return replayed(db, idempotency.replay(db, key), caller)
     if contact_ids:
         connection.execute(_INSERT[ShareRecipient], [{"share_id": share["id"], "contact_id": c} for c in contact_ids])
     connection.execute(_INSERT[Referral], referrals)
@@ -229,6 +240,32 @@ def create_share(db, identity, directory, catalogue, auth: dict, data: dict) -> 
     shared = SimpleNamespace(**share, recipients=[SimpleNamespace(contact_id=c) for c in contact_ids])
     return {"items": [referral_view(SimpleNamespace(**r, share=shared), caller, link_token=link_token)
                       for r in referrals]}
+
+
+def replayed(db, share: Share, caller: AuthContext) -> dict:
+    """The answer to a repeat of a share request (same Idempotency-Key, same body): the
+    share's referrals, same ids, as they are now, marked ``idempotent_replayed``.
+
+    A link share gets a fresh one-time token. Only the hash of the first one is stored, so
+    it cannot be shown again; the new hash replaces it (the old link stops working; the
+    expiry stays). This is safe: the caller is the user who made the share (keys are theirs
+    alone) and may open it anyway, and a repeat means the first answer never reached them,
+    so nobody was given the old token and no working link is lost. A client that read the
+    first answer and repeats it all the same gets a new link; the old one says "expired",
+    and never shows anything but this share's services. So a client with two answers for
+    one key (two requests at once) keeps the last one it received; the web app never has
+    two, as it sends nothing while a share request is on its way.
+
+    Example: replayed(db, share, caller) -> {"items": [{"id": "…", "link_url": ".../r/Zq…"}],
+    "idempotent_replayed": True}
+    """
+    link_token = None
+    if share.channel == "link":
+        link_token = new_link_token()
+        share.link_token_hash = token_hash(link_token)
+        db.commit()
+    return {"items": [referral_view(r, caller, link_token=link_token) for r in share.referrals],
+            "idempotent_replayed": True}
 
 
 def _consent_json(consent: dict | None) -> dict | None:

@@ -31,6 +31,7 @@ class Driver:
         self.context = None
         self.page = None
         self.console: list[dict] = []
+        self.sent: list[dict] = []
         self.new_context({})
 
     def new_context(self, options: dict):
@@ -62,6 +63,10 @@ class Driver:
                 "() => ({local: Object.assign({}, localStorage), session: Object.assign({}, sessionStorage),"
                 " url: location.href, history: history.length})"
             )
+        if op == "lose_next_answer":
+            return self.lose_next_answer(kwargs["url"], kwargs.get("method", "POST"))
+        if op == "sent":
+            return self.sent
         if op == "axe":
             # evaluate() runs through the DevTools protocol, which the page's CSP does
             # not govern; injecting a <script> would (rightly) be blocked.
@@ -73,6 +78,24 @@ class Driver:
                 " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)})); }"
             )
         raise ValueError(f"unknown op {op!r}")
+
+
+    def lose_next_answer(self, url: str, method: str):
+        """The next ``method`` request to ``url`` reaches the server, but its answer is lost
+        on the way back (the connection resets): the page sees a network error. Every such
+        request's headers are kept for ``sent``."""
+        self.sent = []
+
+        def handle(route):
+            if route.request.method != method:
+                return route.continue_()
+            self.sent.append(route.request.headers)
+            if len(self.sent) > 1:
+                return route.continue_()
+            route.fetch()  # the server answers…
+            route.abort("connectionreset")  # …and the page never hears it
+
+        self.page.route(url, handle)
 
 
 def _jsonable(value):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from tests.browser.conftest import PASSWORD, require_endpoints
 from tests.support.infra import random_suffix
@@ -376,3 +377,40 @@ def test_walk_in_family_gets_a_printed_page(page, people, system):
     printed = page.text_content("body")
     assert f"Food Pantry {word}" in printed and "1 Main St" in printed
     page.shot("journey2-print-view")
+
+
+def test_pressing_share_again_after_a_lost_answer_makes_no_second_share(page, people, system, browser):
+    """The first request commits its share but its answer never arrives (a dropped
+    connection); the teacher presses Share again: the dialog sends the same Idempotency-Key,
+    and the answer is that share, with a fresh link (the first one's token was never seen)."""
+    require_endpoints(system, ("POST", "/api/v1/directory/services"), ("POST", "/api/v1/referrals"))
+    word = random_suffix(8)
+    service = create_service(system, people, f"Tutoring {word}")
+    page.open("/signin")
+    page.sign_in(people["teacher"]["email"])
+    page.dismiss_policy_banner()
+    page.go(f"/services/{service['id']}")
+    page.wait_heading(f"Tutoring {word}")
+    page.click("#share-button")
+    page.check("input[name=who][value=walkin]")
+    page.select_option("select[name=channel]", "link")
+    page.fill("textarea[name=note]", f"Ask for Ana ({word})")
+    browser.send("lose_next_answer", url="**/api/v1/referrals")
+    page.click("dialog button[type=submit]")
+    page.wait_for_selector("dialog .notice-error")
+    assert "pressing Share again will not send it twice" in page.text_content("dialog")
+    page.click("dialog button[type=submit]")
+    page.wait_for_selector("dialog .notice-success code")
+    link = page.text_content("dialog .notice-success code").strip()
+
+    first, again = browser.send("sent")
+    assert first["idempotency-key"] == again["idempotency-key"] and len(first["idempotency-key"]) == 36
+    engine = create_engine(system.settings.database_url("referrals"))
+    try:
+        with engine.connect() as conn:
+            shares = conn.scalar(text("SELECT count(*) FROM share WHERE note = :n"), {"n": f"Ask for Ana ({word})"})
+    finally:
+        engine.dispose()
+    assert shares == 1  # the first request did make it, and the second made no other
+    r = requests.get(link, timeout=10)
+    assert r.status_code == 200 and f"Tutoring {word}" in r.text

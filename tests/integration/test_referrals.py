@@ -408,6 +408,110 @@ def test_broker_unreachable_delays_but_loses_nothing_and_sends_once(rs, world, t
     assert outbox_relayed(rs_db) and share_ids
 
 
+# -- retries with an Idempotency-Key --------------------------------------------------------
+
+def share_with_key(rs, session, key, body):
+    return session.post(rs.url("/api/v1/referrals"), json=body, headers={"Idempotency-Key": key}, timeout=30)
+
+
+def retry_body(world, tag):
+    """An email share to the father whose note marks its messages (``tag``)."""
+    return {"student_id": world.student, "contact_ids": [world.father], "service_ids": [world.services["pantry1"]],
+            "channel": "email", "note": f"Ask for Ana ({tag})"}
+
+
+def family_emails(smtp_sink, world, tag):
+    luis = world.contacts[world.father]["email"]
+    return [m for m in smtp_sink.messages()
+            if m["X-Envelope-To"] == luis and f"({tag})" in m.get_body(("plain",)).get_content()]
+
+
+def reached_the_family_once(rs, world, teacher, smtp_sink, rs_db, tap, referral_id, tag):
+    """One delivery, sent (final: no later message can come of it), one email, one event."""
+    [delivery] = delivery_of(rs, teacher, referral_id)
+    assert delivery["attempts"] == 1
+    assert len(family_emails(smtp_sink, world, tag)) == 1
+    wait_until(lambda: outbox_relayed(rs_db))  # every event of the share is out (confirmed, so in the tap)
+    events = [e for e in rs.drain(tap) if e.get("service_id") == world.services["pantry1"]]
+    assert len(events) == 1, events
+    return _scalar(rs_db, "SELECT count(*) FROM share WHERE note = :i", f"Ask for Ana ({tag})")
+
+
+def quiet_outbox(rs, rs_db):
+    wait_until(lambda: outbox_relayed(rs_db))  # earlier tests' events are out of the way
+    return rs.tap("referrals")
+
+
+def test_a_share_sent_twice_with_one_idempotency_key_reaches_the_family_once(rs, world, teacher, smtp_sink, rs_db):
+    tap = quiet_outbox(rs, rs_db)
+    key, tag = str(uuid.uuid4()), uuid.uuid4().hex[:8]
+    first = share_with_key(rs, teacher, key, retry_body(world, tag))
+    again = share_with_key(rs, teacher, key, retry_body(world, tag))
+    assert first.status_code == 201 and again.status_code == 201, (first.text, again.text)
+    assert [i["id"] for i in again.json()["items"]] == [i["id"] for i in first.json()["items"]]
+    assert again.headers.get("Idempotent-Replayed") == "true" and "Idempotent-Replayed" not in first.headers
+    assert reached_the_family_once(rs, world, teacher, smtp_sink, rs_db, tap, first.json()["items"][0]["id"], tag) == 1
+    # The same key with another body is refused; without a key the same body is a new share.
+    other = share_with_key(rs, teacher, key, {**retry_body(world, tag), "note": "another note"})
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    bad = share_with_key(rs, teacher, "", retry_body(world, tag))
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_header"
+    assert _scalar(rs_db, "SELECT count(*) FROM share WHERE note = :i", f"Ask for Ana ({tag})") == 1
+
+
+def on_postgresql(rs):
+    if rs.databases is None:
+        pytest.skip("PostgreSQL locks; on SQLite the service would wait on the test's own lock in this process")
+
+
+def waiting_on_a_lock(rs_db) -> int:
+    return _scalar(rs_db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                          "AND wait_event_type = 'Lock' AND backend_type = :i", "client backend")
+
+
+def test_a_retry_after_a_504_gets_the_share_that_went_through(rs, world, teacher, smtp_sink, rs_db, patch_settings):
+    """The 504 of journey 1's worry: referrals is slow (a lock holds its INSERT), the gateway
+    gives up and answers 504, the share commits afterwards; the browser retries with its key."""
+    on_postgresql(rs)
+    tap = quiet_outbox(rs, rs_db)
+    key, tag = str(uuid.uuid4()), uuid.uuid4().hex[:8]
+    patch_settings(gateway_request_timeout_seconds=1)
+    with rs_db.connect() as blocker:
+        blocker.execute(text("LOCK TABLE share IN EXCLUSIVE MODE"))  # reads go on, the INSERT waits
+        timed_out = share_with_key(rs, teacher, key, retry_body(world, tag))
+        assert timed_out.status_code == 504 and timed_out.json()["error"]["code"] == "service_timeout"
+        wait_until(lambda: waiting_on_a_lock(rs_db) >= 1)
+        blocker.rollback()
+    wait_until(lambda: _scalar(rs_db, "SELECT count(*) FROM share WHERE note = :i", f"Ask for Ana ({tag})"))
+    retried = share_with_key(rs, teacher, key, retry_body(world, tag))
+    assert retried.status_code == 201, retried.text
+    assert retried.headers.get("Idempotent-Replayed") == "true"
+    [item] = retried.json()["items"]
+    assert reached_the_family_once(rs, world, teacher, smtp_sink, rs_db, tap, item["id"], tag) == 1
+
+
+def test_two_requests_with_one_key_at_once_make_one_share_on_postgresql(rs, world, teacher, smtp_sink, rs_db):
+    """A double click: both requests find no key, both insert a share, both wait (a lock
+    holds the key table); then one key INSERT waits for the other's transaction, finds its
+    committed key, and that request rolls back and answers with the other's share."""
+    on_postgresql(rs)
+    import eventlet
+
+    tap = quiet_outbox(rs, rs_db)
+    key, tag = str(uuid.uuid4()), uuid.uuid4().hex[:8]
+    with rs_db.connect() as blocker:
+        blocker.execute(text("LOCK TABLE idempotency_key IN EXCLUSIVE MODE"))
+        clicks = [eventlet.spawn(share_with_key, rs, teacher, key, retry_body(world, tag)) for _ in range(2)]
+        wait_until(lambda: waiting_on_a_lock(rs_db) >= 2)  # both at their key INSERT
+        blocker.rollback()
+    answers = [click.wait() for click in clicks]
+    assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+    assert answers[0].json()["items"] == answers[1].json()["items"]
+    assert sorted(a.headers.get("Idempotent-Replayed", "") for a in answers) == ["", "true"]
+    item = answers[0].json()["items"][0]
+    assert reached_the_family_once(rs, world, teacher, smtp_sink, rs_db, tap, item["id"], tag) == 1
+
+
 # -- deletion -------------------------------------------------------------------------------
 
 def test_deletion_request_for_a_student_removes_shares_and_confirms(rs, world, teacher, rs_db):

@@ -4,6 +4,7 @@ from nameko.exceptions import RemoteError, UnknownService
 
 from gateway.errors import error_response
 from services.identity.exceptions import InvalidCredentials, LoginThrottled
+from services.referrals.exceptions import IdempotencyKeyInUse, IdempotencyKeyReused
 from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound
 
 
@@ -15,6 +16,8 @@ from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound
         (Forbidden("no"), 403, "forbidden"),
         (NotFound("gone", code="student_not_found"), 404, "student_not_found"),
         (Conflict("dup"), 409, "conflict"),
+        (IdempotencyKeyInUse("again"), 409, "idempotency_key_in_use"),
+        (IdempotencyKeyReused("other body"), 422, "idempotency_key_reused"),
         (LoginThrottled("slow down"), 429, "login_throttled"),
         (UnknownService("identity"), 503, "service_unavailable"),
         (RemoteError("KeyError", "secret detail"), 500, "internal_error"),

@@ -47,8 +47,8 @@ export async function request(method, path, opts = {}) {
   }
 }
 
-async function send(method, path, { body, params, contentType, allow401 = false } = {}) {
-  const headers = { Accept: "application/json" };
+async function send(method, path, { body, params, contentType, allow401 = false, headers: extra = {} } = {}) {
+  const headers = { ...extra, Accept: "application/json" };
   let payload;
   if (body !== undefined) {
     if (contentType) {

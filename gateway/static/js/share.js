@@ -26,6 +26,17 @@ function consentFields() {
   return { area, value: () => ({ given_by: givenBy.value, method: method.value, given_on: givenOn.value }) };
 }
 
+/** A random UUID (v4): crypto.randomUUID where the page is a secure context (HTTPS,
+ * localhost), else built from crypto.getRandomValues, which every browser has. */
+export function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const x = [...b].map((v) => v.toString(16).padStart(2, "0")).join("");
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
 function contactChoices(student) {
   const contacts = student.contacts || [];
   if (student.is_adult) {
@@ -72,6 +83,11 @@ export async function openShareDialog(services) {
 
   let studentId = "";
   let students = [];
+  // One Idempotency-Key per share meant: pressing Share again with the same choices
+  // (after a time-out or a lost connection, when the first may have gone through)
+  // sends the same key, and the API answers with that share instead of a second one.
+  // Changed choices are another share: a new key.
+  let attempt = { key: "", payload: "" };
   const isWalkIn = () => form.querySelector("input[name=who]:checked").value === "walkin";
   const chooseStudent = async (id) => {
     studentId = id;
@@ -113,9 +129,11 @@ export async function openShareDialog(services) {
     if (language.value) payload.language = language.value;
     if (note.value.trim()) payload.note = note.value.trim();
     if (!walkIn && needsConsent) payload.consent = consent.value();
+    const sent = JSON.stringify(payload);
+    if (attempt.payload !== sent) attempt = { key: newKey(), payload: sent };
     submit.disabled = true;
     try {
-      const result = await api.post("/api/v1/referrals", payload);
+      const result = await api.post("/api/v1/referrals", payload, { headers: { "Idempotency-Key": attempt.key } });
       const referrals = (result && result.items) || [];
       const links = referrals.flatMap((r) => {
         const out = [];
@@ -135,6 +153,10 @@ export async function openShareDialog(services) {
       messages.querySelector("button").focus();
     } catch (err) {
       replace(messages, errorNotice(err));
+      if (err.status === 0 || err.status >= 502) {
+        // It may have been shared: say that pressing Share again is safe (same key).
+        append(messages, notice("info", "If it did go through, pressing Share again will not send it twice."));
+      }
       if (err.code === "consent_required") {
         needsConsent = true; // the API knows the service is a program's: ask, then try again
         consent.area.hidden = false;
