@@ -18,8 +18,8 @@ from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from weintervene.db import UTCDateTime, new_id, utcnow
-from weintervene.export import declare_ownership, ownership
 from weintervene.deletion import make_deletion_receipt_model
+from weintervene.export import declare_ownership, ownership
 from weintervene.messaging import make_outbox_model, make_processed_event_model
 
 

@@ -18,7 +18,7 @@ from services.directory import editing, hsds_api, visibility
 from services.directory.demo import load_demo
 from services.directory.dependencies import ImportRunner, TaxonomyAtStart, directory_database
 from services.directory.geo import bounding_box, miles_between
-from services.directory.models import ImportJob, DeletionReceipt, OutboxMessage, Service, ServiceSearch
+from services.directory.models import DeletionReceipt, ImportJob, OutboxMessage, Service, ServiceSearch
 from services.directory.schemas import (
     HsdsOrganizationsQuerySchema, HsdsPageSchema, HsdsServicesQuerySchema, HsdsTaxonomyTermsQuerySchema,
     SearchQuerySchema, ServiceInputSchema,

@@ -9,8 +9,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from weintervene.db import UTCDateTime, new_id, utcnow
-from weintervene.export import Via, declare_ownership, ownership
 from weintervene.deletion import make_deletion_receipt_model
+from weintervene.export import Via, declare_ownership, ownership
 from weintervene.messaging import make_outbox_model, make_processed_event_model
 
 
