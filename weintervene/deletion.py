@@ -4,16 +4,25 @@ data mixes in :class:`DeletionParticipant`.
 Retention publishes ``deletion_requested`` to each service's durable queue; the
 participant loads it with the shared contract, deletes idempotently in one
 transaction (the service's ``delete_for``), stages ``deletion_completed`` in its
-outbox in that same transaction. A redelivered request deletes nothing more and
-confirms again, which retention records once; a copy arriving while the same
-request is still being carried out (a re-send during a long termination) is
-skipped (:func:`claim_request`). New data about the subject is kept
-out by identity's fence (``identity.fence_subject``), set before dispatch.
+outbox in that same transaction. A copy arriving while the same request is still
+being carried out (a re-send during a long termination) is skipped
+(:func:`claim_request`). New data about the subject is kept out by identity's
+fence (``identity.fence_subject``), set before dispatch.
+
+A request can still run more than once (a copy redelivered after a broker restart,
+a re-send), and a later run finds (almost) nothing left. So each run adds its
+counts to the service's *deletion receipt* for the request (:func:`add_to_receipt`,
+same transaction), and every confirmation carries the receipt's totals over all
+runs and the first run's completion time: whichever copy reaches retention first
+(which records the first per service) says what the service really deleted,
+never the zeros of a repeat.
 
 Example::
 
     class AnalyticsService(DeletionParticipant, OutboxRelay):
         name = "analytics"
+        outbox_model = OutboxMessage          # make_outbox_model(Base)
+        receipt_model = DeletionReceipt       # make_deletion_receipt_model(Base)
         ...
         def delete_for(self, request: dict) -> dict[str, int]:
             if request["scope"] != "tenant":
@@ -29,13 +38,14 @@ import time
 
 from marshmallow import ValidationError
 from nameko.events import SERVICE_POOL, event_handler
-from sqlalchemy import text
+from sqlalchemy import Integer, String, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Mapped, mapped_column
 
 from weintervene.contracts import (
     DELETION_COMPLETED, DELETION_REQUESTED, DeletionCompleted, DeletionRequested,
 )
-from weintervene.db import utcnow
+from weintervene.db import JSONType, UTCDateTime, utcnow
 from weintervene.messaging import outbox_add, relay_outbox
 
 log = logging.getLogger(__name__)
@@ -71,19 +81,70 @@ def claim_request(session, service: str, request_id: str) -> bool:
     return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())
 
 
-def completion_payload(service: str, request_id: str, counts: dict) -> dict:
-    return DeletionCompleted().dump(
-        {"request_id": request_id, "service": service, "counts": counts, "completed_at": utcnow()}
-    )
+def make_deletion_receipt_model(base):
+    """The deletion receipts in one data service's own database: per request carried
+    out, the rows it deleted over every run of that request.
+
+    No personal data: a request id (retention's, not the subject's) and counts per
+    table. So the receipt outlives the deletion it describes, and is what lets the
+    service prove what it deleted. Kept for good, like retention's audit record (one
+    small row per request); no purge removes it.
+
+    Example: ``DeletionReceipt = make_deletion_receipt_model(Base)``  # in models.py
+    """
+
+    class DeletionReceipt(base):
+        __tablename__ = "deletion_receipt"
+        request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+        counts: Mapped[dict] = mapped_column(JSONType)  # running totals {table_or_kind: rows}
+        runs: Mapped[int] = mapped_column(Integer, default=1)
+        first_completed_at = mapped_column(UTCDateTime, nullable=False)
+        last_run_at = mapped_column(UTCDateTime, nullable=False)
+
+    return DeletionReceipt
+
+
+def add_to_receipt(session, model, request_id: str, counts: dict):
+    """Add one run's ``counts`` to the receipt of ``request_id`` (created by the first
+    run) in the caller's transaction; returns the receipt, its ``counts`` the totals.
+
+    Called under :func:`claim_request`, so two runs of one request never both read
+    the receipt before either commits.
+
+    Example: add_to_receipt(db, DeletionReceipt, rid, {"shares": 0})  # .counts -> {"shares": 2}
+    """
+    now = utcnow()
+    # populate_existing: read what is committed, not an object the session still holds.
+    receipt = session.get(model, request_id, populate_existing=True)
+    if receipt is None:
+        receipt = model(request_id=request_id, counts=dict(counts), runs=1,
+                        first_completed_at=now, last_run_at=now)
+        session.add(receipt)
+        return receipt
+    totals = dict(receipt.counts or {})
+    for kind, n in counts.items():
+        totals[kind] = totals.get(kind, 0) + n
+    receipt.counts = totals  # a new dict: JSON columns do not see changes made in place
+    receipt.runs = (receipt.runs or 1) + 1
+    receipt.last_run_at = now
+    return receipt
+
+
+def completion_payload(service: str, request_id: str, counts: dict, completed_at=None) -> dict:
+    return DeletionCompleted().dump({
+        "request_id": request_id, "service": service, "counts": counts,
+        "completed_at": completed_at or utcnow(),
+    })
 
 
 class DeletionParticipant:
     """Mixin: handle ``retention.deletion_requested`` and confirm with counts.
 
     The service defines ``db``, ``outbox_model`` (and relays its outbox with
-    :class:`weintervene.messaging.OutboxRelay`), and ``delete_for(request)``
-    returning ``{table_or_kind: rows_deleted}``. ``request`` is the loaded
-    contract with ids as strings.
+    :class:`weintervene.messaging.OutboxRelay`), ``receipt_model``
+    (:func:`make_deletion_receipt_model`), and ``delete_for(request)`` returning
+    ``{table_or_kind: rows_deleted}``. ``request`` is the loaded contract with
+    ids as strings. The confirmation carries the receipt's totals over every run.
     """
 
     @event_handler("retention", DELETION_REQUESTED, handler_type=SERVICE_POOL, reliable_delivery=True)
@@ -111,9 +172,13 @@ class DeletionParticipant:
                              self.name, request["request_id"])
                     return
                 counts = self.delete_for(request)
+                receipt = add_to_receipt(self.db, self.receipt_model, request["request_id"], counts)
+                # The totals, not this run's counts: a repeat deletes nothing and would
+                # otherwise confirm zeros, which retention may record first.
                 outbox_add(
                     self.db, self.outbox_model, DELETION_COMPLETED,
-                    completion_payload(self.name, request["request_id"], counts),
+                    completion_payload(self.name, request["request_id"], receipt.counts,
+                                       receipt.first_completed_at),
                 )
                 self.db.commit()
                 break
@@ -123,7 +188,8 @@ class DeletionParticipant:
                     raise
                 log.warning("%s: request %s met %s; trying again", self.name, request["request_id"], sqlstate(exc))
                 time.sleep(0.05 * attempt)  # green under eventlet
-        log.info("%s deleted %s for request %s", self.name, counts, request["request_id"])
+        log.info("%s deleted %s for request %s (run %d; in all %s)",
+                 self.name, counts, request["request_id"], receipt.runs, receipt.counts)
         if getattr(self, "events", None) is not None:
             # Confirm now rather than at the next relay tick (an opt-out should
             # be confirmed everywhere within a second); the timer still retries.

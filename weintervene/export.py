@@ -20,8 +20,8 @@ there, in every service, and nothing is hand-coded per service.
 termination deletes was in the export, and nothing of another tenant.
 
 Secrets never leave (password and token hashes), nor does the plumbing (outbox,
-processed events, migrations, idempotency keys). Retention gathers the pieces and
-:func:`build_archive` packs them as a zip of JSON and CSV.
+processed events, migrations, idempotency keys, deletion receipts). Retention
+gathers the pieces and :func:`build_archive` packs them as a zip of JSON and CSV.
 
 Internal RPCs (the broker is internal; retention checked the caller's right).
 
@@ -52,7 +52,9 @@ from sqlalchemy import MetaData, Table, or_, select
 from weintervene.entrypoints import rpc
 
 # idempotency_key: a day's record of which request made which share (hashes only).
-PLUMBING_TABLES = frozenset({"outbox_message", "processed_event", "alembic_version", "idempotency_key"})
+# deletion_receipt: request ids and counts, no tenant data (weintervene.deletion).
+PLUMBING_TABLES = frozenset({"outbox_message", "processed_event", "alembic_version", "idempotency_key",
+                             "deletion_receipt"})
 SECRET_MARKERS = ("password", "token", "_hash", "secret")
 SCOPES = ("tenant", "student")
 INFO_KEY = "export"

@@ -19,6 +19,7 @@ from sqlalchemy import Date, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from weintervene.db import UTCDateTime, utcnow
+from weintervene.deletion import make_deletion_receipt_model
 from weintervene.messaging import make_outbox_model, make_processed_event_model
 
 
@@ -28,6 +29,8 @@ class Base(DeclarativeBase):
 
 OutboxMessage = make_outbox_model(Base)
 ProcessedEvent = make_processed_event_model(Base)
+# What this service deleted per deletion request, totalled over every run (no personal data).
+DeletionReceipt = make_deletion_receipt_model(Base)
 
 
 class ServiceShareCount(Base):

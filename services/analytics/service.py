@@ -10,7 +10,7 @@ import re
 from services.analytics import counting, reports
 from services.analytics.dependencies import analytics_database
 from services.analytics.intake import batch_event_handler
-from services.analytics.models import OutboxMessage
+from services.analytics.models import DeletionReceipt, OutboxMessage
 from services.analytics.schemas import DashboardQuerySchema, ReportQuerySchema
 from services.analytics.scope import resolve_scope
 from services.analytics.sources import Sources, TermCache
@@ -33,6 +33,7 @@ class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthChe
     metrics = EntrypointMetrics()
     events = ReliablePublisher()
     outbox_model = OutboxMessage
+    receipt_model = DeletionReceipt
     identity_rpc = ServiceRpc("identity")
     directory_rpc = ServiceRpc("directory")
     term_cache = TermCache()

@@ -18,6 +18,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from weintervene.db import UTCDateTime, new_id, utcnow
+from weintervene.deletion import make_deletion_receipt_model
 from weintervene.export import declare_ownership, ownership
 from weintervene.messaging import make_outbox_model, make_processed_event_model
 
@@ -28,6 +29,8 @@ class Base(DeclarativeBase):
 
 OutboxMessage = make_outbox_model(Base)
 ProcessedEvent = make_processed_event_model(Base)
+# What this service deleted per deletion request, totalled over every run (no personal data).
+DeletionReceipt = make_deletion_receipt_model(Base)
 
 
 def _id():

@@ -18,7 +18,7 @@ from services.directory import editing, hsds_api, visibility
 from services.directory.demo import load_demo
 from services.directory.dependencies import ImportRunner, TaxonomyAtStart, directory_database
 from services.directory.geo import bounding_box, miles_between
-from services.directory.models import ImportJob, OutboxMessage, Service, ServiceSearch
+from services.directory.models import DeletionReceipt, ImportJob, OutboxMessage, Service, ServiceSearch
 from services.directory.schemas import (
     HsdsOrganizationsQuerySchema, HsdsPageSchema, HsdsServicesQuerySchema, HsdsTaxonomyTermsQuerySchema,
     SearchQuerySchema, ServiceInputSchema,
@@ -62,6 +62,7 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
     metrics = EntrypointMetrics()
     events = ReliablePublisher()
     outbox_model = OutboxMessage
+    receipt_model = DeletionReceipt
     taxonomy_at_start = TaxonomyAtStart()
     imports = ImportRunner()
     identity_rpc = ServiceRpc("identity")

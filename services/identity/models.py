@@ -9,6 +9,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from weintervene.db import UTCDateTime, new_id, utcnow
+from weintervene.deletion import make_deletion_receipt_model
 from weintervene.export import Via, declare_ownership, ownership
 from weintervene.messaging import make_outbox_model, make_processed_event_model
 
@@ -212,6 +213,8 @@ class IncidentNotice(Base):
 
 OutboxMessage = make_outbox_model(Base)
 ProcessedEvent = make_processed_event_model(Base)
+# What this service deleted per deletion request, totalled over every run (no personal data).
+DeletionReceipt = make_deletion_receipt_model(Base)
 
 Index("ix_login_attempt_account_at", LoginAttempt.account_key, LoginAttempt.at)
 

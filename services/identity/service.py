@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from services.identity import accounts, erasure, notices, rosters, students, tenants
 from services.identity.dependencies import identity_database
-from services.identity.models import OutboxMessage, Tenant
+from services.identity.models import DeletionReceipt, OutboxMessage, Tenant
 from services.identity.notice_schemas import (
     AcknowledgementCreateSchema, IncidentNoticeCreateSchema, PolicyVersionCreateSchema,
 )
@@ -47,6 +47,7 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
     metrics = EntrypointMetrics()
     events = ReliablePublisher()
     outbox_model = OutboxMessage
+    receipt_model = DeletionReceipt
 
     @timer(interval=60.0)
     def forget_session_notices(self):

@@ -18,6 +18,7 @@ from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from weintervene.db import JSONType, UTCDateTime, new_id, utcnow
+from weintervene.deletion import make_deletion_receipt_model
 from weintervene.messaging import make_outbox_model, make_processed_event_model
 
 
@@ -223,3 +224,5 @@ class IdempotencyKey(Base):
 
 OutboxMessage = make_outbox_model(Base)
 ProcessedEvent = make_processed_event_model(Base)
+# What this service deleted per deletion request, totalled over every run (no personal data).
+DeletionReceipt = make_deletion_receipt_model(Base)

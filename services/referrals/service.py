@@ -10,7 +10,7 @@ from services.referrals import delivery, erasure, followup, idempotency, saved_l
 from services.referrals.dependencies import referrals_database
 from services.referrals.directory_cache import DirectoryServices
 from services.referrals.exceptions import BadSignature
-from services.referrals.models import OutboxMessage
+from services.referrals.models import DeletionReceipt, OutboxMessage
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
 from weintervene.export import DataExporter, export_rows
@@ -28,6 +28,7 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
     metrics = EntrypointMetrics()
     events = ReliablePublisher()
     outbox_model = OutboxMessage
+    receipt_model = DeletionReceipt
 
     identity = ServiceRpc("identity")
     directory = ServiceRpc("directory")

@@ -33,7 +33,7 @@ from tests.support.infra import ROOT, random_suffix
 from tests.support.people import bootstrap, call
 from weintervene.contracts import DATA_SERVICES, DELETION_REQUESTED, SUBSCRIPTIONS, queue_name
 from weintervene.db import Database, make_engine
-from weintervene.deletion import DeletionParticipant
+from weintervene.deletion import DeletionParticipant, make_deletion_receipt_model
 from weintervene.messaging import OutboxRelay, ReliablePublisher, event_exchange, make_outbox_model
 from weintervene.runner import service_class
 
@@ -64,6 +64,7 @@ def stand_in_participant(service_name: str, folder) -> type:
         tenant_id: Mapped[str] = mapped_column(String(36), index=True)
 
     outbox = make_outbox_model(StandInBase)
+    receipts = make_deletion_receipt_model(StandInBase)
 
     class StandInDatabase(Database):
         def setup(self):
@@ -76,6 +77,7 @@ def stand_in_participant(service_name: str, folder) -> type:
         db = StandInDatabase(service_name, StandInBase)
         events = ReliablePublisher()
         outbox_model = outbox
+        receipt_model = receipts
 
         def delete_for(self, request):
             n = self.db.execute(delete(Record).where(Record.tenant_id.in_(request["tenant_ids"]))).rowcount

@@ -15,6 +15,8 @@ from sqlalchemy.orm import sessionmaker
 from services.retention import audit
 from services.retention.models import AuditEntry, Base, DeletionRequest, OutboxMessage
 from services.retention.service import RetentionService
+from services.directory.models import Base as DirectoryBase, DeletionReceipt as DirectoryReceipt
+from services.directory.models import OutboxMessage as DirectoryOutbox
 from weintervene.contracts import DATA_SERVICES, DELETION_REQUESTED, DeletionRequested
 from tests.support.databases import migrated_session
 from weintervene.db import Database, make_engine, migrate, utcnow
@@ -261,25 +263,33 @@ def test_a_removed_entry_breaks_the_chain(session):
     assert report["first_broken"]["seq"] == 3 and "missing" in report["first_broken"]["reason"]
 
 
+@pytest.fixture
+def participant_session(tmp_path):
+    """A data service's database (directory's: its outbox and deletion receipts)."""
+    with migrated_session(tmp_path, "directory") as db:
+        yield db
+
+
 class Participant(DeletionParticipant):
-    """Stands in for a data service (its outbox table borrowed from retention's schema)."""
+    """Stands in for a data service's deletion handler (on directory's schema)."""
 
     name = "directory"
-    db = Database("directory", Base)
-    outbox_model = OutboxMessage
+    db = Database("directory", DirectoryBase)
+    outbox_model = DirectoryOutbox
+    receipt_model = DirectoryReceipt
 
     def delete_for(self, request):
         return {"things": 1}
 
 
-def test_participant_ignores_a_resend_addressed_to_other_services(session):
-    worker = worker_factory(Participant, db=session)
+def test_participant_ignores_a_resend_addressed_to_other_services(participant_session):
+    worker = worker_factory(Participant, db=participant_session)
     base = {"request_id": str(uuid.uuid4()), "scope": "tenant", "tenant_id": SCHOOL, "subject_id": SCHOOL,
             "attempt": 2}
     worker.on_deletion_requested({**base, "services": ["identity"]})
-    assert session.scalars(select(OutboxMessage)).all() == []
+    assert participant_session.scalars(select(DirectoryOutbox)).all() == []
     worker.on_deletion_requested({**base, "services": ["directory", "analytics"]})
-    [message] = session.scalars(select(OutboxMessage)).all()
+    [message] = participant_session.scalars(select(DirectoryOutbox)).all()
     assert message.payload["service"] == "directory" and message.payload["counts"] == {"things": 1}
 
 
@@ -297,25 +307,30 @@ class DeadlockOnce(Participant):
         return {"things": 1}
 
 
-def test_participant_runs_a_deadlocked_deletion_again_and_confirms_once(session):
-    worker = worker_factory(DeadlockOnce, db=session)
-    worker.on_deletion_requested({"request_id": str(uuid.uuid4()), "scope": "tenant", "tenant_id": SCHOOL,
+def test_participant_runs_a_deadlocked_deletion_again_and_confirms_once(participant_session):
+    worker = worker_factory(DeadlockOnce, db=participant_session)
+    request_id = str(uuid.uuid4())
+    worker.on_deletion_requested({"request_id": request_id, "scope": "tenant", "tenant_id": SCHOOL,
                                   "subject_id": SCHOOL, "attempt": 1})
     assert DeadlockOnce.tries == 2
-    [message] = session.scalars(select(OutboxMessage)).all()
+    [message] = participant_session.scalars(select(DirectoryOutbox)).all()
     assert message.payload["counts"] == {"things": 1}
+    # The attempt that deadlocked left nothing in the receipt either: one run counted.
+    receipt = participant_session.get(DirectoryReceipt, request_id)
+    assert receipt.runs == 1 and receipt.counts == {"things": 1}
 
 
-def test_participant_does_not_retry_other_database_errors(session):
+def test_participant_does_not_retry_other_database_errors(participant_session):
     class Broken(Participant):
         def delete_for(self, request):
             raise DBAPIError("DELETE", {}, Deadlocked({"C": "23503", "M": "foreign key violation"}))
 
-    worker = worker_factory(Broken, db=session)
+    worker = worker_factory(Broken, db=participant_session)
     with pytest.raises(DBAPIError):
         worker.on_deletion_requested({"request_id": str(uuid.uuid4()), "scope": "tenant", "tenant_id": SCHOOL,
                                       "subject_id": SCHOOL, "attempt": 1})
-    assert session.scalars(select(OutboxMessage)).all() == []
+    assert participant_session.scalars(select(DirectoryOutbox)).all() == []
+    assert participant_session.scalars(select(DirectoryReceipt)).all() == []
 
 
 def test_audit_entries_carry_no_subject_id(service, session):
