@@ -22,19 +22,20 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import eventlet
 from prometheus_client import Counter
-from sqlalchemy import select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import bindparam, case, insert, select, update
 
 from services.referrals.messages import render_reminder, render_share
 from services.referrals.models import Delivery, DeliveryAttempt, Referral, Share
 from services.referrals.sms import SmsError, send_sms
 from weintervene.config import settings
-from weintervene.db import utcnow
+from weintervene.db import new_id, utcnow
 from weintervene.errors import Forbidden, NotFound, Conflict, WeInterveneError
 from weintervene.mail import MailConnection, MailRefused, MailUnavailable, send as send_email
 
@@ -85,28 +86,10 @@ def recover_interrupted(session) -> int:
     return len(stale)
 
 
-def claim(session, delivery_id: str) -> Delivery | None:
-    """Take one due delivery for this worker, or None if another took it first.
-
-    One conditional ``UPDATE … RETURNING`` (the row comes back with it) and the
-    attempt's log row, in one commit.
-    """
-    now = utcnow()
-    delivery = session.scalars(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.state == "queued", Delivery.next_attempt_at <= now)
-        .values(state="sending", attempts=Delivery.attempts + 1, claimed_at=now)
-        .returning(Delivery)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).one_or_none()
-    if delivery is None:
-        session.rollback()
-        return None
-    attempt = DeliveryAttempt(delivery_id=delivery.id, number=delivery.attempts, started_at=now)
-    session.add(attempt)
-    session.commit()
-    delivery.current_attempt = attempt  # closed after sending without reloading the log
-    return delivery
+def claim(session, delivery_id: str) -> "Claimed | None":
+    """Take one due delivery for this worker, or None if another took it first (:func:`claim_many`)."""
+    claimed = claim_many(session, [delivery_id])
+    return claimed[0] if claimed else None
 
 
 def deliver_due(make_session, identity, batch: int = 200) -> int:
@@ -177,31 +160,90 @@ def prefetch_contacts(identity, due) -> dict:
     return found
 
 
-def claim_many(session, delivery_ids: list[str]) -> list[Delivery]:
-    """Take the due deliveries of ``delivery_ids`` for this worker (those another took are left out).
+DELIVERY, ATTEMPT, SHARE, REFERRAL = (m.__table__ for m in (Delivery, DeliveryAttempt, Share, Referral))
 
-    One conditional ``UPDATE … RETURNING``, the attempts' log rows, and the
-    shares with their referrals (what the messages say), in one commit.
+
+@dataclasses.dataclass(slots=True)
+class Claimed:
+    """A delivery this worker claimed, with what its message needs (its share and the
+    share's referrals, in ``share``), read in the claim's transaction.
+
+    Plain values rather than ORM objects: a chunk's bookkeeping is a few Core statements
+    (the ORM's unit of work and identity map cost more than the statements themselves).
+    ``attempt_id`` is the log row of this attempt, closed with the outcome.
+    """
+
+    id: str
+    share_id: str
+    referral_id: str | None
+    purpose: str
+    channel: str
+    recipient_kind: str
+    recipient_id: str | None
+    transient_address: str | None
+    language: str
+    attempts: int
+    attempt_id: str
+    share: SimpleNamespace
+
+
+_CLAIMED = (DELIVERY.c.id, DELIVERY.c.share_id, DELIVERY.c.referral_id, DELIVERY.c.purpose, DELIVERY.c.channel,
+            DELIVERY.c.recipient_kind, DELIVERY.c.recipient_id, DELIVERY.c.transient_address, DELIVERY.c.language,
+            DELIVERY.c.attempts)
+
+
+def claim_many(session, delivery_ids: list[str]) -> list[Claimed]:
+    """Take the due deliveries of ``delivery_ids`` for this worker (those another took are left out),
+    in the order given.
+
+    One transaction of three statements: a conditional ``UPDATE … RETURNING`` (``queued``
+    and due -> ``sending``, attempts + 1), one multi-row INSERT of the attempts' log rows,
+    and one SELECT of the shares with their referrals (what the messages say).
     """
     now = utcnow()
-    deliveries = session.scalars(
-        update(Delivery)
-        .where(Delivery.id.in_(delivery_ids), Delivery.state == "queued", Delivery.next_attempt_at <= now)
-        .values(state="sending", attempts=Delivery.attempts + 1, claimed_at=now)
-        .returning(Delivery)
-        .execution_options(synchronize_session=False, populate_existing=True)
+    connection = session.connection()
+    rows = connection.execute(
+        update(DELIVERY)
+        .where(DELIVERY.c.id.in_(delivery_ids), DELIVERY.c.state == "queued", DELIVERY.c.next_attempt_at <= now)
+        .values(state="sending", attempts=DELIVERY.c.attempts + 1, claimed_at=now)
+        .returning(*_CLAIMED)
     ).all()
-    if not deliveries:
+    if not rows:
         session.rollback()
         return []
-    attempts = [DeliveryAttempt(delivery_id=d.id, number=d.attempts, started_at=now) for d in deliveries]
-    session.add_all(attempts)
-    session.scalars(select(Share).where(Share.id.in_({d.share_id for d in deliveries}))
-                    .options(selectinload(Share.referrals))).all()
+    order = {delivery_id: i for i, delivery_id in enumerate(delivery_ids)}
+    rows.sort(key=lambda row: order[row.id])
+    attempts = [{"id": new_id(), "delivery_id": row.id, "number": row.attempts, "started_at": now,
+                 "finished_at": None, "result": "sending", "reason": None} for row in rows]
+    # One statement with every row (an executemany is a round trip per row on pg8000).
+    connection.execute(insert(ATTEMPT).values(attempts))
+    shares = _shares(connection, {row.share_id for row in rows})
     session.commit()
-    for delivery, attempt in zip(deliveries, attempts):
-        delivery.current_attempt = attempt
-    return deliveries
+    return [Claimed(**row._mapping, attempt_id=attempt["id"], share=shares[row.share_id])
+            for row, attempt in zip(rows, attempts)]
+
+
+def _shares(connection, share_ids) -> dict[str, SimpleNamespace]:
+    """{share id: the share's facts with ``referrals`` (id, service_info, status, last_update_at) in order}."""
+    rows = connection.execute(
+        select(SHARE.c.id, SHARE.c.tenant_id, SHARE.c.district_id, SHARE.c.sharer_id, SHARE.c.sharer_role,
+               SHARE.c.student_id, SHARE.c.note, REFERRAL.c.id.label("referral_id"), REFERRAL.c.service_info,
+               REFERRAL.c.status, REFERRAL.c.last_update_at)
+        .select_from(SHARE.outerjoin(REFERRAL, REFERRAL.c.share_id == SHARE.c.id))
+        .where(SHARE.c.id.in_(sorted(share_ids)))
+        .order_by(SHARE.c.id, REFERRAL.c.position)
+    )
+    shares: dict[str, SimpleNamespace] = {}
+    for row in rows:
+        share = shares.get(row.id)
+        if share is None:
+            share = shares[row.id] = SimpleNamespace(
+                id=row.id, tenant_id=row.tenant_id, district_id=row.district_id, sharer_id=row.sharer_id,
+                sharer_role=row.sharer_role, student_id=row.student_id, note=row.note, referrals=[])
+        if row.referral_id is not None:
+            share.referrals.append(SimpleNamespace(id=row.referral_id, service_info=row.service_info,
+                                                   status=row.status, last_update_at=row.last_update_at))
+    return shares
 
 
 def _deliver_chunk(make_session, identity, delivery_ids: list[str], contacts: dict) -> None:
@@ -209,8 +251,8 @@ def _deliver_chunk(make_session, identity, delivery_ids: list[str], contacts: di
         deliveries = claim_many(session, delivery_ids)
         if not deliveries:
             return
-        # Everything read from the database is read here, before the sends run in
-        # parallel: the greenthreads below never touch the session.
+        # Everything read from the database was read by the claim: the sends below
+        # (greenthreads for SMS) never touch the session.
         jobs = []
         for delivery in deliveries:
             try:
@@ -218,38 +260,63 @@ def _deliver_chunk(make_session, identity, delivery_ids: list[str], contacts: di
             except Exception as exc:  # noqa: BLE001 - recorded below like any send failure
                 jobs.append((delivery, exc))
         outcomes = _send_all(jobs, identity, contacts)
-        for (delivery, _), (result, value) in zip(jobs, outcomes):
-            if result == "sent":
-                _finish(delivery, "sent", None)
-                delivery.provider_message_id = value
-                delivery.sent_at = utcnow()
-                _close_attempt(delivery, "sent", None)
-                DELIVERIES.labels(delivery.channel, "sent").inc()
-            else:
-                _record_failure(delivery, value, permanent=result == "permanent")
-        _leave_out_deleted(session, deliveries)
-        session.commit()
+        record_outcomes(session, deliveries, outcomes)
 
 
-def _leave_out_deleted(session, deliveries: list[Delivery]) -> None:
-    """Leave out of the chunk's commit the deliveries a deletion removed while they were being
-    sent (an opt-out or a termination of their share, seen in the broker-restart test).
+def record_outcomes(session, deliveries: list[Claimed], outcomes: list[tuple[str, str]]) -> None:
+    """Record each delivery's outcome (``_try_send``'s) and close its attempt, in one commit.
 
-    Their rows are gone: updating them failed the whole commit (StaleDataError), which left
-    every other delivery of the chunk ``sending``, to be sent a second time once stale. The
-    rows that remain are locked (PostgreSQL) until the commit, so no deletion slips in between.
+    ``sent`` -> sent with the provider's id; ``permanent``, or ``temporary`` on the last
+    allowed attempt -> failed with the reason; ``temporary`` otherwise -> queued again
+    with ``next_attempt_at`` pushed out (:func:`backoff`). The sent rows take one
+    statement per table; failures (rare) one row each.
+
+    A delivery deleted while it was sent (an opt-out, a termination) matches no row
+    and is simply not recorded; the others are. The attempts are written before the
+    deliveries, the order in which a deletion removes them (``erasure``), so the two
+    wait for each other rather than deadlock.
     """
-    ids = sorted(d.id for d in deliveries)
-    with session.no_autoflush:
-        remaining = set(session.scalars(select(Delivery.id).where(Delivery.id.in_(ids))
-                                        .order_by(Delivery.id).with_for_update()))
-    for delivery in deliveries:
-        if delivery.id in remaining:
+    now = utcnow()
+    max_attempts = settings().delivery_max_attempts
+    sent, failed, requeued = {}, [], []
+    attempt_failures = []
+    for delivery, (result, value) in zip(deliveries, outcomes):
+        DELIVERIES.labels(delivery.channel, "sent" if result == "sent" else "failed").inc()
+        if result == "sent":
+            sent[delivery.id] = (delivery.attempt_id, value)
             continue
-        log.info("delivery %s was deleted while it was sent; nothing to record", delivery.id)
-        for row in (getattr(delivery, "current_attempt", None), delivery):
-            if row is not None and row in session:
-                session.expunge(row)
+        attempt_failures.append({"b_id": delivery.attempt_id, "b_reason": value})
+        if result == "permanent":
+            failed.append({"b_id": delivery.id, "b_error": value})
+        elif delivery.attempts >= max_attempts:
+            failed.append({"b_id": delivery.id, "b_error": f"gave up after {delivery.attempts} attempts: {value}"})
+        else:
+            requeued.append({"b_id": delivery.id, "b_error": value, "b_next": now + backoff(delivery.attempts)})
+    connection = session.connection()
+    if sent:
+        connection.execute(
+            update(ATTEMPT).where(ATTEMPT.c.id.in_([attempt for attempt, _ in sent.values()]))
+            .values(result="sent", reason=None, finished_at=now))
+    if attempt_failures:
+        connection.execute(
+            update(ATTEMPT).where(ATTEMPT.c.id == bindparam("b_id"))
+            .values(result="failed", reason=bindparam("b_reason"), finished_at=now), attempt_failures)
+    if sent:
+        # A walk-in family's typed address is kept only while it is needed.
+        connection.execute(
+            update(DELIVERY).where(DELIVERY.c.id.in_(list(sent)))
+            .values(state="sent", last_error=None, transient_address=None, sent_at=now,
+                    provider_message_id=case({d: provider_id for d, (_, provider_id) in sent.items()},
+                                             value=DELIVERY.c.id)))
+    if failed:
+        connection.execute(
+            update(DELIVERY).where(DELIVERY.c.id == bindparam("b_id"))
+            .values(state="failed", last_error=bindparam("b_error"), transient_address=None), failed)
+    if requeued:
+        connection.execute(
+            update(DELIVERY).where(DELIVERY.c.id == bindparam("b_id"))
+            .values(state="queued", last_error=bindparam("b_error"), next_attempt_at=bindparam("b_next")), requeued)
+    session.commit()
 
 
 def _send_all(jobs: list, identity, contacts: dict) -> list[tuple[str, str]]:
@@ -271,7 +338,7 @@ def _send_all(jobs: list, identity, contacts: dict) -> list[tuple[str, str]]:
     return [outcomes[i] for i in range(len(jobs))]
 
 
-def _try_send(delivery: Delivery, identity, contact: dict | None, content,
+def _try_send(delivery: Claimed, identity, contact: dict | None, content,
               connection: MailConnection | None = None) -> tuple[str, str]:
     """("sent", provider id) or ("permanent" | "temporary", reason); never raises."""
     try:
@@ -287,32 +354,11 @@ def _try_send(delivery: Delivery, identity, contact: dict | None, content,
         return "temporary", f"internal error: {type(exc).__name__}"
 
 
-def _record_failure(delivery: Delivery, reason: str, permanent: bool) -> None:
-    _close_attempt(delivery, "failed", reason)
-    DELIVERIES.labels(delivery.channel, "failed").inc()
-    if permanent or delivery.attempts >= settings().delivery_max_attempts:
-        _finish(delivery, "failed", reason if permanent else f"gave up after {delivery.attempts} attempts: {reason}")
-    else:
-        delivery.state = "queued"
-        delivery.last_error = reason
-        delivery.next_attempt_at = utcnow() + backoff(delivery.attempts)
-
-
 def _finish(delivery: Delivery, state: str, reason: str | None) -> None:
     delivery.state = state
     delivery.last_error = reason
     # A walk-in family's typed address is kept only while it is needed.
     delivery.transient_address = None
-
-
-def _close_attempt(delivery: Delivery, result: str, reason: str | None) -> None:
-    current = getattr(delivery, "current_attempt", None)
-    if current is not None and current.number == delivery.attempts:
-        current.result, current.reason, current.finished_at = result, reason, utcnow()
-        return
-    for attempt in delivery.attempt_log:
-        if attempt.number == delivery.attempts:
-            attempt.result, attempt.reason, attempt.finished_at = result, reason, utcnow()
 
 
 def sharer_auth(share) -> dict:
@@ -323,7 +369,7 @@ def sharer_auth(share) -> dict:
             "district_id": share.district_id}
 
 
-def _address(delivery: Delivery, identity, contact: dict | None = None) -> str:
+def _address(delivery: Claimed, identity, contact: dict | None = None) -> str:
     """The address to send to; ``contact`` is identity's answer when the batch already asked it."""
     share = delivery.share
     field = "email" if delivery.channel == "email" else "mobile"
@@ -358,7 +404,7 @@ def _address(delivery: Delivery, identity, contact: dict | None = None) -> str:
     return address
 
 
-def _content(delivery: Delivery) -> dict:
+def _content(delivery: Claimed) -> dict:
     share = delivery.share
     if delivery.purpose == "reminder":
         referral = next(r for r in share.referrals if r.id == delivery.referral_id)
@@ -370,7 +416,7 @@ def _content(delivery: Delivery) -> dict:
     return render_share(delivery.language, services, note=share.note)
 
 
-def send(delivery: Delivery, identity, contact: dict | None = None, content: dict | None = None,
+def send(delivery: Claimed, identity, contact: dict | None = None, content: dict | None = None,
          connection: MailConnection | None = None) -> str:
     """Send one delivery now (an email on ``connection`` when given); returns the provider's id.
     Raises Permanent/TemporaryFailure."""
