@@ -78,3 +78,39 @@ def test_plain_text_only_message(sink):
     [message] = received(sink, 1)
     assert message.get_content_type() == "text/plain"
     assert body(message) == "Address: 12 Main St"
+
+
+HEADER_VALUES = [
+    "A service for your family: Casa Azul Counseling",  # short ASCII: written as it is
+    "Un servicio para su familia: Tutoría Año Nuevo",  # non-ASCII: RFC 2047 words
+    "3 services for your family: " + "Northside Food Pantry, " * 4,  # long: folded
+    "two  spaces inside", "a trailing space ", " a leading space", "a\ttab",
+]
+
+
+@pytest.mark.parametrize("subject", HEADER_VALUES)
+def test_wire_bytes_are_the_email_packages_own(subject):
+    # The fast header path changes the cost, not one byte: the same message flattened
+    # with stock compat32 (a Header object per header).
+    from email import policy
+
+    from weintervene.mail import WIRE_POLICY, build_message
+
+    message = build_message("rosa@family.example", subject, "Dirección: 12 Main St\n" + LONG_TEXT,
+                            "<p>Dirección</p>", headers={"X-WeIntervene-Delivery": "d-1", "Content-Language": "es"})
+    assert message.as_bytes(policy=WIRE_POLICY) == message.as_bytes(policy=policy.compat32.clone(linesep="\r\n"))
+
+
+def test_a_part_quoting_its_own_boundary_does_not_end_the_part(sink):
+    # The boundary is not checked against the parts (quoted-printable cannot contain it):
+    # a text with the very boundary on lines of its own still arrives whole.
+    from unittest import mock
+
+    from weintervene import mail
+
+    boundary = mail._boundary()
+    text = f"Before\n--{boundary}\n--{boundary}--\nAfter"
+    with mock.patch.object(mail, "_boundary", return_value=boundary):
+        send("rosa@family.example", "Boundary", text, f"<pre>{text}</pre>")
+    [message] = received(sink, 1)
+    assert body(message) == text and body(message, "html") == f"<pre>{text}</pre>"
