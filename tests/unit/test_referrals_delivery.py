@@ -15,7 +15,7 @@ from services.referrals.models import (
 )
 from services.referrals.sms import SmsError
 from tests.unit.referrals_fixtures import (  # noqa: F401  (fixtures)
-    ADMIN_AUTH, DISTRICT, FATHER, MOTHER, PROGRAM, PROGRAM_AUTH, PROGRAM_SERVICE, SCHOOL, SERVICE, SERVICES,
+    ADMIN_AUTH, DISTRICT, FATHER, MOTHER, NO_MOBILE, PROGRAM, PROGRAM_AUTH, PROGRAM_SERVICE, SCHOOL, SERVICE, SERVICES,
     STUDENT, TEACHER, TEACHER_AUTH, db, directory, identity, make_session, svc, uid,
 )
 from weintervene.db import utcnow
@@ -189,6 +189,60 @@ def test_no_reminder_before_the_configured_days(svc, make_session, patch_setting
     share(svc, channel="print", contacts=())
     with make_session() as s:
         assert queue_reminders(s) == 0
+
+
+
+def test_one_chunk_of_mixed_outcomes_records_each_delivery_exactly(svc, make_session, identity, mailer,
+                                                                    patch_settings):
+    # The chunk's outcomes are written together (one statement per table for the sent rows);
+    # each row must still get its own state, provider id, error, next attempt and log.
+    patch_settings(delivery_backoff_seconds=60, delivery_max_attempts=3)
+    share(svc, contacts=(MOTHER, FATHER, NO_MOBILE))  # rosa@ sent, luis@ busy, ana@ refused
+    for address in ("sent@family.example", "last-try@family.example", "busy@family.example"):
+        svc.share(TEACHER_AUTH, {"service_ids": [SERVICE], "channel": "email", "recipient_email": address})
+    with make_session() as s:
+        last_try = s.scalars(select(Delivery).where(Delivery.transient_address == "last-try@family.example")).one()
+        last_try.attempts = 2  # its coming attempt is the last one allowed
+        s.commit()
+        last_try_id = last_try.id
+
+    def provider(to, *args, **kwargs):
+        if to == "ana@example.org":
+            raise MailRefused("The mail server refused the recipient: 550 no such user")
+        if to in ("luis@example.org", "last-try@family.example", "busy@family.example"):
+            raise MailUnavailable(f"421 busy for {to}")
+        return f"<id-of-{to}>"
+
+    mailer.side_effect = provider
+    before = utcnow()
+    assert deliver_due(make_session, identity) == 6
+    with make_session() as s:
+        rows = {d.recipient_id or d.id: d for d in s.scalars(select(Delivery))}
+        logs = {key: [(a.number, a.result, a.reason) for a in d.attempt_log] for key, d in rows.items()}
+    walk_in = {d.transient_address or d.id: d for d in rows.values() if d.recipient_kind == "walk_in"}
+    sent = [d for d in rows.values() if d.state == "sent"]
+    assert sorted(d.provider_message_id for d in sent) == ["<id-of-rosa@example.org>", "<id-of-sent@family.example>"]
+    assert all(d.provider_message_id == "<id-of-rosa@example.org>" for d in sent if d.recipient_id == MOTHER)
+    assert all(d.sent_at >= before and d.last_error is None and d.transient_address is None for d in sent)
+    assert logs[MOTHER] == [(1, "sent", None)]
+
+    father = rows[FATHER]
+    assert (father.state, father.attempts, father.last_error) == ("queued", 1, "421 busy for luis@example.org")
+    assert father.next_attempt_at >= before + timedelta(seconds=59) and father.sent_at is None
+    assert logs[FATHER] == [(1, "failed", "421 busy for luis@example.org")]
+
+    refused = rows[NO_MOBILE]
+    assert (refused.state, refused.attempts) == ("failed", 1) and "550" in refused.last_error
+    assert logs[NO_MOBILE] == [(1, "failed", refused.last_error)]
+
+    busy = walk_in["busy@family.example"]  # will be retried: its typed address is still needed
+    assert (busy.state, busy.attempts, busy.last_error) == ("queued", 1, "421 busy for busy@family.example")
+    assert busy.transient_address == "busy@family.example"
+    gave_up = rows[last_try_id]  # the last attempt: failed, and the typed address erased
+    assert (gave_up.state, gave_up.attempts, gave_up.transient_address) == ("failed", 3, None)
+    assert gave_up.last_error == "gave up after 3 attempts: 421 busy for last-try@family.example"
+    assert logs[last_try_id] == [(3, "failed", "421 busy for last-try@family.example")]
+    assert mailer.call_count == 6
 
 
 # -- messages ---------------------------------------------------------------------------
