@@ -253,12 +253,16 @@ def _deliver_chunk(make_session, identity, delivery_ids: list[str], contacts: di
             return
         # Everything read from the database was read by the claim: the sends below
         # (greenthreads for SMS) never touch the session.
-        jobs = []
+        jobs, rendered = [], {}
         for delivery in deliveries:
-            try:
-                jobs.append((delivery, _content(delivery)))
-            except Exception as exc:  # noqa: BLE001 - recorded below like any send failure
-                jobs.append((delivery, exc))
+            # A share to both parents in one language is rendered once.
+            key = (delivery.share_id, delivery.referral_id, delivery.purpose, delivery.channel, delivery.language)
+            if key not in rendered:
+                try:
+                    rendered[key] = _content(delivery)
+                except Exception as exc:  # noqa: BLE001 - recorded below like any send failure
+                    rendered[key] = exc
+            jobs.append((delivery, rendered[key]))
         outcomes = _send_all(jobs, identity, contacts)
         record_outcomes(session, deliveries, outcomes)
 
@@ -413,7 +417,7 @@ def _content(delivery: Claimed) -> dict:
         subject, text = render_reminder(delivery.language, referral.service_info["name"], days, referral.status, url)
         return {"subject": subject, "text": text, "html": None, "sms": text}
     services = [r.service_info for r in share.referrals]
-    return render_share(delivery.language, services, note=share.note)
+    return render_share(delivery.language, services, note=share.note, channel=delivery.channel)
 
 
 def send(delivery: Claimed, identity, contact: dict | None = None, content: dict | None = None,

@@ -21,6 +21,8 @@ TEMPLATES = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    # The templates ship with the code: no stat() of every template file on every render.
+    auto_reload=False,
 )
 
 TEXT = {
@@ -121,14 +123,17 @@ def render(template: str, language: str, services: list[dict], **extra) -> str:
     return TEMPLATES.get_template(template).render(t=text_for(language), services=services, **extra)
 
 
-def render_share(language: str, services: list[dict], note: str | None = None) -> dict:
-    """Every rendering of one share: email subject/text/html and the SMS body."""
-    return {
-        "subject": subject(language, services),
-        "text": render("share_email.txt.j2", language, services, note=note),
-        "html": render("share_email.html.j2", language, services, note=note),
-        "sms": render("share_sms.txt.j2", language, services, note=note).strip(),
-    }
+def render_share(language: str, services: list[dict], note: str | None = None, channel: str | None = None) -> dict:
+    """Every rendering of one share: email subject/text/html and the SMS body; only the
+    email's (``channel="email"``) or the SMS's (``channel="sms"``) when that is all that is sent."""
+    rendered = {}
+    if channel in (None, "email"):
+        rendered["subject"] = subject(language, services)
+        rendered["text"] = render("share_email.txt.j2", language, services, note=note)
+        rendered["html"] = render("share_email.html.j2", language, services, note=note)
+    if channel in (None, "sms"):
+        rendered["sms"] = render("share_sms.txt.j2", language, services, note=note).strip()
+    return rendered
 
 
 def render_page(language: str, services: list[dict], note: str | None, kind: str) -> str:

@@ -245,6 +245,18 @@ def test_one_chunk_of_mixed_outcomes_records_each_delivery_exactly(svc, make_ses
     assert mailer.call_count == 6
 
 
+def test_a_share_to_both_parents_is_rendered_once_per_language(svc, make_session, identity, mailer):
+    share(svc, contacts=(MOTHER, FATHER))  # each in their own language: Spanish, English
+    share(svc, contacts=(MOTHER, FATHER), language="es")  # both in Spanish
+    with mock.patch.object(delivery_module, "render_share", wraps=delivery_module.render_share) as render:
+        assert deliver_due(make_session, identity) == 4
+    assert render.call_count == 3
+    subjects = sorted((c.args[0], c.args[1].split(":")[0]) for c in mailer.call_args_list)
+    assert subjects == [("luis@example.org", "A service for your family"),
+                        ("luis@example.org", "Un servicio para su familia"),
+                        ("rosa@example.org", "Un servicio para su familia"),
+                        ("rosa@example.org", "Un servicio para su familia")]
+
 # -- messages ---------------------------------------------------------------------------
 
 def test_english_and_spanish_messages_escape_html():
