@@ -80,25 +80,39 @@ def test_plain_text_only_message(sink):
     assert body(message) == "Address: 12 Main St"
 
 
-HEADER_VALUES = [
-    "A service for your family: Casa Azul Counseling",  # short ASCII: written as it is
+SUBJECTS = [
+    "A service for your family: Casa Azul Counseling",  # short ASCII
     "Un servicio para su familia: Tutoría Año Nuevo",  # non-ASCII: RFC 2047 words
     "3 services for your family: " + "Northside Food Pantry, " * 4,  # long: folded
-    "two  spaces inside", "a trailing space ", " a leading space", "a\ttab",
+    "two  spaces inside", "a trailing space ", " a leading space", "a\ttab", "",
+]
+BODIES = [
+    ("Dirección: 12 Main St\n" + LONG_TEXT, "<p>Dirección: <b>12 Main St</b></p>\n"),
+    ("Tutoría " * 40 + "\n\n\nño", "<p>" + "ñ" * 300 + "</p>"),  # long lines: soft breaks
+    ("CRLF\r\nCR\rLF\nend", "x = 1; y =3D 2\t\n"),  # every line end; '=' itself
+    ("From the school\n.a dot line\ntrailing spaces   \ntrailing tab\t\n", "<p> </p>"),
+    ("a" * 75 + "=" + "b" * 80, "c" * 76 + "\n" + "d" * 77),  # an escape at the soft-break point
+    ("Address: 12 Main St", None),  # plain text only
+    ("Dirección: 12 Main St\n", None),
 ]
 
 
-@pytest.mark.parametrize("subject", HEADER_VALUES)
-def test_wire_bytes_are_the_email_packages_own(subject):
-    # The fast header path changes the cost, not one byte: the same message flattened
-    # with stock compat32 (a Header object per header).
+@pytest.mark.parametrize("subject", SUBJECTS)
+@pytest.mark.parametrize("text, html", BODIES)
+def test_wire_bytes_are_the_email_packages_own(subject, text, html):
+    # What goes on the wire is written directly; it must be exactly what the email
+    # package's generator (stock compat32, a Header object per header) writes for
+    # the message build_message describes, with the same Message-ID and boundary.
     from email import policy
 
-    from weintervene.mail import WIRE_POLICY, build_message
+    from weintervene.mail import build_message, wire_bytes
 
-    message = build_message("rosa@family.example", subject, "Dirección: 12 Main St\n" + LONG_TEXT,
-                            "<p>Dirección</p>", headers={"X-WeIntervene-Delivery": "d-1", "Content-Language": "es"})
-    assert message.as_bytes(policy=WIRE_POLICY) == message.as_bytes(policy=policy.compat32.clone(linesep="\r\n"))
+    headers = {"X-WeIntervene-Delivery": "0f0e0d0c-1111-2222-3333-444455556666", "Content-Language": "es"}
+    message = build_message("Rosa Díaz <rosa@family.example>", subject, text, html, headers=headers)
+    expected = message.as_bytes(policy=policy.compat32.clone(linesep="\r\n"))
+    boundary = message.get_boundary() if html is not None else None
+    assert wire_bytes(message["Message-ID"], boundary, "Rosa Díaz <rosa@family.example>", subject, text, html,
+                      headers) == expected
 
 
 def test_a_part_quoting_its_own_boundary_does_not_end_the_part(sink):
