@@ -88,6 +88,10 @@ def delete_for(db, request: dict) -> dict:
         list_ids = db.scalars(select(SavedList.id).where(SavedList.owner_id == subject)).all()
         db.execute(delete(SavedListItem).where(SavedListItem.list_id.in_(list_ids)))
         counts["saved_lists"] = db.execute(delete(SavedList).where(SavedList.id.in_(list_ids))).rowcount
+        # Attempts before their deliveries, as everywhere here: the delivery worker records a
+        # chunk's outcomes in that order too, so the two wait for each other, never deadlock.
+        reminder_ids = select(Delivery.id).where(Delivery.recipient_kind == "sharer", Delivery.recipient_id == subject)
+        db.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(reminder_ids)))
         counts["reminders"] = db.execute(
             delete(Delivery).where(Delivery.recipient_kind == "sharer", Delivery.recipient_id == subject)
         ).rowcount
