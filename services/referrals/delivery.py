@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import SimpleNamespace
 
 import eventlet
@@ -311,11 +311,14 @@ def record_outcomes(session, deliveries: list[Claimed], outcomes: list[tuple[str
             .values(result="failed", reason=bindparam("b_reason"), finished_at=now), attempt_failures)
     if sent:
         # A walk-in family's typed address is kept only while it is needed.
-        connection.execute(
+        recorded = connection.execute(
             update(DELIVERY).where(DELIVERY.c.id.in_(list(sent)))
             .values(state="sent", last_error=None, transient_address=None, sent_at=now,
                     provider_message_id=case({d: provider_id for d, (_, provider_id) in sent.items()},
-                                             value=DELIVERY.c.id)))
+                                             value=DELIVERY.c.id))).rowcount
+        if recorded < len(sent):
+            log.info("%d sent deliveries were deleted while they were sent; nothing to record",
+                     len(sent) - recorded)
     if failed:
         connection.execute(
             update(DELIVERY).where(DELIVERY.c.id == bindparam("b_id"))
