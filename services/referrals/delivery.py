@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -44,11 +45,15 @@ log = logging.getLogger(__name__)
 DELIVERIES = Counter("weintervene_referral_deliveries_total", "Delivery attempts by channel and result",
                      ["channel", "result"])
 
-# Four chunks of ten in flight: four SMTP connections, each carrying ten messages one
-# after another. A crash strands at most CONCURRENCY rows "sending" (emails among them
-# are marked failed, never sent twice).
+# Four chunks of ten in flight. A chunk's emails go out on one SMTP connection per
+# EMAILS_PER_CONNECTION of them, side by side, each carrying its messages one after
+# another: SMTP sends one message at a time per connection, and a message waits several
+# round trips, so under load one connection per chunk could not keep up with sharing.
+# A crash strands at most CONCURRENCY rows "sending" (emails among them are marked
+# failed, never sent twice).
 CONCURRENCY = 40
 CHUNKS_IN_FLIGHT = 4
+EMAILS_PER_CONNECTION = 5
 
 
 class PermanentFailure(Exception):
@@ -333,18 +338,30 @@ def record_outcomes(session, deliveries: list[Claimed], outcomes: list[tuple[str
 def _send_all(jobs: list, identity, contacts: dict) -> list[tuple[str, str]]:
     """The outcome of each ``(delivery, content)`` job, in order.
 
-    SMS requests run in parallel (one HTTP request each); emails go one after
-    another on one SMTP connection (SMTP sends one message at a time per
-    connection), started while the SMS requests are in flight.
+    SMS requests run in parallel (one HTTP request each). Emails go on one SMTP
+    connection per ``EMAILS_PER_CONNECTION`` of them, one message after another on
+    each, the connections side by side and alongside the SMS requests.
     """
     pool = eventlet.GreenPool(max(len(jobs), 1))
     texts = {i: pool.spawn(_try_send, delivery, identity, contacts.get(delivery.id), content)
              for i, (delivery, content) in enumerate(jobs) if delivery.channel != "email"}
+    emails = [i for i, (delivery, _) in enumerate(jobs) if delivery.channel == "email"]
+    connections = max(math.ceil(len(emails) / EMAILS_PER_CONNECTION), 1)
+    size = max(math.ceil(len(emails) / connections), 1)  # as even as can be: 10 -> 5 + 5, 11 -> 4 + 4 + 3
+    lanes = [emails[start:start + size] for start in range(0, len(emails), size)]
     outcomes = {}
-    with MailConnection() as connection:
-        for i, (delivery, content) in enumerate(jobs):
-            if delivery.channel == "email":
+
+    def send_lane(lane: list[int]) -> None:
+        with MailConnection() as connection:
+            for i in lane:
+                delivery, content = jobs[i]
                 outcomes[i] = _try_send(delivery, identity, contacts.get(delivery.id), content, connection)
+
+    others = [pool.spawn(send_lane, lane) for lane in lanes[1:]]
+    if lanes:
+        send_lane(lanes[0])
+    for lane in others:
+        lane.wait()
     outcomes.update({i: thread.wait() for i, thread in texts.items()})
     return [outcomes[i] for i in range(len(jobs))]
 

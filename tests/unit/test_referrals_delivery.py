@@ -257,6 +257,19 @@ def test_a_share_to_both_parents_is_rendered_once_per_language(svc, make_session
                         ("rosa@example.org", "Un servicio para su familia"),
                         ("rosa@example.org", "Un servicio para su familia")]
 
+
+def test_a_chunk_of_ten_emails_goes_out_on_two_smtp_connections_side_by_side(svc, make_session, identity, mailer):
+    for _ in range(5):
+        share(svc, contacts=(MOTHER, FATHER))
+    assert deliver_due(make_session, identity) == 10
+    by_connection = {}
+    for call in mailer.call_args_list:
+        by_connection.setdefault(id(call.kwargs["connection"]), []).append(call.args[0])
+    assert sorted(len(sent) for sent in by_connection.values()) == [5, 5]
+    assert sorted(sum(by_connection.values(), [])) == ["luis@example.org"] * 5 + ["rosa@example.org"] * 5
+    with make_session() as s:
+        assert {d.state for d in s.scalars(select(Delivery))} == {"sent"}
+
 # -- messages ---------------------------------------------------------------------------
 
 def test_english_and_spanish_messages_escape_html():
