@@ -352,7 +352,7 @@ def _send_all(jobs: list, identity, contacts: dict) -> list[tuple[str, str]]:
     outcomes = {}
 
     def send_lane(lane: list[int]) -> None:
-        with MailConnection() as connection:
+        with MailConnection(keep_open=True) as connection:  # the next chunk takes the session on
             for i in lane:
                 delivery, content = jobs[i]
                 outcomes[i] = _try_send(delivery, identity, contacts.get(delivery.id), content, connection)

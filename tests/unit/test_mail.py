@@ -1,6 +1,8 @@
 """weintervene.mail against a real SMTP server (the test sink in its own process)."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from weintervene.mail import MailConnection, MailRefused, send
@@ -8,9 +10,13 @@ from weintervene.mail import MailConnection, MailRefused, send
 
 @pytest.fixture
 def sink(smtp_sink, patch_settings):
+    from weintervene import mail
+
     patch_settings(smtp_host="127.0.0.1", smtp_port=smtp_sink.port)
     smtp_sink.clear()
-    return smtp_sink
+    yield smtp_sink
+    while mail._idle:  # sessions kept open by a test are not the next test's
+        mail._idle.pop()[2].close()
 
 
 def body(message, kind: str = "plain") -> str:
@@ -79,6 +85,61 @@ def test_plain_text_only_message(sink):
     assert message.get_content_type() == "text/plain"
     assert body(message) == "Address: 12 Main St"
 
+
+
+def test_a_kept_session_carries_the_next_connections_messages(sink):
+    with MailConnection(keep_open=True) as first:
+        send("a@family.example", "One", "text", connection=first)
+    with MailConnection(keep_open=True) as second:
+        send("b@family.example", "Two", "text", "<p>html</p>", connection=second)
+        assert (first.connections_opened, second.connections_opened) == (1, 0)
+    messages = received(sink, 2)
+    assert [m["X-Envelope-To"] for m in messages] == ["a@family.example", "b@family.example"]
+    assert len({m["X-Sink-Connection"] for m in messages}) == 1
+
+
+def test_a_kept_session_that_no_longer_answers_is_replaced_before_sending(sink):
+    from weintervene import mail
+
+    with MailConnection(keep_open=True) as first:
+        send("a@family.example", "One", "text", connection=first)
+    since, server, smtp = mail._idle[-1]
+    smtp.sock.shutdown(socket.SHUT_RDWR)  # gone meanwhile (the server dropped it, a network cut…)
+    mail._idle[-1] = (since - mail.CHECK_AFTER_SECONDS - 1, server, smtp)  # idle long enough to be checked
+    with MailConnection(keep_open=True) as second:
+        send("b@family.example", "Two", "text", connection=second)
+        assert second.connections_opened == 1
+    messages = received(sink, 2)
+    assert len({m["X-Sink-Connection"] for m in messages}) == 2
+
+
+def test_a_session_idle_too_long_is_not_taken(sink):
+    from weintervene import mail
+
+    with MailConnection(keep_open=True) as first:
+        send("a@family.example", "One", "text", connection=first)
+    since, server, smtp = mail._idle[-1]
+    mail._idle[-1] = (since - mail.IDLE_SECONDS - 1, server, smtp)
+    with MailConnection(keep_open=True) as second:
+        send("b@family.example", "Two", "text", connection=second)
+        assert second.connections_opened == 1
+    assert len({m["X-Sink-Connection"] for m in received(sink, 2)}) == 2
+
+
+def test_a_failed_session_is_not_kept(sink, patch_settings):
+    from weintervene import mail
+
+    with MailConnection(keep_open=True) as connection:
+        with pytest.raises(MailRefused):  # a refused recipient: smtplib resets, the session goes on
+            send("refused-nobody@family.example", "Refused", "text", connection=connection)
+    assert len(mail._idle) == 1
+    mail._idle.pop()[2].close()
+    with MailConnection(keep_open=True) as connection:
+        send("a@family.example", "One", "text", connection=connection)
+        connection.smtp.sock.shutdown(socket.SHUT_RDWR)  # then the connection breaks: dropped, not kept
+        with pytest.raises(mail.MailUnavailable):
+            send("b@family.example", "Two", "text", connection=connection)
+    assert mail._idle == []
 
 SUBJECTS = [
     "A service for your family: Casa Azul Counseling",  # short ASCII
