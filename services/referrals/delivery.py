@@ -176,6 +176,9 @@ class Claimed:
     Plain values rather than ORM objects: a chunk's bookkeeping is a few Core statements
     (the ORM's unit of work and identity map cost more than the statements themselves).
     ``attempt_id`` is the log row of this attempt, closed with the outcome.
+
+    Example: Claimed(id="d-1", share_id="s-1", …, channel="email", language="es", attempts=1,
+    attempt_id="a-1", share=namespace(note="Pregunte por Ana", referrals=[…], …))
     """
 
     id: str
@@ -206,6 +209,9 @@ def claim_many(session, delivery_ids: list[str]) -> list[Claimed]:
     One transaction of three statements: a conditional ``UPDATE … RETURNING`` (``queued``
     and due -> ``sending``, attempts + 1), one multi-row INSERT of the attempts' log rows,
     and one SELECT of the shares with their referrals (what the messages say).
+
+    Example: claim_many(session, ["d-1", "d-2"]) -> [Claimed(id="d-2", attempts=1, …)] when
+    another worker took d-1 first.
     """
     now = utcnow()
     connection = session.connection()
@@ -288,6 +294,9 @@ def record_outcomes(session, deliveries: list[Claimed], outcomes: list[tuple[str
     and is simply not recorded; the others are. The attempts are written before the
     deliveries, the order in which a deletion removes them (``erasure``), so the two
     wait for each other rather than deadlock.
+
+    Example: record_outcomes(session, [d1, d2], [("sent", "<m1@weintervene.local>"),
+    ("temporary", "421 try later")]) -> d1 sent; d2 queued again, due in ``backoff(1)``.
     """
     now = utcnow()
     max_attempts = settings().delivery_max_attempts
