@@ -43,7 +43,7 @@ from bench.support import summary as summary_ms  # noqa: E402
 def http_load(url: str, token: str, bodies, n: int, concurrency: int, method: str = "POST", rate: float = 0) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(bodies, f)
-    cmd = [sys.executable, "-m", "bench.http_load", "--url", url, "--token", token, "--n", str(n),
+    cmd = [sys.executable, "-m", "bench.http_load", "--url", url, f"--token={token}", "--n", str(n),
            "--concurrency", str(concurrency), "--method", method, "--rate", str(rate)]
     if bodies is not None:
         cmd += ["--body", f.name]
