@@ -309,14 +309,25 @@ def outbox_add(session, model, event_type: str, payload: dict):
 def outbox_insert(session, model, events: list[tuple[str, dict]]) -> list[str]:
     """Stage several events with one plain INSERT in the caller's transaction (no ORM
     objects); returns their ids. Sent after commit, like :func:`outbox_add`."""
+    rows = outbox_rows(session, model, events)
+    if rows:
+        session.connection().execute(model.__table__.insert(), rows)
+    return [row["id"] for row in rows]
+
+
+def outbox_rows(session, model, events: list[tuple[str, dict]]) -> list[dict]:
+    """The outbox rows of ``events``, for the caller to insert in its transaction along
+    with its own rows (``weintervene.db.insert_together``); the commit wakes the relay.
+
+    Example: insert_together(db, [(Share, [share]), (OutboxMessage, outbox_rows(db, OutboxMessage, events))])
+    """
     if not events:
         return []
     now = utcnow()
     rows = [{"id": new_id(), "event_type": event_type, "payload": payload, "created_at": now,
              "published_at": None, "attempts": 0, "last_error": None} for event_type, payload in events]
-    session.connection().execute(model.__table__.insert(), rows)
     session.info.setdefault(_STAGED, set()).add(model)
-    return [row["id"] for row in rows]
+    return rows
 
 
 _STAGED = "weintervene.outbox_staged"

@@ -47,9 +47,9 @@ from services.referrals.views import referral_view
 from weintervene.auth import STUDENT_DATA_ROLES, AuthContext, TenantKind
 from weintervene.config import settings
 from weintervene.contracts import SHARE_RECORDED, ShareRecorded
-from weintervene.db import new_id, utcnow
+from weintervene.db import insert_together, new_id, utcnow
 from weintervene.errors import Forbidden
-from weintervene.messaging import outbox_insert
+from weintervene.messaging import outbox_rows
 from weintervene.validation import load
 
 DISCLOSED_FIELDS = ["student_first_name"]
@@ -58,8 +58,6 @@ DISCLOSED_FIELDS = ["student_first_name"]
 # dumping keep no state on them.
 SHARE_REQUEST = ShareRequestSchema()
 SHARE_RECORDED_EVENT = ShareRecorded()
-_INSERT = {model: model.__table__.insert() for model in (Share, ShareRecipient, Referral, StatusChange,
-                                                          Disclosure, Delivery)}
 
 
 def token_hash(token: str) -> str:
@@ -217,25 +215,27 @@ def create_share(db, identity, directory, catalogue, auth: dict, data: dict,
             "state": "queued", "attempts": 0, "next_attempt_at": now, "created_at": now,
         } for kind, recipient, address, lang in targets]
 
-    # One transaction, plain INSERTs in foreign-key order (the ORM's unit of work cost
-    # more than the statements themselves): the share, its rows, and its events
-    # in the outbox commit together or not at all.
-    connection = db.connection()
-    connection.execute(_INSERT[Share], [share])
-    # The key right after the share (its foreign key), before the rest: a request with
-    # the same key finds it committed, or waits here for it on PostgreSQL.
-    if key is not None and not idempotency.record(db, key, share["id"], now):
-        db.rollback()  # a repeat: nothing of this one is kept; answer with the first share
-        return replayed(db, idempotency.replay(db, key), caller)
-    if contact_ids:
-        connection.execute(_INSERT[ShareRecipient], [{"share_id": share["id"], "contact_id": c} for c in contact_ids])
-    connection.execute(_INSERT[Referral], referrals)
-    connection.execute(_INSERT[StatusChange], history)
-    if disclosures:
-        connection.execute(_INSERT[Disclosure], disclosures)
-    outbox_insert(db, OutboxMessage, events)
-    if deliveries:
-        connection.execute(_INSERT[Delivery], deliveries)
+    # One transaction in foreign-key order: the share, its rows, and its events in the
+    # outbox commit together or not at all. On PostgreSQL the rows go in one statement
+    # (insert_together), or three with an idempotency key: the share, then the key right
+    # after it (its foreign key) so a request with the same key finds it committed or
+    # waits for it here, then the rest.
+    rows = [
+        (Share, [share]),
+        (ShareRecipient, [{"share_id": share["id"], "contact_id": c} for c in contact_ids]),
+        (Referral, referrals),
+        (StatusChange, history),
+        (Disclosure, disclosures),
+        (OutboxMessage, outbox_rows(db, OutboxMessage, events)),
+        (Delivery, deliveries),
+    ]
+    if key is not None:
+        insert_together(db, rows[:1])
+        if not idempotency.record(db, key, share["id"], now):
+            db.rollback()  # a repeat: nothing of this one is kept; answer with the first share
+            return replayed(db, idempotency.replay(db, key), caller)
+        rows = rows[1:]
+    insert_together(db, rows)
     db.commit()
     shared = SimpleNamespace(**share, recipients=[SimpleNamespace(contact_id=c) for c in contact_ids])
     return {"items": [referral_view(SimpleNamespace(**r, share=shared), caller, link_token=link_token)
