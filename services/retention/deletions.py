@@ -278,7 +278,8 @@ def _lock(session, req_id: str) -> DeletionRequest | None:
 def record_confirmation(session, payload: dict, expected_service: str) -> str:
     """Apply one ``deletion_completed``; idempotent (the first confirmation per service counts).
 
-    Returns what happened: recorded | completed | duplicate | unknown | rejected.
+    Returns what happened: recorded | completed | updated (a later confirmation counting
+    more: the record takes its totals) | duplicate | unknown | rejected.
     """
     data = DeletionCompleted().load(payload)
     if data["service"] != expected_service:
@@ -289,9 +290,19 @@ def record_confirmation(session, payload: dict, expected_service: str) -> str:
         log.warning("confirmation for unknown request %s from %s", data["request_id"], data["service"])
         session.rollback()
         return "unknown"
-    if session.get(DeletionConfirmation, (req.id, data["service"])) is not None:
-        session.rollback()
-        return "duplicate"
+    earlier = session.get(DeletionConfirmation, (req.id, data["service"]))
+    if earlier is not None:
+        if not _grew(earlier.counts or {}, data["counts"]):
+            session.rollback()
+            return "duplicate"
+        # Services confirm the running totals of their deletion receipt, so a later run that
+        # deleted more (a copy redelivered after a late write) says so: the record follows,
+        # and the chain says what it said before.
+        audit.append(session, "confirmation_updated", req.id, {
+            "service": data["service"], "counts_before": earlier.counts, "counts": data["counts"]})
+        earlier.counts = data["counts"]
+        session.commit()
+        return "updated"
     session.add(DeletionConfirmation(
         request_id=req.id, service=data["service"], counts=data["counts"],
         completed_at=data["completed_at"], attempt=req.attempt,
@@ -306,6 +317,16 @@ def record_confirmation(session, payload: dict, expected_service: str) -> str:
         outcome = "completed"
     session.commit()
     return outcome
+
+
+def _grew(before: dict, after: dict) -> bool:
+    """Whether ``after`` counts at least as much as ``before`` of every kind, and more of one.
+
+    Example: _grew({"shares": 2}, {"shares": 3}) -> True; _grew({"shares": 2}, {"shares": 0}) -> False
+    """
+    if any(after.get(kind, 0) < n for kind, n in before.items()):
+        return False
+    return any(n > before.get(kind, 0) for kind, n in after.items())
 
 
 def complete(session, req: DeletionRequest) -> None:

@@ -60,7 +60,8 @@ class DeletionRequest(Base):
 
 
 class DeletionConfirmation(Base):
-    """A service's confirmation of one request, with what it deleted (the first one counts)."""
+    """A service's confirmation of one request, with what it deleted (its receipt's totals:
+    a later confirmation counting more replaces the counts, recorded in the audit chain)."""
 
     __tablename__ = "deletion_confirmation"
     request_id: Mapped[str] = mapped_column(ForeignKey("deletion_request.id"), primary_key=True)

@@ -143,6 +143,23 @@ def test_repeated_confirmation_is_harmless_and_the_first_counts_stand(service):
     [c] = service.get_deletion_request(AUDITOR, result["id"])["confirmations"]
     assert c["counts"] == {"student": 1}
     assert confirm(service, str(uuid.uuid4()), "identity") == "unknown"
+
+
+def test_a_later_confirmation_counting_more_updates_the_record_and_the_chain_says_so(service, session):
+    """Confirmations carry each service's receipt totals (weintervene.deletion): a run that
+    deleted more after the first confirmation was recorded must not be lost to auditors."""
+    result = service.request_deletion(ADMIN, opt_out())
+    confirm(service, result["id"], "referrals", {"shares": 2, "saved_lists": 0})
+    assert confirm(service, result["id"], "referrals", {"shares": 2, "saved_lists": 0}) == "duplicate"
+    assert confirm(service, result["id"], "referrals", {"shares": 3, "saved_lists": 0}) == "updated"
+    assert confirm(service, result["id"], "referrals", {"shares": 1, "saved_lists": 5}) == "duplicate"
+    [c] = service.get_deletion_request(AUDITOR, result["id"])["confirmations"]
+    assert c["counts"] == {"shares": 3, "saved_lists": 0}
+    from services.retention.models import AuditEntry
+    events = session.scalars(select(AuditEntry).where(AuditEntry.request_id == result["id"],
+                                                      AuditEntry.event == "confirmation_updated")).all()
+    assert [e.data["counts_before"] for e in events] == [{"shares": 2, "saved_lists": 0}]
+    assert service.verify_audit(AUDITOR)["ok"] is True
     assert service.on_identity_deletion_completed({"request_id": "x", "oops": 1}) == "rejected"
     assert service.on_analytics_deletion_completed(
         completion_payload("identity", result["id"], {})) == "rejected"  # on the wrong queue
