@@ -102,6 +102,12 @@ class SessionsEnded(Contract):
     reason = fields.Str(required=True, validate=validate.Length(max=40))
 
 
+BROADCASTS = frozenset({SESSIONS_ENDED})
+"""Events for whoever listens right now (each gateway's own queue), not for a durable
+consumer: when no queue is bound (no gateway is running) there is nobody to tell, and the
+outbox counts the event as sent instead of retrying it for ever."""
+
+
 def queue_name(source: str, event_type: str, consumer: str, method: str) -> str:
     """The durable queue nameko's SERVICE_POOL handler consumes from."""
     return f"evt-{source}-{event_type}--{consumer}.{method}"

@@ -52,7 +52,7 @@ from sqlalchemy import Integer, String, Text, delete, event, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from weintervene.config import settings
-from weintervene.contracts import SUBSCRIPTIONS, queue_name
+from weintervene.contracts import BROADCASTS, SUBSCRIPTIONS, queue_name
 from weintervene.db import JSONType, UTCDateTime, new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -386,6 +386,11 @@ def relay_batch(session, model, publisher: ReliablePublisher, service: str, batc
             return RelayResult()
         outcome = publisher.publish_many([(r.event_type, r.payload, r.id) for r in rows])
         now = utcnow()
+        for r in rows:
+            # A broadcast nobody is bound to hear (no gateway running) is done, not failed.
+            if r.event_type in BROADCASTS and outcome.refused.get(r.id, "").startswith("unroutable"):
+                del outcome.refused[r.id]
+                outcome.confirmed.add(r.id)
         confirmed = [r.id for r in rows if r.id in outcome.confirmed]
         if confirmed:
             connection.execute(update(table).where(table.c.id.in_(confirmed))

@@ -68,3 +68,35 @@ def test_a_rolled_back_event_wakes_nothing(session, relays):
     session.rollback()
     session.commit()
     assert mine.wakes == 0
+
+
+class RefusingPublisher:
+    """Answers every batch as the broker does when no queue is bound: unroutable."""
+
+    def __init__(self):
+        import threading
+
+        self.relay_lock = threading.Lock()
+
+    def publish_many(self, messages):
+        outcome = messaging.PublishOutcome()
+        for _event_type, _payload, message_id in messages:
+            outcome.refused[message_id] = "unroutable: Basic.return: (312) NO_ROUTE"
+        return outcome
+
+
+def test_a_broadcast_nobody_hears_is_done_but_an_unroutable_event_is_retried(session):
+    """sessions_ended with no gateway running has nobody to tell; share_recorded with no
+    queue bound is a fault (a consumer's queue is missing) and stays for the next try."""
+    from sqlalchemy import select
+
+    from weintervene.contracts import SESSIONS_ENDED
+
+    outbox_add(session, OutboxMessage, SESSIONS_ENDED, {"user_ids": [], "reason": "logout"})
+    outbox_add(session, OutboxMessage, "share_recorded", {"n": 1})
+    session.commit()
+    result = messaging.relay_batch(session, OutboxMessage, RefusingPublisher(), "identity")
+    assert (result.sent, result.failed) == (1, 1)
+    rows = {r.event_type: r for r in session.scalars(select(OutboxMessage))}
+    assert rows[SESSIONS_ENDED].published_at is not None and rows[SESSIONS_ENDED].last_error is None
+    assert rows["share_recorded"].published_at is None and "unroutable" in rows["share_recorded"].last_error
