@@ -400,12 +400,13 @@ class Authenticated:
         known = self.session_cache.get(token)
         if known is not None:
             return known
+        asked_at = self.session_cache.epoch
         with eventlet.Timeout(settings().rpc_timeout_seconds):
             answer = self.identity_rpc.authenticate(token)
         caller = AuthContext.from_dict(answer)
         if answer.get("session_valid_until"):
             left = (datetime.fromisoformat(answer["session_valid_until"]) - datetime.now(timezone.utc))
-            self.session_cache.put(token, caller, left.total_seconds())
+            self.session_cache.put(token, caller, left.total_seconds(), asked_at_epoch=asked_at)
         return caller
 
     @event_handler("identity", SESSIONS_ENDED, handler_type=BROADCAST, reliable_delivery=False)

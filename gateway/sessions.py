@@ -58,6 +58,9 @@ class SessionCacheStore:
         # ``ttl``: seconds, or a callable giving them (the setting, read at each use, so a
         # changed setting applies without a restart).
         self._ttl = ttl if callable(ttl) else (lambda: ttl)
+        # Bumped by every forget: an answer identity gave before a revocation that was
+        # forgotten while that answer travelled must not be remembered (see ``put``).
+        self.epoch = 0
         # Each entry is (auth, seconds the session itself has left): never kept past either.
         self._entries: TLRUCache = TLRUCache(maxsize=maxsize, timer=clock,
                                              ttu=lambda _k, entry, now: now + min(self._ttl(), entry[1]))
@@ -72,13 +75,21 @@ class SessionCacheStore:
         entry = self._entries.get(_key(token))
         return entry[0] if entry is not None else None
 
-    def put(self, token: str, auth: AuthContext, session_seconds_left: float = float("inf")) -> None:
+    def put(self, token: str, auth: AuthContext, session_seconds_left: float = float("inf"),
+            asked_at_epoch: int | None = None) -> None:
         """Remember ``auth`` for the cache's lifetime, or until the session would end
-        unused (identity's ``session_valid_until``), whichever is sooner."""
+        unused (identity's ``session_valid_until``), whichever is sooner.
+
+        ``asked_at_epoch``: :attr:`epoch` when identity was asked. If anything was forgotten
+        since, the answer may predate that revocation, so it serves its one request only.
+        """
+        if asked_at_epoch is not None and asked_at_epoch != self.epoch:
+            return
         if self.enabled and session_seconds_left > 0:
             self._entries[_key(token)] = (auth, session_seconds_left)
 
     def forget_token(self, token: str) -> None:
+        self.epoch += 1
         self._entries.pop(_key(token), None)
 
     def forget(self, session_ids=(), user_ids=(), tenant_ids=()) -> int:
@@ -87,6 +98,7 @@ class SessionCacheStore:
         A scan, not an index: revocations are rare next to requests, and the cache
         holds only the sessions active in the last few seconds.
         """
+        self.epoch += 1
         sessions, users, tenants = ({str(i) for i in ids} for ids in (session_ids, user_ids, tenant_ids))
         gone = [key for key, (auth, _left) in list(self._entries.items())
                 if auth.session_id in sessions or auth.user_id in users or auth.tenant_id in tenants]

@@ -96,3 +96,15 @@ def test_the_event_carries_ids_only():
         SessionsEnded().load({"user_ids": [RIVERA.user_id], "reason": "logout", "token": "abc"})
     with pytest.raises(Exception):
         SessionsEnded().load({"user_ids": ["not-an-id"], "reason": "logout"})
+
+
+def test_an_answer_given_before_a_revocation_that_crossed_it_is_not_remembered(cache):
+    """identity answered "valid", then revoked the session and its broadcast was handled
+    while that answer was still on its way: remembering it would undo the revocation."""
+    asked_at = cache.epoch
+    cache.forget(user_ids=[RIVERA.user_id])  # the broadcast, handled first
+    cache.put("token-a", RIVERA, 60, asked_at_epoch=asked_at)  # the earlier answer, arriving late
+    assert cache.get("token-a") is None
+    asked_at = cache.epoch
+    cache.put("token-a", RIVERA, 60, asked_at_epoch=asked_at)  # nothing forgotten meanwhile
+    assert cache.get("token-a") == RIVERA
