@@ -142,33 +142,11 @@ def make_engine(url: str) -> Engine:
 
 
 def bulk_insert(session, model, rows: list[dict], chunk: int = 2000) -> None:
-    """Insert many rows fast, in the session's transaction.
-
-    PostgreSQL: one ``INSERT ... SELECT FROM json_populate_recordset`` per chunk
-    (pg8000's executemany would send one statement per row); SQLite: a plain
-    executemany, which its driver already does in-process.
-    """
-    import json
-
-    from sqlalchemy import insert
-
-    table = model.__table__
-    connection = session.connection()
-    postgres = connection.dialect.name == "postgresql"
-    defaults = {c.key: c.default for c in table.columns if c.default is not None and not c.primary_key or
-                c.default is not None and c.key == "id"}
+    """Insert many rows fast, in the session's transaction: :func:`insert_together`
+    per chunk (PostgreSQL: one statement per chunk, where pg8000's executemany would
+    send one per row; SQLite: a plain executemany, which its driver does in-process)."""
     for start in range(0, len(rows), chunk):
-        part = [_with_defaults(row, defaults) for row in rows[start:start + chunk]]
-        keys = sorted({k for row in part for k in row})
-        if postgres:
-            columns = ", ".join(f'"{k}"' for k in keys)
-            payload = json.dumps([{k: row.get(k) for k in keys} for row in part], default=_json_default)
-            connection.execute(
-                text(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::"{table.name}", :rows)'),
-                {"rows": payload},
-            )
-        else:
-            connection.execute(insert(table), [{k: row.get(k) for k in keys} for row in part])
+        insert_together(session, [(model, rows[start:start + chunk])])
 
 
 def insert_together(session, batches: list[tuple[type, list[dict]]]) -> None:
@@ -179,7 +157,8 @@ def insert_together(session, batches: list[tuple[type, list[dict]]]) -> None:
     and seven passes through SQLAlchemy and pg8000, most of referrals' CPU per share;
     one statement costs one. Foreign keys still hold: PostgreSQL checks them when the
     statement ends, with every row in place. SQLite: one executemany per table, in order
-    (its driver runs in-process, so there are no round trips to save).
+    (its driver runs in-process, so there are no round trips to save). Rows may name
+    different columns; the model's Python-side defaults fill what they leave out.
 
     Example::
 
@@ -189,31 +168,35 @@ def insert_together(session, batches: list[tuple[type, list[dict]]]) -> None:
 
     from sqlalchemy import insert
 
-    batches = [(model, rows) for model, rows in batches if rows]
+    batches = [(model.__table__, _uniform(model.__table__, rows)) for model, rows in batches if rows]
     if not batches:
         return
     connection = session.connection()
     if connection.dialect.name != "postgresql":
-        for model, rows in batches:
-            connection.execute(insert(model.__table__), rows)
+        for table, (_keys, part) in batches:
+            connection.execute(insert(table), part)
         return
     clauses, params = [], {}
-    for n, (model, rows) in enumerate(batches):
-        table = model.__table__
-        statement = _together_statement(table)
-        part = [_with_defaults(row, statement["defaults"]) for row in rows]
-        keys = sorted({k for row in part for k in row})
+    for n, (table, (keys, part)) in enumerate(batches):
         columns = ", ".join(f'"{k}"' for k in keys)
         clauses.append(f'i{n} AS (INSERT INTO "{table.name}" ({columns}) SELECT {columns} '
                        f'FROM json_populate_recordset(NULL::"{table.name}", :rows{n}))')
-        params[f"rows{n}"] = json.dumps([{k: row.get(k) for k in keys} for row in part], default=_json_default)
+        params[f"rows{n}"] = json.dumps(part, default=_json_default)
     connection.execute(text("WITH " + ", ".join(clauses) + " SELECT 1"), params)
 
 
+def _uniform(table, rows: list[dict]) -> tuple[list[str], list[dict]]:
+    """The columns named by any row, and every row with all of them (defaults filled in)."""
+    defaults = _python_defaults(table)
+    part = [_with_defaults(row, defaults) for row in rows]
+    keys = sorted({k for row in part for k in row})
+    return keys, [{k: row.get(k) for k in keys} for row in part]
+
+
 @functools.lru_cache(maxsize=None)
-def _together_statement(table) -> dict:
-    """What :func:`insert_together` needs of a table, worked out once."""
-    return {"defaults": {c.key: c.default for c in table.columns if c.default is not None}}
+def _python_defaults(table) -> dict:
+    """The table's columns with a Python-side default (raw SQL skips them), worked out once."""
+    return {c.key: c.default for c in table.columns if c.default is not None}
 
 
 def _with_defaults(row: dict, defaults: dict) -> dict:
