@@ -14,8 +14,8 @@ a re-send), and a later run finds (almost) nothing left. So each run adds its
 counts to the service's *deletion receipt* for the request (:func:`add_to_receipt`,
 same transaction), and every confirmation carries the receipt's totals over all
 runs and the first run's completion time: whichever copy reaches retention first
-(which records the first per service) says what the service really deleted,
-never the zeros of a repeat.
+says what the service really deleted, never the zeros of a repeat (and retention
+takes a later confirmation that counts more, see ``record_confirmation``).
 
 Example::
 
