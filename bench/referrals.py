@@ -81,8 +81,8 @@ def main(argv: list[str]) -> int:
                         help="sample each service's process with py-spy while sharing (raw stacks and a "
                              "summary of where the CPU goes in DIR; needs py-spy: pip install -e '.[profile]')")
     parser.add_argument("--analytics", action=argparse.BooleanOptionalAction, default=True,
-                        help="run analytics and retention too, in processes of their own, as deployed (default): "
-                             "analytics counts every share_recorded event while the shares go on")
+                        help="run analytics and retention too, in processes of their own, as deployed (default; "
+                             "with --processes each only): analytics counts every share_recorded event meanwhile")
     parser.add_argument("--idempotency-keys", action=argparse.BooleanOptionalAction, default=True,
                         help="send a fresh Idempotency-Key with every share, as the web app does (default); "
                              "--no-idempotency-keys shares as an API client that sends none")
@@ -98,9 +98,10 @@ def main(argv: list[str]) -> int:
     smtp, sms = SmtpSink(), SmsEndpoint()
     try:
         overrides = {} if args.session_cache is None else {"gateway_session_cache_seconds": args.session_cache}
+        analytics_runs = args.analytics and args.processes == "each"  # in processes of their own only
         rs = ReferralsSystem(Path(tempfile.mkdtemp(prefix="bench-referrals-")), smtp.port, sms.base_url,
                              separate_processes=args.processes == "each",
-                             extra_services=("analytics", "retention") if args.analytics else (), **overrides)
+                             extra_services=("analytics", "retention") if analytics_runs else (), **overrides)
     except BaseException:
         smtp.stop()
         sms.stop()
@@ -121,7 +122,8 @@ def main(argv: list[str]) -> int:
               f"({len(world.services)} services); services in {'one process each' if rs.processes else 'this process'}; "
               f"gateway session cache {rs.settings.gateway_session_cache_seconds:g} s; "
               f"{rs.settings.max_workers} workers per service; "
-              f"{'an Idempotency-Key with every share (as the web app)' if keys else 'no Idempotency-Key'}")
+              f"{'an Idempotency-Key with every share (as the web app)' if keys else 'no Idempotency-Key'}; "
+              f"{'analytics and retention running' if analytics_runs else 'analytics not running'}")
 
         # -- baselines -------------------------------------------------------------
         rpc_times = []
@@ -151,7 +153,7 @@ def main(argv: list[str]) -> int:
             me_cpu["client"] = me.get("cpu_seconds", 0.0)
 
         # -- shares ----------------------------------------------------------------
-        analytics = AnalyticsCounter(rs) if args.analytics else None
+        analytics = AnalyticsCounter(rs) if analytics_runs else None
         http_load(url, token, bodies, args.warmup, args.concurrency, idempotency_keys=keys)
         wait_for_deliveries(engine, timeout=120)
         settle_events(rs, analytics, args.warmup)
