@@ -24,6 +24,8 @@ nothing (profiled in ``python -m bench referrals --profile``; ``python -m bench 
   be encoded still answers ``UnserializableValueError``, as with nameko.
 - **One reply publisher per service**, made at setup, not a ``Publisher`` and an
   ``Exchange`` built (and the config read) for every reply.
+- **A worker starts at once when the worker pool has room**, not through one more
+  green thread that waits for room (it still does when the pool is full).
 - **A request's method is looked up in a dict**, not by formatting a routing key per method.
 - **A call's arguments are checked against a signature computed once per method**,
   not by ``inspect.getcallargs`` rebuilding it on every call. Arguments that do not
@@ -39,6 +41,7 @@ Example::
 """
 import inspect
 import sys
+from functools import partial
 
 import kombu.serialization
 from nameko import config
@@ -47,7 +50,8 @@ from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY, DEFAULT_TRANSPORT_OPTIONS, LOGIN_METHOD_CONFIG_KEY, NON_PERSISTENT,
 )
-from nameko.exceptions import UnserializableValueError, serialize
+from nameko.exceptions import ContainerBeingKilled, MalformedRequest, UnserializableValueError, serialize
+from nameko.messaging import decode_from_headers
 
 from weintervene.errors import WeInterveneError
 from weintervene.rpc import find_producer_pools_once
@@ -153,6 +157,31 @@ class Rpc(nameko_rpc.Rpc):
     def setup(self):
         super().setup()
         self.signature = signature_to_check(getattr(self.container.service_cls, self.method_name))
+
+    def handle_message(self, body, message):
+        """nameko's, starting the worker at once when the worker pool has room.
+
+        nameko always starts a "wait for worker pool" thread that then starts the
+        worker, so that a full pool cannot block the consumer (which would then miss
+        its heartbeats). With a free slot, starting the worker cannot block, and the
+        extra green thread (spawned, linked, registered, reaped) is skipped. With the
+        pool full, nameko's waiting thread does it, as before.
+        """
+        pool = getattr(self.container, "_worker_pool", None)
+        if pool is None or pool.free() <= 0:
+            return super().handle_message(body, message)
+        try:
+            args = body["args"]
+            kwargs = body["kwargs"]
+        except KeyError:
+            raise MalformedRequest("Message missing `args` or `kwargs`")
+        self.check_signature(args, kwargs)
+        context_data = decode_from_headers(message.headers)
+        try:
+            self.container.spawn_worker(self, args, kwargs, context_data=context_data,
+                                        handle_result=partial(self.handle_result, message))
+        except ContainerBeingKilled:
+            self.rpc_consumer.consumer.requeue_message(message)
 
     def check_signature(self, args, kwargs):
         """nameko's check (``IncorrectSignature`` if the call does not fit), on a signature made once.

@@ -198,3 +198,74 @@ def test_a_service_that_only_answers_rpcs_finds_its_producer_pools_once():
     # identity makes no RPC of its own, so it never imported weintervene.rpc's clients;
     # it built a kombu Connection for every reply until weintervene.entrypoints applied this.
     assert publish.get_producer.weintervene_pools_found_once
+
+
+class Pool:
+    def __init__(self, free):
+        self.slots = free
+
+    def free(self):
+        return self.slots
+
+
+class WorkerContainer(FakeContainer):
+    """Records how a request's worker was started."""
+
+    def __init__(self, free, being_killed=False):
+        self._worker_pool = Pool(free)
+        self.being_killed = being_killed
+        self.started = []
+
+    def spawn_worker(self, entrypoint, args, kwargs, context_data=None, handle_result=None):
+        if self.being_killed:
+            from nameko.exceptions import ContainerBeingKilled
+            raise ContainerBeingKilled()
+        self.started.append(("worker", args, kwargs, context_data))
+
+    def spawn_managed_thread(self, fn, identifier=None):
+        self.started.append(("waiting thread", identifier))
+
+
+class Message:
+    headers = {"nameko.call_id_stack": ["caller.method.1"], "nameko.language": "en"}
+
+
+def rpc_on(container):
+    rpc = entrypoint("defaults")
+    rpc.container = container
+    return rpc
+
+
+def test_with_room_in_the_pool_the_worker_starts_at_once_with_the_call_s_context():
+    container = WorkerContainer(free=3)
+    rpc_on(container).handle_message({"args": [1], "kwargs": {"b": 5}}, Message())
+    assert container.started == [("worker", [1], {"b": 5},
+                                  {"call_id_stack": ["caller.method.1"], "language": "en"})]
+
+
+def test_with_the_pool_full_nameko_s_waiting_thread_starts_it():
+    container = WorkerContainer(free=0)
+    rpc_on(container).handle_message({"args": [1], "kwargs": {}}, Message())
+    assert container.started == [("waiting thread", "Rpc.wait_for_worker_pool[methods.defaults]")]
+
+
+def test_a_request_is_refused_before_any_worker_starts():
+    from nameko.exceptions import MalformedRequest
+
+    container = WorkerContainer(free=3)
+    with pytest.raises(MalformedRequest):
+        rpc_on(container).handle_message({"args": [1]}, Message())
+    with pytest.raises(IncorrectSignature):
+        rpc_on(container).handle_message({"args": [], "kwargs": {}}, Message())
+    assert container.started == []
+
+
+def test_a_request_reaching_a_dying_container_is_requeued():
+    container = WorkerContainer(free=3, being_killed=True)
+    rpc = rpc_on(container)
+    requeued = []
+    rpc.rpc_consumer = type("Consumer", (), {})()
+    rpc.rpc_consumer.consumer = type("Inner", (), {"requeue_message": staticmethod(requeued.append)})()
+    message = Message()
+    rpc.handle_message({"args": [1], "kwargs": {}}, message)
+    assert requeued == [message]
