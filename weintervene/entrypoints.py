@@ -46,7 +46,6 @@ from functools import partial
 import kombu.serialization
 from nameko import config
 from nameko import rpc as nameko_rpc
-from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY, DEFAULT_TRANSPORT_OPTIONS, LOGIN_METHOD_CONFIG_KEY, NON_PERSISTENT,
 )
@@ -54,7 +53,7 @@ from nameko.exceptions import ContainerBeingKilled, MalformedRequest, Unserializ
 from nameko.messaging import decode_from_headers
 
 from weintervene.errors import WeInterveneError
-from weintervene.rpc import find_producer_pools_once
+from weintervene.rpc import RpcPublisher, find_producer_pools_once
 
 # Every service answers RPCs, not all of them make any: the patch must not depend on
 # whether a service happens to import weintervene.rpc's clients (identity did not,
@@ -62,7 +61,7 @@ from weintervene.rpc import find_producer_pools_once
 find_producer_pools_once()
 
 
-class ReplyPublisher(Publisher):
+class ReplyPublisher(RpcPublisher):
     use_confirms = False
     delivery_mode = NON_PERSISTENT
     # A dict of its own: nameko's ``publish`` writes ``confirm_publish`` into the

@@ -15,7 +15,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from nameko import config as nameko_config
 from nameko import rpc as nameko_rpc
-from nameko.exceptions import IncorrectSignature, MethodNotFound, RemoteError
+from nameko.exceptions import IncorrectSignature, MethodNotFound, RemoteError, UnknownService
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcClient
 
@@ -54,10 +54,26 @@ def answering(name, decorator):
 
 
 class FanOutService:
-    """Many concurrent calls through weintervene's ServiceRpc, each checking its own answer."""
+    """Many concurrent calls through weintervene's ServiceRpc, each checking its own answer;
+    requests sent through ours and nameko's client to a queue the test reads; a call to a
+    service that does not exist."""
 
     name = "rpc_answers_fan_out"
     ours = ServiceRpc("rpc_answers_ours")
+    spy_ours = ServiceRpc("rpc_answers_spy")
+    spy_nameko = nameko_rpc.ServiceRpc("rpc_answers_spy")
+    ghost = ServiceRpc("rpc_answers_ghost")
+
+    @rpc
+    def send_to_spy(self, client, *args, **kwargs):
+        getattr(self, client).look.call_async(*args, **kwargs)  # nobody answers: do not wait
+
+    @rpc
+    def call_ghost(self):
+        try:
+            self.ghost.anything()
+        except UnknownService as exc:
+            return f"UnknownService: {exc}"
 
     @rpc
     def fan_out(self, calls):
@@ -190,3 +206,39 @@ def test_an_unknown_method_raises_method_not_found(running):
 def test_every_concurrent_caller_gets_its_own_answer(running):
     _vhost, client = running
     assert client.rpc_answers_fan_out.fan_out(400) == []
+
+
+def test_a_call_to_a_service_that_does_not_exist_fails_at_once_with_unknown_service(running):
+    _vhost, client = running
+    assert client.rpc_answers_fan_out.call_ghost() == "UnknownService: Unknown service `rpc_answers_ghost`"
+
+
+def test_a_request_is_the_same_message_as_nameko_s_client_sends_but_transient(running):
+    vhost, client = running
+    exchange = Exchange("nameko-rpc", type="topic", durable=True)
+    requests = {}
+    with Connection(vhost.uri) as conn:
+        spy = Queue("rpc-answers-spy", exchange=exchange, routing_key="rpc_answers_spy.*",
+                    auto_delete=True)(conn.default_channel)
+        spy.declare()
+        for kind in ("ours", "nameko"):
+            client.rpc_answers_fan_out.send_to_spy(f"spy_{kind}", {"nested": ["é", 1.5]}, 7, flag=True)
+            deadline = eventlet.Timeout(20)
+            try:
+                while (message := spy.get(no_ack=True)) is None:
+                    eventlet.sleep(0.02)
+            finally:
+                deadline.cancel()
+            requests[kind] = message
+    ours, theirs = requests["ours"], requests["nameko"]
+    assert ours.body == theirs.body
+    assert ours.decode() == {"args": [{"nested": ["é", 1.5]}, 7], "kwargs": {"flag": True}}
+    assert ours.delivery_info["routing_key"] == theirs.delivery_info["routing_key"] == "rpc_answers_spy.look"
+    for name in ("content_type", "content_encoding", "priority"):
+        assert ours.properties.get(name) == theirs.properties.get(name), name
+    assert ours.properties["delivery_mode"] == 1 and theirs.properties["delivery_mode"] == 2  # ours transient by design
+    assert ours.properties["reply_to"] and ours.properties["correlation_id"]
+    assert ours.properties["correlation_id"] != theirs.properties["correlation_id"]
+    assert ours.headers.keys() == theirs.headers.keys() and "nameko.call_id_stack" in ours.headers
+    assert ours.headers["nameko.call_id_stack"][0].startswith("standalone_rpc_client")
+    assert ours.headers["nameko.call_id_stack"][-1].startswith("rpc_answers_fan_out.send_to_spy.")
