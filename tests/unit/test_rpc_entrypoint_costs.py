@@ -269,3 +269,40 @@ def test_a_request_reaching_a_dying_container_is_requeued():
     message = Message()
     rpc.handle_message({"args": [1], "kwargs": {}}, message)
     assert requeued == [message]
+
+
+@pytest.mark.parametrize("body, content_type, content_encoding, serializer", [
+    ({"result": [1, "é"], "error": None}, None, None, "json"),
+    ('{"a": 1}', "application/json", "utf-8", "json"),
+    ("plain", "text/plain", None, None),
+    (b"bytes", "application/data", None, None),
+    (b"bytes", "a/b", "latin-1", None),
+])
+def test_a_body_is_encoded_exactly_as_kombu_prepares_it(body, content_type, content_encoding, serializer):
+    from kombu import Producer
+
+    from weintervene.rpc import encoded
+
+    kombu_body, kombu_type, kombu_encoding = Producer(None)._prepare(body, serializer, content_type,
+                                                                     content_encoding, None, {})
+    assert encoded(body, content_type, content_encoding, serializer) == (kombu_type, kombu_encoding, kombu_body)
+
+
+@pytest.mark.parametrize("options, kwargs", [
+    ({}, {"headers": {"x": 1}}),  # headers other than the call's context
+    ({}, {"delivery_mode": 2}),
+    ({"compression": "zlib"}, {}),
+    ({"expiration": 5}, {}),
+    ({"retry": False}, {}),
+    ({"priority_boost": 1}, {}),  # a publisher option kombu would pass on as a property
+])
+def test_any_other_shape_of_message_goes_through_nameko_s_publish(monkeypatch, options, kwargs):
+    from nameko.amqp.publish import Publisher
+
+    from weintervene.rpc import RpcPublisher
+
+    through_nameko = []
+    monkeypatch.setattr(Publisher, "publish", lambda self, payload, **kw: through_nameko.append((payload, kw)))
+    publisher = RpcPublisher("amqp://guest:guest@127.0.0.1:5999/unit", exchange=Exchange("nameko-rpc"), **options)
+    publisher.publish({"args": []}, routing_key="svc.method", **kwargs)
+    assert through_nameko == [({"args": []}, {"routing_key": "svc.method", **kwargs})]
