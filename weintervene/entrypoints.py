@@ -149,13 +149,36 @@ class RpcConsumer(nameko_rpc.RpcConsumer):
         return result, exc_info
 
 
-class Rpc(nameko_rpc.Rpc):
-    rpc_consumer = RpcConsumer()
+class SignatureCheckedOnce:
+    """Mixin for a nameko entrypoint: the call's arguments checked against a signature made at setup.
+
+    nameko's ``check_signature`` runs ``inspect.getcallargs``, which rebuilds the
+    method's signature on every call (~15 µs; 2-4% of the gateway's and identity's
+    CPU). Arguments that bind to the signature made once are accepted; those that
+    do not are checked again by nameko's own, which raises ``IncorrectSignature``
+    with its exact message (and stays the judge).
+
+    Example: class HttpEntrypoint(SignatureCheckedOnce, HttpRequestHandler): ...
+    """
+
     signature = None  # until setup: nameko's own check
 
     def setup(self):
         super().setup()
         self.signature = signature_to_check(getattr(self.container.service_cls, self.method_name))
+
+    def check_signature(self, args, kwargs):
+        if self.signature is not None:
+            try:
+                self.signature.bind(None, *args, **kwargs)  # None: the unbound method's ``self``
+                return
+            except TypeError:
+                pass
+        super().check_signature(args, kwargs)
+
+
+class Rpc(SignatureCheckedOnce, nameko_rpc.Rpc):
+    rpc_consumer = RpcConsumer()
 
     def handle_message(self, body, message):
         """nameko's, starting the worker at once when the worker pool has room.
@@ -181,20 +204,6 @@ class Rpc(nameko_rpc.Rpc):
                                         handle_result=partial(self.handle_result, message))
         except ContainerBeingKilled:
             self.rpc_consumer.consumer.requeue_message(message)
-
-    def check_signature(self, args, kwargs):
-        """nameko's check (``IncorrectSignature`` if the call does not fit), on a signature made once.
-
-        Arguments that bind are accepted; those that do not are checked again by nameko's
-        own ``inspect.getcallargs``, which raises its exact message (and is the judge).
-        """
-        if self.signature is not None:
-            try:
-                self.signature.bind(None, *args, **kwargs)  # None: the unbound method's ``self``
-                return
-            except TypeError:
-                pass
-        super().check_signature(args, kwargs)
 
 
 def signature_to_check(fn) -> inspect.Signature | None:

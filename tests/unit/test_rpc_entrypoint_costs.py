@@ -306,3 +306,24 @@ def test_any_other_shape_of_message_goes_through_nameko_s_publish(monkeypatch, o
     publisher = RpcPublisher("amqp://guest:guest@127.0.0.1:5999/unit", exchange=Exchange("nameko-rpc"), **options)
     publisher.publish({"args": []}, routing_key="svc.method", **kwargs)
     assert through_nameko == [({"args": []}, {"routing_key": "svc.method", **kwargs})]
+
+
+def test_the_gateway_s_http_entrypoints_check_on_a_signature_made_once_as_nameko_would():
+    from gateway.http import HttpEntrypoint
+    from gateway.service import GatewayService
+
+    routes = {name for cls in GatewayService.__mro__ for name, fn in vars(cls).items()
+              if any(isinstance(e, HttpEntrypoint) for e in getattr(fn, "nameko_entrypoints", ()))}
+    assert len(routes) > 20
+    for name in routes:
+        entry = HttpEntrypoint("GET", "/x")
+        entry.method_name = name
+        entry.container = type("Container", (), {"service_cls": GatewayService})()
+        entry.signature = signature_to_check(getattr(GatewayService, name))
+        fn = getattr(GatewayService, name)
+        for args, kwargs in [(("request",), {}), (("request",), {"student_id": "s"}), ((), {})]:
+            if nameko_accepts(fn, args, kwargs):
+                entry.check_signature(args, kwargs)
+            else:
+                with pytest.raises(IncorrectSignature):
+                    entry.check_signature(args, kwargs)
