@@ -327,3 +327,21 @@ def test_the_gateway_s_http_entrypoints_check_on_a_signature_made_once_as_nameko
             else:
                 with pytest.raises(IncorrectSignature):
                     entry.check_signature(args, kwargs)
+
+
+def test_a_declaration_is_skipped_only_where_kombu_would_find_it_remembered():
+    from types import SimpleNamespace
+
+    from weintervene.rpc import already_declared
+
+    reply_queue = ReplyQueueOncePerConnection("rpc.reply-d", exchange=Exchange("nameko-rpc", type="topic"),
+                                              routing_key="d")
+    plain = Queue("rpc.reply-d", exchange=Exchange("nameko-rpc", type="topic"), routing_key="d",
+                  queue_arguments={"x-expires": 300000})  # nameko's own reply queue
+    remembered = SimpleNamespace(connection=SimpleNamespace(client=SimpleNamespace(declared_entities={hash(reply_queue)})))
+    forgotten = SimpleNamespace(connection=SimpleNamespace(client=SimpleNamespace(declared_entities=set())))
+    closed = SimpleNamespace(connection=None)
+    assert already_declared(reply_queue, remembered)
+    assert not already_declared(reply_queue, forgotten)  # a new connection: kombu declares it
+    assert not already_declared(reply_queue, closed)  # kombu raises its "channel disconnected"
+    assert not already_declared(plain, remembered)  # x-expires: kombu declares it every time
