@@ -1,4 +1,4 @@
-"""RPC clients between services: nameko's ``ServiceRpc`` / ``ClusterRpc``, minus two costs
+"""RPC clients between services: nameko's ``ServiceRpc`` / ``ClusterRpc``, minus costs
 that buy nothing for a request/reply call, and surviving a broker restart.
 
 1. **The reply queue is declared once per broker connection, not before every request.**
@@ -24,6 +24,14 @@ that buy nothing for a request/reply call, and surviving a broker restart.
    ``tests/integration/test_retention_broker_restart.py``: the gateway died when a request
    arrived while it was starting). Here those calls fail (the gateway answers 503) and the
    listener goes on consuming from its re-declared queue.
+
+4. **A message costs fewer steps to publish** (requests here, replies in
+   :mod:`weintervene.entrypoints`): ``RpcPublisher`` does kombu's ``_publish`` itself for
+   the one shape an RPC message has, on the pool found once, and the reply queue's
+   declaration is checked as kombu checks it but without binding a copy of the queue
+   and wrapping the check in a retry policy first (``ReplyQueueOncePerConnection``,
+   ``already_declared``). Same message on the wire, same retries and reconnection.
+   ``python -m bench rpc`` measures a call's CPU, both sides.
 
 Publisher confirms and ``mandatory`` stay as nameko sets them: a call to a service whose
 queue does not exist still fails at once with ``UnknownService``.
