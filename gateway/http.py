@@ -41,6 +41,7 @@ from gateway.sessions import SessionCache
 from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
 from weintervene.contracts import SESSIONS_ENDED, SessionsEnded
+from weintervene.entrypoints import SignatureCheckedOnce
 from weintervene.hashing import keyed_hash
 from weintervene.errors import BadRequest, Forbidden, Unauthorized
 
@@ -141,7 +142,9 @@ def error_to_response(exc: BaseException) -> Response:
     return json_response(body, status, headers)
 
 
-class HttpEntrypoint(HttpRequestHandler):
+class HttpEntrypoint(SignatureCheckedOnce, HttpRequestHandler):
+    """nameko's HTTP entrypoint on our server, its arguments checked on a signature made once."""
+
     server = JsonWebServer()
 
     def response_from_exception(self, exc):

@@ -1,4 +1,4 @@
-"""RPC clients between services: nameko's ``ServiceRpc`` / ``ClusterRpc``, minus two costs
+"""RPC clients between services: nameko's ``ServiceRpc`` / ``ClusterRpc``, minus costs
 that buy nothing for a request/reply call, and surviving a broker restart.
 
 1. **The reply queue is declared once per broker connection, not before every request.**
@@ -25,6 +25,14 @@ that buy nothing for a request/reply call, and surviving a broker restart.
    arrived while it was starting). Here those calls fail (the gateway answers 503) and the
    listener goes on consuming from its re-declared queue.
 
+4. **A message costs fewer steps to publish** (requests here, replies in
+   :mod:`weintervene.entrypoints`): ``RpcPublisher`` does kombu's ``_publish`` itself for
+   the one shape an RPC message has, on the pool found once, and the reply queue's
+   declaration is checked as kombu checks it but without binding a copy of the queue
+   and wrapping the check in a retry policy first (``ReplyQueueOncePerConnection``,
+   ``already_declared``). Same message on the wire, same retries and reconnection.
+   ``python -m bench rpc`` measures a call's CPU, both sides.
+
 Publisher confirms and ``mandatory`` stay as nameko sets them: a call to a service whose
 queue does not exist still fails at once with ``UnknownService``.
 
@@ -42,16 +50,41 @@ Example::
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import contextmanager
 
 from amqp.exceptions import NotFound
-from kombu import Connection, Queue
+from kombu import Connection, Exchange, Queue
+from kombu.entity import maybe_delivery_mode
+from kombu.exceptions import ChannelError
+from kombu.pools import producers
+from kombu.serialization import dumps
 from nameko import config
 from nameko import rpc as nameko_rpc
-from nameko.constants import AMQP_SSL_CONFIG_KEY, NON_PERSISTENT
+from nameko.amqp import publish
+from nameko.amqp.publish import Publisher, UndeliverableMessage
+from nameko.constants import AMQP_SSL_CONFIG_KEY, DEFAULT_TRANSPORT_OPTIONS, NON_PERSISTENT
 from nameko.exceptions import ReplyQueueExpiredWithPendingReplies
 
 log = logging.getLogger(__name__)
+
+
+_pools: dict = {}
+
+
+def producer_pool(amqp_uri, confirms=True, ssl=None, login_method=None, transport_options=None):
+    """The kombu producer pool nameko's ``get_producer`` would find, found once per key.
+
+    Example: with producer_pool(uri).acquire(block=True) as producer: ...
+    """
+    options = dict(DEFAULT_TRANSPORT_OPTIONS if transport_options is None else transport_options)
+    options["confirm_publish"] = confirms
+    key = (amqp_uri, repr(ssl), login_method, tuple(sorted(options.items())))
+    pool = _pools.get(key)
+    if pool is None or pool._closed:  # closed by kombu.pools.reset(): find the new one
+        pool = _pools[key] = producers[Connection(amqp_uri, transport_options=options,
+                                                  login_method=login_method, ssl=ssl)]
+    return pool
 
 
 def find_producer_pools_once() -> None:
@@ -64,27 +97,14 @@ def find_producer_pools_once() -> None:
     every service goes through it). The pool found is the very one nameko would find:
     same key, same pool, same connections and reconnection behaviour.
 
-    Example: find_producer_pools_once()  # at import of this module
+    Example: find_producer_pools_once()  # at import of this module and of weintervene.entrypoints
     """
-    from kombu.pools import producers
-    from nameko.amqp import publish
-    from nameko.constants import DEFAULT_TRANSPORT_OPTIONS
-
-    original = publish.get_producer
-    if getattr(original, "weintervene_pools_found_once", False):
+    if getattr(publish.get_producer, "weintervene_pools_found_once", False):
         return
-    pools: dict = {}
 
     @contextmanager
     def get_producer(amqp_uri, confirms=True, ssl=None, login_method=None, transport_options=None):
-        options = dict(DEFAULT_TRANSPORT_OPTIONS if transport_options is None else transport_options)
-        options["confirm_publish"] = confirms
-        key = (amqp_uri, repr(ssl), login_method, tuple(sorted(options.items())))
-        pool = pools.get(key)
-        if pool is None or pool._closed:  # closed by kombu.pools.reset(): find the new one
-            pool = pools[key] = producers[Connection(amqp_uri, transport_options=options,
-                                                     login_method=login_method, ssl=ssl)]
-        with pool.acquire(block=True) as producer:
+        with producer_pool(amqp_uri, confirms, ssl, login_method, transport_options).acquire(block=True) as producer:
             yield producer
 
     get_producer.weintervene_pools_found_once = True
@@ -92,6 +112,109 @@ def find_producer_pools_once() -> None:
 
 
 find_producer_pools_once()
+
+
+class RpcPublisher(Publisher):
+    """nameko's ``Publisher`` for RPC requests and replies, in fewer steps per message.
+
+    nameko's ``publish`` merges its options into fresh dicts and enters a context
+    manager to find the pool; kombu's ``Producer.publish`` then sorts its arguments
+    again, encodes a body that may already be encoded and checks for a batch in a
+    green-thread-local. For the one shape an RPC message has (a routing key, an
+    exchange object, a correlation id, headers, maybe ``mandatory`` and an encoded
+    body) this does kombu's ``_publish`` itself: the same ``Message`` (body,
+    priority, content type and encoding, headers, delivery mode, reply-to,
+    correlation id), the same declarations before it, the same
+    ``Connection.ensure`` retry policy around both, the same pool, and nameko's
+    ``UndeliverableMessage`` for a ``NO_ROUTE`` return. ~15 µs less per message
+    (~90 µs in all, most of it amqp's framing and the socket). Any other shape goes
+    through nameko's own ``publish``.
+
+    Example::
+
+        RpcPublisher(uri, exchange=get_rpc_exchange(), reply_to="k").publish(
+            {"args": [], "kwargs": {}}, routing_key="identity.health", mandatory=True, correlation_id="c")
+    """
+
+    ONE_SHAPE = frozenset({"routing_key", "mandatory", "correlation_id", "extra_headers", "exchange",
+                           "content_type", "content_encoding", "serializer"})
+
+    def publish(self, payload, **kwargs):
+        exchange = kwargs.get("exchange", self.publish_kwargs.get("exchange"))
+        if not (kwargs.keys() <= self.ONE_SHAPE and self.publish_kwargs.keys() <= {"exchange", "reply_to"}
+                and isinstance(exchange, Exchange) and self.retry
+                and self.compression is None and self.expiration is None):
+            return super().publish(payload, **kwargs)
+        content_type, content_encoding, body = encoded(payload, kwargs.get("content_type"),
+                                                       kwargs.get("content_encoding"),
+                                                       kwargs.get("serializer", self.serializer))
+        properties = {"delivery_mode": maybe_delivery_mode(self.delivery_mode or exchange.delivery_mode),
+                      "correlation_id": kwargs.get("correlation_id")}
+        if "reply_to" in self.publish_kwargs:
+            properties["reply_to"] = self.publish_kwargs["reply_to"]
+        headers = dict(kwargs.get("extra_headers") or {})
+        mandatory = kwargs.get("mandatory", self.mandatory)
+        self.transport_options["confirm_publish"] = self.use_confirms  # as nameko's publish does
+        pool = producer_pool(self.amqp_uri, self.use_confirms, self.ssl, self.login_method, self.transport_options)
+        with pool.acquire(block=True) as producer:
+            self._publish_with(producer, body, content_type, content_encoding, headers, properties,
+                               exchange.name, kwargs.get("routing_key") or "", mandatory)
+        if mandatory and not self.use_confirms:
+            warnings.warn("Mandatory delivery was requested, but unroutable messages cannot be "
+                          "detected without publish confirms enabled.")
+
+    def _publish_with(self, producer, body, content_type, content_encoding, headers, properties,
+                      exchange_name, routing_key, mandatory):
+        """kombu's ``Producer.publish(..., retry=True)`` for an encoded body, on a pooled producer."""
+        retry_policy = self.retry_policy
+        declare = self.declare
+
+        def send():
+            channel = producer.channel  # a new channel after ensure() reconnected
+            message = channel.prepare_message(body, self.priority, content_type, content_encoding,
+                                              headers, properties)
+            for entity in declare:
+                if not already_declared(entity, channel):
+                    producer.maybe_declare(entity, retry=True, **retry_policy)
+            return channel.basic_publish(message, exchange=exchange_name, routing_key=routing_key,
+                                         mandatory=mandatory, immediate=False, timeout=None, confirm_timeout=None)
+
+        producer.connection.transport_options.update(retry_policy)  # as kombu's publish does
+        try:
+            producer.connection.ensure(producer, send, **retry_policy)()
+        except ChannelError as exc:
+            if "NO_ROUTE" in str(exc):
+                raise UndeliverableMessage()
+            raise
+
+
+def already_declared(entity, channel) -> bool:
+    """True when kombu's ``maybe_declare`` would find ``entity`` declared on ``channel``'s connection.
+
+    The very test kombu's ``_maybe_declare`` makes (a cacheable entity whose hash the
+    connection remembers), made before kombu binds the entity and wraps the check in
+    a retry policy (~3% of the gateway's CPU for a check that does no I/O). Anything
+    else (not cacheable, not declared yet, a closed channel) goes through kombu.
+
+    Example: already_declared(reply_queue, producer.channel)
+    """
+    connection = getattr(channel, "connection", None)
+    if connection is None or not entity.can_cache_declaration:
+        return False
+    return hash(entity) in connection.client.declared_entities
+
+
+def encoded(body, content_type=None, content_encoding=None, serializer=None):
+    """(content type, content encoding, body) as kombu's ``Producer._prepare`` makes them (no compression).
+
+    Example: encoded({"a": 1}, serializer="json") == ("application/json", "utf-8", '{"a": 1}')
+    """
+    if not content_type:
+        return dumps(body, serializer)
+    if isinstance(body, str):
+        content_encoding = content_encoding or "utf-8"
+        return content_type, content_encoding, body.encode(content_encoding)
+    return content_type, content_encoding or "binary", body
 
 
 class ReplyListener(nameko_rpc.ReplyListener):
@@ -121,11 +244,30 @@ class ReplyListener(nameko_rpc.ReplyListener):
 
 
 class ReplyQueueOncePerConnection(Queue):
-    """A reply queue whose declaration kombu may remember for the life of a connection."""
+    """A reply queue whose declaration kombu may remember for the life of a connection.
+
+    Bound once per channel: before every request kombu binds the queue to the
+    producer's channel to see whether it is declared there, and binding copies the
+    queue and its exchange (kombu's ``Object.__copy__`` rebuilds them through
+    ``as_dict``), ~4% of a caller's CPU. The copy bound to a channel is kept on that
+    channel (so it goes with it) and handed out again while it is still bound to it;
+    kombu then finds the declaration remembered as before, or declares it on a new
+    connection as before.
+    """
 
     @property
     def can_cache_declaration(self) -> bool:
         return True
+
+    def bind(self, channel):
+        copies = getattr(channel, "__dict__", None)
+        if copies is None:  # not a channel object: kombu's own way
+            return super().bind(channel)
+        copies = copies.setdefault("weintervene_bound_reply_queues", {})
+        bound = copies.get(self)
+        if bound is None or bound._channel is not channel:
+            bound = copies[self] = super().bind(channel)
+        return bound
 
     @classmethod
     def like(cls, queue: Queue) -> "ReplyQueueOncePerConnection":
@@ -148,10 +290,12 @@ class _RequestOptions:
 class ClusterRpc(_RequestOptions, nameko_rpc.ClusterRpc):
     """``ClusterRpc()``: call any service, ``self.cluster_rpc.identity.health()``."""
 
+    publisher_cls = RpcPublisher
     reply_listener = ReplyListener()
 
 
 class ServiceRpc(_RequestOptions, nameko_rpc.ServiceRpc):
     """``ServiceRpc("identity")``: call one service, ``self.identity_rpc.health()``."""
 
+    publisher_cls = RpcPublisher
     reply_listener = ReplyListener()
