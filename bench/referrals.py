@@ -80,6 +80,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile", metavar="DIR", default=None,
                         help="sample each service's process with py-spy while sharing (raw stacks and a "
                              "summary of where the CPU goes in DIR; needs py-spy: pip install -e '.[profile]')")
+    parser.add_argument("--batches-in-flight", type=int, default=None, metavar="K",
+                        help="share_batches_in_flight: share batches referrals writes at once (default: the setting's)")
     parser.add_argument("--analytics", action=argparse.BooleanOptionalAction, default=True,
                         help="run analytics and retention too, in processes of their own, as deployed (default; "
                              "with --processes each only): analytics counts every share_recorded event meanwhile")
@@ -98,6 +100,8 @@ def main(argv: list[str]) -> int:
     smtp, sms = SmtpSink(), SmsEndpoint()
     try:
         overrides = {} if args.session_cache is None else {"gateway_session_cache_seconds": args.session_cache}
+        if args.batches_in_flight is not None:
+            overrides["share_batches_in_flight"] = args.batches_in_flight
         analytics_runs = args.analytics and args.processes == "each"  # in processes of their own only
         rs = ReferralsSystem(Path(tempfile.mkdtemp(prefix="bench-referrals-")), smtp.port, sms.base_url,
                              separate_processes=args.processes == "each",
@@ -122,6 +126,7 @@ def main(argv: list[str]) -> int:
               f"({len(world.services)} services); services in {'one process each' if rs.processes else 'this process'}; "
               f"gateway session cache {rs.settings.gateway_session_cache_seconds:g} s; "
               f"{rs.settings.max_workers} workers per service; "
+              f"share batches in flight {rs.settings.share_batches_in_flight}; "
               f"{'an Idempotency-Key with every share (as the web app)' if keys else 'no Idempotency-Key'}; "
               f"{'analytics and retention running' if analytics_runs else 'analytics not running'}")
 

@@ -116,6 +116,10 @@ class Settings:
     # both cores a third idle (bench/referrals.py). Each service's pool allows 30
     # database connections (weintervene.db.make_engine).
     max_workers: int = 32
+    # Referrals: share batches written at once (services/referrals/batching.py). One
+    # batch at a time amortises most, but serialises identity's and the database's round
+    # trips; a few at once overlap them. bench/referrals.py measures the trade.
+    share_batches_in_flight: int = 4
 
     def database_url(self, service: str) -> str:
         """The SQLAlchemy URL of one service's own database."""

@@ -33,6 +33,8 @@ from eventlet.event import Event
 from nameko.extensions import DependencyProvider
 from prometheus_client import Histogram
 
+from weintervene.config import settings
+
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = Histogram(
@@ -68,12 +70,13 @@ class Pending:
 
 
 class NaturalBatcher:
-    """Leader/follower batching of calls that arrive while a batch is in progress."""
+    """Leader/follower batching of calls that arrive while ``max_batches`` batches are in progress."""
 
-    def __init__(self, max_size: int = 32):
+    def __init__(self, max_size: int = 32, max_batches: int = 1):
         self.max_size = max_size
+        self.max_batches = max_batches
         self._queue: deque[Pending] = deque()
-        self._leading = False
+        self._leaders = 0  # batches in progress, and handed-over leads about to start one
 
     def submit(self, request, process):
         """Run ``process(batch)`` on a batch holding ``request``; return this request's result.
@@ -81,8 +84,10 @@ class NaturalBatcher:
         ``process`` receives a list of :class:`Pending` and settles each one.
         """
         mine = Pending(request)
-        self._queue.append(mine)
-        if self._leading:
+        if self._leaders < self.max_batches:
+            self._leaders += 1  # (nothing is queued while a batch may start)
+        else:
+            self._queue.append(mine)
             try:
                 turn = mine._turn.wait()
             except BaseException:  # this worker was killed while waiting: leave no hole in the queue
@@ -90,9 +95,8 @@ class NaturalBatcher:
                 raise
             if turn == _DONE:
                 return mine.outcome()
-            # handed the lead: the queue's first item is this one
-        self._leading = True
-        batch = [self._queue.popleft() for _ in range(min(self.max_size, len(self._queue)))]
+            # handed the lead: this one is out of the queue, and the count of leaders is its
+        batch = [mine] + [self._queue.popleft() for _ in range(min(self.max_size - 1, len(self._queue)))]
         try:
             BATCH_SIZE.observe(len(batch))
             process(batch)
@@ -108,29 +112,29 @@ class NaturalBatcher:
                     if not item.settled:
                         item.fail(RuntimeError("the batch ended without an outcome for this request"))
                     item._turn.send(_DONE)
-            if self._queue:
-                self._queue[0]._turn.send(_LEAD)
-            else:
-                self._leading = False
+            self._pass_the_lead()
         return mine.outcome()
 
+    def _pass_the_lead(self) -> None:
+        """A batch ended: the first request queued leads the next one, or there is one leader less."""
+        if self._queue:
+            self._queue.popleft()._turn.send(_LEAD)
+        else:
+            self._leaders -= 1
 
     def _abandon(self, mine: Pending) -> None:
-        """Take a waiter that is going away out of the queue; pass the lead on if it had it."""
+        """A waiter is going away: out of the queue, and the lead passed on if it had been handed it."""
         if mine in self._queue:
             self._queue.remove(mine)
-        if mine._turn.ready() and mine._turn.wait() == _LEAD:
-            if self._queue:
-                self._queue[0]._turn.send(_LEAD)
-            else:
-                self._leading = False
+        elif mine._turn.ready() and mine._turn.wait() == _LEAD:
+            self._pass_the_lead()
 
 
 class ShareBatches(DependencyProvider):
     """One batcher per running referrals instance, shared by its workers."""
 
     def setup(self):
-        self.batcher = NaturalBatcher()
+        self.batcher = NaturalBatcher(max_batches=settings().share_batches_in_flight)
 
     def get_dependency(self, worker_ctx):
         return self.batcher

@@ -237,3 +237,24 @@ def test_identity_not_answering_fails_the_batch_with_503_not_a_hang(db, identity
             outcome()
         assert unanswered.value.code == "service_timeout"
     assert count(db, Share) == 0
+
+
+def test_with_two_batches_in_flight_a_second_starts_at_once_and_the_rest_queue_for_the_first_to_end():
+    batcher, batches, running = NaturalBatcher(max_batches=2), [], []
+
+    def process(batch):
+        batches.append([item.request for item in batch])
+        running.append(len(batches))
+        eventlet.sleep(0.03 if batch[0].request == "a" else 0.06)
+        for item in batch:
+            item.resolve(item.request)
+
+    threads = [eventlet.spawn(batcher.submit, "a", process)]
+    eventlet.sleep(0.005)
+    threads.append(eventlet.spawn(batcher.submit, "b", process))  # a second batch at once
+    eventlet.sleep(0.005)
+    threads += [eventlet.spawn(batcher.submit, r, process) for r in ("c", "d", "e")]  # both busy: queued
+    with eventlet.Timeout(5):
+        assert [t.wait() for t in threads] == ["a", "b", "c", "d", "e"]
+    assert batches == [["a"], ["b"], ["c", "d", "e"]]  # "a" ended first: "c" led the rest
+    assert batcher.submit("f", process) == "f" and batches[-1] == ["f"]
