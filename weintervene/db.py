@@ -322,10 +322,13 @@ class Database(DependencyProvider):
         self.sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def setup(self):
-        url = settings().database_url(self.service)
+        self.open(settings().database_url(self.service), migrate_schema=settings().auto_migrate)
+
+    def open(self, url: str, migrate_schema: bool = True) -> None:
+        """Engine and session factories on ``url`` (created, and migrated unless told not to)."""
         ensure_database(url)
         self.engine = make_engine(url, read_only_outside_transactions=bool(self.read_only_entrypoints))
-        if settings().auto_migrate:
+        if migrate_schema:
             migrate(self.service, self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         if self.read_only_entrypoints and self.engine.dialect.driver == "pg8000":

@@ -3,14 +3,15 @@ them): no BEGIN or ROLLBACK round trips, any write refused by PostgreSQL, and ev
 other session's transaction committed or rolled back whole, as before."""
 from __future__ import annotations
 
+import weakref
+
 import pg8000.core
 import pytest
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import create_engine, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from services.identity.models import Base, Tenant
 from tests.support.infra import PG_URL, postgres_available, random_suffix
-from weintervene.config import Settings
 from weintervene.db import Database
 from weintervene.deletion import sqlstate
 
@@ -27,16 +28,14 @@ class Worker:
 
 
 @pytest.fixture
-def database(monkeypatch):
+def database():
     """identity's schema in a fresh PostgreSQL database, behind a Database whose
     ``reads`` entrypoint is read-only."""
     if not postgres_available():
         pytest.fail("PostgreSQL is needed for this test")
     name = f"wit_readonly_{random_suffix()}"
-    monkeypatch.setitem(__import__("nameko").config, "WEINTERVENE",
-                        Settings(database_urls={"identity": f"{PG_URL}/{name}"}))
     db = Database("identity", Base, read_only_entrypoints=("reads",))
-    db.setup()  # creates the database and migrates it, through BEGIN READ WRITE
+    db.open(f"{PG_URL}/{name}")  # creates the database and migrates it, through BEGIN READ WRITE
     try:
         yield db
     finally:
@@ -48,14 +47,18 @@ def database(monkeypatch):
 
 
 @pytest.fixture
-def sent(monkeypatch):
-    """Every statement pg8000 sends (its own BEGIN, COMMIT and ROLLBACK included)."""
-    statements = []
+def sent(database, monkeypatch):
+    """Every statement pg8000 sends on ``database``'s connections (its own BEGIN, COMMIT and
+    ROLLBACK included); not those of services running in this process meanwhile."""
+    statements, ours = [], weakref.WeakSet()
+    event.listen(database.engine, "connect", lambda dbapi_connection, _record: ours.add(dbapi_connection))
+    database.engine.dispose()  # from now on every connection is a new one, and ours
     for method in ("execute_simple", "execute_unnamed"):
         original = getattr(pg8000.core.CoreConnection, method)
 
         def recording(self, statement, *args, _original=original, **kwargs):
-            statements.append(statement.strip().split()[0].upper() if statement.strip(" ;") else "PING")
+            if self in ours:
+                statements.append(statement.strip().split()[0].upper() if statement.strip(" ;") else "PING")
             return _original(self, statement, *args, **kwargs)
 
         monkeypatch.setattr(pg8000.core.CoreConnection, method, recording)
@@ -82,6 +85,8 @@ def test_a_read_only_entrypoint_sends_no_begin_and_no_rollback(database, sent):
         session.execute(select(Tenant.id)).all()
         return session.scalar(text("SHOW transaction_read_only"))
 
+    run(database, "reads", two_reads)  # a new connection: the pool does not ping it
+    sent.clear()
     assert run(database, "reads", two_reads) == "on"
     assert sent == ["PING", "SELECT", "SHOW"]
     sent.clear()

@@ -7,7 +7,6 @@ from sqlalchemy import func, select
 from services.identity.dependencies import READ_ONLY_ENTRYPOINTS, identity_database
 from services.identity.models import Base, Tenant
 from services.identity.service import IdentityService
-from weintervene.config import Settings
 from weintervene.db import Database
 
 
@@ -16,10 +15,9 @@ class Worker:
         self.entrypoint = type("Entrypoint", (), {"method_name": method_name})()
 
 
-def test_on_sqlite_a_read_only_entrypoint_gets_the_usual_session(tmp_path, monkeypatch):
-    monkeypatch.setitem(__import__("nameko").config, "WEINTERVENE", Settings(data_dir=tmp_path))
+def test_on_sqlite_a_read_only_entrypoint_gets_the_usual_session(tmp_path):
     database = Database("identity", Base, read_only_entrypoints=("reads",))
-    database.setup()
+    database.open(f"sqlite:///{tmp_path}/identity.db")
     try:
         assert database.reader_sessionmaker is None
         for method_name in ("reads", "writes"):
