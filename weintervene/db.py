@@ -114,6 +114,32 @@ READS_WITHOUT_TRANSACTION = "weintervene_reads_without_transaction"
 """Execution option of a read-only session's engine (see :func:`read_write_only_in_transactions`)."""
 
 
+def _parse_pg8000_dates_fast() -> None:
+    """Parse DATE columns with ``date.fromisoformat`` (~0.1 µs), not pg8000's strptime (~10 µs).
+
+    identity's access check reads a student's date of birth on every share. Only the
+    exact form PostgreSQL sends (``YYYY-MM-DD``, ISO DateStyle) takes the fast path;
+    anything else (``infinity``, BC dates, years past 9999) goes to pg8000's own
+    parser, so every value comes out as before.
+    """
+    import pg8000.converters as converters
+
+    original = converters.PG_TYPES[converters.DATE]
+    if getattr(original, "weintervene_fast", False):
+        return
+
+    def date_in(data):
+        if len(data) == 10 and data[4] == "-" and data[7] == "-":
+            try:
+                return date.fromisoformat(data)
+            except ValueError:
+                pass
+        return original(data)
+
+    date_in.weintervene_fast = True
+    converters.PG_TYPES[converters.DATE] = date_in
+
+
 def make_engine(url: str, read_only_outside_transactions: bool = False) -> Engine:
     """An engine tuned for the service's database kind.
 
@@ -141,6 +167,7 @@ def make_engine(url: str, read_only_outside_transactions: bool = False) -> Engin
         from sqlalchemy.engine import make_url
 
         _cache_pg8000_statements()
+        _parse_pg8000_dates_fast()
         # pg8000 builds a TLS context (loading every CA certificate, ~0.1 s) for
         # each new connection unless told not to; on the same host TLS adds
         # nothing. Remote databases keep pg8000's default (TLS when offered).
