@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from urllib.parse import urlsplit
 
 
@@ -31,6 +32,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=0.0, help="open loop: requests per second offered")
+    parser.add_argument("--idempotency-keys", action="store_true",
+                        help="send a fresh Idempotency-Key with each request, as the web app does")
     args = parser.parse_args()
     bodies = json.load(open(args.body)) if args.body else [None]
     latencies: list[float] = []
@@ -59,6 +62,8 @@ def main() -> None:
                 if due > started:
                     time.sleep(due - started)
                 started = due
+            if args.idempotency_keys:
+                headers["Idempotency-Key"] = str(uuid.uuid4())
             try:
                 conn.request(args.method, path, body=encoded[i % len(encoded)], headers=headers)
                 response = conn.getresponse()

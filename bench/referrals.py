@@ -1,15 +1,18 @@
 """Shares per second end to end through the gateway, with delivery and outbox lag.
 
-``python -m bench referrals [--n 2000] [--concurrency 16] [--rate 200] [--session-cache S] [--processes each|one]``
+``python -m bench referrals [--n 2000] [--concurrency 16] [--rate 200] [--session-cache S] [--processes each|one]
+[--no-analytics] [--no-idempotency-keys]``
 
 What runs: a fresh RabbitMQ vhost and PostgreSQL databases; identity, directory,
-referrals and the gateway each in its own process (``weintervene run --service
-NAME``, as deployed; ``--processes one`` runs them all in this process, as the
-embedded ``weintervene run`` does); the SMTP sink and the SMS endpoint as
-subprocesses, and the HTTP load client in its own process. Each share is an email to a student's authorised contact: sign-in
-check, identity access check and contacts, directory lookup, one transaction
-(share, referral, history, delivery job, outbox event), 201. Afterwards the
-delivery timer sends the emails to the sink and the relay publishes the events.
+referrals, analytics, retention and the gateway each in its own process
+(``weintervene run --service NAME``, as deployed; ``--processes one`` runs the first
+four in this process, as the embedded ``weintervene run`` does); the SMTP sink and
+the SMS endpoint as subprocesses, and the HTTP load client in its own process. Each
+share is an email to a student's authorised contact, sent with an Idempotency-Key as
+the web app sends it: sign-in check, identity access check and contacts, directory
+lookup, one transaction (share, key, referral, history, delivery job, outbox event),
+201. Meanwhile the delivery timer sends the emails to the sink, the relay publishes
+the events and analytics counts them.
 
 Measured in the same run, as baselines: a bare nameko RPC round trip, a raw
 SQL insert+commit on the same database, and an authenticated gateway request
@@ -40,11 +43,14 @@ from sqlalchemy import text  # noqa: E402
 from bench.support import summary as summary_ms  # noqa: E402
 
 
-def http_load(url: str, token: str, bodies, n: int, concurrency: int, method: str = "POST", rate: float = 0) -> dict:
+def http_load(url: str, token: str, bodies, n: int, concurrency: int, method: str = "POST", rate: float = 0,
+              idempotency_keys: bool = False) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(bodies, f)
     cmd = [sys.executable, "-m", "bench.http_load", "--url", url, f"--token={token}", "--n", str(n),
            "--concurrency", str(concurrency), "--method", method, "--rate", str(rate)]
+    if idempotency_keys:
+        cmd.append("--idempotency-keys")
     if bodies is not None:
         cmd += ["--body", f.name]
     # eventlet's green subprocess: the services keep running while the client loads them.
@@ -74,7 +80,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile", metavar="DIR", default=None,
                         help="sample each service's process with py-spy while sharing (raw stacks and a "
                              "summary of where the CPU goes in DIR; needs py-spy: pip install -e '.[profile]')")
+    parser.add_argument("--analytics", action=argparse.BooleanOptionalAction, default=True,
+                        help="run analytics and retention too, in processes of their own, as deployed (default; "
+                             "with --processes each only): analytics counts every share_recorded event meanwhile")
+    parser.add_argument("--idempotency-keys", action=argparse.BooleanOptionalAction, default=True,
+                        help="send a fresh Idempotency-Key with every share, as the web app does (default); "
+                             "--no-idempotency-keys shares as an API client that sends none")
     args = parser.parse_args(argv)
+    keys = args.idempotency_keys
     logging.basicConfig(level=logging.ERROR)
 
     from nameko.standalone.rpc import ClusterRpcClient
@@ -85,8 +98,10 @@ def main(argv: list[str]) -> int:
     smtp, sms = SmtpSink(), SmsEndpoint()
     try:
         overrides = {} if args.session_cache is None else {"gateway_session_cache_seconds": args.session_cache}
+        analytics_runs = args.analytics and args.processes == "each"  # in processes of their own only
         rs = ReferralsSystem(Path(tempfile.mkdtemp(prefix="bench-referrals-")), smtp.port, sms.base_url,
-                             separate_processes=args.processes == "each", **overrides)
+                             separate_processes=args.processes == "each",
+                             extra_services=("analytics", "retention") if analytics_runs else (), **overrides)
     except BaseException:
         smtp.stop()
         sms.stop()
@@ -106,7 +121,9 @@ def main(argv: list[str]) -> int:
         print(f"database: {engine.dialect.name}; directory: the real DirectoryService "
               f"({len(world.services)} services); services in {'one process each' if rs.processes else 'this process'}; "
               f"gateway session cache {rs.settings.gateway_session_cache_seconds:g} s; "
-              f"{rs.settings.max_workers} workers per service")
+              f"{rs.settings.max_workers} workers per service; "
+              f"{'an Idempotency-Key with every share (as the web app)' if keys else 'no Idempotency-Key'}; "
+              f"{'analytics and retention running' if analytics_runs else 'analytics not running'}")
 
         # -- baselines -------------------------------------------------------------
         rpc_times = []
@@ -136,15 +153,16 @@ def main(argv: list[str]) -> int:
             me_cpu["client"] = me.get("cpu_seconds", 0.0)
 
         # -- shares ----------------------------------------------------------------
-        http_load(url, token, bodies, args.warmup, args.concurrency)
+        analytics = AnalyticsCounter(rs) if analytics_runs else None
+        http_load(url, token, bodies, args.warmup, args.concurrency, idempotency_keys=keys)
         wait_for_deliveries(engine, timeout=120)
-        rs.drain(ANALYTICS_QUEUE)
+        settle_events(rs, analytics, args.warmup)
         with engine.connect() as conn:
             mark = conn.scalar(text("SELECT now()" if engine.dialect.name == "postgresql" else "SELECT CURRENT_TIMESTAMP"))
         # One client alone: the latency of a share when nothing queues.
-        alone = http_load(url, token, bodies, 100, 1)
+        alone = http_load(url, token, bodies, 100, 1, idempotency_keys=keys)
         wait_for_deliveries(engine, timeout=120)
-        rs.drain(ANALYTICS_QUEUE)
+        settle_events(rs, analytics, args.warmup + 100)
         with engine.connect() as conn:
             mark = conn.scalar(text("SELECT now()" if engine.dialect.name == "postgresql" else "SELECT CURRENT_TIMESTAMP"))
         sinks_before = len(smtp.files(".eml"))
@@ -153,8 +171,10 @@ def main(argv: list[str]) -> int:
         others = other_pids(rs, engine)
         processes_before = {**process_cpu(rs), **pids_cpu(others)}
         profilers = start_profilers(rs, args.profile) if args.profile else {}
+        counted_before = analytics.count() if analytics else 0
+        sampler = eventlet.spawn(analytics.sample_until, counted_before + args.n) if analytics else None
         started = time.perf_counter()
-        result = http_load(url, token, bodies, args.n, args.concurrency)
+        result = http_load(url, token, bodies, args.n, args.concurrency, idempotency_keys=keys)
         http_done = time.perf_counter()
         cpu_after = os.times()
         others = other_pids(rs, engine, others)
@@ -173,7 +193,15 @@ def main(argv: list[str]) -> int:
             outbox = [r[0] for r in conn.execute(text(
                 "SELECT EXTRACT(EPOCH FROM (published_at - created_at)) FROM outbox_message "
                 "WHERE created_at >= :m AND event_type = 'share_recorded'"), {"m": mark})]
-        in_analytics_queue = len(rs.drain(ANALYTICS_QUEUE))
+            created = sorted(float(r[0]) for r in conn.execute(text(
+                "SELECT EXTRACT(EPOCH FROM created_at) FROM outbox_message "
+                "WHERE created_at >= :m AND event_type = 'share_recorded'"), {"m": mark}))
+        if sampler is not None:
+            samples = sampler.wait()
+            counted = samples[-1][1] - counted_before if samples else 0
+            to_analytics = lags_to_count(created, samples, counted_before)
+        else:
+            counted, to_analytics = len(rs.drain(ANALYTICS_QUEUE)), []
 
         latencies = result["latencies"]
         share_rate = len(latencies) / result["wall_seconds"]
@@ -197,7 +225,11 @@ def main(argv: list[str]) -> int:
         print(f"emails in the sink: {delivered - sinks_before}/{args.n} "
               f"({args.n / (all_sent - started):.0f}/s end to end; last one {all_sent - http_done:.2f} s after the "
               f"last 201)")
-        print(f"share_recorded events waiting in analytics' queue: {in_analytics_queue}/{args.n}")
+        if analytics:
+            print(line("outbox row -> counted by analytics", to_analytics))
+            print(f"share_recorded events counted by analytics: {counted}/{args.n}")
+        else:
+            print(f"share_recorded events waiting in analytics' queue (analytics not running): {counted}/{args.n}")
         print(f"ratios: share median / GET me median = {s['median_ms'] / m['median_ms']:.1f}x; "
               f"share median / RPC median = {s['median_ms'] / summary(rpc_times)['median_ms']:.1f}x")
         elapsed = http_done - started
@@ -234,7 +266,7 @@ def main(argv: list[str]) -> int:
             # Open loop: shares offered at a steady rate, as many teachers would, each
             # latency counted from when it was due.
             wait_for_deliveries(engine, timeout=300)
-            offered = http_load(url, token, bodies, args.n, 64, rate=args.rate)
+            offered = http_load(url, token, bodies, args.n, 64, rate=args.rate, idempotency_keys=keys)
             o = summary(offered["latencies"])
             achieved = len(offered["latencies"]) / offered["wall_seconds"]
             print(line(f"POST /api/v1/referrals offered {args.rate:g}/s", offered["latencies"])
@@ -384,6 +416,58 @@ def wait_for_deliveries(engine, timeout: float) -> None:
         with engine.connect() as conn:
             if not conn.scalar(text("SELECT count(*) FROM delivery WHERE state IN ('queued', 'sending')")):
                 return
+        time.sleep(0.2)
+
+
+class AnalyticsCounter:
+    """How many shares analytics has counted so far, read from its own database."""
+
+    def __init__(self, rs):
+        from weintervene.db import make_engine
+
+        self.engine = make_engine(rs.settings.database_url("analytics"))
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.scalar(text("SELECT COALESCE(SUM(count), 0) FROM daily_share_count")))
+
+    def sample_until(self, total: int, timeout: float = 300, every: float = 0.05) -> list[tuple[float, int]]:
+        """``[(unix time, count)]`` every ``every`` s until the count reaches ``total``."""
+        samples, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            samples.append((time.time(), self.count()))
+            if samples[-1][1] >= total:
+                break
+            time.sleep(every)
+        return samples
+
+
+def lags_to_count(created: list[float], samples: list[tuple[float, int]], base: int) -> list[float]:
+    """Seconds from each event's outbox row to the first sample whose count includes it.
+
+    Analytics keeps counts only (no per-event record, by design), so the k-th event
+    created is taken as counted when the count first reaches ``base + k``: exact when
+    events are counted in the order they were written, close otherwise.
+    """
+    lags, i = [], 0
+    for k, at in enumerate(created, start=1):
+        while i < len(samples) and samples[i][1] < base + k:
+            i += 1
+        if i == len(samples):
+            break
+        lags.append(max(0.0, samples[i][0] - at))
+    return lags
+
+
+def settle_events(rs, analytics, expected: int, timeout: float = 120) -> None:
+    """Wait until analytics has counted ``expected`` shares (or drain its queue when it is not running)."""
+    if analytics is None:
+        from tests.support.referrals_system import ANALYTICS_QUEUE
+
+        rs.drain(ANALYTICS_QUEUE)
+        return
+    deadline = time.monotonic() + timeout
+    while analytics.count() < expected and time.monotonic() < deadline:
         time.sleep(0.2)
 
 

@@ -11,6 +11,7 @@ import base64
 import binascii
 from datetime import timedelta
 
+from nameko.exceptions import serialize
 from nameko.timer import timer
 from sqlalchemy import select
 
@@ -29,11 +30,15 @@ from weintervene.auth import AuthContext, Role
 from weintervene.db import utcnow
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
-from weintervene.errors import BadRequest, NotFound, Unauthorized
+from weintervene.errors import BadRequest, NotFound, Unauthorized, WeInterveneError
 from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher, relay_outbox
 from weintervene.observability import EntrypointMetrics, HealthCheck
 from weintervene.validation import load
+
+
+# referrals batches at most its worker count (32) of shares; a few more is still a bounded call.
+MAX_SHARE_CONTEXTS = 64
 
 
 def _auth(auth) -> AuthContext:
@@ -297,6 +302,29 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         wanted = sorted({str(t) for t in tenant_ids if t})
         found = self.db.scalars(select(Tenant).where(Tenant.id.in_(wanted))).all() if wanted else []
         return {**context, "tenants": {t.id: tenants.tenant_info(t) for t in found}}
+
+    @rpc
+    def share_contexts(self, requests):
+        """``share_context`` for several shares in one round trip: referrals writes the shares
+        that arrive together as one batch. Each share is checked in full on its own; the
+        answers come in order, each ``{"context": …}`` or ``{"error": …}`` (that share's
+        refusal, serialised as nameko sends an error), so one share's refusal is only its own.
+
+        Example: share_contexts([{"auth": auth, "student_id": diego_id, "contact_ids": [rosa_id],
+        "tenant_ids": []}]) -> [{"context": {"student": {…}, "contacts": […], "tenants": {}}}]
+        """
+        if (not isinstance(requests, list) or not 1 <= len(requests) <= MAX_SHARE_CONTEXTS
+                or not all(isinstance(r, dict) for r in requests)):
+            raise BadRequest(f"requests must be a list of 1 to {MAX_SHARE_CONTEXTS} objects.", code="invalid_input")
+        answers = []
+        for request in requests:
+            try:
+                answers.append({"context": self.share_context(
+                    request.get("auth"), request.get("student_id"), request.get("contact_ids"),
+                    request.get("tenant_ids", ()))})
+            except WeInterveneError as refused:
+                answers.append({"error": serialize(refused)})
+        return answers
 
     # -- deletion ---------------------------------------------------------
     @rpc

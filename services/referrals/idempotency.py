@@ -8,9 +8,12 @@ UUID per form submission) and the same key with every retry of it.
 
 * The key is the caller's: (tenant, user, SHA-256 of the key). The same key from
   another user is another request.
-* The row (``IdempotencyKey``) is inserted in the share's own transaction, right after
-  the share, with ``INSERT … ON CONFLICT DO NOTHING``: both commit, or neither. That
-  INSERT is all a key costs a first request: nothing is looked up before.
+* The row (``IdempotencyKey``) is inserted with the share's rows, in the same statement
+  and transaction (``sharing.write_batch``): both commit, or neither. That row is all a
+  key costs a first request: nothing is looked up before. A key already taken makes
+  that statement fail (a unique violation); it is rolled back and the share is written
+  alone: its rows, then its key with ``INSERT … ON CONFLICT DO NOTHING`` (``record``),
+  which tells a repeat apart without failing.
 * A repeat goes the same way as the first request (identity's access check, directory's
   services: so a repeat after the student's deletion request is refused like any share)
   until its key INSERT finds the key taken. It rolls its share back and answers with the
@@ -20,8 +23,9 @@ UUID per form submission) and the same key with every retry of it.
   and nothing is written either.
 * Two requests with the same key at once: the primary key decides. On PostgreSQL the
   second one's INSERT waits for the first one's transaction (READ COMMITTED) and, once
-  it committed, inserts nothing; on SQLite the database lock serialises the writers, so
-  the second finds the committed row the same way. The second then answers as a repeat.
+  it committed, fails; written alone, its ``record`` then inserts nothing. On SQLite the
+  database lock serialises the writers, so the second finds the committed row the same
+  way. The second then answers as a repeat. Twins in one batch go the same way.
 * Keys live at least ``idempotency_key_ttl_hours`` (24 h): ``purge_expired`` runs with
   the hourly outbox purge; after it the same key makes a new share (as Stripe's keys).
 
@@ -89,6 +93,11 @@ class RequestKey:
     def params(self) -> dict:
         return {"tenant_id": self.tenant_id, "user_id": self.user_id, "key_hash": self.key_hash}
 
+    def row(self, share_id: str, now: datetime) -> dict:
+        """The key's row for ``share_id``: ``record`` inserts it, or a batch of shares with the rest
+        of their rows (where a taken key is a unique violation that sends each share to ``record``)."""
+        return {**self.params, "request_hash": self.request_hash, "share_id": share_id, "created_at": now}
+
 
 # Made once, with bound parameters: a statement built per call (``.values(...)``, an ORM
 # entity query) is compiled per call, which costs more than its round trip. The INSERT is
@@ -113,8 +122,7 @@ def record(db, key: RequestKey, share_id: str, now: datetime) -> bool:
     this wait for that transaction's outcome, then insert (it rolled back) or skip (it
     committed), never fail; on SQLite the writer holding the database lock has committed.
     """
-    row = {**key.params, "request_hash": key.request_hash, "share_id": share_id, "created_at": now}
-    return db.connection().execute(_RECORD, row).first() is not None
+    return db.connection().execute(_RECORD, key.row(share_id, now)).first() is not None
 
 
 def replay(db, key: RequestKey) -> Share:

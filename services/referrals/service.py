@@ -7,6 +7,7 @@ from nameko.timer import timer
 from sqlalchemy.orm import sessionmaker
 
 from services.referrals import delivery, erasure, followup, idempotency, saved_lists, sharing, sms, views
+from services.referrals.batching import ShareBatches
 from services.referrals.dependencies import referrals_database
 from services.referrals.directory_cache import DirectoryServices
 from services.referrals.exceptions import BadSignature
@@ -33,6 +34,7 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
     identity = ServiceRpc("identity")
     directory = ServiceRpc("directory")
     directory_services = DirectoryServices()
+    share_batches = ShareBatches()
 
     # -- the data owner's export ---------------------------------------------
     @rpc
@@ -62,8 +64,8 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
         "channel": "email", "note": "Ask for Ana"}, "0c2f6a1e-…") -> {"items": [{"id": …,
         "status": "requested", "link_url": null, …}]}
         """
-        return sharing.create_share(self.db, self.identity, self.directory, self.directory_services, auth, data,
-                                    idempotency_key)
+        return sharing.create_share(self.db, self.identity, self.directory, self.directory_services,
+                                    self.share_batches, auth, data, idempotency_key)
 
     # -- following up -------------------------------------------------------
     @rpc

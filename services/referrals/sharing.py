@@ -17,29 +17,37 @@ Rules enforced here, in order:
 5. Every referral stages one ``share_recorded`` event (exactly the contract's
    fields) in the outbox, committed with the rows.
 6. With an ``Idempotency-Key``, a repeat of the request answers with the share the
-   first one made and writes nothing (``idempotency``); the key costs one INSERT,
-   and without one nothing extra is read or written.
+   first one made and writes nothing (``idempotency``); the key is one more row in
+   the share's statement, and without one nothing extra is read or written.
+7. Shares that arrive while others are being written are written together next
+   (``batching``): one ``share_contexts`` call to identity and one transaction for
+   all of them, each share refused or answered on its own. A lone share goes as
+   before: ``share_context``, its own transaction.
 
 Example::
 
-    >>> create_share(db, identity, directory, catalogue, auth, {"student_id": s, "contact_ids": [c],
+    >>> create_share(db, identity, directory, catalogue, batches, auth, {"student_id": s, "contact_ids": [c],
     ...     "service_ids": [svc], "channel": "sms", "note": "Ask for Ana"})
     ({"items": [{"id": "…", "status": "requested", "deliveries": [{"state": "queued"}], …}]})
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
+import eventlet
+from nameko.exceptions import deserialize
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.referrals import idempotency
 from services.referrals.directory_cache import resolve
 from services.referrals.exceptions import ConsentRequired, ContactUnreachable, ListNotFound
 from services.referrals.models import (
-    Delivery, Disclosure, OutboxMessage, Referral, SavedList, Share, ShareRecipient, StatusChange,
+    Delivery, Disclosure, IdempotencyKey, OutboxMessage, Referral, SavedList, Share, ShareRecipient, StatusChange,
 )
 from services.referrals.messages import service_facts
 from services.referrals.schemas import ShareRequestSchema
@@ -48,7 +56,7 @@ from weintervene.auth import STUDENT_DATA_ROLES, AuthContext, TenantKind
 from weintervene.config import settings
 from weintervene.contracts import SHARE_RECORDED, ShareRecorded
 from weintervene.db import insert_together, new_id, utcnow
-from weintervene.errors import Forbidden
+from weintervene.errors import Forbidden, Unavailable, WeInterveneError
 from weintervene.messaging import outbox_rows
 from weintervene.validation import load
 
@@ -114,15 +122,46 @@ def _receiving_program(identity, caller: AuthContext, service: dict, tenants: di
     return tenant if tenant.get("kind") == TenantKind.PROGRAM.value else None
 
 
-def create_share(db, identity, directory, catalogue, auth: dict, data: dict,
+@dataclasses.dataclass
+class ShareRequest:
+    """A share request checked as far as referrals can alone, before identity is asked."""
+
+    caller: AuthContext
+    auth: dict
+    values: dict
+    key: idempotency.RequestKey | None
+    student_id: str | None
+    contact_ids: list[str]
+    services: list[dict]
+    owners: list[str]  # other tenants owning a service: identity says which are programs
+
+
+@dataclasses.dataclass
+class ShareRows:
+    """A share ready to write: its rows in foreign-key order, and the answer once committed."""
+
+    request: ShareRequest
+    rows: list[tuple[type, list[dict]]]
+    answer: dict
+
+
+def create_share(db, identity, directory, catalogue, batches, auth: dict, data: dict,
                  idempotency_key: str | None = None) -> dict:
+    """Check, write and answer one share; shares arriving together are written together.
+
+    ``batches`` (a :class:`~services.referrals.batching.NaturalBatcher`) runs the rest in
+    the worker that leads the batch: one identity round trip and one transaction for
+    every share in it, each share still refused or answered on its own.
+    """
+    request = read_request(db, directory, catalogue, auth, data, idempotency_key)
+    return batches.submit(request, lambda batch: write_batch(db, identity, batch))
+
+
+def read_request(db, directory, catalogue, auth: dict, data: dict, idempotency_key: str | None) -> ShareRequest:
+    """Validate the request and look its services up (directory, or its few-seconds cache)."""
     caller = AuthContext.from_dict(auth).require(*STUDENT_DATA_ROLES)
     values = load(SHARE_REQUEST, data)
     key = idempotency.RequestKey.of(caller, idempotency_key, values) if idempotency_key is not None else None
-    student_id = str(values["student_id"]) if values["student_id"] else None
-    contact_ids = [str(c) for c in values["contact_ids"]]
-    channel = values["channel"]
-
     if values["list_id"]:
         saved = visible_list(db, caller, str(values["list_id"]))
         service_ids = [item.service_id for item in saved.items]
@@ -130,20 +169,90 @@ def create_share(db, identity, directory, catalogue, auth: dict, data: dict,
             raise ListNotFound("That list has no services.", code="list_empty")
     else:
         service_ids = list(dict.fromkeys(str(s) for s in values["service_ids"]))
+    services = [resolve(item) for item in catalogue.get_many(directory, auth, service_ids)]
+    student_id = str(values["student_id"]) if values["student_id"] else None
+    owners = sorted({o for o in (_foreign_owner(caller, s) for s in services) if o}) if student_id else []
+    return ShareRequest(caller=caller, auth=auth, values=values, key=key, student_id=student_id,
+                        contact_ids=[str(c) for c in values["contact_ids"]], services=services, owners=owners)
 
-    # At most two round trips, in parallel: directory for the services not in the
-    # short-lived cache, and identity once (share_context runs the full student
-    # access check on every share, returns the authorised contacts named and the
-    # facts of the owner tenants already known).
-    lookups = catalogue.get_many(directory, auth, service_ids)
-    context_call = None
-    if student_id:
-        owners = sorted({o for o in (_foreign_owner(caller, s) for s in lookups if isinstance(s, dict)) if o})
-        context_call = identity.share_context.call_async(auth, student_id, contact_ids, owners)
-    context = context_call.result() if context_call else {"student": None, "contacts": [], "tenants": {}}
+
+def write_batch(db, identity, batch: list) -> None:
+    """Settle every :class:`~services.referrals.batching.Pending` of ``batch`` (of ShareRequest).
+
+    Identity is asked once for all of them (``share_context`` for one, ``share_contexts``
+    for several); each share is then built on its own (a refusal is that share's
+    outcome), and the rest are written in ONE statement and ONE transaction. Should it
+    fail (a repeated Idempotency-Key is a unique violation in it, or any row of one
+    share), it is rolled back and each share is written alone, so only the faulty one
+    fails and a repeat answers with its first share.
+
+    Example: write_batch(db, identity, [Pending(read_request(...)), …]) -> None (each
+    Pending resolved with its 201 answer, or failed with its refusal)
+    """
+    contexts = share_contexts(identity, [item.request for item in batch])
+    ready = []
+    for item, context in zip(batch, contexts):
+        try:
+            if isinstance(context, Exception):
+                raise context
+            ready.append((item, build_share(db, identity, item.request, context)))
+        except Exception as refused:  # this share's refusal (or fault) is its own outcome
+            item.fail(refused)
+    if not ready:
+        return
+    # Together first: one statement and one commit for the lot, key rows included. A key
+    # taken already (a repeat, or twins in this batch) is a unique violation there, and
+    # each share then goes alone, where ``idempotency.record`` tells a repeat apart.
+    if len(ready) > 1 or ready[0][1].request.key is not None:
+        try:
+            insert_together(db, _merged([rows for _, rows in ready]))
+            db.commit()
+        except SQLAlchemyError:
+            db.rollback()
+        else:
+            for item, rows in ready:
+                item.resolve(rows.answer)
+            return
+    for item, rows in ready:
+        try:
+            item.resolve(write_one(db, rows))
+        except Exception as exc:
+            db.rollback()
+            item.fail(exc)
+
+
+def share_contexts(identity, requests: list[ShareRequest]) -> list:
+    """Identity's answer for each request: its share context, or the refusal (an exception);
+    a request without a student needs none (an empty context)."""
+    answers: list = [{"student": None, "contacts": [], "tenants": {}}] * len(requests)
+    asks = [(n, r) for n, r in enumerate(requests) if r.student_id]
+    # Bounded: the whole batch waits on this call, and the caller on the batch.
+    timeout = eventlet.Timeout(settings().rpc_timeout_seconds,
+                               Unavailable("Identity did not answer in time; share again.", code="service_timeout"))
+    with timeout:
+        if len(asks) == 1:
+            n, r = asks[0]
+            try:
+                answers[n] = identity.share_context(r.auth, r.student_id, r.contact_ids, r.owners)
+            except WeInterveneError as refused:
+                answers[n] = refused
+        elif asks:
+            replies = identity.share_contexts([
+                {"auth": r.auth, "student_id": r.student_id, "contact_ids": r.contact_ids, "tenant_ids": r.owners}
+                for _, r in asks])
+            for (n, _), reply in zip(asks, replies):
+                answers[n] = deserialize(reply["error"]) if reply.get("error") else reply["context"]
+    return answers
+
+
+def build_share(db, identity, request: ShareRequest, context: dict) -> ShareRows:
+    """The share's rows and its answer, from the request and identity's context (``db``: only to
+    mark the outbox rows staged, so the commit wakes the relay)."""
+    caller, values, student_id, contact_ids = request.caller, request.values, request.student_id, request.contact_ids
+    channel = values["channel"]
     student = context["student"]
     contacts = _checked_contacts(context["contacts"], contact_ids, channel) if contact_ids else []
-    services = [resolve(item) for item in lookups]
+    services = request.services
     programs = [_receiving_program(identity, caller, s, context["tenants"]) if student_id else None
                 for s in services]
     if any(programs) and not values["consent"]:
@@ -215,13 +324,9 @@ def create_share(db, identity, directory, catalogue, auth: dict, data: dict,
             "state": "queued", "attempts": 0, "next_attempt_at": now, "created_at": now,
         } for kind, recipient, address, lang in targets]
 
-    # One transaction in foreign-key order: the share, its rows, and its events in the
-    # outbox commit together or not at all. On PostgreSQL the rows go in one statement
-    # (insert_together), or three with an idempotency key: the share, then the key right
-    # after it (its foreign key) so a request with the same key finds it committed or
-    # waits for it here, then the rest.
     rows = [
         (Share, [share]),
+        (IdempotencyKey, [request.key.row(share["id"], now)] if request.key is not None else []),
         (ShareRecipient, [{"share_id": share["id"], "contact_id": c} for c in contact_ids]),
         (Referral, referrals),
         (StatusChange, history),
@@ -229,17 +334,34 @@ def create_share(db, identity, directory, catalogue, auth: dict, data: dict,
         (OutboxMessage, outbox_rows(db, OutboxMessage, events)),
         (Delivery, deliveries),
     ]
-    if key is not None:
-        insert_together(db, rows[:1])
-        if not idempotency.record(db, key, share["id"], now):
-            db.rollback()  # a repeat: nothing of this one is kept; answer with the first share
-            return replayed(db, idempotency.replay(db, key), caller)
-        rows = rows[1:]
-    insert_together(db, rows)
-    db.commit()
     shared = SimpleNamespace(**share, recipients=[SimpleNamespace(contact_id=c) for c in contact_ids])
-    return {"items": [referral_view(SimpleNamespace(**r, share=shared), caller, link_token=link_token)
-                      for r in referrals]}
+    answer = {"items": [referral_view(SimpleNamespace(**r, share=shared), caller, link_token=link_token)
+                        for r in referrals]}
+    return ShareRows(request=request, rows=rows, answer=answer)
+
+
+def write_one(db, share: ShareRows) -> dict:
+    """Write one share in its own transaction and answer it, or answer the first share of a
+    repeated Idempotency-Key (its key row goes in through ``idempotency.record``, which finds a
+    committed or concurrent twin without a unique violation: see :mod:`idempotency`)."""
+    key = share.request.key
+    insert_together(db, [(model, rows) for model, rows in share.rows if model is not IdempotencyKey])
+    if key is not None:
+        share_id = share.rows[0][1][0]["id"]
+        if not idempotency.record(db, key, share_id, share.rows[0][1][0]["created_at"]):
+            db.rollback()  # a repeat: nothing of this one is kept; answer with the first share
+            return replayed(db, idempotency.replay(db, key), share.request.caller)
+    db.commit()
+    return share.answer
+
+
+def _merged(shares: list[ShareRows]) -> list[tuple[type, list[dict]]]:
+    """The rows of several shares, table by table in foreign-key order."""
+    merged: dict[type, list[dict]] = {}
+    for share in shares:
+        for model, rows in share.rows:
+            merged.setdefault(model, []).extend(rows)
+    return list(merged.items())
 
 
 def replayed(db, share: Share, caller: AuthContext) -> dict:

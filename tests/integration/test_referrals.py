@@ -7,6 +7,7 @@ directory's ``get_service``.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from datetime import date
@@ -17,6 +18,8 @@ from kombu import Connection, Exchange, Producer
 from sqlalchemy import text
 
 from nameko.amqp.publish import Publisher
+from nameko.runners import ServiceRunner
+from services.referrals.service import ReferralsService
 from tests.support.infra import SmsEndpoint
 from tests.support.referrals_system import ANALYTICS_QUEUE, PUBLISH_TO_SCHOOLS, ReferralsSystem
 from weintervene.contracts import DELETION_COMPLETED, ShareRecorded, queue_name
@@ -490,21 +493,38 @@ def test_a_retry_after_a_504_gets_the_share_that_went_through(rs, world, teacher
     assert reached_the_family_once(rs, world, teacher, smtp_sink, rs_db, tap, item["id"], tag) == 1
 
 
+@contextlib.contextmanager
+def a_second_referrals_instance():
+    """Another referrals instance on the same queue and database, as deployed (two replicas):
+    the broker hands consecutive requests to the two in turn."""
+    runner = ServiceRunner()
+    runner.add_service(ReferralsService)
+    runner.start()
+    try:
+        yield
+    finally:
+        runner.stop()
+
+
 def test_two_requests_with_one_key_at_once_make_one_share_on_postgresql(rs, world, teacher, smtp_sink, rs_db):
-    """A double click: both requests find no key, both insert a share, both wait (a lock
-    holds the key table); then one key INSERT waits for the other's transaction, finds its
-    committed key, and that request rolls back and answers with the other's share."""
+    """A double click reaching both referrals instances: both requests find no key, both
+    insert their share and key in one statement and wait (a lock holds the key table);
+    then one INSERT waits for the other's transaction and fails on its committed key;
+    that request rolls back, writes alone, finds the key (ON CONFLICT DO NOTHING) and
+    answers with the other's share. (Twins reaching one instance: test_referrals_batching.)"""
     on_postgresql(rs)
     import eventlet
 
     tap = quiet_outbox(rs, rs_db)
     key, tag = str(uuid.uuid4()), uuid.uuid4().hex[:8]
-    with rs_db.connect() as blocker:
+    with a_second_referrals_instance(), rs_db.connect() as blocker:
         blocker.execute(text("LOCK TABLE idempotency_key IN EXCLUSIVE MODE"))
         clicks = [eventlet.spawn(share_with_key, rs, teacher, key, retry_body(world, tag)) for _ in range(2)]
-        wait_until(lambda: waiting_on_a_lock(rs_db) >= 2)  # both at their key INSERT
-        blocker.rollback()
-    answers = [click.wait() for click in clicks]
+        try:
+            wait_until(lambda: waiting_on_a_lock(rs_db) >= 2)  # both at their INSERT, one per instance
+        finally:
+            blocker.rollback()
+        answers = [click.wait() for click in clicks]
     assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
     assert answers[0].json()["items"] == answers[1].json()["items"]
     assert sorted(a.headers.get("Idempotent-Replayed", "") for a in answers) == ["", "true"]

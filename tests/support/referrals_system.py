@@ -10,7 +10,8 @@ a program admin for a program's.
 
 Analytics and retention do not run here on purpose: their durable queues (declared
 from ``contracts.SUBSCRIPTIONS``) collect what referrals publishes, so a test
-can count exactly what analytics would receive.
+can count exactly what analytics would receive. The benchmark runs them as well
+(``extra_services``, in their own processes), as a deployment would.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class World:
 
 class ReferralsSystem:
     def __init__(self, tmp_path, smtp_port: int, sms_url: str, use_postgres: bool | None = None,
-                 separate_processes: bool = False, **settings_overrides):
+                 separate_processes: bool = False, extra_services: tuple = (), **settings_overrides):
         self.vhost = Vhost()
         self.databases = None
         template = ""
@@ -91,10 +92,12 @@ class ReferralsSystem:
         declare_topology(self.settings.amqp_uri)
         self.runner = None
         self.processes: dict[str, subprocess.Popen] = {}
+        if extra_services and not separate_processes:
+            raise ValueError("extra_services run only in processes of their own")
         if separate_processes:
             # As deployed: ``weintervene run --service NAME``, one process each, so
             # the services use every core (the benchmark's default).
-            for name in COMPONENTS:
+            for name in COMPONENTS + tuple(extra_services):
                 self.processes[name] = subprocess.Popen(
                     [sys.executable, "-m", "weintervene.cli", "run", "--service", name],
                     env={**os.environ, **settings_env(self.settings)}, stdout=subprocess.DEVNULL,
@@ -119,7 +122,7 @@ class ReferralsSystem:
                 raise RuntimeError(f"{dead} exited at start; see their logs in {self.settings.data_dir}")
             try:
                 with ClusterRpcClient(uri=self.settings.amqp_uri, timeout=2) as rpc:
-                    for name in SERVICES_RUN:
+                    for name in SERVICES_RUN + tuple(n for n in self.processes if n not in COMPONENTS):
                         getattr(rpc, name).health()
                 requests.get(self.url("/healthz"), timeout=2)  # any answer: the gateway listens
                 return

@@ -6,6 +6,7 @@ import uuid
 from unittest import mock
 
 import pytest
+from nameko.exceptions import serialize
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -90,6 +91,7 @@ class FakeIdentity:
         self.delivery_contacts = rpc_mock(self._delivery_contacts)
         self.check_student_access = rpc_mock(self._check_student_access)
         self.share_context = rpc_mock(self._share_context)
+        self.share_contexts = rpc_mock(self._share_contexts)
 
     def _check_student_access(self, auth, student_id):
         if student_id in self.fenced:
@@ -120,6 +122,16 @@ class FakeIdentity:
         return {"student": self._check_student_access(auth, student_id),
                 "contacts": self._delivery_contacts(auth, student_id, contact_ids),
                 "tenants": {t: self.tenant_info(t) for t in tenant_ids}}
+
+    def _share_contexts(self, requests):
+        answers = []
+        for r in requests:
+            try:
+                answers.append({"context": self.share_context(r["auth"], r["student_id"], r["contact_ids"],
+                                                              r["tenant_ids"])})
+            except (Conflict, Forbidden, NotFound) as refused:
+                answers.append({"error": serialize(refused)})
+        return answers
 
     def tenant_info(self, tenant_id):
         kinds = {PROGRAM: "program", SCHOOL: "school", OTHER_SCHOOL: "school"}
@@ -180,7 +192,9 @@ def svc(db, identity, directory):
 
     from services.referrals.service import ReferralsService
 
+    from services.referrals.batching import NaturalBatcher
     from services.referrals.directory_cache import ServiceDetailsCache, ServiceLookups
 
     return worker_factory(ReferralsService, db=db, identity=identity, directory=directory,
-                          directory_services=ServiceLookups(ServiceDetailsCache(ttl=30)))
+                          directory_services=ServiceLookups(ServiceDetailsCache(ttl=30)),
+                          share_batches=NaturalBatcher())

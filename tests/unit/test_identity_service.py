@@ -7,6 +7,7 @@ import hashlib
 from datetime import date, timedelta
 
 import pytest
+from nameko.exceptions import deserialize
 from nameko.testing.services import worker_factory
 from sqlalchemy import event, func, select, update
 
@@ -567,6 +568,22 @@ def test_share_context_across_the_district_for_adults_and_unauthorised_contacts(
         assert caught.value.code == code
     with pytest.raises(StudentNotFound):
         service.get_student(school["admin"], jo.id)
+
+
+def test_share_contexts_checks_each_share_in_full_and_answers_each_on_its_own(service, school, session):
+    service.import_roster(school["admin"], b64(ROSTER))
+    diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
+    rosa = diego.contacts[0].id
+    request = {"auth": school["rivera"], "student_id": diego.id, "contact_ids": [rosa], "tenant_ids": []}
+    answers = service.share_contexts([request, {**request, "auth": school["okafor"]}, {**request, "contact_ids": "x"},
+                                      {**request, "student_id": "no-such-student"}, request])
+    assert answers[0] == {"context": service.share_context(school["rivera"], diego.id, [rosa], [])} == answers[4]
+    refusals = [deserialize(a["error"]) for a in answers[1:4]]
+    assert [type(r) for r in refusals] == [StudentForbidden, BadRequest, StudentNotFound]
+    assert refusals[0].code == "student_forbidden"
+    for bad in ([], "x", [request] * 65, [request, "x"]):
+        with pytest.raises(BadRequest):
+            service.share_contexts(bad)
 
 
 def _sessions_ended(session) -> list[dict]:

@@ -9,6 +9,7 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import sessionmaker
 
+from services.referrals.batching import NaturalBatcher
 from services.referrals.directory_cache import ServiceDetailsCache, ServiceLookups
 from services.referrals.exceptions import IdempotencyKeyReused, LinkNotFound
 from services.referrals.models import (
@@ -230,8 +231,11 @@ def test_two_requests_with_one_key_at_once_make_one_share_and_both_get_it(tmp_pa
         other_db = sessionmaker(db.get_bind(), expire_on_commit=False)()
 
         def worker(session):
+            # A batcher each: the other request runs inside this one's identity call, as
+            # another referrals instance would.
             return worker_factory(ReferralsService, db=session, identity=identity, directory=directory,
-                                  directory_services=ServiceLookups(ServiceDetailsCache(ttl=0)))
+                                  directory_services=ServiceLookups(ServiceDetailsCache(ttl=0)),
+                                  share_batches=NaturalBatcher())
 
         key, answers = "double-click", {}
         share_context = identity.share_context.side_effect
