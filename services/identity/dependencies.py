@@ -4,8 +4,8 @@ from weintervene.db import Database
 
 # Entrypoints that never write: on PostgreSQL they run without BEGIN / ROLLBACK, and
 # PostgreSQL refuses a write there (weintervene.db.read_write_only_in_transactions).
-# These three are on every share's path.
-READ_ONLY_ENTRYPOINTS = ("share_context", "check_student_access", "delivery_contacts")
+# They are on every share's path (share_contexts: referrals' batches of share_context).
+READ_ONLY_ENTRYPOINTS = ("share_context", "share_contexts", "check_student_access", "delivery_contacts")
 
 
 def identity_database() -> Database:

@@ -186,6 +186,18 @@ def test_share_context_refuses_as_check_and_delivery_contacts_do(world, rpc, rol
     assert again.value.code == code
 
 
+def test_share_contexts_answers_each_as_share_context_does(world, rpc):
+    """The batch runs in identity's read-only session too (no transaction): the same answers."""
+    ok = {"auth": world.auth("teacher"), "student_id": world.students["M"],
+          "contact_ids": [world.students["M"], world.contacts["Mo"]], "tenant_ids": [world.tenants["P1"]]}
+    refused = {**ok, "student_id": world.students["B"], "contact_ids": [world.contacts["Bea"]]}
+    answers = rpc.identity.share_contexts([ok, refused, ok])
+    expected = rpc.identity.share_context(ok["auth"], ok["student_id"], ok["contact_ids"], ok["tenant_ids"])
+    assert answers[0] == answers[2] == {"context": expected}
+    assert list(expected["tenants"]) == [world.tenants["P1"]]
+    assert answers[1]["error"]["exc_type"] == "StudentForbidden"
+
+
 def test_user_info(world, rpc):
     info = rpc.identity.user_info(world.users["teacher"]["id"])
     assert info == {"id": world.users["teacher"]["id"], "tenant_id": world.tenants["S1"],
