@@ -274,7 +274,7 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
     def check_student_access(self, auth, student_id):
         """{student_id, tenant_id, district_id, is_adult, first_name} when the caller may act
         for the student; StudentForbidden / StudentNotFound / SubjectFenced otherwise."""
-        return students.access_summary(students.accessible_student(self.db, _auth(auth), student_id))
+        return students.check_access(self.db, _auth(auth), student_id)
 
     @rpc
     def delivery_contacts(self, auth, student_id, contact_ids):

@@ -18,9 +18,9 @@ Example::
 from __future__ import annotations
 
 from datetime import date
+from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, select
-from sqlalchemy.orm import contains_eager
 
 from services.identity.exceptions import StudentForbidden, StudentNotFound, SubjectFenced
 from services.identity.models import FamilyContact, ServesLink, Student, SubjectFence, Tenant, User
@@ -44,7 +44,7 @@ def age_on(date_of_birth: date | None, today: date | None = None) -> int | None:
     return today.year - date_of_birth.year - ((today.month, today.day) < (date_of_birth.month, date_of_birth.day))
 
 
-def is_adult(student: Student, today: date | None = None) -> bool:
+def is_adult(student: Student | StudentFacts, today: date | None = None) -> bool:
     age = age_on(student.date_of_birth, today)
     return age is not None and age >= ADULT_AGE
 
@@ -80,26 +80,79 @@ def scope_filter(auth: AuthContext):
     raise StudentForbidden("Your role sees no student data.")
 
 
+class TenantFacts(NamedTuple):
+    """What the access check needs of a student's tenant (read as columns, not an ORM entity)."""
+
+    kind: str
+    parent_id: str | None
+    status: str
+
+
+class StudentFacts(NamedTuple):
+    """A student as the access check reads it: Student's own attribute names, so
+    :func:`is_adult`, :func:`self_contact` and :func:`access_summary` take either.
+
+    Example: ``StudentFacts("s1", "lincoln", "Diego", "Ramos", None, None, None, "en",
+    TenantFacts("school", "riverside", "active"))``
+    """
+
+    id: str
+    tenant_id: str
+    first_name: str
+    last_name: str
+    date_of_birth: date | None
+    email: str | None
+    mobile: str | None
+    preferred_language: str
+    tenant: TenantFacts
+
+
+class ContactFacts(NamedTuple):
+    """A family contact as the access check reads it: FamilyContact's attribute names,
+    so :func:`contact_dict` takes either."""
+
+    id: str
+    name: str
+    relationship_to_student: str
+    email: str | None
+    mobile: str | None
+    preferred_language: str
+    authorised: bool
+
+
+# Plain table columns, not ORM entities: the check needs eight of the student's columns,
+# three of its tenant's and seven of each contact's. Loading three whole entities per row
+# (instance processing, the identity map, every timestamp column parsed) was most of its
+# cost, and it runs for every share.
+_STUDENT_COLUMNS = [Student.__table__.c[name] for name in StudentFacts._fields if name != "tenant"]
+_TENANT_COLUMNS = [Tenant.__table__.c[name] for name in TenantFacts._fields]
+_CONTACT_COLUMNS = [FamilyContact.__table__.c[name] for name in ContactFacts._fields]
+_CONTACTS_AT = 3 + len(_STUDENT_COLUMNS) + len(_TENANT_COLUMNS)  # where a row's contact columns start
+
+
 def _access_statement(tenant_fence_known: bool):
     """The one statement of :func:`_checked_access`, built once (SQLAlchemy then keeps its
-    compiled form); the values come as parameters."""
-    student_fenced = exists().where(SubjectFence.scope == "student",
-                                    SubjectFence.subject_hash == bindparam("student_hash"))
-    tenant_fenced = (exists().where(SubjectFence.scope == "tenant",
-                                    SubjectFence.subject_hash == bindparam("tenant_hash"))
+    compiled form); the values come as parameters.
+
+    A row is: the two fences and the serves link (booleans), the student's columns,
+    its tenant's, one named contact's (NULLs when none); one row even without a student.
+    """
+    student, tenant, contact = Student.__table__, Tenant.__table__, FamilyContact.__table__
+    fence, serves_link = SubjectFence.__table__, ServesLink.__table__
+    student_fenced = exists().where(fence.c.scope == "student", fence.c.subject_hash == bindparam("student_hash"))
+    tenant_fenced = (exists().where(fence.c.scope == "tenant", fence.c.subject_hash == bindparam("tenant_hash"))
                      if tenant_fence_known else literal(False))
-    serves = exists().where(ServesLink.user_id == bindparam("user_id"), ServesLink.student_id == Student.id)
+    serves = exists().where(serves_link.c.user_id == bindparam("user_id"),
+                            serves_link.c.student_id == student.c.id)
     anchor = select(literal(1).label("one")).subquery()  # one row even when there is no such student
     return (
         select(student_fenced.label("student_fenced"), tenant_fenced.label("tenant_fenced"),
-               serves.label("serves"), Student, Tenant, FamilyContact)
+               serves.label("serves"), *_STUDENT_COLUMNS, *_TENANT_COLUMNS, *_CONTACT_COLUMNS)
         .select_from(anchor)
-        .outerjoin(Student, Student.id == bindparam("student_id"))
-        .outerjoin(Tenant, Tenant.id == Student.tenant_id)
-        .outerjoin(FamilyContact, and_(FamilyContact.student_id == Student.id,
-                                       FamilyContact.id.in_(bindparam("contact_ids", expanding=True))))
-        # The tenant in the row is ``student.tenant`` (no second join, no lazy load).
-        .options(contains_eager(Student.tenant))
+        .outerjoin(student, student.c.id == bindparam("student_id"))
+        .outerjoin(tenant, tenant.c.id == student.c.tenant_id)
+        .outerjoin(contact, and_(contact.c.student_id == student.c.id,
+                                 contact.c.id.in_(bindparam("contact_ids", expanding=True))))
     )
 
 
@@ -107,12 +160,24 @@ _ACCESS = _access_statement(tenant_fence_known=True)
 _ACCESS_BY_DISTRICT = _access_statement(tenant_fence_known=False)
 
 
+def check_access(db, auth: AuthContext, student_id: str) -> dict:
+    """:func:`access_summary` of the student if ``auth`` may act for them (one statement);
+    the errors of :func:`_checked_access` otherwise."""
+    return access_summary(_checked_access(db, auth, student_id, ())[0])
+
+
 def accessible_student(db, auth: AuthContext, student_id: str) -> Student:
-    """The student if ``auth`` may act for them; the errors of check_student_access otherwise."""
-    return _checked_access(db, auth, student_id, ())[0]
+    """The student (an ORM object, with its tenant) if ``auth`` may act for them; the errors
+    of check_student_access otherwise. For callers that need the entity (its contacts, its
+    staff, changes): the check, then the student loaded by its key."""
+    checked, _ = _checked_access(db, auth, student_id, ())
+    student = db.get(Student, checked.id)
+    if student is None:  # deleted since the check
+        raise StudentNotFound("No such student.")
+    return student
 
 
-def _checked_access(db, auth: AuthContext, student_id: str, contact_ids) -> tuple[Student, dict]:
+def _checked_access(db, auth: AuthContext, student_id: str, contact_ids) -> tuple[StudentFacts, dict]:
     """The access check of one student in ONE statement, and the contacts named in ``contact_ids``.
 
     The refusals come in this order (each says no more than the one before it):
@@ -126,7 +191,7 @@ def _checked_access(db, auth: AuthContext, student_id: str, contact_ids) -> tupl
     is known in advance for every role but district admin (their student may be
     in any school of the district), whose tenant fence is asked afterwards.
 
-    Returns ``(student, {contact id: FamilyContact})`` with the named contacts found.
+    Returns ``(student, {contact id: ContactFacts})`` with the named contacts found.
     """
     require_student_role(auth)
     student_id = str(student_id)
@@ -139,21 +204,28 @@ def _checked_access(db, auth: AuthContext, student_id: str, contact_ids) -> tupl
     first = rows[0]
     if first.student_fenced:
         raise SubjectFenced("A deletion was requested for this student; nothing new is accepted.")
-    student, tenant = first.Student, first.Tenant
-    if student is None:
+    if first[3] is None:  # the student's id: no such student
         raise StudentNotFound("No such student.")
-    if not auth.in_scope(student.tenant_id, tenant.parent_id):
+    student = _student_of(first)
+    if not auth.in_scope(student.tenant_id, student.tenant.parent_id):
         # Another tenant's student: say no more than that it is not here.
         raise StudentNotFound("No such student.")
     fenced = is_fenced(db, "tenant", student.tenant_id) if district_admin else first.tenant_fenced
-    if fenced or tenant.status != "active":
+    if fenced or student.tenant.status != "active":
         raise SubjectFenced("This school's data is being deleted; nothing new is accepted.")
     if auth.role in (Role.TEACHER, Role.PROGRAM_STAFF) and not first.serves:
         raise StudentForbidden("You do not serve this student.")
-    return student, {row.FamilyContact.id: row.FamilyContact for row in rows if row.FamilyContact is not None}
+    contacts = (ContactFacts._make(row[_CONTACTS_AT:]) for row in rows if row[_CONTACTS_AT] is not None)
+    return student, {contact.id: contact for contact in contacts}
 
 
-def access_summary(student: Student) -> dict:
+def _student_of(row) -> StudentFacts:
+    """The student and its tenant in an access row (their columns follow the three booleans)."""
+    tenant = TenantFacts._make(row[3 + len(_STUDENT_COLUMNS):_CONTACTS_AT])
+    return StudentFacts(*row[3:3 + len(_STUDENT_COLUMNS)], tenant)
+
+
+def access_summary(student: Student | StudentFacts) -> dict:
     tenant = student.tenant
     return {
         "student_id": student.id,
@@ -164,7 +236,7 @@ def access_summary(student: Student) -> dict:
     }
 
 
-def contact_dict(contact: FamilyContact) -> dict:
+def contact_dict(contact: FamilyContact | ContactFacts) -> dict:
     return {
         "id": contact.id,
         "name": contact.name,
@@ -176,7 +248,7 @@ def contact_dict(contact: FamilyContact) -> dict:
     }
 
 
-def self_contact(student: Student) -> dict:
+def self_contact(student: Student | StudentFacts) -> dict:
     """An adult student as a contact of themself (they hold their own rights)."""
     return {
         "id": student.id,
@@ -284,7 +356,7 @@ def share_context(db, auth: AuthContext, student_id: str, contact_ids: list[str]
     return {"student": access_summary(student), "contacts": _named_contacts(student, contact_ids, found)}
 
 
-def _named_contacts(student: Student, contact_ids: list[str], by_id: dict) -> list[dict]:
+def _named_contacts(student: StudentFacts, contact_ids: list[str], by_id: dict) -> list[dict]:
     """The named contacts as dicts, in the order named; ``by_id`` holds the student's contacts found."""
     wanted = [str(c) for c in contact_ids]
     result = []

@@ -120,6 +120,84 @@ def test_delivery_contacts_checks_access_first(world, rpc):
         rpc.identity.delivery_contacts(world.auth("operator"), world.students["A"], [world.contacts["Maria"]])
 
 
+def _contact_ids(world, rpc, student: str, names: list[str]) -> list[str]:
+    """Ids of contacts named by first name (a student's key names the adult student themself)."""
+    ids = dict(world.contacts)
+    if "Cy" in names:  # C's contact, seen only from the district (the world keeps S1/S3/P1's)
+        detail = rpc.identity.get_student(world.auth("district_admin"), world.students["C"])
+        ids["Cy"] = next(c["id"] for c in detail["contacts"] if c["name"].startswith("Cy"))
+    return [world.students[n] if n in world.students else ids[n] for n in names]
+
+
+@pytest.mark.parametrize("role, student, names", [
+    ("teacher", "A", ["Maria"]),
+    ("teacher", "M", ["M", "Mo"]),           # an adult student names themself, first
+    ("teacher", "M", ["Mo", "M"]),           # ... or after a contact: the order named is kept
+    ("school_admin", "B", ["Bea"]),
+    ("district_admin", "C", ["Cy"]),         # the district's other school
+    ("district_admin", "A", []),
+    ("program_staff", "Q", ["Quade"]),
+])
+def test_share_context_answers_what_check_and_delivery_contacts_answer(world, rpc, role, student, names):
+    auth, student_id = world.auth(role), world.students[student]
+    contact_ids = _contact_ids(world, rpc, student, names)
+    context = rpc.identity.share_context(auth, student_id, contact_ids)
+    assert context == {"student": rpc.identity.check_student_access(auth, student_id),
+                       "contacts": rpc.identity.delivery_contacts(auth, student_id, contact_ids), "tenants": {}}
+    assert [c["id"] for c in context["contacts"]] == contact_ids
+
+
+def test_share_context_exact_answers_across_the_district_and_for_an_adult(world, rpc):
+    [cy] = _contact_ids(world, rpc, "C", ["Cy"])
+    context = rpc.identity.share_context(world.auth("district_admin"), world.students["C"], [cy])
+    assert context["student"] == {"student_id": world.students["C"], "tenant_id": world.tenants["S2"],
+                                  "district_id": world.tenants["D1"], "is_adult": False, "first_name": "Cal"}
+    assert context["contacts"] == [{"id": cy, "name": "Cy Chen", "relationship": "father",
+                                    "email": f"cy.{world.suffix}@family.example", "mobile": None,
+                                    "preferred_language": "zh", "authorised": True}]
+    adult = rpc.identity.share_context(world.auth("teacher"), world.students["M"], [world.students["M"]])
+    assert adult["student"]["is_adult"] is True and adult["contacts"] == [
+        {"id": world.students["M"], "name": "Mia Moore", "relationship": "self",
+         "email": f"mia.{world.suffix}@student.example", "mobile": None, "preferred_language": "en",
+         "authorised": True}]
+
+
+@pytest.mark.parametrize("role, student, names, code", [
+    ("teacher", "B", ["Bea"], "student_forbidden"),          # same school, not served
+    ("teacher", "X", ["Xia"], "student_not_found"),          # another district's student
+    ("teacher", "C", [], "student_not_found"),               # sister school
+    ("school_admin", "C", ["Cy"], "student_not_found"),
+    ("district_admin", "X", ["Xia"], "student_not_found"),
+    ("program_staff", "A", ["Maria"], "student_not_found"),
+    ("operator", "A", ["Maria"], "student_forbidden"),
+    ("school_admin", "A", ["Maria", "Tio"], "contact_forbidden"),   # not authorised
+    ("school_admin", "A", ["Bea"], "contact_forbidden"),            # another student's contact
+    ("district_admin", "A", ["Cy"], "contact_forbidden"),           # another school's student's contact
+    ("school_admin", "A", ["A"], "contact_forbidden"),              # a minor is not their own contact
+    ("school_admin", "M", ["A"], "contact_forbidden"),              # another student is no contact
+])
+def test_share_context_refuses_as_check_and_delivery_contacts_do(world, rpc, role, student, names, code):
+    contact_ids = _contact_ids(world, rpc, student, names)
+    with pytest.raises(Exception) as caught:
+        rpc.identity.share_context(world.auth(role), world.students[student], contact_ids)
+    assert caught.value.code == code
+    with pytest.raises(Exception) as again:
+        rpc.identity.delivery_contacts(world.auth(role), world.students[student], contact_ids)
+    assert again.value.code == code
+
+
+def test_share_contexts_answers_each_as_share_context_does(world, rpc):
+    """The batch runs in identity's read-only session too (no transaction): the same answers."""
+    ok = {"auth": world.auth("teacher"), "student_id": world.students["M"],
+          "contact_ids": [world.students["M"], world.contacts["Mo"]], "tenant_ids": [world.tenants["P1"]]}
+    refused = {**ok, "student_id": world.students["B"], "contact_ids": [world.contacts["Bea"]]}
+    answers = rpc.identity.share_contexts([ok, refused, ok])
+    expected = rpc.identity.share_context(ok["auth"], ok["student_id"], ok["contact_ids"], ok["tenant_ids"])
+    assert answers[0] == answers[2] == {"context": expected}
+    assert list(expected["tenants"]) == [world.tenants["P1"]]
+    assert answers[1]["error"]["exc_type"] == "StudentForbidden"
+
+
 def test_user_info(world, rpc):
     info = rpc.identity.user_info(world.users["teacher"]["id"])
     assert info == {"id": world.users["teacher"]["id"], "tenant_id": world.tenants["S1"],

@@ -527,6 +527,49 @@ def test_share_context_is_one_access_check_with_contacts_and_tenants(service, sc
         service.share_context(school["rivera"], diego.id, [rosa])
 
 
+def test_share_context_across_the_district_for_adults_and_unauthorised_contacts(service, school, session):
+    """The access check reads columns, not entities: every answer and refusal it shapes."""
+    op = AuthContext(user_id="op", tenant_id="platform", role=Role.OPERATOR).to_dict()
+    other = service.create_tenant(op, {"kind": "school", "name": "Jefferson", "parent_id": school["district"]})
+    service.bootstrap_user({"email": "admin@jefferson.example", "display_name": "J", "role": "school_admin",
+                            "tenant_id": other["id"]}, PASSWORD)
+    jefferson = service.login({"email": "admin@jefferson.example", "password": PASSWORD}, "127.0.0.1")["user"]
+    adult_dob = date(date.today().year - 19, 1, 1).isoformat()
+    service.import_roster(jefferson, b64(
+        "student_key,first_name,last_name,grade,date_of_birth,student_email,contact_name,contact_relationship,"
+        "contact_email,contact_language,contact_authorised\n"
+        f"J1,Jo,Park,12,{adult_dob},jo@student.example,Kim Park,mother,kim@family.example,ko,yes\n"
+        f"J1,Jo,Park,12,{adult_dob},jo@student.example,Lee Park,uncle,lee@family.example,ko,no\n"))
+    jo = session.scalar(select(Student).where(Student.roster_key == "J1"))
+    kim, lee = (next(c.id for c in jo.contacts if c.name == name) for name in ("Kim Park", "Lee Park"))
+    district_admin = AuthContext(user_id="d", tenant_id=school["district"], role=Role.DISTRICT_ADMIN).to_dict()
+
+    context = service.share_context(district_admin, jo.id, [jo.id, kim])
+    assert context["student"] == {"student_id": jo.id, "tenant_id": other["id"], "district_id": school["district"],
+                                  "is_adult": True, "first_name": "Jo"}
+    assert context["contacts"] == [
+        {"id": jo.id, "name": "Jo Park", "relationship": "self", "email": "jo@student.example", "mobile": None,
+         "preferred_language": "en", "authorised": True},
+        {"id": kim, "name": "Kim Park", "relationship": "mother", "email": "kim@family.example", "mobile": None,
+         "preferred_language": "ko", "authorised": True}]
+    assert service.check_student_access(district_admin, jo.id) == context["student"]
+    assert service.delivery_contacts(jefferson, jo.id, [kim, jo.id]) == context["contacts"][::-1]
+    # The entity path (get_student, set_student_staff) across the district too.
+    assert [c["relationship"] for c in service.get_student(district_admin, jo.id)["contacts"]] == ["self", "mother", "uncle"]
+    assert service.set_student_staff(district_admin, jo.id, {"user_ids": []})["staff"] == []
+    for caller, contacts, code in (
+        (district_admin, [lee], "contact_forbidden"),           # not authorised
+        (jefferson, [kim, school["rivera"]["user_id"]], "contact_forbidden"),  # no contact at all
+        (school["admin"], [kim], "student_not_found"),          # Lincoln's admin: another school's student
+        (school["rivera"], [kim], "student_not_found"),
+    ):
+        with pytest.raises(Exception) as caught:
+            service.share_context(caller, jo.id, contacts)
+        assert caught.value.code == code
+    with pytest.raises(StudentNotFound):
+        service.get_student(school["admin"], jo.id)
+
+
 def test_share_contexts_checks_each_share_in_full_and_answers_each_on_its_own(service, school, session):
     service.import_roster(school["admin"], b64(ROSTER))
     diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
