@@ -431,3 +431,35 @@ def make_migration(service: str, message: str) -> None:
             command.upgrade(alembic_config(service, conn), "head")
             command.revision(alembic_config(service, conn), message=message, autogenerate=True)
         engine.dispose()
+
+
+# SQLSTATE classes that say "the database cannot take this now", not "this request is
+# wrong": connection exceptions (08), insufficient resources (53: too many connections,
+# disk full, out of memory), operator intervention (57P: shutting down, starting up),
+# and a serialization failure or deadlock (40001, 40P01), which succeed when retried.
+_RETRYABLE_SQLSTATES = ("08", "53", "57P", "40001", "40P01")
+
+
+def database_refusal(exc: BaseException):
+    """An ``Unavailable`` (503 at the gateway) for a database that refused or dropped the
+    work for now, else None: the caller may retry, and an operator sees it for what it is
+    (a full connection table was a 500 "internal error" before).
+
+    Example: database_refusal(ProgrammingError(..., orig={"C": "53300", "M": "sorry, too many
+    clients already"})) -> Unavailable("The database is busy; try again in a moment.")
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from weintervene.errors import Unavailable
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig
+    details = orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], dict) else {}
+    sqlstate = str(details.get("C", ""))
+    cannot_connect = type(orig).__name__ == "InterfaceError" and "connect" in str(orig).lower()
+    if not (exc.connection_invalidated or cannot_connect or sqlstate.startswith(_RETRYABLE_SQLSTATES)):
+        return None
+    log.error("the database refused the work for now (%s): %s", sqlstate or type(orig).__name__,
+              details.get("M") or orig)
+    return Unavailable("The database is busy; try again in a moment.", code="database_unavailable")

@@ -52,6 +52,7 @@ from nameko.constants import (
 from nameko.exceptions import ContainerBeingKilled, MalformedRequest, UnserializableValueError, serialize
 from nameko.messaging import decode_from_headers
 
+from weintervene.db import database_refusal
 from weintervene.errors import WeInterveneError
 from weintervene.rpc import RpcPublisher, find_producer_pools_once
 
@@ -142,7 +143,11 @@ class RpcConsumer(nameko_rpc.RpcConsumer):
                                               login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
 
     def handle_result(self, message, result, exc_info):
-        # nameko's own, with the Responder above and the publisher made at setup.
+        # nameko's own, with the Responder above and the publisher made at setup; a database
+        # that refused the work for now answers Unavailable (503), not an unmapped error (500).
+        refusal = database_refusal(exc_info[1]) if exc_info is not None else None
+        if refusal is not None:
+            exc_info = (type(refusal), refusal, exc_info[2])
         responder = Responder(self.amqp_uri, self.reply_exchange, message, publisher=self.reply_publisher)
         result, exc_info = responder.send_response(result, exc_info)
         self.consumer.ack_message(message)

@@ -11,6 +11,7 @@ import uuid
 
 import eventlet
 import kombu.serialization
+import pg8000.dbapi
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko import config as nameko_config
@@ -18,9 +19,11 @@ from nameko import rpc as nameko_rpc
 from nameko.exceptions import IncorrectSignature, MethodNotFound, RemoteError, UnknownService
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcClient
+from sqlalchemy.exc import ProgrammingError
 
 from tests.support.infra import Vhost
 from weintervene.entrypoints import rpc
+from weintervene.errors import Unavailable
 from weintervene.rpc import ServiceRpc
 
 pytestmark = pytest.mark.integration
@@ -48,6 +51,11 @@ def answering(name, decorator):
         @decorator
         def fails(self):
             raise ValueError("it failed")
+
+        @decorator
+        def refused_by_the_database(self):
+            raise ProgrammingError("SELECT 1", {}, pg8000.dbapi.ProgrammingError(
+                {"S": "FATAL", "C": "53300", "M": "sorry, too many clients already"}))
 
     Answering.name = name
     return Answering
@@ -143,6 +151,16 @@ def test_a_reply_is_the_same_bytes_and_properties_as_nameko_sends(running, metho
     for name in ("content_type", "content_encoding"):
         assert ours.properties[name] == theirs.properties[name]
     assert ours.headers == theirs.headers == {}
+
+
+def test_a_database_refusing_work_for_now_answers_unavailable_where_nameko_answers_a_remote_error(running):
+    _vhost, client = running
+    with pytest.raises(Unavailable) as ours:
+        client[SERVICES["ours"]].refused_by_the_database()
+    assert ours.value.code == "database_unavailable"  # 503 at the gateway: try again
+    with pytest.raises(RemoteError) as theirs:
+        client[SERVICES["nameko"]].refused_by_the_database()
+    assert theirs.value.exc_type == "ProgrammingError"  # what the gateway answered 500 for
 
 
 def test_an_unserialisable_result_answers_unserializable_value_error_and_the_service_lives_on(running):
