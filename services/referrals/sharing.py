@@ -226,6 +226,8 @@ def share_contexts(identity, requests: list[ShareRequest]) -> list:
     a request without a student needs none (an empty context)."""
     answers: list = [{"student": None, "contacts": [], "tenants": {}}] * len(requests)
     asks = [(n, r) for n, r in enumerate(requests) if r.student_id]
+    if not asks:  # walk-in families only: nothing to ask
+        return answers
     # Bounded: the whole batch waits on this call, and the caller on the batch.
     timeout = eventlet.Timeout(settings().rpc_timeout_seconds,
                                Unavailable("Identity did not answer in time; share again.", code="service_timeout"))
@@ -236,7 +238,7 @@ def share_contexts(identity, requests: list[ShareRequest]) -> list:
                 answers[n] = identity.share_context(r.auth, r.student_id, r.contact_ids, r.owners)
             except WeInterveneError as refused:
                 answers[n] = refused
-        elif asks:
+        else:
             replies = identity.share_contexts([
                 {"auth": r.auth, "student_id": r.student_id, "contact_ids": r.contact_ids, "tenant_ids": r.owners}
                 for _, r in asks])

@@ -163,13 +163,19 @@ def test_a_database_refusing_work_for_now_answers_unavailable_where_nameko_answe
     assert theirs.value.exc_type == "ProgrammingError"  # what the gateway answered 500 for
 
 
-def test_an_unserialisable_result_answers_unserializable_value_error_and_the_service_lives_on(running):
-    _vhost, client = running
+def remote_errors(client, method: str) -> dict:
+    """{"ours": RemoteError, "nameko": RemoteError}: what calling ``method`` of each twin raised."""
     errors = {}
     for kind, service in SERVICES.items():
         with pytest.raises(RemoteError) as raised:
-            client[service].unserialisable()
+            getattr(client[service], method)()
         errors[kind] = raised.value
+    return errors
+
+
+def test_an_unserialisable_result_answers_unserializable_value_error_and_the_service_lives_on(running):
+    _vhost, client = running
+    errors = remote_errors(client, "unserialisable")
     assert errors["ours"].exc_type == errors["nameko"].exc_type == "UnserializableValueError"
     assert str(errors["ours"]) == str(errors["nameko"])
     assert "<Unserialisable>" in str(errors["ours"])
@@ -178,11 +184,7 @@ def test_an_unserialisable_result_answers_unserializable_value_error_and_the_ser
 
 def test_an_error_in_the_method_answers_the_same_remote_error(running):
     _vhost, client = running
-    errors = {}
-    for kind, service in SERVICES.items():
-        with pytest.raises(RemoteError) as raised:
-            client[service].fails()
-        errors[kind] = raised.value
+    errors = remote_errors(client, "fails")
     assert errors["ours"].exc_type == errors["nameko"].exc_type == "ValueError"
     assert errors["ours"].value == errors["nameko"].value
 
