@@ -6,6 +6,7 @@ Example::
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import signal
@@ -66,6 +67,25 @@ def build_runner(names) -> ServiceRunner:
     return runner
 
 
+def freeze_startup_objects() -> None:
+    """Keep what start-up made (modules, services, schemas, mappers: 100,000 to
+    300,000 objects) out of the garbage collector's full passes.
+
+    Each full pass walked all of them: 40 to 200 ms with the process stalled (measured
+    under the referrals benchmark), which every request in flight waited out. They live
+    as long as the process, so scanning them finds nothing. The youngest generation is
+    also collected every 10,000 net allocations rather than 700: a request's objects
+    die by reference counting, and the collector was walking those in flight for
+    nothing (~0.1 ms CPU per share per process).
+
+    Example: called once, right after the runner starts; ``gc.get_freeze_count()``
+    then counts the objects left out.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 def run_services(names, on_started=None) -> None:
     """Start ``names`` and block; SIGINT/SIGTERM stop them cleanly."""
     runner = build_runner(names)
@@ -84,6 +104,7 @@ def run_services(names, on_started=None) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port)
+    freeze_startup_objects()
     log.info("started: %s", ", ".join(names))
     if on_started is not None:
         eventlet.spawn(on_started)
