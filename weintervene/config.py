@@ -97,6 +97,10 @@ class Settings:
     # Every service's outbox: rows already published are deleted after this many days
     # (retention's own, which carry subject ids, go after an hour).
     outbox_retention_days: int = 7
+    # Every service's outbox relay: after a commit wakes it, it waits this long for the
+    # commits that follow, so they go out as one batch (one publish, one UPDATE; and the
+    # consumers take them as one batch). The events wait that much longer.
+    outbox_relay_linger_seconds: float = 0.1
     metrics_port: int = 0  # 0: no separate metrics listener (the gateway serves /metrics)
     # Analytics: counts below this are suppressed in any figure that leaves a
     # school, unless the district sets its own (identity tenant_info).

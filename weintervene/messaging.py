@@ -421,11 +421,15 @@ class RelayTrigger(Entrypoint):
     ``idle_seconds`` otherwise; at once again while batches come back full;
     backing off (up to ``max_backoff_seconds``) while publishing fails.
 
-    A short ``linger`` after a wake lets the commits of concurrent workers join
-    one batch.
+    A ``linger`` after a wake lets the commits of the next moments join one batch
+    (``outbox_relay_linger_seconds`` unless given). Each relay run costs about the
+    same whatever its size (a locked SELECT, a confirmed publish, an UPDATE, a
+    commit), and so does each batch the consumers take from it: at 200 shares/s,
+    lingering 0.1 s rather than 0.01 s halved analytics' CPU per event and cut the
+    whole system's by about 0.5 ms per share, for ~60 ms more outbox-to-analytics lag.
     """
 
-    def __init__(self, idle_seconds: float = 2.0, linger_seconds: float = 0.01,
+    def __init__(self, idle_seconds: float = 2.0, linger_seconds: float | None = None,
                  max_backoff_seconds: float = 5.0, **kwargs):
         self.idle_seconds = idle_seconds
         self.linger_seconds = linger_seconds
@@ -434,6 +438,8 @@ class RelayTrigger(Entrypoint):
         super().__init__(**kwargs)
 
     def setup(self):
+        if self.linger_seconds is None:
+            self.linger_seconds = settings().outbox_relay_linger_seconds
         self.model = getattr(self.container.service_cls, "outbox_model", None)
         self._woken = Event()
         self._done = Event()

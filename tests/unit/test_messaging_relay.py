@@ -2,6 +2,7 @@
 a rollback, or a commit of something else, does not."""
 from __future__ import annotations
 
+import eventlet
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -100,3 +101,41 @@ def test_a_broadcast_nobody_hears_is_done_but_an_unroutable_event_is_retried(ses
     rows = {r.event_type: r for r in session.scalars(select(OutboxMessage))}
     assert rows[SESSIONS_ENDED].published_at is not None and rows[SESSIONS_ENDED].last_error is None
     assert rows["share_recorded"].published_at is None and "unroutable" in rows["share_recorded"].last_error
+
+
+class RelayRuns:
+    """A container for one RelayTrigger: each relay run is counted, and answers at once."""
+
+    def __init__(self):
+        self.service_cls = type("Service", (), {"outbox_model": OutboxMessage})
+        self.runs = 0
+        self.threads = []
+
+    def spawn_managed_thread(self, fn, identifier=None):
+        thread = eventlet.spawn(fn)
+        self.threads.append(thread)
+        return thread
+
+    def spawn_worker(self, entrypoint, args, kwargs, handle_result=None, context_data=None):
+        self.runs += 1
+        eventlet.spawn(handle_result, None, messaging.RelayResult(sent=1), None)
+
+
+def test_commits_during_the_relays_linger_go_out_in_one_run(patch_settings):
+    patch_settings(outbox_relay_linger_seconds=0.2)
+    container = RelayRuns()
+    trigger = messaging.RelayTrigger(idle_seconds=60).bind(container, "relay_outbox")
+    trigger.setup()
+    assert trigger.linger_seconds == 0.2  # from the settings
+    trigger.start()
+    try:
+        eventlet.sleep(0.05)
+        assert container.runs == 1  # at start: rows left from before
+        for _ in range(5):  # five commits, 10 ms apart
+            trigger.wake()
+            eventlet.sleep(0.01)
+        assert container.runs == 1  # still lingering
+        eventlet.sleep(0.3)
+        assert container.runs == 2  # one run for the five
+    finally:
+        trigger.kill()
