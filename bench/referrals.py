@@ -360,9 +360,11 @@ def other_pids(rs, engine, known: dict | None = None) -> dict:
         pass
     if engine.dialect.name == "postgresql" and rs.databases is not None:
         with engine.connect() as conn:
-            backends = conn.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname LIKE :p"),
+            backends = conn.execute(text("SELECT pid, datname FROM pg_stat_activity WHERE datname LIKE :p"),
                                     {"p": rs.databases.prefix + "%"}).all()
-        out.setdefault("postgres", set()).update(backends)
+        # One label per service's database: which service's statements cost PostgreSQL what.
+        for pid, datname in backends:
+            out.setdefault(f"pg:{datname[len(rs.databases.prefix):].strip('_')}", set()).add(pid)
     return out
 
 
