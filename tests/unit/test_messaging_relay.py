@@ -2,6 +2,8 @@
 a rollback, or a commit of something else, does not."""
 from __future__ import annotations
 
+import socket
+
 import eventlet
 import pytest
 from sqlalchemy import create_engine
@@ -139,3 +141,24 @@ def test_commits_during_the_relays_linger_go_out_in_one_run(patch_settings):
         assert container.runs == 2  # one run for the five
     finally:
         trigger.kill()
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="TCP_CORK is Linux's")
+def test_a_batch_is_published_corked_and_everything_is_sent_when_it_ends():
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    peer, _ = server.accept()
+    try:
+        with messaging.corked(client):
+            assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 1
+            client.sendall(b"one")
+            client.sendall(b"two")
+        assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+        peer.settimeout(5)
+        received = b""
+        while len(received) < 6:
+            received += peer.recv(16)
+        assert received == b"onetwo"
+    finally:
+        for s in (client, peer, server):
+            s.close()
