@@ -1,0 +1,82 @@
+"""weintervene.db sends each pg8000 statement in one exchange with PostgreSQL, and every
+answer and error is what pg8000 gives."""
+from __future__ import annotations
+
+from datetime import date
+
+import pg8000.core as core
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+from tests.support.infra import PG_URL, postgres_available
+from weintervene.db import make_engine
+
+pytestmark = pytest.mark.integration
+
+
+class CountingSocket:
+    """The connection's socket file, counting the flushes (each one a message sent and waited on)."""
+
+    def __init__(self, sock):
+        self.sock, self.flushes = sock, 0
+
+    def flush(self):
+        self.flushes += 1
+        return self.sock.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+@pytest.fixture
+def connection():
+    if not postgres_available():
+        pytest.fail("PostgreSQL is needed for this test")
+    engine = make_engine(f"{PG_URL}/postgres")
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        counting = raw._sock = CountingSocket(raw._sock)
+        conn.info["counting"] = counting
+        yield conn
+    engine.dispose()
+
+
+def exchanges(conn, run) -> int:
+    counting = conn.info["counting"]
+    before = counting.flushes
+    run()
+    return counting.flushes - before
+
+
+def test_a_statement_commit_and_rollback_cost_one_exchange_each(connection):
+    conn = connection
+    conn.execute(text("CREATE TEMP TABLE t (id int PRIMARY KEY, v text)"))
+    assert core.CoreConnection.execute_unnamed.weintervene_one_exchange
+    assert exchanges(conn, lambda: conn.execute(text("INSERT INTO t VALUES (:i, :v)"), {"i": 1, "v": "a"})) == 1
+    assert exchanges(conn, conn.commit) == 1
+    rows = []
+    assert exchanges(conn, lambda: rows.extend(conn.execute(
+        text("SELECT id, v, CAST(:d AS date) FROM t WHERE id = :i"), {"i": 1, "d": "2026-11-29"}).all())) == 2
+    assert rows == [(1, "a", date(2026, 11, 29))]  # (the second exchange: pg8000's BEGIN)
+    assert exchanges(conn, conn.rollback) == 1
+
+
+def test_errors_rows_and_the_connection_after_them_are_as_before(connection):
+    conn = connection
+    conn.execute(text("CREATE TEMP TABLE t (id int PRIMARY KEY)"))
+    assert conn.execute(text("INSERT INTO t VALUES (1), (2) RETURNING id")).scalars().all() == [1, 2]
+    with pytest.raises(IntegrityError) as duplicate:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    assert "23505" in str(duplicate.value)
+    conn.rollback()
+    with pytest.raises(ProgrammingError) as missing:
+        conn.execute(text("SELECT * FROM no_such_table"))
+    assert "42P01" in str(missing.value)
+    conn.rollback()
+    with pytest.raises(ProgrammingError) as syntax:
+        conn.execute(text("SELEC 1"))
+    assert "42601" in str(syntax.value)
+    conn.rollback()
+    assert conn.execute(text("SELECT generate_series(1, 3)")).scalars().all() == [1, 2, 3]
+    assert conn.execute(text("SELECT NULL::text, 'é'::text")).one() == (None, "é")
