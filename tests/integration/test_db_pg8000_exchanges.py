@@ -56,10 +56,29 @@ def test_a_statement_commit_and_rollback_cost_one_exchange_each(connection):
     assert exchanges(conn, lambda: conn.execute(text("INSERT INTO t VALUES (:i, :v)"), {"i": 1, "v": "a"})) == 1
     assert exchanges(conn, conn.commit) == 1
     rows = []
+    # A transaction's first statement carries its BEGIN.
     assert exchanges(conn, lambda: rows.extend(conn.execute(
-        text("SELECT id, v, CAST(:d AS date) FROM t WHERE id = :i"), {"i": 1, "d": "2026-11-29"}).all())) == 2
-    assert rows == [(1, "a", date(2026, 11, 29))]  # (the second exchange: pg8000's BEGIN)
+        text("SELECT id, v, CAST(:d AS date) FROM t WHERE id = :i"), {"i": 1, "d": "2026-11-29"}).all())) == 1
+    assert rows == [(1, "a", date(2026, 11, 29))]
     assert exchanges(conn, conn.rollback) == 1
+
+
+def test_the_begin_sent_with_the_first_statement_opens_the_transaction(connection):
+    conn = connection
+    first = conn.execute(text("SELECT now(), txid_current()")).one()
+    conn.execute(text("SELECT pg_sleep(0.01)"))
+    second = conn.execute(text("SELECT now(), txid_current()")).one()
+    assert first == second  # one transaction: the same start time and id
+    conn.rollback()
+    assert conn.execute(text("SELECT txid_current()")).scalar() != first[1]
+    conn.rollback()
+
+
+def test_autocommit_statements_open_no_transaction(connection):
+    conn = connection.execution_options(isolation_level="AUTOCOMMIT")
+    first = conn.execute(text("SELECT txid_current()")).scalar()
+    assert conn.execute(text("SELECT txid_current()")).scalar() != first
+    assert conn.connection.dbapi_connection._transaction_status == core.IDLE
 
 
 def test_errors_rows_and_the_connection_after_them_are_as_before(connection):
