@@ -42,6 +42,12 @@ def connection():
     engine.dispose()
 
 
+def exchanges_of(counting, run) -> int:
+    before = counting.flushes
+    run()
+    return counting.flushes - before
+
+
 def exchanges(conn, run) -> int:
     counting = conn.info["counting"]
     before = counting.flushes
@@ -99,3 +105,35 @@ def test_errors_rows_and_the_connection_after_them_are_as_before(connection):
     conn.rollback()
     assert conn.execute(text("SELECT generate_series(1, 3)")).scalars().all() == [1, 2, 3]
     assert conn.execute(text("SELECT NULL::text, 'é'::text")).one() == (None, "é")
+
+
+def test_a_connection_reused_at_once_is_not_pinged_and_a_dead_idle_one_is_replaced(monkeypatch):
+    if not postgres_available():
+        pytest.fail("PostgreSQL is needed for this test")
+    import time
+
+    from weintervene import db
+
+    monkeypatch.setattr(db, "IDLE_BEFORE_PING_SECONDS", 0.2)
+    engine = make_engine(f"{PG_URL}/postgres")
+    admin = make_engine(f"{PG_URL}/postgres").execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+            raw = conn.connection.dbapi_connection
+            counting = raw._sock = CountingSocket(raw._sock)
+            conn.rollback()
+        before = counting.flushes
+        with engine.connect() as conn:  # the same connection, at once: no ping
+            assert conn.connection.dbapi_connection is raw
+            assert exchanges_of(counting, lambda: conn.execute(text("SELECT 1"))) == 1
+            conn.rollback()
+        assert counting.flushes - before == 2  # the statement and the ROLLBACK; no ping
+        with admin.connect() as a:
+            assert a.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+        time.sleep(0.3)  # idle long enough to be pinged: found dead, replaced
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+    finally:
+        engine.dispose()
+        admin.dispose()
