@@ -138,8 +138,14 @@ def error_to_response(exc: BaseException) -> Response:
     if isinstance(exc, RequestEntityTooLarge):
         return json_response({"error": {"code": "payload_too_large", "message": "The request body is too large."}}, 413)
     status, body = error_response(exc)
-    headers = {"Retry-After": "60"} if status == 429 else None
-    return json_response(body, status, headers)
+    retry_after = RETRY_AFTER_SECONDS.get(status)
+    return json_response(body, status, {"Retry-After": retry_after} if retry_after else None)
+
+
+# When a client may try again (RFC 9110 10.2.3): a throttled login after a minute; a
+# service or database that refused the work for now (503: restarting, too many
+# connections) after a few seconds, so clients that retry do not hammer it meanwhile.
+RETRY_AFTER_SECONDS = {429: "60", 503: "5"}
 
 
 class HttpEntrypoint(SignatureCheckedOnce, HttpRequestHandler):

@@ -5,7 +5,7 @@ from nameko.exceptions import RemoteError, UnknownService
 from gateway.errors import error_response
 from services.identity.exceptions import InvalidCredentials, LoginThrottled
 from services.referrals.exceptions import IdempotencyKeyInUse, IdempotencyKeyReused
-from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound
+from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 
 
 @pytest.mark.parametrize(
@@ -61,3 +61,16 @@ def test_a_request_whose_service_never_answers_gets_a_504_within_the_route_timeo
     response = handler(object(), request)
     assert response.status_code == 504
     assert json.loads(response.get_data())["error"]["code"] == "service_timeout"
+
+
+@pytest.mark.parametrize("error, retry_after", [
+    (LoginThrottled("slow down"), "60"),
+    (Unavailable("The database is busy; share again.", code="database_unavailable"), "5"),
+    (UnknownService("identity"), "5"),
+    (NotFound("No such student."), None),
+])
+def test_a_refusal_for_now_says_when_to_try_again(error, retry_after):
+    from gateway.http import error_to_response
+
+    response = error_to_response(error)
+    assert response.headers.get("Retry-After") == retry_after
