@@ -294,14 +294,9 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
          "tenants": {program_id: tenant_info}}; the refusals of check_student_access and
         delivery_contacts otherwise. ``tenants`` holds those of ``tenant_ids`` that exist.
         """
-        if not isinstance(contact_ids, list) or len(contact_ids) > 50:
-            raise BadRequest("contact_ids must be a list of at most 50 ids.", code="invalid_input")
-        if not isinstance(tenant_ids, (list, tuple)) or len(tenant_ids) > 50:
-            raise BadRequest("tenant_ids must be a list of at most 50 ids.", code="invalid_input")
+        _check_share_lists(contact_ids, tenant_ids)
         context = students.share_context(self.db, _auth(auth), student_id, contact_ids)
-        wanted = sorted({str(t) for t in tenant_ids if t})
-        found = self.db.scalars(select(Tenant).where(Tenant.id.in_(wanted))).all() if wanted else []
-        return {**context, "tenants": {t.id: tenants.tenant_info(t) for t in found}}
+        return {**context, "tenants": tenants.tenant_infos(self.db, tenant_ids)}
 
     @rpc
     def share_contexts(self, requests):
@@ -309,6 +304,7 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         that arrive together as one batch. Each share is checked in full on its own; the
         answers come in order, each ``{"context": …}`` or ``{"error": …}`` (that share's
         refusal, serialised as nameko sends an error), so one share's refusal is only its own.
+        The batch is read in one statement (see ``students.share_contexts``).
 
         Example: share_contexts([{"auth": auth, "student_id": diego_id, "contact_ids": [rosa_id],
         "tenant_ids": []}]) -> [{"context": {"student": {…}, "contacts": […], "tenants": {}}}]
@@ -316,14 +312,20 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         if (not isinstance(requests, list) or not 1 <= len(requests) <= MAX_SHARE_CONTEXTS
                 or not all(isinstance(r, dict) for r in requests)):
             raise BadRequest(f"requests must be a list of 1 to {MAX_SHARE_CONTEXTS} objects.", code="invalid_input")
-        answers = []
-        for request in requests:
+        answers: list = [None] * len(requests)
+        checks, placed = [], []
+        for n, request in enumerate(requests):
+            # What share_context refuses before it reads anything, in its order.
             try:
-                answers.append({"context": self.share_context(
-                    request.get("auth"), request.get("student_id"), request.get("contact_ids"),
-                    request.get("tenant_ids", ()))})
+                contact_ids, tenant_ids = request.get("contact_ids"), request.get("tenant_ids", ())
+                _check_share_lists(contact_ids, tenant_ids)
+                checks.append(students.ShareCheck(_auth(request.get("auth")), request.get("student_id"),
+                                                  contact_ids, tenant_ids))
+                placed.append(n)
             except WeInterveneError as refused:
-                answers.append({"error": serialize(refused)})
+                answers[n] = {"error": serialize(refused)}
+        for n, result in zip(placed, students.share_contexts(self.db, checks)):
+            answers[n] = {"error": serialize(result)} if isinstance(result, Exception) else {"context": result}
         return answers
 
     # -- deletion ---------------------------------------------------------
@@ -401,6 +403,14 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
     def list_incident_notices(self, auth):
         """Operators: {"items": [notice…]}, newest first, ended ones too."""
         return notices.list_notices(self.db, _auth(auth))
+
+
+def _check_share_lists(contact_ids, tenant_ids) -> None:
+    """A share's lists of contacts and tenants, or BadRequest (before anything is read)."""
+    if not isinstance(contact_ids, list) or len(contact_ids) > 50:
+        raise BadRequest("contact_ids must be a list of at most 50 ids.", code="invalid_input")
+    if not isinstance(tenant_ids, (list, tuple)) or len(tenant_ids) > 50:
+        raise BadRequest("tenant_ids must be a list of at most 50 ids.", code="invalid_input")
 
 
 def _decode_upload(content_b64) -> bytes:

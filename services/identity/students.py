@@ -18,15 +18,16 @@ Example::
 from __future__ import annotations
 
 from datetime import date
+from operator import itemgetter
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, select
+from sqlalchemy import and_, bindparam, cast, delete, exists, func, literal, literal_column, null, or_, select, union_all
 
 from services.identity.exceptions import StudentForbidden, StudentNotFound, SubjectFenced
 from services.identity.models import FamilyContact, ServesLink, Student, SubjectFence, Tenant, User
-from services.identity.tenants import paginate
+from services.identity.tenants import TENANT_INFO_COLUMNS, TenantInfoFacts, paginate, tenant_info, tenant_infos
 from weintervene.auth import STUDENT_DATA_ROLES, AuthContext, Role, TenantKind
-from weintervene.errors import BadRequest, Forbidden
+from weintervene.errors import BadRequest, Forbidden, WeInterveneError
 from weintervene.hashing import keyed_hash
 
 ADMIN_ROLES = (Role.SCHOOL_ADMIN, Role.PROGRAM_ADMIN, Role.DISTRICT_ADMIN)
@@ -160,6 +161,98 @@ _ACCESS = _access_statement(tenant_fence_known=True)
 _ACCESS_BY_DISTRICT = _access_statement(tenant_fence_known=False)
 
 
+class _FactRows:
+    """Facts of several kinds read by ONE statement: a UNION ALL of one SELECT per kind.
+
+    Column 0 names a row's kind. A UNION needs every SELECT to have the same columns, so
+    each kind's columns take the next free column of their type (text with text, dates with
+    dates, ...) and the columns a kind leaves free are NULLs of that type: the access
+    check's five kinds fit in 16 columns and the kind, where one per column would be 35.
+
+    Example::
+
+        rows = _FactRows({"fence": [fence.c.scope, fence.c.subject_hash], ...})
+        rows.select("fence", fence.c.subject_hash.in_(...))   # one SELECT of the UNION
+        rows.read(row) -> ("fence", ("student", "3f1e..."))
+    """
+
+    def __init__(self, kinds: dict[str, list]):
+        self.slot_types: list = []  # each slot: (python type of its values, SQL type of its NULLs)
+        self.columns: dict[str, list[tuple[int, object]]] = {}  # kind -> [(slot, column)]
+        for kind, columns in kinds.items():
+            taken: list[tuple[int, object]] = []
+            for column in columns:
+                family = column.type.python_type
+                used = {slot for slot, _ in taken}
+                slot = next((n for n, (f, _) in enumerate(self.slot_types) if f is family and n not in used), None)
+                if slot is None:
+                    slot = len(self.slot_types)
+                    self.slot_types.append((family, column.type))
+                taken.append((slot, column))
+            self.columns[kind] = taken
+        self.readers = {kind: itemgetter(*(1 + slot for slot, _ in taken)) for kind, taken in self.columns.items()}
+
+    def select(self, kind: str, *where, outer_join=None):
+        """The SELECT of ``kind``'s rows: its columns in their slots, NULLs elsewhere.
+        Typed NULLs (CAST): PostgreSQL types the UNION column by column, pairwise, and two
+        untyped NULLs would make a text column that a date, say, cannot join."""
+        by_slot = dict(self.columns[kind])
+        values = [by_slot[n] if n in by_slot else cast(null(), sql_type)
+                  for n, (_, sql_type) in enumerate(self.slot_types)]
+        query = select(literal_column(f"'{kind}'").label("kind"), *(v.label(f"slot_{n}") for n, v in enumerate(values)))
+        if outer_join is not None:
+            query = query.select_from(outer_join)
+        return query.where(*where)
+
+    def read(self, row) -> tuple[str, tuple]:
+        """A row's kind and its kind's values, in the order its columns were given."""
+        kind = row[0]
+        values = self.readers[kind](row)
+        return kind, values if isinstance(values, tuple) else (values,)
+
+
+def _batch_access_statement():
+    """The one statement of :func:`share_contexts`: every fact the access checks of a batch of
+    shares need, as a set per kind (each looked up by an index), not per share:
+
+    - ``student``: each student named, with its tenant's kind, parent and status;
+    - ``fence``: the deletion fences among the students' and the callers' tenants' hashes;
+    - ``serves``: the serves links between the staff callers and the students;
+    - ``contact``: the contacts named of the students named (its ``student_id`` first);
+    - ``tenant``: the tenants named in ``tenant_ids`` (the columns of :func:`tenants.tenant_info`).
+
+    Two shares of the same student (or caller, or contact) read it once.
+    """
+    student, tenant, contact = Student.__table__, Tenant.__table__, FamilyContact.__table__
+    fence, serves_link = SubjectFence.__table__, ServesLink.__table__
+    facts = _FactRows({
+        "student": [*_STUDENT_COLUMNS, *_TENANT_COLUMNS],
+        "fence": [fence.c.scope, fence.c.subject_hash],
+        "serves": [serves_link.c.user_id, serves_link.c.student_id],
+        "contact": [contact.c.student_id, *_CONTACT_COLUMNS],
+        "tenant": TENANT_INFO_COLUMNS,
+    })
+    student_ids = bindparam("student_ids", expanding=True)
+    statement = union_all(
+        facts.select("student", student.c.id.in_(student_ids),
+                     outer_join=student.outerjoin(tenant, tenant.c.id == student.c.tenant_id)),
+        facts.select("fence", fence.c.scope.in_(["student", "tenant"]),
+                     fence.c.subject_hash.in_(bindparam("fence_hashes", expanding=True))),
+        facts.select("serves", serves_link.c.user_id.in_(bindparam("user_ids", expanding=True)),
+                     serves_link.c.student_id.in_(student_ids)),
+        facts.select("contact", contact.c.student_id.in_(student_ids),
+                     contact.c.id.in_(bindparam("contact_ids", expanding=True))),
+        facts.select("tenant", tenant.c.id.in_(bindparam("tenant_ids", expanding=True))),
+    )
+    return facts, statement
+
+
+_BATCH_FACTS, _BATCH_ACCESS = _batch_access_statement()
+_TENANT_FENCES = (select(SubjectFence.__table__.c.subject_hash)
+                  .where(SubjectFence.__table__.c.scope == "tenant",
+                         SubjectFence.__table__.c.subject_hash.in_(bindparam("tenant_hashes", expanding=True))))
+
+
 def check_access(db, auth: AuthContext, student_id: str) -> dict:
     """:func:`access_summary` of the student if ``auth`` may act for them (one statement);
     the errors of :func:`_checked_access` otherwise."""
@@ -202,21 +295,38 @@ def _checked_access(db, auth: AuthContext, student_id: str, contact_ids) -> tupl
         params["tenant_hash"] = subject_hash("tenant", auth.tenant_id)
     rows = db.execute(_ACCESS_BY_DISTRICT if district_admin else _ACCESS, params).all()
     first = rows[0]
-    if first.student_fenced:
+    student = None if first[3] is None else _student_of(first)  # first[3]: the student's id
+    if district_admin:
+        def tenant_fenced(tenant_id):
+            return is_fenced(db, "tenant", tenant_id)
+    else:
+        def tenant_fenced(_tenant_id):
+            return first.tenant_fenced
+    _judge(auth, first.student_fenced, student, tenant_fenced, first.serves)
+    contacts = (ContactFacts._make(row[_CONTACTS_AT:]) for row in rows if row[_CONTACTS_AT] is not None)
+    return student, {contact.id: contact for contact in contacts}
+
+
+def _judge(auth: AuthContext, student_fenced: bool, student: StudentFacts | None, tenant_fenced, serves: bool) -> None:
+    """The access check's refusals, in their order, from what was read (see :func:`_checked_access`).
+
+    ``student`` is None when there is no such student; ``tenant_fenced(tenant_id)`` says whether
+    the deletion of the student's school was requested, and is asked only once the student is
+    known to be in the caller's scope (a district admin's costs a statement).
+
+    Example: _judge(teacher, False, diego, lambda tenant_id: False, serves=True) -> None
+    """
+    if student_fenced:
         raise SubjectFenced("A deletion was requested for this student; nothing new is accepted.")
-    if first[3] is None:  # the student's id: no such student
+    if student is None:
         raise StudentNotFound("No such student.")
-    student = _student_of(first)
     if not auth.in_scope(student.tenant_id, student.tenant.parent_id):
         # Another tenant's student: say no more than that it is not here.
         raise StudentNotFound("No such student.")
-    fenced = is_fenced(db, "tenant", student.tenant_id) if district_admin else first.tenant_fenced
-    if fenced or student.tenant.status != "active":
+    if tenant_fenced(student.tenant_id) or student.tenant.status != "active":
         raise SubjectFenced("This school's data is being deleted; nothing new is accepted.")
-    if auth.role in (Role.TEACHER, Role.PROGRAM_STAFF) and not first.serves:
+    if auth.role in (Role.TEACHER, Role.PROGRAM_STAFF) and not serves:
         raise StudentForbidden("You do not serve this student.")
-    contacts = (ContactFacts._make(row[_CONTACTS_AT:]) for row in rows if row[_CONTACTS_AT] is not None)
-    return student, {contact.id: contact for contact in contacts}
 
 
 def _student_of(row) -> StudentFacts:
@@ -354,6 +464,105 @@ def share_context(db, auth: AuthContext, student_id: str, contact_ids: list[str]
     """
     student, found = _checked_access(db, auth, student_id, contact_ids)
     return {"student": access_summary(student), "contacts": _named_contacts(student, contact_ids, found)}
+
+
+class ShareCheck(NamedTuple):
+    """One share of a batch, as :func:`share_contexts` checks it (lists already checked as lists)."""
+
+    auth: AuthContext
+    student_id: object
+    contact_ids: list
+    tenant_ids: list | tuple
+
+
+def share_contexts(db, checks: list[ShareCheck]) -> list:
+    """:func:`share_context` of each share of a batch, with ``"tenants"``: the tenants its
+    ``tenant_ids`` name that exist, as ``{id: tenant_info}`` in id order. Each share gets the
+    answer and refusal it would get alone, in the same order; its refusal (the exception) is
+    put in its place.
+
+    The whole batch is checked from ONE statement (:func:`_batch_access_statement`), then
+    share by share in Python with :func:`_judge`, the rules of :func:`_checked_access`. A
+    district admin's student may be in any school of the district, so the fences of those
+    schools are asked afterwards, for all of the batch's district admins in one more statement.
+    A batch of one share takes the one-share statement (it is cheaper).
+
+    Example: share_contexts(db, [ShareCheck(rivera, diego_id, [rosa_id], []), ShareCheck(okafor, diego_id, [], [])])
+    -> [{"student": {…}, "contacts": [{…rosa…}], "tenants": {}}, StudentForbidden("You do not serve this student.")]
+    """
+    results: list = [None] * len(checks)
+    asking = []
+    for n, check in enumerate(checks):
+        try:
+            require_student_role(check.auth)
+        except StudentForbidden as refused:
+            results[n] = refused
+        else:
+            asking.append((n, check._replace(student_id=str(check.student_id))))
+    if len(asking) == 1:
+        [(n, check)] = asking
+        try:
+            results[n] = {**share_context(db, check.auth, check.student_id, check.contact_ids),
+                          "tenants": tenant_infos(db, check.tenant_ids)}
+        except WeInterveneError as refused:
+            results[n] = refused
+    if len(asking) < 2:
+        return results
+
+    hashes: dict[tuple[str, str], str] = {}  # two shares of one student (or school) hash it once
+
+    def hashed(scope: str, subject_id) -> str:
+        key = (scope, str(subject_id))
+        if key not in hashes:
+            hashes[key] = subject_hash(*key)
+        return hashes[key]
+
+    student_ids = sorted({check.student_id for _, check in asking})
+    # A caller's own school is the only one their student can be in (but a district admin's).
+    asked_hashes = {hashed("student", s) for s in student_ids} | {
+        hashed("tenant", check.auth.tenant_id) for _, check in asking if check.auth.role is not Role.DISTRICT_ADMIN}
+    params = {
+        "student_ids": student_ids,
+        "fence_hashes": sorted(asked_hashes),
+        "user_ids": sorted({str(check.auth.user_id) for _, check in asking
+                            if check.auth.role in (Role.TEACHER, Role.PROGRAM_STAFF)}),
+        "contact_ids": sorted({str(c) for _, check in asking for c in check.contact_ids}),
+        "tenant_ids": sorted({str(t) for _, check in asking for t in check.tenant_ids if t}),
+    }
+    students, fences, serves, contacts, tenants = {}, set(), set(), {}, {}
+    for row in db.execute(_BATCH_ACCESS, params):
+        kind, values = _BATCH_FACTS.read(row)
+        if kind == "student":
+            students[values[0]] = StudentFacts(*values[:-3], TenantFacts(*values[-3:]))
+        elif kind == "fence":
+            fences.add(values)  # (scope, subject_hash)
+        elif kind == "serves":
+            serves.add(values)  # (user_id, student_id)
+        elif kind == "contact":
+            contacts.setdefault(values[0], {})[values[1]] = ContactFacts._make(values[1:])
+        else:
+            tenants[values[0]] = TenantInfoFacts._make(values)
+    district_schools = {hashed("tenant", students[check.student_id].tenant_id) for _, check in asking
+                        if check.auth.role is Role.DISTRICT_ADMIN and check.student_id in students}
+    if district_schools - asked_hashes:
+        fenced = db.scalars(_TENANT_FENCES, {"tenant_hashes": sorted(district_schools - asked_hashes)})
+        fences.update(("tenant", subject_hash) for subject_hash in fenced)
+
+    def tenant_fenced(tenant_id) -> bool:
+        return ("tenant", hashed("tenant", tenant_id)) in fences
+
+    for n, check in asking:
+        student = students.get(check.student_id)
+        try:
+            _judge(check.auth, ("student", hashed("student", check.student_id)) in fences, student, tenant_fenced,
+                   (str(check.auth.user_id), check.student_id) in serves)
+            named = sorted({str(t) for t in check.tenant_ids if t})
+            results[n] = {"student": access_summary(student),
+                          "contacts": _named_contacts(student, check.contact_ids, contacts.get(student.id, {})),
+                          "tenants": {t: tenant_info(tenants[t]) for t in named if t in tenants}}
+        except WeInterveneError as refused:
+            results[n] = refused
+    return results
 
 
 def _named_contacts(student: StudentFacts, contact_ids: list[str], by_id: dict) -> list[dict]:

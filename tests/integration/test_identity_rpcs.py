@@ -6,6 +6,7 @@ import time
 import uuid
 
 import pytest
+from nameko.exceptions import deserialize
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcClient
 
@@ -196,6 +197,75 @@ def test_share_contexts_answers_each_as_share_context_does(world, rpc):
     assert answers[0] == answers[2] == {"context": expected}
     assert list(expected["tenants"]) == [world.tenants["P1"]]
     assert answers[1]["error"]["exc_type"] == "StudentForbidden"
+
+
+def test_share_contexts_answers_a_mixed_batch_exactly_as_share_context_one_by_one(system, rpc):
+    """The batch is read in one statement on PostgreSQL (UNION ALL of typed columns, then the
+    checks in Python): every share gets what ``share_context`` alone answers, refusals and
+    their order included. Its own world: it fences a student and a school."""
+    world = build_world(system)
+    fern = _import_one(rpc, world, "FERN" + world.suffix, first="Fern", contact="Fay Fern")
+    rpc.identity.fence_subject(str(uuid.uuid4()), "student", world.tenants["S1"], fern)
+    # S2's deletion fence alone (active again); S3 inactive without a fence.
+    rpc.identity.fence_subject(str(uuid.uuid4()), "tenant", world.tenants["S2"], world.tenants["S2"])
+    execute(system, "UPDATE tenant SET status = 'active' WHERE id = :t", t=world.tenants["S2"])
+    execute(system, "UPDATE tenant SET status = 'terminated' WHERE id = :t", t=world.tenants["S3"])
+    s, c, t = world.students, world.contacts, world.tenants
+
+    def share(role, student, contacts=(), tenant_ids=()):
+        return {"auth": world.auth(role), "student_id": s.get(student, student),
+                "contact_ids": [s.get(n) or c.get(n, n) for n in contacts], "tenant_ids": list(tenant_ids)}
+
+    requests = [
+        share("teacher", "A", ["Maria"], [t["P1"], str(uuid.uuid4())]),   # ok, with a program
+        share("teacher", "M", ["M", "Mo"]),                                # ok: an adult, self first
+        share("school_admin", "B", ["Bea"]),                               # ok
+        share("district_admin", "A", [], [t["P1"], t["S4"]]),             # ok
+        share("program_staff", "Q", ["Quade"], [t["P1"]]),                 # ok
+        share("program_admin", "Q"),                                       # ok
+        share("teacher", "B", ["Bea"]),                                    # student_forbidden: not served
+        share("operator", "A", ["Maria"]),                                 # student_forbidden: role
+        share("teacher", "X", ["Xia"]),                                    # student_not_found: another district
+        share("program_staff", "A"),                                       # student_not_found
+        share("teacher", str(uuid.uuid4())),                               # student_not_found: no such student
+        share("district_admin", "C"),                                      # subject_fenced: S2's fence, asked after
+        share("s2_teacher", "C"),                                          # subject_fenced: own school's fence
+        share("d2_admin", "X"),                                            # subject_fenced: S3 inactive
+        share("s3_teacher", "X", ["Xia"]),                                 # subject_fenced: S3 inactive
+        share("teacher", fern),                                            # subject_fenced: the student's fence
+        share("district_admin", fern),                                     # subject_fenced first
+        share("school_admin", "A", ["Maria", "Tio"]),                      # contact_forbidden: not authorised
+        share("school_admin", "A", ["A"]),                                 # contact_forbidden: a minor
+        share("teacher", "A", ["Bea"]),                                    # contact_forbidden: another's contact
+        {**share("teacher", "A"), "auth": {}},                             # not_authenticated
+        {**share("teacher", "A"), "contact_ids": "x"},                     # invalid_input
+        {**share("teacher", "A"), "tenant_ids": None},                     # invalid_input
+    ]
+    expected = []
+    for r in requests:
+        try:
+            expected.append({"context": rpc.identity.share_context(r["auth"], r["student_id"], r["contact_ids"],
+                                                                   r["tenant_ids"])})
+        except Exception as refused:  # the remote error, as nameko raised it here
+            expected.append({"error": (type(refused).__name__, refused.code, str(refused))})
+    codes = [e["error"][1] for e in expected if "error" in e]
+    assert len(expected) - len(codes) == 6 and {code: codes.count(code) for code in set(codes)} == {
+        "student_forbidden": 2, "student_not_found": 3, "subject_fenced": 6, "contact_forbidden": 3,
+        "not_authenticated": 1, "invalid_input": 2}
+    assert list(expected[3]["context"]["tenants"]) == sorted([t["P1"], t["S4"]])
+
+    answers = rpc.identity.share_contexts(requests)
+    assert [a if "context" in a else {"error": _refusal(a["error"])} for a in answers] == expected
+    # The district admin's school fence is asked afterwards: alone in a batch too.
+    fenced, fine = rpc.identity.share_contexts([share("district_admin", "C"), share("district_admin", "A", ["Maria"])])
+    assert _refusal(fenced["error"]) == expected[11]["error"]
+    assert fine == {"context": rpc.identity.share_context(world.auth("district_admin"), s["A"], [c["Maria"]], [])}
+
+
+def _refusal(error: dict) -> tuple:
+    """(class name, code, message) of a refusal serialised in a ``share_contexts`` answer."""
+    refused = deserialize(error)
+    return type(refused).__name__, refused.code, str(refused)
 
 
 def test_user_info(world, rpc):

@@ -7,7 +7,7 @@ import hashlib
 from datetime import date, timedelta
 
 import pytest
-from nameko.exceptions import deserialize
+from nameko.exceptions import deserialize, serialize
 from nameko.testing.services import worker_factory
 from sqlalchemy import event, func, select, update
 
@@ -27,7 +27,7 @@ from tests.support.databases import migrated_session
 from weintervene.auth import AuthContext, Role
 from weintervene.contracts import DeletionRequested
 from weintervene.db import utcnow
-from weintervene.errors import BadRequest, NotFound
+from weintervene.errors import BadRequest, NotFound, WeInterveneError
 
 PASSWORD = "unit passphrase 2026"
 
@@ -584,6 +584,148 @@ def test_share_contexts_checks_each_share_in_full_and_answers_each_on_its_own(se
     for bad in ([], "x", [request] * 65, [request, "x"]):
         with pytest.raises(BadRequest):
             service.share_contexts(bad)
+
+
+def _one_by_one(service, requests) -> list[dict]:
+    """What ``share_contexts`` answered before it read a batch at once: ``share_context`` per
+    request, its refusal serialised in its place."""
+    answers = []
+    for r in requests:
+        try:
+            answers.append({"context": service.share_context(r.get("auth"), r.get("student_id"), r.get("contact_ids"),
+                                                             r.get("tenant_ids", ()))})
+        except WeInterveneError as refused:
+            answers.append({"error": serialize(refused)})
+    return answers
+
+
+def test_share_contexts_answers_a_mixed_batch_exactly_as_share_context_one_by_one(service, school, session):
+    """One batch with every refusal, in each place of the refusal order, and several
+    successes (students of three tenants, six callers, named programs, adult and minor
+    students): the batch, read at once, answers each share exactly as alone."""
+    op = AuthContext(user_id="op", tenant_id="platform", role=Role.OPERATOR).to_dict()
+    district = school["district"]
+
+    def tenant(kind, name, parent=None):
+        return service.create_tenant(op, {"kind": kind, "name": name, "parent_id": parent})["id"]
+
+    def user(name, role, tenant_id):
+        service.bootstrap_user({"email": f"{name}@batch.example", "display_name": name, "role": role,
+                                "tenant_id": tenant_id}, PASSWORD)
+        return service.login({"email": f"{name}@batch.example", "password": PASSWORD}, "127.0.0.1")["user"]
+
+    def student(tenant_id, first, adult=False, staff=(), contacts=()):
+        row = Student(tenant_id=tenant_id, roster_key=first, first_name=first, last_name="Batch",
+                      date_of_birth=date(date.today().year - (19 if adult else 12), 1, 1),
+                      email=f"{first.lower()}@student.example" if adult else None)
+        session.add(row)
+        session.flush()
+        for staff_auth in staff:
+            session.add(ServesLink(user_id=staff_auth["user_id"], student_id=row.id, tenant_id=tenant_id))
+        ids = []
+        for name, authorised in contacts:
+            contact = FamilyContact(student_id=row.id, tenant_id=tenant_id, name=name, relationship_to_student="mother",
+                                    email=f"{name.lower()}@family.example", preferred_language="es",
+                                    authorised=authorised)
+            session.add(contact)
+            session.flush()
+            ids.append(contact.id)
+        session.commit()
+        return row.id, ids
+
+    jefferson, adams, polk = (tenant("school", n, district) for n in ("Jefferson", "Adams", "Polk"))
+    hilltop = tenant("school", "Hilltop", tenant("district", "Hill"))
+    program, other_program = tenant("program", "Bright Futures"), tenant("program", "Open Doors")
+    rivera, okafor, lincoln_admin = school["rivera"], school["okafor"], school["admin"]
+    jefferson_admin = user("jeff", "school_admin", jefferson)
+    staff, program_admin = user("pat", "program_staff", program), user("pam", "program_admin", program)
+    district_admin = AuthContext(user_id="d", tenant_id=district, role=Role.DISTRICT_ADMIN).to_dict()
+    adams_admin = AuthContext(user_id="a", tenant_id=adams, role=Role.SCHOOL_ADMIN).to_dict()
+    polk_admin = AuthContext(user_id="p", tenant_id=polk, role=Role.SCHOOL_ADMIN).to_dict()
+
+    diego, (rosa,) = student(school["school"], "Diego", staff=[rivera], contacts=[("Rosa", True)])
+    lena, _ = student(school["school"], "Lena")
+    fern, (fay,) = student(school["school"], "Fern", staff=[rivera], contacts=[("Fay", True)])
+    jo, (kim, lee) = student(jefferson, "Jo", adult=True, contacts=[("Kim", True), ("Lee", False)])
+    ada, _ = student(adams, "Ada")
+    pat, _ = student(polk, "Pat")
+    xia, _ = student(hilltop, "Xia")
+    quinn, (quade,) = student(program, "Quinn", staff=[staff], contacts=[("Quade", True)])
+    service.fence_subject("req-fern", "student", school["school"], fern)
+    service.fence_subject("req-adams", "tenant", adams, adams)  # then active again: the fence alone refuses
+    session.execute(update(Tenant).where(Tenant.id == adams).values(status="active"))
+    session.execute(update(Tenant).where(Tenant.id == polk).values(status="terminated"))  # inactive, no fence
+    session.commit()
+
+    def share(auth, student_id, contact_ids=(), tenant_ids=()):
+        return {"auth": auth, "student_id": student_id, "contact_ids": list(contact_ids), "tenant_ids": list(tenant_ids)}
+
+    requests = [
+        share(rivera, diego, [rosa], [program, "no-such-tenant", ""]),      # ok, with a program
+        share(okafor, diego, [rosa]),                                       # student_forbidden: not served
+        share(lincoln_admin, lena),                                         # ok
+        share(lincoln_admin, jo, [kim]),                                    # student_not_found: sister school
+        share(district_admin, jo, [jo, kim], [other_program, program]),     # ok: adult, self first
+        share(district_admin, jo, [lee]),                                   # contact_forbidden: not authorised
+        share(district_admin, ada),                                         # subject_fenced: school fence (asked after)
+        share(district_admin, pat),                                         # subject_fenced: school inactive
+        share(adams_admin, ada),                                            # subject_fenced: own school's fence
+        share(polk_admin, pat),                                             # subject_fenced: own school inactive
+        share(rivera, fern, [fay]),                                         # subject_fenced: the student's fence
+        share(district_admin, fern),                                        # subject_fenced before anything else
+        share(okafor, fern),                                                # ... even before not served
+        share(rivera, "no-such-student"),                                   # student_not_found
+        share(district_admin, xia),                                         # student_not_found: another district
+        share(staff, quinn, [quade], [program]),                            # ok: program staff serving
+        share(program_admin, quinn, [quade]),                               # ok
+        share(staff, diego, [rosa]),                                        # student_not_found: a school's student
+        share(op, diego, [rosa]),                                           # student_forbidden: role
+        share(AuthContext(user_id="x", tenant_id=school["school"], role=Role.AUDITOR).to_dict(), diego),
+        {**share(rivera, diego), "auth": {}},                               # not_authenticated
+        {**share(rivera, diego), "auth": {"user_id": "u", "role": "wizard"}},  # not_authenticated: unknown role
+        {**share(rivera, diego), "contact_ids": "x"},                       # invalid_input
+        share(rivera, diego, ["c"] * 51),                                   # invalid_input: too many
+        {**share(rivera, diego), "tenant_ids": None},                       # invalid_input
+        {"auth": rivera, "student_id": diego, "contact_ids": [rosa]},       # ok: tenant_ids left out
+        share(rivera, diego, [diego]),                                      # contact_forbidden: a minor
+        share(rivera, diego, [kim]),                                        # contact_forbidden: Jo's contact
+        share(jefferson_admin, jo, [kim, rivera["user_id"]]),               # contact_forbidden: no contact at all
+        share(jefferson_admin, jo, [jo]),                                   # ok: adult student alone
+        share(district_admin, diego, [rosa], [program]),                    # ok: a second district admin share
+        share(rivera, diego, [rosa], [program, "no-such-tenant", ""]),      # ok: the first again
+    ]
+    expected = _one_by_one(service, requests)
+    codes = [deserialize(a["error"]).code for a in expected if "error" in a]
+    assert sum("context" in a for a in expected) == 9
+    assert {code: codes.count(code) for code in set(codes)} == {
+        "student_forbidden": 3, "student_not_found": 4, "subject_fenced": 7, "contact_forbidden": 4,
+        "not_authenticated": 2, "invalid_input": 3}
+    assert list(expected[4]["context"]["tenants"]) == sorted([other_program, program])
+
+    answers: list = []
+    sent = statements_of(session, lambda: answers.extend(service.share_contexts(requests)))
+    assert answers == expected
+    # One statement for the batch; one more for the district admins' students' schools' fences.
+    assert len(sent) == 2, "\n\n".join(sent)
+    without_district_admins = [r for r in requests if r["auth"] is not district_admin]
+    answers = []
+    assert len(statements_of(session, lambda: answers.extend(service.share_contexts(without_district_admins)))) == 1
+    assert answers == _one_by_one(service, without_district_admins)
+    # Adams' fence was read above for its own admin's share; asked for the district admin's alone:
+    answers = []
+    district_only = [share(district_admin, ada), share(district_admin, jo, [kim]), share(district_admin, pat)]
+    assert len(statements_of(session, lambda: answers.extend(service.share_contexts(district_only)))) == 2
+    assert answers == _one_by_one(service, district_only)
+    assert [deserialize(a["error"]).code if "error" in a else "ok" for a in answers] == [
+        "subject_fenced", "ok", "subject_fenced"]
+    # Two shares whose students (and callers) are the same read them once, and agree.
+    twins = [share(rivera, diego, [rosa]), share(rivera, diego, [])]
+    assert service.share_contexts(twins) == _one_by_one(service, twins)
+    # A batch whose other shares are refused before anything is read is checked as one share.
+    answers = []
+    lone = [share(op, diego), share(rivera, diego, [rosa], [program])]
+    assert len(statements_of(session, lambda: answers.extend(service.share_contexts(lone)))) == 2
+    assert answers == _one_by_one(service, lone)
 
 
 def _sessions_ended(session) -> list[dict]:
