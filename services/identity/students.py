@@ -194,11 +194,13 @@ class _FactRows:
 
     def select(self, kind: str, *where, outer_join=None):
         """The SELECT of ``kind``'s rows: its columns in their slots, NULLs elsewhere.
-        Typed NULLs (CAST): PostgreSQL types the UNION column by column, pairwise, and two
-        untyped NULLs would make a text column that a date, say, cannot join."""
+
+        The NULLs of a slot of dates, numbers or booleans are typed (CAST): PostgreSQL types
+        a UNION's columns pairwise, and two untyped NULLs make a text column that a date, say,
+        cannot join. Text slots need no CAST (a shorter statement to render and parse)."""
         by_slot = dict(self.columns[kind])
-        values = [by_slot[n] if n in by_slot else cast(null(), sql_type)
-                  for n, (_, sql_type) in enumerate(self.slot_types)]
+        values = [by_slot[n] if n in by_slot else null() if family is str else cast(null(), sql_type)
+                  for n, (family, sql_type) in enumerate(self.slot_types)]
         query = select(literal_column(f"'{kind}'").label("kind"), *(v.label(f"slot_{n}") for n, v in enumerate(values)))
         if outer_join is not None:
             query = query.select_from(outer_join)
