@@ -469,12 +469,23 @@ def share_context(db, auth: AuthContext, student_id: str, contact_ids: list[str]
 
 
 class ShareCheck(NamedTuple):
-    """One share of a batch, as :func:`share_contexts` checks it (lists already checked as lists)."""
+    """One share of a batch, as :func:`share_contexts` checks it (its two lists already
+    checked to be lists, as ``share_context`` checks them before anything else)."""
 
     auth: AuthContext
     student_id: object
     contact_ids: list
     tenant_ids: list | tuple
+
+
+class _BatchFacts(NamedTuple):
+    """What the batch statement found, by key (see :func:`_batch_access_statement`)."""
+
+    students: dict  # student id -> StudentFacts
+    fences: set  # (scope, subject_hash) of the fences found
+    serves: set  # (user_id, student_id) of the serves links found
+    contacts: dict  # student id -> {contact id: ContactFacts}
+    tenants: dict  # tenant id -> TenantInfoFacts
 
 
 def share_contexts(db, checks: list[ShareCheck]) -> list:
@@ -483,7 +494,7 @@ def share_contexts(db, checks: list[ShareCheck]) -> list:
     answer and refusal it would get alone, in the same order; its refusal (the exception) is
     put in its place.
 
-    The whole batch is checked from ONE statement (:func:`_batch_access_statement`), then
+    The whole batch is read by ONE statement (:func:`_batch_access_statement`), then checked
     share by share in Python with :func:`_judge`, the rules of :func:`_checked_access`. A
     district admin's student may be in any school of the district, so the fences of those
     schools are asked afterwards, for all of the batch's district admins in one more statement.
@@ -519,52 +530,63 @@ def share_contexts(db, checks: list[ShareCheck]) -> list:
             hashes[key] = subject_hash(*key)
         return hashes[key]
 
-    student_ids = sorted({check.student_id for _, check in asking})
-    # A caller's own school is the only one their student can be in (but a district admin's).
-    asked_hashes = {hashed("student", s) for s in student_ids} | {
-        hashed("tenant", check.auth.tenant_id) for _, check in asking if check.auth.role is not Role.DISTRICT_ADMIN}
-    params = {
-        "student_ids": student_ids,
-        "fence_hashes": sorted(asked_hashes),
-        "user_ids": sorted({str(check.auth.user_id) for _, check in asking
-                            if check.auth.role in (Role.TEACHER, Role.PROGRAM_STAFF)}),
-        "contact_ids": sorted({str(c) for _, check in asking for c in check.contact_ids}),
-        "tenant_ids": sorted({str(t) for _, check in asking for t in check.tenant_ids if t}),
-    }
-    students, fences, serves, contacts, tenants = {}, set(), set(), {}, {}
-    for row in db.execute(_BATCH_ACCESS, params):
-        kind, values = _BATCH_FACTS.read(row)
-        if kind == "student":
-            students[values[0]] = StudentFacts(*values[:-3], TenantFacts(*values[-3:]))
-        elif kind == "fence":
-            fences.add(values)  # (scope, subject_hash)
-        elif kind == "serves":
-            serves.add(values)  # (user_id, student_id)
-        elif kind == "contact":
-            contacts.setdefault(values[0], {})[values[1]] = ContactFacts._make(values[1:])
-        else:
-            tenants[values[0]] = TenantInfoFacts._make(values)
-    district_schools = {hashed("tenant", students[check.student_id].tenant_id) for _, check in asking
-                        if check.auth.role is Role.DISTRICT_ADMIN and check.student_id in students}
-    if district_schools - asked_hashes:
-        fenced = db.scalars(_TENANT_FENCES, {"tenant_hashes": sorted(district_schools - asked_hashes)})
-        fences.update(("tenant", subject_hash) for subject_hash in fenced)
+    found = _read_batch(db, [check for _, check in asking], hashed)
 
     def tenant_fenced(tenant_id) -> bool:
-        return ("tenant", hashed("tenant", tenant_id)) in fences
+        return ("tenant", hashed("tenant", tenant_id)) in found.fences
 
     for n, check in asking:
-        student = students.get(check.student_id)
+        student = found.students.get(check.student_id)
         try:
-            _judge(check.auth, ("student", hashed("student", check.student_id)) in fences, student, tenant_fenced,
-                   (str(check.auth.user_id), check.student_id) in serves)
-            named = sorted({str(t) for t in check.tenant_ids if t})
-            results[n] = {"student": access_summary(student),
-                          "contacts": _named_contacts(student, check.contact_ids, contacts.get(student.id, {})),
-                          "tenants": {t: tenant_info(tenants[t]) for t in named if t in tenants}}
+            _judge(check.auth, ("student", hashed("student", check.student_id)) in found.fences, student,
+                   tenant_fenced, (str(check.auth.user_id), check.student_id) in found.serves)
+            named_tenants = sorted({str(t) for t in check.tenant_ids if t})
+            results[n] = {
+                "student": access_summary(student),
+                "contacts": _named_contacts(student, check.contact_ids, found.contacts.get(student.id, {})),
+                "tenants": {t: tenant_info(found.tenants[t]) for t in named_tenants if t in found.tenants},
+            }
         except WeInterveneError as refused:
             results[n] = refused
     return results
+
+
+def _read_batch(db, checks: list[ShareCheck], hashed) -> _BatchFacts:
+    """Everything the checks of :func:`share_contexts` read: one statement, and one more for
+    the schools of district admins' students (``hashed(scope, id)``: :func:`subject_hash`)."""
+    student_ids = sorted({check.student_id for check in checks})
+    # A caller's student is in the caller's own school, or it is refused before that school's
+    # fence matters; only a district admin's student may be in another (its school's fence is
+    # asked below).
+    asked_hashes = {hashed("student", s) for s in student_ids} | {
+        hashed("tenant", check.auth.tenant_id) for check in checks if check.auth.role is not Role.DISTRICT_ADMIN}
+    params = {
+        "student_ids": student_ids,
+        "fence_hashes": sorted(asked_hashes),
+        "user_ids": sorted({str(check.auth.user_id) for check in checks
+                            if check.auth.role in (Role.TEACHER, Role.PROGRAM_STAFF)}),
+        "contact_ids": sorted({str(c) for check in checks for c in check.contact_ids}),
+        "tenant_ids": sorted({str(t) for check in checks for t in check.tenant_ids if t}),
+    }
+    found = _BatchFacts(students={}, fences=set(), serves=set(), contacts={}, tenants={})
+    for row in db.execute(_BATCH_ACCESS, params):
+        kind, values = _BATCH_FACTS.read(row)
+        if kind == "student":
+            found.students[values[0]] = StudentFacts(*values[:-3], TenantFacts(*values[-3:]))
+        elif kind == "fence":
+            found.fences.add(values)
+        elif kind == "serves":
+            found.serves.add(values)
+        elif kind == "contact":
+            found.contacts.setdefault(values[0], {})[values[1]] = ContactFacts._make(values[1:])
+        else:
+            found.tenants[values[0]] = TenantInfoFacts._make(values)
+    district_schools = {hashed("tenant", found.students[check.student_id].tenant_id) for check in checks
+                        if check.auth.role is Role.DISTRICT_ADMIN and check.student_id in found.students}
+    if district_schools - asked_hashes:
+        fenced = db.scalars(_TENANT_FENCES, {"tenant_hashes": sorted(district_schools - asked_hashes)})
+        found.fences.update(("tenant", fenced_hash) for fenced_hash in fenced)
+    return found
 
 
 def _named_contacts(student: StudentFacts, contact_ids: list[str], by_id: dict) -> list[dict]:
