@@ -310,10 +310,10 @@ def make_outbox_model(base):
         last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
         # Two partial indexes, each holding only the rows one query needs: the relay's
-        # pending rows in order, and the purge's published rows by publication time.
-        # Marking a row published moves it from the one to the other; with an index on
-        # all of created_at and all of published_at, that update added an entry to both
-        # (and the relay read every dead NULL entry the earlier updates had left).
+        # pending rows in created_at order (read in order, no sort), and the purges'
+        # published rows by publication time. Marking a row published (never a HOT
+        # update: published_at is indexed) moves it from the one to the other; with an
+        # index on all of created_at and all of published_at, it added an entry to both.
         __table_args__ = (
             Index("ix_outbox_message_pending", "created_at",
                   postgresql_where=text("published_at IS NULL"), sqlite_where=text("published_at IS NULL")),
