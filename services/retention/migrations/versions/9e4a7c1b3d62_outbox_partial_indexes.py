@@ -3,8 +3,8 @@
 The relay reads pending rows (published_at IS NULL) in created_at order; the purge
 deletes published rows by published_at. Each index now holds only its query's rows,
 so marking a row published (a non-HOT update) adds one entry instead of one in each
-of the full created_at and published_at indexes, and the relay no longer reads the
-dead NULL entries earlier updates left in the published_at index.
+of the full created_at and published_at indexes, and the relay reads pending rows in
+order instead of sorting them.
 
 Revision ID: 9e4a7c1b3d62
 Revises: e022ad7e27c2
