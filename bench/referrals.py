@@ -246,12 +246,12 @@ def main(argv: list[str]) -> int:
                 cpu = processes_after[name] - processes_before.get(name, 0.0)
                 total += cpu
                 services_total += cpu if name in rs.processes else 0.0
-                print(f"  {name:<10} {cpu / args.n * 1000:6.1f} ms per share ({cpu / elapsed * 100:3.0f}% of one core)")
+                print(f"  {name:<10} {cpu / args.n * 1000:6.2f} ms per share ({cpu / elapsed * 100:3.0f}% of one core)")
             client = result.get("cpu_seconds", 0.0)
             total += client
-            print(f"  {'client':<10} {client / args.n * 1000:6.1f} ms per share (the HTTP load client)")
-            print(f"  {'services':<10} {services_total / args.n * 1000:6.1f} ms per share (our Python processes)")
-            print(f"  {'all':<10} {total / args.n * 1000:6.1f} ms per share; 2 cores at 200 shares/s allow "
+            print(f"  {'client':<10} {client / args.n * 1000:6.2f} ms per share (the HTTP load client)")
+            print(f"  {'services':<10} {services_total / args.n * 1000:6.2f} ms per share (our Python processes)")
+            print(f"  {'all':<10} {total / args.n * 1000:6.2f} ms per share; 2 cores at 200 shares/s allow "
                   f"{os.cpu_count() / 200 * 1000:.0f} ms (the broker is shared with other users of this machine, "
                   f"so its figure is an upper bound)")
         else:

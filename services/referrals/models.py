@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from weintervene.db import JSONType, UTCDateTime, new_id, utcnow
@@ -87,7 +87,9 @@ class Referral(Base):
     service_info: Mapped[dict] = mapped_column(JSONType)
     # The program tenant owning the service when it is itself on the platform:
     # its staff receive the referral ("incoming") and close the loop.
-    receiving_tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    # Indexed where set only (ix_referral_receiving_tenant_id below): most services are not on
+    # the platform, and every query on it compares it to a tenant, which implies IS NOT NULL.
+    receiving_tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     # What was disclosed to that program (student's first name), under consent.
     disclosed: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="requested", index=True)
@@ -100,6 +102,12 @@ class Referral(Base):
     share: Mapped[Share] = relationship(back_populates="referrals", lazy="joined")
     history: Mapped[list["StatusChange"]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, order_by="StatusChange.at")
+
+    __table_args__ = (
+        Index("ix_referral_receiving_tenant_id", "receiving_tenant_id",
+              postgresql_where=text("receiving_tenant_id IS NOT NULL"),
+              sqlite_where=text("receiving_tenant_id IS NOT NULL")),
+    )
 
 
 class StatusChange(Base):
@@ -126,9 +134,9 @@ class Delivery(Base):
     __tablename__ = "delivery"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     share_id: Mapped[str] = mapped_column(ForeignKey("share.id", ondelete="CASCADE"), index=True)
-    # Indexed: deleting a referral looks up its deliveries (ON DELETE CASCADE); without
-    # the index a termination scans every delivery once per referral.
-    referral_id: Mapped[str | None] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"), nullable=True, index=True)
+    # Indexed (ix_delivery_referral_id below): deleting a referral looks up its deliveries
+    # (ON DELETE CASCADE); without the index a termination scans every delivery once per referral.
+    referral_id: Mapped[str | None] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"), nullable=True)
     purpose: Mapped[str] = mapped_column(String(16), default="share")  # share | reminder
     channel: Mapped[str] = mapped_column(String(8))
     recipient_kind: Mapped[str] = mapped_column(String(16))
@@ -148,7 +156,20 @@ class Delivery(Base):
     attempt_log: Mapped[list["DeliveryAttempt"]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, order_by="DeliveryAttempt.number")
 
-    __table_args__ = (Index("ix_delivery_due", "state", "next_attempt_at"),)
+    # Partial indexes: a delivery is in ix_delivery_due while it waits ("queued": the
+    # sender's due select) and in ix_delivery_sending while it is sent (``recover_interrupted``),
+    # then in neither. Only reminders have a referral: a share's deliveries are left
+    # out of ix_delivery_referral_id (every "referral_id = ?" implies IS NOT NULL). Each
+    # delivery is updated twice (claimed, then sent), neither update HOT, so each index a
+    # row version stays out of is an entry PostgreSQL no longer writes.
+    __table_args__ = (
+        Index("ix_delivery_due", "next_attempt_at",
+              postgresql_where=text("state = 'queued'"), sqlite_where=text("state = 'queued'")),
+        Index("ix_delivery_sending", "claimed_at",
+              postgresql_where=text("state = 'sending'"), sqlite_where=text("state = 'sending'")),
+        Index("ix_delivery_referral_id", "referral_id",
+              postgresql_where=text("referral_id IS NOT NULL"), sqlite_where=text("referral_id IS NOT NULL")),
+    )
 
 
 class DeliveryAttempt(Base):
