@@ -422,20 +422,27 @@ def _json_default(value):
 
 
 def ensure_database(url: str) -> None:
-    """Create the PostgreSQL database named in ``url`` if it does not exist."""
+    """Create the PostgreSQL database named in ``url`` if it does not exist.
+
+    Replicas starting together (two referrals pods on a new cluster) may both find it
+    missing; the one whose CREATE loses finds it there and goes on, rather than exiting.
+    """
     if not url.startswith("postgresql"):
         return
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
 
     target = make_url(url)
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    exists = text("SELECT 1 FROM pg_database WHERE datname = :n")
     try:
         with admin.connect() as conn:
-            exists = conn.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}
-            )
-            if not exists:
-                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+            if not conn.scalar(exists, {"n": target.database}):
+                try:
+                    conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+                except DBAPIError:
+                    if not conn.scalar(exists, {"n": target.database}):  # not a lost race
+                        raise
     finally:
         admin.dispose()
 
