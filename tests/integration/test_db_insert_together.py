@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlalchemy import Date, ForeignKey, Integer, String, create_engine, event, select, text
+from sqlalchemy import Date, ForeignKey, Integer, String, create_engine, event, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from tests.support.infra import PG_URL, postgres_available, random_suffix
+from tests.support.infra import scratch_postgres_database
 from weintervene.db import JSONType, UTCDateTime, insert_together, utcnow
 from weintervene.deletion import sqlstate
 
@@ -38,23 +38,15 @@ class Child(Base):
 
 @pytest.fixture
 def session():
-    if not postgres_available():
-        pytest.fail("PostgreSQL is needed for this test")
-    name = f"wit_together_{random_suffix()}"
-    admin = create_engine(f"{PG_URL}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_engine(f"{PG_URL}/{name}")
-    Base.metadata.create_all(engine)
-    db = sessionmaker(engine)()
-    try:
-        yield db
-    finally:
-        db.close()
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database("wit_together") as url:
+        engine = create_engine(url)
+        Base.metadata.create_all(engine)
+        db = sessionmaker(engine)()
+        try:
+            yield db
+        finally:
+            db.close()
+            engine.dispose()
 
 
 def test_children_and_parents_in_one_statement_with_types_and_defaults(session):

@@ -13,12 +13,12 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import event, text
 from sqlalchemy.orm import sessionmaker
 
 from services.referrals import delivery
 from services.referrals.models import Base, Delivery, OutboxMessage, Referral, Share
-from tests.support.infra import PG_URL, postgres_available, random_suffix
+from tests.support.infra import scratch_postgres_database
 from weintervene import messaging
 from weintervene.db import make_engine, migrate, new_id, utcnow
 
@@ -27,21 +27,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def engine():
-    if not postgres_available():
-        pytest.fail("PostgreSQL is needed for this test")
-    name = f"wit_partial_{random_suffix()}"
-    admin = create_engine(f"{PG_URL}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(f"{PG_URL}/{name}")
-    try:
-        migrate("referrals", engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database("wit_partial") as url:
+        engine = make_engine(url)
+        try:
+            migrate("referrals", engine)
+            yield engine
+        finally:
+            engine.dispose()
 
 
 class ConfirmingPublisher:

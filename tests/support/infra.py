@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -85,6 +86,29 @@ class PostgresDatabases:
         with admin.connect() as conn:
             for service in self.services:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{self.prefix}_{service}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def scratch_postgres_database(prefix: str):
+    """A new, empty PostgreSQL database for one test (its URL), dropped afterwards;
+    the test fails when PostgreSQL is not there.
+
+    Example: ``with scratch_postgres_database("wit_partial") as url: engine = make_engine(url)``
+    """
+    import pytest
+
+    if not postgres_available():
+        pytest.fail("PostgreSQL is needed for this test")
+    name = f"{prefix}_{random_suffix()}"
+    admin = create_engine(f"{PG_URL}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_URL}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
