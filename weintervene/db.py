@@ -188,14 +188,19 @@ def _execute_pg8000_statements_in_one_exchange() -> None:
                 bind.extend(core.i_pack(len(encoded)))
                 bind.extend(encoded)
         bind.extend(core.H_pack(0))
+        # One buffer, one write: written message by message, a statement longer than the
+        # socket file's 8 KB buffer (a batch of shares is) left in two sends, and the server
+        # sat in ClientRead, holding the statement open, whenever this process lost its core
+        # between them.
+        messages = bytearray(begin_messages if begin_due(self) else b"")
+        messages += core._create_message(core.PARSE, parse)
+        messages += core._create_message(core.DESCRIBE, core.STATEMENT + core.NULL_BYTE)
+        messages += core._create_message(core.BIND, bind)
+        messages += core.EXECUTE_MSG + core.SYNC_MSG
         context = core.Context(statement, stream=stream)
-        if begin_due(self):
-            core._write(self._sock, begin_messages)
-        self._send_message(core.PARSE, parse)
-        self._send_message(core.DESCRIBE, core.STATEMENT + core.NULL_BYTE)
-        self._send_message(core.BIND, bind)
-        core._write(self._sock, core.EXECUTE_MSG)
-        core._write(self._sock, core.SYNC_MSG)
+        if self._sock is None:
+            raise core.InterfaceError("connection is closed")
+        core._write(self._sock, bytes(messages))
         core._flush(self._sock)
         self.handle_messages(context)
         return context

@@ -2,6 +2,7 @@
 answer and error is what pg8000 gives."""
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pg8000.core as core
@@ -19,11 +20,15 @@ class CountingSocket:
     """The connection's socket file, counting the flushes (each one a message sent and waited on)."""
 
     def __init__(self, sock):
-        self.sock, self.flushes = sock, 0
+        self.sock, self.flushes, self.writes = sock, 0, 0
 
     def flush(self):
         self.flushes += 1
         return self.sock.flush()
+
+    def write(self, data):
+        self.writes += 1
+        return self.sock.write(data)
 
     def __getattr__(self, name):
         return getattr(self.sock, name)
@@ -137,3 +142,18 @@ def test_a_connection_reused_at_once_is_not_pinged_and_a_dead_idle_one_is_replac
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_a_statement_longer_than_the_socket_buffer_leaves_in_one_write(connection):
+    """Written message by message, a batch of shares (over 8 KB) left in two sends, and the
+    server held the statement open in ClientRead whenever this process lost its core between them."""
+    conn = connection
+    counting = conn.info["counting"]
+    rows = [{"n": n, "note": "x" * 100} for n in range(200)]  # ~25 KB of parameters
+    before = counting.writes
+    result = conn.execute(text("SELECT count(*) FROM json_to_recordset(CAST(:rows AS json)) AS r(n int, note text)"),
+                          {"rows": json.dumps(rows)}).scalar()
+    assert result == 200
+    assert counting.writes - before == 1
+    conn.rollback()
+
