@@ -157,8 +157,9 @@ def _execute_pg8000_statements_in_one_exchange() -> None:
             return core.Context(statement)
         if not begin_due(self):
             return original_simple(self, statement)
-        self.send_QUERY(begin)  # both queries in one write; an answer (ReadyForQuery) each
-        self.send_QUERY(statement)
+        encoding = self._client_encoding  # both queries in one write; an answer (ReadyForQuery) each
+        core._write(self._sock, b"".join(core._create_message(core.QUERY, sql.encode(encoding) + core.NULL_BYTE)
+                                         for sql in (begin, statement)))
         core._flush(self._sock)
         self.handle_messages(core.Context(begin))
         context = core.Context(statement)
