@@ -31,7 +31,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import JSON, DateTime, String, TypeDecorator, create_engine, event, text
+from sqlalchemy import JSON, DateTime, Index, String, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -425,6 +425,14 @@ def _json_default(value):
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def partial_index(name: str, *columns: str, where: str) -> Index:
+    """An index holding only the rows matching ``where``, on PostgreSQL and SQLite alike.
+
+    Example: partial_index("ix_delivery_due", "next_attempt_at", where="state = 'queued'")
+    """
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
 
 
 def ensure_database(url: str) -> None:

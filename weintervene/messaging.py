@@ -49,12 +49,12 @@ from nameko.amqp.publish import get_connection
 from nameko.extensions import DependencyProvider, Entrypoint
 from nameko.timer import timer
 from prometheus_client import Counter
-from sqlalchemy import Index, Integer, String, Text, delete, event, select, text, update
+from sqlalchemy import Integer, String, Text, delete, event, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from weintervene.config import settings
 from weintervene.contracts import BROADCASTS, SUBSCRIPTIONS, queue_name
-from weintervene.db import JSONType, UTCDateTime, new_id, utcnow
+from weintervene.db import JSONType, UTCDateTime, new_id, partial_index, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -315,10 +315,8 @@ def make_outbox_model(base):
         # update: published_at is indexed) moves it from the one to the other; with an
         # index on all of created_at and all of published_at, it added an entry to both.
         __table_args__ = (
-            Index("ix_outbox_message_pending", "created_at",
-                  postgresql_where=text("published_at IS NULL"), sqlite_where=text("published_at IS NULL")),
-            Index("ix_outbox_message_published_at", "published_at",
-                  postgresql_where=text("published_at IS NOT NULL"), sqlite_where=text("published_at IS NOT NULL")),
+            partial_index("ix_outbox_message_pending", "created_at", where="published_at IS NULL"),
+            partial_index("ix_outbox_message_published_at", "published_at", where="published_at IS NOT NULL"),
         )
 
     return OutboxMessage

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from weintervene.db import JSONType, UTCDateTime, new_id, utcnow
+from weintervene.db import JSONType, UTCDateTime, new_id, partial_index, utcnow
 from weintervene.deletion import make_deletion_receipt_model
 from weintervene.messaging import make_outbox_model, make_processed_event_model
 
@@ -104,9 +104,7 @@ class Referral(Base):
         cascade="all, delete-orphan", passive_deletes=True, order_by="StatusChange.at")
 
     __table_args__ = (
-        Index("ix_referral_receiving_tenant_id", "receiving_tenant_id",
-              postgresql_where=text("receiving_tenant_id IS NOT NULL"),
-              sqlite_where=text("receiving_tenant_id IS NOT NULL")),
+        partial_index("ix_referral_receiving_tenant_id", "receiving_tenant_id", where="receiving_tenant_id IS NOT NULL"),
     )
 
 
@@ -163,12 +161,9 @@ class Delivery(Base):
     # delivery is updated twice (claimed, then sent), neither update HOT, so each index a
     # row version stays out of is an entry PostgreSQL no longer writes.
     __table_args__ = (
-        Index("ix_delivery_due", "next_attempt_at",
-              postgresql_where=text("state = 'queued'"), sqlite_where=text("state = 'queued'")),
-        Index("ix_delivery_sending", "claimed_at",
-              postgresql_where=text("state = 'sending'"), sqlite_where=text("state = 'sending'")),
-        Index("ix_delivery_referral_id", "referral_id",
-              postgresql_where=text("referral_id IS NOT NULL"), sqlite_where=text("referral_id IS NOT NULL")),
+        partial_index("ix_delivery_due", "next_attempt_at", where="state = 'queued'"),
+        partial_index("ix_delivery_sending", "claimed_at", where="state = 'sending'"),
+        partial_index("ix_delivery_referral_id", "referral_id", where="referral_id IS NOT NULL"),
     )
 
 
