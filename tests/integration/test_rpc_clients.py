@@ -118,3 +118,32 @@ def test_calls_work_again_after_the_broker_cut_every_connection(running):
                 raise
             time.sleep(0.5)
     assert reply_queue_declarations(caller, 20) <= 2
+
+
+def published_requests(caller, times) -> list[tuple[bool, bool]]:
+    """(mandatory, confirmed) of each request ``call(caller, times)`` publishes."""
+    from weintervene.rpc import RpcPublisher
+
+    seen = []
+    original = RpcPublisher._publish_with
+
+    def spy(self, producer, *args, mandatory):
+        if args[-1].startswith("rpc_test_echo."):  # the routing key: a request, not a reply
+            seen.append((mandatory, bool(producer.connection.transport_options.get("confirm_publish"))))
+        return original(self, producer, *args, mandatory=mandatory)
+
+    with mock.patch.object(RpcPublisher, "_publish_with", spy):
+        assert call(caller, times) == list(range(times))
+    return seen
+
+
+def test_requests_to_a_service_the_broker_confirmed_go_out_unconfirmed_for_a_while(running, monkeypatch):
+    from weintervene import rpc as weintervene_rpc
+
+    monkeypatch.setattr(weintervene_rpc, "KNOWN_ROUTES", weintervene_rpc.KnownRoutes(ttl=1.0))
+    # The first request is mandatory and confirmed (UnknownService at once if nobody
+    # listens); the broker having confirmed the queue, the next ones are neither.
+    assert published_requests(caller=running[1], times=5) == [(True, True)] + [(False, False)] * 4
+    time.sleep(1.2)
+    # The route is confirmed again once the knowledge is older than its lifetime.
+    assert published_requests(caller=running[1], times=2) == [(True, True), (False, False)]
