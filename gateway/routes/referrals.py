@@ -34,7 +34,7 @@ def _html(body: str, status: int = 200) -> Response:
 class ReferralRoutes:
     @route("POST", "/api/v1/referrals", summary="Share services with a family", tags=["referrals"],
            roles=STAFF, body=ShareRequestSchema, response=ReferralSchema, many=True, status=201, raw=True,
-           headers=(IDEMPOTENCY_KEY,),
+           headers=(IDEMPOTENCY_KEY,), body_loaded_by_service=True,
            errors={409: "`subject_fenced` after a deletion request; `idempotency_key_in_use`: send it again",
                    422: "`idempotency_key_reused`: this Idempotency-Key came with another body"})
     def create_referral(self, request, auth, body, headers, **_):

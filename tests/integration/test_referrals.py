@@ -259,7 +259,8 @@ def test_access_rules_through_the_gateway(rs, world, teacher):
         assert session.get(rs.url("/api/v1/referrals"), timeout=30).status_code == 403
     # Bad input is a 400 with the field, never a 500.
     r = post_share(rs, teacher, **{**share, "channel": "pigeon", "extra": 1})
-    assert r.status_code == 400 and {"channel", "extra"} <= set(r.json()["error"]["details"])
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input"
+    assert {"channel", "extra"} <= set(r.json()["error"]["details"])
     # Someone else's referral is simply not found; a malformed id is a 400.
     [item] = post_share(rs, teacher, **share).json()["items"]
     for other in ("teacher2", "other_admin", "other_teacher"):
