@@ -54,7 +54,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from weintervene.config import settings
 from weintervene.contracts import BROADCASTS, SUBSCRIPTIONS, queue_name
-from weintervene.db import JSONType, UTCDateTime, new_id, partial_index, utcnow
+from weintervene.db import JSONType, UTCDateTime, execute_then_commit, new_id, partial_index, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -428,9 +428,6 @@ def relay_batch(session, model, publisher: ReliablePublisher, service: str, batc
                 del outcome.refused[r.id]
                 outcome.confirmed.add(r.id)
         confirmed = [r.id for r in rows if r.id in outcome.confirmed]
-        if confirmed:
-            connection.execute(update(table).where(table.c.id.in_(confirmed))
-                               .values(published_at=now, attempts=table.c.attempts + 1))
         result = RelayResult(sent=len(confirmed), full=len(rows) >= batch)
         failed: dict[str, list[str]] = {}
         for r in rows:
@@ -442,7 +439,11 @@ def relay_batch(session, model, publisher: ReliablePublisher, service: str, batc
                                .values(attempts=table.c.attempts + 1, last_error=reason[:500]))
             result.failed += len(ids)
             result.errors.append(reason)
-        session.commit()
+        if confirmed:  # last, so that the commit goes with it
+            execute_then_commit(session, update(table).where(table.c.id.in_(confirmed))
+                                .values(published_at=now, attempts=table.c.attempts + 1))
+        else:
+            session.commit()
     for r in rows:
         if r.id in outcome.confirmed:
             OUTBOX_PUBLISHED.labels(service, r.event_type).inc()

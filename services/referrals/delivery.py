@@ -36,7 +36,7 @@ from services.referrals.messages import render_reminder, render_share
 from services.referrals.models import Delivery, DeliveryAttempt, Referral, Share
 from services.referrals.sms import SmsError, send_sms
 from weintervene.config import settings
-from weintervene.db import new_id, utcnow
+from weintervene.db import execute_then_commit, new_id, utcnow
 from weintervene.errors import Forbidden, NotFound, Conflict, WeInterveneError
 from weintervene.mail import MailConnection, MailRefused, MailUnavailable, send as send_email
 
@@ -232,15 +232,14 @@ def claim_many(session, delivery_ids: list[str]) -> list[Claimed]:
     # plain executemany is a round trip per row on pg8000), from a statement it compiles
     # once, where a multi-row .values() would be compiled anew every time.
     connection.execute(INSERT_ATTEMPTS, attempts)
-    shares = _shares(connection, {row.share_id for row in rows})
-    session.commit()
+    shares = _shares(execute_then_commit(session, _shares_query({row.share_id for row in rows}))[0])
     return [Claimed(**row._mapping, attempt_id=attempt["id"], share=shares[row.share_id])
             for row, attempt in zip(rows, attempts)]
 
 
-def _shares(connection, share_ids) -> dict[str, SimpleNamespace]:
-    """{share id: the share's facts with ``referrals`` (id, service_info, status, last_update_at) in order}."""
-    rows = connection.execute(
+def _shares_query(share_ids):
+    """The shares' facts, with their referrals in order (one row per referral)."""
+    return (
         select(SHARE.c.id, SHARE.c.tenant_id, SHARE.c.district_id, SHARE.c.sharer_id, SHARE.c.sharer_role,
                SHARE.c.student_id, SHARE.c.note, REFERRAL.c.id.label("referral_id"), REFERRAL.c.service_info,
                REFERRAL.c.status, REFERRAL.c.last_update_at)
@@ -248,6 +247,11 @@ def _shares(connection, share_ids) -> dict[str, SimpleNamespace]:
         .where(SHARE.c.id.in_(sorted(share_ids)))
         .order_by(SHARE.c.id, REFERRAL.c.position)
     )
+
+
+def _shares(rows) -> dict[str, SimpleNamespace]:
+    """{share id: the share's facts with ``referrals`` (id, service_info, status, last_update_at) in order},
+    from the rows of :func:`_shares_query`."""
     shares: dict[str, SimpleNamespace] = {}
     for row in rows:
         share = shares.get(row.id)
@@ -323,16 +327,6 @@ def record_outcomes(session, deliveries: list[Claimed], outcomes: list[tuple[str
         connection.execute(
             update(ATTEMPT).where(ATTEMPT.c.id == bindparam("b_id"))
             .values(result="failed", reason=bindparam("b_reason"), finished_at=now), attempt_failures)
-    if sent:
-        # A walk-in family's typed address is kept only while it is needed.
-        recorded = connection.execute(
-            update(DELIVERY).where(DELIVERY.c.id.in_(list(sent)))
-            .values(state="sent", last_error=None, transient_address=None, sent_at=now,
-                    provider_message_id=case({d: provider_id for d, (_, provider_id) in sent.items()},
-                                             value=DELIVERY.c.id))).rowcount
-        if recorded < len(sent):
-            log.info("%d sent deliveries were deleted while they were sent; nothing to record",
-                     len(sent) - recorded)
     if failed:
         connection.execute(
             update(DELIVERY).where(DELIVERY.c.id == bindparam("b_id"))
@@ -341,7 +335,19 @@ def record_outcomes(session, deliveries: list[Claimed], outcomes: list[tuple[str
         connection.execute(
             update(DELIVERY).where(DELIVERY.c.id == bindparam("b_id"))
             .values(state="queued", last_error=bindparam("b_error"), next_attempt_at=bindparam("b_next")), requeued)
-    session.commit()
+    if not sent:
+        session.commit()
+        return
+    # Last, so that the commit goes with it: a walk-in family's typed address is kept
+    # only while it is needed.
+    _, recorded = execute_then_commit(
+        session,
+        update(DELIVERY).where(DELIVERY.c.id.in_(list(sent)))
+        .values(state="sent", last_error=None, transient_address=None, sent_at=now,
+                provider_message_id=case({d: provider_id for d, (_, provider_id) in sent.items()},
+                                         value=DELIVERY.c.id)))
+    if recorded < len(sent):
+        log.info("%d sent deliveries were deleted while they were sent; nothing to record", len(sent) - recorded)
 
 
 def _send_all(jobs: list, identity, contacts: dict) -> list[tuple[str, str]]:

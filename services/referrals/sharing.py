@@ -205,8 +205,7 @@ def write_batch(db, identity, batch: list) -> None:
     # each share then goes alone, where ``idempotency.record`` tells a repeat apart.
     if len(ready) > 1 or ready[0][1].request.key is not None:
         try:
-            insert_together(db, _merged([rows for _, rows in ready]))
-            db.commit()
+            insert_together(db, _merged([rows for _, rows in ready]), commit=True)
         except SQLAlchemyError:
             db.rollback()
         else:
@@ -347,12 +346,15 @@ def write_one(db, share: ShareRows) -> dict:
     repeated Idempotency-Key (its key row goes in through ``idempotency.record``, which finds a
     committed or concurrent twin without a unique violation: see :mod:`idempotency`)."""
     key = share.request.key
-    insert_together(db, [(model, rows) for model, rows in share.rows if model is not IdempotencyKey])
-    if key is not None:
-        share_id = share.rows[0][1][0]["id"]
-        if not idempotency.record(db, key, share_id, share.rows[0][1][0]["created_at"]):
-            db.rollback()  # a repeat: nothing of this one is kept; answer with the first share
-            return replayed(db, idempotency.replay(db, key), share.request.caller)
+    rows = [(model, rows) for model, rows in share.rows if model is not IdempotencyKey]
+    if key is None:
+        insert_together(db, rows, commit=True)
+        return share.answer
+    insert_together(db, rows)
+    share_id = share.rows[0][1][0]["id"]
+    if not idempotency.record(db, key, share_id, share.rows[0][1][0]["created_at"]):
+        db.rollback()  # a repeat: nothing of this one is kept; answer with the first share
+        return replayed(db, idempotency.replay(db, key), share.request.caller)
     db.commit()
     return share.answer
 

@@ -7,11 +7,12 @@ from datetime import date
 
 import pg8000.core as core
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Integer, String, text
 from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from tests.support.infra import PG_URL, postgres_available
-from weintervene.db import make_engine
+from tests.support.infra import PG_URL, postgres_available, scratch_postgres_database
+from weintervene.db import insert_together, make_engine
 
 pytestmark = pytest.mark.integration
 
@@ -157,3 +158,96 @@ def test_a_statement_longer_than_the_socket_buffer_leaves_in_one_write(connectio
     assert counting.writes - before == 1
     conn.rollback()
 
+
+
+class ScratchBase(DeclarativeBase):
+    pass
+
+
+class Item(ScratchBase):
+    __tablename__ = "item"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    note: Mapped[str] = mapped_column(String(20))
+
+
+@pytest.fixture
+def session_and_table():
+    """A session on a scratch table (``Item``), the socket's writes and flushes counted."""
+    if not postgres_available():
+        pytest.fail("PostgreSQL is needed for this test")
+    with scratch_postgres_database("wit_commit_with") as url:
+        engine = make_engine(url)
+        ScratchBase.metadata.create_all(engine)
+        session = Session(engine)
+        try:
+            raw = session.connection().connection.dbapi_connection
+            counting = raw._sock = CountingSocket(raw._sock)
+            session.commit()
+            yield session, counting, engine
+        finally:
+            session.close()
+            engine.dispose()
+
+
+def committed_ids(engine) -> list[int]:
+    with engine.connect() as other:  # another connection sees only what was committed
+        return other.execute(text("SELECT id FROM item ORDER BY id")).scalars().all()
+
+
+def test_an_insert_carries_its_commit_in_the_same_exchange(session_and_table):
+    session, counting, engine = session_and_table
+    assert exchanges_of(counting, lambda: insert_together(session, [(Item, [{"id": 1, "note": "a"},
+                                                                            {"id": 2, "note": "b"}])],
+                                                          commit=True)) == 1
+    assert committed_ids(engine) == [1, 2]
+    # The session goes on as usual: its next transaction begins, commits and rolls back for real.
+    session.execute(text("INSERT INTO item VALUES (3, 'c')"))
+    session.rollback()
+    assert committed_ids(engine) == [1, 2]
+    session.execute(text("INSERT INTO item VALUES (4, 'd')"))
+    assert exchanges_of(counting, session.commit) == 1
+    assert committed_ids(engine) == [1, 2, 4]
+
+
+def test_a_failing_insert_commits_nothing_and_the_connection_goes_on(session_and_table):
+    session, counting, engine = session_and_table
+    session.execute(text("INSERT INTO item VALUES (1, 'a')"))  # in the same transaction as the failure
+    with pytest.raises(IntegrityError):
+        insert_together(session, [(Item, [{"id": 5, "note": "e"}, {"id": 1, "note": "again"}])], commit=True)
+    session.rollback()
+    assert committed_ids(engine) == []
+    insert_together(session, [(Item, [{"id": 6, "note": "f"}])], commit=True)
+    assert committed_ids(engine) == [6]
+
+
+def test_a_commit_that_fails_is_raised_and_nothing_is_kept(session_and_table):
+    """A deferred constraint is checked at COMMIT: the COMMIT's own error reaches the caller."""
+    session, counting, engine = session_and_table
+    session.execute(text("ALTER TABLE item ADD CONSTRAINT one_note UNIQUE (note) DEFERRABLE INITIALLY DEFERRED"))
+    session.commit()
+    with pytest.raises(IntegrityError) as at_commit:
+        insert_together(session, [(Item, [{"id": 7, "note": "same"}, {"id": 8, "note": "same"}])], commit=True)
+    assert "23505" in str(at_commit.value)
+    session.rollback()
+    assert committed_ids(engine) == []
+    insert_together(session, [(Item, [{"id": 9, "note": "g"}])], commit=True)
+    assert committed_ids(engine) == [9]
+
+
+def test_a_statement_that_ends_its_transaction_returns_its_rows_and_count(session_and_table):
+    from sqlalchemy import update
+
+    from weintervene.db import execute_then_commit
+
+    session, counting, engine = session_and_table
+    insert_together(session, [(Item, [{"id": n, "note": "queued"} for n in (1, 2, 3)])], commit=True)
+    session.execute(text("UPDATE item SET note = 'seen' WHERE id = 3"))  # the same transaction
+    ended = []
+    table = Item.__table__
+    assert exchanges_of(counting, lambda: ended.append(execute_then_commit(
+        session, update(table).where(table.c.id.in_([1, 2])).values(note="sent").returning(table.c.id)))) == 1
+    [(rows, count)] = ended
+    assert sorted(r.id for r in rows) == [1, 2] and count == 2
+    with engine.connect() as other:
+        assert other.execute(text("SELECT id, note FROM item ORDER BY id")).all() == [
+            (1, "sent"), (2, "sent"), (3, "seen")]
