@@ -126,12 +126,15 @@ def postgres_available() -> bool:
 class SubprocessServer:
     """A helper server in its own process, writing what it receives to a folder."""
 
-    def __init__(self, module: str, *extra: str):
+    def __init__(self, module: str, *extra: str, niceness: int = 0):
+        """``niceness``: the benchmarks run the stand-ins for outside providers at the lowest
+        priority (19), so that on a shared machine they take only what the system under test
+        leaves; tests run them as any process."""
         self.port = free_port()
         self.out = Path(tempfile.mkdtemp(prefix=module.rsplit(".", 1)[-1] + "-"))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, "--port", str(self.port), "--out", str(self.out), *extra],
-            cwd=ROOT,
+            cwd=ROOT, preexec_fn=(lambda: os.nice(niceness)) if niceness else None,
         )
         deadline = time.monotonic() + 20
         while not (self.out / "READY").exists():
@@ -156,8 +159,8 @@ class SubprocessServer:
 
 
 class SmtpSink(SubprocessServer):
-    def __init__(self):
-        super().__init__("tests.support.smtp_sink")
+    def __init__(self, niceness: int = 0):
+        super().__init__("tests.support.smtp_sink", niceness=niceness)
 
     def messages(self):
         return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in self.files(".eml")]
@@ -174,8 +177,8 @@ class SmtpSink(SubprocessServer):
 
 
 class SmsEndpoint(SubprocessServer):
-    def __init__(self, fail_first: int = 0):
-        super().__init__("tests.support.sms_endpoint", "--fail-first", str(fail_first))
+    def __init__(self, fail_first: int = 0, niceness: int = 0):
+        super().__init__("tests.support.sms_endpoint", "--fail-first", str(fail_first), niceness=niceness)
         self.base_url = f"http://127.0.0.1:{self.port}"
 
     def messages(self) -> list[dict]:
