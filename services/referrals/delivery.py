@@ -524,7 +524,9 @@ def apply_provider_status(session, params: dict) -> bool:
     sid = params.get("MessageSid")
     if outcome is None or not sid:
         return False
-    delivery = session.scalar(select(Delivery).where(Delivery.provider_message_id == str(sid))
+    # channel = 'sms': the predicate of the index that finds it (ix_delivery_sms_provider_message_id).
+    delivery = session.scalar(select(Delivery)
+                              .where(Delivery.channel == "sms", Delivery.provider_message_id == str(sid))
                               .execution_options(populate_existing=True))
     if delivery is None or delivery.state != "sent":
         return False

@@ -164,6 +164,9 @@ class Delivery(Base):
         partial_index("ix_delivery_due", "next_attempt_at", where="state = 'queued'"),
         partial_index("ix_delivery_sending", "claimed_at", where="state = 'sending'"),
         partial_index("ix_delivery_referral_id", "referral_id", where="referral_id IS NOT NULL"),
+        # The SMS provider's status callback finds its delivery by the provider's message id
+        # (``apply_provider_status``); emails, most deliveries, are left out of the index.
+        partial_index("ix_delivery_sms_provider_message_id", "provider_message_id", where="channel = 'sms'"),
     )
 
 

@@ -139,3 +139,26 @@ def test_the_sender_finds_due_and_stranded_deliveries_by_their_partial_indexes(e
         db.execute(Referral.__table__.delete().where(Referral.id == referral_id))
         db.commit()
         assert [d.purpose for d in db.query(Delivery)] == ["share"]
+
+
+def test_the_sms_status_callback_finds_its_delivery_by_the_provider_id_index(engine):
+    make_session = sessionmaker(engine, expire_on_commit=False)
+    share_id = new_id()
+    with make_session() as db:
+        db.add(Share(id=share_id, tenant_id=new_id(), sharer_id=new_id(), sharer_role="teacher", channel="sms"))
+        db.flush()
+        db.add(Delivery(share_id=share_id, channel="sms", recipient_kind="contact", recipient_id=new_id(),
+                        state="sent", provider_message_id="SM123"))
+        db.add(Delivery(share_id=share_id, channel="email", recipient_kind="contact", recipient_id=new_id(),
+                        state="sent", provider_message_id="<m1@weintervene.local>"))
+        db.commit()
+        statements = captured(engine, lambda: delivery.apply_provider_status(
+            db, {"MessageSid": "SM123", "MessageStatus": "delivered"}))
+        # An email's Message-ID is never taken for an SMS's id.
+        assert not delivery.apply_provider_status(
+            db, {"MessageSid": "<m1@weintervene.local>", "MessageStatus": "undelivered"})
+    lookup = next(s for s in statements if s[0].lstrip().startswith("SELECT"))
+    assert "ix_delivery_sms_provider_message_id" in index_used(engine, *lookup)
+    with make_session() as db:
+        states = dict(db.query(Delivery.channel, Delivery.state).all())
+    assert states == {"sms": "delivered", "email": "sent"}
