@@ -59,7 +59,9 @@ class AuthContext:
     def from_dict(cls, data) -> "AuthContext":
         if isinstance(data, AuthContext):
             return data
-        if not data or not data.get("user_id") or not data.get("role"):
+        # Not a mapping (a list, a string from a faulty caller): refused like no context at
+        # all, never an AttributeError (a 500) in the service that was called.
+        if not isinstance(data, dict) or not data.get("user_id") or not data.get("role"):
             raise Unauthorized("Not signed in.", code="not_authenticated")
         try:
             role = Role(data["role"])
