@@ -130,7 +130,7 @@ def _execute_pg8000_statements_in_one_exchange() -> None:
     alone. A session's first statement, SQLAlchemy's pre-ping included, then costs one
     exchange instead of four.
 
-    A statement may also carry the transaction's COMMIT (:func:`commit_with_next_statement`):
+    A statement may also carry the transaction's COMMIT (:func:`execute_then_commit`):
     Parse, Bind and Execute of COMMIT follow its Execute, before the Sync. Should the
     statement fail, the server skips the COMMIT and the error is raised as before; should
     the COMMIT fail, its error is raised. Once it succeeded, the COMMIT (or ROLLBACK) the
@@ -238,22 +238,10 @@ COMMIT_WITH_NEXT_STATEMENT = "weintervene_commit_with_next_statement"
 COMMITTED_AHEAD = "weintervene_committed_ahead"
 
 
-def commit_with_next_statement(connection) -> bool:
-    """Have the next statement on ``connection`` (a SQLAlchemy Connection) carry its
-    transaction's COMMIT, in the same exchange; False where that cannot be done (not
-    pg8000), and the caller commits as usual.
-
-    The caller must commit the session right after that statement (which then sends
-    nothing): :func:`insert_together` with ``commit=True`` does both. One round trip
-    less per transaction, and one wake-up less of the service and of its backend,
-    on the path a share waits on.
-
-    Example::
-
-        if commit_with_next_statement(connection):
-            connection.execute(statement)   # the INSERT and the COMMIT, one exchange
-        session.commit()                    # nothing left to send
-    """
+def _carry_commit(connection) -> bool:
+    """Mark ``connection``'s next statement to carry its transaction's COMMIT; False where
+    that cannot be done (not pg8000). Only :func:`execute_then_commit` calls it, since the
+    mark must be cleared if the statement never goes out, and the session committed after."""
     if connection.dialect.driver != "pg8000":
         return False
     connection.connection.dbapi_connection.__dict__[COMMIT_WITH_NEXT_STATEMENT] = True
@@ -262,14 +250,15 @@ def commit_with_next_statement(connection) -> bool:
 
 def execute_then_commit(session, statement, params=None):
     """Run ``statement`` as the last of the session's transaction and commit, the COMMIT in
-    the statement's exchange on PostgreSQL (:func:`commit_with_next_statement`). Returns
+    the statement's exchange on PostgreSQL with pg8000: one round trip less per transaction,
+    and one wake-up less of the service and of its backend. Returns
     the statement's rows (all fetched; [] when it returns none) and its rowcount. On an
     error nothing is committed and the caller rolls back, as always.
 
     Example: rows, count = execute_then_commit(session, update(t).where(...).returning(t.c.id))
     """
     connection = session.connection()
-    carried = commit_with_next_statement(connection)
+    carried = _carry_commit(connection)
     try:
         result = connection.execute(statement, params)
         rows = result.all() if result.returns_rows else []
@@ -442,7 +431,7 @@ def insert_together(session, batches: list[tuple[type, list[dict]]], commit: boo
     different columns; the model's Python-side defaults fill what they leave out.
 
     ``commit=True`` commits the session too; on PostgreSQL (pg8000) the COMMIT travels
-    with the statement, in one exchange (:func:`commit_with_next_statement`). On an
+    with the statement, in one exchange (:func:`execute_then_commit`). On an
     error nothing is committed and the caller rolls back, as always.
 
     Example::
@@ -454,12 +443,8 @@ def insert_together(session, batches: list[tuple[type, list[dict]]], commit: boo
     from sqlalchemy import insert
 
     batches = [(model.__table__, _uniform(model.__table__, rows)) for model, rows in batches if rows]
-    if not batches:
-        if commit:
-            session.commit()
-        return
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    connection = session.connection() if batches else None  # nothing to insert: no connection taken
+    if not batches or connection.dialect.name != "postgresql":
         for table, (_keys, part) in batches:
             connection.execute(insert(table), part)
         if commit:
