@@ -436,6 +436,16 @@ def test_user_removal_by_an_admin_of_another_tenant_is_refused(service):
                                                                 "district_id": None}
     with pytest.raises(Forbidden):
         service.request_deletion(ADMIN, {"scope": "user", "subject_id": str(uuid.uuid4()), "reason": "account_closed"})
+    # Nor may an operator remove a tenant's user (issue 16: the tenant's administrators do)...
+    with pytest.raises(Forbidden) as refused:
+        service.request_deletion(OPERATOR, {"scope": "user", "subject_id": str(uuid.uuid4()), "reason": "account_closed"})
+    assert refused.value.code == "tenant_user_not_operators"
+
+
+def test_an_operator_removes_platform_accounts_only(service):
+    service.identity_rpc.user_info.side_effect = lambda uid: {"id": uid, "tenant_id": "platform-id", "role": "auditor"}
+    service.identity_rpc.tenant_info.side_effect = lambda tid: {"id": tid, "kind": "platform", "parent_id": None,
+                                                                "district_id": None}
     result = service.request_deletion(OPERATOR, {"scope": "user", "subject_id": str(uuid.uuid4()),
                                                  "reason": "account_closed"})
     assert result["status"] == "dispatched" and result["scope"] == "user"
