@@ -240,9 +240,10 @@ def create_user(db, auth: AuthContext, values: dict, password: str | None = None
     if tenant is None or not (auth.role is Role.OPERATOR or auth.in_scope(tenant.id, tenant.parent_id)):
         raise NotFound("No such tenant.", code="tenant_not_found")
     role = Role(values["role"])
-    check_role_grant(auth, tenant, role, trusted=trusted)
     if not trusted:
         staff_rules.check_operator_creates(db, auth, tenant, role)
+    check_role_grant(auth, tenant, role, trusted=trusted)
+    if not trusted:
         if password is not None:
             raise BadRequest("A password is chosen by its owner, through the invitation.", code="password_not_settable")
     email = accounts.normalise_email(values["email"])
