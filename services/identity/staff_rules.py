@@ -5,7 +5,9 @@ administrators (a district's for its schools) create and change its accounts.
 An operator
 
 - creates a tenant and may invite its **first** administrator (the admin role of
-  that kind of tenant) while the tenant has no active administrator;
+  that kind of tenant) while the tenant has no active administrator and is not
+  established (never had an administrator account, holds no students: see
+  ``is_established`` for why a disabled administrator still counts);
 - may **disable** any account (``{"is_active": false}``, nothing else) as a
   security response: that ends its sessions;
 - never creates a teacher or staff account in a tenant, never changes a tenant
@@ -30,7 +32,7 @@ from typing import Callable
 from sqlalchemy import or_, select
 
 from services.identity.exceptions import OperatorRefused
-from services.identity.models import Tenant, User
+from services.identity.models import Student, Tenant, User
 from weintervene.auth import STUDENT_DATA_ROLES, AuthContext, Role, TenantKind
 
 PLATFORM_ROLES = frozenset({Role.OPERATOR, Role.AUDITOR})
@@ -52,19 +54,43 @@ def is_platform(tenant: Tenant) -> bool:
     return tenant.kind == TenantKind.PLATFORM.value
 
 
+def _administrator_accounts(tenant: Tenant):
+    """Who counts as an administrator of ``tenant``: its own admins and, for a school in a
+    district, the district's admins (a SQL condition; None for the platform)."""
+    admin_role = ADMIN_ROLE_BY_TENANT_KIND.get(tenant.kind)
+    if admin_role is None:
+        return None
+    who = (User.tenant_id == tenant.id) & (User.role == admin_role.value)
+    if tenant.kind == TenantKind.SCHOOL.value and tenant.parent_id:
+        who = or_(who, (User.tenant_id == tenant.parent_id) & (User.role == Role.DISTRICT_ADMIN.value))
+    return who
+
+
 def tenant_administrators(db, tenant: Tenant) -> list[User]:
     """The active administrators of ``tenant``: its own admins and, for a school in a
     district, the district's admins.
 
     Example: tenant_administrators(db, lincoln) -> [principal, district_admin]
     """
-    admin_role = ADMIN_ROLE_BY_TENANT_KIND.get(tenant.kind)
-    if admin_role is None:
+    who = _administrator_accounts(tenant)
+    if who is None:
         return []
-    who = (User.tenant_id == tenant.id) & (User.role == admin_role.value)
-    if tenant.kind == TenantKind.SCHOOL.value and tenant.parent_id:
-        who = or_(who, (User.tenant_id == tenant.parent_id) & (User.role == Role.DISTRICT_ADMIN.value))
     return list(db.scalars(select(User).where(who, User.is_active.is_(True)).order_by(User.id)))
+
+
+def is_established(db, tenant: Tenant) -> bool:
+    """Whether ``tenant`` ever had an administrator (an account of theirs, active or disabled)
+    or holds students: then it is no longer an operator's to staff directly.
+
+    Disabled administrators count on purpose: an operator may disable any account, so
+    "no *active* administrator" alone would let an operator disable a school's admins and
+    then invite an address of their own. Past this point a recovery is break-glass, which
+    with no active administrator takes a second operator.
+    """
+    who = _administrator_accounts(tenant)
+    if who is not None and db.scalar(select(User.id).where(who).limit(1)) is not None:
+        return True
+    return db.scalar(select(Student.id).where(Student.tenant_id == tenant.id).limit(1)) is not None
 
 
 def has_administrator(db, tenant: Tenant) -> bool:
@@ -98,6 +124,12 @@ def check_operator_creates(db, auth: AuthContext, tenant: Tenant, role: Role) ->
             f"{tenant.name} has an administrator: only its administrators create its accounts. "
             "Start a break-glass recovery if they can no longer act.",
             code="tenant_has_administrator",
+        )
+    if is_established(db, tenant):
+        raise OperatorRefused(
+            f"{tenant.name} has had an administrator (or holds students): a new one is invited "
+            "through a break-glass recovery, which a second operator approves.",
+            code="tenant_needs_break_glass",
         )
 
 

@@ -229,6 +229,12 @@ def test_break_glass_with_no_administrator_left_needs_a_second_operator(system, 
     admin = bootstrap(system, "school_admin", school)
     # The last administrator is disabled (a security response): the school has none left.
     assert operator.patch(system.url(f"/api/v1/users/{admin.user['id']}"), json={"is_active": False}).status_code == 200
+    # Disable-then-invite is no way in: a school that had an administrator is not the
+    # operator's to staff again directly, not even with "the first" administrator.
+    mine = _address("takeover")
+    r = operator.post(system.url("/api/v1/users"), json={
+        "tenant_id": school, "email": mine, "display_name": "Shadow Admin", "role": "school_admin"})
+    assert r.status_code == 403 and _code(r) == "tenant_needs_break_glass", r.text
     new_admin = _address("second-op")
     r = _break_glass(system, operator, school, new_admin)
     assert r.status_code == 201 and r.json()["approvers"] == "second_operator", r.text
