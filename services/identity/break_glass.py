@@ -178,6 +178,8 @@ def approve(db, auth: AuthContext, request_id: str, note: str | None) -> dict:
     req = _scoped(db, auth, request_id)
     _check_open(db, req)
     tenant = req.tenant
+    if tenant.status != "active":  # being terminated: nobody new joins it
+        raise BreakGlassClosed(f"{tenant.name} is {tenant.status}.", code="tenant_not_active")
     if auth.role is Role.OPERATOR:
         if staff_rules.has_administrator(db, tenant):
             raise BreakGlassRefused(f"{tenant.name} has an administrator: they approve this, not an operator.",
