@@ -6,6 +6,7 @@ routes come last so every API route wins over them.
 """
 from gateway.http import Authenticated
 from gateway.routes.analytics import AnalyticsRoutes
+from gateway.routes.break_glass import BreakGlassRoutes
 from gateway.routes.directory import DirectoryRoutes
 from gateway.routes.hsds import HsdsRoutes
 from gateway.routes.identity import IdentityRoutes
@@ -21,6 +22,7 @@ class GatewayService(
     Authenticated,
     SystemRoutes,
     IdentityRoutes,
+    BreakGlassRoutes,
     NoticeRoutes,
     DirectoryRoutes,
     HsdsRoutes,

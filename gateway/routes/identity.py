@@ -134,13 +134,16 @@ class IdentityRoutes:
            roles=USER_MANAGERS, body=UserSchema, response=UserOutSchema, status=201)
     def create_user(self, request, auth, body, **_):
         """``{"tenant_id", "email", "display_name", "role"}``; the user gets an emailed link
-        to choose a password."""
+        to choose a password. An operator invites only a new tenant's first administrator
+        (403 ``tenant_has_administrator`` / ``tenant_needs_break_glass`` /
+        ``tenant_accounts_are_the_tenants`` otherwise; see ``/api/v1/break-glass``)."""
         return self.identity_rpc.create_user(auth.to_dict(), body)
 
     @route("PATCH", "/api/v1/users/<user_id>", summary="Change a user's role, name or active flag",
            tags=["users"], roles=USER_MANAGERS, body=UserUpdateSchema, response=UserOutSchema)
     def update_user(self, request, auth, body, user_id, **_):
-        """``{"is_active": false}`` disables the user and ends their sessions at once."""
+        """``{"is_active": false}`` disables the user and ends their sessions at once. For a
+        tenant's user that is all an operator may send (403 ``operator_disable_only``)."""
         result = self.identity_rpc.update_user(auth.to_dict(), user_id, body)
         self.session_cache.forget(user_ids=[user_id])  # a new role or a disabled user: at once
         return result

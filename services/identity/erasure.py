@@ -27,7 +27,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, or_, select, update
 
-from services.identity import accounts
+from services.identity import accounts, break_glass
 from services.identity.models import (
     FamilyContact, LoginAttempt, PasswordReset, PolicyAcknowledgement, ServesLink, Student, SubjectFence, Tenant, User, UserSession,
 )
@@ -142,6 +142,7 @@ def delete_users(db, user_ids: list[str]) -> dict:
     acknowledgements = _count(db.execute(delete(PolicyAcknowledgement).where(PolicyAcknowledgement.user_id.in_(user_ids))))
     if acknowledgements:
         counts["policy_acknowledgements"] = acknowledgements
+    break_glass.forget_users(db, user_ids)  # the requests stay their tenant's record, without them
     counts["users"] = _count(db.execute(delete(User).where(User.id.in_(user_ids))))
     # The events that told the gateways their sessions ended (reported only when any).
     notices = accounts.forget_session_notices(db, naming=user_ids)
@@ -168,6 +169,9 @@ def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> di
         counts[kind] = counts.get(kind, 0) + n
     for kind, n in delete_users(db, user_ids).items():
         counts[kind] = counts.get(kind, 0) + n
+    recoveries = break_glass.delete_for_tenants(db, ids)
+    if recoveries:  # reported only when any, like the acknowledgements
+        counts["break_glass_requests"] = recoveries
     notices = accounts.forget_session_notices(db, naming=ids)  # "the tenants' sessions ended"
     if notices:
         counts["session_notices"] = counts.get("session_notices", 0) + notices

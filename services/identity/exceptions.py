@@ -57,3 +57,29 @@ class RosterRejected(BadRequest):
 @remote
 class WrongCurrentPassword(BadRequest):
     code = "wrong_current_password"
+
+
+@remote
+class OperatorRefused(Forbidden):
+    """A platform operator asked what only a tenant's administrators may do (staff_rules)."""
+
+    code = "operator_refused"
+
+
+@remote
+class BreakGlassNotFound(NotFound):
+    code = "break_glass_not_found"
+
+
+@remote
+class BreakGlassClosed(Conflict):
+    """The recovery was already decided, or has expired: nothing more happens to it."""
+
+    code = "break_glass_closed"
+
+
+@remote
+class BreakGlassRefused(Forbidden):
+    """This caller may not approve this recovery (its own, or the tenant has administrators)."""
+
+    code = "break_glass_not_yours"

@@ -211,6 +211,36 @@ class IncidentNotice(Base):
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+class BreakGlassRequest(Base):
+    """An operator's recorded recovery of a tenant (``break_glass.py``): what was asked, by whom,
+    why, and who approved or refused it, when. It takes effect only when approved: by one of
+    the tenant's administrators, or (the tenant having none left) by a second operator.
+
+    ``status``: pending | approved | refused | expired. ``approval``: tenant_administrator |
+    second_operator (how it was approved). Goes with its tenant on termination; a deleted
+    user's email and name are redacted here (``forget_users``).
+    """
+
+    __tablename__ = "break_glass_request"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32))  # invite_administrator
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)  # whom to invite
+    display_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reason: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    requested_by: Mapped[str | None] = mapped_column(String(36), nullable=True)  # an operator's user id
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    approval: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    decision_note: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
+
+
 OutboxMessage = make_outbox_model(Base)
 ProcessedEvent = make_processed_event_model(Base)
 # What this service deleted per deletion request, totalled over every run (no personal data).

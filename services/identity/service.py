@@ -15,7 +15,10 @@ from nameko.exceptions import serialize
 from nameko.timer import timer
 from sqlalchemy import select
 
-from services.identity import accounts, erasure, notices, rosters, students, tenants
+from services.identity import accounts, break_glass, erasure, notices, rosters, students, tenants
+from services.identity.break_glass_schemas import (
+    BreakGlassCreateSchema, BreakGlassDecisionSchema, BreakGlassListQuerySchema,
+)
 from services.identity.dependencies import identity_database
 from services.identity.models import DeletionReceipt, OutboxMessage, Tenant
 from services.identity.notice_schemas import (
@@ -179,7 +182,9 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
     def bootstrap_user(self, data, password):
         """Operators' CLI and the demo loader only (trusted broker access): create a user with a password.
 
-        Without a tenant id the user joins the platform tenant, created on first use.
+        Without a tenant id the user joins the platform tenant, created on first use. Trusted:
+        the operators' rules (staff_rules) do not apply, a tenant's kind still decides its roles.
+        Never exposed through the gateway.
         Example: bootstrap_user({"email": "ops@x.org", "display_name": "Ops",
         "role": "operator", "tenant_id": None}, "a long passphrase") -> the user.
         """
@@ -187,7 +192,8 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         if not data.get("tenant_id"):
             data["tenant_id"] = self._platform_tenant().id
         operator = AuthContext(user_id="bootstrap", tenant_id=data["tenant_id"], role=Role.OPERATOR)
-        return self.create_user(operator.to_dict(), data, password=password)
+        user, invited = tenants.create_user(self.db, operator, load(UserSchema(), data), password, trusted=True)
+        return {**tenants.user_dict(user), "invited": invited}
 
     @rpc
     def user_exists(self, email):
@@ -209,11 +215,12 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         return tenant
 
     @rpc
-    def create_user(self, auth, data, password=None):
-        """{"tenant_id", "email", "display_name", "role"} -> the user; without a password an
-        invitation with a one-time link to choose one is emailed."""
+    def create_user(self, auth, data):
+        """{"tenant_id", "email", "display_name", "role"} -> the user, invited: an email with a
+        one-time link to choose a password (nobody else sets it). An operator creates only a
+        tenant's first administrator (OperatorRefused ``tenant_has_administrator`` after that)."""
         values = load(UserSchema(), data)
-        user, invited = tenants.create_user(self.db, _auth(auth), values, password)
+        user, invited = tenants.create_user(self.db, _auth(auth), values)
         return {**tenants.user_dict(user), "invited": invited}
 
     @rpc
@@ -240,6 +247,32 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
             raise NotFound("No such user.", code="user_not_found")
         return {"id": user.id, "tenant_id": user.tenant_id, "display_name": user.display_name,
                 "email": user.email, "role": user.role}
+
+    # -- break-glass recovery ----------------------------------------------
+    @rpc
+    def request_break_glass(self, auth, data):
+        """Operators: {"tenant_id", "email", "display_name", "reason", "action": "invite_administrator"}
+        -> the request, pending until the tenant's administrators (or, with none, a second
+        operator) approve it; the tenant's administrators are emailed."""
+        return break_glass.request_recovery(self.db, _auth(auth), load(BreakGlassCreateSchema(), data))
+
+    @rpc
+    def list_break_glass(self, auth, query=None):
+        """Operators: every request; tenant admins: their tenants'. {"items", "total", "page", "per_page"}."""
+        q = load(BreakGlassListQuerySchema(), query or {})
+        return break_glass.list_requests(self.db, _auth(auth), q["status"], q["tenant_id"], q["page"], q["per_page"])
+
+    @rpc
+    def approve_break_glass(self, auth, request_id, data=None):
+        """{"note": "Confirmed by phone"} -> the request, approved; its invitation is mailed now."""
+        note = load(BreakGlassDecisionSchema(), data or {})["note"]
+        return break_glass.approve(self.db, _auth(auth), request_id, note)
+
+    @rpc
+    def refuse_break_glass(self, auth, request_id, data=None):
+        """{"note": "We did not ask for this"} -> the request, refused; nothing takes effect."""
+        note = load(BreakGlassDecisionSchema(), data or {})["note"]
+        return break_glass.refuse(self.db, _auth(auth), request_id, note)
 
     # -- rosters and students ---------------------------------------------
     @rpc

@@ -2,7 +2,8 @@
 
 Scope rules (tenant isolation):
 
-- operators reach every tenant (tenant facts and staff accounts, never students);
+- operators reach every tenant (tenant facts and staff accounts, never students), and
+  within it only what ``staff_rules`` allows them (a first administrator, a disable);
 - auditors read every tenant's facts, nothing else;
 - district admins reach their district and its schools;
 - everyone else reaches only their own tenant.
@@ -23,7 +24,7 @@ from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, or_, select, update
 
-from services.identity import accounts
+from services.identity import accounts, staff_rules
 from services.identity.exceptions import OutOfScope
 from services.identity.models import Student, Tenant, User
 from services.identity.passwords import check_policy
@@ -41,9 +42,10 @@ ROLES_BY_TENANT_KIND = {
     TenantKind.PLATFORM.value: {Role.OPERATOR, Role.AUDITOR},
 }
 
-# Which roles each manager may give (the operator any, within the tenant-kind rule).
+# Which roles each manager may give (within the tenant-kind rule). An operator gives the
+# platform's roles and a tenant's first administrator only (staff_rules); never a staff role.
 GRANTABLE_ROLES = {
-    Role.OPERATOR: set(Role),
+    Role.OPERATOR: {Role.OPERATOR, Role.AUDITOR, *staff_rules.ADMIN_ROLE_BY_TENANT_KIND.values()},
     Role.DISTRICT_ADMIN: {Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, Role.TEACHER},
     Role.SCHOOL_ADMIN: {Role.SCHOOL_ADMIN, Role.TEACHER},
     Role.PROGRAM_ADMIN: {Role.PROGRAM_ADMIN, Role.PROGRAM_STAFF},
@@ -198,8 +200,8 @@ def scoped_user(db, auth: AuthContext, user_id: str) -> User:
     return user
 
 
-def check_role_grant(auth: AuthContext, tenant: Tenant, role: Role) -> None:
-    if role not in GRANTABLE_ROLES.get(auth.role, set()):
+def check_role_grant(auth: AuthContext, tenant: Tenant, role: Role, trusted: bool = False) -> None:
+    if not trusted and role not in GRANTABLE_ROLES.get(auth.role, set()):
         raise OutOfScope(f"You may not give the role {role.value}.", code="role_not_grantable")
     if role not in ROLES_BY_TENANT_KIND.get(tenant.kind, set()):
         raise BadRequest(
@@ -224,18 +226,26 @@ def list_users(db, auth: AuthContext, tenant_id: str | None, search: str | None,
     return paginate(db, query.order_by(User.display_name, User.id), page, per_page, user_dict)
 
 
-def create_user(db, auth: AuthContext, values: dict, password: str | None = None) -> tuple[User, bool]:
+def create_user(db, auth: AuthContext, values: dict, password: str | None = None,
+                trusted: bool = False) -> tuple[User, bool]:
     """Create a user in a tenant the caller manages; (user, invited).
 
     Without a password the user is invited: an emailed one-time link lets them
-    choose one (valid for a week).
+    choose one (valid for a week). Only ``trusted`` callers (the bootstrap RPC of the CLI
+    and demo loader, an approved break-glass recovery) set a password or skip the
+    caller's own grant rules; a tenant's kind still decides which roles it has.
     """
     auth.require(*USER_MANAGERS)
     tenant = db.get(Tenant, str(values["tenant_id"]))
     if tenant is None or not (auth.role is Role.OPERATOR or auth.in_scope(tenant.id, tenant.parent_id)):
         raise NotFound("No such tenant.", code="tenant_not_found")
     role = Role(values["role"])
-    check_role_grant(auth, tenant, role)
+    if not trusted:
+        staff_rules.check_operator_creates(db, auth, tenant, role)
+    check_role_grant(auth, tenant, role, trusted=trusted)
+    if not trusted:
+        if password is not None:
+            raise BadRequest("A password is chosen by its owner, through the invitation.", code="password_not_settable")
     email = accounts.normalise_email(values["email"])
     if db.scalar(select(User.id).where(User.email == email)):
         raise Conflict("A user with that email exists.", code="email_taken")
@@ -245,6 +255,7 @@ def create_user(db, auth: AuthContext, values: dict, password: str | None = None
         accounts.set_password(user, password)
     db.add(user)
     db.flush()
+    staff_rules.record_platform_action(db, auth, tenant.id, "user_created", {"user_id": user.id, "role": role.value})
     invite_token = None
     if password is None:
         invite_token = accounts.issue_reset(db, user, ttl_seconds=INVITE_TTL_SECONDS)
@@ -280,7 +291,9 @@ def update_user(db, auth: AuthContext, user_id: str, values: dict) -> User:
     """Change a user's role, name or active flag; disabling ends their sessions."""
     auth.require(*USER_MANAGERS)
     user = scoped_user(db, auth, user_id)
-    if Role(user.role) not in GRANTABLE_ROLES[auth.role]:
+    if staff_rules.operator_security_disable(auth, user, values):
+        staff_rules.record_platform_action(db, auth, user.tenant_id, "user_disabled", {"user_id": user.id})
+    elif Role(user.role) not in GRANTABLE_ROLES[auth.role]:
         raise OutOfScope("You may not manage this user.", code="role_not_grantable")
     if user.id == auth.user_id and ("role" in values or values.get("is_active") is False):
         raise Conflict("You cannot change your own role or disable yourself.", code="self_change")

@@ -96,12 +96,17 @@ def _facts_for_tenant(identity, session, auth: AuthContext, data: dict) -> dict:
 
 
 def _facts_for_user(identity, auth: AuthContext, data: dict) -> dict:
+    """Removing an account is its own tenant's administrators' (a district admin's for its
+    schools); an operator removes platform accounts (operators, auditors) only."""
     auth.require(Role.OPERATOR, *ADMIN_ROLES)
     user = _call(identity.user_info, str(data["subject_id"]))
-    if auth.role is not Role.OPERATOR:
-        tenant = _call(identity.tenant_info, user["tenant_id"])
-        if not auth.in_scope(tenant["id"], tenant.get("district_id") or tenant.get("parent_id")):
-            raise Forbidden("That user is not in your tenant.", code="out_of_scope")
+    tenant = _call(identity.tenant_info, user["tenant_id"])
+    if auth.role is Role.OPERATOR:
+        if tenant["kind"] != "platform":
+            raise Forbidden("A tenant's accounts are removed by its own administrators; "
+                            "an operator may disable the account.", code="tenant_user_not_operators")
+    elif not auth.in_scope(tenant["id"], tenant.get("district_id") or tenant.get("parent_id")):
+        raise Forbidden("That user is not in your tenant.", code="out_of_scope")
     return {"tenant_id": user["tenant_id"], "tenant_ids": [user["tenant_id"]]}
 
 

@@ -9,11 +9,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 PAGES = {
     "teacher": ["/", "/search", "/referrals", "/lists", "/account/password"],
-    "school_admin": ["/admin/roster", "/admin/users", "/admin/settings", "/admin/opt-out", "/dashboard", "/referrals"],
+    "school_admin": ["/admin/roster", "/admin/users", "/admin/settings", "/admin/opt-out", "/dashboard", "/referrals", "/break-glass"],
     "district_admin": ["/dashboard"],
     "program_staff": ["/incoming"],
     "program_admin": ["/incoming", "/admin/users"],
-    "operator": ["/operator/directory", "/operator/imports", "/operator/tenants", "/operator/notices", "/admin/users"],
+    "operator": ["/operator/directory", "/operator/imports", "/operator/tenants", "/operator/notices", "/admin/users", "/break-glass"],
     "auditor": ["/audit"],
 }
 
@@ -62,7 +62,7 @@ def test_keyboard_reaches_the_skip_link_and_main(page, people):
 PHONE_PAGES = {
     "teacher": ["/", "/referrals", "/lists", "/account/password"],
     "school_admin": ["/dashboard", "/admin/roster", "/admin/users", "/admin/settings", "/admin/opt-out"],
-    "operator": ["/operator/directory", "/operator/imports", "/operator/tenants", "/operator/notices"],
+    "operator": ["/operator/directory", "/operator/imports", "/operator/tenants", "/operator/notices", "/break-glass"],
     "auditor": ["/audit"],
     "program_staff": ["/incoming"],
 }

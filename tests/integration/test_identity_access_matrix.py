@@ -5,6 +5,10 @@ each allowance with its status (and, where it matters, what came back).
 The caller of each role: teacher, school_admin (Lincoln-like S1), district_admin
 (D1, over S1 and S2), program_staff/program_admin (P1), operator and auditor
 (platform). "Other tenant" ids belong to D2/S3, a district none of them reaches.
+
+Operators (issue 16): they reach every tenant's facts and staff list, but create only a
+tenant's first administrator (S1 has one), change no tenant account except to disable it,
+and ask for break-glass recoveries that the tenant's administrators approve.
 """
 from __future__ import annotations
 
@@ -65,17 +69,32 @@ CASES = {
                                 {T: 403, SA: 404, DA: 404, PS: 403, PA: 404, OP: 200, AU: 403}),
     "user_create_in_s1": ("POST", "/api/v1/users",
                           lambda w: {"tenant_id": w.tenants["S1"], "email": _unique_email(w), "display_name": "New", "role": "teacher"},
-                          {T: 403, SA: 201, DA: 201, PS: 403, PA: 404, OP: 201, AU: 403}),
+                          {T: 403, SA: 201, DA: 201, PS: 403, PA: 404, OP: 403, AU: 403}),
+    "user_create_second_admin_in_s1": ("POST", "/api/v1/users",
+                                       lambda w: {"tenant_id": w.tenants["S1"], "email": _unique_email(w), "display_name": "Admin", "role": "school_admin"},
+                                       {T: 403, SA: 201, DA: 201, PS: 403, PA: 404, OP: 403, AU: 403}),
     "user_create_in_other_tenant": ("POST", "/api/v1/users",
                                     lambda w: {"tenant_id": w.tenants["S3"], "email": _unique_email(w), "display_name": "New", "role": "teacher"},
-                                    {T: 403, SA: 404, DA: 404, PS: 403, PA: 404, OP: 201, AU: 403}),
+                                    {T: 403, SA: 404, DA: 404, PS: 403, PA: 404, OP: 403, AU: 403}),
     "user_create_operator_escalation": ("POST", "/api/v1/users",
                                         lambda w: {"tenant_id": w.tenants["S1"], "email": _unique_email(w), "display_name": "Up", "role": "operator"},
-                                        {T: 403, SA: 403, DA: 403, PS: 403, PA: 404, OP: 400, AU: 403}),
+                                        {T: 403, SA: 403, DA: 403, PS: 403, PA: 404, OP: 403, AU: 403}),
     "user_update_s1_teacher": ("PATCH", "/api/v1/users/{teacher2}", lambda w: {"display_name": "Teacher Two"},
-                               {T: 403, SA: 200, DA: 200, PS: 403, PA: 404, OP: 200, AU: 403}),
+                               {T: 403, SA: 200, DA: 200, PS: 403, PA: 404, OP: 403, AU: 403}),
+    "user_role_s1_teacher": ("PATCH", "/api/v1/users/{teacher2}", lambda w: {"role": "teacher"},
+                             {T: 403, SA: 200, DA: 200, PS: 403, PA: 404, OP: 403, AU: 403}),
+    "user_reenable_s1_teacher": ("PATCH", "/api/v1/users/{teacher2}", lambda w: {"is_active": True},
+                                 {T: 403, SA: 200, DA: 200, PS: 403, PA: 404, OP: 403, AU: 403}),
     "user_update_other_tenant": ("PATCH", "/api/v1/users/{s3_teacher}", lambda w: {"display_name": "Other"},
-                                 {T: 403, SA: 404, DA: 404, PS: 403, PA: 404, OP: 200, AU: 403}),
+                                 {T: 403, SA: 404, DA: 404, PS: 403, PA: 404, OP: 403, AU: 403}),
+    "break_glass_request_s1": ("POST", "/api/v1/break-glass",
+                               lambda w: {"tenant_id": w.tenants["S1"], "email": _unique_email(w), "display_name": "New",
+                                          "reason": "The principal left; the district asked by phone."},
+                               {T: 403, SA: 403, DA: 403, PS: 403, PA: 403, OP: 201, AU: 403}),
+    "break_glass_list": ("GET", "/api/v1/break-glass", None,
+                         {T: 403, SA: 200, DA: 200, PS: 403, PA: 200, OP: 200, AU: 403}),
+    "break_glass_approve_unknown": ("POST", "/api/v1/break-glass/0b9e6a1c-5d3f-4e2a-9c71-2f8d4b6a1e00/approve", lambda w: {},
+                                    {T: 403, SA: 404, DA: 404, PS: 403, PA: 404, OP: 404, AU: 403}),
     "roster_preview": ("POST", "/api/v1/rosters/preview", "csv",
                        {T: 403, SA: 200, DA: 403, PS: 403, PA: 200, OP: 403, AU: 403}),
     "roster_import": ("POST", "/api/v1/rosters/import", "csv",
@@ -122,7 +141,8 @@ def test_access_matrix(system, world, case, role):
         error = r.json()["error"]
         assert error["message"], r.text
         if r.status_code == 403:
-            assert error["code"] in ("role_forbidden", "student_forbidden", "role_not_grantable"), r.text
+            assert error["code"] in ("role_forbidden", "student_forbidden", "role_not_grantable", "tenant_has_administrator",
+                                     "tenant_accounts_are_the_tenants", "operator_disable_only"), r.text
         if r.status_code == 404:
             assert error["code"].endswith("_not_found"), r.text
     if case == "my_password_wrong_current":

@@ -120,6 +120,11 @@ def populate(system, operator) -> dict:
     r = teacher.post(system.url(f"/api/v1/referrals/{referral_ids[0]}/status"),
                      json={"status": "completed", "outcome": "connected", "note": "Enrolled"})
     assert r.status_code == 200, r.text
+    # An operator's break-glass recovery request for the school: the school's record too.
+    r = operator.post(system.url("/api/v1/break-glass"), json={
+        "tenant_id": school_id, "email": f"new-head-{random_suffix()}@school.example", "display_name": "New Head",
+        "reason": "The principal left; the district asked us by phone."})
+    assert r.status_code == 201, r.text
     r = teacher.post(system.url("/api/v1/lists"), json={"name": "After school", "shared": True,
                                                         "service_ids": [service_id]})
     assert r.status_code == 201, r.text
@@ -180,7 +185,7 @@ def test_the_export_holds_every_row_the_termination_deletes_and_nothing_of_anoth
                   ("referrals", "share_recipient"), ("referrals", "saved_list_item"), ("identity", "user_session"),
                   ("identity", "login_attempt"), ("identity", "password_reset"), ("directory", "address"),
                   ("directory", "phone"), ("directory", "schedule"), ("directory", "metadata"),
-                  ("analytics", "daily_share_count")]:
+                  ("analytics", "daily_share_count"), ("identity", "break_glass_request")]:
         assert deleted.get(table), f"the scenario deletes no {table} row: it proves nothing about it"
     for table, keys in deleted.items():
         assert keys <= from_json.get(table, set()), (table, keys - from_json.get(table, set()))

@@ -219,8 +219,9 @@ class ReferralsSystem:
             for key, (tenant, role) in people.items():
                 email = f"{key}-{tag}@example.org"
                 tenant_id = tenant["id"] if tenant else operator["tenant_id"]
-                user = rpc.identity.create_user(op_auth, {"email": email, "display_name": key.title(), "role": role,
-                                                          "tenant_id": tenant_id}, password=PASSWORD)
+                # The trusted bootstrap (the CLI's path): an operator creates no tenant staff.
+                user = rpc.identity.bootstrap_user({"email": email, "display_name": key.title(), "role": role,
+                                                    "tenant_id": tenant_id}, PASSWORD)
                 emails[key], users[key] = email, user["id"]
             # The roster, imported by the school admin as journey 3 does.
             teacher = emails["teacher"]

@@ -430,12 +430,20 @@ def test_inspection_records_only_while_open(service):
         service.close_inspection({**ADMIN, "tenant_id": str(uuid.uuid4())}, amendment["id"], {"outcome": "amended"})
 
 
-def test_user_removal_by_an_admin_of_another_tenant_is_refused(service):
+def test_user_removal_is_the_users_own_admins_or_for_platform_accounts_an_operators(service):
     service.identity_rpc.user_info.side_effect = lambda uid: {"id": uid, "tenant_id": str(uuid.uuid4()), "role": "teacher"}
     service.identity_rpc.tenant_info.side_effect = lambda tid: {"id": tid, "kind": "school", "parent_id": None,
                                                                 "district_id": None}
     with pytest.raises(Forbidden):
         service.request_deletion(ADMIN, {"scope": "user", "subject_id": str(uuid.uuid4()), "reason": "account_closed"})
+    # Nor may an operator remove a tenant's user (issue 16: the tenant's administrators do)...
+    with pytest.raises(Forbidden) as refused:
+        service.request_deletion(OPERATOR, {"scope": "user", "subject_id": str(uuid.uuid4()), "reason": "account_closed"})
+    assert refused.value.code == "tenant_user_not_operators"
+    # ...while platform accounts (operators, auditors) are the operators' to remove.
+    service.identity_rpc.user_info.side_effect = lambda uid: {"id": uid, "tenant_id": "platform-id", "role": "auditor"}
+    service.identity_rpc.tenant_info.side_effect = lambda tid: {"id": tid, "kind": "platform", "parent_id": None,
+                                                                "district_id": None}
     result = service.request_deletion(OPERATOR, {"scope": "user", "subject_id": str(uuid.uuid4()),
                                                  "reason": "account_closed"})
     assert result["status"] == "dispatched" and result["scope"] == "user"

@@ -1,5 +1,6 @@
 // Users and roles: list, create (they set a password from the emailed reset
-// link), change role, deactivate.
+// link), change role, deactivate. An operator invites a tenant's first administrator
+// only and may only deactivate a tenant's account (anything more: /break-glass).
 import { allPages, api } from "../api.js";
 import { announce, errorNotice, field, h, label, notice, select, table, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
@@ -8,7 +9,7 @@ const ROLES_BY_ADMIN = {
   school_admin: ["teacher", "school_admin"],
   district_admin: ["teacher", "school_admin", "district_admin"],
   program_admin: ["program_staff", "program_admin"],
-  operator: ["teacher", "school_admin", "district_admin", "program_staff", "program_admin", "operator", "auditor"],
+  operator: ["school_admin", "district_admin", "program_admin", "operator", "auditor"],
 };
 
 export async function render(container, ctx) {
@@ -40,12 +41,16 @@ export async function render(container, ctx) {
     try {
       const users = await (started || allPages("/api/v1/users", {}, 10));
       replace(results, table("Users", ["Name", "Email", "Role", "Active", ""], users.map((u) => {
-        const roleSelect = select("role", roles.includes(u.role) ? roles.map((r) => [r, label(r)]) : [[u.role, label(u.role)]], u.role);
+        // An operator changes platform accounts only; a tenant's are its administrators'.
+        const locked = ctx.me.role === "operator" && u.tenant_id !== ctx.me.tenant_id;
+        const roleSelect = select("role", roles.includes(u.role) && !locked ? roles.map((r) => [r, label(r)]) : [[u.role, label(u.role)]], u.role);
+        if (locked) roleSelect.disabled = true;
         roleSelect.setAttribute("aria-label", `Role of ${u.display_name}`);
         roleSelect.addEventListener("change", () => patch(u, { role: roleSelect.value }));
         const toggle = h("button", { type: "button", class: "secondary" }, u.is_active === false ? "Reactivate" : "Deactivate");
         toggle.addEventListener("click", () => patch(u, { is_active: u.is_active === false }));
-        return [u.display_name, u.email, roleSelect, u.is_active === false ? "No" : "Yes", u.id === ctx.me.user_id ? "You" : toggle];
+        const action = u.id === ctx.me.user_id ? "You" : (locked && u.is_active === false ? "" : toggle);
+        return [u.display_name, u.email, roleSelect, u.is_active === false ? "No" : "Yes", action];
       })));
     } catch (err) {
       replace(results, errorNotice(err));
