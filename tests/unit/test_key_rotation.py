@@ -102,6 +102,22 @@ def test_fences_made_under_key_1_still_fence_after_rotating_and_rekey_moves_what
     assert not is_fenced(session, "student", diego.id) and is_fenced(session, "student", lena.id)
 
 
+def test_a_batch_of_shares_sees_fences_made_under_key_1_after_rotating(service, school, session, patch_settings):  # noqa: F811
+    """The batch access check (one statement for many shares) matches every key's hash too."""
+    from nameko.exceptions import deserialize
+
+    patch_settings(**KEY_ONE)
+    service.import_roster(school["admin"], b64(ROSTER))
+    diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
+    rosa = diego.contacts[0].id
+    request = {"auth": school["rivera"], "student_id": diego.id, "contact_ids": [rosa], "tenant_ids": []}
+    assert "context" in service.share_contexts([request, request])[0]
+    service.fence_subject("33333333-3333-4333-8333-333333333333", "student", school["school"], diego.id)
+    patch_settings(**KEY_TWO)
+    answers = service.share_contexts([request, request])
+    assert [deserialize(a["error"]).code for a in answers] == ["subject_fenced", "subject_fenced"]
+
+
 def test_retention_finds_a_subject_made_under_key_1_after_rotating(tmp_path, patch_settings):
     from services.retention import rekeying as retention_rekeying
     from services.retention.deletions import open_inspection_for, refs_of, subject_ref
