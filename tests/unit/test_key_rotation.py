@@ -14,6 +14,7 @@ from services.identity.exceptions import SubjectFenced
 from services.identity.models import Student, SubjectFence
 from services.identity.students import is_fenced, subject_hash
 from tests.unit.test_identity_service import ROSTER, b64, school, service, session  # noqa: F401 (fixtures)
+from weintervene.db import make_engine
 from weintervene.hashing import Keyring, KeyringError, key_id_of, keyed_hash, parse_previous_keys, verify_keyed_hash
 
 KEY_ONE = {"secret_key": "the first key", "secret_key_id": "1", "previous_secret_keys": ""}
@@ -208,3 +209,58 @@ def test_rotate_key_rekey_reports_what_still_needs_each_key(tmp_path):
     assert "current key: 2" in output
     assert "identity: subject_fence.subject_hash: none stored" in output
     assert "key 1: no stored value needs it; drop it from WEINTERVENE_PREVIOUS_SECRET_KEYS once 12 h" in output
+
+
+def test_rotate_key_status_counts_stored_values_per_key_and_flags_unknown_ids(tmp_path, patch_settings):
+    import contextlib
+    import io
+    import os
+
+    from weintervene import cli
+    from weintervene.config import Settings
+
+    env = {"WEINTERVENE_DATA_DIR": str(tmp_path), "WEINTERVENE_SECRET_KEY": "second", "WEINTERVENE_SECRET_KEY_ID": "2",
+           "WEINTERVENE_PREVIOUS_SECRET_KEYS": "1:first"}
+    _rotate_key(env, "--status")  # creates and migrates the databases
+    patch_settings(**{"secret_key": "first", "secret_key_id": "1", "previous_secret_keys": ""})
+    engine = make_engine(f"sqlite:///{tmp_path}/identity.db")
+    with engine.begin() as conn:
+        conn.execute(SubjectFence.__table__.insert(), [
+            {"id": "f1", "request_id": "r", "scope": "user", "subject_hash": keyed_hash("identity-fence:user", "u1")},
+            {"id": "f2", "request_id": "r", "scope": "user", "subject_hash": "7:" + "a" * 64}])
+    engine.dispose()
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = cli.main(["rotate-key", "--status"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert status == 1  # a value names key 7, which no setting holds: it no longer matches
+    assert "identity: subject_fence.subject_hash: key 1: 1, key 7: 1" in out.getvalue()
+    assert "key 1: still needed by 1 stored values" in out.getvalue()
+    assert "key ids this keyring does not hold: 7" in err.getvalue()
+    assert Settings.from_env(env).secret_key_id == "2"
+
+
+def test_rekey_is_refused_under_the_published_default_key(tmp_path):
+    import contextlib
+    import io
+    import os
+
+    from weintervene import cli
+
+    saved = dict(os.environ)
+    os.environ.update({"WEINTERVENE_DATA_DIR": str(tmp_path)})
+    os.environ.pop("WEINTERVENE_SECRET_KEY", None)
+    os.environ.pop("WEINTERVENE_DEV_MODE", None)
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            assert cli.main(["rotate-key", "--rekey"]) == 2
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert "WEINTERVENE_SECRET_KEY" in err.getvalue()
