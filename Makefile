@@ -22,7 +22,7 @@ broker:
 	@bash scripts/ensure-broker.sh
 
 run: venv broker
-	WEINTERVENE_DATA_DIR=$${WEINTERVENE_DATA_DIR:-data} $(BIN)/weintervene run --demo
+	WEINTERVENE_DEV_MODE=1 WEINTERVENE_DATA_DIR=$${WEINTERVENE_DATA_DIR:-data} $(BIN)/weintervene run --demo
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hmac
 import json
 import logging
 import time
@@ -42,7 +41,7 @@ from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
 from weintervene.contracts import SESSIONS_ENDED, SessionsEnded
 from weintervene.entrypoints import SignatureCheckedOnce
-from weintervene.hashing import keyed_hash
+from weintervene.hashing import keyed_hash, verify_keyed_hash
 from weintervene.errors import BadRequest, Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -87,12 +86,33 @@ def json_response(payload: Any, status: int = 200, headers: dict | None = None) 
     return response
 
 
-def secure_headers(response: Response) -> Response:
+def hsts_header(environ) -> str | None:
+    """``Strict-Transport-Security`` for a request served over HTTPS, else None.
+
+    HTTPS is the request's scheme (``X-Forwarded-Proto`` counts only behind
+    ``trusted_proxy_hops`` proxies: ProxyFix has set it) or a ``public_base_url`` that is
+    https (TLS ended by something this gateway does not see). Local HTTP never gets it:
+    a browser that saw it on 127.0.0.1 would refuse plain HTTP there for a year.
+
+    Example: hsts_header({"wsgi.url_scheme": "https"}) -> "max-age=31536000; includeSubDomains"
+    """
+    cfg = settings()
+    if cfg.hsts_max_age_seconds <= 0:
+        return None
+    if environ.get("wsgi.url_scheme") != "https" and not cfg.public_base_url.lower().startswith("https://"):
+        return None
+    return f"max-age={cfg.hsts_max_age_seconds}; includeSubDomains"
+
+
+def secure_headers(response: Response, environ=None) -> Response:
     headers = response.headers
     present = {name.lower() for name, _ in headers.items()}  # one pass, not one scan per header
     for name, value in SECURITY_HEADERS.items():
         if name.lower() not in present:
             headers.add(name, value)
+    hsts = hsts_header(environ or {})
+    if hsts and "strict-transport-security" not in present:
+        headers.add("Strict-Transport-Security", hsts)
     return response
 
 
@@ -113,7 +133,7 @@ class JsonWsgiApp(WsgiApp):
                 headers=dict(exc.get_headers()) if exc.code == 405 else None,
             )
             response.headers["Content-Type"] = "application/json"
-        return secure_headers(response)(environ, start_response)
+        return secure_headers(response, environ)(environ, start_response)
 
 
 def behind_proxies(app, hops: int):
@@ -230,13 +250,16 @@ def session_token(request: Request) -> tuple[str | None, bool]:
 
 
 def csrf_token_for(session_token_value: str) -> str:
-    """The CSRF token bound to a session (double submit, HMAC of the session token)."""
+    """The CSRF token bound to a session (double submit, HMAC of the session token under
+    the current key, ``"<key id>:<hex>"``)."""
     return keyed_hash("csrf", session_token_value)
 
 
 def check_csrf(request: Request, token: str) -> None:
+    """The token sent is the session's under the key it names: one made before a key
+    rotation still passes while that key is kept; an unknown key id does not."""
     sent = request.headers.get(CSRF_HEADER, "")
-    if not sent or not hmac.compare_digest(sent, csrf_token_for(token)):
+    if not sent or not verify_keyed_hash("csrf", token, sent):
         raise Forbidden("Missing or wrong CSRF token.", code="csrf_failed")
 
 

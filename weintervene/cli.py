@@ -6,6 +6,7 @@ Examples::
     weintervene run --service analytics  # one service (a container, a scaled instance)
     weintervene demo                     # load the demo data (services must be running)
     weintervene audit verify             # check retention's hash-chained audit log
+    weintervene rotate-key               # a new secret key; then --rekey, --status (docs/SECURITY.md)
     weintervene create-user --email ops@example.org --name "Ops" --role operator < password.txt
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 
-from weintervene.config import SERVICES, Settings  # noqa: E402
+from weintervene.config import SERVICES, Settings, missing_secrets, require_secrets  # noqa: E402
 
 
 def _settings() -> Settings:
@@ -31,13 +32,14 @@ def cmd_run(args) -> int:
     from weintervene.runner import ALL_COMPONENTS, configure, run_services, wait_for_broker
 
     settings = _settings()
-    configure(settings)
-    wait_for_broker(settings.amqp_uri)
     names = args.service or list(ALL_COMPONENTS)
     unknown = set(names) - set(ALL_COMPONENTS)
     if unknown:
         print(f"unknown service(s): {', '.join(sorted(unknown))}; choose from {', '.join(ALL_COMPONENTS)}", file=sys.stderr)
         return 2
+    require_secrets(settings, names)  # before waiting on the broker: a refusal is at once
+    configure(settings)
+    wait_for_broker(settings.amqp_uri)
 
     def after_start():
         if args.demo:
@@ -71,6 +73,8 @@ def cmd_migrate(args) -> int:
     from weintervene.runner import configure
 
     settings = _settings()
+    # Migrations compute keyed hashes (identity's fences): never under a published key.
+    require_secrets(settings, ["migrate"])
     configure(settings)
     for name in args.service or SERVICES:
         url = settings.database_url(name)
@@ -212,6 +216,91 @@ def cmd_audit_verify(args) -> int:
     return 0
 
 
+REKEYED_SERVICES = {"identity": "services.identity.rekeying", "retention": "services.retention.rekeying"}
+"""The services that store keyed hashes, and their module of ``rekey`` and ``key_usage``."""
+
+
+def _each_keyed_store(settings):
+    """``(service, rekeying module, session)`` for each service that stores keyed hashes."""
+    import importlib
+
+    from sqlalchemy.orm import Session
+
+    from weintervene.db import ensure_database, make_engine, migrate
+
+    for name, module in REKEYED_SERVICES.items():
+        url = settings.database_url(name)
+        ensure_database(url)
+        engine = make_engine(url)
+        try:
+            migrate(name, engine)
+            with Session(engine) as session:
+                yield name, importlib.import_module(module), session
+        finally:
+            engine.dispose()
+
+
+def cmd_rotate_key(args) -> int:
+    """``rotate-key``: a new key and the settings to set; ``--rekey`` and ``--status`` after the restart."""
+    from weintervene.hashing import KeyringError, keyring_of, new_secret
+
+    settings = _settings()
+    try:
+        ring = keyring_of(settings)
+    except KeyringError as exc:
+        print(f"cannot read the keyring: {exc}", file=sys.stderr)
+        return 2
+    if not (args.rekey or args.status):
+        new_id = ring.next_key_id()
+        older = [f"{ring.current_id}:{settings.secret_key}"] + [
+            item.strip() for item in settings.previous_secret_keys.split(",") if item.strip()]
+        print(f"New key {new_id} generated (256 random bits). Set these three on every service, the gateway and\n"
+              "the migrate job (they are secrets: put them in your secret store, not in a file under version\n"
+              "control), then restart everything:\n")
+        print(f"WEINTERVENE_SECRET_KEY_ID={new_id}")
+        print(f"WEINTERVENE_SECRET_KEY={new_secret()}")
+        print(f"WEINTERVENE_PREVIOUS_SECRET_KEYS={','.join(older)}")
+        print(f"\nKey {ring.current_id} then only verifies and finds what was made under it. After the restart run\n"
+              "`weintervene rotate-key --rekey` with the new settings: it re-keys every stored value whose\n"
+              "original is still known and lists, per key id, what still needs each key.")
+        return 0
+    if "WEINTERVENE_SECRET_KEY" in missing_secrets(settings, ["migrate"]) and not settings.dev_mode:
+        print("refusing to re-key under a published default key: set WEINTERVENE_SECRET_KEY first", file=sys.stderr)
+        return 2
+    usage: dict[str, dict[str, int]] = {}
+    for name, module, session in _each_keyed_store(settings):
+        if args.rekey:
+            for column, n in sorted(module.rekey(session).items()):
+                print(f"{name}: re-keyed {n} {column} under key {ring.current_id}")
+        for column, counts in module.key_usage(session).items():
+            usage[f"{name}: {column}"] = counts
+    return _print_key_usage(ring, usage, settings)
+
+
+def _print_key_usage(ring, usage: dict[str, dict[str, int]], settings) -> int:
+    """Per key id, the stored values made with it; which previous keys nothing needs any more."""
+    print(f"current key: {ring.current_id}")
+    for place, counts in usage.items():
+        listed = ", ".join(f"key {k}: {n}" for k, n in sorted(counts.items())) or "none stored"
+        print(f"  {place}: {listed}")
+    hours = settings.session_absolute_seconds / 3600
+    for key_id in sorted(k for k in ring.keys if k != ring.current_id):
+        needed = sum(counts.get(key_id, 0) for counts in usage.values())
+        if needed:
+            print(f"key {key_id}: still needed by {needed} stored values (they keep no original to re-key from); "
+                  f"keep it in WEINTERVENE_PREVIOUS_SECRET_KEYS")
+        else:
+            print(f"key {key_id}: no stored value needs it; drop it from WEINTERVENE_PREVIOUS_SECRET_KEYS once "
+                  f"{hours:g} h (the session lifetime) have passed since the restart, when no session's CSRF "
+                  "token can be under it")
+    unknown = sorted({k for counts in usage.values() for k in counts if k not in ring.keys})
+    if unknown:
+        print(f"stored values name key ids this keyring does not hold: {', '.join(unknown)}; they no longer match",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weintervene", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,6 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", default="operator")
     create.add_argument("--tenant", default=None, help="tenant id (default: the platform tenant)")
     create.set_defaults(func=cmd_create_user)
+
+    rotate = sub.add_parser("rotate-key", help="rotate WEINTERVENE_SECRET_KEY (keyed hashes, CSRF tokens)")
+    rotate_mode = rotate.add_mutually_exclusive_group()
+    rotate_mode.add_argument("--rekey", action="store_true",
+                             help="after the restart with the new key: re-key what can be, then --status")
+    rotate_mode.add_argument("--status", action="store_true",
+                             help="per key id, the stored values made with it; which old keys can be dropped")
+    rotate.set_defaults(func=cmd_rotate_key)
 
     audit = sub.add_parser("audit", help="retention's audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

@@ -23,6 +23,84 @@ SERVICES = ("identity", "directory", "referrals", "analytics", "retention")
 """Every service that owns a database (the gateway owns none)."""
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
+DEFAULT_SECRET_KEY = "dev-only-secret-change-me"
+DEFAULT_SMS_TOKEN = "demo-token"
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretSetting:
+    """A setting that must be a real secret outside development mode.
+
+    ``defaults`` are values published in this repository (never secret); ``used_by``
+    names the components (services, "gateway", "migrate") that refuse to start without it.
+
+    Example: SecretSetting("sms_token", (DEFAULT_SMS_TOKEN,), ("referrals",))
+    """
+
+    field: str
+    defaults: tuple[str, ...]
+    used_by: tuple[str, ...]
+
+    @property
+    def variable(self) -> str:
+        return "WEINTERVENE_" + self.field.upper()
+
+
+COMPONENTS = SERVICES + ("gateway",)
+
+SECRET_SETTINGS: list[SecretSetting] = [
+    # Keyed hashes (identity's fences, retention's subject references), CSRF tokens.
+    # "migrate": the migrations compute keyed hashes too.
+    SecretSetting("secret_key", (DEFAULT_SECRET_KEY,), COMPONENTS + ("migrate",)),
+    # The SMS provider's account token: it authenticates our sends and signs its callbacks.
+    SecretSetting("sms_token", (DEFAULT_SMS_TOKEN,), ("referrals",)),
+]
+"""Every secret setting, in one list: a new one (a signing key…) is appended here and is
+then refused at start-up outside development mode when left at its default or empty."""
+
+
+class DefaultSecretError(SystemExit):
+    """Raised at start-up outside development mode; its message names the variables."""
+
+
+def missing_secrets(cfg: "Settings", components) -> list[str]:
+    """The variables of the secret settings ``components`` use that are empty or a published default.
+
+    Example: missing_secrets(Settings(), ["referrals"]) -> ["WEINTERVENE_SECRET_KEY", "WEINTERVENE_SMS_TOKEN"]
+    """
+    wanted = set(components)
+    missing = []
+    for secret in SECRET_SETTINGS:
+        if not wanted & set(secret.used_by):
+            continue
+        value = str(getattr(cfg, secret.field) or "").strip()
+        if not value or value in secret.defaults:
+            missing.append(secret.variable)
+    return missing
+
+
+def require_secrets(cfg: "Settings", components) -> None:
+    """Refuse to start outside development mode with a default or empty secret.
+
+    Raises :class:`DefaultSecretError` (a ``SystemExit``: exit status 1, its one line on
+    stderr) naming every variable to set. Development mode (``WEINTERVENE_DEV_MODE=1``) accepts them.
+
+    Example: require_secrets(Settings(), ["gateway"]) -> SystemExit("refusing to start: ...")
+    """
+    from weintervene.hashing import KeyringError, keyring_of
+
+    try:
+        keyring_of(cfg)  # a malformed key list is refused at start, not at the first hash
+    except KeyringError as exc:
+        raise DefaultSecretError(f"refusing to start: {exc}") from None
+    if cfg.dev_mode:
+        return
+    missing = missing_secrets(cfg, components)
+    if missing:
+        raise DefaultSecretError(
+            f"refusing to start: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} empty or a published "
+            "default; set a secret value (or WEINTERVENE_DEV_MODE=1 for local development only)"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +119,20 @@ class Settings:
     # Kubernetes ingress). 0 ignores the header: a client cannot pick its own
     # address and slip past the per-address sign-in throttle.
     trusted_proxy_hops: int = 0
-    secret_key: str = "dev-only-secret-change-me"
+    # Strict-Transport-Security on every response served over HTTPS (the request's
+    # scheme after ``trusted_proxy_hops``) or when ``public_base_url`` is https; 0 turns
+    # it off (local HTTP never gets it either way).
+    hsts_max_age_seconds: int = 365 * 24 * 3600
+    # Development mode (``make run``'s demo, the test suite): the published defaults of
+    # the secret settings below are accepted. Off by default: a production process
+    # refuses to start with any of them (``require_secrets``).
+    dev_mode: bool = False
+    # The current key of keyed hashes and CSRF tokens, and its id (recorded in every
+    # value made with it); older keys, still accepted to verify and look up what was
+    # made under them, as "id:key,id:key" (``weintervene rotate-key`` prints them).
+    secret_key: str = DEFAULT_SECRET_KEY
+    secret_key_id: str = "0"
+    previous_secret_keys: str = ""
     # Sessions (ASVS V3): idle and absolute lifetimes.
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 3600
@@ -64,7 +155,11 @@ class Settings:
     smtp_sender: str = "WeIntervene <no-reply@weintervene.local>"
     sms_base_url: str = "http://127.0.0.1:1026"
     sms_account: str = "AC-demo"
-    sms_token: str = "demo-token"
+    sms_token: str = DEFAULT_SMS_TOKEN
+    # The provider's signed status callbacks: each one seen is remembered (a digest of
+    # its signature, nothing else) this long, so a replay changes nothing and is
+    # answered as the first was (services/referrals/sms_callbacks.py).
+    sms_callback_replay_hours: int = 72
     sms_sender: str = "+15550000000"
     sms_timeout_seconds: float = 10.0
     # Referrals: delivery retries (exponential backoff from the base, capped),

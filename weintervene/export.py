@@ -53,8 +53,9 @@ from weintervene.entrypoints import rpc
 
 # idempotency_key: a day's record of which request made which share (hashes only).
 # deletion_receipt: request ids and counts, no tenant data (weintervene.deletion).
+# sms_callback_seen: hashes of SMS provider callbacks' signatures, for replay refusal.
 PLUMBING_TABLES = frozenset({"outbox_message", "processed_event", "alembic_version", "idempotency_key",
-                             "deletion_receipt"})
+                             "deletion_receipt", "sms_callback_seen"})
 SECRET_MARKERS = ("password", "token", "_hash", "secret")
 SCOPES = ("tenant", "student")
 INFO_KEY = "export"

@@ -17,7 +17,7 @@ from kombu.exceptions import OperationalError
 from nameko import config as nameko_config
 from nameko.runners import ServiceRunner
 
-from weintervene.config import SERVICES, Settings
+from weintervene.config import SERVICES, Settings, require_secrets
 
 log = logging.getLogger("weintervene")
 
@@ -87,7 +87,11 @@ def freeze_startup_objects() -> None:
 
 
 def run_services(names, on_started=None) -> None:
-    """Start ``names`` and block; SIGINT/SIGTERM stop them cleanly."""
+    """Start ``names`` and block; SIGINT/SIGTERM stop them cleanly.
+
+    Outside development mode a default or empty secret that one of them uses stops this
+    before anything starts (:func:`weintervene.config.require_secrets`)."""
+    require_secrets(nameko_config["WEINTERVENE"], names)
     runner = build_runner(names)
     stopping = eventlet.event.Event()
 

@@ -32,7 +32,7 @@ from services.identity.models import (
     FamilyContact, LoginAttempt, PasswordReset, PolicyAcknowledgement, ServesLink, Student, SubjectFence, Tenant, User, UserSession,
 )
 from services.identity.rosters import roster_key_hash
-from services.identity.students import subject_hash
+from services.identity.students import subject_hash, subject_hashes
 from weintervene.config import settings
 from weintervene.db import utcnow
 from weintervene.errors import BadRequest
@@ -42,7 +42,7 @@ FENCE_SCOPES = ("tenant", "student", "user", "contact")
 
 def find_fence(db, scope: str, subject_id: str) -> SubjectFence | None:
     return db.scalar(select(SubjectFence).where(
-        SubjectFence.scope == scope, SubjectFence.subject_hash == subject_hash(scope, subject_id)
+        SubjectFence.scope == scope, SubjectFence.subject_hash.in_(subject_hashes(scope, subject_id))
     ))
 
 
@@ -183,7 +183,7 @@ def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> di
     for tenant_id in ids:
         if find_fence(db, "tenant", tenant_id) is None:
             _new_fence(db, request_id, "tenant", None, tenant_id)
-    tenant_hashes = [subject_hash("tenant", t) for t in ids]
+    tenant_hashes = [h for t in ids for h in subject_hashes("tenant", t)]
     for fence_row in db.scalars(select(SubjectFence).where(or_(
         SubjectFence.tenant_id.in_(ids),
         SubjectFence.subject_id.in_(ids),

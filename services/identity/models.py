@@ -162,8 +162,9 @@ class SubjectFence(Base):
     scope: Mapped[str] = mapped_column(String(16))
     tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     subject_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
-    subject_hash: Mapped[str] = mapped_column(String(64))
-    roster_key_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # "<key id>:<64 hex>" (weintervene.hashing): the id of the key it was made with.
+    subject_hash: Mapped[str] = mapped_column(String(96))
+    roster_key_hash: Mapped[str | None] = mapped_column(String(96), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # When the deletion was applied here (the raw ids were cleared then).
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -38,7 +38,7 @@ from services.identity.students import STAFF_ROLES_BY_KIND, age_on, ADULT_AGE
 from weintervene.auth import AuthContext, Role, TenantKind
 from weintervene.config import settings
 from weintervene.errors import BadRequest, PayloadTooLarge
-from weintervene.hashing import keyed_hash
+from weintervene.hashing import keyed_hash, keyed_hashes
 
 ALLOWED_COLUMNS = (
     "student_key", "first_name", "last_name", "grade", "date_of_birth", "student_number",
@@ -281,8 +281,13 @@ def validate_row(row: int, values: dict) -> tuple[dict | None, list[RowError], l
 # -- the import -------------------------------------------------------------
 
 def roster_key_hash(tenant_id: str, roster_key: str) -> str:
-    """Keyed, so a fence cannot be matched against guessed student numbers."""
+    """Keyed, so a fence cannot be matched against guessed student numbers (current key)."""
     return keyed_hash("identity-roster-key", f"{tenant_id}:{roster_key}")
+
+
+def roster_key_hashes(tenant_id: str, roster_key: str) -> list[str]:
+    """The roster key's hash under every key still accepted: a fence keeps the one it was made with."""
+    return keyed_hashes("identity-roster-key", f"{tenant_id}:{roster_key}")
 
 
 def _assign(obj, values: dict) -> bool:
@@ -327,7 +332,7 @@ def import_roster(db, auth: AuthContext, raw: bytes, preview: bool) -> dict:
             unknown_staff = [e for e in clean["staff_emails"] if e not in staff_by_email]
             for email in unknown_staff:
                 row_errors.append(RowError(row, "staff_email", f"{email} is not active staff of {tenant.name}"))
-            if roster_key_hash(tenant.id, clean["student_key"]) in fenced_keys:
+            if not fenced_keys.isdisjoint(roster_key_hashes(tenant.id, clean["student_key"])):
                 row_errors.append(RowError(row, "student_key", "a deletion was requested for this student; not imported"))
         if row_errors:
             skipped.append(row)

@@ -28,7 +28,7 @@ from services.identity.models import FamilyContact, ServesLink, Student, Subject
 from services.identity.tenants import TENANT_INFO_COLUMNS, TenantInfoFacts, paginate, tenant_info, tenant_infos
 from weintervene.auth import STUDENT_DATA_ROLES, AuthContext, Role, TenantKind
 from weintervene.errors import BadRequest, Forbidden, WeInterveneError
-from weintervene.hashing import keyed_hash
+from weintervene.hashing import keyed_hash, keyed_hashes
 
 ADMIN_ROLES = (Role.SCHOOL_ADMIN, Role.PROGRAM_ADMIN, Role.DISTRICT_ADMIN)
 STAFF_ROLES_BY_KIND = {
@@ -51,15 +51,21 @@ def is_adult(student: Student | StudentFacts, today: date | None = None) -> bool
 
 
 def subject_hash(scope: str, subject_id: str) -> str:
-    """What a fence is found by: a keyed hash, so it names nobody once the raw id is cleared."""
+    """What a new fence is found by: a keyed hash (current key), so it names nobody once the raw id is cleared."""
     return keyed_hash(f"identity-fence:{scope}", str(subject_id))
+
+
+def subject_hashes(scope: str, subject_id: str) -> list[str]:
+    """What a fence may be stored as: the keyed hash under every key still accepted
+    (a fence sealed under an older key keeps no raw id to recompute it from)."""
+    return keyed_hashes(f"identity-fence:{scope}", str(subject_id))
 
 
 def is_fenced(db, scope: str, subject_id: str) -> bool:
     """A deletion was requested for the subject (fences are found by their keyed hash)."""
     return db.scalar(
         select(func.count()).select_from(SubjectFence)
-        .where(SubjectFence.scope == scope, SubjectFence.subject_hash == subject_hash(scope, subject_id))
+        .where(SubjectFence.scope == scope, SubjectFence.subject_hash.in_(subject_hashes(scope, subject_id)))
     ) > 0
 
 
@@ -140,8 +146,10 @@ def _access_statement(tenant_fence_known: bool):
     """
     student, tenant, contact = Student.__table__, Tenant.__table__, FamilyContact.__table__
     fence, serves_link = SubjectFence.__table__, ServesLink.__table__
-    student_fenced = exists().where(fence.c.scope == "student", fence.c.subject_hash == bindparam("student_hash"))
-    tenant_fenced = (exists().where(fence.c.scope == "tenant", fence.c.subject_hash == bindparam("tenant_hash"))
+    student_fenced = exists().where(fence.c.scope == "student",
+                                    fence.c.subject_hash.in_(bindparam("student_hashes", expanding=True)))
+    tenant_fenced = (exists().where(fence.c.scope == "tenant",
+                                    fence.c.subject_hash.in_(bindparam("tenant_hashes", expanding=True)))
                      if tenant_fence_known else literal(False))
     serves = exists().where(serves_link.c.user_id == bindparam("user_id"),
                             serves_link.c.student_id == student.c.id)
@@ -291,10 +299,10 @@ def _checked_access(db, auth: AuthContext, student_id: str, contact_ids) -> tupl
     require_student_role(auth)
     student_id = str(student_id)
     district_admin = auth.role is Role.DISTRICT_ADMIN
-    params = {"student_id": student_id, "student_hash": subject_hash("student", student_id),
+    params = {"student_id": student_id, "student_hashes": subject_hashes("student", student_id),
               "user_id": auth.user_id, "contact_ids": sorted({str(c) for c in contact_ids})}
     if not district_admin:
-        params["tenant_hash"] = subject_hash("tenant", auth.tenant_id)
+        params["tenant_hashes"] = subject_hashes("tenant", auth.tenant_id)
     rows = db.execute(_ACCESS_BY_DISTRICT if district_admin else _ACCESS, params).all()
     first = rows[0]
     student = None if first[3] is None else _student_of(first)  # first[3]: the student's id
@@ -522,23 +530,26 @@ def share_contexts(db, checks: list[ShareCheck]) -> list:
     if len(asking) < 2:
         return results
 
-    hashes: dict[tuple[str, str], str] = {}  # two shares of one student (or school) hash it once
+    hashes: dict[tuple[str, str], tuple[str, ...]] = {}  # two shares of one student (or school) hash it once
 
-    def hashed(scope: str, subject_id) -> str:
+    def hashed(scope: str, subject_id) -> tuple[str, ...]:
         key = (scope, str(subject_id))
         if key not in hashes:
-            hashes[key] = subject_hash(*key)
+            hashes[key] = tuple(subject_hashes(*key))
         return hashes[key]
 
     found = _read_batch(db, [check for _, check in asking], hashed)
 
+    def fenced(scope: str, subject_id) -> bool:
+        return any((scope, h) in found.fences for h in hashed(scope, subject_id))
+
     def tenant_fenced(tenant_id) -> bool:
-        return ("tenant", hashed("tenant", tenant_id)) in found.fences
+        return fenced("tenant", tenant_id)
 
     for n, check in asking:
         student = found.students.get(check.student_id)
         try:
-            _judge(check.auth, ("student", hashed("student", check.student_id)) in found.fences, student,
+            _judge(check.auth, fenced("student", check.student_id), student,
                    tenant_fenced, (str(check.auth.user_id), check.student_id) in found.serves)
             named_tenants = sorted({str(t) for t in check.tenant_ids if t})
             results[n] = {
@@ -553,13 +564,13 @@ def share_contexts(db, checks: list[ShareCheck]) -> list:
 
 def _read_batch(db, checks: list[ShareCheck], hashed) -> _BatchFacts:
     """Everything the checks of :func:`share_contexts` read: one statement, and one more for
-    the schools of district admins' students (``hashed(scope, id)``: :func:`subject_hash`)."""
+    the schools of district admins' students (``hashed(scope, id)``: :func:`subject_hashes`)."""
     student_ids = sorted({check.student_id for check in checks})
     # A caller's student is in the caller's own school, or it is refused before that school's
     # fence matters; only a district admin's student may be in another (its school's fence is
     # asked below).
-    asked_hashes = {hashed("student", s) for s in student_ids} | {
-        hashed("tenant", check.auth.tenant_id) for check in checks if check.auth.role is not Role.DISTRICT_ADMIN}
+    asked_hashes = {h for s in student_ids for h in hashed("student", s)} | {
+        h for check in checks if check.auth.role is not Role.DISTRICT_ADMIN for h in hashed("tenant", check.auth.tenant_id)}
     params = {
         "student_ids": student_ids,
         "fence_hashes": sorted(asked_hashes),
@@ -581,8 +592,9 @@ def _read_batch(db, checks: list[ShareCheck], hashed) -> _BatchFacts:
             found.contacts.setdefault(values[0], {})[values[1]] = ContactFacts._make(values[1:])
         else:
             found.tenants[values[0]] = TenantInfoFacts._make(values)
-    district_schools = {hashed("tenant", found.students[check.student_id].tenant_id) for check in checks
-                        if check.auth.role is Role.DISTRICT_ADMIN and check.student_id in found.students}
+    district_schools = {h for check in checks
+                        if check.auth.role is Role.DISTRICT_ADMIN and check.student_id in found.students
+                        for h in hashed("tenant", found.students[check.student_id].tenant_id)}
     if district_schools - asked_hashes:
         fenced = db.scalars(_TENANT_FENCES, {"tenant_hashes": sorted(district_schools - asked_hashes)})
         found.fences.update(("tenant", fenced_hash) for fenced_hash in fenced)

@@ -513,12 +513,14 @@ def queue_reminders(session) -> int:
 PROVIDER_OUTCOMES = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
 
 
-def apply_provider_status(session, params: dict) -> bool:
+def apply_provider_status(session, params: dict, commit: bool = True) -> bool:
     """Record the provider's final word on a sent SMS; True when a delivery changed.
 
     Intermediate reports (queued, sending, sent) and unknown message ids change
     nothing; a message the provider could not deliver becomes ``failed`` with its
-    reason and is not resent (the family may have received part of it).
+    reason and is not resent (the family may have received part of it). With
+    ``commit=False`` the caller commits (sms_callbacks records the callback as seen
+    in the same transaction).
     """
     outcome = PROVIDER_OUTCOMES.get(str(params.get("MessageStatus", "")).lower())
     sid = params.get("MessageSid")
@@ -534,5 +536,6 @@ def apply_provider_status(session, params: dict) -> bool:
     if outcome == "failed":
         delivery.last_error = f"provider reported {params['MessageStatus']} (error {params.get('ErrorCode') or 'none'})"
     DELIVERIES.labels(delivery.channel, outcome).inc()
-    session.commit()
+    if commit:
+        session.commit()
     return True

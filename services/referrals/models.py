@@ -241,6 +241,21 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
+class SmsCallbackSeen(Base):
+    """A signed SMS status callback already applied, so a replay changes nothing and gets
+    the same answer (``services.referrals.sms_callbacks``).
+
+    Only the SHA-256 of the callback's signature (the provider's HMAC over the callback
+    URL and every field) and the first answer: no message id, number or status. Purged
+    once ``sms_callback_replay_hours`` old.
+    """
+
+    __tablename__ = "sms_callback_seen"
+    signature_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    updated: Mapped[bool] = mapped_column(Boolean)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 OutboxMessage = make_outbox_model(Base)
 ProcessedEvent = make_processed_event_model(Base)
 # What this service deleted per deletion request, totalled over every run (no personal data).

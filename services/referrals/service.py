@@ -6,7 +6,7 @@ import logging
 from nameko.timer import timer
 from sqlalchemy.orm import sessionmaker
 
-from services.referrals import delivery, erasure, followup, idempotency, saved_lists, sharing, sms, views
+from services.referrals import delivery, erasure, followup, idempotency, saved_lists, sharing, sms, sms_callbacks, views
 from services.referrals.batching import ShareBatches
 from services.referrals.dependencies import referrals_database
 from services.referrals.directory_cache import DirectoryServices
@@ -102,12 +102,14 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
     def sms_status(self, params, signature):
         """The SMS provider's status callback, signed with the account token.
 
+        A callback seen before (the same signature) changes nothing and gets the first answer.
+
         Example: sms_status({"MessageSid": "SM1…", "MessageStatus": "delivered"}, "base64sig=")
         -> {"updated": true}; BadSignature when the signature does not match.
         """
         if not sms.valid_signature(params, signature):
             raise BadSignature("The callback signature does not match.")
-        return {"updated": delivery.apply_provider_status(self.db, params)}
+        return sms_callbacks.receive(self.db, params, signature)
 
     # -- saved lists --------------------------------------------------------
     @rpc
@@ -149,11 +151,15 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
     @timer(interval=3600.0)
     def purge_published_outbox(self):
         """Hourly: the published outbox rows (OutboxRelay's purge), then the idempotency
-        keys older than ``idempotency_key_ttl_hours``."""
+        keys older than ``idempotency_key_ttl_hours`` and the SMS callbacks seen older than
+        ``sms_callback_replay_hours``."""
         OutboxRelay.purge_published_outbox(self)
         n = idempotency.purge_expired(self.db)
         if n:
             log.info("referrals: purged %d idempotency keys", n)
+        n = sms_callbacks.purge_expired(self.db)
+        if n:
+            log.info("referrals: purged %d SMS callbacks seen", n)
 
     # -- retention ----------------------------------------------------------
     def delete_for(self, request):

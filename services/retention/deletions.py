@@ -44,7 +44,7 @@ from services.retention.models import (
 from services.retention.schemas import DeletionRequestSchema, PolicySchema
 from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
-from weintervene.hashing import keyed_hash
+from weintervene.hashing import keyed_hash, keyed_hashes
 from weintervene.contracts import DATA_SERVICES, DELETION_REQUESTED, DeletionCompleted, DeletionRequested
 from weintervene.db import utcnow
 from weintervene.errors import BadRequest, Forbidden, NotFound
@@ -58,8 +58,20 @@ FENCE_TIMEOUT_SECONDS = 5.0
 
 
 def subject_ref(subject_id: str) -> str:
-    """The opaque reference kept forever: HMAC-SHA256 of the id under the platform secret."""
+    """The opaque reference kept forever: HMAC-SHA256 of the id under the current key, with its key id."""
     return keyed_hash("subject", str(subject_id))
+
+
+def subject_refs(subject_id: str) -> list[str]:
+    """Every reference the subject may be stored under: one per key still accepted (a
+    request or an inspection made before a key rotation keeps the older key's)."""
+    return keyed_hashes("subject", str(subject_id))
+
+
+def refs_of(subject_id: str | None, stored_ref: str) -> list[str]:
+    """What rows about the same subject as a stored row may hold: every key's reference
+    while the raw id is known, else the stored reference alone."""
+    return subject_refs(subject_id) if subject_id else [stored_ref]
 
 
 def _call(fn, *args, timeout: float | None = None):
@@ -132,7 +144,7 @@ def create_request(session, identity, auth: AuthContext, data: dict) -> Deletion
     ref = subject_ref(data["subject_id"])
     existing = session.scalars(
         select(DeletionRequest).where(
-            DeletionRequest.scope == scope, DeletionRequest.subject_ref == ref,
+            DeletionRequest.scope == scope, DeletionRequest.subject_ref.in_(subject_refs(data["subject_id"])),
             DeletionRequest.status.in_(OPEN_STATUSES),
         )
     ).first()
@@ -193,10 +205,11 @@ def _set_status(session, req: DeletionRequest, status: str, reason: str | None, 
         audit.append(session, event, req.id, {"status": status, "reason": reason})
 
 
-def open_inspection_for(session, ref: str) -> InspectionRequest | None:
+def open_inspection_for(session, refs: list[str]) -> InspectionRequest | None:
+    """The open inspection of the subject ``refs`` name (see :func:`refs_of`)."""
     return session.scalars(
         select(InspectionRequest).where(
-            InspectionRequest.subject_ref == ref, InspectionRequest.status == "open",
+            InspectionRequest.subject_ref.in_(refs), InspectionRequest.status == "open",
             InspectionRequest.kind == "inspection",
         ).order_by(InspectionRequest.opened_at)
     ).first()
@@ -226,7 +239,7 @@ def advance(session, identity, req: DeletionRequest) -> DeletionRequest:
         req.fenced_at = now
         audit.append(session, "fenced", req.id, {})
     if req.scope == "student":
-        inspection = open_inspection_for(session, req.subject_ref)
+        inspection = open_inspection_for(session, refs_of(req.subject_id, req.subject_ref))
         if inspection is not None:
             _set_status(
                 session, req, "waiting_ferpa_inspection",
@@ -338,10 +351,11 @@ def complete(session, req: DeletionRequest) -> None:
     """Every service confirmed: close the request and forget the raw subject id here too."""
     req.status, req.status_reason = "completed", None
     req.completed_at = utcnow()
+    refs = refs_of(req.subject_id, req.subject_ref)
     req.subject_id = None
     if req.scope == "student":
         for inspection in session.scalars(
-            select(InspectionRequest).where(InspectionRequest.subject_ref == req.subject_ref)
+            select(InspectionRequest).where(InspectionRequest.subject_ref.in_(refs))
         ):
             inspection.student_id = None
     # The dispatched messages carried the raw id; they have served their purpose.
@@ -371,7 +385,7 @@ def sweep(session, identity, now: datetime | None = None) -> dict:
         if req is None or req.status not in ("pending", "waiting_ferpa_inspection"):
             session.rollback()
             continue
-        if req.status == "waiting_ferpa_inspection" and open_inspection_for(session, req.subject_ref):
+        if req.status == "waiting_ferpa_inspection" and open_inspection_for(session, refs_of(req.subject_id, req.subject_ref)):
             session.rollback()
             continue
         advance(session, identity, req)

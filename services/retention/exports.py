@@ -23,7 +23,7 @@ import eventlet
 from sqlalchemy import select
 
 from services.retention import audit
-from services.retention.deletions import ADMIN_ROLES, _call, advance, subject_ref
+from services.retention.deletions import ADMIN_ROLES, _call, advance, refs_of, subject_ref
 from services.retention.exceptions import ExportNotFound, InspectionClosed, InspectionNotFound
 from services.retention.models import DataExport, DeletionRequest, InspectionRequest
 from services.retention.schemas import ExportSchema, InspectionSchema
@@ -134,7 +134,7 @@ def close_inspection(session, identity, auth: AuthContext, inspection_id: str, d
     })
     session.commit()
     for req in session.scalars(select(DeletionRequest).where(
-        DeletionRequest.subject_ref == inspection.subject_ref,
+        DeletionRequest.subject_ref.in_(refs_of(inspection.student_id, inspection.subject_ref)),
         DeletionRequest.status == "waiting_ferpa_inspection",
     )).all():
         advance(session, identity, req)

@@ -29,8 +29,9 @@ class DeletionRequest(Base):
     tenant_id: Mapped[str] = mapped_column(String(36), index=True)
     tenant_ids: Mapped[list] = mapped_column(JSONType, default=list)
     # HMAC-SHA256 of the subject id: lets an auditor who knows an id check it
-    # was deleted, without the record naming anyone.
-    subject_ref: Mapped[str] = mapped_column(String(64), index=True)
+    # was deleted, without the record naming anyone. "<key id>:<64 hex>"
+    # (weintervene.hashing): the id of the key it was made with.
+    subject_ref: Mapped[str] = mapped_column(String(96), index=True)
     # The raw id, only until completion (re-sends need it); then NULL.
     subject_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     older_than: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -99,7 +100,7 @@ class InspectionRequest(Base):
     kind: Mapped[str] = mapped_column(String(16))  # inspection | amendment
     tenant_id: Mapped[str] = mapped_column(String(36), index=True)
     student_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
-    subject_ref: Mapped[str] = mapped_column(String(64), index=True)
+    subject_ref: Mapped[str] = mapped_column(String(96), index=True)
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | closed
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
     note: Mapped[str | None] = mapped_column(String(200), nullable=True)

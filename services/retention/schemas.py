@@ -105,7 +105,7 @@ class DeletionRequestSchema(Schema):
     scope = fields.Str()
     tenant_id = fields.Str()
     tenant_ids = fields.List(fields.Str())
-    subject_ref = fields.Str(metadata={"description": "opaque: HMAC of the subject id"})
+    subject_ref = fields.Str(metadata={"description": "opaque: HMAC of the subject id, as \"<key id>:<64 hex>\""})
     older_than = fields.DateTime(allow_none=True)
     record_kind = fields.Str(allow_none=True)
     policy_id = fields.Str(allow_none=True)

@@ -98,7 +98,7 @@ def restartable_system(private_rabbit, smtp_sink, sms_endpoint, test_database_ki
         amqp_uri=private_rabbit.amqp_uri, data_dir=folder,
         database_url_template=databases.template if databases else "",
         gateway_address=f"127.0.0.1:{port}", public_base_url=f"http://127.0.0.1:{port}",
-        secret_key="test-secret", smtp_port=smtp_sink.port, sms_base_url=sms_endpoint.base_url,
+        secret_key="test-secret", sms_token="test-sms-token", dev_mode=True, smtp_port=smtp_sink.port, sms_base_url=sms_endpoint.base_url,
         rpc_timeout_seconds=20, gateway_request_timeout_seconds=15, deletion_resend_seconds=600,
     )
     env = settings_environment(settings)

@@ -50,3 +50,24 @@ def test_analytics_autoscaler_watches_the_share_recorded_queue():
     settings = Settings.from_env({k: v for k, v in env.items() if v is not None})
     assert settings.analytics_prefetch >= settings.analytics_batch_size
     assert int(trigger["value"]) > settings.analytics_prefetch
+
+
+def _secret_variables(container) -> set[str]:
+    return {e["name"] for e in container.get("env", []) if "secretKeyRef" in (e.get("valueFrom") or {})}
+
+
+def test_every_process_gets_the_secrets_it_refuses_to_start_without():
+    """Outside development mode a process refuses to start with a default secret
+    (weintervene.config.SECRET_SETTINGS): each Deployment, and the migrate Job, must get
+    every one its component uses from the Secret, or it would never start."""
+    from weintervene.config import SECRET_SETTINGS
+
+    documents = list(_documents())
+    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
+    [job] = [d for d in documents if d["kind"] == "Job" and d["metadata"]["name"] == "weintervene-migrate"]
+    containers = {name: d["spec"]["template"]["spec"]["containers"][0] for name, d in deployments.items()}
+    containers["migrate"] = job["spec"]["template"]["spec"]["containers"][0]
+    for component, container in containers.items():
+        wanted = {s.variable for s in SECRET_SETTINGS if component in s.used_by}
+        assert wanted, component
+        assert wanted <= _secret_variables(container), (component, wanted - _secret_variables(container))

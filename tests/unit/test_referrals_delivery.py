@@ -347,7 +347,8 @@ def test_terminated_program_keeps_nothing_it_was_sent(svc, db):
 
 # -- provider status callbacks -------------------------------------------------------------
 
-def test_signed_provider_callback_marks_delivered_or_failed(svc, make_session, identity, texter):
+def test_signed_provider_callback_marks_delivered_or_failed(svc, make_session, identity, texter, patch_settings):
+    patch_settings(sms_token="unit-sms-token")  # never the published default (refused)
     from services.referrals.exceptions import BadSignature
     from services.referrals.sms import signature, status_callback_url
 
@@ -370,7 +371,8 @@ def test_signed_provider_callback_marks_delivered_or_failed(svc, make_session, i
     assert svc.sms_status(unknown, signature(status_callback_url(), unknown)) == {"updated": False}
 
 
-def test_provider_reports_undelivered(svc, make_session, identity, texter):
+def test_provider_reports_undelivered(svc, make_session, identity, texter, patch_settings):
+    patch_settings(sms_token="unit-sms-token")  # never the published default (refused)
     from services.referrals.sms import signature, status_callback_url
 
     share(svc, channel="sms")

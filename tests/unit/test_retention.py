@@ -88,8 +88,9 @@ def test_opt_out_fences_then_dispatches_to_every_service(service, session):
     [message] = published(service)
     assert str(message["subject_id"]) == student and message["services"] == [] and message["attempt"] == 1
     assert result["missing_services"] == list(DATA_SERVICES)
-    # The record names nobody: the subject is an HMAC, not the id.
-    assert student not in str(result) and len(result["subject_ref"]) == 64
+    # The record names nobody: the subject is an HMAC (with its key id), not the id.
+    key_id, _, digest = result["subject_ref"].partition(":")
+    assert student not in str(result) and key_id == "0" and len(digest) == 64
 
 
 def test_identity_unreachable_keeps_the_request_pending_and_says_why(service, session, patch_settings):
