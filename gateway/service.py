@@ -5,6 +5,7 @@ brings them together with the RPC clients they use. The web app's catch-all
 routes come last so every API route wins over them.
 """
 from gateway.http import Authenticated
+from gateway.routes.access import AccessRoutes
 from gateway.routes.analytics import AnalyticsRoutes
 from gateway.routes.directory import DirectoryRoutes
 from gateway.routes.hsds import HsdsRoutes
@@ -21,6 +22,7 @@ class GatewayService(
     Authenticated,
     SystemRoutes,
     IdentityRoutes,
+    AccessRoutes,
     NoticeRoutes,
     DirectoryRoutes,
     HsdsRoutes,

@@ -57,3 +57,11 @@ class RosterRejected(BadRequest):
 @remote
 class WrongCurrentPassword(BadRequest):
     code = "wrong_current_password"
+
+
+@remote
+class EmailUnavailable(BadRequest):
+    """An address no new account may have; the same answer whatever the reason
+    (services.identity.conflicts), so it tells nobody where another account is."""
+
+    code = "email_unavailable"

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, or_, select, update
 
-from services.identity import accounts
+from services.identity import access_log, accounts, conflicts, mailing
 from services.identity.exceptions import OutOfScope
 from services.identity.models import Student, Tenant, User
 from services.identity.passwords import check_policy
@@ -174,6 +174,8 @@ def update_settings(db, auth: AuthContext, tenant_id: str, values: dict) -> dict
     if values.get("student_ids_enabled") is False:
         # Data minimisation: numbers the school no longer uses are not kept.
         db.execute(update(Student).where(Student.tenant_id == tenant.id).values(student_number=None))
+    access_log.record(db, auth, tenant, "settings_changed",
+                      "Changed settings: " + ", ".join(f"{k} = {v}" for k, v in sorted(values.items())))
     db.commit()
     return tenant_info(tenant)
 
@@ -237,29 +239,23 @@ def create_user(db, auth: AuthContext, values: dict, password: str | None = None
     role = Role(values["role"])
     check_role_grant(auth, tenant, role)
     email = accounts.normalise_email(values["email"])
-    if db.scalar(select(User.id).where(User.email == email)):
-        raise Conflict("A user with that email exists.", code="email_taken")
+    # Taken by an account the caller cannot see: answered as any unusable address.
+    conflicts.check_address(db, auth, tenant, email, role)
     user = User(tenant_id=tenant.id, email=email, display_name=values["display_name"].strip(), role=role.value)
     if password is not None:
         check_policy(password, email=email)
         accounts.set_password(user, password)
     db.add(user)
     db.flush()
-    invite_token = None
     if password is None:
-        invite_token = accounts.issue_reset(db, user, ttl_seconds=INVITE_TTL_SECONDS)
+        # Sent after the answer (services.identity.mailing): the answer never waits for SMTP.
+        mailing.stage_invitation(db, user)
+    access_log.record(db, auth, tenant, "user_created", f"Created the {role.value} account {user.display_name}")
     db.commit()
-    if invite_token:
-        try:
-            send_invitation(user, invite_token)
-        except mail.MailUnavailable as exc:
-            # The user exists; an admin (or the user, by "forgot password") can send a link later.
-            log.error("invitation mail for user %s failed: %s", user.id, exc)
-            return user, False
-    return user, invite_token is not None
+    return user, password is None
 
 
-INVITE_TTL_SECONDS = 7 * 24 * 3600
+INVITE_TTL_SECONDS = mailing.INVITE_TTL_SECONDS
 
 
 def send_invitation(user: User, token: str) -> None:
@@ -299,6 +295,10 @@ def update_user(db, auth: AuthContext, user_id: str, values: dict) -> User:
     if role_changed:
         # A role change takes effect now, not at the next sign-in.
         accounts.revoke_sessions(db, user.id, "role_changed")
+    disabled = values.get("is_active") is False
+    access_log.record(db, auth, user.tenant, "user_disabled" if disabled else "user_changed",
+                      f"Disabled the {user.role} account {user.display_name}" if disabled else
+                      f"Changed the {user.role} account {user.display_name} ({', '.join(sorted(values))})")
     db.commit()
     return user
 
