@@ -152,16 +152,17 @@ def _deliver(db, job: MailJob) -> bool:
     if job.kind == PASSWORD_RESET:
         return _send_reset(db, job.email)
     user = db.get(User, job.user_id) if job.user_id else None
-    if user is None or not user.is_active or user.tenant.status != "active":
+    if user is None or not user.is_active:
         return False
     if job.kind == INVITATION:
-        if user.password_hash is not None:
+        if user.password_hash is not None or user.tenant.status != "active":
             return False  # they chose a password meanwhile (another link, a reset)
         from services.identity import accounts, tenants  # late: both import this module
 
         tenants.send_invitation(user, accounts.issue_reset(db, user, ttl_seconds=INVITE_TTL_SECONDS))
         return True
     if job.kind == ACCESS_NOTICE:
+        # Even to a tenant being terminated: that is the notice it most needs.
         entry = db.get(AccessLogEntry, job.entry_id) if job.entry_id else None
         if entry is None:
             return False
