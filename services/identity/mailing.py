@@ -207,7 +207,7 @@ def _send_reset(db, email: str | None) -> bool:
 def send_access_notice(recipient: User, entry: AccessLogEntry) -> None:
     """The administrator's email about one access-log entry (what, who, when; no student data)."""
     tenant = recipient.tenant.name if recipient.tenant_id == entry.tenant_id else "a school of your district"
-    page = f"{settings().public_base_url.rstrip('/')}/access-log"
+    page = f"{settings().public_base_url.rstrip('/')}/admin/access-log"
     when = entry.occurred_at.strftime("%Y-%m-%d %H:%M UTC")
     text = (
         f"Hello {recipient.display_name},\n\n"
