@@ -33,11 +33,15 @@ def test_an_address_taken_elsewhere_is_answered_as_any_unusable_address(system, 
     # Program admins (another kind of tenant) are told the same about a school's account.
     assert create(system, world, "program_admin", "P1", world.email("teacher"), "program_staff").json() == taken.json()
 
-    # Whoever can see the existing account is still told plainly.
-    for who, tenant, email in (("school_admin", "S1", world.email("teacher2")),
-                               ("district_admin", "S1", world.email("s2_teacher")),
-                               ("operator", "S1", elsewhere)):
-        r = create(system, world, who, tenant, email)
+    # Whoever can see the existing account is still told plainly: the admins of its
+    # tenant and district, and an operator (here inviting a new school's first admin).
+    fresh = world.http("operator").post(system.url("/api/v1/tenants"), json={
+        "kind": "school", "name": f"Fresh {world.suffix}"}, timeout=10).json()["id"]
+    world.tenants["fresh"] = fresh
+    for who, tenant, email, role in (("school_admin", "S1", world.email("teacher2"), "teacher"),
+                                     ("district_admin", "S1", world.email("s2_teacher"), "teacher"),
+                                     ("operator", "fresh", elsewhere, "school_admin")):
+        r = create(system, world, who, tenant, email, role)
         assert r.status_code == 409 and r.json()["error"]["code"] == "email_taken", (who, r.text)
 
     # The operators' queue has it: who asked, in which tenant, for which address.
