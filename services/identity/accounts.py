@@ -43,7 +43,6 @@ TOUCH_INTERVAL = timedelta(seconds=30)
 
 KNOWN_ADDRESS_DAYS = 90
 
-MAX_LIVE_RESETS = mailing.MAX_LIVE_RESETS
 
 log = logging.getLogger(__name__)
 

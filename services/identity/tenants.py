@@ -255,9 +255,6 @@ def create_user(db, auth: AuthContext, values: dict, password: str | None = None
     return user, password is None
 
 
-INVITE_TTL_SECONDS = mailing.INVITE_TTL_SECONDS
-
-
 def send_invitation(user: User, token: str) -> None:
     link = accounts.reset_link(token)
     text = (
