@@ -181,7 +181,7 @@ def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> di
     user_ids = list(db.scalars(select(User.id).where(User.tenant_id.in_(ids))))
     counts = {}
     # A termination's access notice goes out before its recipients' accounts do.
-    mailing.send_pending_notices(db, user_ids)
+    mailing.send_pending_notices(db, user_ids, ids)
     for kind, n in (("access_log_entries", access_log.forget_tenants(db, ids)),
                      ("account_conflicts", conflicts.forget(db, tenant_ids=ids)),
                      ("mail_jobs", mailing.forget_jobs(db, tenant_ids=ids))):

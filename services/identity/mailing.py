@@ -226,19 +226,24 @@ def send_access_notice(recipient: User, entry: AccessLogEntry) -> None:
     mail.send(recipient.email, "WeIntervene access notice: a platform account acted on your data", text, html)
 
 
-def send_pending_notices(db, user_ids: list[str]) -> int:
-    """Send now the access notices waiting for these users (their accounts are about to be
-    deleted: a termination); a failure is logged, never stops the deletion. The caller's
-    deletion removes the jobs. Returns how many were sent."""
-    if not user_ids:
+def send_pending_notices(db, user_ids: list[str], tenant_ids: list[str]) -> int:
+    """Send now the access notices waiting for these users or about these tenants (they are
+    about to be deleted: a termination; a district admin's notice about a terminated school
+    goes too); a failure is logged, never stops the deletion. The caller's deletion then
+    removes the jobs. Returns how many were sent."""
+    from sqlalchemy import or_
+
+    conditions = [MailJob.user_id.in_(list(user_ids))] if user_ids else []
+    if tenant_ids:
+        conditions.append(MailJob.tenant_id.in_(list(tenant_ids)))
+    if not conditions:
         return 0
     sent = 0
-    jobs = db.scalars(select(MailJob).where(MailJob.kind == ACCESS_NOTICE, MailJob.user_id.in_(user_ids))).all()
-    for job in jobs:
+    for job in db.scalars(select(MailJob).where(MailJob.kind == ACCESS_NOTICE, or_(*conditions))).all():
         try:
             sent += int(_deliver(db, job))
         except mail.MailUnavailable as exc:
-            log.error("access notice %s not sent before its recipient was deleted: %s", job.id, exc)
+            log.error("access notice %s not sent before the deletion of its tenant: %s", job.id, exc)
     return sent
 
 

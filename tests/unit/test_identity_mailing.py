@@ -145,3 +145,24 @@ def test_the_log_is_for_the_tenants_admins_and_its_csv_defuses_formulas(service,
     operator = AuthContext(user_id="op", tenant_id="platform", role=Role.OPERATOR).to_dict()
     with pytest.raises(Exception):
         service.list_access_log(operator)
+
+
+def test_a_terminated_schools_notices_go_out_before_its_deletion_its_district_admin_included(service, session, school, smtp):
+    op = school["op"]
+    district = service.create_tenant(op, {"kind": "district", "name": "Riverside"})["id"]
+    adams = service.create_tenant(op, {"kind": "school", "name": "Adams", "parent_id": district})["id"]
+    for email, role, tenant in (("dana@riverside.example", "district_admin", district),
+                                ("sam@adams.example", "school_admin", adams)):
+        service.bootstrap_user({"email": email, "display_name": email.split("@")[0].title(), "role": role,
+                                "tenant_id": tenant}, PASSWORD)
+    session.execute(MailJob.__table__.delete())
+    session.commit()
+    # Retention fences first, naming the operator who asked: the entry and its notices.
+    service.fence_subject(str(uuid.uuid4()), "tenant", adams, adams, op["user_id"])
+    assert {j.user_id for j in _jobs(session)} and smtp.sent == []
+    counts = service.delete_for({"scope": "tenant", "tenant_id": adams, "subject_id": adams,
+                                 "tenant_ids": [adams], "request_id": str(uuid.uuid4())})
+    session.commit()
+    assert sorted(to for to, subject, text in smtp.sent if "termination" in text) == [
+        "dana@riverside.example", "sam@adams.example"]
+    assert counts["access_log_entries"] == 3 and _jobs(session) == []  # created, its admin, termination
