@@ -5,6 +5,7 @@ brings them together with the RPC clients they use. The web app's catch-all
 routes come last so every API route wins over them.
 """
 from gateway.http import Authenticated
+from gateway.routes.access import AccessRoutes
 from gateway.routes.analytics import AnalyticsRoutes
 from gateway.routes.break_glass import BreakGlassRoutes
 from gateway.routes.directory import DirectoryRoutes
@@ -23,6 +24,7 @@ class GatewayService(
     SystemRoutes,
     IdentityRoutes,
     BreakGlassRoutes,
+    AccessRoutes,
     NoticeRoutes,
     DirectoryRoutes,
     HsdsRoutes,

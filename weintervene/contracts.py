@@ -25,6 +25,7 @@ SHARE_RECORDED = "share_recorded"  # published by referrals
 DELETION_REQUESTED = "deletion_requested"  # published by retention
 DELETION_COMPLETED = "deletion_completed"  # published by every data-holding service
 SESSIONS_ENDED = "sessions_ended"  # published by identity, broadcast to every gateway
+PLATFORM_ACTION = "platform_action"  # published by retention: an operator acted on a tenant
 
 DELETION_SCOPES = ("tenant", "student", "user", "contact", "policy")
 
@@ -102,6 +103,28 @@ class SessionsEnded(Contract):
     reason = fields.Str(required=True, validate=validate.Length(max=40))
 
 
+# The access-transparency log's vocabulary (services.identity.access_log): what a
+# platform account (operator, auditor) did to a tenant.
+ACCESS_ACTIONS = (
+    "tenant_created", "user_created", "user_changed", "user_disabled", "settings_changed",
+    "export_created", "directory_import", "directory_service_changed", "deletion_requested",
+    "retention_policy_set", "break_glass_requested", "break_glass_approved", "break_glass_refused",
+)
+
+
+class PlatformAction(Contract):
+    """another service → identity: a platform account acted on a tenant, for that tenant's
+    access-transparency log. Ids and a short description only: no student data, no names
+    (identity knows its own accounts' names)."""
+
+    event_id = fields.UUID(required=True)
+    tenant_id = fields.UUID(required=True)
+    actor_user_id = fields.UUID(required=True)
+    action = fields.Str(required=True, validate=validate.OneOf(ACCESS_ACTIONS))
+    description = fields.Str(required=True, validate=validate.Length(min=1, max=300))
+    occurred_at = fields.AwareDateTime(required=True)
+
+
 BROADCASTS = frozenset({SESSIONS_ENDED})
 """Events for whoever listens right now (each gateway's own queue), not for a durable
 consumer: when no queue is bound (no gateway is running) there is nobody to tell, and the
@@ -116,6 +139,7 @@ def queue_name(source: str, event_type: str, consumer: str, method: str) -> str:
 # (source service, event type) -> [(consumer service, handler method)]
 SUBSCRIPTIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("referrals", SHARE_RECORDED): [("analytics", "on_share_recorded")],
+    ("retention", PLATFORM_ACTION): [("identity", "on_retention_platform_action")],
     ("retention", DELETION_REQUESTED): [
         (service, "on_deletion_requested") for service in DATA_SERVICES
     ],

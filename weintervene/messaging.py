@@ -342,6 +342,13 @@ def outbox_add(session, model, event_type: str, payload: dict):
     return message
 
 
+def wake_after_commit(session, model) -> None:
+    """Wake the :class:`RelayTrigger` entrypoints of ``model`` when ``session`` commits
+    (as staging an outbox row does): another table of work done after answering, such
+    as identity's mail jobs (``services.identity.mailing``)."""
+    session.info.setdefault(_STAGED, set()).add(model)
+
+
 def outbox_insert(session, model, events: list[tuple[str, dict]]) -> list[str]:
     """Stage several events with one plain INSERT in the caller's transaction (no ORM
     objects); returns their ids. Sent after commit, like :func:`outbox_add`."""

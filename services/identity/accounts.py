@@ -17,7 +17,6 @@ import hashlib
 import logging
 import secrets
 from datetime import datetime, timedelta
-from html import escape
 
 from prometheus_client import Counter
 from sqlalchemy import String, bindparam, cast, delete, func, or_, select, update
@@ -26,8 +25,8 @@ from services.identity.exceptions import (
     InvalidCredentials, InvalidResetToken, LoginThrottled, SessionExpired, WrongCurrentPassword,
 )
 from services.identity.models import LoginAttempt, OutboxMessage, PasswordReset, Tenant, User, UserSession
+from services.identity import mailing
 from services.identity.passwords import check_policy, hash_password, verify_password
-from weintervene import mail
 from weintervene.auth import AuthContext, Role, TenantKind
 from weintervene.config import settings
 from weintervene.contracts import SESSIONS_ENDED, SessionsEnded
@@ -44,9 +43,6 @@ TOUCH_INTERVAL = timedelta(seconds=30)
 
 KNOWN_ADDRESS_DAYS = 90
 
-# At most this many reset links alive per account: the reset form cannot be
-# used to flood someone's inbox.
-MAX_LIVE_RESETS = 3
 
 log = logging.getLogger(__name__)
 
@@ -335,45 +331,15 @@ def reset_link(token: str) -> str:
     return f"{settings().public_base_url.rstrip('/')}/reset-password#token={token}"
 
 
-def request_reset(db, email: str) -> bool:
-    """Email a reset link when ``email`` belongs to an active user; silent otherwise.
+def request_reset(db, email: str) -> None:
+    """Stage a reset link for ``email`` and commit; nothing is looked up here.
 
-    The caller answers 202 either way so the response reveals no accounts.
-    Returns whether an email was sent (for logs and tests, never for the client).
+    The same work (one INSERT, one COMMIT) whether or not the address has an account,
+    so the answer (202 either way) and its timing reveal no accounts; identity's mail
+    worker resolves the address and sends after the answer (``services.identity.mailing``).
     """
-    user = db.scalar(select(User).where(User.email == normalise_email(email)))
-    if user is None or not user.is_active or user.tenant.status != "active":
-        return False
-    live = db.scalar(select(func.count()).select_from(PasswordReset).where(
-        PasswordReset.user_id == user.id, PasswordReset.expires_at > utcnow()))
-    if live >= MAX_LIVE_RESETS:
-        # Someone keeps asking: no more mail to the owner's inbox for now (still 202).
-        log.warning("password reset for user %s not sent: %d links already issued recently", user.id, live)
-        return False
-    token = issue_reset(db, user)
+    mailing.stage_reset(db, email)
     db.commit()
-    minutes = settings().password_reset_ttl_seconds // 60
-    link = reset_link(token)
-    text = (
-        f"Hello {user.display_name},\n\n"
-        f"Someone asked to reset the password of your WeIntervene account.\n"
-        f"To choose a new password, open this link within {minutes} minutes:\n\n{link}\n\n"
-        "It works once. If you did not ask for this, ignore this message: your password stays as it is.\n"
-    )
-    html = (
-        f"<p>Hello {escape(user.display_name)},</p>"
-        f"<p>Someone asked to reset the password of your WeIntervene account. "
-        f"To choose a new password, open this link within {minutes} minutes:</p>"
-        f'<p><a href="{escape(link)}">{escape(link)}</a></p>'
-        "<p>It works once. If you did not ask for this, ignore this message.</p>"
-    )
-    try:
-        mail.send(user.email, "Reset your WeIntervene password", text, html)
-    except mail.MailUnavailable as exc:
-        # Answer as for any address (a 503 here would tell who has an account).
-        log.error("password reset mail for user %s failed: %s", user.id, exc)
-        return False
-    return True
 
 
 def complete_reset(db, token: str, new_password: str) -> User:

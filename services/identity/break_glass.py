@@ -31,7 +31,7 @@ from html import escape
 
 from sqlalchemy import delete, func, or_, select, update
 
-from services.identity import accounts, staff_rules, tenants
+from services.identity import access_log, accounts, staff_rules, tenants
 from services.identity.exceptions import BreakGlassClosed, BreakGlassNotFound, BreakGlassRefused
 from services.identity.models import BreakGlassRequest, Tenant, User
 from weintervene import mail
@@ -94,8 +94,8 @@ def request_recovery(db, auth: AuthContext, values: dict) -> dict:
     )
     db.add(req)
     db.flush()
-    staff_rules.record_platform_action(db, auth, tenant.id, "break_glass_requested",
-                                       {"request_id": req.id, "action": req.action})
+    access_log.record(db, auth, tenant, "break_glass_requested",
+                      f"Asked to {req.action.replace('_', ' ')} {req.display_name}: {req.reason}")
     db.commit()
     _ask_administrators(db, req)
     return request_dict(db, req)
@@ -194,7 +194,7 @@ def approve(db, auth: AuthContext, request_id: str, note: str | None) -> dict:
         raise Conflict("A user with that email exists now; refuse this request and ask again.", code="email_taken")
     req.status, req.decided_by, req.decided_at = "approved", auth.user_id, utcnow()
     req.approval, req.decision_note = approval, (note or "").strip() or None
-    staff_rules.record_platform_action(db, auth, tenant.id, "break_glass_approved", {"request_id": req.id})
+    access_log.record(db, auth, tenant, "break_glass_approved", f"Approved the recovery asked on {req.requested_at:%Y-%m-%d}")
     role = staff_rules.ADMIN_ROLE_BY_TENANT_KIND[tenant.kind]
     # Trusted: the approval is the grant. create_user commits the decision with the user.
     user, _invited = tenants.create_user(db, auth, {
@@ -211,7 +211,7 @@ def refuse(db, auth: AuthContext, request_id: str, note: str | None) -> dict:
     _check_open(db, req)
     req.status, req.decided_by, req.decided_at = "refused", auth.user_id, utcnow()
     req.decision_note = (note or "").strip() or None
-    staff_rules.record_platform_action(db, auth, req.tenant_id, "break_glass_refused", {"request_id": req.id})
+    access_log.record(db, auth, req.tenant, "break_glass_refused", f"Refused or withdrew the recovery asked on {req.requested_at:%Y-%m-%d}")
     db.commit()
     return request_dict(db, req)
 

@@ -27,7 +27,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, or_, select, update
 
-from services.identity import accounts, break_glass
+from services.identity import access_log, accounts, break_glass, conflicts, mailing
 from services.identity.models import (
     FamilyContact, LoginAttempt, PasswordReset, PolicyAcknowledgement, ServesLink, Student, SubjectFence, Tenant, User, UserSession,
 )
@@ -59,13 +59,23 @@ def _new_fence(db, request_id: str, scope: str, tenant_id: str | None, subject_i
     return fence_row
 
 
-def fence(db, request_id: str, scope: str, tenant_id: str, subject_id: str) -> dict:
-    """Record that ``subject_id`` is being deleted; idempotent."""
+def fence(db, request_id: str, scope: str, tenant_id: str, subject_id: str, requested_by: str | None = None) -> dict:
+    """Record that ``subject_id`` is being deleted; idempotent.
+
+    A termination or an account removal that a platform account asked for
+    (``requested_by``) goes into the tenant's access log with the new fence: before any
+    service is asked to delete, so its notice reaches the admins before their accounts go.
+    """
     if scope not in FENCE_SCOPES:
         raise BadRequest(f"Unknown scope {scope}.", code="invalid_scope")
     subject_id, tenant_id = str(subject_id), str(tenant_id)
     if find_fence(db, scope, subject_id) is None:
         _new_fence(db, request_id, scope, tenant_id, subject_id)
+        if scope in ("tenant", "user"):
+            access_log.record_by_actor_id(
+                db, requested_by, tenant_id, "deletion_requested",
+                "Asked for the termination of this tenant: every record of it will be deleted"
+                if scope == "tenant" else "Asked for the removal of a user account", "retention")
     if scope == "tenant":
         # No one signs in to a tenant being terminated, nor to its schools.
         ids = [subject_id] + list(db.scalars(select(Tenant.id).where(Tenant.parent_id == subject_id)))
@@ -142,7 +152,14 @@ def delete_users(db, user_ids: list[str]) -> dict:
     acknowledgements = _count(db.execute(delete(PolicyAcknowledgement).where(PolicyAcknowledgement.user_id.in_(user_ids))))
     if acknowledgements:
         counts["policy_acknowledgements"] = acknowledgements
+    emails = list(db.scalars(select(User.email).where(User.id.in_(user_ids))))
     break_glass.forget_users(db, user_ids)  # the requests stay their tenant's record, without them
+    access_log.forget_actors(db, user_ids)  # likewise the access log's entries
+    # Mail waiting for them, and the operators' conflicts about their addresses (only when any).
+    for kind, n in (("mail_jobs", mailing.forget_jobs(db, user_ids=user_ids, emails=emails)),
+                    ("account_conflicts", conflicts.forget(db, user_ids=user_ids, emails=emails))):
+        if n:
+            counts[kind] = n
     counts["users"] = _count(db.execute(delete(User).where(User.id.in_(user_ids))))
     # The events that told the gateways their sessions ended (reported only when any).
     notices = accounts.forget_session_notices(db, naming=user_ids)
@@ -165,6 +182,13 @@ def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> di
     student_ids = list(db.scalars(select(Student.id).where(Student.tenant_id.in_(ids))))
     user_ids = list(db.scalars(select(User.id).where(User.tenant_id.in_(ids))))
     counts = {}
+    # A termination's access notice goes out before its recipients' accounts do.
+    mailing.send_pending_notices(db, user_ids, ids)
+    for kind, n in (("access_log_entries", access_log.forget_tenants(db, ids)),
+                     ("account_conflicts", conflicts.forget(db, tenant_ids=ids)),
+                     ("mail_jobs", mailing.forget_jobs(db, tenant_ids=ids))):
+        if n:
+            counts[kind] = n
     for kind, n in delete_students(db, student_ids).items():
         counts[kind] = counts.get(kind, 0) + n
     for kind, n in delete_users(db, user_ids).items():

@@ -83,3 +83,11 @@ class BreakGlassRefused(Forbidden):
     """This caller may not approve this recovery (its own, or the tenant has administrators)."""
 
     code = "break_glass_not_yours"
+
+
+@remote
+class EmailUnavailable(BadRequest):
+    """An address no new account may have; the same answer whatever the reason
+    (services.identity.conflicts), so it tells nobody where another account is."""
+
+    code = "email_unavailable"

@@ -242,6 +242,68 @@ class BreakGlassRequest(Base):
     tenant: Mapped[Tenant] = relationship(lazy="joined")
 
 
+class AccessLogEntry(Base):
+    """One action a platform account (operator, auditor) took on a tenant: what the
+    tenant's administrators read and export (``services.identity.access_log``).
+
+    The actor's name and role are copied at the time (an operator account may go
+    later; the record stays true). ``description`` is a short sentence written by
+    the code that acted, never with student data.
+    """
+
+    __tablename__ = "access_log_entry"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    # None once that account is deleted: its name and role stay, its id goes with it.
+    actor_user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str] = mapped_column(String(300))
+    # Which service did it (identity records its own; others report by event or fence).
+    source: Mapped[str] = mapped_column(String(16), default="identity")
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class MailJob(Base):
+    """A message identity will send after it has answered (``services.identity.mailing``).
+
+    Staged in the request's transaction, sent by identity's mail worker, deleted once
+    sent (or given up): nothing personal is kept after sending. A reset request keeps
+    the address as typed (``email``) only until the worker has looked it up; an
+    invitation or an access notice names its recipient by ``user_id``.
+    """
+
+    __tablename__ = "mail_job"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(24))  # password_reset | invitation | access_notice
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    entry_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccountConflict(Base):
+    """A tenant admin asked for an account whose address already has one they cannot see.
+
+    The admin was answered as for any unusable address; this row is the operators'
+    queue. It holds what the admin typed (the address, the role) and who asked, not
+    where the other account is: exported and deleted with the asking tenant.
+    """
+
+    __tablename__ = "account_conflict"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(36))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 OutboxMessage = make_outbox_model(Base)
 ProcessedEvent = make_processed_event_model(Base)
 # What this service deleted per deletion request, totalled over every run (no personal data).

@@ -2,6 +2,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from weintervene.auth import Role, TenantKind
+from weintervene.contracts import ACCESS_ACTIONS
 
 
 def StrictBool(**kwargs):
@@ -148,6 +149,54 @@ class TenantSettingsSchema(StrictSchema):
 class UserListQuerySchema(PageQuerySchema):
     tenant_id = fields.UUID(load_default=None)
     search = fields.Str(load_default=None, validate=validate.Length(max=100))
+
+
+class AccessLogQuerySchema(PageQuerySchema):
+    """``GET /api/v1/access-log``: one tenant of those the caller reads, one action."""
+
+    tenant_id = fields.UUID(load_default=None)
+    action = fields.Str(load_default=None, validate=validate.OneOf(ACCESS_ACTIONS))
+
+
+class AccessLogEntrySchema(Schema):
+    id = fields.Str()
+    tenant_id = fields.Str()
+    tenant_name = fields.Str()
+    action = fields.Str()
+    description = fields.Str()
+    actor_user_id = fields.Str(allow_none=True)
+    actor_name = fields.Str()
+    actor_role = fields.Str()
+    source = fields.Str()
+    occurred_at = fields.Str()
+
+
+class AccessLogPageSchema(Schema):
+    items = fields.List(fields.Nested(AccessLogEntrySchema))
+    total = fields.Int()
+    page = fields.Int()
+    per_page = fields.Int()
+
+
+class ConflictQuerySchema(PageQuerySchema):
+    pass
+
+
+class AccountConflictSchema(Schema):
+    id = fields.Str()
+    tenant_id = fields.Str()
+    tenant_name = fields.Str()
+    requested_by = fields.Str()
+    email = fields.Str()
+    role = fields.Str()
+    created_at = fields.Str()
+
+
+class AccountConflictPageSchema(Schema):
+    items = fields.List(fields.Nested(AccountConflictSchema))
+    total = fields.Int()
+    page = fields.Int()
+    per_page = fields.Int()
 
 
 class UserOutSchema(Schema):

@@ -11,11 +11,12 @@ import base64
 import binascii
 from datetime import timedelta
 
+from nameko.events import SERVICE_POOL, event_handler
 from nameko.exceptions import serialize
 from nameko.timer import timer
 from sqlalchemy import select
 
-from services.identity import accounts, break_glass, erasure, notices, rosters, students, tenants
+from services.identity import access_log, accounts, break_glass, conflicts, erasure, mailing, notices, rosters, students, tenants
 from services.identity.break_glass_schemas import (
     BreakGlassCreateSchema, BreakGlassDecisionSchema, BreakGlassListQuerySchema,
 )
@@ -25,11 +26,12 @@ from services.identity.notice_schemas import (
     AcknowledgementCreateSchema, IncidentNoticeCreateSchema, PolicyVersionCreateSchema,
 )
 from services.identity.schemas import (
-    LoginSchema, PasswordChangeSchema, PasswordResetCompleteSchema, PasswordResetRequestSchema,
+    AccessLogQuerySchema, ConflictQuerySchema, LoginSchema, PasswordChangeSchema, PasswordResetCompleteSchema, PasswordResetRequestSchema,
     SessionSchema, StaffAssignmentSchema, StudentListQuerySchema, TenantListQuerySchema,
     TenantIdsSchema, TenantSchema, TenantSettingsSchema, UserListQuerySchema, UserSchema, UserUpdateSchema,
 )
 from weintervene.auth import AuthContext, Role
+from weintervene.contracts import PLATFORM_ACTION
 from weintervene.db import utcnow
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
@@ -62,6 +64,11 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         """Published ``sessions_ended`` events go after a minute (see accounts.forget_session_notices)."""
         if accounts.forget_session_notices(self.db, utcnow() - timedelta(minutes=1)):
             self.db.commit()
+
+    @mailing.mail_trigger
+    def send_mail(self):
+        """Identity's mail, after the answers: resets, invitations, access notices (see mailing)."""
+        return mailing.deliver_due(self.db)
 
     def _publish_now(self):
         # Sessions that just ended (``sessions_ended``) reach the gateways before this
@@ -174,6 +181,8 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
                                  details={"parent_id": ["Only a school has a district."]})
         tenant = Tenant(**values)
         self.db.add(tenant)
+        self.db.flush()
+        access_log.record(self.db, _auth(auth), tenant, "tenant_created", f"Created the {tenant.kind} {tenant.name}")
         self.db.commit()
         return tenants.tenant_info(tenant)
 
@@ -363,17 +372,48 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
 
     # -- deletion ---------------------------------------------------------
     @rpc
-    def fence_subject(self, request_id, scope, tenant_id, subject_id):
+    def fence_subject(self, request_id, scope, tenant_id, subject_id, requested_by=None):
         """Retention, before dispatching a deletion: refuse new data about the subject.
+        ``requested_by`` (the requester's user id): a platform account's request is
+        recorded in the tenant's access log, and its notices staged, with the new fence.
 
-        Example: fence_subject(req, "student", school_id, diego_id) -> {"fenced": true}
+        Example: fence_subject(req, "student", school_id, diego_id, admin_id) -> {"fenced": true}
         """
-        fenced = erasure.fence(self.db, request_id, scope, tenant_id, subject_id)
+        fenced = erasure.fence(self.db, request_id, scope, tenant_id, subject_id, requested_by)
         self._publish_now()
         return fenced
 
     def delete_for(self, request):
         return erasure.delete_for(self.db, request)
+
+    # -- access transparency ------------------------------------------------
+    @event_handler("retention", PLATFORM_ACTION, handler_type=SERVICE_POOL, reliable_delivery=True)
+    def on_retention_platform_action(self, payload):
+        """Retention reports an operator's action on a tenant (its outbox; at least once)."""
+        return access_log.apply_report(self.db, payload, "retention")
+
+    @rpc
+    def list_access_log(self, auth, query=None):
+        """Tenant admins: what platform accounts did to their tenant (a district admin: and
+        its schools), newest first. Example: -> {"items": [{"action": "user_created",
+        "description": "Created the school_admin account Ana Ruiz", "actor_name": "Ops",
+        "actor_role": "operator", "occurred_at": "…", …}], "page": 1, "per_page": 50, "total": 1}
+        """
+        q = load(AccessLogQuerySchema(), query or {})
+        return access_log.list_entries(self.db, _auth(auth), q["tenant_id"], q["action"], q["page"], q["per_page"])
+
+    @rpc
+    def access_log_csv(self, auth, query=None):
+        """The same entries (every page) as CSV text. Example: -> "occurred_at,tenant_id,…\r\n…"."""
+        q = load(AccessLogQuerySchema(), query or {})
+        return access_log.entries_csv(self.db, _auth(auth), q["tenant_id"], q["action"])
+
+    @rpc
+    def list_account_conflicts(self, auth, query=None):
+        """Operators: addresses tenant admins asked for that another tenant's account has.
+        Example: -> {"items": [{"email": "ana@x.example", "tenant_name": "Lincoln", "role": "teacher", …}], …}"""
+        q = load(ConflictQuerySchema(), query or {})
+        return conflicts.list_conflicts(self.db, _auth(auth), q["page"], q["per_page"])
 
     # -- policy versions and incident notices --------------------------------
     @rpc

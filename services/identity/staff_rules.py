@@ -27,7 +27,6 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Callable
 
 from sqlalchemy import or_, select
 
@@ -150,26 +149,3 @@ def operator_security_disable(auth: AuthContext, user: User, values: dict) -> bo
             code="operator_disable_only",
         )
     return True
-
-
-# -- the access-transparency hook ---------------------------------------------------
-
-PlatformActionRecorder = Callable[..., None]
-PLATFORM_ACTION_RECORDERS: list[PlatformActionRecorder] = []
-"""Called as ``recorder(db, auth, tenant_id, action, details)`` for every action a platform
-account takes on a tenant's accounts here (``user_created``, ``user_disabled``,
-``break_glass_requested``, ``break_glass_approved``, ``break_glass_refused``), inside the
-action's transaction, before it commits. The access-transparency log registers itself here
-(``services/identity/access_log.py``); break-glass events are also their own record
-(``break_glass_request``)."""
-
-
-def record_platform_action(db, auth: AuthContext, tenant_id: str, action: str, details: dict) -> None:
-    """Tell the registered recorders that a platform account acted on a tenant.
-
-    Example: record_platform_action(db, op, lincoln_id, "user_disabled", {"user_id": rivera_id})
-    """
-    if auth.role not in PLATFORM_ROLES:
-        return
-    for recorder in PLATFORM_ACTION_RECORDERS:
-        recorder(db, auth, tenant_id, action, details)

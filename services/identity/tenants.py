@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, or_, select, update
 
-from services.identity import accounts, staff_rules
+from services.identity import access_log, accounts, conflicts, mailing, staff_rules
 from services.identity.exceptions import OutOfScope
 from services.identity.models import Student, Tenant, User
 from services.identity.passwords import check_policy
@@ -176,6 +176,8 @@ def update_settings(db, auth: AuthContext, tenant_id: str, values: dict) -> dict
     if values.get("student_ids_enabled") is False:
         # Data minimisation: numbers the school no longer uses are not kept.
         db.execute(update(Student).where(Student.tenant_id == tenant.id).values(student_number=None))
+    access_log.record(db, auth, tenant, "settings_changed",
+                      "Changed settings: " + ", ".join(f"{k} = {v}" for k, v in sorted(values.items())))
     db.commit()
     return tenant_info(tenant)
 
@@ -247,30 +249,20 @@ def create_user(db, auth: AuthContext, values: dict, password: str | None = None
         if password is not None:
             raise BadRequest("A password is chosen by its owner, through the invitation.", code="password_not_settable")
     email = accounts.normalise_email(values["email"])
-    if db.scalar(select(User.id).where(User.email == email)):
-        raise Conflict("A user with that email exists.", code="email_taken")
+    # Taken by an account the caller cannot see: answered as any unusable address.
+    conflicts.check_address(db, auth, tenant, email, role)
     user = User(tenant_id=tenant.id, email=email, display_name=values["display_name"].strip(), role=role.value)
     if password is not None:
         check_policy(password, email=email)
         accounts.set_password(user, password)
     db.add(user)
     db.flush()
-    staff_rules.record_platform_action(db, auth, tenant.id, "user_created", {"user_id": user.id, "role": role.value})
-    invite_token = None
     if password is None:
-        invite_token = accounts.issue_reset(db, user, ttl_seconds=INVITE_TTL_SECONDS)
+        # Sent after the answer (services.identity.mailing): the answer never waits for SMTP.
+        mailing.stage_invitation(db, user)
+    access_log.record(db, auth, tenant, "user_created", f"Created the {role.value} account {user.display_name}")
     db.commit()
-    if invite_token:
-        try:
-            send_invitation(user, invite_token)
-        except mail.MailUnavailable as exc:
-            # The user exists; an admin (or the user, by "forgot password") can send a link later.
-            log.error("invitation mail for user %s failed: %s", user.id, exc)
-            return user, False
-    return user, invite_token is not None
-
-
-INVITE_TTL_SECONDS = 7 * 24 * 3600
+    return user, password is None
 
 
 def send_invitation(user: User, token: str) -> None:
@@ -291,9 +283,8 @@ def update_user(db, auth: AuthContext, user_id: str, values: dict) -> User:
     """Change a user's role, name or active flag; disabling ends their sessions."""
     auth.require(*USER_MANAGERS)
     user = scoped_user(db, auth, user_id)
-    if staff_rules.operator_security_disable(auth, user, values):
-        staff_rules.record_platform_action(db, auth, user.tenant_id, "user_disabled", {"user_id": user.id})
-    elif Role(user.role) not in GRANTABLE_ROLES[auth.role]:
+    # An operator's security disable is allowed here and recorded below, like every platform action.
+    if not staff_rules.operator_security_disable(auth, user, values) and Role(user.role) not in GRANTABLE_ROLES[auth.role]:
         raise OutOfScope("You may not manage this user.", code="role_not_grantable")
     if user.id == auth.user_id and ("role" in values or values.get("is_active") is False):
         raise Conflict("You cannot change your own role or disable yourself.", code="self_change")
@@ -312,6 +303,10 @@ def update_user(db, auth: AuthContext, user_id: str, values: dict) -> User:
     if role_changed:
         # A role change takes effect now, not at the next sign-in.
         accounts.revoke_sessions(db, user.id, "role_changed")
+    disabled = values.get("is_active") is False
+    access_log.record(db, auth, user.tenant, "user_disabled" if disabled else "user_changed",
+                      f"Disabled the {user.role} account {user.display_name}" if disabled else
+                      f"Changed the {user.role} account {user.display_name} ({', '.join(sorted(values))})")
     db.commit()
     return user
 

@@ -45,8 +45,10 @@ from services.retention.schemas import DeletionRequestSchema, PolicySchema
 from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
 from weintervene.hashing import keyed_hash, keyed_hashes
-from weintervene.contracts import DATA_SERVICES, DELETION_REQUESTED, DeletionCompleted, DeletionRequested
-from weintervene.db import utcnow
+from weintervene.contracts import (
+    DATA_SERVICES, DELETION_REQUESTED, PLATFORM_ACTION, DeletionCompleted, DeletionRequested, PlatformAction,
+)
+from weintervene.db import new_id, utcnow
 from weintervene.errors import BadRequest, Forbidden, NotFound
 from weintervene.messaging import outbox_add
 
@@ -222,7 +224,8 @@ def advance(session, identity, req: DeletionRequest) -> DeletionRequest:
     now = utcnow()
     if req.scope != "policy" and req.fenced_at is None:
         try:
-            _call(identity.fence_subject, req.id, req.scope, req.tenant_id, req.subject_id,
+            # The requester's id: a platform account's request goes into the tenant's access log.
+            _call(identity.fence_subject, req.id, req.scope, req.tenant_id, req.subject_id, req.requested_by,
                   timeout=min(FENCE_TIMEOUT_SECONDS, settings().rpc_timeout_seconds))
         except (Exception, eventlet.Timeout) as exc:  # noqa: BLE001 - any failure: not fenced, retry
             retry = settings().deletion_fence_retry_seconds
@@ -440,8 +443,26 @@ def create_policy(session, auth: AuthContext, data: dict) -> dict:
         "policy_id": policy.id, "tenant_id": tenant_id, "record_kind": policy.record_kind,
         "max_age_days": policy.max_age_days, "created_by": auth.user_id,
     })
+    report_platform_action(session, auth, tenant_id, "retention_policy_set",
+                           f"Set a retention policy: {policy.record_kind} kept {policy.max_age_days} days")
     session.commit()
     return PolicySchema().dump(policy)
+
+
+def report_platform_action(session, auth: AuthContext, tenant_id: str, action: str, description: str) -> None:
+    """Tell identity's access-transparency log that a platform account acted on a tenant.
+
+    Through retention's outbox, in the caller's transaction: the report exists exactly
+    when the action committed, and reaches identity even if identity is down now (the
+    event is persistent; identity applies it once by its id). An RPC would either be lost
+    when identity is down after the commit, or report an action whose commit then failed.
+    """
+    if auth.role not in (Role.OPERATOR, Role.AUDITOR) or tenant_id == auth.tenant_id:
+        return
+    outbox_add(session, OutboxMessage, PLATFORM_ACTION, PlatformAction().dump({
+        "event_id": new_id(), "tenant_id": tenant_id, "actor_user_id": auth.user_id, "action": action,
+        "description": description, "occurred_at": utcnow(),
+    }))
 
 
 # -- reading the record -------------------------------------------------------------

@@ -9,11 +9,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 PAGES = {
     "teacher": ["/", "/search", "/referrals", "/lists", "/account/password"],
-    "school_admin": ["/admin/roster", "/admin/users", "/admin/settings", "/admin/opt-out", "/dashboard", "/referrals", "/break-glass"],
-    "district_admin": ["/dashboard"],
+    "school_admin": ["/admin/roster", "/admin/users", "/admin/settings", "/admin/opt-out", "/dashboard", "/referrals",
+                     "/admin/access-log", "/break-glass"],
+    "district_admin": ["/dashboard", "/admin/access-log"],
     "program_staff": ["/incoming"],
     "program_admin": ["/incoming", "/admin/users"],
-    "operator": ["/operator/directory", "/operator/imports", "/operator/tenants", "/operator/notices", "/admin/users", "/break-glass"],
+    "operator": ["/operator/directory", "/operator/imports", "/operator/tenants", "/operator/notices", "/admin/users",
+                 "/operator/account-conflicts", "/break-glass"],
     "auditor": ["/audit"],
 }
 

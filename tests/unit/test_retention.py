@@ -5,6 +5,7 @@ idempotent confirmations, the record's privacy, and the audit chain.
 """
 import uuid
 from datetime import timedelta
+from unittest.mock import ANY
 
 import pytest
 from nameko.testing.services import worker_factory
@@ -84,7 +85,7 @@ def test_opt_out_fences_then_dispatches_to_every_service(service, session):
     student = str(uuid.uuid4())
     result = service.request_deletion(ADMIN, opt_out(student))
     assert result["status"] == "dispatched"
-    service.identity_rpc.fence_subject.assert_called_once_with(result["id"], "student", SCHOOL, student)
+    service.identity_rpc.fence_subject.assert_called_once_with(result["id"], "student", SCHOOL, student, ANY)
     [message] = published(service)
     assert str(message["subject_id"]) == student and message["services"] == [] and message["attempt"] == 1
     assert result["missing_services"] == list(DATA_SERVICES)
@@ -384,7 +385,7 @@ def test_termination_covers_the_district_and_its_schools_and_checks_the_export(s
     assert result["status"] == "dispatched" and result["export_id"] == export["id"]
     [message] = published(service)
     assert sorted(map(str, message["tenant_ids"])) == sorted([DISTRICT, school_a, school_b])
-    service.identity_rpc.fence_subject.assert_called_once_with(result["id"], "tenant", DISTRICT, DISTRICT)
+    service.identity_rpc.fence_subject.assert_called_once_with(result["id"], "tenant", DISTRICT, DISTRICT, ANY)
     # Once terminated, the export cannot be downloaded any more.
     with pytest.raises(NotFound):
         service.export_data(district_admin, export["id"])

@@ -35,12 +35,14 @@ export const ROUTES = [
   { path: "/admin/settings", page: "settings", title: "School settings", roles: ADMINS, preload: ["/api/v1/tenants/{tenant_id}"] },
   { path: "/admin/opt-out", page: "optout", title: "Parent opt-out", roles: ADMINS, preload: ["/api/v1/deletion-requests?tenant_id={tenant_id}&scope=student", "/api/v1/students?per_page=200&page=1"] },
   { path: "/students/:student_id", page: "student", title: "Student record", roles: ["school_admin"], preload: ["/api/v1/students/{student_id}/disclosures", "/api/v1/users?page=1", "/api/v1/inspection-requests", "/api/v1/students/{student_id}"] },
+  { path: "/admin/access-log", page: "access-log", title: "Access log", roles: [...ADMINS, "program_admin"], preload: ["/api/v1/access-log?page=1"] },
   { path: "/dashboard", page: "dashboard", title: "Dashboard", roles: ADMINS, preload: ["/api/v1/analytics/dashboard?period=semester"] },
   { path: "/operator/directory", page: "directory", title: "Directory services", roles: ["operator"], preload: ["/api/v1/directory/categories"] },
   { path: "/operator/imports", page: "imports", title: "Directory imports", roles: ["operator"] },
   { path: "/operator/tenants", page: "tenants", title: "Tenants", roles: ["operator"], preload: ["/api/v1/tenants?page=1"] },
   // The link in the approvers' email; operators ask here, the tenant's administrators decide.
   { path: "/break-glass", page: "break-glass", title: "Break-glass recovery", roles: ["operator", "school_admin", "district_admin", "program_admin"] },
+  { path: "/operator/account-conflicts", page: "account-conflicts", title: "Account conflicts", roles: ["operator"], preload: ["/api/v1/operator/account-conflicts?page=1"] },
   { path: "/operator/notices", page: "notices", title: "Policy and notices", roles: ["operator"], preload: ["/api/v1/policy-versions", "/api/v1/incident-notices"] },
   { path: "/audit", page: "audit", title: "Deletion requests", roles: ["auditor"], preload: ["/api/v1/deletion-requests?per_page=200"] },
   { path: "/audit/:request_id", page: "audit-request", title: "Deletion request", roles: ["auditor"], preload: ["/api/v1/deletion-requests/{request_id}"] },
@@ -49,11 +51,11 @@ export const ROUTES = [
 /** Navigation entries per role, in order. */
 export const NAV = {
   teacher: [["/search", "Find services"], ["/referrals", "My referrals"], ["/lists", "Saved lists"]],
-  school_admin: [["/search", "Find services"], ["/referrals", "School referrals"], ["/admin/roster", "Roster"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"], ["/dashboard", "Dashboard"], ["/break-glass", "Recovery"]],
-  district_admin: [["/dashboard", "Dashboard"], ["/search", "Find services"], ["/referrals", "Referrals"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"], ["/break-glass", "Recovery"]],
+  school_admin: [["/search", "Find services"], ["/referrals", "School referrals"], ["/admin/roster", "Roster"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"], ["/admin/access-log", "Access log"], ["/dashboard", "Dashboard"], ["/break-glass", "Recovery"]],
+  district_admin: [["/dashboard", "Dashboard"], ["/search", "Find services"], ["/referrals", "Referrals"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"], ["/admin/access-log", "Access log"], ["/break-glass", "Recovery"]],
   program_staff: [["/incoming", "Incoming referrals"], ["/search", "Find services"]],
-  program_admin: [["/incoming", "Incoming referrals"], ["/admin/users", "Users"], ["/search", "Find services"], ["/break-glass", "Recovery"]],
-  operator: [["/operator/directory", "Directory"], ["/operator/imports", "Directory imports"], ["/operator/tenants", "Tenants"], ["/operator/notices", "Policy and notices"], ["/admin/users", "Users"], ["/break-glass", "Break-glass"]],
+  program_admin: [["/incoming", "Incoming referrals"], ["/admin/users", "Users"], ["/admin/access-log", "Access log"], ["/search", "Find services"], ["/break-glass", "Recovery"]],
+  operator: [["/operator/directory", "Directory"], ["/operator/imports", "Directory imports"], ["/operator/tenants", "Tenants"], ["/operator/notices", "Policy and notices"], ["/operator/account-conflicts", "Account conflicts"], ["/admin/users", "Users"], ["/break-glass", "Break-glass"]],
   auditor: [["/audit", "Deletion requests"]],
 };
 
