@@ -16,9 +16,9 @@ for the tables whose deleted rows held personal data):
   the live rows only (its TOAST table and every index rebuilt too); the old files are
   truncated at commit. Measured cheaper alternatives leave bytes behind (plain VACUUM,
   ``INDEX_CLEANUP ON``, REINDEX of one index: only what the rewrite of the index
-  touches). The rewrite waits (boundedly) until no transaction of the database is older
-  than the deletion, since such a snapshot still sees the rows and a rewrite would copy
-  them; and it takes its lock with a short ``lock_timeout``, retried, so it never queues
+  touches). The rewrite waits (boundedly) until no transaction older than the deletion
+  runs in the cluster, since a snapshot that may still see the rows makes a rewrite
+  copy them; and it takes its lock with a short ``lock_timeout``, retried, so it never queues
   for long ahead of the service's own work.
 
 Example::
@@ -44,7 +44,7 @@ MARKED = "weintervene_scrub_tables"
 # tries, and how long it waits for transactions older than the deletion to end.
 LOCK_TIMEOUT_MS = 1000
 LOCK_ATTEMPTS = 10
-OLD_SNAPSHOT_WAIT_SECONDS = 15.0
+OLD_SNAPSHOT_WAIT_SECONDS = 20.0
 # SQLite: a checkpoint that could not finish (a reader on an older snapshot) is retried.
 CHECKPOINT_ATTEMPTS = 20
 
@@ -138,23 +138,37 @@ def _rewrite(cursor, table: str) -> float:
 
 
 def _wait_for_older_transactions(cursor) -> None:
-    """Until no other transaction of this database began before now and still holds an
-    xid or a snapshot (bounded): VACUUM FULL copies the rows such a snapshot may see."""
-    cursor.execute("SELECT clock_timestamp()")
-    (since,) = cursor.fetchone()
+    """Until no transaction that could still see the deleted rows is left; raises
+    :class:`RowsStillVisible` after ``OLD_SNAPSHOT_WAIT_SECONDS``.
+
+    A rewrite copies every row version some snapshot may still see ("recently dead"),
+    and so would copy the deleted rows. A snapshot's horizon is the oldest transaction
+    running *anywhere in the cluster* when it was taken (another database's long
+    transaction included), so the wait is for both: every transaction id assigned before
+    now finished (the oldest running one is newer), and no snapshot of this database
+    older than that.
+    """
+    cursor.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+    (horizon,) = cursor.fetchone()  # the first transaction id not yet assigned
     deadline = time.monotonic() + OLD_SNAPSHOT_WAIT_SECONDS
     while True:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND xact_start < %s "
-            "AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)", (since,))
-        (older,) = cursor.fetchone()
-        if not older:
+            "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= CAST(%s AS xid8), "
+            "(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            " AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL "
+            " AND age(backend_xmin) > age(CAST(CAST(%s AS xid8) AS xid)))", (horizon, horizon))
+        no_older_transaction, older_snapshots = cursor.fetchone()
+        if no_older_transaction and not older_snapshots:
             return
         if time.monotonic() > deadline:
-            log.warning("%d transaction(s) older than a deletion still run; rewriting anyway", older)
-            return
+            raise RowsStillVisible(
+                f"transactions older than the deletion still run after {OLD_SNAPSHOT_WAIT_SECONDS:.0f} s; "
+                "the tables are not rewritten now (the deletion stays unconfirmed and is retried)")
         time.sleep(0.05)
+
+
+class RowsStillVisible(RuntimeError):
+    """A rewrite now would copy the deleted rows (an older transaction may see them)."""
 
 
 def _sqlstate(exc: BaseException) -> str | None:
