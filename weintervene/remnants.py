@@ -67,7 +67,7 @@ def forget_marks(session) -> None:
     session.info.pop(MARKED, None)
 
 
-def scrub(engine: Engine, tables) -> dict[str, float]:
+def scrub(engine: Engine, tables, wait_seconds: float = OLD_SNAPSHOT_WAIT_SECONDS) -> dict[str, float]:
     """Remove from the files what the deletion just committed left; returns the seconds
     each table's rewrite took (PostgreSQL), or the checkpoint's (SQLite, as ``"-wal"``).
 
@@ -80,7 +80,7 @@ def scrub(engine: Engine, tables) -> dict[str, float]:
         return {"-wal": checkpoint_sqlite(engine)}
     if engine.dialect.name != "postgresql" or not tables:
         return {}
-    return rewrite_postgresql_tables(engine, sorted(tables))
+    return rewrite_postgresql_tables(engine, sorted(tables), wait_seconds)
 
 
 def checkpoint_sqlite(engine: Engine) -> float:
@@ -101,16 +101,20 @@ def checkpoint_sqlite(engine: Engine) -> float:
     return time.monotonic() - started
 
 
-def rewrite_postgresql_tables(engine: Engine, tables: list[str]) -> dict[str, float]:
-    """``VACUUM (FULL)`` each table on a connection of ``engine`` in autocommit mode."""
+def rewrite_postgresql_tables(engine: Engine, tables: list[str],
+                              wait_seconds: float = OLD_SNAPSHOT_WAIT_SECONDS) -> dict[str, float]:
+    """``VACUUM (FULL)`` each table on a connection of ``engine`` in autocommit mode, once
+    no transaction that could still see the deleted rows is left (at most ``wait_seconds``)."""
     timings: dict[str, float] = {}
     raw = engine.raw_connection()
     connection = raw.dbapi_connection
     was_autocommit = connection.autocommit
     try:
+        if not was_autocommit:
+            connection.rollback()  # the pool's liveness ping may have begun a transaction
         connection.autocommit = True  # VACUUM runs outside any transaction
         cursor = raw.cursor()
-        _wait_for_older_transactions(cursor)
+        _wait_for_older_transactions(cursor, wait_seconds)
         cursor.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
         for table in tables:
             timings[table] = _rewrite(cursor, table)
@@ -137,9 +141,9 @@ def _rewrite(cursor, table: str) -> float:
     raise AssertionError("unreachable")
 
 
-def _wait_for_older_transactions(cursor) -> None:
+def _wait_for_older_transactions(cursor, wait_seconds: float) -> None:
     """Until no transaction that could still see the deleted rows is left; raises
-    :class:`RowsStillVisible` after ``OLD_SNAPSHOT_WAIT_SECONDS``.
+    :class:`RowsStillVisible` after ``wait_seconds``.
 
     A rewrite copies every row version some snapshot may still see ("recently dead"),
     and so would copy the deleted rows. A snapshot's horizon is the oldest transaction
@@ -150,7 +154,7 @@ def _wait_for_older_transactions(cursor) -> None:
     """
     cursor.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
     (horizon,) = cursor.fetchone()  # the first transaction id not yet assigned
-    deadline = time.monotonic() + OLD_SNAPSHOT_WAIT_SECONDS
+    deadline = time.monotonic() + wait_seconds
     while True:
         cursor.execute(
             "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= CAST(%s AS xid8), "
@@ -162,7 +166,7 @@ def _wait_for_older_transactions(cursor) -> None:
             return
         if time.monotonic() > deadline:
             raise RowsStillVisible(
-                f"transactions older than the deletion still run after {OLD_SNAPSHOT_WAIT_SECONDS:.0f} s; "
+                f"transactions older than the deletion still run after {wait_seconds:.0f} s; "
                 "the tables are not rewritten now (the deletion stays unconfirmed and is retried)")
         time.sleep(0.05)
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import random
 import time
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.integration.test_retention import completed, wait_for
 from tests.integration.test_retention_broker_restart import settings_environment, wait_healthy
+from tests.support.db_files import postgres_database_files, sqlite_folder_files
 from tests.support.infra import RunningSystem, ServiceProcess, Vhost, free_port, random_suffix
 from tests.support.people import bootstrap
 from weintervene.config import SERVICES, Settings
@@ -71,38 +70,12 @@ def found_in(files: dict[str, bytes], subject: dict) -> list[tuple[str, str]]:
 # -- the files ------------------------------------------------------------------------
 
 def postgres_files(system) -> dict[str, bytes]:
-    """Every file in each service's database directory (relation files of every kind:
-    heap, TOAST, indexes, free-space and visibility maps), after a CHECKPOINT has
-    written every page in shared buffers out to them."""
-    files = {}
-    for service in SERVICES:
-        engine = create_engine(system.databases.url(service), isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("CHECKPOINT"))
-                # A relation's file path is base/<database oid>/<filenode>: the folder of them all.
-                folder = conn.scalar(text("SELECT pg_relation_filepath('pg_class')")).rsplit("/", 1)[0]
-                relations = dict(conn.execute(text(
-                    "SELECT pg_relation_filenode(oid)::text, relname FROM pg_class WHERE relfilenode <> 0")).all())
-                for name in conn.scalars(text("SELECT pg_ls_dir(:d)"), {"d": folder}):
-                    path = f"{folder}/{name}"
-                    data = conn.scalar(text("SELECT pg_read_binary_file(CAST(:p AS text), 0, (pg_stat_file(CAST(:p AS text), true)).size, true)"), {"p": path})
-                    relation = relations.get(name.split("_")[0].split(".")[0], "?")
-                    files[f"{service}:{path} ({relation})"] = bytes(data or b"")
-        finally:
-            engine.dispose()
-    return files
-
-
-def sqlite_files(system) -> dict[str, bytes]:
-    """Every file in the system's data folder: the databases, their WAL, shared memory
-    and any rollback journal."""
-    folder = Path(system.settings.data_dir)
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {f"{service}:{name}": data for service in SERVICES
+            for name, data in postgres_database_files(system.databases.url(service)).items()}
 
 
 def database_files(system) -> dict[str, bytes]:
-    return postgres_files(system) if system.databases is not None else sqlite_files(system)
+    return postgres_files(system) if system.databases is not None else sqlite_folder_files(system.settings.data_dir)
 
 
 # -- the journey ----------------------------------------------------------------------
