@@ -116,11 +116,17 @@ def rewrite_postgresql_tables(engine: Engine, tables: list[str],
         cursor = raw.cursor()
         _wait_for_older_transactions(cursor, wait_seconds)
         cursor.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
-        for table in tables:
-            timings[table] = _rewrite(cursor, table)
-        cursor.execute("RESET lock_timeout")
+        try:
+            for table in tables:
+                timings[table] = _rewrite(cursor, table)
+        finally:
+            cursor.execute("RESET lock_timeout")  # the connection goes back to the pool
+    except BaseException:
+        raw.invalidate()  # whatever state it is in, no one else gets it
+        raise
     finally:
-        connection.autocommit = was_autocommit
+        if raw.dbapi_connection is not None:
+            connection.autocommit = was_autocommit
         raw.close()
     log.info("rewrote %s after a deletion", ", ".join(f"{t} ({s * 1000:.0f} ms)" for t, s in timings.items()))
     return timings
