@@ -17,6 +17,11 @@ runs and the first run's completion time: whichever copy reaches retention first
 says what the service really deleted, never the zeros of a repeat (and retention
 takes a later confirmation that counts more, see ``record_confirmation``).
 
+Deleted means gone from the database files too: ``delete_for`` marks the tables whose
+deleted rows held personal data, and after the commit they are scrubbed
+(:mod:`weintervene.remnants`: SQLite's WAL checkpointed and truncated, PostgreSQL's
+tables rewritten) before the confirmation is staged.
+
 Example::
 
     class AnalyticsService(DeletionParticipant, OutboxRelay):

@@ -14,9 +14,8 @@ for the tables whose deleted rows held personal data):
   copies the zeroed pages into the database file and empties the WAL.
 * PostgreSQL: ``VACUUM (FULL)`` of each marked table: a rewrite into new files holding
   the live rows only (its TOAST table and every index rebuilt too); the old files are
-  truncated at commit. Measured cheaper alternatives leave bytes behind (plain VACUUM,
-  ``INDEX_CLEANUP ON``, REINDEX of one index: only what the rewrite of the index
-  touches). The rewrite waits (boundedly) until no transaction older than the deletion
+  truncated at commit. The cheaper ways were measured to leave bytes behind (plain
+  VACUUM, ``INDEX_CLEANUP ON``; a REINDEX cleans only the index it rebuilds). The rewrite waits (boundedly) until no transaction older than the deletion
   runs in the cluster, since a snapshot that may still see the rows makes a rewrite
   copy them; and it takes its lock with a short ``lock_timeout``, retried, so it never queues
   for long ahead of the service's own work.
@@ -46,7 +45,7 @@ LOCK_TIMEOUT_MS = 1000
 LOCK_ATTEMPTS = 10
 OLD_SNAPSHOT_WAIT_SECONDS = 20.0
 # SQLite: a checkpoint that could not finish (a reader on an older snapshot) is retried.
-CHECKPOINT_ATTEMPTS = 20
+CHECKPOINT_ATTEMPTS = 3  # each waits up to the busy_timeout (30 s) for readers
 
 
 def mark_for_scrub(session, *tables: str) -> None:
