@@ -84,7 +84,8 @@ def scrub(engine: Engine, tables, wait_seconds: float = OLD_SNAPSHOT_WAIT_SECOND
 
 def checkpoint_sqlite(engine: Engine) -> float:
     """``PRAGMA wal_checkpoint(TRUNCATE)`` until it completes: every frame copied into
-    the database file and the WAL file cut to zero bytes. Returns the seconds it took."""
+    the database file and the WAL file cut to zero bytes. Returns the seconds it took;
+    raises :class:`RowsStillVisible` when readers kept it from completing."""
     started = time.monotonic()
     raw = engine.raw_connection()
     try:
@@ -93,7 +94,8 @@ def checkpoint_sqlite(engine: Engine) -> float:
             if not busy:
                 break
             if attempt == CHECKPOINT_ATTEMPTS:
-                log.error("the WAL checkpoint after a deletion did not complete (a reader held on)")
+                raise RowsStillVisible("the WAL checkpoint after a deletion did not complete (a reader held "
+                                       "on); the WAL still holds the deleted rows' pages")
             time.sleep(0.05 * attempt)  # green under eventlet
     finally:
         raw.close()
