@@ -43,7 +43,9 @@ MARKED = "weintervene_scrub_tables"
 # tries, and how long it waits for transactions older than the deletion to end.
 LOCK_TIMEOUT_MS = 1000
 LOCK_ATTEMPTS = 10
-OLD_SNAPSHOT_WAIT_SECONDS = 20.0
+# Long: another service's termination (one transaction) may take minutes on a big tenant,
+# and this service's confirmation waits for it rather than for retention's re-send.
+OLD_SNAPSHOT_WAIT_SECONDS = 300.0
 # SQLite: a checkpoint that could not finish (a reader on an older snapshot) is retried.
 CHECKPOINT_ATTEMPTS = 3  # each waits up to the busy_timeout (30 s) for readers
 
