@@ -21,9 +21,10 @@ import pytest
 from tests.integration.test_retention import completed, wait_for
 from tests.integration.test_retention_broker_restart import settings_environment, wait_healthy
 from tests.support.db_files import postgres_database_files, sqlite_folder_files
-from tests.support.infra import RunningSystem, ServiceProcess, Vhost, free_port, random_suffix
+from tests.conftest import _test_settings
+from tests.support.infra import RunningSystem, ServiceProcess, Vhost, random_suffix
 from tests.support.people import bootstrap
-from weintervene.config import SERVICES, Settings
+from weintervene.config import SERVICES
 from weintervene.contracts import DATA_SERVICES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -159,13 +160,8 @@ def sqlite_system(smtp_sink, sms_endpoint, tmp_path_factory):
     """Every service and the gateway in one ``weintervene run`` process on SQLite files."""
     folder = tmp_path_factory.mktemp("sqlite_system")
     vhost = Vhost()
-    port = free_port()
-    settings = Settings(
-        amqp_uri=vhost.uri, data_dir=folder / "data", database_url_template="",
-        gateway_address=f"127.0.0.1:{port}", public_base_url=f"http://127.0.0.1:{port}",
-        secret_key="test-secret", smtp_port=smtp_sink.port, sms_base_url=sms_endpoint.base_url,
-        rpc_timeout_seconds=20,
-    )
+    # The suite's own settings for a system (tests/conftest.py), on SQLite under data/.
+    settings = _test_settings(folder / "data", vhost.uri, smtp_sink.port, sms_endpoint.base_url, "")
     process = ServiceProcess(list(SERVICES) + ["gateway"], settings_environment(settings), folder)
     system = RunningSystem(base_url=settings.public_base_url, settings=settings, vhost=vhost, smtp=smtp_sink,
                            sms=sms_endpoint, runner=process, databases=None)
