@@ -163,7 +163,8 @@ def _wait_for_older_transactions(cursor, wait_seconds: float) -> None:
     """
     cursor.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
     (horizon,) = cursor.fetchone()  # the first transaction id not yet assigned
-    deadline = time.monotonic() + wait_seconds
+    started = time.monotonic()
+    deadline = started + wait_seconds
     while True:
         cursor.execute(
             "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= CAST(%s AS xid8), "
@@ -172,6 +173,9 @@ def _wait_for_older_transactions(cursor, wait_seconds: float) -> None:
             " AND age(backend_xmin) > age(CAST(CAST(%s AS xid8) AS xid)))", (horizon, horizon))
         no_older_transaction, older_snapshots = cursor.fetchone()
         if no_older_transaction and not older_snapshots:
+            if time.monotonic() - started > 1.0:
+                log.info("the rewrite after a deletion waited %.1f s for older transactions to end",
+                         time.monotonic() - started)
             return
         if time.monotonic() > deadline:
             raise RowsStillVisible(
