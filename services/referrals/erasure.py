@@ -35,7 +35,10 @@ from services.referrals.models import (
 )
 
 
-def _delete_shares(db, *where) -> int:
+def _delete_shares(db, *where, scrub: bool = True) -> int:
+    """Delete the shares matching ``where`` and everything under them. ``scrub``: mark the
+    tables that held personal text for the rewrite (not for a retention policy's daily
+    expiry, which would rewrite the tables every day: docs/SECURITY.md)."""
     # The shares as a subquery, not a list of ids: a termination's 100,000 ids
     # would be 100,000 bound parameters in every statement below.
     ids = select(Share.id).where(*where)
@@ -44,10 +47,11 @@ def _delete_shares(db, *where) -> int:
     # Children first, explicitly: SQLite runs without ON DELETE CASCADE unless told.
     referral_ids = select(Referral.id).where(Referral.share_id.in_(ids))
     delivery_ids = select(Delivery.id).where(Delivery.share_id.in_(ids))
-    _mark_if_any(db, "share", *where, Share.note.is_not(None))
-    _mark_if_any(db, "referral", Referral.share_id.in_(ids), Referral.disclosed.is_not(None))
-    _mark_if_any(db, "status_change", StatusChange.referral_id.in_(referral_ids), StatusChange.note.is_not(None))
-    _mark_deliveries(db, Delivery.share_id.in_(ids))
+    if scrub:
+        _mark_if_any(db, "share", *where, Share.note.is_not(None))
+        _mark_if_any(db, "referral", Referral.share_id.in_(ids), Referral.disclosed.is_not(None))
+        _mark_if_any(db, "status_change", StatusChange.referral_id.in_(referral_ids), StatusChange.note.is_not(None))
+        _mark_deliveries(db, Delivery.share_id.in_(ids))
     db.execute(delete(StatusChange).where(StatusChange.referral_id.in_(referral_ids)))
     db.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(delivery_ids)))
     db.execute(delete(Delivery).where(Delivery.share_id.in_(ids)))
@@ -142,7 +146,7 @@ def delete_for(db, request: dict) -> dict:
             still_open = select(Referral.share_id).where(Referral.status.not_in(CLOSED_STATUSES))
             counts["shares"] = _delete_shares(
                 db, Share.tenant_id.in_(tenants), Share.created_at < older,
-                (Share.student_id.is_(None)) | Share.id.not_in(still_open),
+                (Share.student_id.is_(None)) | Share.id.not_in(still_open), scrub=False,
             )
         elif kind == "delivery_logs":
             ended = select(Delivery.id).join(Share).where(
