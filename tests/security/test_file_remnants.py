@@ -47,10 +47,12 @@ def a_subject() -> dict:
 def needles(subject: dict) -> dict[str, list[bytes]]:
     """What must not be in any file, per value, in every encoding it could be stored in:
     UTF-8 (SQLite's and PostgreSQL's text), UTF-16 both ways (a SQLite database may be
-    UTF-16), matched case-blind; the mobile also without its "+1"."""
+    UTF-16), matched case-blind; the mobile also without its "+1". ``subject["staff"]``
+    (a termination): the school's users' emails too."""
     values = {
         "first name": subject["first"], "last name": subject["last"], "contact name": subject["contact"],
         "email": subject["email"], "mobile": subject["mobile"], "mobile digits": subject["mobile"][2:],
+        **subject.get("staff", {}),
     }
     return {label: [value.lower().encode(e) for e in ("utf-8", "utf-16-le", "utf-16-be")]
             for label, value in values.items()}
@@ -91,7 +93,7 @@ def roster_csv(teacher_email: str, s: dict) -> bytes:
 def make_shares_for(system, subject: dict):
     """An operator, a school with its admin and teacher, the subject on its roster, and two
     shares with a note naming the student, one by email and one by SMS, both delivered.
-    Returns (admin, teacher, auditor)."""
+    Returns (operator, school id, admin, teacher, auditor)."""
     operator, auditor = bootstrap(system, "operator"), bootstrap(system, "auditor")
     r = operator.post(system.url("/api/v1/tenants"), json={"kind": "school", "name": f"School {random_suffix()}"})
     assert r.status_code == 201, r.text
@@ -122,14 +124,11 @@ def make_shares_for(system, subject: dict):
     while not any(m["form"].get("To") == subject["mobile"] for m in system.sms.messages()):
         assert time.monotonic() < deadline, "the SMS did not arrive"
         time.sleep(0.1)
-    return admin, teacher, auditor
+    return operator, school, admin, teacher, auditor
 
 
-def opt_out(system, admin, teacher, auditor, subject: dict) -> dict:
-    r = admin.post(system.url("/api/v1/deletion-requests"), json={
-        "scope": "student", "subject_id": subject["id"], "reason": "parent_opt_out",
-        "verification": {"method": "in_person_photo_id", "verified_by": teacher.user["id"]},
-    })
+def completed_deletion(system, requester, auditor, body: dict) -> dict:
+    r = requester.post(system.url("/api/v1/deletion-requests"), json=body)
     assert r.status_code == 202, r.text
     # The scrub waits for every transaction older than the deletion on the whole server
     # (weintervene.remnants): on a shared server, others' long transactions too.
@@ -140,11 +139,14 @@ def opt_out(system, admin, teacher, auditor, subject: dict) -> dict:
 
 def check_an_opt_out_leaves_nothing_in_the_files(system):
     subject = a_subject()
-    admin, teacher, auditor = make_shares_for(system, subject)
+    _operator, _school, admin, teacher, auditor = make_shares_for(system, subject)
     before = {what for _file, what in found_in(database_files(system), subject)}
     # The scan sees them while they are stored (the mobile is stored with its "+1").
     assert before >= {"first name", "last name", "contact name", "email", "mobile"}, before
-    opt_out(system, admin, teacher, auditor, subject)
+    completed_deletion(system, admin, auditor, {
+        "scope": "student", "subject_id": subject["id"], "reason": "parent_opt_out",
+        "verification": {"method": "in_person_photo_id", "verified_by": teacher.user["id"]},
+    })
     left = found_in(database_files(system), subject)
     assert left == [], "\n".join(f"{what} in {name}" for name, what in left)
 
@@ -153,6 +155,19 @@ def check_an_opt_out_leaves_nothing_in_the_files(system):
 
 def test_an_opt_out_leaves_nothing_in_the_database_files(system):
     check_an_opt_out_leaves_nothing_in_the_files(system)
+
+
+def test_a_termination_leaves_nothing_in_the_database_files(system):
+    """The school ends its contract: its students, contacts and users (their emails, in
+    identity's unique index too) are gone from the files."""
+    subject = a_subject()
+    operator, school, admin, teacher, auditor = make_shares_for(system, subject)
+    subject["staff"] = {"admin's email": admin.user["email"], "teacher's email": teacher.user["email"]}
+    before = {what for _file, what in found_in(database_files(system), subject)}
+    assert before >= {"first name", "email", "mobile", "admin's email", "teacher's email"}, before
+    completed_deletion(system, operator, auditor, {"scope": "tenant", "subject_id": school, "reason": "contract_ended"})
+    left = found_in(database_files(system), subject)
+    assert left == [], "\n".join(f"{what} in {name}" for name, what in left)
 
 
 # -- SQLite (a system of this module's own) ---------------------------------------------
