@@ -319,6 +319,10 @@ def make_engine(url: str, read_only_outside_transactions: bool = False) -> Engin
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Freed cells and pages are overwritten with zeros, so a deleted row's bytes
+            # do not stay in the file's free space (weintervene.remnants: after a deletion
+            # the WAL is checkpointed and truncated too). A per-connection setting.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

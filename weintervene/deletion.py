@@ -17,6 +17,11 @@ runs and the first run's completion time: whichever copy reaches retention first
 says what the service really deleted, never the zeros of a repeat (and retention
 takes a later confirmation that counts more, see ``record_confirmation``).
 
+Deleted means gone from the database files too: ``delete_for`` marks the tables whose
+deleted rows held personal data, and after the commit they are scrubbed
+(:mod:`weintervene.remnants`: SQLite's WAL checkpointed and truncated, PostgreSQL's
+tables rewritten) before the confirmation is staged.
+
 Example::
 
     class AnalyticsService(DeletionParticipant, OutboxRelay):
@@ -47,6 +52,7 @@ from weintervene.contracts import (
 )
 from weintervene.db import JSONType, UTCDateTime, utcnow
 from weintervene.messaging import outbox_add, relay_outbox
+from weintervene.remnants import forget_marks, scrub, tables_marked
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +151,14 @@ class DeletionParticipant:
     (:func:`make_deletion_receipt_model`), and ``delete_for(request)`` returning
     ``{table_or_kind: rows_deleted}``. ``request`` is the loaded contract with
     ids as strings. The confirmation carries the receipt's totals over every run.
+
+    ``delete_for`` marks the tables whose deleted rows held personal data
+    (:func:`weintervene.remnants.mark_for_scrub`); they are rewritten after the commit,
+    before the confirmation is staged. ``tables_with_personal_data`` names every such
+    table of the service: a repeat run rewrites them all.
     """
+
+    tables_with_personal_data: tuple[str, ...] = ()
 
     @event_handler("retention", DELETION_REQUESTED, handler_type=SERVICE_POOL, reliable_delivery=True)
     def on_deletion_requested(self, payload):
@@ -164,6 +177,7 @@ class DeletionParticipant:
             "subject_id": str(request["subject_id"]),
             "tenant_ids": [str(t) for t in request["tenant_ids"]] or [str(request["tenant_id"])],
         }
+        scrubbing: set[str] = set()
         for attempt in range(1, DELETION_ATTEMPTS + 1):
             try:
                 if not claim_request(self.db, self.name, request["request_id"]):
@@ -173,27 +187,44 @@ class DeletionParticipant:
                     return
                 counts = self.delete_for(request)
                 receipt = add_to_receipt(self.db, self.receipt_model, request["request_id"], counts)
-                # The totals, not this run's counts: a repeat deletes nothing and would
-                # otherwise confirm zeros, which retention may record first.
-                outbox_add(
-                    self.db, self.outbox_model, DELETION_COMPLETED,
-                    completion_payload(self.name, request["request_id"], receipt.counts,
-                                       receipt.first_completed_at),
-                )
+                scrubbing = tables_marked(self.db)
+                if receipt.runs > 1:
+                    # A repeat cannot tell whether the first run's scrub happened (a crash
+                    # between its commit and the rewrite): every table that can hold
+                    # personal data is rewritten.
+                    scrubbing |= set(self.tables_with_personal_data)
+                if not scrubbing:
+                    self._stage_confirmation(request, receipt)
                 self.db.commit()
                 break
             except DBAPIError as exc:
                 self.db.rollback()
+                forget_marks(self.db)
                 if sqlstate(exc) not in RETRYABLE_SQLSTATES or attempt == DELETION_ATTEMPTS:
                     raise
                 log.warning("%s: request %s met %s; trying again", self.name, request["request_id"], sqlstate(exc))
                 time.sleep(0.05 * attempt)  # green under eventlet
+        # The deleted rows' bytes out of the files (weintervene.remnants), and only then
+        # the confirmation: "completed" at retention means gone from the files too. A
+        # scrub that fails raises here, unconfirmed; retention re-sends, the repeat scrubs.
+        scrub(self.db.get_bind(), scrubbing)
+        if scrubbing:
+            self._stage_confirmation(request, receipt)
+            self.db.commit()
         log.info("%s deleted %s for request %s (run %d; in all %s)",
                  self.name, counts, request["request_id"], receipt.runs, receipt.counts)
         if getattr(self, "events", None) is not None:
             # Confirm now rather than at the next relay tick (an opt-out should
             # be confirmed everywhere within a second); the timer still retries.
             relay_outbox(self.db, self.outbox_model, self.events, self.name)
+
+    def _stage_confirmation(self, request: dict, receipt) -> None:
+        # The totals, not this run's counts: a repeat deletes nothing and would
+        # otherwise confirm zeros, which retention may record first.
+        outbox_add(
+            self.db, self.outbox_model, DELETION_COMPLETED,
+            completion_payload(self.name, request["request_id"], receipt.counts, receipt.first_completed_at),
+        )
 
     def delete_for(self, request: dict) -> dict:  # pragma: no cover - each service overrides
         raise NotImplementedError

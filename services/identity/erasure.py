@@ -11,6 +11,11 @@ nothing in identity's database holds the deleted subject's id): the raw
 ``subject_id`` is cleared, and a terminated tenant's id too. The fence still works,
 because it is checked by ``subject_hash``.
 
+Every table whose deleted (or cleared) rows held personal data is marked for the
+rewrite after the commit (``weintervene.remnants``): the deleted rows' bytes leave the
+database files too. Sign-in attempts expired by a policy are not (hashed keys and
+client addresses, expired daily: see docs/SECURITY.md, "Deleted from the files").
+
 Retention policies (scope ``policy``) expire ``login_records`` older than
 ``older_than`` for the tenants named; other record kinds are not identity's.
 
@@ -36,6 +41,7 @@ from services.identity.students import subject_hash, subject_hashes
 from weintervene.config import settings
 from weintervene.db import utcnow
 from weintervene.errors import BadRequest
+from weintervene.remnants import mark_for_scrub
 
 FENCE_SCOPES = ("tenant", "student", "user", "contact")
 
@@ -117,12 +123,17 @@ def delete_for(db, request: dict) -> dict:
         counts = delete_users(db, [subject_id])
     else:
         counts = {"family_contacts": _count(db.execute(delete(FamilyContact).where(FamilyContact.id == subject_id)))}
-    _seal(fence_row)
+        if counts["family_contacts"]:
+            mark_for_scrub(db, "family_contact")
+    _seal(db, fence_row)
     return counts
 
 
-def _seal(fence_row: SubjectFence, clear_tenant: bool = False) -> None:
-    """The deletion is applied: the fence keeps its hashes only."""
+def _seal(db, fence_row: SubjectFence, clear_tenant: bool = False) -> None:
+    """The deletion is applied: the fence keeps its hashes only (the old row version,
+    with the raw ids, is rewritten out of the files after the commit)."""
+    if fence_row.subject_id is not None or (clear_tenant and fence_row.tenant_id is not None):
+        mark_for_scrub(db, "subject_fence")
     fence_row.subject_id = None
     if clear_tenant:
         fence_row.tenant_id = None
@@ -131,11 +142,21 @@ def _seal(fence_row: SubjectFence, clear_tenant: bool = False) -> None:
 
 
 def delete_students(db, student_ids: list[str]) -> dict:
-    return {
+    counts = {
         "serves_links": _count(db.execute(delete(ServesLink).where(ServesLink.student_id.in_(student_ids)))),
         "family_contacts": _count(db.execute(delete(FamilyContact).where(FamilyContact.student_id.in_(student_ids)))),
         "students": _count(db.execute(delete(Student).where(Student.id.in_(student_ids)))),
     }
+    if counts["family_contacts"]:
+        mark_for_scrub(db, "family_contact")
+    if counts["students"]:
+        mark_for_scrub(db, "student")
+    return counts
+
+
+# The tables behind the kinds a deletion counts, where a deletion marks them for scrubbing.
+TABLE_OF_KIND = {"mail_jobs": "mail_job", "account_conflicts": "account_conflict",
+                 "access_log_entries": "access_log_entry"}
 
 
 def delete_users(db, user_ids: list[str]) -> dict:
@@ -160,7 +181,14 @@ def delete_users(db, user_ids: list[str]) -> dict:
                     ("account_conflicts", conflicts.forget(db, user_ids=user_ids, emails=emails))):
         if n:
             counts[kind] = n
+            mark_for_scrub(db, TABLE_OF_KIND[kind])  # both hold addresses
+    if emails:
+        mark_for_scrub(db, "break_glass_request")  # an invitee's address and name, redacted above
     counts["users"] = _count(db.execute(delete(User).where(User.id.in_(user_ids))))
+    if counts["users"]:
+        mark_for_scrub(db, "user_account")  # names, addresses (and the unique index on them)
+    if counts["login_attempts"]:
+        mark_for_scrub(db, "login_attempt")  # client addresses
     # The events that told the gateways their sessions ended (reported only when any).
     notices = accounts.forget_session_notices(db, naming=user_ids)
     if notices:
@@ -189,6 +217,7 @@ def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> di
                      ("mail_jobs", mailing.forget_jobs(db, tenant_ids=ids))):
         if n:
             counts[kind] = n
+            mark_for_scrub(db, TABLE_OF_KIND[kind])  # names and addresses
     for kind, n in delete_students(db, student_ids).items():
         counts[kind] = counts.get(kind, 0) + n
     for kind, n in delete_users(db, user_ids).items():
@@ -196,6 +225,7 @@ def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> di
     recoveries = break_glass.delete_for_tenants(db, ids)
     if recoveries:  # reported only when any, like the acknowledgements
         counts["break_glass_requests"] = recoveries
+        mark_for_scrub(db, "break_glass_request")
     notices = accounts.forget_session_notices(db, naming=ids)  # "the tenants' sessions ended"
     if notices:
         counts["session_notices"] = counts.get("session_notices", 0) + notices
@@ -213,7 +243,7 @@ def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> di
         SubjectFence.subject_id.in_(ids),
         (SubjectFence.scope == "tenant") & SubjectFence.subject_hash.in_(tenant_hashes),
     ))):
-        _seal(fence_row, clear_tenant=True)
+        _seal(db, fence_row, clear_tenant=True)
     return counts
 
 

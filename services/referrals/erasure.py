@@ -12,6 +12,11 @@
 
 Idempotent: a second run finds nothing and reports zeros.
 
+Tables whose deleted (or cleared) rows held free text or an address are marked for the
+rewrite after the commit (``weintervene.remnants``): a share's note, a status note, what
+was disclosed to a program, a walk-in's address or a provider's error. A share table of
+100,000 rows is not rewritten for a deletion whose shares carried none of these.
+
 Example::
 
     >>> delete_for(db, {"scope": "student", "subject_id": s, "tenant_ids": [t], …})
@@ -19,9 +24,10 @@ Example::
 """
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from weintervene.contracts import SHARE_RECORDED
+from weintervene.remnants import mark_for_scrub
 
 from services.referrals.models import (
     CLOSED_STATUSES, Delivery, OutboxMessage, DeliveryAttempt, Disclosure, IdempotencyKey, Referral, SavedList,
@@ -29,7 +35,10 @@ from services.referrals.models import (
 )
 
 
-def _delete_shares(db, *where) -> int:
+def _delete_shares(db, *where, scrub: bool = True) -> int:
+    """Delete the shares matching ``where`` and everything under them. ``scrub``: mark the
+    tables that held personal text for the rewrite (not for a retention policy's daily
+    expiry, which would rewrite the tables every day: docs/SECURITY.md)."""
     # The shares as a subquery, not a list of ids: a termination's 100,000 ids
     # would be 100,000 bound parameters in every statement below.
     ids = select(Share.id).where(*where)
@@ -37,14 +46,35 @@ def _delete_shares(db, *where) -> int:
         return 0
     # Children first, explicitly: SQLite runs without ON DELETE CASCADE unless told.
     referral_ids = select(Referral.id).where(Referral.share_id.in_(ids))
-    db.execute(delete(StatusChange).where(StatusChange.referral_id.in_(referral_ids)))
     delivery_ids = select(Delivery.id).where(Delivery.share_id.in_(ids))
+    if scrub:
+        _mark_if_any(db, "share", *where, Share.note.is_not(None))
+        _mark_if_any(db, "referral", Referral.share_id.in_(ids), Referral.disclosed.is_not(None))
+        _mark_if_any(db, "status_change", StatusChange.referral_id.in_(referral_ids), StatusChange.note.is_not(None))
+        _mark_deliveries(db, Delivery.share_id.in_(ids))
+    db.execute(delete(StatusChange).where(StatusChange.referral_id.in_(referral_ids)))
     db.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(delivery_ids)))
     db.execute(delete(Delivery).where(Delivery.share_id.in_(ids)))
     db.execute(delete(Referral).where(Referral.share_id.in_(ids)))
     db.execute(delete(ShareRecipient).where(ShareRecipient.share_id.in_(ids)))
     db.execute(delete(IdempotencyKey).where(IdempotencyKey.share_id.in_(ids)))
     return db.execute(delete(Share).where(*where)).rowcount
+
+
+def _mark_if_any(db, table: str, *where) -> None:
+    """Mark ``table`` for the rewrite if a row matching ``where`` exists (one indexed probe)."""
+    model = {"share": Share, "referral": Referral, "status_change": StatusChange,
+             "delivery": Delivery, "delivery_attempt": DeliveryAttempt}[table]
+    if db.scalar(select(select(model).where(*where).exists())):
+        mark_for_scrub(db, table)
+
+
+def _mark_deliveries(db, *where) -> None:
+    """Deliveries (and their attempts) about to go that hold an address or a provider's
+    answer (which may quote the address)."""
+    _mark_if_any(db, "delivery", *where, or_(Delivery.transient_address.is_not(None), Delivery.last_error.is_not(None)))
+    _mark_if_any(db, "delivery_attempt", DeliveryAttempt.delivery_id.in_(select(Delivery.id).where(*where)),
+                 DeliveryAttempt.reason.is_not(None))
 
 
 def delete_for(db, request: dict) -> dict:
@@ -57,6 +87,8 @@ def delete_for(db, request: dict) -> dict:
         counts["saved_lists"] = db.execute(delete(SavedList).where(SavedList.id.in_(list_ids))).rowcount
         counts["disclosures"] = db.execute(delete(Disclosure).where(Disclosure.tenant_id.in_(tenants))).rowcount
         # A terminated program keeps nothing it was sent; the schools keep their referral.
+        _mark_if_any(db, "referral", Referral.receiving_tenant_id.in_(tenants), Referral.disclosed.is_not(None))
+        _mark_if_any(db, "status_change", StatusChange.changed_by_tenant_id.in_(tenants), StatusChange.note.is_not(None))
         counts["received_referrals"] = db.execute(
             update(Referral).where(Referral.receiving_tenant_id.in_(tenants))
             .values(receiving_tenant_id=None, disclosed=None)
@@ -77,6 +109,7 @@ def delete_for(db, request: dict) -> dict:
         counts["disclosures"] = db.execute(delete(Disclosure).where(Disclosure.student_id == subject)).rowcount
     elif scope == "contact":
         delivery_ids = select(Delivery.id).where(Delivery.recipient_kind == "contact", Delivery.recipient_id == subject)
+        _mark_deliveries(db, Delivery.recipient_kind == "contact", Delivery.recipient_id == subject)
         db.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(delivery_ids)))
         counts["deliveries"] = db.execute(
             delete(Delivery).where(Delivery.recipient_kind == "contact", Delivery.recipient_id == subject)
@@ -113,7 +146,7 @@ def delete_for(db, request: dict) -> dict:
             still_open = select(Referral.share_id).where(Referral.status.not_in(CLOSED_STATUSES))
             counts["shares"] = _delete_shares(
                 db, Share.tenant_id.in_(tenants), Share.created_at < older,
-                (Share.student_id.is_(None)) | Share.id.not_in(still_open),
+                (Share.student_id.is_(None)) | Share.id.not_in(still_open), scrub=False,
             )
         elif kind == "delivery_logs":
             ended = select(Delivery.id).join(Share).where(

@@ -30,6 +30,8 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
     events = ReliablePublisher()
     outbox_model = OutboxMessage
     receipt_model = DeletionReceipt
+    # Free text and addresses (services.referrals.erasure marks the ones a deletion touched).
+    tables_with_personal_data = ("share", "referral", "status_change", "delivery", "delivery_attempt")
 
     identity = ServiceRpc("identity")
     directory = ServiceRpc("directory")
