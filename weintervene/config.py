@@ -24,6 +24,12 @@ SERVICES = ("identity", "directory", "referrals", "analytics", "retention")
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 
+# The auth-context signing key pair for development and tests only (weintervene.context_signing):
+# "<key id>:<urlsafe base64 of the raw 32-byte key>". Production sets its own: the gateway (and
+# the operator CLI) WEINTERVENE_CONTEXT_SIGNING_KEY, every service WEINTERVENE_CONTEXT_VERIFY_KEYS.
+DEV_CONTEXT_SIGNING_KEY = "dev-1:0KEi63VHcBKIuHNgZKuuZj2KP0d4Iwfc-Dc_KhEccEg="
+DEV_CONTEXT_VERIFY_KEYS = "dev-1:H5Fmsc-OLD_yZGmfleox5-dom4Fxe9JLD_uLer4GQ2I="
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -42,6 +48,14 @@ class Settings:
     # address and slip past the per-address sign-in throttle.
     trusted_proxy_hops: int = 0
     secret_key: str = "dev-only-secret-change-me"
+    # The gateway signs the auth context it forwards with this Ed25519 private key ("<key id>:
+    # <base64>"); only the gateway and the operator CLI need it. Every service verifies with
+    # the public keys listed here ("<key id>:<base64>,<key id>:<base64>": the current one
+    # and, while rotating, the previous). See docs/SECURITY.md, "The broker".
+    context_signing_key: str = DEV_CONTEXT_SIGNING_KEY
+    context_verify_keys: str = DEV_CONTEXT_VERIFY_KEYS
+    # Allowance for clocks that differ between the gateway's host and a service's.
+    context_clock_skew_seconds: float = 5.0
     # Sessions (ASVS V3): idle and absolute lifetimes.
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 3600

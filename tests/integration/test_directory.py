@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 import requests
-from nameko.standalone.rpc import ClusterRpcClient
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 
 from services.directory.taxonomy import OPEN_ELIGIBILITY_ID, term_id
 from tests.support.hsds_schema import assert_valid, assert_valid_page

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 from argon2 import PasswordHasher
-from nameko.standalone.rpc import ClusterRpcClient
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 
 from services.identity.exceptions import InvalidCredentials, LoginThrottled
 from tests.support.identity_db import execute

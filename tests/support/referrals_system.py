@@ -28,7 +28,7 @@ import requests
 from kombu import Connection, Exchange, Queue
 from nameko import config as nameko_config
 from nameko.runners import ServiceRunner
-from nameko.standalone.rpc import ClusterRpcClient
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 
 from gateway.service import GatewayService
 from services.directory.service import DirectoryService

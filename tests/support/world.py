@@ -23,7 +23,7 @@ import dataclasses
 from datetime import date
 
 import requests
-from nameko.standalone.rpc import ClusterRpcClient
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 
 from tests.support.infra import random_suffix
 
