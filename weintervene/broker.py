@@ -56,7 +56,9 @@ UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 # Which services' RPCs each component calls at all.
 CALLS: dict[str, tuple[str, ...]] = {
     "gateway": SERVICES,
-    OPERATOR: ("identity", "directory"),
+    # The operator's CLI signs contexts as the gateway does (it holds the signing key) and demo
+    # loaders of any context may call their service: the gateway's reach, plus the bootstrap.
+    OPERATOR: SERVICES,
     "identity": (),
     "directory": ("identity",),
     "referrals": ("identity", "directory"),

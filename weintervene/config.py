@@ -56,6 +56,13 @@ class Settings:
     context_verify_keys: str = DEV_CONTEXT_VERIFY_KEYS
     # Allowance for clocks that differ between the gateway's host and a service's.
     context_clock_skew_seconds: float = 5.0
+    # Per-service broker users (weintervene.broker). `weintervene run` (all of it) creates them
+    # on the local broker through the management API with this administrator's credentials,
+    # keeps their generated passwords in <data_dir>/broker-credentials.json (mode 0600) and
+    # runs each service in its own process with its own user; off: one process, AMQP_URI's user.
+    broker_per_service_users: bool = True
+    broker_management_url: str = "http://guest:guest@127.0.0.1:15672"
+    broker_user_prefix: str = "wi-"
     # Sessions (ASVS V3): idle and absolute lifetimes.
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 3600
@@ -142,6 +149,11 @@ class Settings:
     # 4.5-5.4 ms of CPU per share vs 7.1-7.6). More per process only pay where a
     # batch waits long on something other than this machine's cores.
     share_batches_in_flight: int = 1
+
+    @property
+    def broker_credentials_file(self) -> Path:
+        """Where `weintervene run` keeps the per-service broker users' generated passwords."""
+        return Path(self.data_dir) / "broker-credentials.json"
 
     def database_url(self, service: str) -> str:
         """The SQLAlchemy URL of one service's own database."""
