@@ -270,3 +270,57 @@ def remove_users(management_url: str, users) -> None:
             raise ValueError("the guest user is not ours to delete")
         requests.delete(f"{base}/users/{quote(user, safe='')}", timeout=10,
                         auth=(unquote(parts.username or ""), unquote(parts.password or "")))
+
+
+# -- the deployment's copy of the table ------------------------------------------------
+
+K8S_NAMESPACE = "weintervene"
+K8S_CLUSTER = "rabbitmq"  # the RabbitmqCluster the messaging-topology operator manages
+
+
+def k8s_secret_name(component: str) -> str:
+    """The Secret holding a component's broker ``username``, ``password`` and ``amqp_uri``."""
+    return f"weintervene-broker-{component}"
+
+
+def k8s_manifests(vhost: str = "/") -> str:
+    """The table as the messaging-topology operator's ``User``, ``Permission`` and
+    ``TopicPermission`` objects (``deploy/k8s/09-broker-users.yaml``; regenerate with
+    ``python -m weintervene.broker > deploy/k8s/09-broker-users.yaml``). Each ``User``
+    imports its credentials from the component's own Secret, which the operator creates
+    from the vault (``username``, ``password`` and ``amqp_uri``; never committed).
+    """
+    import yaml
+
+    cluster = {"name": K8S_CLUSTER}
+    documents = []
+    for component in COMPONENTS:
+        user = user_name(component)
+        allowed = permissions_for(component)
+        meta = {"namespace": K8S_NAMESPACE, "labels": {"app.kubernetes.io/name": "weintervene",
+                                                     "app.kubernetes.io/component": component}}
+        documents.append({"apiVersion": "rabbitmq.com/v1beta1", "kind": "User",
+                          "metadata": {"name": user, **meta},
+                          "spec": {"tags": [], "rabbitmqClusterReference": cluster,
+                                   "importCredentialsSecret": {"name": k8s_secret_name(component)}}})
+        documents.append({"apiVersion": "rabbitmq.com/v1beta1", "kind": "Permission",
+                          "metadata": {"name": user, **meta},
+                          "spec": {"vhost": vhost, "user": user, "rabbitmqClusterReference": cluster,
+                                   "permissions": {"configure": allowed.configure, "write": allowed.write,
+                                                   "read": allowed.read}}})
+        for topic in allowed.topics:
+            documents.append({"apiVersion": "rabbitmq.com/v1beta1", "kind": "TopicPermission",
+                              "metadata": {"name": f"{user}-{topic.exchange.replace('.', '-')}", **meta},
+                              "spec": {"vhost": vhost, "user": user, "rabbitmqClusterReference": cluster,
+                                       "permissions": {"exchange": topic.exchange, "write": topic.write,
+                                                       "read": topic.read}}})
+    header = ("# One RabbitMQ user per component, its permissions and topic permissions: the table of\n"
+              "# weintervene/broker.py (docs/SECURITY.md, \"The broker\"), for the messaging-topology operator.\n"
+              "# Generated: python -m weintervene.broker > deploy/k8s/09-broker-users.yaml\n"
+              "# Each User's credentials come from its Secret weintervene-broker-<component> (keys username,\n"
+              "# password, amqp_uri), created by the operator from the vault, never committed.\n")
+    return header + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=1000) for d in documents)
+
+
+if __name__ == "__main__":
+    print(k8s_manifests(), end="")
