@@ -185,9 +185,11 @@ def run_each_in_its_own_process(settings: Settings, names, demo: bool = False) -
     nameko_config.setup({**settings.nameko_config(), "AMQP_URI": settings.amqp_uri})
     declare_topology(settings.amqp_uri)
     children: dict[str, subprocess.Popen] = {}
-    for name in names:
+    for number, name in enumerate(names):
         env = {**os.environ, "AMQP_URI": component_uri(settings, name),
                "WEINTERVENE_DATA_DIR": str(settings.data_dir)}
+        if settings.metrics_port:  # one metrics listener per process: consecutive ports
+            env["WEINTERVENE_METRICS_PORT"] = str(settings.metrics_port + number)
         children[name] = subprocess.Popen([sys.executable, "-m", "weintervene.cli", "run", "--service", name],
                                           env=env)
     stopping = []
