@@ -154,9 +154,11 @@ def permissions_for(component: str) -> Permissions:
     write = [re.escape(RPC_EXCHANGE)] + own_exchange + own_queues + published_queues
     read = [re.escape(RPC_EXCHANGE)] + own_exchange + sources + own_queues
     rpc_write = [callable_rpcs(component, service) for service in CALLS[component]]
-    rpc_read = [UUID]  # its reply queues' bindings
+    # Its reply queues' bindings: "reply-<component>-<uuid>" (weintervene.rpc.reply_routing_key);
+    # the CLI's nameko standalone client binds a bare uuid.
+    rpc_read = [UUID] if component == OPERATOR else [f"reply-{re.escape(component)}-{UUID}"]
     if serves:
-        rpc_write.append(UUID)  # replies to its callers
+        rpc_write += [f"reply-[a-z_]+-{UUID}", UUID]  # replies to its callers (services; the CLI)
         rpc_read.append(f"{re.escape(component)}\\.\\*")  # its own RPC queue's binding
     topics = [TopicPermission(RPC_EXCHANGE, _alternatives(rpc_write), _alternatives(rpc_read))]
     for service in SERVICES:

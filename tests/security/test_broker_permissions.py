@@ -135,13 +135,17 @@ def test_a_service_cannot_consume_another_services_queue(broker):
 
 
 def test_a_service_cannot_bind_a_queue_to_copy_anothers_requests(broker):
-    """Its own reply queue is its to bind, with a reply key; bound with ``identity.*`` it would
-    receive a copy of every request to identity (with the signed contexts and arguments)."""
+    """Its own reply queue is its to bind, with its own reply key; bound with ``identity.*`` it
+    would receive a copy of every request to identity (with the signed contexts and arguments)."""
     channel = broker.channel("referrals")
     mine = f"rpc.reply-referrals-{uuid.uuid4()}"
     channel.queue_declare(mine, auto_delete=True)
-    channel.queue_bind(mine, "nameko-rpc", str(uuid.uuid4()))  # the control: a reply binding
+    channel.queue_bind(mine, "nameko-rpc", f"reply-referrals-{uuid.uuid4()}")  # the control: its reply key
     assert "identity.*" in _refused(lambda: channel.queue_bind(mine, "nameko-rpc", "identity.*"))
+    # Nor with a caller's reply key, learnt from the reply_to of the requests it serves: it
+    # would copy every reply the gateway gets from the other services.
+    gateway_key = f"reply-gateway-{uuid.uuid4()}"
+    assert gateway_key in _refused(lambda: broker.channel("referrals").queue_bind(mine, "nameko-rpc", gateway_key))
     # Nor may it declare a queue under another service's name.
     assert "rpc.reply-gateway" in _refused(
         lambda: broker.channel("referrals").queue_declare(f"rpc.reply-gateway-{uuid.uuid4()}", auto_delete=True))
