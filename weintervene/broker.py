@@ -24,15 +24,16 @@ details for delivery, whole-tenant exports). Here each component has its own use
   (:data:`CALLS`) takes a signed context or is public (login, the SMS callback).
 
 The table is data (:func:`permissions_for`); :func:`provision` puts it on a broker
-through the management API, idempotently; ``deploy/k8s/rabbitmq-users.yaml`` is the
+through the management API, idempotently; ``deploy/k8s/09-broker-users.yaml`` is the
 same table for the messaging-topology operator (``tests/unit/test_broker_permissions.py``
 checks the two agree). ``docs/SECURITY.md`` ("The broker") has the table in prose.
 
 Example::
 
-    >>> permissions_for("analytics").read   # what analytics may consume or bind from
-    '^(nameko-rpc|rpc-analytics|rpc\\\\.reply-analytics-.*|evt-.*--analytics\\\\..*|referrals\\\\.events|…)$'
-    >>> provision("http://guest:guest@127.0.0.1:15672", "/", credentials)   # creates / updates the users
+    >>> rpc_topic = permissions_for("gateway").topics[0]          # on nameko-rpc
+    >>> bool(re.fullmatch(rpc_topic.write, "identity.list_students")), bool(re.fullmatch(rpc_topic.write, "identity.delivery_contacts"))
+    (True, False)
+    >>> provision("http://guest:guest@127.0.0.1:15672", "/", ensure_credentials(Path("data/broker-credentials.json")))
 """
 from __future__ import annotations
 
