@@ -8,10 +8,10 @@ import uuid
 import pytest
 from nameko.exceptions import deserialize
 from nameko.standalone.events import event_dispatcher
-from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 
 from services.identity.exceptions import StudentForbidden, StudentNotFound, SubjectFenced
 from tests.support.identity_db import count_rows, execute, tables_holding
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 from tests.support.world import ROLES, build_world, csv_b64
 from weintervene.contracts import DELETION_REQUESTED, DeletionRequested
 from weintervene.errors import Forbidden, NotFound, Unauthorized
