@@ -181,6 +181,7 @@ def measure(kind: str, url: str, args, vhost_uri: str, data_dir: str, template: 
     from services.directory.schemas import SearchQuerySchema
     from services.directory.taxonomy import term_id
     from weintervene.config import settings
+    from weintervene.context_signing import sign_context
     from weintervene.db import make_engine
 
     exact_limit = settings().directory_search_exact_limit
@@ -202,7 +203,8 @@ def measure(kind: str, url: str, args, vhost_uri: str, data_dir: str, template: 
         base = f"http://127.0.0.1:{port}/api/v1/directory/services"
         engine = make_engine(url)
         with ClusterRpcClient(uri=vhost_uri, timeout=60) as rpc:
-            auth = rpc.identity.authenticate(token)
+            # Signed as the gateway signs it (services refuse an unsigned context), for the whole run.
+            auth = sign_context(rpc.identity.authenticate(token), lifetime=3600)
             viewer = visibility.viewer_for(auth)
             loaded = [{k: (str(v) if k == "category" else v) for k, v in SearchQuerySchema().load({k: str(v) for k, v in q.items()}).items()} for q in queries]
 

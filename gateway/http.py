@@ -39,6 +39,7 @@ from gateway.errors import error_response
 from gateway.sessions import SessionCache
 from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
+from weintervene.context_signing import sign_context
 from weintervene.contracts import SESSIONS_ENDED, SessionsEnded
 from weintervene.entrypoints import SignatureCheckedOnce
 from weintervene.hashing import keyed_hash, verify_keyed_hash
@@ -374,7 +375,8 @@ def route(
             try:
                 caller = None
                 if auth:
-                    caller = self.authenticate_request(request)
+                    # Signed for as long as this request may take (its timeout).
+                    caller = self.authenticate_request(request, lifetime=timeout)
                     if roles is not None and caller.role not in roles:
                         raise Forbidden("Your role may not do this.", code="role_forbidden")
                 for name, value in path_values.items():
@@ -431,7 +433,18 @@ class Authenticated:
 
     session_cache = SessionCache()
 
-    def authenticate_request(self, request: Request) -> AuthContext:
+    def authenticate_request(self, request: Request, lifetime: float | None = None) -> AuthContext:
+        """The caller, signed for ``lifetime`` seconds (the request's timeout) for the services.
+
+        Example: self.authenticate_request(request).to_dict() -> {"user_id": …, "expires_at": …,
+        "signature": "dev-1.…"}
+        """
+        caller = self.session_caller(request)
+        limit = lifetime if lifetime is not None else settings().gateway_request_timeout_seconds
+        return AuthContext.from_dict(sign_context(caller.to_dict(), lifetime=limit))
+
+    def session_caller(self, request: Request) -> AuthContext:
+        """The caller of a request as identity answered (unsigned), remembered a few seconds."""
         token, from_cookie = session_token(request)
         if not token:
             raise Unauthorized("Sign in first.", code="not_authenticated")

@@ -1,9 +1,12 @@
 """Who is calling: the authenticated context passed as the first argument of RPCs.
 
-Identity builds it when it authenticates a session; the gateway passes it on as a
-plain dict; each service turns it back into an :class:`AuthContext` and checks
-roles with the helpers below. Services never trust a context that did not come
-from identity through the gateway (the broker is internal).
+Identity builds it when it authenticates a session; the gateway signs it
+(:mod:`weintervene.context_signing`: an expiry and an Ed25519 signature travel in the
+dict) and passes it on; every service's RPC entrypoint verifies the signature before
+the method runs (:mod:`weintervene.entrypoints`), and the method turns the dict back
+into an :class:`AuthContext` and checks roles with the helpers below. A service that
+calls another on the user's behalf forwards the context unchanged: ``from_dict`` keeps
+the signature and ``to_dict`` gives it back.
 
 Example::
 
@@ -54,6 +57,10 @@ class AuthContext:
     session_id: Optional[str] = None
     email: Optional[str] = None
     display_name: Optional[str] = None
+    # Set by the gateway's signature (weintervene.context_signing), kept as they came so a
+    # forwarded context still verifies; not part of who the caller is (not compared).
+    expires_at: Optional[int] = dataclasses.field(default=None, compare=False)
+    signature: Optional[str] = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, data) -> "AuthContext":
@@ -74,11 +81,21 @@ class AuthContext:
     def to_dict(self) -> dict:
         # Spelled out rather than dataclasses.asdict (a deep copy): this runs
         # twice on every authenticated request.
-        return {
+        data = {
             "user_id": self.user_id, "tenant_id": self.tenant_id, "role": self.role.value,
             "district_id": self.district_id, "session_id": self.session_id, "email": self.email,
             "display_name": self.display_name,
         }
+        if self.signature is not None:  # signed: forwarded exactly as it was signed
+            data["expires_at"] = self.expires_at
+            data["signature"] = self.signature
+        return data
+
+    def unsigned(self) -> "AuthContext":
+        """The same caller without the gateway's signature (what identity answered; ``/me``)."""
+        if self.signature is None and self.expires_at is None:
+            return self
+        return dataclasses.replace(self, expires_at=None, signature=None)
 
     def has_role(self, *roles: Role) -> bool:
         return self.role in roles

@@ -2,7 +2,7 @@
 
 Examples::
 
-    weintervene run                      # every service and the gateway, one process
+    weintervene run                      # every service and the gateway, one process each, own broker users
     weintervene run --service analytics  # one service (a container, a scaled instance)
     weintervene demo                     # load the demo data (services must be running)
     weintervene audit verify             # check retention's hash-chained audit log
@@ -16,6 +16,7 @@ import eventlet
 eventlet.monkey_patch()  # before anything imports socket or threading
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import getpass  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -28,8 +29,19 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
+def _operator_settings() -> Settings:
+    """Settings with the operator's own broker user, where ``weintervene run`` made one."""
+    from weintervene.runner import component_uri
+
+    settings = _settings()
+    return dataclasses.replace(settings, amqp_uri=component_uri(settings, "operator"))
+
+
 def cmd_run(args) -> int:
-    from weintervene.runner import ALL_COMPONENTS, configure, run_services, wait_for_broker
+    from weintervene.runner import (
+        ALL_COMPONENTS, component_uri, configure, provision_local_broker, run_each_in_its_own_process, run_services,
+        wait_for_broker,
+    )
 
     settings = _settings()
     names = args.service or list(ALL_COMPONENTS)
@@ -38,8 +50,14 @@ def cmd_run(args) -> int:
         print(f"unknown service(s): {', '.join(sorted(unknown))}; choose from {', '.join(ALL_COMPONENTS)}", file=sys.stderr)
         return 2
     require_secrets(settings, names)  # before waiting on the broker: a refusal is at once
-    configure(settings)
     wait_for_broker(settings.amqp_uri)
+    if not args.service and settings.broker_per_service_users and provision_local_broker(settings) is not None:
+        # One process per component, each with its own broker user (see weintervene.runner).
+        return run_each_in_its_own_process(settings, names, demo=args.demo)
+    if len(names) == 1:
+        # One service per process, as in production: its own broker user where one was made.
+        settings = dataclasses.replace(settings, amqp_uri=component_uri(settings, names[0]))
+    configure(settings)
 
     def after_start():
         if args.demo:
@@ -61,7 +79,7 @@ def cmd_demo(args) -> int:
     from weintervene.demo import ensure_demo, print_demo_logins
     from weintervene.runner import configure
 
-    settings = _settings()
+    settings = _operator_settings()
     configure(settings)
     ensure_demo(settings, force=args.force)
     print_demo_logins()
@@ -98,7 +116,7 @@ def cmd_create_user(args) -> int:
 
     from weintervene.runner import configure
 
-    settings = _settings()
+    settings = _operator_settings()
     configure(settings)
     password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("Password: ")
     with ClusterRpcClient(uri=settings.amqp_uri) as rpc:

@@ -48,12 +48,21 @@ class SecretSetting:
 
 COMPONENTS = SERVICES + ("gateway",)
 
+# The auth-context signing key pair for development and tests only (weintervene.context_signing):
+# "<key id>:<urlsafe base64 of the raw 32-byte key>". Production sets its own: the gateway (and
+# the operator CLI) WEINTERVENE_CONTEXT_SIGNING_KEY, every service WEINTERVENE_CONTEXT_VERIFY_KEYS.
+DEV_CONTEXT_SIGNING_KEY = "dev-1:0KEi63VHcBKIuHNgZKuuZj2KP0d4Iwfc-Dc_KhEccEg="
+DEV_CONTEXT_VERIFY_KEYS = "dev-1:H5Fmsc-OLD_yZGmfleox5-dom4Fxe9JLD_uLer4GQ2I="
+
 SECRET_SETTINGS: list[SecretSetting] = [
     # Keyed hashes (identity's fences, retention's subject references), CSRF tokens.
     # "migrate": the migrations compute keyed hashes too.
     SecretSetting("secret_key", (DEFAULT_SECRET_KEY,), COMPONENTS + ("migrate",)),
     # The SMS provider's account token: it authenticates our sends and signs its callbacks.
     SecretSetting("sms_token", (DEFAULT_SMS_TOKEN,), ("referrals",)),
+    # The gateway signs callers' contexts (weintervene.context_signing); every component verifies.
+    SecretSetting("context_signing_key", (DEV_CONTEXT_SIGNING_KEY,), ("gateway",)),
+    SecretSetting("context_verify_keys", (DEV_CONTEXT_VERIFY_KEYS,), COMPONENTS),
 ]
 """Every secret setting, in one list: a new one (a signing key…) is appended here and is
 then refused at start-up outside development mode when left at its default or empty."""
@@ -103,6 +112,7 @@ def require_secrets(cfg: "Settings", components) -> None:
         )
 
 
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     amqp_uri: str = DEFAULT_AMQP_URI
@@ -133,6 +143,21 @@ class Settings:
     secret_key: str = DEFAULT_SECRET_KEY
     secret_key_id: str = "0"
     previous_secret_keys: str = ""
+    # The gateway signs the auth context it forwards with this Ed25519 private key ("<key id>:
+    # <base64>"); only the gateway and the operator CLI need it. Every service verifies with
+    # the public keys listed here ("<key id>:<base64>,<key id>:<base64>": the current one
+    # and, while rotating, the previous). See docs/SECURITY.md, "The broker".
+    context_signing_key: str = DEV_CONTEXT_SIGNING_KEY
+    context_verify_keys: str = DEV_CONTEXT_VERIFY_KEYS
+    # Allowance for clocks that differ between the gateway's host and a service's.
+    context_clock_skew_seconds: float = 5.0
+    # Per-service broker users (weintervene.broker). `weintervene run` (all of it) creates them
+    # on the local broker through the management API with this administrator's credentials,
+    # keeps their generated passwords in <data_dir>/broker-credentials.json (mode 0600) and
+    # runs each service in its own process with its own user; off: one process, AMQP_URI's user.
+    broker_per_service_users: bool = True
+    broker_management_url: str = "http://guest:guest@127.0.0.1:15672"
+    broker_user_prefix: str = "wi-"
     # Sessions (ASVS V3): idle and absolute lifetimes.
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 3600
@@ -223,6 +248,11 @@ class Settings:
     # 4.5-5.4 ms of CPU per share vs 7.1-7.6). More per process only pay where a
     # batch waits long on something other than this machine's cores.
     share_batches_in_flight: int = 1
+
+    @property
+    def broker_credentials_file(self) -> Path:
+        """Where `weintervene run` keeps the per-service broker users' generated passwords."""
+        return Path(self.data_dir) / "broker-credentials.json"
 
     def database_url(self, service: str) -> str:
         """The SQLAlchemy URL of one service's own database."""

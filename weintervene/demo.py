@@ -34,11 +34,14 @@ from typing import Callable
 from nameko.standalone.rpc import ClusterRpcClient
 
 from weintervene.config import Settings
+from weintervene.context_signing import sign_context
 
 DEMO_PASSWORD = "demo-passphrase-2026"
 DEMO_OPERATOR = "operator@weintervene.example"
 DEMO_AUDITOR = "auditor@weintervene.example"
 DEMO_IP = "demo-loader"
+
+_SIGNING_KEY: list = [None]  # the running load's signing key (None: the process's settings)
 
 DEMO_LOADERS: list[Callable | str] = []
 """Loaders of other contexts, called after identity's as ``loader(rpc, context)``."""
@@ -193,8 +196,15 @@ def roster_csv(key: str, today: date | None = None) -> str:
     return out.getvalue()
 
 
+# The loader signs in as each demo user with the user's password, as the web app does, and
+# signs the context as the gateway would (the operator's CLI holds the gateway's signing
+# key), for as long as a load may take.
+DEMO_CONTEXT_SECONDS = 1800
+
+
 def _sign_in(rpc, email: str) -> dict:
-    return rpc.identity.login({"email": email, "password": DEMO_PASSWORD}, client_ip=DEMO_IP)["user"]
+    user = rpc.identity.login({"email": email, "password": DEMO_PASSWORD}, client_ip=DEMO_IP)["user"]
+    return sign_context(user, lifetime=DEMO_CONTEXT_SECONDS, key_setting=_SIGNING_KEY[0])
 
 
 def _bootstrap(rpc, email, name, role, tenant_id) -> None:
@@ -252,6 +262,7 @@ def _already_loaded(rpc) -> bool:
 
 def ensure_demo(settings: Settings, force: bool = False) -> bool:
     """Load the demo data unless it is there; True when loaded now."""
+    _SIGNING_KEY[0] = settings.context_signing_key
     with ClusterRpcClient(uri=settings.amqp_uri, timeout=120) as rpc:
         if not force and _already_loaded(rpc):
             return False

@@ -14,6 +14,17 @@ keep theirs (:mod:`weintervene.rpc`).
 Every service's RPC methods must come from this ``rpc`` (not nameko's): one
 service's methods are served by one consumer of its queue.
 
+**The caller's context is verified here, before the method runs**: a method whose
+first parameter is named ``auth`` gets it only if the gateway's signature on it holds
+(:mod:`weintervene.context_signing`; ``None``, an anonymous caller, passes as before),
+and ``@rpc(signed_contexts=fn)`` names contexts carried inside the arguments
+(``fn(args, kwargs)`` -> the contexts). An unsigned, altered or expired context is
+answered 401 ``not_authenticated`` and the method never runs. Methods called
+directly (``worker_factory`` in unit tests) are not entrypoint calls and are not
+checked. A method for service-to-service use only names its first parameter
+otherwise (``sharer``, ``request``) and is guarded by the broker's topic permissions
+(:mod:`weintervene.broker`): only the services that may call it can publish to it.
+
 What every call costs the service that answers it, cut where nameko spent CPU for
 nothing (profiled in ``python -m bench referrals --profile``; ``python -m bench rpc``):
 
@@ -40,6 +51,7 @@ Example::
         def authenticate(self, token): ...
 """
 import inspect
+import logging
 import sys
 from functools import partial
 
@@ -52,9 +64,12 @@ from nameko.constants import (
 from nameko.exceptions import ContainerBeingKilled, MalformedRequest, UnserializableValueError, serialize
 from nameko.messaging import decode_from_headers
 
+from weintervene.context_signing import verify_context, verify_contexts
 from weintervene.db import database_refusal
-from weintervene.errors import WeInterveneError
+from weintervene.errors import Unauthorized, WeInterveneError
 from weintervene.rpc import RpcPublisher, find_producer_pools_once
+
+log = logging.getLogger(__name__)
 
 # Every service answers RPCs, not all of them make any: the patch must not depend on
 # whether a service happens to import weintervene.rpc's clients (identity did not,
@@ -185,6 +200,35 @@ class SignatureCheckedOnce:
 class Rpc(SignatureCheckedOnce, nameko_rpc.Rpc):
     rpc_consumer = RpcConsumer()
 
+    takes_auth = False  # until setup: whether the method's first parameter is ``auth``
+
+    def __init__(self, expected_exceptions=(), signed_contexts=None, **kwargs):
+        self.signed_contexts = signed_contexts
+        super().__init__(expected_exceptions=expected_exceptions, **kwargs)
+
+    def setup(self):
+        super().setup()
+        parameters = list(inspect.signature(getattr(self.container.service_cls, self.method_name)).parameters)
+        self.takes_auth = len(parameters) > 1 and parameters[1] == "auth"  # [0] is self
+
+    def verify_caller(self, args, kwargs) -> None:
+        """Refuse the call (401) unless every auth context in it carries a valid signature."""
+        try:
+            if self.takes_auth:
+                auth = args[0] if args else kwargs.get("auth")
+                if auth is not None:
+                    verify_context(auth)
+            if self.signed_contexts is not None:
+                try:
+                    contexts = list(self.signed_contexts(args, kwargs))
+                except (TypeError, KeyError, AttributeError, IndexError):
+                    contexts = []  # malformed arguments: the method's own checks answer them (400)
+                verify_contexts(contexts)
+        except Unauthorized as refused:
+            # One line, no traceback: a forged or stale context is a 4xx, and worth seeing.
+            log.warning("refused %s.%s: %s", self.container.service_name, self.method_name, refused)
+            raise
+
     def handle_message(self, body, message):
         """nameko's, starting the worker at once when the worker pool has room.
 
@@ -194,15 +238,16 @@ class Rpc(SignatureCheckedOnce, nameko_rpc.Rpc):
         extra green thread (spawned, linked, registered, reaped) is skipped. With the
         pool full, nameko's waiting thread does it, as before.
         """
-        pool = getattr(self.container, "_worker_pool", None)
-        if pool is None or pool.free() <= 0:
-            return super().handle_message(body, message)
         try:
             args = body["args"]
             kwargs = body["kwargs"]
         except KeyError:
             raise MalformedRequest("Message missing `args` or `kwargs`")
         self.check_signature(args, kwargs)
+        self.verify_caller(args, kwargs)  # raised here: answered as an error reply, acked
+        pool = getattr(self.container, "_worker_pool", None)
+        if pool is None or pool.free() <= 0:
+            return super().handle_message(body, message)
         context_data = decode_from_headers(message.headers)
         try:
             self.container.spawn_worker(self, args, kwargs, context_data=context_data,

@@ -112,8 +112,11 @@ def event_exchange(source: str) -> Exchange:
     return Exchange(f"{source}.events", type="topic", durable=True, auto_delete=False)
 
 
-def declare_topology(amqp_uri: str | None = None, connection: Connection | None = None) -> list[str]:
-    """Declare every events exchange and every durable consumer queue with its binding.
+def declare_topology(amqp_uri: str | None = None, connection: Connection | None = None,
+                     sources=None) -> list[str]:
+    """Declare every events exchange and every durable consumer queue with its binding
+    (of the events of ``sources`` only, when given: a publisher declares those of its own
+    events, which its own broker user may declare, ``weintervene.broker``).
 
     Run at start-up by ``weintervene run`` and by every publisher, so a message
     published before its consumer ever started waits in the consumer's queue.
@@ -125,10 +128,12 @@ def declare_topology(amqp_uri: str | None = None, connection: Connection | None 
     """
     if connection is None:
         with get_connection(amqp_uri or nameko_config["AMQP_URI"]) as pooled:
-            return declare_topology(connection=pooled)
+            return declare_topology(connection=pooled, sources=sources)
     names = []
     channel = connection.channel()
     for (source, event_type), consumers in SUBSCRIPTIONS.items():
+        if sources is not None and source not in sources:
+            continue
         exchange = event_exchange(source)
         exchange(channel).declare()
         for consumer, method in consumers:
@@ -176,7 +181,7 @@ class ReliablePublisher(DependencyProvider):
 
     def start(self):
         try:
-            declare_topology(self.amqp_uri)
+            declare_topology(self.amqp_uri, sources=(self.container.service_name,))
         except (OperationalError, OSError) as exc:  # broker down: the relay will retry
             log.warning("could not declare topology yet: %s", exc)
 
@@ -204,7 +209,7 @@ class ReliablePublisher(DependencyProvider):
         connection = Connection(self.amqp_uri, connect_timeout=5)
         try:
             connection.ensure_connection(max_retries=0)  # fail now; the relay decides when to retry
-            declare_topology(connection=connection)
+            declare_topology(connection=connection, sources=(self.container.service_name,))
             channel = connection.channel()
             channel.confirm_select()
             channel.events["basic_ack"].add(self._on_ack)

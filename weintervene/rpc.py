@@ -279,8 +279,35 @@ def encoded(body, content_type=None, content_encoding=None, serializer=None):
     return content_type, content_encoding or "binary", body
 
 
+def reply_routing_key(service: str, reply_id: str) -> str:
+    """The routing key a service's replies come back with: ``reply-<service>-<uuid>``.
+
+    nameko binds a reply queue with the bare uuid; a service that learned it (it is the
+    ``reply_to`` of every request sent to it) could bind a queue of its own with it and
+    copy every reply its caller gets from others. Named after the caller, the broker's
+    topic permissions let only the caller's own user bind it (:mod:`weintervene.broker`).
+    One word (no dot), so it never matches a service's ``<service>.*`` request binding.
+
+    Example: reply_routing_key("gateway", "0b6f…") -> "reply-gateway-0b6f…"
+    """
+    return f"reply-{service}-{reply_id}"
+
+
 class ReplyListener(nameko_rpc.ReplyListener):
-    """nameko's reply listener, failing the calls whose replies were lost instead of dying."""
+    """nameko's reply listener, failing the calls whose replies were lost instead of dying,
+    with its replies routed by a key named after its service (:func:`reply_routing_key`)."""
+
+    def setup(self):
+        super().setup()
+        # nameko made the queue and its consumer with a bare uuid as the routing key; the same
+        # queue, bound with the service's own key instead (no green-thread switch in between:
+        # nobody saw the first key).
+        service = self.container.service_name
+        reply_id = self.queue.name[len(f"rpc.reply-{service}-"):]
+        self.routing_key = reply_routing_key(service, reply_id)
+        self.queue = Queue(self.queue.name, exchange=self.queue.exchange, routing_key=self.routing_key,
+                           queue_arguments=self.queue.queue_arguments)
+        self.consumer.queues = [self.queue]
 
     def check_for_lost_replies(self):
         if not self.pending:

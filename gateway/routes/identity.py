@@ -78,7 +78,7 @@ class IdentityRoutes:
 
     @route("GET", "/api/v1/me", summary="The signed-in user", tags=["sessions"], response=MeSchema)
     def me(self, request, auth, **_):
-        return auth.to_dict()
+        return auth.unsigned().to_dict()  # the signature is for the services, not the browser
 
     # -- passwords --------------------------------------------------------
     @route("POST", "/api/v1/me/password", summary="Change my password", tags=["sessions"],

@@ -322,12 +322,18 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         return students.check_access(self.db, _auth(auth), student_id)
 
     @rpc
-    def delivery_contacts(self, auth, student_id, contact_ids):
+    def delivery_contacts(self, sharer, student_id, contact_ids):
         """[{id, name, email, mobile, preferred_language, authorised}] of the named authorised
-        contacts (an adult student may be named by their own id); Forbidden otherwise."""
+        contacts (an adult student may be named by their own id); Forbidden otherwise.
+
+        For referrals' delivery (a timer, long after the sharer's request): ``sharer`` is the
+        context referrals recorded with the share, not a signed one, so identity re-checks the
+        sharer's access as of now. Only referrals' broker credential may call this
+        (``weintervene.broker``'s topic permissions), which is why it is not named ``auth``.
+        """
         if not isinstance(contact_ids, list) or len(contact_ids) > 50:
             raise BadRequest("contact_ids must be a list of at most 50 ids.", code="invalid_input")
-        return students.delivery_contacts(self.db, _auth(auth), student_id, contact_ids)
+        return students.delivery_contacts(self.db, _auth(sharer), student_id, contact_ids)
 
     @rpc
     def share_context(self, auth, student_id, contact_ids, tenant_ids=()):
@@ -343,7 +349,7 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         context = students.share_context(self.db, _auth(auth), student_id, contact_ids)
         return {**context, "tenants": tenants.tenant_infos(self.db, tenant_ids)}
 
-    @rpc
+    @rpc(signed_contexts=lambda args, kwargs: [r.get("auth") for r in (args[0] if args else kwargs["requests"])])
     def share_contexts(self, requests):
         """``share_context`` for several shares in one round trip: referrals writes the shares
         that arrive together as one batch. Each share is checked in full on its own; the

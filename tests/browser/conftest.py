@@ -182,7 +182,7 @@ def page(browser, system):
 @pytest.fixture(scope="session")
 def bootstrap(system):
     """Create users with passwords through identity's trusted bootstrap RPC."""
-    from nameko.standalone.rpc import ClusterRpcClient
+    from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 
     def create(role: str, tenant_id: str | None, name: str) -> dict:
         email = f"{role}.{random_suffix(6)}@browser.example"

@@ -25,7 +25,7 @@ PASSWORD = "a long analytics passphrase"
 
 @pytest.fixture(scope="module")
 def rpc(system):
-    from nameko.standalone.rpc import ClusterRpcClient
+    from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 
     with ClusterRpcClient(uri=system.settings.amqp_uri) as client:
         yield client

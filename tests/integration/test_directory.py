@@ -7,12 +7,12 @@ import zipfile
 
 import pytest
 import requests
-from nameko.standalone.rpc import ClusterRpcClient
 
 from services.directory.taxonomy import OPEN_ELIGIBILITY_ID, term_id
 from tests.support.hsds_schema import assert_valid, assert_valid_page
 from tests.support.infra import random_suffix
 from tests.support.shared_data import dataset
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 
 pytestmark = pytest.mark.integration
 PASSWORD = "a long operator passphrase"

@@ -7,10 +7,10 @@ import codecs
 from datetime import date
 
 import pytest
-from nameko.standalone.rpc import ClusterRpcClient
 
 from tests.support.identity_db import count_rows, execute, tables_holding
 from tests.support.infra import random_suffix
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 from tests.support.world import PASSWORD
 
 pytestmark = pytest.mark.integration

@@ -8,13 +8,13 @@ import uuid
 import pytest
 from nameko.exceptions import deserialize
 from nameko.standalone.events import event_dispatcher
-from nameko.standalone.rpc import ClusterRpcClient
 
 from services.identity.exceptions import StudentForbidden, StudentNotFound, SubjectFenced
 from tests.support.identity_db import count_rows, execute, tables_holding
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 from tests.support.world import ROLES, build_world, csv_b64
 from weintervene.contracts import DELETION_REQUESTED, DeletionRequested
-from weintervene.errors import Forbidden, NotFound
+from weintervene.errors import Forbidden, NotFound, Unauthorized
 
 pytestmark = pytest.mark.integration
 
@@ -237,7 +237,6 @@ def test_share_contexts_answers_a_mixed_batch_exactly_as_share_context_one_by_on
         share("school_admin", "A", ["Maria", "Tio"]),                      # contact_forbidden: not authorised
         share("school_admin", "A", ["A"]),                                 # contact_forbidden: a minor
         share("teacher", "A", ["Bea"]),                                    # contact_forbidden: another's contact
-        {**share("teacher", "A"), "auth": {}},                             # not_authenticated
         {**share("teacher", "A"), "contact_ids": "x"},                     # invalid_input
         {**share("teacher", "A"), "tenant_ids": None},                     # invalid_input
     ]
@@ -251,7 +250,7 @@ def test_share_contexts_answers_a_mixed_batch_exactly_as_share_context_one_by_on
     codes = [e["error"][1] for e in expected if "error" in e]
     assert len(expected) - len(codes) == 6 and {code: codes.count(code) for code in set(codes)} == {
         "student_forbidden": 2, "student_not_found": 3, "subject_fenced": 6, "contact_forbidden": 3,
-        "not_authenticated": 1, "invalid_input": 2}
+        "invalid_input": 2}
     assert list(expected[3]["context"]["tenants"]) == sorted([t["P1"], t["S4"]])
 
     answers = rpc.identity.share_contexts(requests)
@@ -260,6 +259,11 @@ def test_share_contexts_answers_a_mixed_batch_exactly_as_share_context_one_by_on
     fenced, fine = rpc.identity.share_contexts([share("district_admin", "C"), share("district_admin", "A", ["Maria"])])
     assert _refusal(fenced["error"]) == expected[11]["error"]
     assert fine == {"context": rpc.identity.share_context(world.auth("district_admin"), s["A"], [c["Maria"]], [])}
+    # A context the gateway did not sign refuses the whole batch at identity's entrypoint
+    # (referrals forwards only contexts it verified itself): none of its shares is read.
+    with pytest.raises(Unauthorized) as refused:
+        rpc.identity.share_contexts([share("teacher", "A"), {**share("teacher", "A"), "auth": {}}])
+    assert refused.value.code == "not_authenticated"
 
 
 def _refusal(error: dict) -> tuple:

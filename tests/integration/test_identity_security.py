@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 from argon2 import PasswordHasher
-from nameko.standalone.rpc import ClusterRpcClient
 
 from services.identity.exceptions import InvalidCredentials, LoginThrottled
 from tests.support.identity_db import execute
 from tests.support.infra import random_suffix
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 from tests.support.world import PASSWORD, build_world
 from weintervene.db import utcnow
 

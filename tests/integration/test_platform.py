@@ -10,7 +10,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def operator(system):
-    from nameko.standalone.rpc import ClusterRpcClient
+    from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 
     with ClusterRpcClient(uri=system.settings.amqp_uri) as rpc:
         try:

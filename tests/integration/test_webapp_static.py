@@ -80,7 +80,7 @@ def test_a_release_is_cached_for_good_under_its_own_prefix(system):
 @pytest.fixture
 def bootstrap_user(system):
     """A user with a password, made through identity's trusted bootstrap RPC."""
-    from nameko.standalone.rpc import ClusterRpcClient
+    from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 
     from tests.support.infra import random_suffix
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import time
 
 from amqp.exceptions import ConnectionError as AMQPConnectionError
-from nameko.standalone.rpc import ClusterRpcClient
 
 from tests.support.infra import random_suffix
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 from weintervene.errors import Conflict
 
 PASSWORD = "a long retention test passphrase"

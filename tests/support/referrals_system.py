@@ -28,13 +28,13 @@ import requests
 from kombu import Connection, Exchange, Queue
 from nameko import config as nameko_config
 from nameko.runners import ServiceRunner
-from nameko.standalone.rpc import ClusterRpcClient
 
 from gateway.service import GatewayService
 from services.directory.service import DirectoryService
 from services.identity.service import IdentityService
 from services.referrals.service import ReferralsService
 from tests.support.infra import PostgresDatabases, Vhost, free_port, postgres_available
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 from weintervene.config import SERVICES, Settings
 from weintervene.contracts import SHARE_RECORDED, queue_name
 from weintervene.db import make_engine

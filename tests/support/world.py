@@ -23,9 +23,9 @@ import dataclasses
 from datetime import date
 
 import requests
-from nameko.standalone.rpc import ClusterRpcClient
 
 from tests.support.infra import random_suffix
+from tests.support.signing import ClusterRpcClient  # signs the contexts it passes, as the gateway does
 
 PASSWORD = "world-passphrase-2026"
 

@@ -442,8 +442,14 @@ def test_auth_context_dict_round_trip_has_every_field():
 
     ctx = AuthContext(user_id="u", tenant_id="t", role=Role.DISTRICT_ADMIN, district_id="t", session_id="s",
                       email="e@x.example", display_name="E")
-    assert ctx.to_dict() == {**dataclasses.asdict(ctx), "role": "district_admin"}
+    unsigned = {k: v for k, v in dataclasses.asdict(ctx).items() if k not in ("expires_at", "signature")}
+    assert ctx.to_dict() == {**unsigned, "role": "district_admin"}
     assert AuthContext.from_dict({**ctx.to_dict(), "extra": 1}) == ctx
+    # Signed (by the gateway), the signature and expiry come back as they went, to be forwarded.
+    signed = dataclasses.replace(ctx, expires_at=1796440230, signature="dev-1.abc")
+    assert signed.to_dict() == {**unsigned, "role": "district_admin", "expires_at": 1796440230,
+                                "signature": "dev-1.abc"}
+    assert AuthContext.from_dict(signed.to_dict()).to_dict() == signed.to_dict()
 
 
 def test_authenticate_refuses_revoked_idle_and_disabled(service, school, session, patch_settings):
