@@ -31,6 +31,7 @@ from services.directory.ids import as_uuid, stable_id
 from services.directory.indexing import language_code
 from services.directory.schedules import parse_days, parse_time
 from services.directory.taxonomy import OPEN_ELIGIBILITY_ID, term_id
+from weintervene import spreadsheets
 
 
 class LayoutError(ValueError):
@@ -96,7 +97,9 @@ def _read_csv(path: Path):
             header = [h.strip() for h in (reader.fieldnames or [])]
             rows = []
             for record in reader:
-                rows.append({(k or "").strip(): (v if isinstance(v, str) else "") for k, v in record.items()})
+                # A text cell our own export escaped ("'=…", spreadsheets) reads back as it was.
+                rows.append({(k or "").strip(): (spreadsheets.unescape(v) if isinstance(v, str) else "")
+                             for k, v in record.items()})
             return header, rows
     except csv.Error as exc:  # e.g. a field over the csv module's size limit, a NUL byte
         raise LayoutError(f"{path.name} is not a readable CSV file: {exc}") from None
