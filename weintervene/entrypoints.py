@@ -52,6 +52,7 @@ from nameko.constants import (
 from nameko.exceptions import ContainerBeingKilled, MalformedRequest, UnserializableValueError, serialize
 from nameko.messaging import decode_from_headers
 
+from weintervene import error_logging
 from weintervene.db import database_refusal
 from weintervene.errors import WeInterveneError
 from weintervene.rpc import RpcPublisher, find_producer_pools_once
@@ -60,6 +61,8 @@ from weintervene.rpc import RpcPublisher, find_producer_pools_once
 # whether a service happens to import weintervene.rpc's clients (identity did not,
 # and built a kombu Connection for every reply).
 find_producer_pools_once()
+# A caller's mistake (a 4xx) is logged by nameko on one line, without a traceback.
+error_logging.install()
 
 
 class ReplyPublisher(RpcPublisher):
