@@ -93,13 +93,14 @@ def _check_text(text: str) -> None:
         raise JsonRefused("A string holds an unpaired surrogate (\\ud800-\\udfff), which is not text.") from None
 
 
-def loads_bounded(text: str | bytes, max_depth: int = 32):
+def loads_bounded(text: str | bytes, max_depth: int = 32, unique_keys: bool = True):
     """``json.loads`` of ``text`` within the limits above; :class:`JsonRefused` (a
     ``ValueError``) with the reason otherwise, ``json.JSONDecodeError`` (also a
-    ``ValueError``) for what is not JSON at all."""
+    ``ValueError``) for what is not JSON at all. ``unique_keys=False`` lets a repeated
+    key through (the last wins), for files made elsewhere (a directory import)."""
     try:
-        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
-                           parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant,
+                           object_pairs_hook=_unique_keys if unique_keys else None)
     except RecursionError:
         raise JsonRefused(f"The JSON is nested more than {max_depth} levels deep.") from None
     _check_shape(value, max_depth)
