@@ -16,6 +16,8 @@ from weintervene.auth import STUDENT_DATA_ROLES, Role
 
 STAFF = tuple(sorted(STUDENT_DATA_ROLES, key=lambda r: r.value))
 
+SMS_CALLBACK_MAX_BODY = 64 * 1024
+
 IDEMPOTENCY_KEY = Header(
     "Idempotency-Key",
     "Optional. One key (e.g. a random UUID) per share you mean, sent again with every retry of it: "
@@ -132,6 +134,8 @@ class ReferralRoutes:
     def sms_status_callback(self, request, **_):
         """Form-encoded, as the provider sends it (``MessageSid``, ``MessageStatus``…), signed in
         ``X-Twilio-Signature`` with the account token; 204 when accepted, 403 when unsigned."""
+        # A provider's callback is a couple of kB: a larger form is 413 before it is read.
+        request.max_content_length = SMS_CALLBACK_MAX_BODY
         params = {k: v for k, v in request.form.items()}
         self.referrals_rpc.sms_status(params, request.headers.get("X-Twilio-Signature"))
         return Response(status=204)

@@ -65,3 +65,16 @@ def test_ordinary_bodies_still_pass(world, system):
     r = system.client().post(system.url("/api/v1/sessions"), data=b'{"email": "a@b.example", "password": -1.5e3}',
                              headers={"Content-Type": "application/json"}, timeout=30)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input"  # parsed; the schema refused
+
+
+def test_an_oversized_form_to_the_sms_callback_is_a_4xx(system):
+    """The webhook is form-encoded: a form past 64 kB is 413 before it is read; 5,000 parts
+    (werkzeug's form limits) a 4xx. Before, the whole 2 MB form was read, then refused 403."""
+    body = b"MessageSid=SM1&MessageStatus=delivered&Padding=" + b"x" * (2 * 1024 * 1024)
+    r = system.client().post(system.url("/api/v1/deliveries/sms-status"), data=body,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=60)
+    assert r.status_code == 413, r.text
+    parts = "&".join(f"k{n}=v" for n in range(5000)).encode()
+    r = system.client().post(system.url("/api/v1/deliveries/sms-status"), data=parts,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=60)
+    assert 400 <= r.status_code < 500, r.text

@@ -107,3 +107,16 @@ def test_a_fenced_student_answers_as_an_unknown_id_to_whoever_may_not_see_them(w
         assert unknown.status_code == 404, unknown.text
         assert (hidden.status_code, hidden.json()) == (unknown.status_code, unknown.json()), f"{caller}: {hidden.text}"
         assert _headers(hidden) == _headers(unknown)
+
+
+@pytest.mark.parametrize("caller, student", [("teacher", "B"), ("s3_teacher", "A"), ("s3_admin", "A")])
+def test_referrals_filtered_by_a_student_out_of_sight_answer_as_by_an_unknown_id(world, system, caller, student):
+    """``GET /api/v1/referrals?student_id=`` filters the caller's own referrals: the same empty page."""
+    scope = "school" if caller.endswith("admin") else "mine"
+
+    def ask(student_id):
+        return world.http(caller).get(system.url(f"/api/v1/referrals?scope={scope}&student_id={student_id}"), timeout=30)
+
+    hidden, unknown = ask(world.students[student]), ask(uuid.uuid4())
+    assert (hidden.status_code, hidden.json()) == (unknown.status_code, unknown.json()) == (200, unknown.json())
+    assert _headers(hidden) == _headers(unknown)
