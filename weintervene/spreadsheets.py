@@ -87,7 +87,7 @@ class DictWriter(_defused.DictWriter):
 
 def is_escaped_formula(cell: str) -> bool:
     """A cell as this module writes a formula-looking text: an apostrophe, then a formula start."""
-    return len(cell) > 1 and cell[0] == "'" and cell[1] in FORMULA_STARTS
+    return len(cell) > 1 and cell[0] == "'" and (cell[1] in FORMULA_STARTS or cell[1:3] == "\\|")
 
 
 def unescape(cell: str) -> str:
@@ -99,7 +99,7 @@ def unescape(cell: str) -> str:
     if not is_escaped_formula(cell):
         return cell
     text = cell[1:]
-    # defusedcsv also wrote a pipe in such a cell as "\\|".
+    # defusedcsv also wrote each pipe in such a cell as "\\|" (a tab- or CR-led cell is ours alone).
     return text.replace("\\|", "|") if text[:1] not in _ONLY_OURS else text
 
 
