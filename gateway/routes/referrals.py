@@ -42,8 +42,9 @@ class ReferralRoutes:
     def create_referral(self, request, auth, body, headers, **_):
         """Body ``{"student_id": "…", "contact_ids": ["…"], "service_ids": ["…"], "channel": "sms",
         "note": "Ask for Ana"}`` -> 201 ``{"items": [referral…]}``. Without ``student_id`` it is a
-        walk-in share (nothing about the family is kept). 403 when the caller does not serve the
-        student or a contact is not authorised; 409 ``subject_fenced`` after a deletion request.
+        walk-in share (nothing about the family is kept). 404 ``student_not_found`` when the caller
+        may not see the student (as for an unknown id); 403 when a contact is not authorised;
+        409 ``subject_fenced`` after a deletion request.
 
         ``Idempotency-Key: <1-255 characters>`` makes a retry safe: the same request again
         answers 201 with the same referrals (a link share with a fresh ``link_url``, the first
