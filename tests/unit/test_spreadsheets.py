@@ -38,3 +38,17 @@ def test_dict_writer_escapes_values_and_header():
     writer.writeheader()
     writer.writerow({"name": "\t=1", "=x": 5})
     assert out.getvalue() == "name,'=x\n'\t=1,5\n"
+
+
+def test_no_csv_is_written_any_other_way():
+    """Every CSV writer is this module's: a new export with ``csv.writer`` fails here."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    writers = re.compile(r"\bcsv\.(writer|DictWriter)\s*\(")
+    found = [f"{path.relative_to(root)}:{n}"
+             for folder in ("services", "weintervene", "gateway") for path in (root / folder).rglob("*.py")
+             if path.name != "spreadsheets.py"
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if writers.search(line)]
+    assert not found, f"write CSV with weintervene.spreadsheets: {found}"
