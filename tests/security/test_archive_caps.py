@@ -106,3 +106,20 @@ def test_the_upload_route_answers_413_naming_the_cap(world, system):
     r = operator.post(system.url("/api/v1/directory/imports?filename=broken.zip"), data=b"PK\x03\x04 not a zip",
                       headers={"Content-Type": "application/zip"}, timeout=60)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_archive", r.text
+
+
+def test_a_deep_hsds_json_upload_fails_its_job_naming_the_cap(world, system):
+    """A JSON upload is parsed by the job (not twice in the request): the job fails, naming the cap."""
+    import time
+
+    operator = world.http("operator")
+    deep = "[" * 100_000 + "]" * 100_000
+    body = ('[{"id": "s1", "name": "Deep", "attributes": %s}]' % deep).encode()
+    r = operator.post(system.url("/api/v1/directory/imports?filename=deep.json"), data=body,
+                      headers={"Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 202, r.text
+    job, deadline = r.json(), time.monotonic() + 60
+    while job["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job = operator.get(system.url(f"/api/v1/directory/imports/{job['id']}"), timeout=30).json()
+    assert job["status"] == "failed" and "WEINTERVENE_DIRECTORY_IMPORT_JSON_MAX_DEPTH" in job["error"], job
