@@ -38,12 +38,13 @@ from werkzeug.wrappers import Request, Response
 from gateway.errors import error_response
 from gateway.sessions import SessionCache
 from weintervene.auth import AuthContext, Role
+from weintervene.bounded_json import JsonRefused, loads_bounded
 from weintervene.config import settings
 from weintervene.context_signing import sign_context
 from weintervene.contracts import SESSIONS_ENDED, SessionsEnded
 from weintervene.entrypoints import SignatureCheckedOnce
 from weintervene.hashing import keyed_hash, verify_keyed_hash
-from weintervene.errors import BadRequest, Forbidden, Unauthorized
+from weintervene.errors import BadRequest, Forbidden, Unauthorized, one_line
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class JsonWsgiApp(WsgiApp):
             request.path_values = values
             response = provider.handle_request(request)
         except HTTPException as exc:
+            log_answer(request.method, repr(request.path[:200]), exc.code, exc)
             response = json_response(
                 {"error": {"code": exc.name.lower().replace(" ", "_"), "message": exc.description}},
                 status=exc.code,
@@ -161,6 +163,21 @@ def error_to_response(exc: BaseException) -> Response:
     status, body = error_response(exc)
     retry_after = RETRY_AFTER_SECONDS.get(status)
     return json_response(body, status, {"Retry-After": retry_after} if retry_after else None)
+
+
+def log_answer(method: str, path: str, status: int, exc: BaseException) -> None:
+    """One line for a refused request (4xx) or a service that did not answer (mapped 5xx).
+
+    No traceback: the caller's mistake is not ours, and a mapped 5xx was logged with its
+    traceback where it happened (an unmapped error is, by :func:`gateway.errors.error_response`).
+    ``path`` is the route's template (``/api/v1/students/<student_id>``), so no id lands in the log.
+
+    Example line: ``GET /api/v1/students/<student_id> -> 404 NotFound student_not_found: No such student.``
+    """
+    if 400 <= status < 500:
+        log.info("%s %s -> %d %s", method, path, status, one_line(exc))
+    elif status != 500:
+        log.warning("%s %s -> %d %s", method, path, status, one_line(exc))
 
 
 # When a client may try again (RFC 9110 10.2.3): a throttled login after a minute; a
@@ -280,7 +297,9 @@ def parse_json_body(request: Request, max_body: int) -> Any:
     if request.mimetype != "application/json":
         raise BadRequest("Send the body as application/json.", code="unsupported_media_type")
     try:
-        return json.loads(raw.decode("utf-8"))
+        return loads_bounded(raw.decode("utf-8"), max_depth=settings().json_max_depth)
+    except JsonRefused as exc:  # deep nesting, 100,000-digit numbers, NaN, a key twice...
+        raise BadRequest(f"The body is refused: {exc}", code="malformed_json") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}", code="malformed_json") from None
 
@@ -418,6 +437,7 @@ def route(
             except Exception as exc:  # noqa: BLE001 - mapped through the one table
                 error = error_to_response(exc)
                 status_code = error.status_code
+                log_answer(method, path, status_code, exc)
                 return error
             finally:
                 _timer(path, method, status_code).observe(time.perf_counter() - started)

@@ -171,6 +171,15 @@ class Settings:
     # Roster CSV imports: larger files are refused with 413 before parsing.
     roster_max_bytes: int = 5 * 1024 * 1024
     roster_max_rows: int = 20000
+    # JSON bodies from outside (weintervene.bounded_json): deeper nesting is a 400. No
+    # request of the API nests more than 4 levels; an HSDS document for import, 10.
+    json_max_depth: int = 32
+    directory_import_json_max_depth: int = 64
+    # Directory import archives (services/directory/importer.py): what a zip may unpack
+    # to in all, and how many times its compressed size one member may grow (a zip bomb
+    # inflates ~1000x; real HSDS CSVs compress 5-20x).
+    directory_import_max_unpacked_bytes: int = 512 * 1024 * 1024
+    directory_import_max_ratio: int = 100
     # Directory keyword search ranks and counts at most this many matches exactly; a
     # broader search ranks the first ones found (name matches first) and estimates its
     # total and facet counts (``total_is_estimate``), so its cost stays bounded.

@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import base64
-import csv
 import dataclasses
 import importlib
 import io
@@ -33,6 +32,7 @@ from typing import Callable
 
 from nameko.standalone.rpc import ClusterRpcClient
 
+from weintervene import spreadsheets
 from weintervene.config import Settings
 from weintervene.context_signing import sign_context
 
@@ -155,7 +155,7 @@ def roster_csv(key: str, today: date | None = None) -> str:
     count, grades, staff = ROSTERS[key]
     offset = sum(ord(c) for c in key)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = spreadsheets.writer(out, lineterminator="\n")
     writer.writerow(["student_key", "first_name", "last_name", "grade", "date_of_birth", "student_number",
                      "student_email", "contact_name", "contact_relationship", "contact_email", "contact_mobile",
                      "contact_language", "contact_authorised", "staff_email", "home_address"])

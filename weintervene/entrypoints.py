@@ -64,6 +64,7 @@ from nameko.constants import (
 from nameko.exceptions import ContainerBeingKilled, MalformedRequest, UnserializableValueError, serialize
 from nameko.messaging import decode_from_headers
 
+from weintervene import error_logging
 from weintervene.context_signing import verify_context, verify_contexts
 from weintervene.db import database_refusal
 from weintervene.errors import Unauthorized, WeInterveneError
@@ -75,6 +76,8 @@ log = logging.getLogger(__name__)
 # whether a service happens to import weintervene.rpc's clients (identity did not,
 # and built a kombu Connection for every reply).
 find_producer_pools_once()
+# A caller's mistake (a 4xx) is logged by nameko on one line, without a traceback.
+error_logging.install()
 
 
 class ReplyPublisher(RpcPublisher):

@@ -88,3 +88,18 @@ class RateLimited(WeInterveneError):
 @remote
 class Unavailable(WeInterveneError):
     code = "unavailable"
+
+
+# The caller's mistakes (a 4xx at the gateway); Unavailable is ours (503).
+CLIENT_ERRORS = (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unprocessable, PayloadTooLarge, RateLimited)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type code: message`` of an error on one line, for logs.
+
+    Example: one_line(NotFound("No such student.", code="student_not_found"))
+    -> "NotFound student_not_found: No such student."
+    """
+    code = getattr(exc, "code", None)
+    text = " ".join(str(exc).split())[:limit]
+    return f"{type(exc).__name__} {code}: {text}" if code else f"{type(exc).__name__}: {text}"

@@ -37,7 +37,6 @@ Example::
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 import uuid
@@ -49,6 +48,7 @@ from typing import Callable, Iterable
 
 from sqlalchemy import MetaData, Table, or_, select
 
+from weintervene import spreadsheets
 from weintervene.entrypoints import rpc
 
 # idempotency_key: a day's record of which request made which share (hashes only).
@@ -258,7 +258,7 @@ def build_archive(manifest: dict, services: dict[str, dict[str, list[dict]]]) ->
                 archive.writestr(f"{service}/{table}.json", json.dumps(rows, indent=1, default=_jsonable))
                 out = io.StringIO()
                 fields = sorted({key for row in rows for key in row})
-                writer = csv.DictWriter(out, fieldnames=fields)
+                writer = spreadsheets.DictWriter(out, fieldnames=fields)
                 writer.writeheader()
                 for row in rows:
                     writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()})

@@ -66,7 +66,8 @@ class DirectoryRoutes:
         return self.directory_rpc.retire_service(auth.to_dict(), service_id)
 
     @route("POST", "/api/v1/directory/imports", summary="Import directory files", tags=["directory"],
-           roles=(Role.OPERATOR,), query=ImportStartSchema, status=202, raw=True, max_body=MAX_IMPORT_BODY)
+           roles=(Role.OPERATOR,), query=ImportStartSchema, status=202, raw=True, max_body=MAX_IMPORT_BODY,
+           errors={413: "The body, or what its zip would unpack to (`archive_too_large`), is over a cap"})
     def start_import(self, request, auth, query, **_):
         """Body: a ``.zip`` of HSDS CSV files (``application/zip``) or HSDS JSON (``application/json``);
         ``?filename=region.zip``. Returns the job at once; poll ``GET /api/v1/directory/imports/{id}``."""

@@ -16,6 +16,8 @@ from weintervene.auth import STUDENT_DATA_ROLES, Role
 
 STAFF = tuple(sorted(STUDENT_DATA_ROLES, key=lambda r: r.value))
 
+SMS_CALLBACK_MAX_BODY = 64 * 1024
+
 IDEMPOTENCY_KEY = Header(
     "Idempotency-Key",
     "Optional. One key (e.g. a random UUID) per share you mean, sent again with every retry of it: "
@@ -40,8 +42,9 @@ class ReferralRoutes:
     def create_referral(self, request, auth, body, headers, **_):
         """Body ``{"student_id": "…", "contact_ids": ["…"], "service_ids": ["…"], "channel": "sms",
         "note": "Ask for Ana"}`` -> 201 ``{"items": [referral…]}``. Without ``student_id`` it is a
-        walk-in share (nothing about the family is kept). 403 when the caller does not serve the
-        student or a contact is not authorised; 409 ``subject_fenced`` after a deletion request.
+        walk-in share (nothing about the family is kept). 404 ``student_not_found`` when the caller
+        may not see the student (as for an unknown id); 403 when a contact is not authorised;
+        409 ``subject_fenced`` after a deletion request.
 
         ``Idempotency-Key: <1-255 characters>`` makes a retry safe: the same request again
         answers 201 with the same referrals (a link share with a fresh ``link_url``, the first
@@ -132,6 +135,8 @@ class ReferralRoutes:
     def sms_status_callback(self, request, **_):
         """Form-encoded, as the provider sends it (``MessageSid``, ``MessageStatus``…), signed in
         ``X-Twilio-Signature`` with the account token; 204 when accepted, 403 when unsigned."""
+        # A provider's callback is a couple of kB: a larger form is 413 before it is read.
+        request.max_content_length = SMS_CALLBACK_MAX_BODY
         params = {k: v for k, v in request.form.items()}
         self.referrals_rpc.sms_status(params, request.headers.get("X-Twilio-Signature"))
         return Response(status=204)

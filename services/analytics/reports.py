@@ -19,7 +19,6 @@ answer, the dashboards' side-by-side tables and the CSV export::
 """
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date
 
@@ -29,6 +28,7 @@ from services.analytics import suppression
 from services.analytics.models import DailyShareCount, ServiceShareCount, TermSetShareCount
 from services.analytics.periods import Period, local_today, resolve
 from services.analytics.scope import Scope
+from weintervene import spreadsheets
 from weintervene.contracts import CHANNELS
 from weintervene.errors import NotFound
 
@@ -374,17 +374,13 @@ def _date(value) -> date | None:
 
 
 def _cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value  # a name must not run as a spreadsheet formula
-    return value
+    return "" if value is None else value  # a name cannot run as a formula: spreadsheets escapes it
 
 
 def to_csv(report: dict) -> str:
     """The report's rows as CSV, one header line; hidden figures are empty with their flag true."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=report["columns"], extrasaction="ignore", lineterminator="\r\n")
+    writer = spreadsheets.DictWriter(out, fieldnames=report["columns"], extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for row in report["rows"]:
         writer.writerow({k: _cell(v) for k, v in row.items()})

@@ -12,8 +12,8 @@ Example::
 """
 from __future__ import annotations
 
-import csv
 import json
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select
@@ -25,6 +25,7 @@ from services.directory.models import (
     Schedule, Service, ServiceArea, ServiceAtLocation, Taxonomy, TaxonomyTerm,
 )
 from services.directory.taxonomy import TermTree
+from weintervene import spreadsheets
 
 FILE_NAMES = {
     "taxonomy": "taxonomies.csv", "taxonomy_term": "taxonomy_terms.csv", "organization": "organizations.csv",
@@ -38,6 +39,16 @@ TYPES = {"Float": "number", "Integer": "integer", "Boolean": "boolean"}
 
 def _columns(model) -> list[str]:
     return [c.key for c in model.__table__.columns if c.key not in PRIVATE]
+
+
+def _cell(value):
+    """A CSV cell: numbers stay numbers (never escaped as formulas, ``-77.03`` included);
+    everything else as :func:`_text`, which the writer escapes where it starts a formula."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return value
+    return _text(value)
 
 
 def _text(value) -> str:
@@ -111,10 +122,10 @@ def export_csv(session, folder: Path, service_ids=None) -> dict:
     for table, model in HSDS_TABLES.items():
         columns = _columns(model)
         with (folder / FILE_NAMES[table]).open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+            writer = spreadsheets.writer(handle)
             writer.writerow(columns)
             for obj in rows[table]:
-                writer.writerow([_text(getattr(obj, c)) for c in columns])
+                writer.writerow([_cell(getattr(obj, c)) for c in columns])
         counts[table] = len(rows[table])
         resources.append({
             "name": table, "path": FILE_NAMES[table], "profile": "tabular-data-resource", "format": "csv",

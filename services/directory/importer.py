@@ -27,16 +27,17 @@ import dataclasses
 import re
 import shutil
 import tempfile
-import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from sqlalchemy import select
 
+from services.directory.archives import unpack_zip
 from services.directory.indexing import reindex
 from services.directory.layouts import REFS, LayoutError, Row, read
 from services.directory.models import HSDS_TABLES, Metadata, Service, ServiceAtLocation
 from services.directory.taxonomy import TermTree
+from weintervene.config import settings
 from weintervene.db import bulk_insert, new_id, utcnow
 
 CHUNK = 500
@@ -177,16 +178,8 @@ def import_path(session, path: Path, source: str | None = None, progress=None, u
     if path.is_file() and path.suffix.lower() == ".zip":
         tmp = Path(tempfile.mkdtemp(prefix="wi-import-"))
         try:
-            try:
-                with zipfile.ZipFile(path) as archive:
-                    for member in archive.namelist():
-                        name = Path(member).name
-                        if not name or member.endswith("/") or ".." in Path(member).parts:
-                            continue
-                        if name.endswith((".csv", ".json")):
-                            (tmp / name).write_bytes(archive.read(member))
-            except zipfile.BadZipFile as exc:
-                raise LayoutError(f"{path.name} is not a valid zip file: {exc}") from None
+            caps = settings()
+            unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
             jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
             target = jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp
             return import_path(session, target, source=source, progress=progress, updated_by=updated_by, layout=layout)

@@ -31,6 +31,9 @@ from services.directory.ids import as_uuid, stable_id
 from services.directory.indexing import language_code
 from services.directory.schedules import parse_days, parse_time
 from services.directory.taxonomy import OPEN_ELIGIBILITY_ID, term_id
+from weintervene import spreadsheets
+from weintervene.bounded_json import JsonRefused, loads_bounded
+from weintervene.config import settings
 
 
 class LayoutError(ValueError):
@@ -96,7 +99,9 @@ def _read_csv(path: Path):
             header = [h.strip() for h in (reader.fieldnames or [])]
             rows = []
             for record in reader:
-                rows.append({(k or "").strip(): (v if isinstance(v, str) else "") for k, v in record.items()})
+                # A text cell our own export escaped ("'=…", spreadsheets) reads back as it was.
+                rows.append({(k or "").strip(): (spreadsheets.unescape(v) if isinstance(v, str) else "")
+                             for k, v in record.items()})
             return header, rows
     except csv.Error as exc:  # e.g. a field over the csv module's size limit, a NUL byte
         raise LayoutError(f"{path.name} is not a readable CSV file: {exc}") from None
@@ -508,8 +513,12 @@ def _hsds3_fix(table: str):
 
 
 def _read_hsds_json(path: Path, source: str):
+    max_depth = settings().directory_import_json_max_depth
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_bounded(path.read_text(encoding="utf-8"), max_depth=max_depth, unique_keys=False)
+    except JsonRefused as exc:  # nesting past the cap, numbers no column holds, NaN...
+        cap = " (WEINTERVENE_DIRECTORY_IMPORT_JSON_MAX_DEPTH)" if "nested" in str(exc) else ""
+        raise LayoutError(f"{path.name} is refused: {exc}{cap}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LayoutError(f"{path.name} is not valid JSON: {exc}") from None
     if isinstance(data, dict):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from services.directory import editing, hsds_api, visibility
+from services.directory import archives, editing, hsds_api, visibility
 from services.directory.demo import load_demo
 from services.directory.dependencies import ImportRunner, TaxonomyAtStart, directory_database
 from services.directory.geo import bounding_box, miles_between
@@ -196,6 +196,8 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
         suffix = Path(filename).suffix.lower()
         if suffix not in (".zip", ".json"):
             raise BadRequest("Send a .zip of CSV files or an HSDS .json file.", code="invalid_input")
+        if suffix == ".zip":  # a zip bomb is refused now, from the archive's directory, not by the job
+            archives.refuse_upload_over_caps(content, Path(filename).name, settings())
         folder = Path(tempfile.mkdtemp(prefix="wi-upload-"))
         path = folder / Path(filename).name
         path.write_bytes(content)

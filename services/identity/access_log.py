@@ -27,12 +27,12 @@ from __future__ import annotations
 import io
 import logging
 
-from defusedcsv import csv
 from marshmallow import ValidationError
 from sqlalchemy import delete, func, select, update
 
 from services.identity import mailing
 from services.identity.models import AccessLogEntry, ProcessedEvent, Tenant, User
+from weintervene import spreadsheets
 from weintervene.auth import AuthContext, Role, TenantKind
 from weintervene.contracts import ACCESS_ACTIONS, PlatformAction
 from weintervene.messaging import first_deliveries
@@ -166,9 +166,9 @@ def list_entries(db, auth: AuthContext, tenant_id=None, action=None, page: int =
 
 
 def entries_csv(db, auth: AuthContext, tenant_id=None, action=None) -> str:
-    """The same entries as CSV text (``defusedcsv``: no cell starts a formula)."""
+    """The same entries as CSV text (``weintervene.spreadsheets``: no cell starts a formula)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = spreadsheets.writer(out)
     writer.writerow(CSV_COLUMNS)
     for entry, name in db.execute(_query(db, auth, tenant_id, action)):
         row = entry_dict(entry, name)

@@ -284,9 +284,10 @@ def _checked_access(db, auth: AuthContext, student_id: str, contact_ids) -> tupl
     """The access check of one student in ONE statement, and the contacts named in ``contact_ids``.
 
     The refusals come in this order (each says no more than the one before it):
-    the student's deletion was requested (fenced); no such student, or another
-    tenant's; the school's deletion was requested or it is not active; a teacher
-    or program staff member who does not serve the student.
+    no such student (a deleted one included), or one the caller may not see (another
+    tenant's, or a teacher or program staff member who does not serve them), all as no
+    such student, before anything else is told of them; the student's deletion was
+    requested (fenced); the school's deletion was requested or it is not active.
 
     One round trip instead of six (two fence counts, the student, its tenant, the
     serves link, the contacts): identity answers this for every share. A fence
@@ -326,17 +327,24 @@ def _judge(auth: AuthContext, student_fenced: bool, student: StudentFacts | None
 
     Example: _judge(teacher, False, diego, lambda tenant_id: False, serves=True) -> None
     """
+    if student is None or not _sees(auth, student, serves):
+        # No such student (any more: a deleted student's fence outlives it, and would tell
+        # anyone holding the id that it was a student), another tenant's, or one the teacher
+        # does not serve: all answered exactly as an id that never existed (same status,
+        # code and message), before anything that would tell more (its fence, its school).
+        raise StudentNotFound("No such student.")
     if student_fenced:
         raise SubjectFenced("A deletion was requested for this student; nothing new is accepted.")
-    if student is None:
-        raise StudentNotFound("No such student.")
-    if not auth.in_scope(student.tenant_id, student.tenant.parent_id):
-        # Another tenant's student: say no more than that it is not here.
-        raise StudentNotFound("No such student.")
     if tenant_fenced(student.tenant_id) or student.tenant.status != "active":
         raise SubjectFenced("This school's data is being deleted; nothing new is accepted.")
-    if auth.role in (Role.TEACHER, Role.PROGRAM_STAFF) and not serves:
-        raise StudentForbidden("You do not serve this student.")
+
+
+def _sees(auth: AuthContext, student: StudentFacts, serves: bool) -> bool:
+    """The student is in the caller's tenant (or district) and, for teachers and program
+    staff, one they serve."""
+    if not auth.in_scope(student.tenant_id, student.tenant.parent_id):
+        return False
+    return serves or auth.role not in (Role.TEACHER, Role.PROGRAM_STAFF)
 
 
 def _student_of(row) -> StudentFacts:
@@ -509,7 +517,7 @@ def share_contexts(db, checks: list[ShareCheck]) -> list:
     A batch of one share takes the one-share statement (it is cheaper).
 
     Example: share_contexts(db, [ShareCheck(rivera, diego_id, [rosa_id], []), ShareCheck(okafor, diego_id, [], [])])
-    -> [{"student": {…}, "contacts": [{…rosa…}], "tenants": {}}, StudentForbidden("You do not serve this student.")]
+    -> [{"student": {…}, "contacts": [{…rosa…}], "tenants": {}}, StudentNotFound("No such student.")]
     """
     results: list = [None] * len(checks)
     asking = []

@@ -28,7 +28,6 @@ Example::
 """
 from __future__ import annotations
 
-import csv
 import io
 import logging
 from datetime import date, datetime, time, timedelta, timezone
@@ -42,6 +41,7 @@ from services.retention.models import (
     DataExport, DeletionConfirmation, DeletionRequest, InspectionRequest, OutboxMessage, RetentionPolicy,
 )
 from services.retention.schemas import DeletionRequestSchema, PolicySchema
+from weintervene import spreadsheets
 from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
 from weintervene.hashing import keyed_hash, keyed_hashes
@@ -541,7 +541,7 @@ def requests_csv(session, auth: AuthContext, query: dict) -> str:
     """Every matching request (no paging) as CSV, one row per request."""
     now = utcnow()
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer = spreadsheets.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for req in session.scalars(_filtered(auth, query, now).order_by(DeletionRequest.created_at)):
         row = dump_request(req, now)
@@ -551,15 +551,8 @@ def requests_csv(session, auth: AuthContext, query: dict) -> str:
             f"{c['service']}: " + ", ".join(f"{k}={v}" for k, v in sorted(c["counts"].items()))
             for c in row["confirmations"]
         )
-        writer.writerow({k: _csv_safe(v) for k, v in row.items()})
+        writer.writerow(row)  # spreadsheets: a note cannot run as a formula
     return out.getvalue()
-
-
-def _csv_safe(value):
-    # A note starting with = + - @ would be a formula in a spreadsheet.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
 
 
 def get_request(session, auth: AuthContext, request_id: str) -> dict:

@@ -104,7 +104,7 @@ CASES = {
     "student_served_by_teacher": ("GET", "/api/v1/students/{A}", None,
                                   {T: 200, SA: 200, DA: 200, PS: 404, PA: 404, OP: 403, AU: 403}),
     "student_served_by_nobody": ("GET", "/api/v1/students/{B}", None,
-                                 {T: 403, SA: 200, DA: 200, PS: 404, PA: 404, OP: 403, AU: 403}),
+                                 {T: 404, SA: 200, DA: 200, PS: 404, PA: 404, OP: 403, AU: 403}),
     "student_of_sister_school": ("GET", "/api/v1/students/{C}", None,
                                  {T: 404, SA: 404, DA: 200, PS: 404, PA: 404, OP: 403, AU: 403}),
     "student_of_other_district": ("GET", "/api/v1/students/{X}", None,

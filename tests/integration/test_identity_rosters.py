@@ -255,13 +255,13 @@ def test_staff_assignment_replaces_the_list(system, school, rpc):
     school.load("student_key,first_name,last_name\nS1,Ana,Lopez\n")
     student = school.students()["S1"]["id"]
     teacher_id = school.teacher.get(system.url("/api/v1/me")).json()["user_id"]
-    assert school.teacher.get(system.url(f"/api/v1/students/{student}")).status_code == 403
+    assert school.teacher.get(system.url(f"/api/v1/students/{student}")).status_code == 404
     r = school.admin.put(system.url(f"/api/v1/students/{student}/staff"), json={"user_ids": [teacher_id]})
     assert r.status_code == 200 and [s["id"] for s in r.json()["staff"]] == [teacher_id]
     assert school.teacher.get(system.url(f"/api/v1/students/{student}")).status_code == 200
     r = school.admin.put(system.url(f"/api/v1/students/{student}/staff"), json={"user_ids": []})
     assert r.status_code == 200 and r.json()["staff"] == []
-    assert school.teacher.get(system.url(f"/api/v1/students/{student}")).status_code == 403
+    assert school.teacher.get(system.url(f"/api/v1/students/{student}")).status_code == 404
     r = school.admin.put(system.url(f"/api/v1/students/{student}/staff"), json={"user_ids": ["not-a-uuid"]})
     assert r.status_code == 400 and "user_ids" in r.json()["error"]["details"]
 

@@ -63,7 +63,7 @@ def test_check_student_access_shape(world, rpc):
 
 
 @pytest.mark.parametrize("role, student, error", [
-    ("teacher", "B", StudentForbidden),         # same school, not served
+    ("teacher", "B", StudentNotFound),          # same school, not served: as if unknown
     ("teacher", "X", StudentNotFound),          # another district's student
     ("teacher", "C", StudentNotFound),          # sister school
     ("school_admin", "C", StudentNotFound),
@@ -115,7 +115,7 @@ def test_delivery_contacts_refusals(world, rpc, student, contact, why):
 
 
 def test_delivery_contacts_checks_access_first(world, rpc):
-    with pytest.raises(StudentForbidden):
+    with pytest.raises(StudentNotFound):
         rpc.identity.delivery_contacts(world.auth("teacher"), world.students["B"], [world.contacts["Bea"]])
     with pytest.raises(StudentForbidden):
         rpc.identity.delivery_contacts(world.auth("operator"), world.students["A"], [world.contacts["Maria"]])
@@ -164,7 +164,7 @@ def test_share_context_exact_answers_across_the_district_and_for_an_adult(world,
 
 
 @pytest.mark.parametrize("role, student, names, code", [
-    ("teacher", "B", ["Bea"], "student_forbidden"),          # same school, not served
+    ("teacher", "B", ["Bea"], "student_not_found"),          # same school, not served: as if unknown
     ("teacher", "X", ["Xia"], "student_not_found"),          # another district's student
     ("teacher", "C", [], "student_not_found"),               # sister school
     ("school_admin", "C", ["Cy"], "student_not_found"),
@@ -196,7 +196,7 @@ def test_share_contexts_answers_each_as_share_context_does(world, rpc):
     expected = rpc.identity.share_context(ok["auth"], ok["student_id"], ok["contact_ids"], ok["tenant_ids"])
     assert answers[0] == answers[2] == {"context": expected}
     assert list(expected["tenants"]) == [world.tenants["P1"]]
-    assert answers[1]["error"]["exc_type"] == "StudentForbidden"
+    assert answers[1]["error"]["exc_type"] == "StudentNotFound"
 
 
 def test_share_contexts_answers_a_mixed_batch_exactly_as_share_context_one_by_one(system, rpc):
@@ -223,7 +223,7 @@ def test_share_contexts_answers_a_mixed_batch_exactly_as_share_context_one_by_on
         share("district_admin", "A", [], [t["P1"], t["S4"]]),             # ok
         share("program_staff", "Q", ["Quade"], [t["P1"]]),                 # ok
         share("program_admin", "Q"),                                       # ok
-        share("teacher", "B", ["Bea"]),                                    # student_forbidden: not served
+        share("teacher", "B", ["Bea"]),                                    # student_not_found: not served
         share("operator", "A", ["Maria"]),                                 # student_forbidden: role
         share("teacher", "X", ["Xia"]),                                    # student_not_found: another district
         share("program_staff", "A"),                                       # student_not_found
@@ -249,7 +249,7 @@ def test_share_contexts_answers_a_mixed_batch_exactly_as_share_context_one_by_on
             expected.append({"error": (type(refused).__name__, refused.code, str(refused))})
     codes = [e["error"][1] for e in expected if "error" in e]
     assert len(expected) - len(codes) == 6 and {code: codes.count(code) for code in set(codes)} == {
-        "student_forbidden": 2, "student_not_found": 3, "subject_fenced": 6, "contact_forbidden": 3,
+        "student_forbidden": 1, "student_not_found": 4, "subject_fenced": 6, "contact_forbidden": 3,
         "invalid_input": 2}
     assert list(expected[3]["context"]["tenants"]) == sorted([t["P1"], t["S4"]])
 

@@ -101,7 +101,7 @@ class FakeIdentity:
         role, user = auth["role"], auth["user_id"]
         allowed = (role == "school_admin" and auth["tenant_id"] == SCHOOL) or student_id in self.serves.get(user, set())
         if not allowed:
-            raise Forbidden("You do not serve this student.", code="student_forbidden")
+            raise NotFound("No such student.", code="student_not_found")  # as identity: as if unknown
         return {"student_id": student_id, "tenant_id": SCHOOL, "district_id": DISTRICT,
                 "is_adult": student_id == ADULT_STUDENT, "first_name": "Diego"}
 

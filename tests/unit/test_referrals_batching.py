@@ -15,7 +15,7 @@ from tests.unit.referrals_fixtures import (  # noqa: F401  (fixtures)
     svc,
 )
 from services.referrals.directory_cache import ServiceDetailsCache, ServiceLookups
-from weintervene.errors import Forbidden, Unavailable
+from weintervene.errors import Forbidden, NotFound, Unavailable
 
 CATALOGUE = ServiceLookups(ServiceDetailsCache(ttl=30))
 
@@ -142,9 +142,9 @@ def test_one_refused_share_in_a_batch_is_refused_alone(db, identity, directory):
     batch = [pending(db, directory, body()), pending(db, directory, body(student=UNSERVED_STUDENT)),
              pending(db, directory, body(service=SERVICE_2))]
     sharing.write_batch(db, identity, batch)
-    with pytest.raises(Forbidden) as refused:
+    with pytest.raises(NotFound) as refused:
         batch[1].outcome()
-    assert refused.value.code == "student_forbidden"  # identity's own refusal, as with one share
+    assert refused.value.code == "student_not_found"  # identity's own refusal, as with one share
     assert batch[0].outcome()["items"] and batch[2].outcome()["items"]
     assert count(db, Share) == 2
 

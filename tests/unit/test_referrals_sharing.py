@@ -146,10 +146,10 @@ def test_operators_and_auditors_cannot_share(svc, db, auth):
 
 
 def test_teacher_cannot_share_for_a_student_they_do_not_serve(svc, db):
-    with pytest.raises(Forbidden) as err:
+    with pytest.raises(NotFound) as err:
         svc.share(TEACHER_AUTH, {"student_id": UNSERVED_STUDENT, "service_ids": [SERVICE], "channel": "print"})
-    assert err.value.code == "student_forbidden"
-    with pytest.raises(Forbidden):
+    assert err.value.code == "student_not_found"
+    with pytest.raises(NotFound):
         svc.share(OTHER_TEACHER_AUTH, {"student_id": STUDENT, "service_ids": [SERVICE], "channel": "print"})
     assert nothing_written(db)
 
@@ -222,7 +222,7 @@ def test_program_referral_with_consent_is_disclosed_and_logged(svc, db):
     assert [d["recipient_name"] for d in log] == ["Bright Futures Inc."]
     with pytest.raises(Forbidden):
         svc.list_disclosures(TEACHER_AUTH, STUDENT)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):  # another tenant's admin: as if unknown
         svc.list_disclosures(OTHER_ADMIN_AUTH, STUDENT)
 
 
