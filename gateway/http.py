@@ -187,6 +187,17 @@ class Header:
         return value
 
 
+@dataclasses.dataclass(frozen=True)
+class ErrorPage:
+    """An error status a route answers with a body that is not the JSON error (a public HTML page).
+
+    Example: ErrorPage("The link expired or never existed: an HTML page saying so.", "text/html")
+    """
+
+    description: str
+    content_type: str
+
+
 @dataclasses.dataclass
 class RouteSpec:
     """What the OpenAPI document says of one endpoint."""
@@ -199,16 +210,18 @@ class RouteSpec:
     roles: tuple[Role, ...] | None
     body: type[Schema] | None
     query: type[Schema] | None
+    # Lists answer a page object (``{"items": [...], "total", "page", "per_page"}``), never a
+    # bare array: a list route names its page schema here.
     response: type[Schema] | None
-    many: bool
     status: int
     description: str
     content_type: str = "application/json"
     # For raw bodies that are not JSON (a CSV upload): documented as a string body.
     request_content_type: str | None = None
     headers: tuple[Header, ...] = ()
-    # Error statuses particular to this endpoint: {409: "What it means"}.
-    errors: dict[int, str] = dataclasses.field(default_factory=dict)
+    # Error statuses particular to this endpoint: {409: "What it means"} (a JSON error body), or
+    # {404: ErrorPage("What it means", "text/html")} for an error answered in another type.
+    errors: dict[int, str | ErrorPage] = dataclasses.field(default_factory=dict)
 
 
 ROUTES: list[RouteSpec] = []
@@ -299,7 +312,6 @@ def route(
     body: type[Schema] | None = None,
     query: type[Schema] | None = None,
     response: type[Schema] | None = None,
-    many: bool = False,
     status: int = 200,
     max_body: int = DEFAULT_MAX_BODY,
     raw: bool = False,
@@ -307,7 +319,7 @@ def route(
     request_content_type: str | None = None,
     timeout: float | None = None,
     headers: tuple[Header, ...] = (),
-    errors: dict[int, str] | None = None,
+    errors: dict[int, str | ErrorPage] | None = None,
     body_loaded_by_service: bool = False,
 ) -> Callable:
     """Declare a gateway endpoint.
@@ -338,7 +350,7 @@ def route(
             RouteSpec(
                 method=method, path=_openapi_path(path), summary=summary,
                 tags=tags or [], auth=auth, roles=roles, body=body, query=query,
-                response=response, many=many, status=status,
+                response=response, status=status,
                 description=(fn.__doc__ or "").strip(), content_type=content_type,
                 request_content_type=request_content_type, headers=tuple(headers), errors=dict(errors or {}),
             )

@@ -35,7 +35,8 @@ def _zip_response(result: dict, filename: str) -> Response:
 
 class RetentionRoutes:
     @route("POST", "/api/v1/deletion-requests", summary="Request a deletion", tags=["retention"],
-           roles=(Role.OPERATOR,) + ADMINS, body=DeletionRequestInput, response=DeletionRequestSchema, status=202)
+           roles=(Role.OPERATOR,) + ADMINS, body=DeletionRequestInput, response=DeletionRequestSchema, status=202,
+           errors={404: "The student, user or tenant is not one you may see (as for an unknown id)"})
     def request_deletion(self, request, auth, body, **_):
         """A parent's opt-out (school admin; ``verification`` says how the school verified the
         parent and who did), a tenant's termination (operator; optional ``export_id``) or a
@@ -81,7 +82,8 @@ class RetentionRoutes:
         return self.retention_rpc.list_policies(auth.to_dict())
 
     @route("POST", "/api/v1/exports", summary="Export a tenant's data", tags=["retention"],
-           roles=ADMINS, body=ExportInput, response=ExportSchema, status=201, timeout=EXPORT_TIMEOUT_SECONDS)
+           roles=ADMINS, body=ExportInput, response=ExportSchema, status=201, timeout=EXPORT_TIMEOUT_SECONDS,
+           errors={404: "The tenant is not one you may see (as for an unknown id)"})
     def create_export(self, request, auth, body, **_):
         """The data owner's full export (e.g. before termination); download it with GET."""
         return self.retention_rpc.create_export(auth.to_dict(), body)
@@ -94,7 +96,8 @@ class RetentionRoutes:
         return _zip_response(result, f"weintervene-export-{export_id}.zip")
 
     @route("POST", "/api/v1/inspection-requests", summary="Record a parent's inspection or amendment request",
-           tags=["retention"], roles=ADMINS, body=InspectionInput, response=InspectionSchema, status=201)
+           tags=["retention"], roles=ADMINS, body=InspectionInput, response=InspectionSchema, status=201,
+           errors={404: "The student is not one you may see (as for an unknown id)"})
     def open_inspection(self, request, auth, body, **_):
         """While an inspection is open the student's deletion waits (FERPA)."""
         return self.retention_rpc.open_inspection(auth.to_dict(), body)

@@ -34,6 +34,16 @@ class ReportRowSchema(Schema):
     previous_count = fields.Int(allow_none=True)
     previous_suppressed = fields.Bool()
     change_pct = fields.Float(allow_none=True)
+    # Each report's own item fields (reports.ITEM_COLUMNS); a row has those of its report only.
+    service_id = fields.Str()
+    service_name = fields.Str(allow_none=True)
+    category_id = fields.Str()
+    category_name = fields.Str(allow_none=True)
+    bucket = fields.Str()
+    bucket_start = fields.Str()
+    channel = fields.Str()
+    services_nearby = fields.Int(allow_none=True)
+    need_score = fields.Float(allow_none=True)
 
 
 class ReportSchema(Schema):

@@ -144,7 +144,9 @@ class DeletionQuery(StrictSchema):
     from_ = fields.Date(data_key="from", load_default=None)
     to = fields.Date(load_default=None)
     format = fields.Str(load_default="json", validate=validate.OneOf(("json", "csv")))
-    page = fields.Int(load_default=1, validate=validate.Range(min=1))
+    # Bounded: (page - 1) * per_page is the query's OFFSET, and a page past PostgreSQL's
+    # bigint was a 500 (the fuzz found ?page=288230376151711744).
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100_000))
     per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
 
     @validates_schema
