@@ -1,0 +1,60 @@
+"""Fixtures of the security suite: a world with a teacher and a school admin (their
+session tokens), and a few of its records for the fuzz to aim at.
+
+Requests carry the session in the ``Authorization: Bearer`` header (not the cookie), so
+the CSRF check, which guards cookie sessions only, does not turn every fuzzed write
+into a 403.
+
+Example::
+
+    def test_me(system, fuzz_world):
+        fuzz_world.client("teacher").get(system.url("/api/v1/me"))
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tests.support.world import World, build_world
+
+
+@dataclasses.dataclass
+class FuzzWorld:
+    """The world, plus records of it the fuzz can aim at besides random ids."""
+
+    world: World
+    known_ids: dict  # path parameter name -> [ids that exist]
+
+    def token(self, user: str) -> str:
+        return self.world.users[user]["token"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_world(system) -> FuzzWorld:
+    """A fresh world, a service of S1, the teacher's saved list and a referral of student A."""
+    world = build_world(system)
+    admin, teacher = world.http("school_admin"), world.http("teacher")
+    service = admin.post(system.url("/api/v1/directory/services"),
+                         json={"name": f"Fuzz tutoring {world.suffix}", "cost": "free"}, timeout=30)
+    assert service.status_code == 201, service.text
+    service_id = service.json()["id"]
+    saved = teacher.post(system.url("/api/v1/lists"),
+                         json={"name": "Fuzz list", "shared": True, "service_ids": [service_id]}, timeout=30)
+    assert saved.status_code == 201, saved.text
+    share = teacher.post(system.url("/api/v1/referrals"), json={
+        "student_id": world.students["A"], "contact_ids": [world.contacts["Maria"]],
+        "service_ids": [service_id], "channel": "print"}, timeout=30)
+    assert share.status_code == 201, share.text
+    known = {
+        # A: served by the teacher; B: S1's, served by nobody; C: another school of the
+        # district; X: another tenant's (the IDOR cases).
+        "student_id": [world.students[k] for k in ("A", "B", "C", "X")],
+        "tenant_id": [world.tenants[k] for k in ("S1", "D1", "S3")],
+        # Not the fuzzing users themselves: a PATCH that disabled one would end its own run.
+        "user_id": [world.users[k]["id"] for k in ("teacher2", "s3_teacher")],
+        "service_id": [service_id],
+        "list_id": [saved.json()["id"]],
+        "referral_id": [item["id"] for item in share.json()["items"]],
+    }
+    return FuzzWorld(world=world, known_ids=known)
