@@ -96,6 +96,8 @@ def openapi_document() -> dict:
             ok["content"] = {r.content_type: {"schema": r.response}}
         elif r.content_type != "application/json":
             ok["content"] = {r.content_type: {"schema": {"type": "string"}}}
+        for other in r.also_content_types:
+            ok.setdefault("content", {})[other] = {"schema": {"type": "string"}}
         operation["responses"][str(r.status)] = ok
         paths.setdefault(r.path, {})[r.method.lower()] = operation
 

@@ -45,7 +45,8 @@ class RetentionRoutes:
         return self.retention_rpc.request_deletion(auth.to_dict(), body)
 
     @route("GET", "/api/v1/deletion-requests", summary="Deletion requests (the record)", tags=["retention"],
-           roles=RECORD_READERS, query=DeletionQuery, response=DeletionRequestList, raw=True)
+           roles=RECORD_READERS, query=DeletionQuery, response=DeletionRequestList, raw=True,
+           also_content_types=("text/csv",))
     def list_deletion_requests(self, request, auth, query, **_):
         """Filter by ``tenant_id``, ``scope``, ``status`` (``open`` for every unfinished one),
         ``overdue=true``, ``from``/``to`` (creation dates); ``format=csv`` for a CSV download."""

@@ -1,8 +1,14 @@
 """marshmallow schemas of analytics's RPC inputs and outputs."""
+from datetime import date
+
 from marshmallow import Schema, fields, validate
 
 from services.analytics.periods import PERIODS
 from services.analytics.reports import REPORTS
+
+# Days a report may name: every period and the one before it must be real dates (``to=0001-01-01``
+# made the previous month year 0, a ValueError and a 500; the fuzz found it).
+REPORT_DATES = validate.Range(min=date(1900, 1, 1), max=date(9998, 12, 31))
 
 
 class DashboardQuerySchema(Schema):
@@ -13,8 +19,8 @@ class DashboardQuerySchema(Schema):
     """
 
     period = fields.Str(load_default="month", validate=validate.OneOf(PERIODS))
-    from_ = fields.Date(data_key="from", attribute="from", load_default=None)
-    to = fields.Date(load_default=None)
+    from_ = fields.Date(data_key="from", attribute="from", load_default=None, validate=REPORT_DATES)
+    to = fields.Date(load_default=None, validate=REPORT_DATES)
     tenant_id = fields.UUID(load_default=None)
 
 

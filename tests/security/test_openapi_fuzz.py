@@ -44,7 +44,7 @@ SIGN_OUT = {"method": "DELETE", "path": "/api/v1/sessions/current"}
 # Bounded for CI on 2 cores (the whole file in under 3 minutes, measured in docs/SECURITY.md):
 # a few examples per operation and role. No per-example deadline (the first call of an
 # operation warms caches); pytest's timeout still ends a hung call.
-FUZZ_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ_SETTINGS = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 
 # The session each schema's auth provider sends, by user: filled by ``sessions`` below.
 # (Schemathesis makes the provider itself, without arguments, and never sees pytest's fixtures.)

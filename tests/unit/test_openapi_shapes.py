@@ -62,3 +62,9 @@ def test_analytics_rows_document_each_reports_item_fields():
 ])
 def test_error_statuses_the_endpoints_answer_are_documented(path, method, status):
     assert status in openapi_document()["paths"][path][method]["responses"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/deletion-requests", "/api/v1/analytics/{report}"])
+def test_a_csv_download_of_a_json_list_is_documented_as_text_csv_too(path):
+    content = _ok(path, "get")["content"]
+    assert set(content) == {"application/json", "text/csv"}
