@@ -21,6 +21,8 @@ Example: ``pytest tests/security/test_openapi_fuzz.py -q`` -> 2 x (operations - 
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 import requests
 import schemathesis
@@ -42,9 +44,11 @@ DOCUMENT = openapi_document()
 SIGN_OUT = {"method": "DELETE", "path": "/api/v1/sessions/current"}
 
 # Bounded for CI on 2 cores (the whole file in under 3 minutes, measured in docs/SECURITY.md):
-# a few examples per operation and role. No per-example deadline (the first call of an
-# operation warms caches); pytest's timeout still ends a hung call.
-FUZZ_SETTINGS = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+# a few examples per operation and role; WEINTERVENE_FUZZ_EXAMPLES=25 digs deeper by hand. No
+# per-example deadline (the first call of an operation warms caches); pytest's timeout still
+# ends a hung call.
+FUZZ_EXAMPLES = int(os.environ.get("WEINTERVENE_FUZZ_EXAMPLES", "6"))
+FUZZ_SETTINGS = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 # The session each schema's auth provider sends, by user: filled by ``sessions`` below.
 # (Schemathesis makes the provider itself, without arguments, and never sees pytest's fixtures.)
