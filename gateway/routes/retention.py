@@ -6,7 +6,8 @@ from werkzeug.wrappers import Response
 from gateway.http import json_response, route
 from services.retention.schemas import (
     AuditVerifySchema, DeletionQuery, DeletionRequestInput, DeletionRequestList, DeletionRequestSchema,
-    ExportInput, ExportSchema, InspectionClose, InspectionInput, InspectionSchema, PolicyInput, PolicySchema,
+    ExportInput, ExportSchema, InspectionClose, InspectionInput, InspectionPageSchema, InspectionSchema,
+    PolicyInput, PolicyPageSchema, PolicySchema,
 )
 from weintervene.auth import Role
 from weintervene.export import build_archive
@@ -78,7 +79,7 @@ class RetentionRoutes:
         return self.retention_rpc.create_policy(auth.to_dict(), body)
 
     @route("GET", "/api/v1/retention-policies", summary="Retention policies", tags=["retention"],
-           roles=RECORD_READERS)
+           roles=RECORD_READERS, response=PolicyPageSchema)
     def list_policies(self, request, auth, **_):
         return self.retention_rpc.list_policies(auth.to_dict())
 
@@ -104,18 +105,20 @@ class RetentionRoutes:
         return self.retention_rpc.open_inspection(auth.to_dict(), body)
 
     @route("GET", "/api/v1/inspection-requests", summary="Inspection and amendment requests",
-           tags=["retention"], roles=ADMINS)
+           tags=["retention"], roles=ADMINS, response=InspectionPageSchema)
     def list_inspections(self, request, auth, **_):
         return self.retention_rpc.list_inspections(auth.to_dict())
 
     @route("POST", "/api/v1/inspection-requests/<inspection_id>/close", summary="Close with its outcome",
-           tags=["retention"], roles=ADMINS, body=InspectionClose, response=InspectionSchema)
+           tags=["retention"], roles=ADMINS, body=InspectionClose, response=InspectionSchema,
+           errors={409: "`inspection_closed`: the request is already closed"})
     def close_inspection(self, request, auth, body, inspection_id, **_):
         return self.retention_rpc.close_inspection(auth.to_dict(), inspection_id, body)
 
     @route("GET", "/api/v1/inspection-requests/<inspection_id>/records",
            summary="The student's records from every service (zip)", tags=["retention"], roles=ADMINS,
-           raw=True, content_type="application/zip")
+           raw=True, content_type="application/zip",
+           errors={409: "`inspection_closed`: records are available while the request is open"})
     def inspection_records(self, request, auth, inspection_id, **_):
         result = self.retention_rpc.inspection_data(auth.to_dict(), inspection_id)
         return _zip_response(result, f"weintervene-records-{inspection_id}.zip")

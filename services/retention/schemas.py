@@ -219,3 +219,21 @@ class ExportSchema(Schema):
     created_at = fields.DateTime()
     downloaded_at = fields.DateTime(allow_none=True)
     services = fields.List(fields.Str(), dump_default=list(DATA_SERVICES))
+
+
+class PolicyPageSchema(Schema):
+    """``GET /api/v1/retention-policies``: every policy the caller may read, as one page."""
+
+    items = fields.List(fields.Nested(PolicySchema), required=True)
+    total = fields.Int(required=True)
+    page = fields.Int(required=True)
+    per_page = fields.Int(required=True)
+
+
+class InspectionPageSchema(Schema):
+    """``GET /api/v1/inspection-requests``: the caller's tenants' requests, as one page."""
+
+    items = fields.List(fields.Nested(InspectionSchema), required=True)
+    total = fields.Int(required=True)
+    page = fields.Int(required=True)
+    per_page = fields.Int(required=True)

@@ -32,7 +32,8 @@ class FuzzWorld:
 
 @pytest.fixture(scope="module")
 def fuzz_world(system) -> FuzzWorld:
-    """A fresh world, a service of S1, the teacher's saved list and a referral of student A."""
+    """A fresh world, a service of S1, the teacher's saved list, a referral of student A, and a
+    retention policy and an inspection request of S1."""
     world = build_world(system)
     admin, teacher = world.http("school_admin"), world.http("teacher")
     service = admin.post(system.url("/api/v1/directory/services"),
@@ -46,6 +47,13 @@ def fuzz_world(system) -> FuzzWorld:
         "student_id": world.students["A"], "contact_ids": [world.contacts["Maria"]],
         "service_ids": [service_id], "channel": "print"}, timeout=30)
     assert share.status_code == 201, share.text
+    # Records of the retention lists (a policy that expires nothing for a century).
+    policy = admin.post(system.url("/api/v1/retention-policies"),
+                        json={"record_kind": "login_records", "max_age_days": 36500}, timeout=30)
+    assert policy.status_code == 201, policy.text
+    inspection = admin.post(system.url("/api/v1/inspection-requests"),
+                            json={"student_id": world.students["B"], "kind": "inspection"}, timeout=30)
+    assert inspection.status_code == 201, inspection.text
     known = {
         # A: served by the teacher; B: S1's, served by nobody; C: another school of the
         # district; X: another tenant's (the IDOR cases).
@@ -56,5 +64,6 @@ def fuzz_world(system) -> FuzzWorld:
         "service_id": [service_id],
         "list_id": [saved.json()["id"]],
         "referral_id": [item["id"] for item in share.json()["items"]],
+        "inspection_id": [inspection.json()["id"]],
     }
     return FuzzWorld(world=world, known_ids=known)

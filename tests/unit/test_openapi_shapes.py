@@ -59,6 +59,8 @@ def test_analytics_rows_document_each_reports_item_fields():
     ("/api/v1/inspection-requests", "post", "404"), ("/api/v1/users", "get", "404"), ("/api/v1/users", "post", "404"),
     ("/api/v1/lists", "post", "404"), ("/api/v1/referrals", "post", "404"),
     ("/api/v1/referrals/{referral_id}/status", "post", "409"), ("/hsds/taxonomies", "get", "401"),
+    ("/api/v1/inspection-requests/{inspection_id}/close", "post", "409"),
+    ("/api/v1/inspection-requests/{inspection_id}/records", "get", "409"),
 ])
 def test_error_statuses_the_endpoints_answer_are_documented(path, method, status):
     assert status in openapi_document()["paths"][path][method]["responses"]
@@ -68,3 +70,9 @@ def test_error_statuses_the_endpoints_answer_are_documented(path, method, status
 def test_a_csv_download_of_a_json_list_is_documented_as_text_csv_too(path):
     content = _ok(path, "get")["content"]
     assert set(content) == {"application/json", "text/csv"}
+
+
+@pytest.mark.parametrize("path, page", [("/api/v1/retention-policies", "PolicyPage"),
+                                        ("/api/v1/inspection-requests", "InspectionPage")])
+def test_retention_lists_document_the_page_they_answer(path, page):
+    assert _ok(path, "get")["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{page}"}
