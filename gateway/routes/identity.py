@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from gateway.http import CSRF_COOKIE, SESSION_COOKIE, client_ip, csrf_token_for, json_response, route, session_token
 from services.identity.schemas import (
     AcceptedSchema, LoginSchema, MeSchema, PasswordChangedSchema, PasswordChangeSchema,
-    PasswordResetCompleteSchema, PasswordResetRequestSchema, RosterResultSchema, SessionSchema,
+    PasswordResetCompleteSchema, PasswordResetRequestSchema, RosterResultSchema, SessionSchema, SignedOutSchema,
     StaffAssignmentSchema, StudentDetailSchema, StudentListQuerySchema, StudentPageSchema,
     TenantInfoSchema, TenantListQuerySchema, TenantPageSchema, TenantSchema, TenantSettingsSchema,
     UserListQuerySchema, UserOutSchema, UserPageSchema, UserSchema, UserUpdateSchema,
@@ -67,7 +67,8 @@ class IdentityRoutes:
         _set_session_cookies(response, result["token"])
         return response
 
-    @route("DELETE", "/api/v1/sessions/current", summary="Sign out", tags=["sessions"], raw=True)
+    @route("DELETE", "/api/v1/sessions/current", summary="Sign out", tags=["sessions"], raw=True,
+           response=SignedOutSchema)
     def sign_out(self, request, auth, **_):
         token, _from_cookie = session_token(request)
         # Forgotten here first: this gateway's next request with the token asks identity.

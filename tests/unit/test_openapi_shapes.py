@@ -76,3 +76,8 @@ def test_a_csv_download_of_a_json_list_is_documented_as_text_csv_too(path):
                                         ("/api/v1/inspection-requests", "InspectionPage")])
 def test_retention_lists_document_the_page_they_answer(path, page):
     assert _ok(path, "get")["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{page}"}
+
+
+def test_sign_out_documents_its_answer():
+    schema = _ok("/api/v1/sessions/current", "delete")["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/SignedOut"}
