@@ -8,7 +8,8 @@ into a 403.
 Example::
 
     def test_me(system, fuzz_world):
-        fuzz_world.client("teacher").get(system.url("/api/v1/me"))
+        fuzz_world.world.http("teacher").get(system.url("/api/v1/me"))  # Bearer: the teacher's token
+        fuzz_world.known_ids["student_id"]  # [A (served by the teacher), B, C, X (another tenant)]
 """
 from __future__ import annotations
 
