@@ -225,6 +225,17 @@ class Header:
         return value
 
 
+@dataclasses.dataclass(frozen=True)
+class ErrorPage:
+    """An error status a route answers with a body that is not the JSON error (a public HTML page).
+
+    Example: ErrorPage("The link expired or never existed: an HTML page saying so.", "text/html")
+    """
+
+    description: str
+    content_type: str
+
+
 @dataclasses.dataclass
 class RouteSpec:
     """What the OpenAPI document says of one endpoint."""
@@ -237,16 +248,20 @@ class RouteSpec:
     roles: tuple[Role, ...] | None
     body: type[Schema] | None
     query: type[Schema] | None
+    # Lists answer a page object (``{"items": [...], "total", "page", "per_page"}``), never a
+    # bare array: a list route names its page schema here.
     response: type[Schema] | None
-    many: bool
     status: int
     description: str
     content_type: str = "application/json"
     # For raw bodies that are not JSON (a CSV upload): documented as a string body.
     request_content_type: str | None = None
     headers: tuple[Header, ...] = ()
-    # Error statuses particular to this endpoint: {409: "What it means"}.
-    errors: dict[int, str] = dataclasses.field(default_factory=dict)
+    # Other types the success answer may come in (``?format=csv``: "text/csv"), documented as text.
+    also_content_types: tuple[str, ...] = ()
+    # Error statuses particular to this endpoint: {409: "What it means"} (a JSON error body), or
+    # {404: ErrorPage("What it means", "text/html")} for an error answered in another type.
+    errors: dict[int, str | ErrorPage] = dataclasses.field(default_factory=dict)
 
 
 ROUTES: list[RouteSpec] = []
@@ -304,6 +319,37 @@ def parse_json_body(request: Request, max_body: int) -> Any:
         raise BadRequest(f"The body is not valid JSON: {exc}", code="malformed_json") from None
 
 
+def refuse_nul_characters(value: Any, where: str) -> None:
+    """A 400 for text holding U+0000 anywhere in ``value`` (a parsed body, query or path value).
+
+    No field means it, and PostgreSQL cannot store it in text: it reached the database and
+    came back a 500 (``invalid byte sequence for encoding "UTF8": 0x00``; the fuzz found it).
+
+    Example: refuse_nul_characters({"name": "a\\x00b"}, "body") -> BadRequest invalid_input,
+    details {"name": ["Text may not contain the NUL character (U+0000)."]}
+    """
+    found = _nul_paths(value, where)
+    if found:
+        raise BadRequest("Text may not contain the NUL character (U+0000).", code="invalid_input",
+                         details={path: ["Text may not contain the NUL character (U+0000)."] for path in found[:20]})
+
+
+def _nul_paths(value: Any, path: str) -> list[str]:
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            name = str(key)
+            if "\x00" in name:
+                found.append(path)
+            found += _nul_paths(item, name if path in ("body", "query", "path") else f"{path}.{name}")
+        return found
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _nul_paths(item, f"{path}.{i}")]
+    return []
+
+
 def parse_query(request: Request, schema: type[Schema] | Schema | None) -> dict:
     if schema is None:
         if request.args:
@@ -312,6 +358,7 @@ def parse_query(request: Request, schema: type[Schema] | Schema | None) -> dict:
                 details={k: ["Unknown field."] for k in request.args},
             )
         return {}
+    refuse_nul_characters({key: "".join(request.args.getlist(key)) for key in request.args}, "query")
     instance = schema() if isinstance(schema, type) else schema
     data = {}
     for key in request.args:
@@ -342,7 +389,6 @@ def route(
     body: type[Schema] | None = None,
     query: type[Schema] | None = None,
     response: type[Schema] | None = None,
-    many: bool = False,
     status: int = 200,
     max_body: int = DEFAULT_MAX_BODY,
     raw: bool = False,
@@ -350,7 +396,8 @@ def route(
     request_content_type: str | None = None,
     timeout: float | None = None,
     headers: tuple[Header, ...] = (),
-    errors: dict[int, str] | None = None,
+    errors: dict[int, str | ErrorPage] | None = None,
+    also_content_types: tuple[str, ...] = (),
     body_loaded_by_service: bool = False,
 ) -> Callable:
     """Declare a gateway endpoint.
@@ -381,9 +428,10 @@ def route(
             RouteSpec(
                 method=method, path=_openapi_path(path), summary=summary,
                 tags=tags or [], auth=auth, roles=roles, body=body, query=query,
-                response=response, many=many, status=status,
+                response=response, status=status,
                 description=(fn.__doc__ or "").strip(), content_type=content_type,
                 request_content_type=request_content_type, headers=tuple(headers), errors=dict(errors or {}),
+                also_content_types=tuple(also_content_types),
             )
         )
 
@@ -398,6 +446,7 @@ def route(
                     caller = self.authenticate_request(request, lifetime=timeout)
                     if roles is not None and caller.role not in roles:
                         raise Forbidden("Your role may not do this.", code="role_forbidden")
+                refuse_nul_characters(path_values, "path")
                 for name, value in path_values.items():
                     if name.endswith("_id"):
                         try:
@@ -409,6 +458,7 @@ def route(
                     data = parse_json_body(request, max_body)
                     if not isinstance(data, dict):
                         raise BadRequest("The body must be a JSON object.", code="invalid_input")
+                    refuse_nul_characters(data, "body")
                     if not body_loaded_by_service:
                         try:
                             data = body_schema.load(data)

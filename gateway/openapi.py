@@ -12,7 +12,7 @@ from functools import lru_cache
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from gateway.http import ROUTES, SESSION_COOKIE
+from gateway.http import ROUTES, SESSION_COOKIE, ErrorPage
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -76,20 +76,28 @@ def openapi_document() -> dict:
                 "in": "header", "name": header.name, "required": header.required, "description": header.description,
                 "schema": {"type": "string", "minLength": 1, "maxLength": header.max_length},
             })
-        for status, description in r.errors.items():
-            operation["responses"][str(status)] = {"description": description, **error_ref}
+        for status, error in r.errors.items():
+            if isinstance(error, ErrorPage):
+                operation["responses"][str(status)] = {
+                    "description": error.description, "content": {error.content_type: {"schema": {"type": "string"}}},
+                }
+            else:
+                operation["responses"][str(status)] = {"description": error, **error_ref}
         if r.body is not None:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": r.body}}}
         elif r.request_content_type is not None:
             operation["requestBody"] = {
                 "required": True, "content": {r.request_content_type: {"schema": {"type": "string"}}},
             }
-        ok: dict = {"description": "OK"}
-        if r.response is not None:
-            schema = {"type": "array", "items": r.response} if r.many else r.response
-            ok["content"] = {r.content_type: {"schema": schema}}
+        ok: dict = {"description": "No content" if r.status == 204 else "OK"}
+        if r.status == 204:
+            pass
+        elif r.response is not None:
+            ok["content"] = {r.content_type: {"schema": r.response}}
         elif r.content_type != "application/json":
             ok["content"] = {r.content_type: {"schema": {"type": "string"}}}
+        for other in r.also_content_types:
+            ok.setdefault("content", {})[other] = {"schema": {"type": "string"}}
         operation["responses"][str(r.status)] = ok
         paths.setdefault(r.path, {})[r.method.lower()] = operation
 

@@ -30,7 +30,8 @@ class AnalyticsRoutes:
         return result
 
     @route("GET", "/api/v1/analytics/<report>", summary="An analytics report (JSON or CSV)",
-           tags=["analytics"], roles=REPORT_ROLES, query=ReportQuerySchema, response=ReportSchema, raw=True)
+           tags=["analytics"], roles=REPORT_ROLES, query=ReportQuerySchema, response=ReportSchema, raw=True,
+           also_content_types=("text/csv",), errors={404: "`report_not_found`: not one of the reports named"})
     def analytics_report(self, request, auth, query, report, **_):
         """``report`` is one of top-services, top-categories, trends, channels, unmet-need,
         schools. Example: ``GET /api/v1/analytics/top-services?period=month&to=2026-11-28``

@@ -52,11 +52,12 @@ class DirectoryRoutes:
     @route("PATCH", "/api/v1/directory/services/<service_id>", summary="Edit a service", tags=["directory"],
            roles=EDITOR_ROLES, raw=True)
     def update_service(self, request, auth, service_id, **_):
-        from gateway.http import parse_json_body
+        from gateway.http import parse_json_body, refuse_nul_characters
 
         data = parse_json_body(request, 1024 * 1024)
         if not isinstance(data, dict):
             raise BadRequest("The body must be a JSON object.", code="invalid_input")
+        refuse_nul_characters(data, "body")
         return json_response(self.directory_rpc.update_service(auth.to_dict(), service_id, data))
 
     @route("DELETE", "/api/v1/directory/services/<service_id>", summary="Retire a service", tags=["directory"],

@@ -16,6 +16,9 @@ from services.directory.schemas import (
     HsdsTaxonomyTermsQuerySchema,
 )
 
+# Readable without a session; a request that sends one is read as that user, so an ended one is a 401.
+HSDS_ERRORS = {401: "A session was sent (bearer or cookie) and it has ended: send a valid one, or none"}
+
 
 class HsdsRoutes:
     def _hsds(self, request, resource, query=None, item_id=None):
@@ -27,53 +30,53 @@ class HsdsRoutes:
             return Response(body, mimetype="application/x-ndjson")
         return json_response(result)
 
-    @route("GET", "/hsds/", summary="HSDS API root", tags=["hsds"], auth=False, raw=True)
+    @route("GET", "/hsds/", summary="HSDS API root", tags=["hsds"], auth=False, raw=True, errors=HSDS_ERRORS)
     def hsds_root(self, request, **_):
         return self._hsds(request, "root")
 
-    @route("GET", "/hsds/services", summary="HSDS services (Page)", tags=["hsds"], auth=False, raw=True,
+    @route("GET", "/hsds/services", summary="HSDS services (Page)", tags=["hsds"], auth=False, raw=True, errors=HSDS_ERRORS,
            query=HsdsServicesQuerySchema)
     def hsds_services(self, request, query, **_):
         return self._hsds(request, "services", query)
 
-    @route("GET", "/hsds/services/<service_id>", summary="HSDS service, fully nested", tags=["hsds"], auth=False, raw=True)
+    @route("GET", "/hsds/services/<service_id>", summary="HSDS service, fully nested", tags=["hsds"], auth=False, raw=True, errors=HSDS_ERRORS)
     def hsds_service(self, request, service_id, **_):
         return self._hsds(request, "services", item_id=service_id)
 
-    @route("GET", "/hsds/organizations", summary="HSDS organizations (Page)", tags=["hsds"], auth=False, raw=True,
+    @route("GET", "/hsds/organizations", summary="HSDS organizations (Page)", tags=["hsds"], auth=False, raw=True, errors=HSDS_ERRORS,
            query=HsdsOrganizationsQuerySchema)
     def hsds_organizations(self, request, query, **_):
         return self._hsds(request, "organizations", query)
 
     @route("GET", "/hsds/organizations/<organization_id>", summary="HSDS organization, fully nested", tags=["hsds"],
-           auth=False, raw=True, query=HsdsOrganizationQuerySchema)
+           auth=False, raw=True, errors=HSDS_ERRORS, query=HsdsOrganizationQuerySchema)
     def hsds_organization(self, request, organization_id, **_):
         return self._hsds(request, "organizations", item_id=organization_id)
 
-    @route("GET", "/hsds/taxonomies", summary="HSDS taxonomies (Page)", tags=["hsds"], auth=False, raw=True,
+    @route("GET", "/hsds/taxonomies", summary="HSDS taxonomies (Page)", tags=["hsds"], auth=False, raw=True, errors=HSDS_ERRORS,
            query=HsdsPageSchema)
     def hsds_taxonomies(self, request, query, **_):
         return self._hsds(request, "taxonomies", query)
 
-    @route("GET", "/hsds/taxonomies/<taxonomy_id>", summary="HSDS taxonomy", tags=["hsds"], auth=False, raw=True)
+    @route("GET", "/hsds/taxonomies/<taxonomy_id>", summary="HSDS taxonomy", tags=["hsds"], auth=False, raw=True, errors=HSDS_ERRORS)
     def hsds_taxonomy(self, request, taxonomy_id, **_):
         return self._hsds(request, "taxonomies", item_id=taxonomy_id)
 
-    @route("GET", "/hsds/taxonomy_terms", summary="HSDS taxonomy terms (Page)", tags=["hsds"], auth=False, raw=True,
+    @route("GET", "/hsds/taxonomy_terms", summary="HSDS taxonomy terms (Page)", tags=["hsds"], auth=False, raw=True, errors=HSDS_ERRORS,
            query=HsdsTaxonomyTermsQuerySchema)
     def hsds_taxonomy_terms(self, request, query, **_):
         return self._hsds(request, "taxonomy_terms", query)
 
-    @route("GET", "/hsds/taxonomy_terms/<taxonomy_term_id>", summary="HSDS taxonomy term", tags=["hsds"], auth=False, raw=True)
+    @route("GET", "/hsds/taxonomy_terms/<taxonomy_term_id>", summary="HSDS taxonomy term", tags=["hsds"], auth=False, raw=True, errors=HSDS_ERRORS)
     def hsds_taxonomy_term(self, request, taxonomy_term_id, **_):
         return self._hsds(request, "taxonomy_terms", item_id=taxonomy_term_id)
 
     @route("GET", "/hsds/service_at_locations", summary="HSDS services at locations (Page)", tags=["hsds"], auth=False,
-           raw=True, query=HsdsServicesQuerySchema)
+           raw=True, errors=HSDS_ERRORS, query=HsdsServicesQuerySchema)
     def hsds_service_at_locations(self, request, query, **_):
         return self._hsds(request, "service_at_locations", query)
 
     @route("GET", "/hsds/service_at_locations/<service_at_location_id>", summary="HSDS service at location, fully nested",
-           tags=["hsds"], auth=False, raw=True)
+           tags=["hsds"], auth=False, raw=True, errors=HSDS_ERRORS)
     def hsds_service_at_location(self, request, service_at_location_id, **_):
         return self._hsds(request, "service_at_locations", item_id=service_at_location_id)

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from gateway.http import CSRF_COOKIE, SESSION_COOKIE, client_ip, csrf_token_for, json_response, route, session_token
 from services.identity.schemas import (
     AcceptedSchema, LoginSchema, MeSchema, PasswordChangedSchema, PasswordChangeSchema,
-    PasswordResetCompleteSchema, PasswordResetRequestSchema, RosterResultSchema, SessionSchema,
+    PasswordResetCompleteSchema, PasswordResetRequestSchema, RosterResultSchema, SessionSchema, SignedOutSchema,
     StaffAssignmentSchema, StudentDetailSchema, StudentListQuerySchema, StudentPageSchema,
     TenantInfoSchema, TenantListQuerySchema, TenantPageSchema, TenantSchema, TenantSettingsSchema,
     UserListQuerySchema, UserOutSchema, UserPageSchema, UserSchema, UserUpdateSchema,
@@ -56,7 +56,9 @@ def _csv_upload(request) -> str:
 class IdentityRoutes:
     # -- sessions ---------------------------------------------------------
     @route("POST", "/api/v1/sessions", summary="Sign in", tags=["sessions"], auth=False,
-           body=LoginSchema, response=SessionSchema, status=201, raw=True)
+           body=LoginSchema, response=SessionSchema, status=201, raw=True,
+           errors={401: "`invalid_credentials`: no active account with this email and password",
+                   429: "`login_throttled`: too many failed sign-ins for this account or address; see Retry-After"})
     def sign_in(self, request, body, **_):
         """Body ``{"email": "rivera@lincoln.example", "password": "…"}``; returns the bearer
         token and sets the session cookie (HttpOnly, Secure, SameSite=Strict)."""
@@ -65,7 +67,8 @@ class IdentityRoutes:
         _set_session_cookies(response, result["token"])
         return response
 
-    @route("DELETE", "/api/v1/sessions/current", summary="Sign out", tags=["sessions"], raw=True)
+    @route("DELETE", "/api/v1/sessions/current", summary="Sign out", tags=["sessions"], raw=True,
+           response=SignedOutSchema)
     def sign_out(self, request, auth, **_):
         token, _from_cookie = session_token(request)
         # Forgotten here first: this gateway's next request with the token asks identity.
@@ -126,12 +129,14 @@ class IdentityRoutes:
 
     # -- users ------------------------------------------------------------
     @route("GET", "/api/v1/users", summary="Users I manage", tags=["users"], roles=USER_MANAGERS,
-           query=UserListQuerySchema, response=UserPageSchema)
+           query=UserListQuerySchema, response=UserPageSchema,
+           errors={404: "`tenant_not_found`: the tenant is not one you manage (as for an unknown id)"})
     def list_users(self, request, auth, query, **_):
         return self.identity_rpc.list_users(auth.to_dict(), query)
 
     @route("POST", "/api/v1/users", summary="Create a user (invited by email)", tags=["users"],
-           roles=USER_MANAGERS, body=UserSchema, response=UserOutSchema, status=201)
+           roles=USER_MANAGERS, body=UserSchema, response=UserOutSchema, status=201,
+           errors={404: "`tenant_not_found`: the tenant is not one you manage (as for an unknown id)"})
     def create_user(self, request, auth, body, **_):
         """``{"tenant_id", "email", "display_name", "role"}``; the user gets an emailed link
         to choose a password. An operator invites only a new tenant's first administrator

@@ -35,7 +35,8 @@ class NoticeRoutes:
         return self.identity_rpc.current_notices(caller)
 
     @route("POST", "/api/v1/me/policy-acknowledgement", summary="Acknowledge the current privacy policy",
-           tags=["notices"], body=AcknowledgementCreateSchema, response=AcknowledgementSchema)
+           tags=["notices"], body=AcknowledgementCreateSchema, response=AcknowledgementSchema,
+           errors={409: "`policy_version_not_current`: not the current policy's version"})
     def acknowledge_policy(self, request, auth, body, **_):
         """``{"version": "5b0f…"}`` (the current policy's ``version``) -> ``{"version", "last_updated",
         "acknowledged": true, "acknowledged_at"}``;

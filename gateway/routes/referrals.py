@@ -8,10 +8,11 @@ from werkzeug.wrappers import Response
 
 from services.referrals.exceptions import LinkNotFound
 from services.referrals.schemas import (
-    DisclosureSchema, ReferralQuerySchema, ReferralSchema, SavedListCreateSchema, SavedListItemSchema,
-    SavedListSchema, ShareRequestSchema, StatusUpdateSchema,
+    DisclosurePageSchema, ReferralPageSchema, ReferralQuerySchema, ReferralSchema, SavedListCreateSchema,
+    SavedListItemSchema, SavedListPageSchema, SavedListSchema, ShareRequestSchema, ShareResultSchema,
+    StatusUpdateSchema,
 )
-from gateway.http import Header, json_response, route
+from gateway.http import ErrorPage, Header, json_response, route
 from weintervene.auth import STUDENT_DATA_ROLES, Role
 
 STAFF = tuple(sorted(STUDENT_DATA_ROLES, key=lambda r: r.value))
@@ -35,9 +36,10 @@ def _html(body: str, status: int = 200) -> Response:
 
 class ReferralRoutes:
     @route("POST", "/api/v1/referrals", summary="Share services with a family", tags=["referrals"],
-           roles=STAFF, body=ShareRequestSchema, response=ReferralSchema, many=True, status=201, raw=True,
+           roles=STAFF, body=ShareRequestSchema, response=ShareResultSchema, status=201, raw=True,
            headers=(IDEMPOTENCY_KEY,), body_loaded_by_service=True,
-           errors={409: "`subject_fenced` after a deletion request; `idempotency_key_in_use`: send it again",
+           errors={404: "A student, contact, service or list that is not one you may see (as for an unknown id)",
+                   409: "`subject_fenced` after a deletion request; `idempotency_key_in_use`: send it again",
                    422: "`idempotency_key_reused`: this Idempotency-Key came with another body"})
     def create_referral(self, request, auth, body, headers, **_):
         """Body ``{"student_id": "…", "contact_ids": ["…"], "service_ids": ["…"], "channel": "sms",
@@ -56,7 +58,7 @@ class ReferralRoutes:
         return json_response(result, 201, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     @route("GET", "/api/v1/referrals", summary="My, my school's, or incoming referrals", tags=["referrals"],
-           roles=STAFF, query=ReferralQuerySchema, response=ReferralSchema, many=True)
+           roles=STAFF, query=ReferralQuerySchema, response=ReferralPageSchema)
     def list_referrals(self, request, auth, query, **_):
         """``?scope=mine|school|incoming&status=requested&due=true&page=1&per_page=25``."""
         return self.referrals_rpc.list_referrals(auth.to_dict(), query)
@@ -67,7 +69,8 @@ class ReferralRoutes:
         return self.referrals_rpc.get_referral(auth.to_dict(), referral_id)
 
     @route("POST", "/api/v1/referrals/<referral_id>/status", summary="Update a referral's status",
-           tags=["referrals"], roles=STAFF, body=StatusUpdateSchema, response=ReferralSchema)
+           tags=["referrals"], roles=STAFF, body=StatusUpdateSchema, response=ReferralSchema,
+           errors={409: "`invalid_transition`: the referral is closed, or cannot move to that status"})
     def update_referral_status(self, request, auth, body, referral_id, **_):
         """Body ``{"status": "completed", "outcome": "connected", "note": "Family enrolled"}``."""
         return self.referrals_rpc.update_status(auth.to_dict(), referral_id, body)
@@ -87,7 +90,8 @@ class ReferralRoutes:
         return response
 
     @route("GET", "/r/<token>", summary="Public page of a shared link (service information only)",
-           tags=["referrals"], auth=False, raw=True, content_type="text/html")
+           tags=["referrals"], auth=False, raw=True, content_type="text/html",
+           errors={404: ErrorPage("The link expired or never existed: a page that says so", "text/html")})
     def open_shared_link(self, request, token, **_):
         """No sign-in: the unguessable token is the key. Shows the services only, never student data."""
         try:
@@ -99,17 +103,18 @@ class ReferralRoutes:
         return response
 
     @route("GET", "/api/v1/students/<student_id>/disclosures", summary="FERPA disclosure log of a student",
-           tags=["referrals"], roles=(Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN), response=DisclosureSchema, many=True)
+           tags=["referrals"], roles=(Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN), response=DisclosurePageSchema)
     def student_disclosures(self, request, auth, student_id, **_):
         return self.referrals_rpc.list_disclosures(auth.to_dict(), student_id)
 
     @route("GET", "/api/v1/lists", summary="My saved lists and my school's shared lists", tags=["lists"],
-           roles=STAFF, response=SavedListSchema, many=True)
+           roles=STAFF, response=SavedListPageSchema)
     def get_lists(self, request, auth, **_):
         return self.referrals_rpc.get_lists(auth.to_dict())
 
     @route("POST", "/api/v1/lists", summary="Create a saved list", tags=["lists"], roles=STAFF,
-           body=SavedListCreateSchema, response=SavedListSchema, status=201)
+           body=SavedListCreateSchema, response=SavedListSchema, status=201,
+           errors={404: "`service_not_found`: a service that is not one you may see (as for an unknown id)"})
     def create_list(self, request, auth, body, **_):
         """Body ``{"name": "Food pantries", "shared": true, "service_ids": ["…"]}``."""
         return self.referrals_rpc.create_list(auth.to_dict(), body)
@@ -124,14 +129,15 @@ class ReferralRoutes:
     def remove_list_item(self, request, auth, list_id, service_id, **_):
         return self.referrals_rpc.remove_list_item(auth.to_dict(), list_id, service_id)
 
-    @route("DELETE", "/api/v1/lists/<list_id>", summary="Delete a saved list", tags=["lists"], roles=STAFF, raw=True)
+    @route("DELETE", "/api/v1/lists/<list_id>", summary="Delete a saved list", tags=["lists"], roles=STAFF, raw=True,
+           status=204)
     def delete_list(self, request, auth, list_id, **_):
         """204 when deleted; only its owner may."""
         self.referrals_rpc.delete_list(auth.to_dict(), list_id)
         return Response(status=204)
 
     @route("POST", "/api/v1/deliveries/sms-status", summary="SMS provider status callback", tags=["referrals"],
-           auth=False, raw=True)
+           auth=False, raw=True, status=204, errors={403: "`bad_signature`: unsigned, or not signed with the account token"})
     def sms_status_callback(self, request, **_):
         """Form-encoded, as the provider sends it (``MessageSid``, ``MessageStatus``…), signed in
         ``X-Twilio-Signature`` with the account token; 204 when accepted, 403 when unsigned."""

@@ -6,7 +6,8 @@ from werkzeug.wrappers import Response
 from gateway.http import json_response, route
 from services.retention.schemas import (
     AuditVerifySchema, DeletionQuery, DeletionRequestInput, DeletionRequestList, DeletionRequestSchema,
-    ExportInput, ExportSchema, InspectionClose, InspectionInput, InspectionSchema, PolicyInput, PolicySchema,
+    ExportInput, ExportSchema, InspectionClose, InspectionInput, InspectionPageSchema, InspectionSchema,
+    PolicyInput, PolicyPageSchema, PolicySchema,
 )
 from weintervene.auth import Role
 from weintervene.export import build_archive
@@ -35,7 +36,8 @@ def _zip_response(result: dict, filename: str) -> Response:
 
 class RetentionRoutes:
     @route("POST", "/api/v1/deletion-requests", summary="Request a deletion", tags=["retention"],
-           roles=(Role.OPERATOR,) + ADMINS, body=DeletionRequestInput, response=DeletionRequestSchema, status=202)
+           roles=(Role.OPERATOR,) + ADMINS, body=DeletionRequestInput, response=DeletionRequestSchema, status=202,
+           errors={404: "The student, user or tenant is not one you may see (as for an unknown id)"})
     def request_deletion(self, request, auth, body, **_):
         """A parent's opt-out (school admin; ``verification`` says how the school verified the
         parent and who did), a tenant's termination (operator; optional ``export_id``) or a
@@ -44,7 +46,8 @@ class RetentionRoutes:
         return self.retention_rpc.request_deletion(auth.to_dict(), body)
 
     @route("GET", "/api/v1/deletion-requests", summary="Deletion requests (the record)", tags=["retention"],
-           roles=RECORD_READERS, query=DeletionQuery, response=DeletionRequestList, raw=True)
+           roles=RECORD_READERS, query=DeletionQuery, response=DeletionRequestList, raw=True,
+           also_content_types=("text/csv",))
     def list_deletion_requests(self, request, auth, query, **_):
         """Filter by ``tenant_id``, ``scope``, ``status`` (``open`` for every unfinished one),
         ``overdue=true``, ``from``/``to`` (creation dates); ``format=csv`` for a CSV download."""
@@ -76,12 +79,13 @@ class RetentionRoutes:
         return self.retention_rpc.create_policy(auth.to_dict(), body)
 
     @route("GET", "/api/v1/retention-policies", summary="Retention policies", tags=["retention"],
-           roles=RECORD_READERS)
+           roles=RECORD_READERS, response=PolicyPageSchema)
     def list_policies(self, request, auth, **_):
         return self.retention_rpc.list_policies(auth.to_dict())
 
     @route("POST", "/api/v1/exports", summary="Export a tenant's data", tags=["retention"],
-           roles=ADMINS, body=ExportInput, response=ExportSchema, status=201, timeout=EXPORT_TIMEOUT_SECONDS)
+           roles=ADMINS, body=ExportInput, response=ExportSchema, status=201, timeout=EXPORT_TIMEOUT_SECONDS,
+           errors={404: "The tenant is not one you may see (as for an unknown id)"})
     def create_export(self, request, auth, body, **_):
         """The data owner's full export (e.g. before termination); download it with GET."""
         return self.retention_rpc.create_export(auth.to_dict(), body)
@@ -94,24 +98,27 @@ class RetentionRoutes:
         return _zip_response(result, f"weintervene-export-{export_id}.zip")
 
     @route("POST", "/api/v1/inspection-requests", summary="Record a parent's inspection or amendment request",
-           tags=["retention"], roles=ADMINS, body=InspectionInput, response=InspectionSchema, status=201)
+           tags=["retention"], roles=ADMINS, body=InspectionInput, response=InspectionSchema, status=201,
+           errors={404: "The student is not one you may see (as for an unknown id)"})
     def open_inspection(self, request, auth, body, **_):
         """While an inspection is open the student's deletion waits (FERPA)."""
         return self.retention_rpc.open_inspection(auth.to_dict(), body)
 
     @route("GET", "/api/v1/inspection-requests", summary="Inspection and amendment requests",
-           tags=["retention"], roles=ADMINS)
+           tags=["retention"], roles=ADMINS, response=InspectionPageSchema)
     def list_inspections(self, request, auth, **_):
         return self.retention_rpc.list_inspections(auth.to_dict())
 
     @route("POST", "/api/v1/inspection-requests/<inspection_id>/close", summary="Close with its outcome",
-           tags=["retention"], roles=ADMINS, body=InspectionClose, response=InspectionSchema)
+           tags=["retention"], roles=ADMINS, body=InspectionClose, response=InspectionSchema,
+           errors={409: "`inspection_closed`: the request is already closed"})
     def close_inspection(self, request, auth, body, inspection_id, **_):
         return self.retention_rpc.close_inspection(auth.to_dict(), inspection_id, body)
 
     @route("GET", "/api/v1/inspection-requests/<inspection_id>/records",
            summary="The student's records from every service (zip)", tags=["retention"], roles=ADMINS,
-           raw=True, content_type="application/zip")
+           raw=True, content_type="application/zip",
+           errors={409: "`inspection_closed`: records are available while the request is open"})
     def inspection_records(self, request, auth, inspection_id, **_):
         result = self.retention_rpc.inspection_data(auth.to_dict(), inspection_id)
         return _zip_response(result, f"weintervene-records-{inspection_id}.zip")

@@ -1,8 +1,14 @@
 """marshmallow schemas of analytics's RPC inputs and outputs."""
+from datetime import date
+
 from marshmallow import Schema, fields, validate
 
 from services.analytics.periods import PERIODS
 from services.analytics.reports import REPORTS
+
+# Days a report may name: every period and the one before it must be real dates (``to=0001-01-01``
+# made the previous month year 0, a ValueError and a 500; the fuzz found it).
+REPORT_DATES = validate.Range(min=date(1900, 1, 1), max=date(9998, 12, 31))
 
 
 class DashboardQuerySchema(Schema):
@@ -13,8 +19,8 @@ class DashboardQuerySchema(Schema):
     """
 
     period = fields.Str(load_default="month", validate=validate.OneOf(PERIODS))
-    from_ = fields.Date(data_key="from", attribute="from", load_default=None)
-    to = fields.Date(load_default=None)
+    from_ = fields.Date(data_key="from", attribute="from", load_default=None, validate=REPORT_DATES)
+    to = fields.Date(load_default=None, validate=REPORT_DATES)
     tenant_id = fields.UUID(load_default=None)
 
 
@@ -34,6 +40,16 @@ class ReportRowSchema(Schema):
     previous_count = fields.Int(allow_none=True)
     previous_suppressed = fields.Bool()
     change_pct = fields.Float(allow_none=True)
+    # Each report's own item fields (reports.ITEM_COLUMNS); a row has those of its report only.
+    service_id = fields.Str()
+    service_name = fields.Str(allow_none=True)
+    category_id = fields.Str()
+    category_name = fields.Str(allow_none=True)
+    bucket = fields.Str()
+    bucket_start = fields.Str()
+    channel = fields.Str()
+    services_nearby = fields.Int(allow_none=True)
+    need_score = fields.Float(allow_none=True)
 
 
 class ReportSchema(Schema):

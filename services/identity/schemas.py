@@ -88,6 +88,12 @@ class PasswordChangedSchema(Schema):
     other_sessions_ended = fields.Int()
 
 
+class SignedOutSchema(Schema):
+    """``DELETE /api/v1/sessions/current`` -> ``{"signed_out": true}`` (the cookies are cleared too)."""
+
+    signed_out = fields.Bool(required=True)
+
+
 # -- tenants ------------------------------------------------------------------
 
 class PageQuerySchema(StrictSchema):

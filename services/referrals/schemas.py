@@ -180,3 +180,36 @@ class DisclosureSchema(Schema):
     information = fields.List(fields.Str())
     basis = fields.Str()
     consent = fields.Dict(allow_none=True)
+
+
+class _PageSchema(Schema):
+    """What every list answer of referrals has besides its items: ``{"items": [...], "total": 3,
+    "page": 1, "per_page": 25}`` (a list that is not paged answers page 1 of all its items)."""
+
+    total = fields.Int(required=True)
+    page = fields.Int(required=True)
+    per_page = fields.Int(required=True)
+
+
+class ReferralPageSchema(_PageSchema):
+    """``GET /api/v1/referrals``."""
+
+    items = fields.List(fields.Nested(ReferralSchema), required=True)
+
+
+class DisclosurePageSchema(_PageSchema):
+    """``GET /api/v1/students/{student_id}/disclosures``."""
+
+    items = fields.List(fields.Nested(DisclosureSchema), required=True)
+
+
+class SavedListPageSchema(_PageSchema):
+    """``GET /api/v1/lists``."""
+
+    items = fields.List(fields.Nested(SavedListSchema), required=True)
+
+
+class ShareResultSchema(Schema):
+    """``POST /api/v1/referrals``: one referral per service shared, ``{"items": [referral…]}``."""
+
+    items = fields.List(fields.Nested(ReferralSchema), required=True)

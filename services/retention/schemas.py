@@ -144,7 +144,9 @@ class DeletionQuery(StrictSchema):
     from_ = fields.Date(data_key="from", load_default=None)
     to = fields.Date(load_default=None)
     format = fields.Str(load_default="json", validate=validate.OneOf(("json", "csv")))
-    page = fields.Int(load_default=1, validate=validate.Range(min=1))
+    # Bounded: (page - 1) * per_page is the query's OFFSET, and a page past PostgreSQL's
+    # bigint was a 500 (the fuzz found ?page=288230376151711744).
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100_000))
     per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
 
     @validates_schema
@@ -217,3 +219,21 @@ class ExportSchema(Schema):
     created_at = fields.DateTime()
     downloaded_at = fields.DateTime(allow_none=True)
     services = fields.List(fields.Str(), dump_default=list(DATA_SERVICES))
+
+
+class PolicyPageSchema(Schema):
+    """``GET /api/v1/retention-policies``: every policy the caller may read, as one page."""
+
+    items = fields.List(fields.Nested(PolicySchema), required=True)
+    total = fields.Int(required=True)
+    page = fields.Int(required=True)
+    per_page = fields.Int(required=True)
+
+
+class InspectionPageSchema(Schema):
+    """``GET /api/v1/inspection-requests``: the caller's tenants' requests, as one page."""
+
+    items = fields.List(fields.Nested(InspectionSchema), required=True)
+    total = fields.Int(required=True)
+    page = fields.Int(required=True)
+    per_page = fields.Int(required=True)
