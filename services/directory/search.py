@@ -170,6 +170,12 @@ def _any_of(concepts):
     return Concept(" ".join(c.typed for c in concepts), tuple(phrases), tuple(terms))
 
 
+def keyword_condition(dialect: str, plan: QueryPlan, binds: dict) -> str:
+    """The condition "matches every concept of ``plan``" over ``service_search ss`` (PostgreSQL) or
+    ``service_fts`` (SQLite), binds added to ``binds``: what the HSDS API's ``search`` filters by."""
+    return _keyword_match(dialect, plan, [], binds)
+
+
 def _matches_each(dialect: str, concepts, binds: dict, prefix: str) -> str:
     """How many of ``concepts`` a row matches (an SQL integer expression): coverage of a relaxed
     query, and the preference for what the age words say."""
