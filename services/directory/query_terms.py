@@ -199,7 +199,11 @@ def _term_index(tree) -> dict:
 
 def understand(q: str, syn: Synonyms, tree=None) -> QueryPlan:
     """Concepts, ages and dropped words of the query text ``q`` (see the module docstring)."""
-    words = words_of(q)
+    return understand_words(words_of(q), syn, tree)
+
+
+def understand_words(words: list, syn: Synonyms, tree=None, phrases: bool = True) -> QueryPlan:
+    """:func:`understand` on folded words (``phrases`` False: each word on its own)."""
     keys = [key_word(w) for w in words]
     terms = _term_index(tree) if tree is not None else {}
     concepts, age_concepts, dropped = [], [], []
@@ -207,7 +211,7 @@ def understand(q: str, syn: Synonyms, tree=None) -> QueryPlan:
     i = 0
     while i < len(words):
         match = None
-        for n in range(min(MAX_PHRASE_WORDS, len(words) - i), 0, -1):
+        for n in range(min(MAX_PHRASE_WORDS if phrases else 1, len(words) - i), 0, -1):
             key = " ".join(keys[i:i + n])
             if n == 1 and words[i] in STOP_WORDS:
                 break
@@ -249,3 +253,23 @@ def understand(q: str, syn: Synonyms, tree=None) -> QueryPlan:
         # Several age words widen the range ("kids and teens": 3 to 19); no upper bound wins.
         ages = (min(r[0] for r in ranges), None if any(r[1] is None for r in ranges) else max(r[1] for r in ranges))
     return QueryPlan(concepts, ages, age_concepts, dropped)
+
+
+def loosened(plan: QueryPlan, syn: Synonyms, tree=None) -> QueryPlan:
+    """The plan for a relaxed search: its concepts plus, for each concept of several words, each
+    word on its own ("free meals", a category no service is filed under, also as "free" and
+    "meals", which the synonyms know as food), so partial matches can be ranked by coverage.
+
+    >>> [c.typed for c in loosened(understand("bus passes", syn, tree), syn, tree).concepts]
+    ['bus passes', 'bus', 'passes']
+    """
+    concepts, seen = list(plan.concepts), {c.typed for c in plan.concepts}
+    for concept in plan.concepts:
+        words = concept.typed.split()
+        if len(words) < 2:
+            continue
+        for part in understand_words(words, syn, tree, phrases=False).concepts:
+            if part.typed not in seen:
+                seen.add(part.typed)
+                concepts.append(part)
+    return QueryPlan(concepts, plan.ages, plan.age_concepts, plan.dropped)

@@ -41,13 +41,16 @@ from sqlalchemy import text
 from services.directory import visibility
 from services.directory.geo import bounding_box, postcode_centroid
 from services.directory.indexing import OPEN_COLUMNS, SLOT_MINUTES, tag
-from services.directory.query_terms import WORDS, QueryPlan, fold, synonyms, understand
+from services.directory.query_terms import WORDS, QueryPlan, fold, loosened, synonyms, understand
 from services.directory.schedules import DAYS
 from services.directory.taxonomy import TermTree
+from weintervene.config import settings
 from weintervene.errors import BadRequest
 
 DEFAULT_TIMEZONE = "America/New_York"
 MAX_PER_PAGE = 100
+# A keyword search matching fewer services than this in full is relaxed (partial matches ranked after).
+RELAX_BELOW = 10
 
 
 def grade_to_age(grade) -> int:
@@ -60,8 +63,6 @@ def plan_query(session, q: str | None) -> QueryPlan | None:
     taxonomy's term names, or None when ``q`` has no word at all (punctuation only)."""
     if not q or not WORDS.findall(fold(q)):
         return None
-    from weintervene.config import settings
-
     plan = understand(q, synonyms(settings().directory_search_synonyms_file), TermTree.load(session))
     return None if plan.empty else plan
 
@@ -176,17 +177,30 @@ def keyword_condition(dialect: str, plan: QueryPlan, binds: dict) -> str:
     return _keyword_match(dialect, plan, [], binds)
 
 
-def _matches_each(dialect: str, concepts, binds: dict, prefix: str) -> str:
+def _matches_each(dialect: str, concepts, binds: dict, prefix: str, categories_only: bool = False) -> str:
     """How many of ``concepts`` a row matches (an SQL integer expression): coverage of a relaxed
-    query, and the preference for what the age words say."""
-    if dialect == "postgresql":
-        return "(" + " + ".join(f"CAST(ss.tsv @@ {_pg_group(c, binds, f'{prefix}{i}')} AS integer)"
-                                for i, c in enumerate(concepts)) + ")"
-    terms = []
+    query, the preference for what the age words say and, ``categories_only``, for services
+    filed under the categories the query names (their text need not say it)."""
+    if categories_only:
+        concepts = [c for c in concepts if c.term_ids]
+        if not concepts:
+            return "0"
+    parts = []
     for i, concept in enumerate(concepts):
-        binds[f"{prefix}{i}"] = _fts_group(concept)
-        terms.append(f"(ss.id IN (SELECT rowid FROM service_fts WHERE service_fts MATCH :{prefix}{i}))")
-    return "(" + " + ".join(terms) + ")"
+        key = f"{prefix}{i}"
+        if dialect == "postgresql":
+            if categories_only:
+                binds[key] = " | ".join(f"'{tag('cat', t)}'" for t in concept.term_ids)
+                parts.append(f"CAST(ss.tsv @@ CAST(:{key} AS tsquery) AS integer)")
+            else:
+                parts.append(f"CAST(ss.tsv @@ {_pg_group(concept, binds, key)} AS integer)")
+            continue
+        if categories_only:
+            binds[key] = "{tags} : (%s)" % " OR ".join(tag("cat", t) for t in concept.term_ids)
+        else:
+            binds[key] = _fts_group(concept)
+        parts.append(f"(ss.id IN (SELECT rowid FROM service_fts WHERE service_fts MATCH :{key}))")
+    return "(" + " + ".join(parts) + ")"
 
 
 def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q: QueryPlan | None = None,
@@ -304,13 +318,19 @@ def build_statement(dialect: str, params: dict, viewer: dict | None, origin=None
     ``exact_limit`` None, or without keywords, every match is read.
 
     ``relaxed`` (no service matched every concept of ``q``): the services matching any concept,
-    those matching the most concepts first (the tier is the number of concepts missed). Services
-    matching the query's age words rank before the others of their tier (``boost``).
+    those matching the most concepts first (the tier is the number of concepts missed). Within a
+    tier, services filed under the categories the query names and those matching its age words
+    rank first (``boost``), then by text rank.
     """
     source, where, rank, binds = build_where(dialect, params, viewer, origin, q, open_clauses, relaxed=relaxed)
     boost = "0"
-    if q is not None and q.age_concepts:
-        boost = _matches_each(dialect, [_any_of(q.age_concepts)], binds, "ka")
+    if q is not None:
+        # Filed under the categories the query names, and for the ages it names: a curated
+        # signal, ranked before how often the words occur.
+        # A category named counts twice an age word: what is needed before for whom.
+        boost = f"(2 * {_matches_each(dialect, q.concepts, binds, 'kt', categories_only=True)})"
+        if q.age_concepts:
+            boost = f"({boost} + {_matches_each(dialect, [_any_of(q.age_concepts)], binds, 'ka')})"
     tier = "0"
     if relaxed:
         tier = f"({len(q.concepts)} - {_matches_each(dialect, q.concepts, binds, 'kc')})"
@@ -531,10 +551,16 @@ def search(session, params: dict, viewer: dict | None = None, school_timezone: s
             window, groups, stats = run(plan)
         else:
             corrected = None
-        if not groups and len(plan.concepts) > 1:
-            # No service has every concept: rank those with the most of them instead of answering nothing.
-            relaxed = True
-            window, groups, stats = run(plan, relaxed=True)
+    matched = sum(n for *_, n in groups)
+    if plan is not None and (matched == 0 or (matched < RELAX_BELOW and params.get("sort") != "distance")):
+        loose = loosened(plan, synonyms(settings().directory_search_synonyms_file), tree)
+        if len(loose.concepts) > 1:
+            # Few or no services have every concept: rank those with the most of them (the full
+            # matches still first) instead of answering nothing or next to nothing.
+            relaxed_window, relaxed_groups, relaxed_stats = run(loose, relaxed=True)
+            if sum(n for *_, n in relaxed_groups) > sum(n for *_, n in groups):
+                relaxed, plan = True, loose
+                window, groups, stats = relaxed_window, relaxed_groups, relaxed_stats
     found = sum(n for *_, n in groups)
     bounded = plan is not None and params.get("sort") != "distance"
     estimated = estimate(stats, exact_limit if bounded else None)
