@@ -32,6 +32,7 @@ def session(tmp_path_factory):
                               "minimum_age": 4, "maximum_age": 8})
     create_service(s, admin, {"name": "Quokka Study Hall", "description": "Quiet afternoons for teens.",
                               "minimum_age": 13, "maximum_age": 18})
+    create_service(s, admin, {"name": "Numbat Listening Room", "description": "A licensed therapist on Tuesdays."})
     create_service(s, admin, {"name": "Wombat Afternoon Club", "description": "Weekday afternoons at the library.",
                               "taxonomy_term_ids": [term_id("109-03-10")]})
     s.commit()
@@ -71,6 +72,9 @@ def test_counselling_spellings_and_therapy_are_one_concept(session):
     assert counseling
     assert {i["id"] for i in run(session, q="counselling", per_page=100)["items"]} == counseling
     assert counseling <= {i["id"] for i in run(session, q="therapy", per_page=100)["items"]}
+    # Its text says "therapist" only: found by "counseling" in full, first; the HSDS API finds it alone.
+    assert names(run(session, q="numbat counseling"))[0] == "Numbat Listening Room"
+    assert hsds_api.services(session, {"search": "numbat counseling"}, VIEWER)["total_items"] == 1
 
 
 def test_spanish_queries_find_english_services_accents_or_not(session):
