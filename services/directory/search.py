@@ -141,15 +141,19 @@ def _keyword_match(dialect: str, plan: QueryPlan, tags: list[list[str]], binds: 
     filters inside the same index lookup; ``name_only``: every concept in the name."""
     joiner = "OR" if relaxed else "AND"
     if dialect == "postgresql":
-        words = _pg_all(plan.concepts, binds, "kn" if name_only else "kw", "||" if relaxed else "&&", name_only)
-        if name_only:
-            return f"to_tsvector('english', ss.name) @@ {words}"
+        words = _pg_all(plan.concepts, binds, "kw", "||" if relaxed else "&&")
         if not tags:
-            return f"ss.tsv @@ {words}"
-        binds["tagq"] = " & ".join("(" + " | ".join(f"'{t}'" for t in alts) + ")" for alts in tags)
-        # numnode: a query of stop words alone matches nothing, as without filters (the planner
-        # folds it to a constant); "AND" with the tags would otherwise leave the tags alone.
-        return f"numnode({words}) > 0 AND ss.tsv @@ ({words} && CAST(:tagq AS tsquery))"
+            condition = f"ss.tsv @@ {words}"
+        else:
+            binds["tagq"] = " & ".join("(" + " | ".join(f"'{t}'" for t in alts) + ")" for alts in tags)
+            # numnode: a query of stop words alone matches nothing, as without filters (the planner
+            # folds it to a constant); "AND" with the tags would otherwise leave the tags alone.
+            condition = f"numnode({words}) > 0 AND ss.tsv @@ ({words} && CAST(:tagq AS tsquery))"
+        if name_only:
+            # The (small) name index finds the name matches; the filters still hold.
+            named = f"to_tsvector('english', ss.name) @@ {_pg_all(plan.concepts, binds, 'kn', '&&', name_only=True)}"
+            return named if not tags else f"{condition} AND {named}"
+        return condition
     query = _fts_all(plan.concepts, f" {joiner} ", name_only)
     if relaxed:
         query = f"({query})"
@@ -362,12 +366,15 @@ def build_statement(dialect: str, params: dict, viewer: dict | None, origin=None
             binds.update(found_limit=exact_limit + 1)
     if bounded and not relaxed:
         binds.update(named_limit=exact_limit, found_limit=exact_limit + 1)
+    # Relaxed: coverage first. Otherwise filed under the categories named (and for the ages
+    # named) first, then every word in the name (tier 0), then the others.
+    first = "tier, boost DESC" if relaxed else "boost DESC, tier"
     if params.get("sort") == "distance":
         order = "distance ASC NULLS LAST, rank DESC, service_id"
     elif origin is not None:
-        order = "tier, boost DESC, rank DESC, distance ASC NULLS LAST, lower(name), service_id"
+        order = f"{first}, rank DESC, distance ASC NULLS LAST, lower(name), service_id"
     else:
-        order = "tier, boost DESC, rank DESC, lower(name), service_id"
+        order = f"{first}, rank DESC, lower(name), service_id"
     sql = (
         f"WITH {ctes} "
         f"SELECT * FROM (SELECT '{PAGE}' AS kind, service_id AS a, NULL AS b, NULL AS c, rank, distance, 0 AS n "
