@@ -1,12 +1,18 @@
-"""Educator search: ranked keywords with stemming, typo tolerance, filters, facets.
+"""Educator search: ranked keywords with stemming, synonyms, categories, typo tolerance, filters, facets.
 
-One code path builds the SQL for both databases; only the keyword part differs:
+The query text is read first (``query_terms.understand``: concepts with their synonyms, Spanish
+words and the taxonomy terms they name; age words; stop words dropped), then one code path
+builds the SQL for both databases; only the keyword part differs:
 
-* PostgreSQL: ``tsv @@ websearch_to_tsquery('english', q)`` ranked by
-  ``ts_rank`` (generated ``tsv`` column, GIN index), misspellings corrected
+* PostgreSQL: ``tsv @@`` the concepts as ``phraseto_tsquery('english', …)`` alternatives ANDed,
+  ranked by ``ts_rank`` (generated ``tsv`` column, GIN index), misspellings corrected
   with pg_trgm similarity over the indexed vocabulary;
-* SQLite: FTS5 with the porter stemmer ranked by ``bm25`` (name weighs 10x),
-  misspellings corrected with difflib over the vocabulary.
+* SQLite: FTS5 with the porter stemmer, the same concepts as quoted phrases, ranked by ``bm25``
+  (name weighs 10x), misspellings corrected with difflib over the vocabulary.
+
+Services filed under a category the query names rank first; when fewer than ``RELAX_BELOW``
+services match every concept, the partial matches are ranked after the full ones and the answer
+says ``relaxed`` (see ``docs/SEARCH.md``).
 
 Everything runs in SQL, in one statement (:func:`build_statement`): the matches
 (visibility, status, ages, language, cost, category with all its descendants,
@@ -26,13 +32,12 @@ Example::
     ...        viewer={"tenant_id": "…", "district_id": None, "kind": "school"}, cards=lambda ids: views.cards(session, ids))
     {"items": [{"id": "…", "name": "After-School Math Tutoring", "organization_name": "…", "distance_miles": 0.8, ...}],
      "total": 12, "total_is_estimate": False, "pages": 1, "page": 1, "per_page": 20, "facets": {...},
-     "corrected_query": None}
+     "corrected_query": None, "relaxed": False}
 """
 from __future__ import annotations
 
 import difflib
 import math
-import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -65,20 +70,6 @@ def plan_query(session, q: str | None) -> QueryPlan | None:
         return None
     plan = understand(q, synonyms(settings().directory_search_synonyms_file), TermTree.load(session))
     return None if plan.empty else plan
-
-
-def fts_query(q: str) -> str | None:
-    """An FTS5 query for the text ``q`` (every concept must match; its synonyms and the taxonomy
-    terms it names are alternatives), or None when it has no word. Any text is safe: only letters
-    and digits reach the query, each phrase quoted.
-
-    >>> fts_query('dentist "(*')
-    '({name body} : ("dentist" OR "dental" OR "dental care" OR "teeth" OR "dentista"))'
-    """
-    from services.directory.query_terms import synonyms as shipped
-
-    plan = understand(q or "", shipped())
-    return None if plan.empty else _fts_all(plan.concepts, " AND ")
 
 
 def _fts_group(concept, name_only: bool = False) -> str:

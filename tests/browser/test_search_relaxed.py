@@ -10,7 +10,7 @@ from tests.browser.test_journeys import create_service
 from tests.support.infra import random_suffix
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-LINE = "No service matches every word; showing those that match the most of them."
+LINE = "Not every result matches every word: those matching the most of them come first."
 
 
 def test_the_search_pages_say_when_they_relaxed_the_query(page, people, system):

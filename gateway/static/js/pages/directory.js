@@ -198,7 +198,7 @@ export async function render(container, ctx) {
       const items = itemsOf(data);
       // The server relaxed the query: no service matched all of it, these match the most of it.
       const relaxed = data && data.relaxed && items.length
-        ? h("p", { class: "hint relaxed-query" }, "No service matches every word; showing those that match the most of them.") : null;
+        ? h("p", { class: "hint relaxed-query" }, "Not every result matches every word: those matching the most of them come first.") : null;
       replace(results, relaxed, items.length ? table("Services found", ["Service", "Organization", "Categories", ""], items.map((item) => {
         const edit = h("button", { type: "button", class: "secondary" }, "Edit");
         edit.setAttribute("aria-label", `Edit ${item.name}`);

@@ -26,7 +26,7 @@ async function categories() {
 }
 
 // Shown when the server relaxed a query no service matched in full (``relaxed`` in the answer).
-const RELAXED_LINE = "No service matches every word; showing those that match the most of them.";
+const RELAXED_LINE = "Not every result matches every word: those matching the most of them come first.";
 
 // A search result is a compact card (id, name, organization_name, description,
 // address, hours_text, cost, languages, categories, distance_miles); the full
