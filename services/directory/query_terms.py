@@ -126,6 +126,8 @@ def read_synonyms(paths) -> Synonyms:
     rows naming the same concept are one group, in any file."""
     groups: dict[str, SynonymGroup] = {}
     for path in paths:
+        if not Path(path).is_file():
+            raise ValueError(f"search synonyms file {path} does not exist (WEINTERVENE_DIRECTORY_SEARCH_SYNONYMS_FILE)")
         with Path(path).open(newline="", encoding="utf-8-sig") as handle:
             for number, row in enumerate(csv.DictReader(handle), start=2):
                 concept = fold((row.get("concept") or "").strip())
@@ -135,7 +137,10 @@ def read_synonyms(paths) -> Synonyms:
                 group = groups.setdefault(concept, SynonymGroup(concept))
                 if phrase not in group.phrases:
                     group.phrases.append(phrase)
-                low, high = _age(row.get("minimum_age")), _age(row.get("maximum_age"))
+                try:
+                    low, high = _age(row.get("minimum_age")), _age(row.get("maximum_age"))
+                except ValueError:
+                    raise ValueError(f"{path}: row {number}: ages must be whole numbers") from None
                 if low is not None:
                     group.minimum_age = low if group.minimum_age is None else min(group.minimum_age, low)
                 if high is not None:

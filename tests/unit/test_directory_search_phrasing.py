@@ -145,3 +145,16 @@ def test_a_percent_sign_is_text_not_a_wildcard_in_hsds_searches(session):
 def test_property_no_search_text_fails_on_sqlite(session, text):
     run(session, q=text[:200])
     hsds_api.services(session, {"search": text[:200]}, None)
+
+
+def test_a_bad_synonym_file_is_refused_with_its_reason(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        read_synonyms([SYNONYMS_FILE, tmp_path / "missing.csv"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("concept,language,phrase,minimum_age,maximum_age\nteens,en,teens,thirteen,\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="row 2"):
+        read_synonyms([bad])
+    empty = tmp_path / "empty.csv"
+    empty.write_text("concept,language,phrase,minimum_age,maximum_age\n,en,,,\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="row 2 needs a concept and a phrase"):
+        read_synonyms([empty])
