@@ -183,18 +183,19 @@ def _matches_each(dialect: str, concepts, binds: dict, prefix: str, categories_o
     parts = []
     for i, concept in enumerate(concepts):
         key = f"{prefix}{i}"
-        if dialect == "postgresql":
-            if categories_only:
-                binds[key] = " | ".join(f"'{tag('cat', t)}'" for t in concept.term_ids)
-                parts.append(f"CAST(ss.tsv @@ CAST(:{key} AS tsquery) AS integer)")
-            else:
-                parts.append(f"CAST(ss.tsv @@ {_pg_group(concept, binds, key)} AS integer)")
-            continue
         if categories_only:
-            binds[key] = "{tags} : (%s)" % " OR ".join(tag("cat", t) for t in concept.term_ids)
+            # The row's own term ids (with their ancestors): read from the matched row, no index
+            # lookup, so the preference costs next to nothing per match on either engine.
+            likes = []
+            for j, term in enumerate(concept.term_ids):
+                binds[f"{key}_{j}"] = f"%|{term}|%"
+                likes.append(f"ss.term_ids LIKE :{key}_{j}")
+            parts.append(f"(CASE WHEN {' OR '.join(likes)} THEN 1 ELSE 0 END)")
+        elif dialect == "postgresql":
+            parts.append(f"CAST(ss.tsv @@ {_pg_group(concept, binds, key)} AS integer)")
         else:
             binds[key] = _fts_group(concept)
-        parts.append(f"(ss.id IN (SELECT rowid FROM service_fts WHERE service_fts MATCH :{key}))")
+            parts.append(f"(ss.id IN (SELECT rowid FROM service_fts WHERE service_fts MATCH :{key}))")
     return "(" + " + ".join(parts) + ")"
 
 
