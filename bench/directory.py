@@ -147,25 +147,34 @@ def build(url: str, services: int, seed: int = 7) -> dict:
 
 def direct_search(engine, params: dict, viewer: dict, exact_limit: int | None) -> int:
     """The service's SQL for one search, run directly: the search statement (``search.build_statement``
-    run by ``search.run_statement``; the spelling lookup and the corrected statement for a misspelt
-    query), then the page's cards (``views.cards``' query)."""
+    run by ``search.run_statement`` on the understood query, ``search.plan_query``; the spelling lookup
+    and the corrected statement for a misspelt query; the relaxed statement when few services match
+    every concept), then the page's cards (``views.cards``' query)."""
     from sqlalchemy import bindparam, text
     from sqlalchemy.orm import Session
 
-    from services.directory.search import build_statement, resolve_origin, run_statement, suggest
+    from services.directory.query_terms import loosened, synonyms
+    from services.directory.search import RELAX_BELOW, build_statement, plan_query, resolve_origin, run_statement, suggest
+    from services.directory.taxonomy import TermTree
 
     with Session(engine) as session:
         origin = resolve_origin(params)
         clauses = [("*", params["open_day"], params["open_time"])] if params.get("open_day") else None
-        q = params.get("q")
-        sql, binds = build_statement(engine.dialect.name, params, viewer, origin, q, clauses, exact_limit=exact_limit)
-        rows, groups, _ = run_statement(session, sql, binds, q)
-        if not groups and q:
-            corrected = suggest(session, q)
-            if not corrected:
-                return 0
-            sql, binds = build_statement(engine.dialect.name, params, viewer, origin, corrected, clauses, exact_limit=exact_limit)
-            rows, groups, _ = run_statement(session, sql, binds, corrected)
+        plan = plan_query(session, params.get("q"))
+        sql, binds = build_statement(engine.dialect.name, params, viewer, origin, plan, clauses, exact_limit=exact_limit)
+        rows, groups, _ = run_statement(session, sql, binds, plan)
+        if not groups and plan is not None:
+            corrected = suggest(session, params["q"])
+            if corrected:
+                plan = plan_query(session, corrected)
+                sql, binds = build_statement(engine.dialect.name, params, viewer, origin, plan, clauses, exact_limit=exact_limit)
+                rows, groups, _ = run_statement(session, sql, binds, plan)
+        if plan is not None and sum(n for *_, n in groups) < RELAX_BELOW:
+            loose = loosened(plan, synonyms(), TermTree.load(session))
+            if len(loose.concepts) > 1:
+                sql, binds = build_statement(engine.dialect.name, params, viewer, origin, loose, clauses,
+                                             exact_limit=exact_limit, relaxed=True)
+                rows, groups, _ = run_statement(session, sql, binds, loose)
         ids = [r[0] for r in rows]
         if ids:
             session.execute(text("SELECT service_id, card FROM service_card WHERE service_id IN :ids")

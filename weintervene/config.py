@@ -184,6 +184,9 @@ class Settings:
     # broader search ranks the first ones found (name matches first) and estimates its
     # total and facet counts (``total_is_estimate``), so its cost stays bounded.
     directory_search_exact_limit: int = 500
+    # An operator's own search synonyms (CSV like services/directory/data/search_synonyms.csv),
+    # merged with the shipped list; empty: the shipped list alone.
+    directory_search_synonyms_file: str = ""
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_sender: str = "WeIntervene <no-reply@weintervene.local>"

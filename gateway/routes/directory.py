@@ -20,9 +20,13 @@ class DirectoryRoutes:
     def search_services(self, request, auth, query, **_):
         """``?q=tutoring&postcode=20001&radius_miles=5&language=es&cost=free&open_day=TU&open_time=16:00
         &sort=distance`` -> ``{"items": [...], "total": 12, "total_is_estimate": false, "pages": 1, "page": 1,
-        "per_page": 20, "facets": {"categories": [...], "languages": [...], "cost": [...]}, "corrected_query": null}``.
+        "per_page": 20, "facets": {"categories": [...], "languages": [...], "cost": [...]}, "corrected_query": null,
+        "relaxed": false}``.
 
-        Keyword searches rank services with every word in their name first. A broad keyword search
+        Keyword searches read the query as people type it (stop words dropped, synonyms, Spanish,
+        category names, age words), rank services filed under a category the query names first, then
+        those with every word in their name; with fewer than 10 full matches, partial matches follow
+        and ``relaxed`` is true. A broad keyword search
         (more matches than the server ranks exactly, 500 by default) ranks the best of the matches it
         reads, and says ``total_is_estimate``: its total and facet counts are then estimates, and
         ``pages`` tells how many pages of its best matches can be requested."""

@@ -40,6 +40,12 @@ class TaxonomyAtStart(DependencyProvider):
         with _database(self.container).session() as session:
             load_open_eligibility(session)
         postcode_centroid("20001")  # builds the ZIP index now, not during a user's first search
+        from services.directory.query_terms import synonyms
+        from weintervene.config import settings
+
+        # The synonym list (and an operator's extra file) read now: a bad file stops the service
+        # at start with its reason, rather than failing every search.
+        synonyms(settings().directory_search_synonyms_file)
 
 
 class ImportRunner(DependencyProvider):

@@ -27,7 +27,7 @@ from services.directory.hsds import HSDS_VERSION, Loader, document, page
 from services.directory.models import (
     Attribute, Organization, Service, ServiceAtLocation, ServiceSearch, Taxonomy, TaxonomyTerm,
 )
-from services.directory.search import area_names, fts_query
+from services.directory.search import area_names, keyword_condition, plan_query
 from weintervene.errors import BadRequest, NotFound
 
 OPENAPI_URL = "https://raw.githubusercontent.com/openreferral/specification/3.0/schema/openapi.json"
@@ -54,13 +54,25 @@ def visible_service_fn(viewer):
 
 
 def keyword_subquery(session, q: str):
-    """Service ids matching ``q`` (full text, stemmed), as a subquery."""
+    """Service ids matching ``q`` as the educator search matches it (every concept, with its
+    synonyms and the taxonomy terms it names), as a subquery; None when ``q`` has no word
+    (punctuation alone filters nothing). Any text is safe: it never reaches SQL or FTS syntax."""
+    plan = plan_query(session, q)
+    if plan is None:
+        return None
+    binds: dict = {}
+    condition = keyword_condition(session.bind.dialect.name, plan, binds)
     if session.bind.dialect.name == "postgresql":
-        return (select(literal_column("service_id")).select_from(text("service_search"))
-                .where(text("tsv @@ websearch_to_tsquery('english', :hq)")).params(hq=q))
+        return select(literal_column("ss.service_id")).select_from(text("service_search ss")).where(text(condition)).params(**binds)
     return (select(ServiceSearch.service_id)
             .where(ServiceSearch.id.in_(select(literal_column("rowid")).select_from(text("service_fts"))
-                                        .where(text("service_fts MATCH :hq")))).params(hq=fts_query(q)))
+                                        .where(text(condition)))).params(**binds))
+
+
+def like_text(value: str) -> str:
+    """A LIKE pattern finding ``value`` as text: ``%`` and ``_`` are literal (escaped with ``\\``)."""
+    value = value.replace("\x00", "").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{value.lower()}%"
 
 
 def _paging(params, total):
@@ -74,12 +86,9 @@ def _paging(params, total):
 def _service_filters(session, params, viewer):
     conditions = [visibility.clause(Service, viewer)]
     if params.get("search"):
-        words = fts_query(params["search"])
-        if words:
-            if session.bind.dialect.name == "postgresql":
-                conditions.append(Service.id.in_(keyword_subquery(session, params["search"])))
-            else:
-                conditions.append(Service.id.in_(keyword_subquery(session, params["search"])))
+        matching = keyword_subquery(session, params["search"])
+        if matching is not None:
+            conditions.append(Service.id.in_(matching))
     if params.get("taxonomy_term_id"):
         conditions.append(Service.id.in_(select(ServiceSearch.service_id).where(ServiceSearch.term_ids.like(f"%|{params['taxonomy_term_id']}|%"))))
     if params.get("taxonomy_id"):
@@ -140,8 +149,9 @@ def service(session, service_id: str, viewer) -> dict:
 def organizations(session, params: dict, viewer) -> dict:
     conditions = [_visible_organization(viewer)]
     if params.get("search"):
-        like = f"%{params['search'].lower()}%"
-        conditions.append(or_(func.lower(Organization.name).like(like), func.lower(Organization.description).like(like)))
+        like = like_text(params["search"])
+        conditions.append(or_(func.lower(Organization.name).like(like, escape="\\"),
+                              func.lower(Organization.description).like(like, escape="\\")))
     total = session.scalar(select(func.count()).select_from(Organization).where(*conditions))
     query = select(Organization).where(*conditions).order_by(Organization.name, Organization.id)
     if params.get("format") == "ndjson":
@@ -164,7 +174,7 @@ def organization(session, organization_id: str, viewer) -> dict:
 def taxonomies(session, params: dict) -> dict:
     conditions = []
     if params.get("search"):
-        conditions.append(func.lower(Taxonomy.name).like(f"%{params['search'].lower()}%"))
+        conditions.append(func.lower(Taxonomy.name).like(like_text(params["search"]), escape="\\"))
     total = session.scalar(select(func.count()).select_from(Taxonomy).where(*conditions))
     query = select(Taxonomy).where(*conditions).order_by(Taxonomy.name, Taxonomy.id)
     number, per_page = (1, max(total, 1)) if params.get("format") == "ndjson" else _paging(params, total)
@@ -183,7 +193,7 @@ def taxonomy(session, taxonomy_id: str) -> dict:
 def taxonomy_terms(session, params: dict) -> dict:
     conditions = []
     if params.get("search"):
-        conditions.append(func.lower(TaxonomyTerm.name).like(f"%{params['search'].lower()}%"))
+        conditions.append(func.lower(TaxonomyTerm.name).like(like_text(params["search"]), escape="\\"))
     if params.get("taxonomy_id"):
         conditions.append(TaxonomyTerm.taxonomy_id == params["taxonomy_id"])
     if params.get("parent_id"):

@@ -1,12 +1,18 @@
-"""Educator search: ranked keywords with stemming, typo tolerance, filters, facets.
+"""Educator search: ranked keywords with stemming, synonyms, categories, typo tolerance, filters, facets.
 
-One code path builds the SQL for both databases; only the keyword part differs:
+The query text is read first (``query_terms.understand``: concepts with their synonyms, Spanish
+words and the taxonomy terms they name; age words; stop words dropped), then one code path
+builds the SQL for both databases; only the keyword part differs:
 
-* PostgreSQL: ``tsv @@ websearch_to_tsquery('english', q)`` ranked by
-  ``ts_rank`` (generated ``tsv`` column, GIN index), misspellings corrected
+* PostgreSQL: ``tsv @@`` the concepts as ``phraseto_tsquery('english', …)`` alternatives ANDed,
+  ranked by ``ts_rank`` (generated ``tsv`` column, GIN index), misspellings corrected
   with pg_trgm similarity over the indexed vocabulary;
-* SQLite: FTS5 with the porter stemmer ranked by ``bm25`` (name weighs 10x),
-  misspellings corrected with difflib over the vocabulary.
+* SQLite: FTS5 with the porter stemmer, the same concepts as quoted phrases, ranked by ``bm25``
+  (name weighs 10x), misspellings corrected with difflib over the vocabulary.
+
+Services filed under a category the query names rank first; when fewer than ``RELAX_BELOW``
+services match every concept, the partial matches are ranked after the full ones and the answer
+says ``relaxed`` (see ``docs/SEARCH.md``).
 
 Everything runs in SQL, in one statement (:func:`build_statement`): the matches
 (visibility, status, ages, language, cost, category with all its descendants,
@@ -26,13 +32,12 @@ Example::
     ...        viewer={"tenant_id": "…", "district_id": None, "kind": "school"}, cards=lambda ids: views.cards(session, ids))
     {"items": [{"id": "…", "name": "After-School Math Tutoring", "organization_name": "…", "distance_miles": 0.8, ...}],
      "total": 12, "total_is_estimate": False, "pages": 1, "page": 1, "per_page": 20, "facets": {...},
-     "corrected_query": None}
+     "corrected_query": None, "relaxed": False}
 """
 from __future__ import annotations
 
 import difflib
 import math
-import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -41,13 +46,16 @@ from sqlalchemy import text
 from services.directory import visibility
 from services.directory.geo import bounding_box, postcode_centroid
 from services.directory.indexing import OPEN_COLUMNS, SLOT_MINUTES, tag
+from services.directory.query_terms import WORDS, QueryPlan, fold, loosened, synonyms, understand
 from services.directory.schedules import DAYS
 from services.directory.taxonomy import TermTree
+from weintervene.config import settings
 from weintervene.errors import BadRequest
 
-WORDS = re.compile(r"[\w']+", re.UNICODE)
 DEFAULT_TIMEZONE = "America/New_York"
 MAX_PER_PAGE = 100
+# A keyword search matching fewer services than this in full is relaxed (partial matches ranked after).
+RELAX_BELOW = 10
 
 
 def grade_to_age(grade) -> int:
@@ -55,14 +63,44 @@ def grade_to_age(grade) -> int:
     return 5 if str(grade).upper() in ("K", "0") else int(grade) + 5
 
 
-def fts_query(q: str) -> str:
-    """An FTS5 query over the words (name and body): every word must match (stemmed), words
-    quoted so syntax is inert."""
-    return "{name body} : (%s)" % fts_words(q)
+def plan_query(session, q: str | None) -> QueryPlan | None:
+    """The understood query (``query_terms.understand``) with the synonyms in force and every
+    taxonomy's term names, or None when ``q`` has no word at all (punctuation only)."""
+    if not q or not WORDS.findall(fold(q)):
+        return None
+    plan = understand(q, synonyms(settings().directory_search_synonyms_file), TermTree.load(session))
+    return None if plan.empty else plan
 
 
-def fts_words(q: str) -> str:
-    return " ".join('"%s"' % w.replace('"', "") for w in WORDS.findall(q.lower()))
+def _fts_group(concept, name_only: bool = False) -> str:
+    """One concept as an FTS5 expression: any of its phrases in the text, or any of its terms."""
+    phrases = " OR ".join('"%s"' % p for p in concept.phrases)
+    if name_only:
+        return "({name} : (%s))" % phrases
+    parts = ["{name body} : (%s)" % phrases]
+    if concept.term_ids:
+        parts.append("{tags} : (%s)" % " OR ".join(tag("cat", t) for t in concept.term_ids))
+    return "(" + " OR ".join(parts) + ")"
+
+
+def _fts_all(concepts, joiner: str, name_only: bool = False) -> str:
+    return joiner.join(_fts_group(c, name_only) for c in concepts)
+
+
+def _pg_group(concept, binds: dict, prefix: str, name_only: bool = False) -> str:
+    """One concept as a PostgreSQL tsquery expression (phrases stemmed by the english config)."""
+    parts = []
+    for j, phrase in enumerate(concept.phrases):
+        binds[f"{prefix}_{j}"] = phrase
+        parts.append(f"phraseto_tsquery('english', :{prefix}_{j})")
+    if concept.term_ids and not name_only:
+        binds[f"{prefix}_t"] = " | ".join(f"'{tag('cat', t)}'" for t in concept.term_ids)
+        parts.append(f"CAST(:{prefix}_t AS tsquery)")
+    return "(" + " || ".join(parts) + ")"
+
+
+def _pg_all(concepts, binds: dict, prefix: str, joiner: str, name_only: bool = False) -> str:
+    return "(" + f" {joiner} ".join(_pg_group(c, binds, f"{prefix}{i}", name_only) for i, c in enumerate(concepts)) + ")"
 
 
 HAVERSINE = (
@@ -88,22 +126,28 @@ def tag_filters(params: dict, open_clauses=None) -> list[list[str]]:
     return filters
 
 
-def _keyword_match(dialect: str, q: str, tags: list[list[str]], binds: dict, name_only: bool = False) -> str:
-    """The keyword condition (the words, and the tag filters inside the same index lookup)."""
+def _keyword_match(dialect: str, plan: QueryPlan, tags: list[list[str]], binds: dict, name_only: bool = False,
+                   relaxed: bool = False) -> str:
+    """The keyword condition: every concept of ``plan`` (``relaxed``: any of them), and the tag
+    filters inside the same index lookup; ``name_only``: every concept in the name."""
+    joiner = "OR" if relaxed else "AND"
     if dialect == "postgresql":
-        binds["q"] = q
-        name_match = "to_tsvector('english', ss.name) @@ websearch_to_tsquery('english', :q)"
+        words = _pg_all(plan.concepts, binds, "kw", "||" if relaxed else "&&")
         if not tags:
-            # The name's words are in tsv too: the (small) name index alone finds name matches.
-            return name_match if name_only else "ss.tsv @@ websearch_to_tsquery('english', :q)"
-        binds["tagq"] = " & ".join("(" + " | ".join(f"'{t}'" for t in alts) + ")" for alts in tags)
-        # numnode: a query of stop words alone matches nothing, as without filters (the planner
-        # folds it to a constant); "AND" with the tags would otherwise leave the tags alone.
-        condition = ("numnode(websearch_to_tsquery('english', :q)) > 0 AND "
-                     "ss.tsv @@ (websearch_to_tsquery('english', :q) && CAST(:tagq AS tsquery))")
-        return f"{condition} AND {name_match}" if name_only else condition
-    words = fts_words(q)
-    query = "{name} : (%s)" % words if name_only else "{name body} : (%s)" % words
+            condition = f"ss.tsv @@ {words}"
+        else:
+            binds["tagq"] = " & ".join("(" + " | ".join(f"'{t}'" for t in alts) + ")" for alts in tags)
+            # numnode: a query of stop words alone matches nothing, as without filters (the planner
+            # folds it to a constant); "AND" with the tags would otherwise leave the tags alone.
+            condition = f"numnode({words}) > 0 AND ss.tsv @@ ({words} && CAST(:tagq AS tsquery))"
+        if name_only:
+            # The (small) name index finds the name matches; the filters still hold.
+            named = f"to_tsvector('english', ss.name) @@ {_pg_all(plan.concepts, binds, 'kn', '&&', name_only=True)}"
+            return named if not tags else f"{condition} AND {named}"
+        return condition
+    query = _fts_all(plan.concepts, f" {joiner} ", name_only)
+    if relaxed:
+        query = f"({query})"
     if tags:
         query += " AND {tags} : (%s)" % " AND ".join("(" + " OR ".join(alts) + ")" for alts in tags)
     key = "fts_named" if name_only else "fts"
@@ -111,10 +155,55 @@ def _keyword_match(dialect: str, q: str, tags: list[list[str]], binds: dict, nam
     return f"service_fts MATCH :{key}"
 
 
-def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q: str | None = None,
-                open_clauses=None, name_only: bool = False) -> tuple[str, str, str, dict]:
+def _any_of(concepts):
+    """One concept matching any of ``concepts`` (the age words of a query, as one preference)."""
+    from services.directory.query_terms import Concept
+
+    phrases, terms = [], []
+    for c in concepts:
+        phrases += [p for p in c.phrases if p not in phrases]
+        terms += [t for t in c.term_ids if t not in terms]
+    return Concept(" ".join(c.typed for c in concepts), tuple(phrases), tuple(terms))
+
+
+def keyword_condition(dialect: str, plan: QueryPlan, binds: dict) -> str:
+    """The condition "matches every concept of ``plan``" over ``service_search ss`` (PostgreSQL) or
+    ``service_fts`` (SQLite), binds added to ``binds``: what the HSDS API's ``search`` filters by."""
+    return _keyword_match(dialect, plan, [], binds)
+
+
+def _matches_each(dialect: str, concepts, binds: dict, prefix: str, categories_only: bool = False) -> str:
+    """How many of ``concepts`` a row matches (an SQL integer expression): coverage of a relaxed
+    query, the preference for what the age words say and, ``categories_only``, for services
+    filed under the categories the query names (their text need not say it)."""
+    if categories_only:
+        concepts = [c for c in concepts if c.term_ids]
+        if not concepts:
+            return "0"
+    parts = []
+    for i, concept in enumerate(concepts):
+        key = f"{prefix}{i}"
+        if categories_only:
+            # The row's own term ids (with their ancestors): read from the matched row, no index
+            # lookup, so the preference costs next to nothing per match on either engine.
+            likes = []
+            for j, term in enumerate(concept.term_ids):
+                binds[f"{key}_{j}"] = f"%|{term}|%"
+                likes.append(f"ss.term_ids LIKE :{key}_{j}")
+            parts.append(f"(CASE WHEN {' OR '.join(likes)} THEN 1 ELSE 0 END)")
+        elif dialect == "postgresql":
+            parts.append(f"CAST(ss.tsv @@ {_pg_group(concept, binds, key)} AS integer)")
+        else:
+            binds[key] = _fts_group(concept)
+            parts.append(f"(ss.id IN (SELECT rowid FROM service_fts WHERE service_fts MATCH :{key}))")
+    return "(" + " + ".join(parts) + ")"
+
+
+def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q: QueryPlan | None = None,
+                open_clauses=None, name_only: bool = False, relaxed: bool = False) -> tuple[str, str, str, dict]:
     """(FROM, WHERE, rank expression, binds) selecting every matching search row
-    (``name_only``: only those with every word in the name)."""
+    (``name_only``: only those with every concept in the name; ``relaxed``: those matching
+    any concept of ``q`` rather than all)."""
     # IS TRUE: PostgreSQL would otherwise AND the (status, owner) index's bitmap of nearly
     # every row into a keyword search's bitmap, reading 100,000 index entries to drop none.
     where, binds = ["(ss.status = 'active') IS TRUE"], {}
@@ -125,11 +214,11 @@ def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q:
     if q:
         # Language, cost and category are tokens in the full-text index: the index
         # intersects them with the words, and no row outside the filters is read.
-        where.append(_keyword_match(dialect, q, tag_filters(params, open_clauses), binds, name_only))
+        where.append(_keyword_match(dialect, q, tag_filters(params, open_clauses), binds, name_only, relaxed))
         if dialect == "postgresql":
             # ts_rank (weights and frequency), not ts_rank_cd: cover density costs
             # ~25 us a row more, 250 ms on a query matching 10,000 services.
-            rank = "ts_rank(ss.tsv, websearch_to_tsquery('english', :q))"
+            rank = f"ts_rank(ss.tsv, {_pg_all(q.concepts, binds, 'kr', '||' if relaxed else '&&')})"
         else:
             # CROSS JOIN keeps the FTS index as the outer loop (SQLite would
             # otherwise scan the search rows and probe FTS for each one).
@@ -152,6 +241,14 @@ def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q:
     if age is not None:
         where.append("(ss.minimum_age IS NULL OR ss.minimum_age <= :age) AND (ss.maximum_age IS NULL OR ss.maximum_age >= :age)")
         binds["age"] = age
+    elif q is not None and q.ages is not None:
+        # Age words ("teens"): services whose ages overlap the range, or that state none.
+        low, high = q.ages
+        where.append("(ss.maximum_age IS NULL OR ss.maximum_age >= :age_low)")
+        binds["age_low"] = low
+        if high is not None:
+            where.append("(ss.minimum_age IS NULL OR ss.minimum_age <= :age_high)")
+            binds["age_high"] = high
     if origin is not None:
         binds.update(o_lat=origin[0], o_lon=origin[1])
         if params.get("radius_miles"):
@@ -191,8 +288,9 @@ def build_where(dialect: str, params: dict, viewer: dict | None, origin=None, q:
 PAGE, FACETS, STATS = "p", "f", "s"
 
 
-def build_statement(dialect: str, params: dict, viewer: dict | None, origin=None, q: str | None = None,
-                    open_clauses=None, page: int = 1, per_page: int = 20, exact_limit: int | None = None) -> tuple[str, dict]:
+def build_statement(dialect: str, params: dict, viewer: dict | None, origin=None, q: QueryPlan | None = None,
+                    open_clauses=None, page: int = 1, per_page: int = 20, exact_limit: int | None = None,
+                    relaxed: bool = False) -> tuple[str, dict]:
     """The one statement of a search and its binds.
 
     It finds the matching rows once (materialised CTEs), then returns three kinds
@@ -214,8 +312,24 @@ def build_statement(dialect: str, params: dict, viewer: dict | None, origin=None
     and one with fewer name matches than the limit ranks them exactly; every
     search matching fewer than the limit is exact. Sorted by distance, or with
     ``exact_limit`` None, or without keywords, every match is read.
+
+    ``relaxed`` (no service matched every concept of ``q``): the services matching any concept,
+    those matching the most concepts first (the tier is the number of concepts missed). Within a
+    tier, services filed under the categories the query names and those matching its age words
+    rank first (``boost``), then by text rank.
     """
-    source, where, rank, binds = build_where(dialect, params, viewer, origin, q, open_clauses)
+    source, where, rank, binds = build_where(dialect, params, viewer, origin, q, open_clauses, relaxed=relaxed)
+    boost = "0"
+    if q is not None:
+        # Filed under the categories the query names, and for the ages it names: a curated
+        # signal, ranked before how often the words occur.
+        # A category named counts twice an age word: what is needed before for whom.
+        boost = f"(2 * {_matches_each(dialect, q.concepts, binds, 'kt', categories_only=True)})"
+        if q.age_concepts:
+            boost = f"({boost} + {_matches_each(dialect, [_any_of(q.age_concepts)], binds, 'ka')})"
+    tier = "0"
+    if relaxed:
+        tier = f"({len(q.concepts)} - {_matches_each(dialect, q.concepts, binds, 'kc')})"
     distance = HAVERSINE if origin is not None else "NULL"
     if dialect == "postgresql":
         # The heap block of the row (block order is the order of a bitmap scan), and the blocks in all.
@@ -223,11 +337,12 @@ def build_statement(dialect: str, params: dict, viewer: dict | None, origin=None
             "(pg_relation_size('service_search') / current_setting('block_size')::bigint)"
     else:
         position, size = "ss.id", "(SELECT max(id) FROM service_search)"
-    columns = f"ss.service_id, {rank} AS rank, {distance} AS distance, ss.name, ss.top_term_ids, ss.languages, ss.cost, {position} AS pos"
+    columns = (f"ss.service_id, {rank} AS rank, {distance} AS distance, ss.name, ss.top_term_ids, ss.languages, ss.cost, "
+               f"{position} AS pos, {boost} AS boost, {tier} AS missed")
     ranked_by_words = bool(q) and params.get("sort") != "distance"
     bounded = ranked_by_words and exact_limit is not None
     limit = " LIMIT :named_limit" if bounded else ""
-    if ranked_by_words:
+    if ranked_by_words and not relaxed:
         named_source, named_where, _, named_binds = build_where(dialect, params, viewer, origin, q, open_clauses, name_only=True)
         binds.update(named_binds)
         ctes = (
@@ -238,15 +353,20 @@ def build_statement(dialect: str, params: dict, viewer: dict | None, origin=None
         )
     else:
         ctes = (f"found AS MATERIALIZED (SELECT {columns} FROM {source} WHERE {where}{limit and ' LIMIT :found_limit'}), "
-                "m AS MATERIALIZED (SELECT 0 AS tier, found.* FROM found)")
-    if bounded:
+                "m AS MATERIALIZED (SELECT missed AS tier, found.* FROM found)")
+        if bounded:
+            binds.update(found_limit=exact_limit + 1)
+    if bounded and not relaxed:
         binds.update(named_limit=exact_limit, found_limit=exact_limit + 1)
+    # Relaxed: coverage first. Otherwise filed under the categories named (and for the ages
+    # named) first, then every word in the name (tier 0), then the others.
+    first = "tier, boost DESC" if relaxed else "boost DESC, tier"
     if params.get("sort") == "distance":
         order = "distance ASC NULLS LAST, rank DESC, service_id"
     elif origin is not None:
-        order = "tier, rank DESC, distance ASC NULLS LAST, lower(name), service_id"
+        order = f"{first}, rank DESC, distance ASC NULLS LAST, lower(name), service_id"
     else:
-        order = "tier, rank DESC, lower(name), service_id"
+        order = f"{first}, rank DESC, lower(name), service_id"
     sql = (
         f"WITH {ctes} "
         f"SELECT * FROM (SELECT '{PAGE}' AS kind, service_id AS a, NULL AS b, NULL AS c, rank, distance, 0 AS n "
@@ -350,13 +470,19 @@ def open_clauses(params: dict, school_timezone: str | None, timezones) -> list |
     return None
 
 
-def suggest(session, q: str) -> str | None:
-    """The query with each unknown word replaced by the closest indexed word, or None."""
-    words = WORDS.findall(q.lower())
+def plan_words(plan: QueryPlan) -> set[str]:
+    """The words of the query that the synonym list or a taxonomy term recognised (never "corrected")."""
+    return {w for c in plan.concepts + plan.age_concepts if len(c.phrases) > 1 or c.term_ids for w in c.typed.split()}
+
+
+def suggest(session, q: str, known=frozenset()) -> str | None:
+    """The query with each unknown word replaced by the closest indexed word, or None
+    (words in ``known`` are left as they are)."""
+    words = WORDS.findall(fold(q))[:24]
     changed, out = False, []
     dialect = session.bind.dialect.name
     for w in words:
-        if len(w) < 4 or session.execute(text("SELECT 1 FROM search_word WHERE word = :w"), {"w": w}).first():
+        if len(w) < 4 or w in known or session.execute(text("SELECT 1 FROM search_word WHERE word = :w"), {"w": w}).first():
             out.append(w)
             continue
         best = None
@@ -407,22 +533,35 @@ def search(session, params: dict, viewer: dict | None = None, school_timezone: s
         timezones = [r[0] for r in session.execute(text("SELECT DISTINCT timezone FROM service_search WHERE timezone IS NOT NULL"))]
     clauses = open_clauses(params, school_timezone, timezones)
     q = (params.get("q") or "").strip() or None
-    if q and not WORDS.findall(q):
-        q = None
+    plan = plan_query(session, q)
     _math_functions(session)
 
-    def run(words):
-        sql, binds = build_statement(dialect, query_params, viewer, origin, words, clauses, page, per_page, exact_limit)
+    def run(words, relaxed=False):
+        sql, binds = build_statement(dialect, query_params, viewer, origin, words, clauses, page, per_page, exact_limit,
+                                     relaxed=relaxed)
         return run_statement(session, sql, binds, words)
 
-    window, groups, stats = run(q)
-    corrected = None
-    if q and not groups:
-        corrected = suggest(session, q)
-        if corrected:
-            window, groups, stats = run(corrected)
+    window, groups, stats = run(plan)
+    corrected, relaxed = None, False
+    if plan is not None and not groups:
+        corrected = suggest(session, q, known=plan_words(plan))
+        if corrected and plan_query(session, corrected) is not None:
+            plan = plan_query(session, corrected)
+            window, groups, stats = run(plan)
+        else:
+            corrected = None
+    matched = sum(n for *_, n in groups)
+    if plan is not None and (matched == 0 or (matched < RELAX_BELOW and params.get("sort") != "distance")):
+        loose = loosened(plan, synonyms(settings().directory_search_synonyms_file), tree)
+        if len(loose.concepts) > 1:
+            # Few or no services have every concept: rank those with the most of them (the full
+            # matches still first) instead of answering nothing or next to nothing.
+            relaxed_window, relaxed_groups, relaxed_stats = run(loose, relaxed=True)
+            if sum(n for *_, n in relaxed_groups) > sum(n for *_, n in groups):
+                relaxed, plan = True, loose
+                window, groups, stats = relaxed_window, relaxed_groups, relaxed_stats
     found = sum(n for *_, n in groups)
-    bounded = bool(corrected or q) and params.get("sort") != "distance"
+    bounded = plan is not None and params.get("sort") != "distance"
     estimated = estimate(stats, exact_limit if bounded else None)
     total = found if estimated is None else estimated
     # Pages reach every match of an exact search, and the ranked ones of a broad one.
@@ -443,7 +582,8 @@ def search(session, params: dict, viewer: dict | None = None, school_timezone: s
         ordered.append(item)
     scale = None if estimated is None else estimated / max(found, 1)
     return {"items": ordered, "total": total, "total_is_estimate": estimated is not None, "pages": last_page,
-            "page": page, "per_page": per_page, "facets": _facets(groups, tree, scale), "corrected_query": corrected}
+            "page": page, "per_page": per_page, "facets": _facets(groups, tree, scale), "corrected_query": corrected,
+            "relaxed": relaxed}
 
 
 def _math_functions(session) -> None:

@@ -194,8 +194,12 @@ export async function render(container, ctx) {
   const search = async () => {
     results.setAttribute("aria-busy", "true");
     try {
-      const items = itemsOf(await api.get("/api/v1/directory/services", { q: q.value.trim(), per_page: 50 }));
-      replace(results, items.length ? table("Services found", ["Service", "Organization", "Categories", ""], items.map((item) => {
+      const data = await api.get("/api/v1/directory/services", { q: q.value.trim(), per_page: 50 });
+      const items = itemsOf(data);
+      // The server relaxed the query: no service matched all of it, these match the most of it.
+      const relaxed = data && data.relaxed && items.length
+        ? h("p", { class: "hint relaxed-query" }, "Not every result matches every word: those matching the most of them come first.") : null;
+      replace(results, relaxed, items.length ? table("Services found", ["Service", "Organization", "Categories", ""], items.map((item) => {
         const edit = h("button", { type: "button", class: "secondary" }, "Edit");
         edit.setAttribute("aria-label", `Edit ${item.name}`);
         edit.addEventListener("click", () => startEditing(item.id));

@@ -25,6 +25,9 @@ async function categories() {
   return categoriesCache;
 }
 
+// Shown when the server relaxed a query no service matched in full (``relaxed`` in the answer).
+const RELAXED_LINE = "Not every result matches every word: those matching the most of them come first.";
+
 // A search result is a compact card (id, name, organization_name, description,
 // address, hours_text, cost, languages, categories, distance_miles); the full
 // service is on its own page.
@@ -86,8 +89,11 @@ export async function render(container, ctx) {
       const pager = h("nav", { class: "actions", "aria-label": "Result pages" });
       if (state.page > 1) append(pager, h("button", { type: "button", class: "secondary", onclick: () => { state.page -= 1; run(); } }, "Previous page"));
       if (state.page < pages) append(pager, h("button", { type: "button", class: "secondary", onclick: () => { state.page += 1; run(); } }, "Next page"));
-      replace(results, h("p", { class: "result-count" }, summary), h("ul", { class: "cards" }, items.map(serviceCard)), pager);
-      announce(summary);
+      // The server relaxed the query: no service matched all of it, these match the most of it.
+      const relaxed = data && data.relaxed && total > 0
+        ? h("p", { class: "hint relaxed-query" }, RELAXED_LINE) : null;
+      replace(results, h("p", { class: "result-count" }, summary), relaxed, h("ul", { class: "cards" }, items.map(serviceCard)), pager);
+      announce(relaxed ? `${summary} ${RELAXED_LINE}` : summary);
     } catch (err) {
       replace(results, errorNotice(err));
     } finally {
