@@ -96,7 +96,9 @@ def broker(tmp_path_factory):
             with open(log, "wb") as out:
                 children[name] = subprocess.Popen(
                     [sys.executable, "-m", "weintervene.cli", "run", "--service", name],
-                    env={**env, "AMQP_URI": made.uri(name), "WEINTERVENE_DATA_DIR": str(data_dir)},
+                    # Development mode: the built-in context keys (tests/support/signing.py signs with them).
+                    env={**env, "AMQP_URI": made.uri(name), "WEINTERVENE_DATA_DIR": str(data_dir),
+                         "WEINTERVENE_DEV_MODE": "1"},
                     stdout=out, stderr=subprocess.STDOUT,
                 )
             children[name].log = log

@@ -16,6 +16,10 @@ from weintervene.config import (
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Not the published development pair: what a deployment sets (weintervene.context_signing).
+REAL_CONTEXT_KEYS = {"context_signing_key": "prod-1:" + "s" * 43, "context_verify_keys": "prod-1:" + "v" * 43}
+REAL_CONTEXT_ENV = {"WEINTERVENE_" + name.upper(): value for name, value in REAL_CONTEXT_KEYS.items()}
+
 
 def _weintervene(args, env_changes, tmp_path):
     """``weintervene <args>`` in a process of its own, with only these WEINTERVENE_* settings."""
@@ -38,7 +42,8 @@ def test_production_refuses_to_start_with_the_default_key_naming_it(args, tmp_pa
 
 def test_an_empty_secret_is_refused_like_a_default(tmp_path):
     done = _weintervene(["run", "--service", "referrals"],
-                        {"WEINTERVENE_SECRET_KEY": "a real secret", "WEINTERVENE_SMS_TOKEN": " "}, tmp_path)
+                        {"WEINTERVENE_SECRET_KEY": "a real secret", "WEINTERVENE_SMS_TOKEN": " ", **REAL_CONTEXT_ENV},
+                        tmp_path)
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1] == (
         "refusing to start: WEINTERVENE_SMS_TOKEN is empty or a published default; set a secret value "
@@ -53,13 +58,13 @@ def test_development_mode_accepts_the_defaults(tmp_path):
 
 
 def test_real_secrets_start():
-    cfg = Settings(secret_key="k" * 43, sms_token="t" * 32)
+    cfg = Settings(secret_key="k" * 43, sms_token="t" * 32, **REAL_CONTEXT_KEYS)
     assert missing_secrets(cfg, ["identity", "directory", "referrals", "analytics", "retention", "gateway", "migrate"]) == []
     require_secrets(cfg, ["referrals"])
 
 
 def test_each_component_is_refused_only_for_the_secrets_it_uses():
-    cfg = Settings(secret_key="a real secret")  # the SMS token left at its default
+    cfg = Settings(secret_key="a real secret", **REAL_CONTEXT_KEYS)  # the SMS token left at its default
     assert missing_secrets(cfg, ["analytics", "gateway"]) == []
     assert missing_secrets(cfg, ["referrals"]) == ["WEINTERVENE_SMS_TOKEN"]
     with pytest.raises(DefaultSecretError) as refused:
@@ -71,7 +76,13 @@ def test_the_one_list_names_every_default_secret():
     by_field = {s.field: s for s in SECRET_SETTINGS}
     assert DEFAULT_SECRET_KEY in by_field["secret_key"].defaults
     assert DEFAULT_SMS_TOKEN in by_field["sms_token"].defaults
-    assert {s.variable for s in SECRET_SETTINGS} >= {"WEINTERVENE_SECRET_KEY", "WEINTERVENE_SMS_TOKEN"}
+    assert {s.variable for s in SECRET_SETTINGS} >= {"WEINTERVENE_SECRET_KEY", "WEINTERVENE_SMS_TOKEN",
+                                                     *REAL_CONTEXT_ENV}
+    # Only the gateway signs; every component verifies.
+    assert missing_secrets(Settings(secret_key="a real secret", sms_token="t" * 32), ["analytics"]) == [
+        "WEINTERVENE_CONTEXT_VERIFY_KEYS"]
+    assert missing_secrets(Settings(secret_key="a real secret", sms_token="t" * 32), ["gateway"]) == [
+        "WEINTERVENE_CONTEXT_SIGNING_KEY", "WEINTERVENE_CONTEXT_VERIFY_KEYS"]
 
 
 def test_dev_mode_from_the_environment():
