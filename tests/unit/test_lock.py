@@ -94,3 +94,23 @@ def test_the_venv_holds_what_the_test_lock_names():
         if installed != locked_version:
             differ[name] = (locked_version, installed)
     assert not differ, f"{{name: (locked, installed)}}: {differ}; run `make venv`"
+
+
+def test_every_install_path_installs_only_from_the_lock():
+    """make venv (so make run, make test, .ci/run) and the image: each ``pip install`` either takes a
+    lock with ``--require-hashes`` or installs the project alone with ``--no-deps``; nothing resolves."""
+    lines = []
+    for path in (ROOT / "Makefile", ROOT / "deploy" / "Dockerfile"):
+        text = path.read_text().replace("\\\n", " ")
+        lines += [(path.name, line.strip()) for line in text.splitlines()
+                  if re.search(r"\bpip install\b", line) and not line.lstrip().startswith("#")]
+    assert any("Dockerfile" == name for name, _ in lines) and any("Makefile" == name for name, _ in lines)
+    loose = [(name, line) for name, line in lines
+             if not ("--no-deps" in line and ("--require-hashes" in line and re.search(r"-r (requirements/|\$\((TEST_)?LOCK\))", line)
+                                              or re.search(r"(-e )?\.(\s|$)", line)))]
+    # The lock tool's own throwaway venv is the one exception: it is no part of what is installed.
+    loose = [(name, line) for name, line in loose if "$(LOCK_TOOLS)" not in line]
+    assert not loose, f"pip installs that do not come from the lock: {loose}"
+    assert "$(TEST_LOCK)" in (ROOT / "Makefile").read_text().split("$(STAMP):")[1].splitlines()[0], \
+        "the venv must be rebuilt when the lock changes"
+    assert re.search(r"^make test\b", (ROOT / ".ci" / "run").read_text(), re.M), "CI must install through make venv"
