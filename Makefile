@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml $(TEST_LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: sudo apt-get install -y python3.11 python3.11-venv"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(TEST_LOCK)
+	# A weintervene.egg-info left in the checkout by an older `pip install .` is stale metadata.
+	rm -rf weintervene.egg-info
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	touch $(STAMP)

@@ -22,7 +22,8 @@ Example::
 """
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint, entry_points
+import functools
+from importlib.metadata import EntryPoint, distributions
 
 SERVICE_GROUP = "weintervene.services"
 COMMAND_GROUP = "weintervene.commands"
@@ -33,10 +34,19 @@ class NotRegistered(LookupError):
     """No installed package declares this name in this group."""
 
 
+@functools.cache  # the metadata of one process does not change; reading it all costs ~25 ms
 def _declared(group: str) -> dict[str, EntryPoint]:
+    # Every distribution on sys.path, not only the first of each name (as entry_points() does):
+    # a stale weintervene.egg-info left in a source checkout (older `pip install .`) comes first
+    # on sys.path when Python runs from that checkout, and would hide the installed metadata's
+    # groups. The first declaration of a name still wins, in sys.path order.
+    found: dict[str, EntryPoint] = {}
+    for dist in distributions():
+        for ep in dist.entry_points.select(group=group):
+            found.setdefault(ep.name, ep)
     # Sorted by name: the order of commands in --help and of re-keying does not depend on the
     # order in which the installer wrote the metadata.
-    return {ep.name: ep for ep in sorted(entry_points(group=group), key=lambda ep: ep.name)}
+    return dict(sorted(found.items()))
 
 
 def _load(group: str, name: str):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,3 +66,18 @@ def test_the_keyed_stores_are_declared_by_their_services():
     stores = keyed_stores()
     assert set(stores) == {"identity", "retention"}
     assert all(callable(m.rekey) and callable(m.key_usage) for m in stores.values())
+
+
+def test_a_stale_egg_info_in_the_checkout_hides_no_declaration(tmp_path):
+    """Python run from a source checkout has it first on sys.path; an old ``weintervene.egg-info``
+    there (from an earlier ``pip install .``, without the entry-point groups) must not hide the
+    installed metadata's declarations."""
+    stale = tmp_path / "weintervene.egg-info"
+    stale.mkdir()
+    (stale / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: weintervene\nVersion: 0.0.1\n")
+    (stale / "entry_points.txt").write_text("[console_scripts]\nweintervene = weintervene.cli:main\n")
+    probe = ("from weintervene.plugins import service_class, command_registrars, keyed_stores; "
+             "print(service_class('identity').name, len(command_registrars()), sorted(keyed_stores()))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[0] == "identity 2 ['identity', 'retention']"
