@@ -23,6 +23,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 
 from weintervene.config import SERVICES, Settings, missing_secrets, require_secrets  # noqa: E402
+from weintervene.plugins import command_registrars  # noqa: E402
 
 
 def _settings() -> Settings:
@@ -128,132 +129,24 @@ def cmd_create_user(args) -> int:
     return 0
 
 
-def _directory_session(settings):
-    """A session on the directory's own database, migrated, with its taxonomy loaded."""
-    from sqlalchemy.orm import Session
-
-    from services.directory.taxonomy import load_open_eligibility
-    from weintervene.db import ensure_database, make_engine, migrate
-
-    url = settings.database_url("directory")
-    ensure_database(url)
-    engine = make_engine(url)
-    migrate("directory", engine)
-    session = Session(engine)
-    load_open_eligibility(session)
-    return session
-
-
-def cmd_import_directory(args) -> int:
-    from pathlib import Path
-
-    from services.directory.importer import import_path
-    from services.directory.layouts import LayoutError
-    from weintervene.runner import configure
-
-    settings = _settings()
-    configure(settings)
-    session = _directory_session(settings)
-    bar = None
-
-    def progress(done, total):
-        nonlocal bar
-        if bar is None and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="row", desc="import")
-        if bar is not None:
-            bar.update(done - bar.n)
-
-    try:
-        report = import_path(session, Path(args.path), source=args.source, progress=progress, layout=args.layout)
-    except LayoutError as exc:
-        print(f"cannot import {args.path}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if bar is not None:
-            bar.close()
-        session.close()
-    if args.json:
-        print(json.dumps(report, indent=2, default=str))
-    else:
-        print(f"{report['layout']}: created {report['created']}, updated {report['updated']}, "
-              f"unchanged {report['unchanged']}, skipped {report['skipped']}")
-        for table, t in report["totals"].items():
-            print(f"  {table:<20} created {t['created']:>6}  updated {t['updated']:>6}  unchanged {t['unchanged']:>6}  skipped {t['skipped']:>6}")
-        for file, columns in report["columns_dropped"].items():
-            print(f"  dropped from {file}: {', '.join(columns)}")
-        for note, n in report["notes"].items():
-            print(f"  note: {note} ({n})")
-        for s in report["skipped_rows"][: args.show_skipped]:
-            print(f"  skipped {s['file']} row {s['row']}: {s['reason']}")
-    return 0
-
-
-def cmd_export_directory(args) -> int:
-    from pathlib import Path
-
-    from services.directory.exporter import export_csv, export_json, services_in_category
-    from weintervene.runner import configure
-
-    settings = _settings()
-    configure(settings)
-    session = _directory_session(settings)
-    try:
-        ids = services_in_category(session, args.category) if args.category else None
-        if args.format == "json":
-            n = export_json(session, Path(args.path), ids)
-            print(f"wrote {n} services to {args.path}")
-        else:
-            counts = export_csv(session, Path(args.path), ids)
-            print(f"wrote {args.path}/datapackage.json: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    finally:
-        session.close()
-def cmd_audit_verify(args) -> int:
-    """Check retention's hash-chained audit log; exit 1 and name the first broken entry."""
-    from services.retention.audit import verify_chain
-    from weintervene.db import make_engine
-    from weintervene.runner import configure
-
-    from sqlalchemy.orm import Session
-
-    settings = _settings()
-    configure(settings)
-    engine = make_engine(settings.database_url("retention"))
-    try:
-        with Session(engine) as session:
-            result = verify_chain(session)
-    finally:
-        engine.dispose()
-    print(json.dumps(result, indent=2))
-    if not result["ok"]:
-        broken = result["first_broken"]
-        print(f"audit chain BROKEN at entry {broken['seq']}: {broken['reason']}", file=sys.stderr)
-        return 1
-    print(f"audit chain intact: {result['entries']} entries", file=sys.stderr)
-    return 0
-
-
-REKEYED_SERVICES = {"identity": "services.identity.rekeying", "retention": "services.retention.rekeying"}
-"""The services that store keyed hashes, and their module of ``rekey`` and ``key_usage``."""
-
-
 def _each_keyed_store(settings):
-    """``(service, rekeying module, session)`` for each service that stores keyed hashes."""
-    import importlib
+    """``(service, rekeying module, session)`` for each service that stores keyed hashes.
 
+    The services declare their module as a ``weintervene.keyed_stores`` entry point.
+    """
     from sqlalchemy.orm import Session
 
     from weintervene.db import ensure_database, make_engine, migrate
+    from weintervene.plugins import keyed_stores
 
-    for name, module in REKEYED_SERVICES.items():
+    for name, module in keyed_stores().items():
         url = settings.database_url(name)
         ensure_database(url)
         engine = make_engine(url)
         try:
             migrate(name, engine)
             with Session(engine) as session:
-                yield name, importlib.import_module(module), session
+                yield name, module, session
         finally:
             engine.dispose()
 
@@ -341,20 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("message")
     make.set_defaults(func=cmd_make_migration)
 
-    imp = sub.add_parser("import-directory", help="import HSDS 3.0 CSV/JSON or HSDS 2.0/1.x/Ohana CSV files")
-    imp.add_argument("path", help="a folder of CSV files, a datapackage.json, a .zip or an HSDS .json file")
-    imp.add_argument("--source", help="name of the source (default: the folder or file name); keeps ids stable")
-    imp.add_argument("--layout", choices=["hsds3-csv", "hsds-json", "hsds2-csv", "hsds1-csv", "ohana-csv"])
-    imp.add_argument("--json", action="store_true", help="print the whole report as JSON")
-    imp.add_argument("--show-skipped", type=int, default=20, help="skipped rows to list (default 20)")
-    imp.set_defaults(func=cmd_import_directory)
-
-    exp = sub.add_parser("export-directory", help="export the global directory as HSDS 3.0 (CSV datapackage or JSON)")
-    exp.add_argument("path", help="a folder (csv) or a .json file")
-    exp.add_argument("--format", choices=["csv", "json"], default="csv")
-    exp.add_argument("--category", help="only services in this taxonomy term (and below it)")
-    exp.set_defaults(func=cmd_export_directory)
-
     create = sub.add_parser("create-user", help="create a user (the first operator); password on stdin")
     create.add_argument("--email", required=True)
     create.add_argument("--name", required=True)
@@ -370,10 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help="per key id, the stored values made with it; which old keys can be dropped")
     rotate.set_defaults(func=cmd_rotate_key)
 
-    audit = sub.add_parser("audit", help="retention's audit log")
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 at the first broken entry")
-    verify.set_defaults(func=cmd_audit_verify)
+    # Each service's own commands (import-directory, export-directory, audit ...), declared
+    # by the service as a ``weintervene.commands`` entry point (weintervene.plugins).
+    for register in command_registrars():
+        register(sub)
     return parser
 
 

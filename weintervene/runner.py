@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import importlib
 import logging
 import os
 import signal
@@ -31,25 +30,22 @@ from kombu.exceptions import OperationalError
 from nameko import config as nameko_config
 from nameko.runners import ServiceRunner
 
+from weintervene import plugins
 from weintervene.config import SERVICES, Settings, require_secrets
 
 log = logging.getLogger("weintervene")
 
 ALL_COMPONENTS = SERVICES + ("gateway",)
 
-SERVICE_CLASSES = {
-    "identity": "services.identity.service:IdentityService",
-    "directory": "services.directory.service:DirectoryService",
-    "referrals": "services.referrals.service:ReferralsService",
-    "analytics": "services.analytics.service:AnalyticsService",
-    "retention": "services.retention.service:RetentionService",
-    "gateway": "gateway.service:GatewayService",
-}
 
 
 def service_class(name: str):
-    module, _, attr = SERVICE_CLASSES[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    """The nameko service class of component ``name``.
+
+    Each service declares its class as a ``weintervene.services`` entry point in
+    ``pyproject.toml`` (:mod:`weintervene.plugins`): the shared library imports no service.
+    """
+    return plugins.service_class(name)
 
 
 def configure(settings: Settings) -> None:
