@@ -46,7 +46,9 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from weintervene.config import SERVICES
-from weintervene.contracts import DELETION_COMPLETED, DELETION_REQUESTED, SESSIONS_ENDED, SHARE_RECORDED, SUBSCRIPTIONS
+from weintervene.contracts import (
+    DELETION_COMPLETED, DELETION_REQUESTED, PLATFORM_ACTION, SESSIONS_ENDED, SHARE_RECORDED, SUBSCRIPTIONS,
+)
 
 RPC_EXCHANGE = "nameko-rpc"
 OPERATOR = "operator"  # the operator's CLI (`weintervene demo`, `create-user`): trusted RPCs like bootstrap_user
@@ -92,7 +94,7 @@ EVENTS_PUBLISHED: dict[str, tuple[str, ...]] = {
     "directory": (DELETION_COMPLETED,),
     "referrals": (SHARE_RECORDED, DELETION_COMPLETED),
     "analytics": (DELETION_COMPLETED,),
-    "retention": (DELETION_REQUESTED,),
+    "retention": (DELETION_REQUESTED, PLATFORM_ACTION),
     "gateway": (),
     OPERATOR: (),
 }

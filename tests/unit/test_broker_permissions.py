@@ -51,3 +51,13 @@ def test_the_deployment_carries_the_same_table_and_each_deployment_its_own_user(
                 assert env["AMQP_URI"]["valueFrom"]["secretKeyRef"]["name"] == k8s_secret_name(name)
                 assert ("WEINTERVENE_CONTEXT_SIGNING_KEY" in env) == (name == "gateway")
                 assert "WEINTERVENE_CONTEXT_VERIFY_KEYS" in env
+
+
+def test_every_subscribed_event_is_one_its_source_may_publish():
+    """A new event in ``SUBSCRIPTIONS`` without its publisher's permission refused the
+    publisher's start (`make run`: retention's ``platform_action``, ACCESS_REFUSED)."""
+    from weintervene.broker import EVENTS_PUBLISHED
+    from weintervene.contracts import SUBSCRIPTIONS
+
+    for source, event in SUBSCRIPTIONS:
+        assert event in EVENTS_PUBLISHED[source], (source, event)
