@@ -34,7 +34,7 @@ from sqlalchemy import select
 
 from services.directory.archives import unpack_zip
 from services.directory.indexing import reindex
-from services.directory.layouts import REFS, LayoutError, Row, read
+from services.directory.layouts import OUTCOMES, REFS, LayoutError, Row, read
 from services.directory.models import HSDS_TABLES, Metadata, Service, ServiceAtLocation
 from services.directory.taxonomy import TermTree
 from weintervene.config import settings
@@ -75,11 +75,23 @@ class Report:
     notes: Counter = dataclasses.field(default_factory=Counter)
     files: list = dataclasses.field(default_factory=list)
 
-    def count(self, table: str, outcome: str) -> None:
-        self.totals[table][outcome] += 1
+    def __post_init__(self):
+        self._by_file = {f.file: f for f in self.files}
+
+    def count(self, row: Row, outcome: str) -> None:
+        """One row's outcome, in the table's totals and in its file's line."""
+        self.totals[row.table][outcome] += 1
+        report = self._by_file.get(row.file)
+        if report is None:
+            return
+        if row.table == report.table and row.row > 0:
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        else:  # a row of another table the file's cells gave
+            derived = report.derived.setdefault(row.table, dict.fromkeys(OUTCOMES, 0))
+            derived[outcome] += 1
 
     def skip(self, row: Row, reason: str) -> None:
-        self.count(row.table, "skipped")
+        self.count(row, "skipped")
         if len(self.skipped) < MAX_SKIPPED_LISTED:
             self.skipped.append({"file": row.file, "row": row.row, "table": row.table, "id": row.raw_id, "reason": reason})
 
@@ -251,19 +263,19 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
                         data["last_modified"] = _timestamp(row.values.get("last_modified")) or now
                     new_rows.append(data)
                     history.append(_history(row.id, table, "create", "", "", "", updated_by, now))
-                    report.count(table, "created")
+                    report.count(row, "created")
                     changed[table].add(row.id)
                     continue
                 diffs = [(c, getattr(current, c), values[c]) for c in columns if c in values and not _same(getattr(current, c), values[c])]
                 if not diffs:
-                    report.count(table, "unchanged")
+                    report.count(row, "unchanged")
                     continue
                 for c, old, new in diffs:
                     setattr(current, c, new)
                     history.append(_history(row.id, table, "update", c, old, new, updated_by, now))
                 if hasattr(current, "last_modified"):
                     current.last_modified = now
-                report.count(table, "updated")
+                report.count(row, "updated")
                 changed[table].add(row.id)
             if new_rows:
                 bulk_insert(session, model, new_rows)

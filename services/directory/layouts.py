@@ -52,14 +52,31 @@ class Row:
     nested: bool = False  # from a nested JSON document, where repeats of one record are normal
 
 
+READ = "read"
+NOT_UNDERSTOOD = "not understood"
+OUTCOMES = ("created", "updated", "unchanged", "skipped")
+
+
 @dataclasses.dataclass
 class FileReport:
+    """One file of the package: ``read`` (its ``rows`` each end in exactly one of created,
+    updated, unchanged, skipped) or ``not understood`` (its rows counted, none imported).
+
+    ``derived`` counts the rows of other tables a file's cells gave (e.g. Ohana's
+    ``services.csv`` ``languages`` column -> ``language`` rows), by table and outcome.
+    """
     file: str
     table: str | None
-    rows: int = 0
+    rows: int | None = 0
     columns_kept: list = dataclasses.field(default_factory=list)
     columns_dropped: list = dataclasses.field(default_factory=list)
     note: str = ""
+    status: str = READ
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    derived: dict = dataclasses.field(default_factory=dict)
 
 
 HSDS3_FILES = {
@@ -111,29 +128,61 @@ def _blank(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def data_folder(path: Path) -> Path:
+    """The folder holding the CSV files: the folder itself, or the one its
+    ``datapackage.json`` resources point into (e.g. ``data/``)."""
+    path = Path(path)
+    folder = path.parent if path.is_file() else path
+    descriptor = folder / "datapackage.json"
+    if any(p.suffix.lower() == ".csv" for p in folder.iterdir() if p.is_file()) or not descriptor.exists():
+        return folder
+    try:
+        resources = json.loads(descriptor.read_text(encoding="utf-8-sig")).get("resources") or []
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        resources = []
+    for resource in resources:
+        where = resource.get("path") if isinstance(resource, dict) else None
+        if isinstance(where, str) and where.lower().endswith(".csv"):
+            candidate = (folder / where).resolve().parent
+            if candidate.is_dir() and folder.resolve() in (candidate, *candidate.parents):
+                return candidate
+    if (folder / "data").is_dir():
+        return folder / "data"
+    return folder
+
+
 def detect_layout(path: Path) -> str:
+    """The layout of the files at ``path``, from their names and headers (content, not
+    the folder's name); ``LayoutError`` naming what was found when none fits.
+
+    Example: detect_layout(Path("../shared/datasets/ilao")) -> "hsds1-csv"
+    """
     path = Path(path)
     if path.is_file():
         if path.name == "datapackage.json":
-            return "hsds3-csv"
+            return detect_layout(path.parent)
         if path.suffix.lower() in (".json", ".ndjson"):
             return "hsds-json"
         raise LayoutError(f"{path.name}: give a folder of CSV files, a datapackage.json, a .zip or an HSDS .json file")
     if not path.is_dir():
         raise LayoutError(f"{path}: no such file or folder")
-    names = {p.name for p in path.iterdir()}
-    if "datapackage.json" in names:
-        return "hsds3-csv"
+    folder = data_folder(path)
+    names = {p.name for p in folder.iterdir() if p.is_file()}
+    has_descriptor = (path / "datapackage.json").exists() or "datapackage.json" in names
     if "services.csv" not in names:
-        raise LayoutError("no services.csv in the folder; not a directory export we know")
-    header = _header(path / "services.csv")
+        found = ", ".join(sorted(names)[:12]) or "nothing"
+        raise LayoutError(f"no services.csv in the folder (found: {found}); not a directory export we know")
+    header = _header(folder / "services.csv")
+    if "name" not in header:
+        raise LayoutError("services.csv has no name column; not a directory export we know")
     if "taxonomy_ids" in header or ("location_id" in header and "keywords" in header):
         return "ohana-csv"
     if "services_at_location.csv" in names or "service_attributes.csv" in names or "physical_addresses.csv" in names:
         return "hsds2-csv"
-    if "regular_schedules.csv" in names or "postal_addresses.csv" in names:
+    if names & {"regular_schedules.csv", "postal_addresses.csv", "services_taxonomy.csv", "holiday_schedules.csv",
+                "eligibility.csv"}:
         return "hsds1-csv"
-    if "minimum_age" in header or "service_at_location.csv" in names or "attributes.csv" in names:
+    if "minimum_age" in header or "service_at_location.csv" in names or "attributes.csv" in names or has_descriptor:
         return "hsds3-csv"
     raise LayoutError("services.csv does not match HSDS 3.0, HSDS 2.0/1.x or Ohana columns")
 
@@ -143,8 +192,39 @@ def _header(path: Path) -> list[str]:
         return [h.strip() for h in next(csv.reader(handle), [])]
 
 
+def not_understood(path: Path, why: str) -> FileReport:
+    """A file we do not import, listed with its row count (``None`` when it is not a table)."""
+    rows, header = None, []
+    if path.suffix.lower() == ".csv":
+        try:
+            header, records = _read_csv(path)
+            rows = len(records)
+        except LayoutError as exc:
+            why = f"{why}; {exc}"
+    return FileReport(file=path.name, table=None, rows=rows, columns_dropped=header, note=why, status=NOT_UNDERSTOOD)
+
+
+def account_for_every_file(path: Path, files: list[FileReport]) -> None:
+    """Append a ``not understood`` entry for each file at ``path`` no reader reported."""
+    path = Path(path)
+    if path.is_file():
+        return
+    folders = [path] + ([data_folder(path)] if data_folder(path) != path else [])
+    seen = {f.file for f in files}
+    for folder in folders:
+        for item in sorted(folder.iterdir()):
+            if not item.is_file() or item.name in seen or item.name.startswith("."):
+                continue
+            seen.add(item.name)
+            if item.name == "datapackage.json":
+                files.append(FileReport(file=item.name, table=None, rows=None, note="the package's descriptor (read to find the files)"))
+            else:
+                why = "not a file of this layout" if item.suffix.lower() == ".csv" else "not a CSV table"
+                files.append(not_understood(item, why))
+
+
 def read(path: Path, source: str, layout: str | None = None) -> tuple[str, list[Row], list[FileReport]]:
-    """(layout, rows, per-file report) for the files at ``path``."""
+    """(layout, rows, per-file report) for the files at ``path``; every file present is in the report."""
     layout = layout or detect_layout(path)
     reader = {
         "hsds3-csv": _read_hsds3_csv, "hsds-json": _read_hsds_json, "hsds2-csv": _read_hsds2,
@@ -152,7 +232,11 @@ def read(path: Path, source: str, layout: str | None = None) -> tuple[str, list[
     }.get(layout)
     if reader is None:
         raise LayoutError(f"unknown layout {layout!r}")
-    rows, files = reader(Path(path), source)
+    path = Path(path)
+    rows, files = reader(path if path.is_file() and layout == "hsds-json" else data_folder(path), source)
+    if not any(f.status == READ and f.table for f in files):
+        raise LayoutError(f"no file at {path.name} is a {layout} table we can read")
+    account_for_every_file(path, files)
     return layout, rows, files
 
 
@@ -221,8 +305,7 @@ class Mapper:
     def ignore(self, name: str, why: str):
         path = self.folder / name
         if path.exists():
-            header = _header(path)
-            self.files.append(FileReport(file=name, table=None, columns_dropped=header, note=why))
+            self.files.append(not_understood(path, why))
 
 
 def _schedule_fix(values: dict, raw: dict) -> None:
@@ -269,6 +352,9 @@ ADDRESS_COLUMNS = {"location_id": "location_id", "attention": "attention", "addr
                    "address_2": "address_2", "address_3": None, "address_4": None, "city": "city",
                    "region": "region", "state_province": "state_province", "postal_code": "postal_code",
                    "country": "country"}
+CONTACT_COLUMNS = {"organization_id": "organization_id", "service_id": "service_id",
+                   "service_at_location_id": "service_at_location_id", "name": "name", "title": "title",
+                   "department": "department", "email": "email"}
 PHONE_REFS = {"location_id": "location", "service_id": "service", "organization_id": "organization",
               "contact_id": "contact", "service_at_location_id": "service_at_location"}
 
@@ -295,10 +381,11 @@ def _read_hsds2(folder: Path, source: str):
            refs={"service_id": "service", "location_id": "location"})
     m.file("physical_addresses.csv", "address", ADDRESS_COLUMNS, refs={"location_id": "location"},
            fix=_address_fix("physical"), id_parts=("location_id",))
-    m.file("contacts.csv", "contact", {"organization_id": "organization_id", "service_id": "service_id",
-                                       "service_at_location_id": "service_at_location_id", "name": "name",
-                                       "title": "title", "department": "department", "email": "email"},
-           refs={"organization_id": "organization", "service_id": "service", "service_at_location_id": "service_at_location"})
+    contacts = m.file("contacts.csv", "contact", {**CONTACT_COLUMNS, "phone_number": None, "phone": None,
+                                                  "phone_extension": None},
+                      refs={"organization_id": "organization", "service_id": "service",
+                            "service_at_location_id": "service_at_location"})
+    _contact_phones(m, contacts, "contacts.csv")
     m.file("phones.csv", "phone", {"location_id": "location_id", "service_id": "service_id", "organization_id": "organization_id",
                                    "contact_id": "contact_id", "service_at_location_id": "service_at_location_id",
                                    "number": "number", "extension": "extension", "type": "type", "description": "description"},
@@ -316,11 +403,13 @@ def _read_hsds2(folder: Path, source: str):
     m.ignore("taxonomy_types.csv", "a copy of taxonomy_terms.csv")
     m.file("service_attributes.csv", "attribute", {"service_id": "link_id", "taxonomy_term_id": "taxonomy_term_id"},
            refs={"link_id": "service", "taxonomy_term_id": "taxonomy_term"}, fix=_attribute_fix)
+    # Miami-style files repeat the service id as the row id: the row is its service, place and language.
     m.file("languages.csv", "language", {"service_id": "service_id", "location_id": "location_id", "language": "name"},
-           refs={"service_id": "service", "location_id": "location"}, fix=_language_fix)
+           refs={"service_id": "service", "location_id": "location"}, fix=_language_fix,
+           id_parts=("service_id", "location_id", "language"))
     m.file("service_areas.csv", "service_area", {"service_id": "service_id", "service_area": "name", "description": "description"},
            refs={"service_id": "service"})
-    m.ignore("accessibility_for_disabilities.csv", "accessibility is not kept")
+    m.ignore("accessibility_for_disabilities.csv", "accessibility is not kept (no accessibility table yet)")
     _taxonomies_for_terms(m)
     return rows, files
 
@@ -339,7 +428,7 @@ def _taxonomies_for_terms(m: Mapper):
     """One HSDS taxonomy row per taxonomy name the imported terms use."""
     names = sorted({r.values["taxonomy"] for r in m.rows if r.table == "taxonomy_term" and r.values.get("taxonomy")})
     for name in names:
-        m.rows.insert(0, Row(table="taxonomy", file="(taxonomy names in taxonomy_terms.csv)", row=0, raw_id=name,
+        m.rows.insert(0, Row(table="taxonomy", file="taxonomy_terms.csv", row=0, raw_id=name,
                              values={"name": name, "description": f"{name} ({m.source})"},
                              id=stable_id(m.source, "taxonomy", name)))
 
@@ -351,6 +440,77 @@ def _attribute_fix(values, raw):
 
 def _language_fix(values, raw):
     values["code"] = language_code(values.get("name"))
+
+
+def _parse_date(text: str | None) -> str | None:
+    """``2015-12-24``, ``12/24/2015``, ``12/24/15``, ``December 24, 2015`` -> ``2015-12-24``; None if unreadable."""
+    from datetime import datetime
+
+    text = (text or "").strip()
+    for form in ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%B %d, %Y", "%b %d, %Y", "%d %B %Y"):
+        try:
+            return datetime.strptime(text, form).date().isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+def _holiday_fix(values: dict, raw: dict) -> None:
+    """A holiday row as an HSDS 3.0 schedule valid for its dates only (no weekday: it
+    never counts as weekly opening hours). Closed days keep no times."""
+    start, end = _parse_date(raw.get("start_date")), _parse_date(raw.get("end_date"))
+    closed = (raw.get("closed") or "").strip().lower() in ("true", "t", "yes", "y", "1", "closed")
+    values["valid_from"], values["valid_to"] = start, end or start
+    values["dtstart"] = start
+    values["opens_at"] = None if closed else parse_time(raw.get("opens_at"))
+    values["closes_at"] = None if closed else parse_time(raw.get("closes_at"))
+    unread = [raw[k].strip() for k in ("start_date", "end_date") if (raw.get(k) or "").strip() and not _parse_date(raw[k])]
+    label = "Holiday: closed" if closed else "Holiday hours"
+    values["description"] = "; ".join([label, *(f"date as written: {d}" for d in unread)])
+    values["freq"] = values["byday"] = None
+
+
+HOLIDAY_COLUMNS = {"service_id": "service_id", "location_id": "location_id",
+                   "service_at_location_id": "service_at_location_id", "start_date": None, "end_date": None,
+                   "closed": None, "opens_at": None, "closes_at": None}
+SCHEDULE_REFS = {"service_id": "service", "location_id": "location", "service_at_location_id": "service_at_location"}
+
+
+def _own_taxonomy(m: Mapper, file: str, id_column: str, parent_column: str, vocabulary_column: str | None):
+    """An HSDS 1.x ``taxonomy.csv`` as a taxonomy of its own (AIRS, 211 LA, a region's
+    list...): one ``taxonomy`` row per vocabulary, terms keeping their codes and parents."""
+    def fix(values, raw):
+        code = (raw.get(id_column) or "").strip()
+        parent = (raw.get(parent_column) or "").strip()
+        name = ((raw.get(vocabulary_column) or "").strip() if vocabulary_column else "") or f"{m.source} taxonomy"
+        values.update({"code": code, "description": values.get("description") or "",
+                       "parent_id": m.ref("taxonomy_term", parent) if parent else None,
+                       "taxonomy": name, "taxonomy_id": stable_id(m.source, "taxonomy", name)})
+    terms = m.file(file, "taxonomy_term", {"name": "name", "description": None, parent_column: None,
+                                           **({vocabulary_column: None} if vocabulary_column else {})},
+                   id_column=id_column, fix=fix)
+    for term in terms:  # the id other files use to name it: the source's code
+        term.id = m.ref("taxonomy_term", term.raw_id) if term.raw_id else None
+    names = sorted({t.values["taxonomy"] for t in terms})
+    for name in names:
+        m.rows.insert(0, Row(table="taxonomy", file=file, row=0, raw_id=name,
+                             values={"name": name, "description": f"{name} ({m.source})"},
+                             id=stable_id(m.source, "taxonomy", name)))
+    return terms
+
+
+def _contact_phones(m: Mapper, contacts: list, file: str):
+    """Contacts with phone columns (``phone``, ``phone_number``, ``phone_extension``): a phone row each."""
+    for contact in contacts:
+        raw = contact.raw or {}
+        number = next(((raw.get(k) or "").strip() for k in ("phone_number", "phone", "phone_1") if (raw.get(k) or "").strip()), "")
+        if not number or not contact.id:
+            continue
+        values = {"contact_id": contact.id, "number": number,
+                  "extension": (raw.get("phone_extension") or raw.get("extension") or "").strip() or None,
+                  "type": (raw.get("phone_type") or "").strip() or "voice"}
+        m.rows.append(Row(table="phone", file=file, row=contact.row, raw_id=f"{contact.raw_id}:phone", values=values,
+                          id=stable_id(m.source, "phone", "contact", contact.raw_id, number), raw=raw))
 
 
 def _read_hsds1(folder: Path, source: str):
@@ -373,6 +533,24 @@ def _read_hsds1(folder: Path, source: str):
                                                  "weekday": None, "opens_at": None, "closes_at": None},
            refs={"service_id": "service", "location_id": "location", "service_at_location_id": "service_at_location"},
            fix=_schedule_fix)
+    m.file("holiday_schedules.csv", "schedule", HOLIDAY_COLUMNS, refs=SCHEDULE_REFS, fix=_holiday_fix, id_parts=("holiday",))
+    contacts = m.file("contacts.csv", "contact", {**CONTACT_COLUMNS, "phone_number": None, "phone": None,
+                                                  "phone_extension": None},
+                      refs={"organization_id": "organization", "service_id": "service",
+                            "service_at_location_id": "service_at_location"})
+    _contact_phones(m, contacts, "contacts.csv")
+    if (folder / "taxonomy.csv").exists():
+        header = _header(folder / "taxonomy.csv")
+        id_column = "id" if "id" in header else "taxonomy_id"
+        _own_taxonomy(m, "taxonomy.csv", id_column, "parent_id", "vocabulary" if "vocabulary" in header else None)
+    m.file("services_taxonomy.csv", "attribute", {"service_id": "link_id", "taxonomy_id": "taxonomy_term_id",
+                                                  "taxonomy_detail": "value"},
+           refs={"link_id": "service", "taxonomy_term_id": "taxonomy_term"}, fix=_attribute_fix, id_parts=("service_id",))
+    m.file("languages.csv", "language", {"service_id": "service_id", "location_id": "location_id", "language": "name"},
+           refs={"service_id": "service", "location_id": "location"}, fix=_language_fix,
+           id_parts=("service_id", "location_id", "language"))
+    m.ignore("eligibility.csv", "eligibility rows are not kept yet (HSDS 3.0 moved them to service.eligibility_description)")
+    m.ignore("accessibility_for_disabilities.csv", "accessibility is not kept (no accessibility table yet)")
     return rows, files
 
 
@@ -451,7 +629,7 @@ def _read_ohana(folder: Path, source: str):
     m.file("regular_schedules.csv", "schedule", {"location_id": "location_id", "service_id": "service_id",
                                                  "weekday": None, "opens_at": None, "closes_at": None},
            refs={"location_id": "location", "service_id": "service"}, fix=_schedule_fix)
-    m.ignore("holiday_schedules.csv", "holiday closures are not kept")
+    m.file("holiday_schedules.csv", "schedule", HOLIDAY_COLUMNS, refs=SCHEDULE_REFS, fix=_holiday_fix, id_parts=("holiday",))
     # taxonomy.csv is the Open Eligibility list, which the service carries already.
     m.file("taxonomy.csv", "taxonomy_term", {"name": "name", "parent_id": None},
            id_column="taxonomy_id", fix=_open_eligibility_fix)
