@@ -411,6 +411,14 @@ def _read_hsds2(folder: Path, source: str):
            refs={"service_id": "service"})
     m.ignore("accessibility_for_disabilities.csv", "accessibility is not kept (no accessibility table yet)")
     _taxonomies_for_terms(m)
+    # Files of HSDS 1.x that many 2.0-style exports (211s) still carry.
+    m.file("postal_addresses.csv", "address", {**ADDRESS_COLUMNS, "organization_id": None}, refs={"location_id": "location"},
+           fix=_address_fix("postal"), id_parts=("location_id",))
+    m.file("regular_schedules.csv", "schedule", {"service_id": "service_id", "location_id": "location_id",
+                                                 "service_at_location_id": "service_at_location_id",
+                                                 "weekday": None, "opens_at": None, "closes_at": None},
+           refs=SCHEDULE_REFS, fix=_schedule_fix, id_parts=("regular",))
+    _hsds1_extras(m, folder)
     return rows, files
 
 
@@ -533,12 +541,22 @@ def _read_hsds1(folder: Path, source: str):
                                                  "weekday": None, "opens_at": None, "closes_at": None},
            refs={"service_id": "service", "location_id": "location", "service_at_location_id": "service_at_location"},
            fix=_schedule_fix)
-    m.file("holiday_schedules.csv", "schedule", HOLIDAY_COLUMNS, refs=SCHEDULE_REFS, fix=_holiday_fix, id_parts=("holiday",))
     contacts = m.file("contacts.csv", "contact", {**CONTACT_COLUMNS, "phone_number": None, "phone": None,
                                                   "phone_extension": None},
                       refs={"organization_id": "organization", "service_id": "service",
                             "service_at_location_id": "service_at_location"})
     _contact_phones(m, contacts, "contacts.csv")
+    _hsds1_extras(m, folder)
+    m.file("languages.csv", "language", {"service_id": "service_id", "location_id": "location_id", "language": "name"},
+           refs={"service_id": "service", "location_id": "location"}, fix=_language_fix,
+           id_parts=("service_id", "location_id", "language"))
+    m.ignore("accessibility_for_disabilities.csv", "accessibility is not kept (no accessibility table yet)")
+    return rows, files
+
+
+def _hsds1_extras(m: Mapper, folder: Path) -> None:
+    """Holiday hours, a taxonomy of the export's own and its links, eligibility (HSDS 1.x files)."""
+    m.file("holiday_schedules.csv", "schedule", HOLIDAY_COLUMNS, refs=SCHEDULE_REFS, fix=_holiday_fix, id_parts=("holiday",))
     if (folder / "taxonomy.csv").exists():
         header = _header(folder / "taxonomy.csv")
         id_column = "id" if "id" in header else "taxonomy_id"
@@ -546,12 +564,7 @@ def _read_hsds1(folder: Path, source: str):
     m.file("services_taxonomy.csv", "attribute", {"service_id": "link_id", "taxonomy_id": "taxonomy_term_id",
                                                   "taxonomy_detail": "value"},
            refs={"link_id": "service", "taxonomy_term_id": "taxonomy_term"}, fix=_attribute_fix, id_parts=("service_id",))
-    m.file("languages.csv", "language", {"service_id": "service_id", "location_id": "location_id", "language": "name"},
-           refs={"service_id": "service", "location_id": "location"}, fix=_language_fix,
-           id_parts=("service_id", "location_id", "language"))
     m.ignore("eligibility.csv", "eligibility rows are not kept yet (HSDS 3.0 moved them to service.eligibility_description)")
-    m.ignore("accessibility_for_disabilities.csv", "accessibility is not kept (no accessibility table yet)")
-    return rows, files
 
 
 def _read_ohana(folder: Path, source: str):
