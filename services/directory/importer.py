@@ -203,6 +203,28 @@ def import_path(session, path: Path, source: str | None = None, progress=None, u
     return report.as_dict()
 
 
+def recognise(path: Path) -> str:
+    """The layout of an upload (a .zip is unpacked within the caps to look at its files),
+    or ``LayoutError`` saying why none fits: an upload no reader knows is refused before
+    a job starts, never a job that "completes" with nothing created.
+
+    Example: recognise(Path("budget.zip")) -> LayoutError("no services.csv in the folder (found: budget.csv)…")
+    """
+    from services.directory.layouts import detect_layout
+
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        tmp = Path(tempfile.mkdtemp(prefix="wi-recognise-"))
+        try:
+            caps = settings()
+            unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
+            jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
+            return detect_layout(jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return detect_layout(path)
+
+
 def write_rows(session, rows: list[Row], report: Report, progress=None, updated_by: str = "import") -> None:
     total = len(rows)
     done = 0

@@ -214,3 +214,55 @@ def test_a_folder_without_a_directory_table_is_an_error_not_created_0(session, t
     write_csv(folder / "services.csv", ["year", "amount"], [["2026", "10"]])
     with pytest.raises(LayoutError):
         import_path(session, folder)
+
+
+def test_an_upload_no_reader_knows_is_refused_before_a_job_starts(tmp_path):
+    """The API (``start_import``): 400 ``unrecognised_layout``, never a job that completes with 0 created."""
+    import base64
+    import io
+    import zipfile
+
+    from nameko.testing.services import worker_factory
+
+    from services.directory.models import ImportJob
+    from services.directory.service import DirectoryService
+    from weintervene.errors import BadRequest
+
+    session = sqlite_directory(tmp_path / "directory.db")
+    try:
+        worker = worker_factory(DirectoryService, db=session)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("budget/budget.csv", "year,amount\n2026,10\n")
+        operator = {"user_id": "op", "tenant_id": None, "role": "operator", "district_id": None}
+        with pytest.raises(BadRequest) as refused:
+            worker.start_import(operator, "budget.zip", base64.b64encode(buffer.getvalue()).decode())
+        assert refused.value.code == "unrecognised_layout" and "services.csv" in str(refused.value)
+        assert session.query(ImportJob).count() == 0
+    finally:
+        session.close()
+
+
+def test_cli_lists_every_file_and_fails_on_an_unrecognised_folder(tmp_path, miami_export):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WEINTERVENE_DATA_DIR": str(tmp_path / "data"), "PYTHONWARNINGS": "ignore"}
+    env.pop("WEINTERVENE_DATABASE_URL_TEMPLATE", None)
+    env.pop("WEINTERVENE_DIRECTORY_DATABASE_URL", None)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "weintervene.cli", "import-directory", *args], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    done = cli(str(miami_export), "--source", "miami")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "regular_schedules.csv" in done.stdout and "read as schedule: 3 rows in, created 3" in done.stdout
+    assert "funding.csv" in done.stdout and "NOT UNDERSTOOD, 2 rows not imported" in done.stdout
+    other = tmp_path / "not-a-directory"
+    other.mkdir()
+    (other / "datapackage.json").write_text(json.dumps({"name": "budget", "resources": [{"path": "budget.csv"}]}))
+    write_csv(other / "budget.csv", ["year", "amount"], [["2026", "10"]])
+    refused = cli(str(other))
+    assert refused.returncode == 2 and "cannot import" in refused.stderr and "services.csv" in refused.stderr
