@@ -34,7 +34,7 @@ from sqlalchemy import select
 
 from services.directory.archives import unpack_zip
 from services.directory.indexing import reindex
-from services.directory.layouts import OUTCOMES, REFS, LayoutError, Row, read
+from services.directory.layouts import NOT_UNDERSTOOD, OUTCOMES, REFS, FileReport, LayoutError, Row, read
 from services.directory.models import HSDS_TABLES, Metadata, Service, ServiceAtLocation
 from services.directory.taxonomy import TermTree
 from weintervene.config import settings
@@ -194,13 +194,30 @@ def import_path(session, path: Path, source: str | None = None, progress=None, u
             unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
             jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
             target = jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp
-            return import_path(session, target, source=source, progress=progress, updated_by=updated_by, layout=layout)
+            report = import_path(session, target, source=source, progress=progress, updated_by=updated_by, layout=layout)
+            listed = {f["file"] for f in report["files"]}
+            for name in _members_left_packed(path):  # a README, a licence: listed, never unmentioned
+                if name not in listed:
+                    report["files"].append(dataclasses.asdict(FileReport(
+                        file=name, table=None, rows=None, status=NOT_UNDERSTOOD, note="not a CSV table (left in the archive)")))
+            return report
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     layout, rows, files = read(path, source, layout)
     report = Report(source=source, layout=layout, files=files)
     write_rows(session, rows, report, progress=progress, updated_by=updated_by)
     return report.as_dict()
+
+
+def _members_left_packed(path: Path) -> list[str]:
+    """The archive's files the import does not unpack (not .csv or .json), by their own names."""
+    import zipfile
+
+    from services.directory.archives import READ_SUFFIXES
+
+    with zipfile.ZipFile(path) as archive:
+        return [Path(i.filename).name for i in archive.infolist()
+                if not i.is_dir() and Path(i.filename).name and not Path(i.filename).name.endswith(READ_SUFFIXES)]
 
 
 def recognise(path: Path) -> str:

@@ -266,3 +266,16 @@ def test_cli_lists_every_file_and_fails_on_an_unrecognised_folder(tmp_path, miam
     write_csv(other / "budget.csv", ["year", "amount"], [["2026", "10"]])
     refused = cli(str(other))
     assert refused.returncode == 2 and "cannot import" in refused.stderr and "services.csv" in refused.stderr
+
+
+def test_the_zip_as_published_is_read_with_every_member_accounted_for(session, tmp_path):
+    """A zip holding one folder (as a 211 publishes it), its licence file included."""
+    import zipfile
+
+    archive_path = tmp_path / "ohana-export.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        for path in dataset("ohana-sanmateo").iterdir():
+            archive.write(path, f"ohana-sanmateo-2026/{path.name}")
+    report = import_path(session, archive_path)
+    assert report["layout"] == "ohana-csv" and report["totals"]["service"]["created"] == 23
+    assert_every_file_accounted_for(report, dataset("ohana-sanmateo"))
