@@ -77,6 +77,11 @@ class Report:
 
     def __post_init__(self):
         self._by_file = {f.file: f for f in self.files}
+        for f in self.files:  # rows a reader could not attach to anything (e.g. eligibility of no service)
+            for number, raw_id, reason in f.unmatched:
+                f.skipped += 1
+                if len(self.skipped) < MAX_SKIPPED_LISTED:
+                    self.skipped.append({"file": f.file, "row": number, "table": f.table, "id": raw_id, "reason": reason})
 
     def count(self, row: Row, outcome: str) -> None:
         """One row's outcome, in the table's totals and in its file's line."""
@@ -89,6 +94,10 @@ class Report:
         else:  # a row of another table the file's cells gave
             derived = report.derived.setdefault(row.table, dict.fromkeys(OUTCOMES, 0))
             derived[outcome] += 1
+        for file, _number in row.riders:  # rows merged into this one share its outcome
+            rider = self._by_file.get(file)
+            if rider is not None:
+                setattr(rider, outcome, getattr(rider, outcome) + 1)
 
     def skip(self, row: Row, reason: str) -> None:
         self.count(row, "skipped")
@@ -105,7 +114,7 @@ class Report:
             "created": summary["created"], "updated": summary["updated"],
             "unchanged": summary["unchanged"], "skipped": summary["skipped"],
             "totals": totals, "skipped_rows": self.skipped, "notes": dict(self.notes),
-            "files": [dataclasses.asdict(f) for f in self.files],
+            "files": [{k: v for k, v in dataclasses.asdict(f).items() if k != "unmatched"} for f in self.files],
             "columns_dropped": {f.file: f.columns_dropped for f in self.files if f.columns_dropped},
         }
 

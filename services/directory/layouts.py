@@ -49,6 +49,7 @@ class Row:
     values: dict
     id: str | None = None
     raw: dict | None = None  # the source record, for messages naming its own ids
+    riders: list = dataclasses.field(default_factory=list)  # (file, row) merged into this row: same outcome
     nested: bool = False  # from a nested JSON document, where repeats of one record are normal
 
 
@@ -77,6 +78,7 @@ class FileReport:
     unchanged: int = 0
     skipped: int = 0
     derived: dict = dataclasses.field(default_factory=dict)
+    unmatched: list = dataclasses.field(default_factory=list)  # (row, id, reason): skipped before writing
 
 
 HSDS3_FILES = {
@@ -564,7 +566,35 @@ def _hsds1_extras(m: Mapper, folder: Path) -> None:
     m.file("services_taxonomy.csv", "attribute", {"service_id": "link_id", "taxonomy_id": "taxonomy_term_id",
                                                   "taxonomy_detail": "value"},
            refs={"link_id": "service", "taxonomy_term_id": "taxonomy_term"}, fix=_attribute_fix, id_parts=("service_id",))
-    m.ignore("eligibility.csv", "eligibility rows are not kept yet (HSDS 3.0 moved them to service.eligibility_description)")
+    _merge_eligibility(m, [r for r in m.rows if r.table == "service"])
+
+
+ELIGIBILITY_TARGET = "service.eligibility_description"
+
+
+def _merge_eligibility(m: Mapper, services: list) -> None:
+    """HSDS 1.x ``eligibility.csv`` (id, service_id, eligibility) into its service's
+    ``eligibility_description`` (HSDS 3.0 dropped the table). Each row shares the outcome of
+    the service it was merged into; a row naming no service of the files is skipped."""
+    path = m.folder / "eligibility.csv"
+    if not path.exists():
+        return
+    header, records = _read_csv(path)
+    kept = [c for c in header if c in ("id", "service_id", "eligibility")]
+    report = FileReport(file=path.name, table=ELIGIBILITY_TARGET, rows=len(records), columns_kept=kept,
+                        columns_dropped=[c for c in header if c not in kept],
+                        note="merged into each service's eligibility_description")
+    m.files.append(report)
+    by_raw_id = {r.raw_id: r for r in services if r.raw_id}
+    for number, raw in enumerate(records, start=2):
+        text, service_id = (raw.get("eligibility") or "").strip(), (raw.get("service_id") or "").strip()
+        service = by_raw_id.get(service_id)
+        if not text or service is None:
+            why = "eligibility is blank" if not text else f"service_id {service_id or '(blank)'} is not a service of the files"
+            report.unmatched.append((number, (raw.get("id") or "").strip(), why))
+            continue
+        service.values["eligibility_description"] = "; ".join(filter(None, [service.values.get("eligibility_description"), text]))
+        service.riders.append((path.name, number))
 
 
 def _read_ohana(folder: Path, source: str):

@@ -151,6 +151,8 @@ def miami_export(tmp_path):
     ])
     write_csv(folder / "contacts.csv", ["id", "organization_id", "service_id", "name", "title", "phone_number"],
               [["c1", "o1", "s1", "Marie", "Coordinator", "305-555-0100"]])
+    write_csv(folder / "eligibility.csv", ["id", "service_id", "eligibility"],
+              [["e1", "s2", "Ages 12-18"], ["e2", "s2", "Miami-Dade residents"], ["e3", "s9", "Seniors"]])
     write_csv(folder / "funding.csv", ["id", "service_id", "source"], [["f1", "s1", "County"], ["f2", "s2", "United Way"]])
     return folder
 
@@ -184,9 +186,17 @@ def test_a_211_export_keeps_hours_taxonomy_languages_and_contact_phones(session,
     assert (links["created"], links["skipped"]) == (2, 1)
     assert any(s["file"] == "services_taxonomy.csv" and "dangling" in s["reason"] for s in report["skipped_rows"])
 
+    # eligibility.csv (a table HSDS 3.0 dropped) lands in the service's eligibility_description.
+    assert session.get(Service, s2).eligibility_description == "Ages 12-18; Miami-Dade residents"
+    eligibility = files["eligibility.csv"]
+    assert (eligibility["status"], eligibility["created"], eligibility["skipped"]) == ("read", 2, 1)
+    assert any(s["file"] == "eligibility.csv" and s["row"] == 4 and "s9" in s["reason"] for s in report["skipped_rows"])
+
     # A contact's phone column becomes the contact's phone.
     assert files["contacts.csv"]["derived"]["phone"]["created"] == 1
     assert session.get(Service, s3) is not None
+    again = {f["file"]: f for f in import_path(session, miami_export, source="miami")["files"]}
+    assert again["eligibility.csv"]["unchanged"] == 2 and again["languages.csv"]["unchanged"] == 4
 
 
 def test_a_datapackage_with_its_csvs_under_data_is_read(session, tmp_path):
