@@ -209,8 +209,10 @@ def not_understood(path: Path, why: str) -> FileReport:
 def account_for_every_file(path: Path, files: list[FileReport]) -> None:
     """Append a ``not understood`` entry for each file at ``path`` no reader reported."""
     path = Path(path)
+    if path.is_file() and path.name == "datapackage.json":
+        path = path.parent
     if path.is_file():
-        return
+        return  # one HSDS .json file: the report's one line
     folders = [path] + ([data_folder(path)] if data_folder(path) != path else [])
     seen = {f.file for f in files}
     for folder in folders:

@@ -212,6 +212,9 @@ def test_a_datapackage_with_its_csvs_under_data_is_read(session, tmp_path):
     assert report["totals"]["service"]["created"] == 1
     assert_every_file_accounted_for(report, package / "data", package)
     assert {f["file"] for f in report["files"]} >= {"datapackage.json", "services.csv"}
+    by_descriptor = import_path(session, package / "datapackage.json")  # the descriptor's path given instead
+    assert_every_file_accounted_for(by_descriptor, package / "data", package)
+    assert by_descriptor["totals"]["service"]["unchanged"] == 1
 
 
 def test_a_folder_without_a_directory_table_is_an_error_not_created_0(session, tmp_path):
