@@ -47,7 +47,7 @@ STATUSES = {"active", "inactive", "defunct", "temporarily closed"}
 # Rows of these tables need at least one of these references to mean anything.
 OWNERS = {
     "program": ("organization_id",), "service": ("organization_id",), "service_at_location": ("service_id", "location_id"),
-    "address": ("location_id",), "attribute": ("link_id", "taxonomy_term_id"), "service_area": ("service_id",),
+    "address": ("location_id",), "accessibility": ("location_id",), "attribute": ("link_id", "taxonomy_term_id"), "service_area": ("service_id",),
     "cost_option": ("service_id",), "phone": None, "schedule": None, "contact": None, "language": None,
 }
 ANY_OWNER = {

@@ -85,7 +85,7 @@ HSDS3_FILES = {
     "taxonomies.csv": "taxonomy", "taxonomy_terms.csv": "taxonomy_term",
     "organizations.csv": "organization", "programs.csv": "program", "services.csv": "service",
     "locations.csv": "location", "service_at_location.csv": "service_at_location",
-    "service_at_locations.csv": "service_at_location", "addresses.csv": "address",
+    "service_at_locations.csv": "service_at_location", "addresses.csv": "address", "accessibility.csv": "accessibility",
     "contacts.csv": "contact", "phones.csv": "phone", "schedules.csv": "schedule",
     "attributes.csv": "attribute", "languages.csv": "language", "service_areas.csv": "service_area",
     "cost_options.csv": "cost_option",
@@ -99,6 +99,7 @@ REFS = {
     "location": {"organization_id": "organization"},
     "service_at_location": {"service_id": "service", "location_id": "location"},
     "address": {"location_id": "location"},
+    "accessibility": {"location_id": "location"},
     "contact": {"organization_id": "organization", "service_id": "service",
                 "service_at_location_id": "service_at_location", "location_id": "location"},
     "phone": {"location_id": "location", "service_id": "service", "organization_id": "organization",
@@ -248,7 +249,7 @@ def read(path: Path, source: str, layout: str | None = None) -> tuple[str, list[
 
 # Rows of these tables may come without ids (their content is their identity);
 # organizations, services, locations... without an id are skipped.
-CONTENT_ID_TABLES = {"phone", "schedule", "address", "language", "contact", "service_area", "cost_option", "attribute"}
+CONTENT_ID_TABLES = {"accessibility", "phone", "schedule", "address", "language", "contact", "service_area", "cost_option", "attribute"}
 
 
 class Mapper:
@@ -413,7 +414,7 @@ def _read_hsds2(folder: Path, source: str):
            id_parts=("service_id", "location_id", "language"))
     m.file("service_areas.csv", "service_area", {"service_id": "service_id", "service_area": "name", "description": "description"},
            refs={"service_id": "service"})
-    m.ignore("accessibility_for_disabilities.csv", "accessibility is not kept (no accessibility table yet)")
+    _accessibility(m)
     _taxonomies_for_terms(m)
     # Files of HSDS 1.x that many 2.0-style exports (211s) still carry.
     m.file("postal_addresses.csv", "address", {**ADDRESS_COLUMNS, "organization_id": None}, refs={"location_id": "location"},
@@ -554,8 +555,16 @@ def _read_hsds1(folder: Path, source: str):
     m.file("languages.csv", "language", {"service_id": "service_id", "location_id": "location_id", "language": "name"},
            refs={"service_id": "service", "location_id": "location"}, fix=_language_fix,
            id_parts=("service_id", "location_id", "language"))
-    m.ignore("accessibility_for_disabilities.csv", "accessibility is not kept (no accessibility table yet)")
+    _accessibility(m)
     return rows, files
+
+
+def _accessibility(m: Mapper) -> None:
+    """HSDS 1.x/2.0 ``accessibility_for_disabilities.csv`` (location_id, accessibility, details)
+    as HSDS 3.0 ``accessibility`` rows, the text kept as written."""
+    m.file("accessibility_for_disabilities.csv", "accessibility",
+           {"location_id": "location_id", "accessibility": "description", "details": "details", "url": "url"},
+           refs={"location_id": "location"}, id_parts=("location_id",))
 
 
 def _hsds1_extras(m: Mapper, folder: Path) -> None:

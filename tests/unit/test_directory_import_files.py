@@ -10,7 +10,7 @@ import pytest
 from services.directory.ids import stable_id
 from services.directory.importer import import_path
 from services.directory.layouts import LayoutError
-from services.directory.models import Language, Schedule, Service, TaxonomyTerm
+from services.directory.models import Accessibility, Language, Schedule, Service, TaxonomyTerm
 from services.directory.schemas import SearchQuerySchema
 from services.directory.search import search
 from services.directory.views import cards
@@ -80,9 +80,8 @@ def test_every_file_of_the_shared_datasets_is_read_or_reported(session, name):
 
 def test_not_understood_files_are_listed_with_their_rows(session):
     dc = {f["file"]: f for f in import_path(session, dataset("dc-orservices"))["files"]}
-    assert dc["accessibility_for_disabilities.csv"]["status"] == "not understood"
-    assert dc["accessibility_for_disabilities.csv"]["rows"] == 11
-    assert "accessibility" in dc["accessibility_for_disabilities.csv"]["note"]
+    assert dc["taxonomy_types.csv"]["status"] == "not understood"
+    assert dc["taxonomy_types.csv"]["rows"] == 433 and "copy" in dc["taxonomy_types.csv"]["note"]
     ilao = {f["file"]: f for f in import_path(session, dataset("ilao"))["files"]}
     assert ilao["LICENSE-hsds-transformer"]["status"] == "not understood"
     assert ilao["LICENSE-hsds-transformer"]["rows"] is None
@@ -292,3 +291,32 @@ def test_the_zip_as_published_is_read_with_every_member_accounted_for(session, t
     report = import_path(session, archive_path)
     assert report["layout"] == "ohana-csv" and report["totals"]["service"]["created"] == 23
     assert_every_file_accounted_for(report, dataset("ohana-sanmateo"))
+
+
+def test_accessibility_for_disabilities_is_kept_on_its_location(session):
+    """dc-orservices' accessibility_for_disabilities.csv -> HSDS 3.0 accessibility rows, served with the location."""
+    from services.directory.hsds import Loader, document
+
+    report = import_path(session, dataset("dc-orservices"))
+    line = {f["file"]: f for f in report["files"]}["accessibility_for_disabilities.csv"]
+    with (dataset("dc-orservices") / "accessibility_for_disabilities.csv").open(newline="", encoding="utf-8-sig") as handle:
+        records = list(csv.DictReader(handle))
+    known = {stable_id("dc-orservices", "location", r["id"]) for r in csv.DictReader(
+        (dataset("dc-orservices") / "locations.csv").open(newline="", encoding="utf-8-sig"))}
+    placed = [r for r in records if stable_id("dc-orservices", "location", r["location_id"]) in known]
+    assert (line["status"], line["created"], line["skipped"]) == ("read", len(placed), len(records) - len(placed))
+    assert placed, "the dataset has accessibility rows for known locations"
+    first = placed[0]
+    location_id = stable_id("dc-orservices", "location", first["location_id"])
+    stored = session.query(Accessibility).filter(Accessibility.location_id == location_id).one()
+    assert (stored.description, stored.details) == (first["accessibility"] or None, first["details"] or None)
+    doc = document(Loader(session), "service_at_location", _a_service_at(session, location_id))
+    assert doc["location"]["accessibility"][0]["id"] == stored.id
+
+
+def _a_service_at(session, location_id):
+    from services.directory.models import ServiceAtLocation
+
+    found = session.query(ServiceAtLocation).filter(ServiceAtLocation.location_id == location_id).first()
+    assert found is not None, "the shared data has a service at that location"
+    return found
