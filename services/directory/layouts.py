@@ -775,7 +775,7 @@ NESTED = {
     "taxonomy_term": "taxonomy_term", "taxonomy_detail": "taxonomy", "phones": "phone", "schedules": "schedule",
     "service_areas": "service_area", "service_at_locations": "service_at_location", "languages": "language",
     "cost_options": "cost_option", "contacts": "contact", "addresses": "address", "locations": "location",
-    "programs": "program", "services": "service", "attributes": "attribute",
+    "programs": "program", "services": "service", "attributes": "attribute", "accessibility": "accessibility",
 }
 PARENT_FIELD = {"service": "service_id", "location": "location_id", "organization": "organization_id",
                 "service_at_location": "service_at_location_id", "contact": "contact_id", "phone": "phone_id"}

@@ -10,7 +10,7 @@ import pytest
 from services.directory.ids import stable_id
 from services.directory.importer import import_path
 from services.directory.layouts import LayoutError
-from services.directory.models import Accessibility, Language, Schedule, Service, TaxonomyTerm
+from services.directory.models import Language, Schedule, Service, TaxonomyTerm
 from services.directory.schemas import SearchQuerySchema
 from services.directory.search import search
 from services.directory.views import cards
@@ -296,6 +296,7 @@ def test_the_zip_as_published_is_read_with_every_member_accounted_for(session, t
 def test_accessibility_for_disabilities_is_kept_on_its_location(session):
     """dc-orservices' accessibility_for_disabilities.csv -> HSDS 3.0 accessibility rows, served with the location."""
     from services.directory.hsds import Loader, document
+    from services.directory.models import Accessibility
 
     report = import_path(session, dataset("dc-orservices"))
     line = {f["file"]: f for f in report["files"]}["accessibility_for_disabilities.csv"]
