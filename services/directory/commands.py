@@ -86,6 +86,19 @@ def cmd_import_directory(args) -> int:
               f"unchanged {report['unchanged']}, skipped {report['skipped']}")
         for table, t in report["totals"].items():
             print(f"  {table:<20} created {t['created']:>6}  updated {t['updated']:>6}  unchanged {t['unchanged']:>6}  skipped {t['skipped']:>6}")
+        print("files:")
+        for f in report["files"]:
+            rows = "-" if f["rows"] is None else f["rows"]
+            if f["status"] == "read" and f["table"]:
+                line = (f"  {f['file']:<36} read as {f['table']}: {rows} rows in, created {f['created']}, "
+                        f"updated {f['updated']}, unchanged {f['unchanged']}, skipped {f['skipped']}")
+                for table, d in f["derived"].items():
+                    line += f"; gave {table}: created {d['created']}, updated {d['updated']}, unchanged {d['unchanged']}, skipped {d['skipped']}"
+            elif f["status"] == "read":
+                line = f"  {f['file']:<36} read ({f['note']})"
+            else:
+                line = f"  {f['file']:<36} NOT UNDERSTOOD, {rows} rows not imported: {f['note']}"
+            print(line)
         for file, columns in report["columns_dropped"].items():
             print(f"  dropped from {file}: {', '.join(columns)}")
         for note, n in report["notes"].items():

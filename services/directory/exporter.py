@@ -21,7 +21,7 @@ from sqlalchemy import select
 from services.directory import visibility
 from services.directory.hsds import HSDS_VERSION, PRIVATE, Loader, document
 from services.directory.models import (
-    Address, Attribute, Contact, CostOption, HSDS_TABLES, Language, Location, Organization, Phone, Program,
+    Accessibility, Address, Attribute, Contact, CostOption, HSDS_TABLES, Language, Location, Organization, Phone, Program,
     Schedule, Service, ServiceArea, ServiceAtLocation, Taxonomy, TaxonomyTerm,
 )
 from services.directory.taxonomy import TermTree
@@ -30,7 +30,8 @@ from weintervene import spreadsheets
 FILE_NAMES = {
     "taxonomy": "taxonomies.csv", "taxonomy_term": "taxonomy_terms.csv", "organization": "organizations.csv",
     "program": "programs.csv", "service": "services.csv", "location": "locations.csv",
-    "service_at_location": "service_at_location.csv", "address": "addresses.csv", "contact": "contacts.csv",
+    "service_at_location": "service_at_location.csv", "address": "addresses.csv",
+    "accessibility": "accessibility.csv", "contact": "contacts.csv",
     "phone": "phones.csv", "schedule": "schedules.csv", "attribute": "attributes.csv", "language": "languages.csv",
     "service_area": "service_areas.csv", "cost_option": "cost_options.csv",
 }
@@ -97,6 +98,7 @@ def selected_rows(session, service_ids=None) -> dict[str, list]:
         "organization": orgs, "program": programs, "service": services, "location": locations,
         "service_at_location": sals,
         "address": [a for a in session.scalars(select(Address).order_by(Address.id)) if a.location_id in loc_ids],
+        "accessibility": [a for a in session.scalars(select(Accessibility).order_by(Accessibility.id)) if a.location_id in loc_ids],
         "contact": contacts, "phone": phones,
         "schedule": owned(session.scalars(select(Schedule).order_by(Schedule.id)), "service_id", "location_id", "service_at_location_id"),
         "attribute": [a for a in session.scalars(select(Attribute).order_by(Attribute.id)) if a.link_id in sids],

@@ -49,6 +49,7 @@ RELATIONS = {
     "cost_options": ("cost_option", "back", "service_id"),
     "contacts": ("contact", "back", None),
     "addresses": ("address", "back", "location_id"),
+    "accessibility": ("accessibility", "back", "location_id"),
     "locations": ("location", "back", "organization_id"),
     "programs": ("program", "back", "organization_id"),
     "services": ("service", "back", "organization_id"),

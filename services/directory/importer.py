@@ -34,7 +34,7 @@ from sqlalchemy import select
 
 from services.directory.archives import unpack_zip
 from services.directory.indexing import reindex
-from services.directory.layouts import REFS, LayoutError, Row, read
+from services.directory.layouts import NOT_UNDERSTOOD, OUTCOMES, REFS, FileReport, LayoutError, Row, read
 from services.directory.models import HSDS_TABLES, Metadata, Service, ServiceAtLocation
 from services.directory.taxonomy import TermTree
 from weintervene.config import settings
@@ -47,7 +47,7 @@ STATUSES = {"active", "inactive", "defunct", "temporarily closed"}
 # Rows of these tables need at least one of these references to mean anything.
 OWNERS = {
     "program": ("organization_id",), "service": ("organization_id",), "service_at_location": ("service_id", "location_id"),
-    "address": ("location_id",), "attribute": ("link_id", "taxonomy_term_id"), "service_area": ("service_id",),
+    "address": ("location_id",), "accessibility": ("location_id",), "attribute": ("link_id", "taxonomy_term_id"), "service_area": ("service_id",),
     "cost_option": ("service_id",), "phone": None, "schedule": None, "contact": None, "language": None,
 }
 ANY_OWNER = {
@@ -75,11 +75,32 @@ class Report:
     notes: Counter = dataclasses.field(default_factory=Counter)
     files: list = dataclasses.field(default_factory=list)
 
-    def count(self, table: str, outcome: str) -> None:
-        self.totals[table][outcome] += 1
+    def __post_init__(self):
+        self._by_file = {f.file: f for f in self.files}
+        for f in self.files:  # rows a reader could not attach to anything (e.g. eligibility of no service)
+            for number, raw_id, reason in f.unmatched:
+                f.skipped += 1
+                if len(self.skipped) < MAX_SKIPPED_LISTED:
+                    self.skipped.append({"file": f.file, "row": number, "table": f.table, "id": raw_id, "reason": reason})
+
+    def count(self, row: Row, outcome: str) -> None:
+        """One row's outcome, in the table's totals and in its file's line."""
+        self.totals[row.table][outcome] += 1
+        report = self._by_file.get(row.file)
+        if report is None:
+            return
+        if row.table == report.table and row.row > 0:
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        else:  # a row of another table the file's cells gave
+            derived = report.derived.setdefault(row.table, dict.fromkeys(OUTCOMES, 0))
+            derived[outcome] += 1
+        for file, _number in row.riders:  # rows merged into this one share its outcome
+            rider = self._by_file.get(file)
+            if rider is not None:
+                setattr(rider, outcome, getattr(rider, outcome) + 1)
 
     def skip(self, row: Row, reason: str) -> None:
-        self.count(row.table, "skipped")
+        self.count(row, "skipped")
         if len(self.skipped) < MAX_SKIPPED_LISTED:
             self.skipped.append({"file": row.file, "row": row.row, "table": row.table, "id": row.raw_id, "reason": reason})
 
@@ -93,7 +114,7 @@ class Report:
             "created": summary["created"], "updated": summary["updated"],
             "unchanged": summary["unchanged"], "skipped": summary["skipped"],
             "totals": totals, "skipped_rows": self.skipped, "notes": dict(self.notes),
-            "files": [dataclasses.asdict(f) for f in self.files],
+            "files": [{k: v for k, v in dataclasses.asdict(f).items() if k != "unmatched"} for f in self.files],
             "columns_dropped": {f.file: f.columns_dropped for f in self.files if f.columns_dropped},
         }
 
@@ -182,13 +203,52 @@ def import_path(session, path: Path, source: str | None = None, progress=None, u
             unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
             jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
             target = jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp
-            return import_path(session, target, source=source, progress=progress, updated_by=updated_by, layout=layout)
+            report = import_path(session, target, source=source, progress=progress, updated_by=updated_by, layout=layout)
+            listed = {f["file"] for f in report["files"]}
+            for name in _members_left_packed(path):  # a README, a licence: listed, never unmentioned
+                if name not in listed:
+                    report["files"].append(dataclasses.asdict(FileReport(
+                        file=name, table=None, rows=None, status=NOT_UNDERSTOOD, note="not a CSV table (left in the archive)")))
+            return report
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     layout, rows, files = read(path, source, layout)
     report = Report(source=source, layout=layout, files=files)
     write_rows(session, rows, report, progress=progress, updated_by=updated_by)
     return report.as_dict()
+
+
+def _members_left_packed(path: Path) -> list[str]:
+    """The archive's files the import does not unpack (not .csv or .json), by their own names."""
+    import zipfile
+
+    from services.directory.archives import READ_SUFFIXES
+
+    with zipfile.ZipFile(path) as archive:
+        return [Path(i.filename).name for i in archive.infolist()
+                if not i.is_dir() and Path(i.filename).name and not Path(i.filename).name.endswith(READ_SUFFIXES)]
+
+
+def recognise(path: Path) -> str:
+    """The layout of an upload (a .zip is unpacked within the caps to look at its files),
+    or ``LayoutError`` saying why none fits: an upload no reader knows is refused before
+    a job starts, never a job that "completes" with nothing created.
+
+    Example: recognise(Path("budget.zip")) -> LayoutError("no services.csv in the folder (found: budget.csv)…")
+    """
+    from services.directory.layouts import detect_layout
+
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        tmp = Path(tempfile.mkdtemp(prefix="wi-recognise-"))
+        try:
+            caps = settings()
+            unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
+            jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
+            return detect_layout(jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return detect_layout(path)
 
 
 def write_rows(session, rows: list[Row], report: Report, progress=None, updated_by: str = "import") -> None:
@@ -251,19 +311,19 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
                         data["last_modified"] = _timestamp(row.values.get("last_modified")) or now
                     new_rows.append(data)
                     history.append(_history(row.id, table, "create", "", "", "", updated_by, now))
-                    report.count(table, "created")
+                    report.count(row, "created")
                     changed[table].add(row.id)
                     continue
                 diffs = [(c, getattr(current, c), values[c]) for c in columns if c in values and not _same(getattr(current, c), values[c])]
                 if not diffs:
-                    report.count(table, "unchanged")
+                    report.count(row, "unchanged")
                     continue
                 for c, old, new in diffs:
                     setattr(current, c, new)
                     history.append(_history(row.id, table, "update", c, old, new, updated_by, now))
                 if hasattr(current, "last_modified"):
                     current.last_modified = now
-                report.count(table, "updated")
+                report.count(row, "updated")
                 changed[table].add(row.id)
             if new_rows:
                 bulk_insert(session, model, new_rows)

@@ -49,24 +49,43 @@ class Row:
     values: dict
     id: str | None = None
     raw: dict | None = None  # the source record, for messages naming its own ids
+    riders: list = dataclasses.field(default_factory=list)  # (file, row) merged into this row: same outcome
     nested: bool = False  # from a nested JSON document, where repeats of one record are normal
+
+
+READ = "read"
+NOT_UNDERSTOOD = "not understood"
+OUTCOMES = ("created", "updated", "unchanged", "skipped")
 
 
 @dataclasses.dataclass
 class FileReport:
+    """One file of the package: ``read`` (its ``rows`` each end in exactly one of created,
+    updated, unchanged, skipped) or ``not understood`` (its rows counted, none imported).
+
+    ``derived`` counts the rows of other tables a file's cells gave (e.g. Ohana's
+    ``services.csv`` ``languages`` column -> ``language`` rows), by table and outcome.
+    """
     file: str
     table: str | None
-    rows: int = 0
+    rows: int | None = 0
     columns_kept: list = dataclasses.field(default_factory=list)
     columns_dropped: list = dataclasses.field(default_factory=list)
     note: str = ""
+    status: str = READ
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    derived: dict = dataclasses.field(default_factory=dict)
+    unmatched: list = dataclasses.field(default_factory=list)  # (row, id, reason): skipped before writing
 
 
 HSDS3_FILES = {
     "taxonomies.csv": "taxonomy", "taxonomy_terms.csv": "taxonomy_term",
     "organizations.csv": "organization", "programs.csv": "program", "services.csv": "service",
     "locations.csv": "location", "service_at_location.csv": "service_at_location",
-    "service_at_locations.csv": "service_at_location", "addresses.csv": "address",
+    "service_at_locations.csv": "service_at_location", "addresses.csv": "address", "accessibility.csv": "accessibility",
     "contacts.csv": "contact", "phones.csv": "phone", "schedules.csv": "schedule",
     "attributes.csv": "attribute", "languages.csv": "language", "service_areas.csv": "service_area",
     "cost_options.csv": "cost_option",
@@ -80,6 +99,7 @@ REFS = {
     "location": {"organization_id": "organization"},
     "service_at_location": {"service_id": "service", "location_id": "location"},
     "address": {"location_id": "location"},
+    "accessibility": {"location_id": "location"},
     "contact": {"organization_id": "organization", "service_id": "service",
                 "service_at_location_id": "service_at_location", "location_id": "location"},
     "phone": {"location_id": "location", "service_id": "service", "organization_id": "organization",
@@ -111,29 +131,61 @@ def _blank(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def data_folder(path: Path) -> Path:
+    """The folder holding the CSV files: the folder itself, or the one its
+    ``datapackage.json`` resources point into (e.g. ``data/``)."""
+    path = Path(path)
+    folder = path.parent if path.is_file() else path
+    descriptor = folder / "datapackage.json"
+    if any(p.suffix.lower() == ".csv" for p in folder.iterdir() if p.is_file()) or not descriptor.exists():
+        return folder
+    try:
+        resources = json.loads(descriptor.read_text(encoding="utf-8-sig")).get("resources") or []
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        resources = []
+    for resource in resources:
+        where = resource.get("path") if isinstance(resource, dict) else None
+        if isinstance(where, str) and where.lower().endswith(".csv"):
+            candidate = (folder / where).resolve().parent
+            if candidate.is_dir() and folder.resolve() in (candidate, *candidate.parents):
+                return candidate
+    if (folder / "data").is_dir():
+        return folder / "data"
+    return folder
+
+
 def detect_layout(path: Path) -> str:
+    """The layout of the files at ``path``, from their names and headers (content, not
+    the folder's name); ``LayoutError`` naming what was found when none fits.
+
+    Example: detect_layout(Path("../shared/datasets/ilao")) -> "hsds1-csv"
+    """
     path = Path(path)
     if path.is_file():
         if path.name == "datapackage.json":
-            return "hsds3-csv"
+            return detect_layout(path.parent)
         if path.suffix.lower() in (".json", ".ndjson"):
             return "hsds-json"
         raise LayoutError(f"{path.name}: give a folder of CSV files, a datapackage.json, a .zip or an HSDS .json file")
     if not path.is_dir():
         raise LayoutError(f"{path}: no such file or folder")
-    names = {p.name for p in path.iterdir()}
-    if "datapackage.json" in names:
-        return "hsds3-csv"
+    folder = data_folder(path)
+    names = {p.name for p in folder.iterdir() if p.is_file()}
+    has_descriptor = (path / "datapackage.json").exists() or "datapackage.json" in names
     if "services.csv" not in names:
-        raise LayoutError("no services.csv in the folder; not a directory export we know")
-    header = _header(path / "services.csv")
+        found = ", ".join(sorted(names)[:12]) or "nothing"
+        raise LayoutError(f"no services.csv in the folder (found: {found}); not a directory export we know")
+    header = _header(folder / "services.csv")
+    if "name" not in header:
+        raise LayoutError("services.csv has no name column; not a directory export we know")
     if "taxonomy_ids" in header or ("location_id" in header and "keywords" in header):
         return "ohana-csv"
     if "services_at_location.csv" in names or "service_attributes.csv" in names or "physical_addresses.csv" in names:
         return "hsds2-csv"
-    if "regular_schedules.csv" in names or "postal_addresses.csv" in names:
+    if names & {"regular_schedules.csv", "postal_addresses.csv", "services_taxonomy.csv", "holiday_schedules.csv",
+                "eligibility.csv"}:
         return "hsds1-csv"
-    if "minimum_age" in header or "service_at_location.csv" in names or "attributes.csv" in names:
+    if "minimum_age" in header or "service_at_location.csv" in names or "attributes.csv" in names or has_descriptor:
         return "hsds3-csv"
     raise LayoutError("services.csv does not match HSDS 3.0, HSDS 2.0/1.x or Ohana columns")
 
@@ -143,8 +195,41 @@ def _header(path: Path) -> list[str]:
         return [h.strip() for h in next(csv.reader(handle), [])]
 
 
+def not_understood(path: Path, why: str) -> FileReport:
+    """A file we do not import, listed with its row count (``None`` when it is not a table)."""
+    rows, header = None, []
+    if path.suffix.lower() == ".csv":
+        try:
+            header, records = _read_csv(path)
+            rows = len(records)
+        except LayoutError as exc:
+            why = f"{why}; {exc}"
+    return FileReport(file=path.name, table=None, rows=rows, columns_dropped=header, note=why, status=NOT_UNDERSTOOD)
+
+
+def account_for_every_file(path: Path, files: list[FileReport]) -> None:
+    """Append a ``not understood`` entry for each file at ``path`` no reader reported."""
+    path = Path(path)
+    if path.is_file() and path.name == "datapackage.json":
+        path = path.parent
+    if path.is_file():
+        return  # one HSDS .json file: the report's one line
+    folders = [path] + ([data_folder(path)] if data_folder(path) != path else [])
+    seen = {f.file for f in files}
+    for folder in folders:
+        for item in sorted(folder.iterdir()):
+            if not item.is_file() or item.name in seen or item.name.startswith("."):
+                continue
+            seen.add(item.name)
+            if item.name == "datapackage.json":
+                files.append(FileReport(file=item.name, table=None, rows=None, note="the package's descriptor (read to find the files)"))
+            else:
+                why = "not a file of this layout" if item.suffix.lower() == ".csv" else "not a CSV table"
+                files.append(not_understood(item, why))
+
+
 def read(path: Path, source: str, layout: str | None = None) -> tuple[str, list[Row], list[FileReport]]:
-    """(layout, rows, per-file report) for the files at ``path``."""
+    """(layout, rows, per-file report) for the files at ``path``; every file present is in the report."""
     layout = layout or detect_layout(path)
     reader = {
         "hsds3-csv": _read_hsds3_csv, "hsds-json": _read_hsds_json, "hsds2-csv": _read_hsds2,
@@ -152,7 +237,11 @@ def read(path: Path, source: str, layout: str | None = None) -> tuple[str, list[
     }.get(layout)
     if reader is None:
         raise LayoutError(f"unknown layout {layout!r}")
-    rows, files = reader(Path(path), source)
+    path = Path(path)
+    rows, files = reader(path if path.is_file() and layout == "hsds-json" else data_folder(path), source)
+    if not any(f.status == READ and f.table for f in files):
+        raise LayoutError(f"no file at {path.name} is a {layout} table we can read")
+    account_for_every_file(path, files)
     return layout, rows, files
 
 
@@ -160,7 +249,7 @@ def read(path: Path, source: str, layout: str | None = None) -> tuple[str, list[
 
 # Rows of these tables may come without ids (their content is their identity);
 # organizations, services, locations... without an id are skipped.
-CONTENT_ID_TABLES = {"phone", "schedule", "address", "language", "contact", "service_area", "cost_option", "attribute"}
+CONTENT_ID_TABLES = {"accessibility", "phone", "schedule", "address", "language", "contact", "service_area", "cost_option", "attribute"}
 
 
 class Mapper:
@@ -221,8 +310,7 @@ class Mapper:
     def ignore(self, name: str, why: str):
         path = self.folder / name
         if path.exists():
-            header = _header(path)
-            self.files.append(FileReport(file=name, table=None, columns_dropped=header, note=why))
+            self.files.append(not_understood(path, why))
 
 
 def _schedule_fix(values: dict, raw: dict) -> None:
@@ -269,6 +357,9 @@ ADDRESS_COLUMNS = {"location_id": "location_id", "attention": "attention", "addr
                    "address_2": "address_2", "address_3": None, "address_4": None, "city": "city",
                    "region": "region", "state_province": "state_province", "postal_code": "postal_code",
                    "country": "country"}
+CONTACT_COLUMNS = {"organization_id": "organization_id", "service_id": "service_id",
+                   "service_at_location_id": "service_at_location_id", "name": "name", "title": "title",
+                   "department": "department", "email": "email"}
 PHONE_REFS = {"location_id": "location", "service_id": "service", "organization_id": "organization",
               "contact_id": "contact", "service_at_location_id": "service_at_location"}
 
@@ -295,10 +386,11 @@ def _read_hsds2(folder: Path, source: str):
            refs={"service_id": "service", "location_id": "location"})
     m.file("physical_addresses.csv", "address", ADDRESS_COLUMNS, refs={"location_id": "location"},
            fix=_address_fix("physical"), id_parts=("location_id",))
-    m.file("contacts.csv", "contact", {"organization_id": "organization_id", "service_id": "service_id",
-                                       "service_at_location_id": "service_at_location_id", "name": "name",
-                                       "title": "title", "department": "department", "email": "email"},
-           refs={"organization_id": "organization", "service_id": "service", "service_at_location_id": "service_at_location"})
+    contacts = m.file("contacts.csv", "contact", {**CONTACT_COLUMNS, "phone_number": None, "phone": None,
+                                                  "phone_extension": None},
+                      refs={"organization_id": "organization", "service_id": "service",
+                            "service_at_location_id": "service_at_location"})
+    _contact_phones(m, contacts, "contacts.csv")
     m.file("phones.csv", "phone", {"location_id": "location_id", "service_id": "service_id", "organization_id": "organization_id",
                                    "contact_id": "contact_id", "service_at_location_id": "service_at_location_id",
                                    "number": "number", "extension": "extension", "type": "type", "description": "description"},
@@ -316,12 +408,22 @@ def _read_hsds2(folder: Path, source: str):
     m.ignore("taxonomy_types.csv", "a copy of taxonomy_terms.csv")
     m.file("service_attributes.csv", "attribute", {"service_id": "link_id", "taxonomy_term_id": "taxonomy_term_id"},
            refs={"link_id": "service", "taxonomy_term_id": "taxonomy_term"}, fix=_attribute_fix)
+    # Miami-style files repeat the service id as the row id: the row is its service, place and language.
     m.file("languages.csv", "language", {"service_id": "service_id", "location_id": "location_id", "language": "name"},
-           refs={"service_id": "service", "location_id": "location"}, fix=_language_fix)
+           refs={"service_id": "service", "location_id": "location"}, fix=_language_fix,
+           id_parts=("service_id", "location_id", "language"))
     m.file("service_areas.csv", "service_area", {"service_id": "service_id", "service_area": "name", "description": "description"},
            refs={"service_id": "service"})
-    m.ignore("accessibility_for_disabilities.csv", "accessibility is not kept")
+    _accessibility(m)
     _taxonomies_for_terms(m)
+    # Files of HSDS 1.x that many 2.0-style exports (211s) still carry.
+    m.file("postal_addresses.csv", "address", {**ADDRESS_COLUMNS, "organization_id": None}, refs={"location_id": "location"},
+           fix=_address_fix("postal"), id_parts=("location_id",))
+    m.file("regular_schedules.csv", "schedule", {"service_id": "service_id", "location_id": "location_id",
+                                                 "service_at_location_id": "service_at_location_id",
+                                                 "weekday": None, "opens_at": None, "closes_at": None},
+           refs=SCHEDULE_REFS, fix=_schedule_fix, id_parts=("regular",))
+    _hsds1_extras(m, folder)
     return rows, files
 
 
@@ -339,7 +441,7 @@ def _taxonomies_for_terms(m: Mapper):
     """One HSDS taxonomy row per taxonomy name the imported terms use."""
     names = sorted({r.values["taxonomy"] for r in m.rows if r.table == "taxonomy_term" and r.values.get("taxonomy")})
     for name in names:
-        m.rows.insert(0, Row(table="taxonomy", file="(taxonomy names in taxonomy_terms.csv)", row=0, raw_id=name,
+        m.rows.insert(0, Row(table="taxonomy", file="taxonomy_terms.csv", row=0, raw_id=name,
                              values={"name": name, "description": f"{name} ({m.source})"},
                              id=stable_id(m.source, "taxonomy", name)))
 
@@ -351,6 +453,77 @@ def _attribute_fix(values, raw):
 
 def _language_fix(values, raw):
     values["code"] = language_code(values.get("name"))
+
+
+def _parse_date(text: str | None) -> str | None:
+    """``2015-12-24``, ``12/24/2015``, ``12/24/15``, ``December 24, 2015`` -> ``2015-12-24``; None if unreadable."""
+    from datetime import datetime
+
+    text = (text or "").strip()
+    for form in ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%B %d, %Y", "%b %d, %Y", "%d %B %Y"):
+        try:
+            return datetime.strptime(text, form).date().isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+def _holiday_fix(values: dict, raw: dict) -> None:
+    """A holiday row as an HSDS 3.0 schedule valid for its dates only (no weekday: it
+    never counts as weekly opening hours). Closed days keep no times."""
+    start, end = _parse_date(raw.get("start_date")), _parse_date(raw.get("end_date"))
+    closed = (raw.get("closed") or "").strip().lower() in ("true", "t", "yes", "y", "1", "closed")
+    values["valid_from"], values["valid_to"] = start, end or start
+    values["dtstart"] = start
+    values["opens_at"] = None if closed else parse_time(raw.get("opens_at"))
+    values["closes_at"] = None if closed else parse_time(raw.get("closes_at"))
+    unread = [raw[k].strip() for k in ("start_date", "end_date") if (raw.get(k) or "").strip() and not _parse_date(raw[k])]
+    label = "Holiday: closed" if closed else "Holiday hours"
+    values["description"] = "; ".join([label, *(f"date as written: {d}" for d in unread)])
+    values["freq"] = values["byday"] = None
+
+
+HOLIDAY_COLUMNS = {"service_id": "service_id", "location_id": "location_id",
+                   "service_at_location_id": "service_at_location_id", "start_date": None, "end_date": None,
+                   "closed": None, "opens_at": None, "closes_at": None}
+SCHEDULE_REFS = {"service_id": "service", "location_id": "location", "service_at_location_id": "service_at_location"}
+
+
+def _own_taxonomy(m: Mapper, file: str, id_column: str, parent_column: str, vocabulary_column: str | None):
+    """An HSDS 1.x ``taxonomy.csv`` as a taxonomy of its own (AIRS, 211 LA, a region's
+    list...): one ``taxonomy`` row per vocabulary, terms keeping their codes and parents."""
+    def fix(values, raw):
+        code = (raw.get(id_column) or "").strip()
+        parent = (raw.get(parent_column) or "").strip()
+        name = ((raw.get(vocabulary_column) or "").strip() if vocabulary_column else "") or f"{m.source} taxonomy"
+        values.update({"code": code, "description": values.get("description") or "",
+                       "parent_id": m.ref("taxonomy_term", parent) if parent else None,
+                       "taxonomy": name, "taxonomy_id": stable_id(m.source, "taxonomy", name)})
+    terms = m.file(file, "taxonomy_term", {"name": "name", "description": None, parent_column: None,
+                                           **({vocabulary_column: None} if vocabulary_column else {})},
+                   id_column=id_column, fix=fix)
+    for term in terms:  # the id other files use to name it: the source's code
+        term.id = m.ref("taxonomy_term", term.raw_id) if term.raw_id else None
+    names = sorted({t.values["taxonomy"] for t in terms})
+    for name in names:
+        m.rows.insert(0, Row(table="taxonomy", file=file, row=0, raw_id=name,
+                             values={"name": name, "description": f"{name} ({m.source})"},
+                             id=stable_id(m.source, "taxonomy", name)))
+    return terms
+
+
+def _contact_phones(m: Mapper, contacts: list, file: str):
+    """Contacts with phone columns (``phone``, ``phone_number``, ``phone_extension``): a phone row each."""
+    for contact in contacts:
+        raw = contact.raw or {}
+        number = next(((raw.get(k) or "").strip() for k in ("phone_number", "phone", "phone_1") if (raw.get(k) or "").strip()), "")
+        if not number or not contact.id:
+            continue
+        values = {"contact_id": contact.id, "number": number,
+                  "extension": (raw.get("phone_extension") or raw.get("extension") or "").strip() or None,
+                  "type": (raw.get("phone_type") or "").strip() or "voice"}
+        m.rows.append(Row(table="phone", file=file, row=contact.row, raw_id=f"{contact.raw_id}:phone", values=values,
+                          id=stable_id(m.source, "phone", "contact", contact.raw_id, number), raw=raw))
 
 
 def _read_hsds1(folder: Path, source: str):
@@ -373,7 +546,66 @@ def _read_hsds1(folder: Path, source: str):
                                                  "weekday": None, "opens_at": None, "closes_at": None},
            refs={"service_id": "service", "location_id": "location", "service_at_location_id": "service_at_location"},
            fix=_schedule_fix)
+    contacts = m.file("contacts.csv", "contact", {**CONTACT_COLUMNS, "phone_number": None, "phone": None,
+                                                  "phone_extension": None},
+                      refs={"organization_id": "organization", "service_id": "service",
+                            "service_at_location_id": "service_at_location"})
+    _contact_phones(m, contacts, "contacts.csv")
+    _hsds1_extras(m, folder)
+    m.file("languages.csv", "language", {"service_id": "service_id", "location_id": "location_id", "language": "name"},
+           refs={"service_id": "service", "location_id": "location"}, fix=_language_fix,
+           id_parts=("service_id", "location_id", "language"))
+    _accessibility(m)
     return rows, files
+
+
+def _accessibility(m: Mapper) -> None:
+    """HSDS 1.x/2.0 ``accessibility_for_disabilities.csv`` (location_id, accessibility, details)
+    as HSDS 3.0 ``accessibility`` rows, the text kept as written."""
+    m.file("accessibility_for_disabilities.csv", "accessibility",
+           {"location_id": "location_id", "accessibility": "description", "details": "details", "url": "url"},
+           refs={"location_id": "location"}, id_parts=("location_id",))
+
+
+def _hsds1_extras(m: Mapper, folder: Path) -> None:
+    """Holiday hours, a taxonomy of the export's own and its links, eligibility (HSDS 1.x files)."""
+    m.file("holiday_schedules.csv", "schedule", HOLIDAY_COLUMNS, refs=SCHEDULE_REFS, fix=_holiday_fix, id_parts=("holiday",))
+    if (folder / "taxonomy.csv").exists():
+        header = _header(folder / "taxonomy.csv")
+        id_column = "id" if "id" in header else "taxonomy_id"
+        _own_taxonomy(m, "taxonomy.csv", id_column, "parent_id", "vocabulary" if "vocabulary" in header else None)
+    m.file("services_taxonomy.csv", "attribute", {"service_id": "link_id", "taxonomy_id": "taxonomy_term_id",
+                                                  "taxonomy_detail": "value"},
+           refs={"link_id": "service", "taxonomy_term_id": "taxonomy_term"}, fix=_attribute_fix, id_parts=("service_id",))
+    _merge_eligibility(m, [r for r in m.rows if r.table == "service"])
+
+
+ELIGIBILITY_TARGET = "service.eligibility_description"
+
+
+def _merge_eligibility(m: Mapper, services: list) -> None:
+    """HSDS 1.x ``eligibility.csv`` (id, service_id, eligibility) into its service's
+    ``eligibility_description`` (HSDS 3.0 dropped the table). Each row shares the outcome of
+    the service it was merged into; a row naming no service of the files is skipped."""
+    path = m.folder / "eligibility.csv"
+    if not path.exists():
+        return
+    header, records = _read_csv(path)
+    kept = [c for c in header if c in ("id", "service_id", "eligibility")]
+    report = FileReport(file=path.name, table=ELIGIBILITY_TARGET, rows=len(records), columns_kept=kept,
+                        columns_dropped=[c for c in header if c not in kept],
+                        note="merged into each service's eligibility_description")
+    m.files.append(report)
+    by_raw_id = {r.raw_id: r for r in services if r.raw_id}
+    for number, raw in enumerate(records, start=2):
+        text, service_id = (raw.get("eligibility") or "").strip(), (raw.get("service_id") or "").strip()
+        service = by_raw_id.get(service_id)
+        if not text or service is None:
+            why = "eligibility is blank" if not text else f"service_id {service_id or '(blank)'} is not a service of the files"
+            report.unmatched.append((number, (raw.get("id") or "").strip(), why))
+            continue
+        service.values["eligibility_description"] = "; ".join(filter(None, [service.values.get("eligibility_description"), text]))
+        service.riders.append((path.name, number))
 
 
 def _read_ohana(folder: Path, source: str):
@@ -451,7 +683,7 @@ def _read_ohana(folder: Path, source: str):
     m.file("regular_schedules.csv", "schedule", {"location_id": "location_id", "service_id": "service_id",
                                                  "weekday": None, "opens_at": None, "closes_at": None},
            refs={"location_id": "location", "service_id": "service"}, fix=_schedule_fix)
-    m.ignore("holiday_schedules.csv", "holiday closures are not kept")
+    m.file("holiday_schedules.csv", "schedule", HOLIDAY_COLUMNS, refs=SCHEDULE_REFS, fix=_holiday_fix, id_parts=("holiday",))
     # taxonomy.csv is the Open Eligibility list, which the service carries already.
     m.file("taxonomy.csv", "taxonomy_term", {"name": "name", "parent_id": None},
            id_column="taxonomy_id", fix=_open_eligibility_fix)
@@ -543,7 +775,7 @@ NESTED = {
     "taxonomy_term": "taxonomy_term", "taxonomy_detail": "taxonomy", "phones": "phone", "schedules": "schedule",
     "service_areas": "service_area", "service_at_locations": "service_at_location", "languages": "language",
     "cost_options": "cost_option", "contacts": "contact", "addresses": "address", "locations": "location",
-    "programs": "program", "services": "service", "attributes": "attribute",
+    "programs": "program", "services": "service", "attributes": "attribute", "accessibility": "accessibility",
 }
 PARENT_FIELD = {"service": "service_id", "location": "location_id", "organization": "organization_id",
                 "service_at_location": "service_at_location_id", "contact": "contact_id", "phone": "phone_id"}

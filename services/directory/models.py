@@ -164,6 +164,17 @@ class Address(Base):
     address_type: Mapped[str] = mapped_column(String(20), default="physical")
 
 
+class Accessibility(Base):
+    """HSDS 3.0 ``accessibility``: what a location offers people with disabilities."""
+
+    __tablename__ = "accessibility"
+    id: Mapped[str] = _id()
+    location_id: Mapped[str | None] = _ref()
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[str | None] = mapped_column(Text, nullable=True)
+    url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
 class Phone(Base):
     __tablename__ = "phone"
     id: Mapped[str] = _id()
@@ -369,6 +380,7 @@ HSDS_TABLES = {
     "location": Location,
     "service_at_location": ServiceAtLocation,
     "address": Address,
+    "accessibility": Accessibility,
     "contact": Contact,
     "phone": Phone,
     "schedule": Schedule,

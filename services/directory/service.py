@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -18,6 +19,8 @@ from services.directory import archives, editing, hsds_api, visibility
 from services.directory.demo import load_demo
 from services.directory.dependencies import ImportRunner, TaxonomyAtStart, directory_database
 from services.directory.geo import bounding_box, miles_between
+from services.directory.importer import recognise
+from services.directory.layouts import LayoutError
 from services.directory.models import DeletionReceipt, ImportJob, OutboxMessage, Service, ServiceSearch
 from services.directory.schemas import (
     HsdsOrganizationsQuerySchema, HsdsPageSchema, HsdsServicesQuerySchema, HsdsTaxonomyTermsQuerySchema,
@@ -201,6 +204,11 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
         folder = Path(tempfile.mkdtemp(prefix="wi-upload-"))
         path = folder / Path(filename).name
         path.write_bytes(content)
+        try:  # a package no reader knows is a 400 now, not a job that "completes" with 0 created
+            recognise(path)
+        except LayoutError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise BadRequest(f"{Path(filename).name}: {exc}", code="unrecognised_layout") from None
         job = ImportJob(source=Path(filename).stem, created_by=ctx.user_id, status="running")
         self.db.add(job)
         self.db.commit()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, text
 
 from services.directory.models import (
-    Address, Attribute, Contact, CostOption, Language, Location, Metadata, Organization, Phone, Program,
+    Accessibility, Address, Attribute, Contact, CostOption, Language, Location, Metadata, Organization, Phone, Program,
     Schedule, Service, ServiceArea, ServiceAtLocation, ServiceCard, ServiceHours, ServiceSearch,
 )
 
@@ -48,6 +48,7 @@ def delete_tenant_services(session, tenant_ids: list[str]) -> dict[str, int]:
         run("service_at_locations", delete(ServiceAtLocation).where(ServiceAtLocation.service_id.in_(service_ids)))
     if loc_ids:
         run("addresses", delete(Address).where(Address.location_id.in_(loc_ids)))
+        run("accessibility", delete(Accessibility).where(Accessibility.location_id.in_(loc_ids)))
         for kind, model in (("phones", Phone), ("schedules", Schedule), ("languages", Language), ("contacts", Contact)):
             run(kind, delete(model).where(model.location_id.in_(loc_ids)))
         run("locations", delete(Location).where(Location.id.in_(loc_ids)))

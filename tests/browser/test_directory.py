@@ -135,6 +135,9 @@ def test_operator_imports_hsds_files_and_sees_progress_and_the_report(page, peop
     assert created + updated + unchanged >= 23  # the dataset's 23 services, with their organizations and places
     # Columns outside HSDS are reported, file by file (and stored nowhere).
     assert "admin_emails" in page.text_content("main table")
+    # Every file of the package, with what became of its rows (holiday hours read as schedules).
+    files = page.text_content("main")
+    assert "Files in the package" in files and "holiday_schedules.csv" in files and "taxonomy.csv" in files
     page.shot("operator-import-report")
     page.assert_accessible("import report")
     found = requests.get(system.url("/hsds/services"), params={"search": "Fair Oaks"}, timeout=30).json()

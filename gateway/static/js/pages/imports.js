@@ -12,13 +12,17 @@ export async function render(container, ctx) {
   append(container, form, results);
   let timer = null;
   // The job as GET /api/v1/directory/imports/{id} gives it: {status, rows_done, rows_total,
-  // error, report: {created, updated, unchanged, skipped, skipped_rows, columns_dropped}}.
+  // error, report: {created, updated, unchanged, skipped, files, skipped_rows, columns_dropped}}.
   const show = (job) => {
     const total = job.rows_total || 0;
     const done = job.rows_done || 0;
     const report = job.report || {};
     const skipped = report.skipped_rows || [];
     const dropped = Object.entries(report.columns_dropped || {});
+    // Every file of the package: read (rows in = created + updated + unchanged + skipped) or not understood.
+    const files = (report.files || []).map((f) => f.status === "read" && f.table
+      ? [f.file, f.table, String(f.rows ?? ""), String(f.created), String(f.updated), String(f.unchanged), String(f.skipped)]
+      : [f.file, f.status === "read" ? (f.note || "read") : `Not understood: ${f.note || ""}`, f.rows == null ? "" : String(f.rows), "", "", "", ""]);
     const progress = h("progress", { class: "progress", max: total || 1, value: done, "aria-label": "Import progress" });
     replace(results,
       h("p", { id: "import-status" }, `${label(job.status)}: ${done} of ${total || "?"} rows read`),
@@ -27,6 +31,7 @@ export async function render(container, ctx) {
       job.status === "completed" ? h("p", { id: "import-counts" },
         `${report.created ?? 0} created, ${report.updated ?? 0} updated, ${report.unchanged ?? 0} unchanged, ${report.skipped ?? 0} skipped.`) : null,
       dropped.length ? table("Columns not imported (not in HSDS)", ["File", "Columns"], dropped.map(([file, columns]) => [file, [].concat(columns).join(", ")])) : null,
+      files.length ? table("Files in the package", ["File", "Read as", "Rows in", "Created", "Updated", "Unchanged", "Skipped"], files) : null,
       skipped.length ? table(`${report.skipped ?? skipped.length} rows skipped${skipped.length < (report.skipped || 0) ? ` (the first ${skipped.length} listed)` : ""}`,
         ["File", "Row", "Reason"], skipped.map((r) => [r.file || r.table || "", String(r.row ?? ""), r.reason || ""])) : null);
   };
