@@ -8,7 +8,6 @@ from datetime import date, timedelta
 
 import pytest
 from nameko.exceptions import deserialize, serialize
-from nameko.testing.services import worker_factory
 from sqlalchemy import event, func, select, update
 
 from services.identity import accounts, rosters
@@ -20,35 +19,13 @@ from services.identity.models import (
     FamilyContact, LoginAttempt, MailJob, OutboxMessage, PasswordReset, ServesLink, Student, SubjectFence, Tenant, User,
     UserSession,
 )
-from services.identity.service import IdentityService
 from services.identity.students import age_on, is_adult, is_fenced, subject_hash
 from tests.support.scanner import scan_engine
-from tests.support.databases import migrated_session
 from weintervene.auth import AuthContext, Role
 from weintervene.contracts import DeletionRequested
 from weintervene.db import utcnow
 from weintervene.errors import BadRequest, NotFound, WeInterveneError
-
-PASSWORD = "unit passphrase 2026"
-
-
-@pytest.fixture
-def session(tmp_path):
-    with migrated_session(tmp_path, "identity") as db:
-        yield db
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Emails the service would send: [(to, subject, text)]."""
-    outbox = []
-    monkeypatch.setattr("weintervene.mail.send", lambda to, subject, text, html=None, headers=None: outbox.append((to, subject, text)))
-    return outbox
-
-
-@pytest.fixture
-def service(session):
-    return worker_factory(IdentityService, db=session)
+from tests.unit.identity_fixtures import PASSWORD, sent, service, session  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -3,34 +3,12 @@ nameko's worker_factory on a real SQLite database migrated by identity's own cha
 from __future__ import annotations
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import select
 
 from services.identity.exceptions import BreakGlassRefused, OperatorRefused
 from services.identity.models import BreakGlassRequest
-from services.identity.service import IdentityService
-from tests.support.databases import migrated_session
 from tests.support.scanner import scan_engine
-
-PASSWORD = "unit passphrase 2026"
-
-
-@pytest.fixture
-def session(tmp_path):
-    with migrated_session(tmp_path, "identity") as db:
-        yield db
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    outbox = []
-    monkeypatch.setattr("weintervene.mail.send", lambda to, subject, text, html=None, headers=None: outbox.append((to, subject, text)))
-    return outbox
-
-
-@pytest.fixture
-def service(session):
-    return worker_factory(IdentityService, db=session)
+from tests.unit.identity_fixtures import PASSWORD, sent, service, session  # noqa: F401  (fixtures)
 
 
 def _operator(service, name):
