@@ -103,9 +103,14 @@ def email_record(envelope_to: list[str], data: bytes) -> dict:
         "to": ", ".join(envelope_to),
         "subject": str(message.get("Subject", "")),
         "language": str(message.get("Content-Language", "")) or None,
-        "text": text_part.get_content() if text_part is not None else "",
-        "html": html_part.get_content() if html_part is not None else None,
+        # As the reader sees it: the wire's CRLF line ends as plain newlines.
+        "text": _lines(text_part.get_content()) if text_part is not None else "",
+        "html": _lines(html_part.get_content()) if html_part is not None else None,
     }
+
+
+def _lines(text: str) -> str:
+    return text.replace("\r\n", "\n")
 
 
 class SmtpHandler(socketserver.StreamRequestHandler):

@@ -21,7 +21,7 @@ function messageCard(message) {
 }
 
 export async function render(container, ctx) {
-  heading(container, "Messages sent", ctx, "What families received from this demo: every email and text message the local mail and SMS catcher took in, newest first. Development mode only; a restart empties it.");
+  heading(container, "Messages sent", ctx, "What families (and staff) received from this demo: every email and text message the local mail and SMS catcher took in, newest first. Development mode only; a restart empties it.");
   const refresh = h("button", { type: "button", class: "button" }, "Refresh");
   const results = resultsRegion("Messages");
   append(container, h("p", {}, refresh), results);
