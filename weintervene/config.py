@@ -127,6 +127,8 @@ class Settings:
     # The address every link the system makes starts with (banner, print, share, reset,
     # the SMS status callback). Empty (the default): the address the gateway listens on,
     # ``http://<gateway_address>`` (a wildcard host as ``localhost``); set it behind a proxy.
+    # Derived once: ``dataclasses.replace(s, gateway_address=…)`` keeps the derived URL unless
+    # it also passes ``public_base_url=""``.
     public_base_url: str = ""
     # Proxies in front of the gateway that append to X-Forwarded-For (1 behind the
     # Kubernetes ingress). 0 ignores the header: a client cannot pick its own

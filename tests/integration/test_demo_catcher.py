@@ -113,3 +113,36 @@ def test_nothing_of_it_outside_development_mode(demo, world, patch_settings, tmp
     assert "wi-dev-messages" not in operator.get(demo.url("/search"), timeout=30).text
     assert start_catcher(Settings(dev_mode=False, data_dir=tmp_path, smtp_port=free_port(),
                                   sms_base_url=f"http://127.0.0.1:{free_port()}")) is None
+
+
+def test_the_catcher_speaks_smtp_and_the_sms_api_properly(tmp_path):
+    """What smtplib and the SMS client send is kept as sent: a line starting with a dot survives
+    SMTP's dot-stuffing, non-ASCII text is decoded, and what is not the Messages API is refused."""
+    import smtplib
+
+    from weintervene.catcher import caught_messages
+
+    smtp_port, sms_port = free_port(), free_port()
+    child = start_catcher(Settings(dev_mode=True, data_dir=tmp_path, smtp_port=smtp_port,
+                                   sms_base_url=f"http://127.0.0.1:{sms_port}"))
+    try:
+        body = ("Content-Type: text/plain; charset=utf-8\r\nContent-Language: vi\r\nSubject: =?utf-8?q?Xin_ch=C3=A0o?="
+                "\r\n\r\nD\xf2ng 1\r\n.d\xf2ng b\u1eaft \u0111\u1ea7u b\u1eb1ng d\u1ea5u ch\u1ea5m\r\n").encode()
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
+            smtp.sendmail("no-reply@weintervene.local", ["me@family.example"], body)
+            smtp.sendmail("no-reply@weintervene.local", ["me2@family.example"], body)  # a second on one session
+        sms = f"http://127.0.0.1:{sms_port}/2010-04-01/Accounts/AC-demo/Messages.json"
+        assert requests.post(sms, data={"To": "+15551230000", "From": "+15550000000", "Body": "Xin chào"},
+                             timeout=10).status_code == 201
+        assert requests.post(sms, data={"To": "+15551230000"}, timeout=10).status_code == 400
+        assert requests.post(f"http://127.0.0.1:{sms_port}/other", data={"To": "x", "Body": "y"},
+                             timeout=10).status_code == 404
+        caught = caught_messages(tmp_path)
+        assert [m["to"] for m in caught] == ["+15551230000", "me2@family.example", "me@family.example"]
+        mail = caught[-1]
+        assert mail["subject"] == "Xin chào" and mail["language"] == "vi"
+        assert mail["text"] == "D\xf2ng 1\n.d\xf2ng b\u1eaft \u0111\u1ea7u b\u1eb1ng d\u1ea5u ch\u1ea5m\n"
+        assert caught[0]["text"] == "Xin chào" and caught[0]["channel"] == "sms"
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
