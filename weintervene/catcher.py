@@ -31,6 +31,7 @@ import email.policy
 import json
 import os
 import re
+import socket
 import socketserver
 import subprocess
 import sys
@@ -288,8 +289,6 @@ def start_catcher(settings) -> subprocess.Popen | None:
 
 
 def _listening(address) -> bool:
-    import socket
-
     if address is None:
         return True
     try:
@@ -319,8 +318,8 @@ def main(argv=None) -> None:
         parser.error("nothing to catch: give --smtp and/or --sms")
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"message catcher: {', '.join(v for v in (args.smtp and 'SMTP ' + args.smtp, args.sms and 'SMS ' + args.sms) if v)}"
-          f" -> {caught.path}", flush=True)
+    listening = [f"{name} {value}" for name, value in (("SMTP", args.smtp), ("SMS", args.sms)) if value]
+    print(f"message catcher: {', '.join(listening)} -> {caught.path}", flush=True)
     try:
         while True:
             time.sleep(3600)

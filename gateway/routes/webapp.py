@@ -336,7 +336,8 @@ class WebAppRoutes:
         dev_messages = dev_messages_mode()
         if dev_messages:
             # Development mode: the app offers "Messages sent" (gateway/routes/dev.py).
-            text = text.replace(BOOT_MARKER, f'<meta name="wi-dev-messages" content="{dev_messages}">\n  {BOOT_MARKER}', 1)
+            meta = f'<meta name="wi-dev-messages" content="{dev_messages}">'
+            text = text.replace(BOOT_MARKER, f"{meta}\n  {BOOT_MARKER}", 1)
         if boot is not None:
             payload = html.escape(json.dumps(boot, separators=(",", ":"), default=str), quote=True)
             # The page's first API calls go before the stylesheet: they start first.
