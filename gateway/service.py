@@ -8,6 +8,7 @@ from gateway.http import Authenticated
 from gateway.routes.access import AccessRoutes
 from gateway.routes.analytics import AnalyticsRoutes
 from gateway.routes.break_glass import BreakGlassRoutes
+from gateway.routes.dev import DevRoutes
 from gateway.routes.directory import DirectoryRoutes
 from gateway.routes.hsds import HsdsRoutes
 from gateway.routes.identity import IdentityRoutes
@@ -31,6 +32,7 @@ class GatewayService(
     ReferralRoutes,
     RetentionRoutes,
     AnalyticsRoutes,
+    DevRoutes,
     WebAppRoutes,
 ):
     name = "gateway"

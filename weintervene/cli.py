@@ -39,10 +39,7 @@ def _operator_settings() -> Settings:
 
 
 def cmd_run(args) -> int:
-    from weintervene.runner import (
-        ALL_COMPONENTS, component_uri, configure, provision_local_broker, run_each_in_its_own_process, run_services,
-        wait_for_broker,
-    )
+    from weintervene.runner import ALL_COMPONENTS, wait_for_broker
 
     settings = _settings()
     names = args.service or list(ALL_COMPONENTS)
@@ -52,6 +49,25 @@ def cmd_run(args) -> int:
         return 2
     require_secrets(settings, names)  # before waiting on the broker: a refusal is at once
     wait_for_broker(settings.amqp_uri)
+    catcher = None
+    if args.demo and not args.service:
+        # The demo's mail and SMS catcher (development mode, loopback settings only).
+        from weintervene.catcher import start_catcher
+
+        catcher = start_catcher(settings)
+    try:
+        return _run(args, settings, names)
+    finally:
+        if catcher is not None:
+            catcher.terminate()
+            catcher.wait(timeout=10)
+
+
+def _run(args, settings, names) -> int:
+    from weintervene.runner import (
+        component_uri, configure, provision_local_broker, run_each_in_its_own_process, run_services,
+    )
+
     if not args.service and settings.broker_per_service_users and provision_local_broker(settings) is not None:
         # One process per component, each with its own broker user (see weintervene.runner).
         return run_each_in_its_own_process(settings, names, demo=args.demo)

@@ -124,7 +124,12 @@ class Settings:
     database_url_template: str = ""
     auto_migrate: bool = True
     gateway_address: str = "127.0.0.1:8000"
-    public_base_url: str = "http://127.0.0.1:8000"
+    # The address every link the system makes starts with (banner, print, share, reset,
+    # the SMS status callback). Empty (the default): the address the gateway listens on,
+    # ``http://<gateway_address>`` (a wildcard host as ``localhost``); set it behind a proxy.
+    # Derived once: ``dataclasses.replace(s, gateway_address=…)`` keeps the derived URL unless
+    # it also passes ``public_base_url=""``.
+    public_base_url: str = ""
     # Proxies in front of the gateway that append to X-Forwarded-For (1 behind the
     # Kubernetes ingress). 0 ignores the header: a client cannot pick its own
     # address and slip past the per-address sign-in throttle.
@@ -261,6 +266,10 @@ class Settings:
     # batch waits long on something other than this machine's cores.
     share_batches_in_flight: int = 1
 
+    def __post_init__(self):
+        if not self.public_base_url:
+            object.__setattr__(self, "public_base_url", gateway_base_url(self.gateway_address))
+
     @property
     def broker_credentials_file(self) -> Path:
         """Where `weintervene run` keeps the per-service broker users' generated passwords."""
@@ -308,6 +317,22 @@ class Settings:
             "PREFETCH_COUNT": self.max_workers,
             "WEINTERVENE": self,
         }
+
+
+def gateway_base_url(gateway_address: str) -> str:
+    """The base URL of a gateway listening on ``gateway_address`` ("host:port").
+
+    A wildcard host (``0.0.0.0``, ``::``, empty) is reached as ``localhost``.
+
+    Example: gateway_base_url("0.0.0.0:8080") -> "http://localhost:8080"
+    """
+    host, _, port = gateway_address.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}" if port else f"http://{host}"
 
 
 def _coerce(type_name, raw: str):

@@ -58,6 +58,7 @@ from werkzeug.security import safe_join
 from werkzeug.wrappers import Response
 
 from gateway.http import http, json_response, session_token
+from weintervene.config import settings
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SECTIONS = (
     "signin", "signout", "password", "reset", "reset-password", "privacy", "search", "services", "referrals",
     "lists", "students", "admin", "dashboard", "incoming", "operator", "audit", "account",
+    "messages",
 )
 
 CONTENT_TYPES = {
@@ -299,6 +301,20 @@ def _send(request, path: Path, cache_control: str):
     return response.make_conditional(request.environ)
 
 
+def dev_messages_mode() -> str | None:
+    """Who the app offers "Messages sent" to: "demo" (every signed-in user: the demo's catcher
+    runs), "operator" (development mode without it), None (not development mode: nobody).
+
+    Example: dev_messages_mode() -> "demo" under ``make run``
+    """
+    from weintervene.catcher import CAUGHT_FILE
+
+    cfg = settings()
+    if not cfg.dev_mode:
+        return None
+    return "demo" if (Path(cfg.data_dir) / CAUGHT_FILE).exists() else "operator"
+
+
 class WebAppRoutes:
     def _boot_data(self, request) -> dict | None:
         """What the app asks first on every page load, asked here instead (see the module's
@@ -317,6 +333,11 @@ class WebAppRoutes:
     def _shell(self, request):
         boot = self._boot_data(request)
         text = shell_html(page_for(request.path))
+        dev_messages = dev_messages_mode()
+        if dev_messages:
+            # Development mode: the app offers "Messages sent" (gateway/routes/dev.py).
+            meta = f'<meta name="wi-dev-messages" content="{dev_messages}">'
+            text = text.replace(BOOT_MARKER, f"{meta}\n  {BOOT_MARKER}", 1)
         if boot is not None:
             payload = html.escape(json.dumps(boot, separators=(",", ":"), default=str), quote=True)
             # The page's first API calls go before the stylesheet: they start first.

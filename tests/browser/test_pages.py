@@ -15,7 +15,7 @@ PAGES = {
     "program_staff": ["/incoming"],
     "program_admin": ["/incoming", "/admin/users"],
     "operator": ["/operator/directory", "/operator/imports", "/operator/tenants", "/operator/notices", "/admin/users",
-                 "/operator/account-conflicts", "/break-glass"],
+                 "/operator/account-conflicts", "/break-glass", "/messages"],
     "auditor": ["/audit"],
 }
 

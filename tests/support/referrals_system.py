@@ -83,7 +83,8 @@ class ReferralsSystem:
         port = free_port()
         self.settings = Settings(
             amqp_uri=self.vhost.uri, data_dir=tmp_path, database_url_template=template,
-            gateway_address=f"127.0.0.1:{port}", public_base_url=f"http://127.0.0.1:{port}",
+            # public_base_url left to its default: the address the gateway listens on.
+            gateway_address=f"127.0.0.1:{port}",
             secret_key="test-secret", sms_token="test-sms-token", dev_mode=True, smtp_port=smtp_port, sms_base_url=sms_url, rpc_timeout_seconds=20,
             delivery_backoff_seconds=0.2, **settings_overrides,
         )

@@ -36,6 +36,10 @@ export function safeNext(value) {
   return match(value.split("?")[0]) ? value : "/";
 }
 
+// Development mode's "Messages sent" (gateway/routes/dev.py): "demo" for everyone while the
+// demo's catcher runs, "operator" for the operator alone; absent in production.
+const DEV_MESSAGES = document.querySelector("meta[name=wi-dev-messages]")?.content || null;
+
 function renderNav() {
   const nav = document.getElementById("site-nav");
   const toggle = document.getElementById("nav-toggle");
@@ -47,7 +51,9 @@ function renderNav() {
     return;
   }
   toggle.hidden = false;
-  const links = (NAV[user.role] || []).map(([path, text]) => h("li", {}, h("a", { href: path, "data-link": true }, text)));
+  const entries = [...(NAV[user.role] || [])];
+  if (DEV_MESSAGES === "demo" || (DEV_MESSAGES === "operator" && user.role === "operator")) entries.push(["/messages", "Messages sent"]);
+  const links = entries.map(([path, text]) => h("li", {}, h("a", { href: path, "data-link": true }, text)));
   append(nav, 
     h("ul", { class: "nav-links" }, links),
     h("ul", { class: "nav-user" },

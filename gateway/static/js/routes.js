@@ -44,6 +44,8 @@ export const ROUTES = [
   { path: "/break-glass", page: "break-glass", title: "Break-glass recovery", roles: ["operator", "school_admin", "district_admin", "program_admin"] },
   { path: "/operator/account-conflicts", page: "account-conflicts", title: "Account conflicts", roles: ["operator"], preload: ["/api/v1/operator/account-conflicts?page=1"] },
   { path: "/operator/notices", page: "notices", title: "Policy and notices", roles: ["operator"], preload: ["/api/v1/policy-versions", "/api/v1/incident-notices"] },
+  // Development mode only (the API answers 404 elsewhere): what the demo's mail and SMS catcher received.
+  { path: "/messages", page: "messages", title: "Messages sent", preload: ["/api/v1/dev/messages"] },
   { path: "/audit", page: "audit", title: "Deletion requests", roles: ["auditor"], preload: ["/api/v1/deletion-requests?per_page=200"] },
   { path: "/audit/:request_id", page: "audit-request", title: "Deletion request", roles: ["auditor"], preload: ["/api/v1/deletion-requests/{request_id}"] },
 ];
