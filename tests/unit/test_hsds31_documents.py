@@ -75,3 +75,35 @@ def test_organizations_filter_by_taxonomy_term_and_taxonomy(session):
     assert_valid_page("organization_list", filed)
     by_taxonomy = hsds_api.organizations(session, page(taxonomy_id=OPEN_ELIGIBILITY_ID), None)
     assert filed["total_items"] <= by_taxonomy["total_items"] <= session.query(Organization).count()
+
+
+def test_attribute_label_is_imported_exported_and_served(tmp_path):
+    """HSDS 3.1's ``attribute.label``: read from a package, written back, served strictly valid."""
+    import csv
+
+    from services.directory.exporter import export_csv
+
+    source = sqlite_directory(tmp_path / "source.db")
+    load_demo(source, count=5)
+    export_csv(source, tmp_path / "package")
+    source.close()
+    attributes = tmp_path / "package" / "attributes.csv"
+    with attributes.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[0]["label"] = "Ages served (years)"
+    with attributes.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    target = sqlite_directory(tmp_path / "target.db")
+    import_path(target, tmp_path / "package", source="label-check")
+    stored = target.get(Attribute, rows[0]["id"]) or target.query(Attribute).filter(Attribute.label.is_not(None)).one()
+    assert stored.label == "Ages served (years)"
+    served = hsds_api.service(target, stored.link_id, None)
+    assert {"label": "Ages served (years)"}.items() <= next(a for a in served["attributes"] if a.get("label")).items()
+    assert_valid("service", served)
+    export_csv(target, tmp_path / "again")
+    with (tmp_path / "again" / "attributes.csv").open(newline="", encoding="utf-8") as handle:
+        assert "Ages served (years)" in {r["label"] for r in csv.DictReader(handle)}
+    target.close()
