@@ -35,6 +35,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request, Response
 
+from gateway import cors
 from gateway.errors import error_response
 from gateway.sessions import SessionCache
 from weintervene.auth import AuthContext, Role
@@ -123,6 +124,9 @@ class JsonWsgiApp(WsgiApp):
 
     def __call__(self, environ, start_response):
         request = Request(environ, shallow=True)
+        answered = cors.preflight(request)
+        if answered is not None:
+            return secure_headers(answered, environ)(environ, start_response)
         adapter = self.url_map.bind_to_environ(environ)
         try:
             provider, values = adapter.match()
@@ -136,7 +140,7 @@ class JsonWsgiApp(WsgiApp):
                 headers=dict(exc.get_headers()) if exc.code == 405 else None,
             )
             response.headers["Content-Type"] = "application/json"
-        return secure_headers(response, environ)(environ, start_response)
+        return secure_headers(cors.allow(request, response), environ)(environ, start_response)
 
 
 def behind_proxies(app, hops: int):

@@ -1,4 +1,9 @@
-"""The HSDS 3.0 API (Open Referral) under ``/hsds/``.
+"""The HSDS 3.1 API (Open Referral) under ``/hsds/``.
+
+Every list endpoint also answers ``POST`` with its parameters as a JSON body (HSDS 3.1's
+POST search): a search for "counseling for pregnant teens" stays out of URLs, browser
+history and access logs. A POST search takes no query string (400 when one is sent), so
+the search cannot leak there by mistake. Cross-origin reads: :mod:`gateway.cors`.
 
 Readable without signing in when the ``hsds_public`` setting is on (global
 services only); signed-in users also see their tenant's own services.
@@ -80,3 +85,33 @@ class HsdsRoutes:
            tags=["hsds"], auth=False, raw=True, errors=HSDS_ERRORS)
     def hsds_service_at_location(self, request, service_at_location_id, **_):
         return self._hsds(request, "service_at_locations", item_id=service_at_location_id)
+
+    @route("POST", "/hsds/services", summary="HSDS services (Page), searched with a JSON body", tags=["hsds"],
+           auth=False, raw=True, errors=HSDS_ERRORS, body=HsdsServicesQuerySchema)
+    def hsds_services_search(self, request, body, **_):
+        """The same answer as ``GET /hsds/services`` with these parameters, which stay out of the URL."""
+        return self._hsds(request, "services", body)
+
+    @route("POST", "/hsds/organizations", summary="HSDS organizations (Page), searched with a JSON body", tags=["hsds"],
+           auth=False, raw=True, errors=HSDS_ERRORS, body=HsdsOrganizationsQuerySchema)
+    def hsds_organizations_search(self, request, body, **_):
+        """The same answer as ``GET /hsds/organizations`` with these parameters, which stay out of the URL."""
+        return self._hsds(request, "organizations", body)
+
+    @route("POST", "/hsds/taxonomies", summary="HSDS taxonomies (Page), searched with a JSON body", tags=["hsds"],
+           auth=False, raw=True, errors=HSDS_ERRORS, body=HsdsPageSchema)
+    def hsds_taxonomies_search(self, request, body, **_):
+        """The same answer as ``GET /hsds/taxonomies`` with these parameters, which stay out of the URL."""
+        return self._hsds(request, "taxonomies", body)
+
+    @route("POST", "/hsds/taxonomy_terms", summary="HSDS taxonomy terms (Page), searched with a JSON body", tags=["hsds"],
+           auth=False, raw=True, errors=HSDS_ERRORS, body=HsdsTaxonomyTermsQuerySchema)
+    def hsds_taxonomy_terms_search(self, request, body, **_):
+        """The same answer as ``GET /hsds/taxonomy_terms`` with these parameters, which stay out of the URL."""
+        return self._hsds(request, "taxonomy_terms", body)
+
+    @route("POST", "/hsds/service_at_locations", summary="HSDS service at locations (Page), searched with a JSON body", tags=["hsds"],
+           auth=False, raw=True, errors=HSDS_ERRORS, body=HsdsServicesQuerySchema)
+    def hsds_service_at_locations_search(self, request, body, **_):
+        """The same answer as ``GET /hsds/service_at_locations`` with these parameters, which stay out of the URL."""
+        return self._hsds(request, "service_at_locations", body)

@@ -123,8 +123,13 @@ def cmd_export_directory(args) -> int:
             n = export_json(session, Path(args.path), ids)
             print(f"wrote {n} services to {args.path}")
         else:
-            counts = export_csv(session, Path(args.path), ids)
+            problems: list = []
+            counts = export_csv(session, Path(args.path), ids, problems=problems)
             print(f"wrote {args.path}/datapackage.json: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            # Written anyway (nothing lost), but a validator of HSDS 3.1 will name these rows.
+            for p in problems:
+                print(f"{p['file']} row {p['row']} ({p['id']}): {p['field']} breaks the spec's {p['reason']!r} constraint",
+                      file=sys.stderr)
     finally:
         session.close()
     return 0

@@ -1,4 +1,13 @@
-"""Export the global directory (or part of it) as an HSDS 3.0 CSV datapackage or HSDS JSON.
+"""Export the global directory (or part of it) as an HSDS 3.1 CSV datapackage or HSDS JSON.
+
+The CSV package follows the spec's own ``datapackage.json`` (shipped as
+``data/hsds_3_1_datapackage.json``): each file has exactly the spec's columns in the
+spec's order (a column we do not keep, e.g. ``organizations.logo``, is written empty; one
+the spec lacks, ``organizations.last_modified``, is left out), times as ``HH:MM:SS``, and the
+descriptor written is the spec's, for the resources exported. A row breaking one of the
+spec's constraints (a ``required`` value we do not have, e.g. Open Eligibility terms have no
+``description``; a ``unique`` one repeated) is still written, so nothing is lost and the
+package re-imports whole, and is reported: :data:`export_csv`'s ``problems`` list.
 
 An exported package re-imports to the same content: ids are kept, values are
 written as stored. Only the global directory is exported (the visibility rule of
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import select
@@ -35,11 +45,24 @@ FILE_NAMES = {
     "phone": "phones.csv", "schedule": "schedules.csv", "attribute": "attributes.csv", "language": "languages.csv",
     "service_area": "service_areas.csv", "cost_option": "cost_options.csv",
 }
-TYPES = {"Float": "number", "Integer": "integer", "Boolean": "boolean"}
+SPEC_DESCRIPTOR = Path(__file__).resolve().parent / "data" / "hsds_3_1_datapackage.json"
 
 
 def _columns(model) -> list[str]:
     return [c.key for c in model.__table__.columns if c.key not in PRIVATE]
+
+
+@lru_cache(maxsize=1)
+def spec_resources() -> dict[str, dict]:
+    """The HSDS 3.1 datapackage's resource descriptors, by table name."""
+    return {r["name"]: r for r in json.loads(SPEC_DESCRIPTOR.read_text(encoding="utf-8"))["resources"]}
+
+
+def _spec_cell(field: dict, value):
+    """A cell as the spec's field type reads it: ``time`` as ``HH:MM:SS`` (we keep ``HH:MM``)."""
+    if field["type"] == "time" and isinstance(value, str) and len(value) == 5:
+        return value + ":00"
+    return _cell(value)
 
 
 def _cell(value):
@@ -115,26 +138,40 @@ def _owned_ref(field, value, sids, loc_ids, org_ids, sal_ids, contact_ids) -> bo
                      "service_at_location_id": sal_ids, "contact_id": contact_ids}.get(field, set())
 
 
-def export_csv(session, folder: Path, service_ids=None) -> dict:
-    """Write the datapackage into ``folder``; returns {table: rows written}."""
+def export_csv(session, folder: Path, service_ids=None, problems: list | None = None) -> dict:
+    """Write the datapackage into ``folder``; returns {table: rows written}.
+
+    ``problems`` (when given) receives one dict per row breaking a constraint of the spec:
+    ``{"file": "taxonomy_terms.csv", "row": 3, "id": "…", "field": "description", "reason": "required"}``
+    (``row`` counts the header as 1, as frictionless does).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = selected_rows(session, service_ids)
+    problems = problems if problems is not None else []
     counts, resources = {}, []
-    for table, model in HSDS_TABLES.items():
-        columns = _columns(model)
-        with (folder / FILE_NAMES[table]).open("w", newline="", encoding="utf-8") as handle:
+    for table in HSDS_TABLES:
+        resource = spec_resources()[table]
+        fields = resource["schema"]["fields"]
+        seen: dict[str, set] = {f["name"]: set() for f in fields if f.get("constraints", {}).get("unique")}
+        with (folder / resource["path"]).open("w", newline="", encoding="utf-8") as handle:
             writer = spreadsheets.writer(handle)
-            writer.writerow(columns)
-            for obj in rows[table]:
-                writer.writerow([_cell(getattr(obj, c)) for c in columns])
+            writer.writerow([f["name"] for f in fields])
+            for number, obj in enumerate(rows[table], start=2):
+                cells = [_spec_cell(f, getattr(obj, f["name"], None)) for f in fields]
+                writer.writerow(cells)
+                for f, cell in zip(fields, cells):
+                    empty = cell in ("", None)
+                    reason = None
+                    if empty and f.get("constraints", {}).get("required"):
+                        reason = "required"
+                    elif not empty and f["name"] in seen:
+                        reason = "unique" if cell in seen[f["name"]] else None
+                        seen[f["name"]].add(cell)
+                    if reason:
+                        problems.append({"file": resource["path"], "row": number, "id": obj.id, "field": f["name"], "reason": reason})
         counts[table] = len(rows[table])
-        resources.append({
-            "name": table, "path": FILE_NAMES[table], "profile": "tabular-data-resource", "format": "csv",
-            "mediatype": "text/csv", "encoding": "utf-8",
-            "schema": {"fields": [{"name": c, "type": TYPES.get(type(model.__table__.columns[c].type).__name__, "string")} for c in columns],
-                       "primaryKey": "id"},
-        })
+        resources.append(resource)
     package = {"name": "weintervene-directory", "title": "WeIntervene directory export", "profile": "tabular-data-package",
                "version": HSDS_VERSION, "resources": resources}
     (folder / "datapackage.json").write_text(json.dumps(package, indent=2), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""HSDS 3.0 documents from our tables: the shapes of the spec's compiled schemas.
+"""HSDS 3.1 documents (valid as 3.0 too) from our tables: the shapes of the spec's compiled schemas.
 
 ``data/hsds_shapes.json`` holds the property tree of each HSDS response schema
 (service, service_list, organization, organization_list, service_at_location,
@@ -30,7 +30,7 @@ from sqlalchemy import inspect, select
 from services.directory.models import HSDS_TABLES, Metadata
 
 SHAPES_FILE = Path(__file__).resolve().parent / "data" / "hsds_shapes.json"
-HSDS_VERSION = "3.0"
+HSDS_VERSION = "3.1"
 
 # (parent kind, property) -> (child kind, how): ("fk", column on the parent
 # holding the child's id) or ("back", column on the child holding the parent's id).

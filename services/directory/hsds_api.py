@@ -1,4 +1,4 @@
-"""The HSDS 3.0 API's queries (``/hsds/...`` at the gateway).
+"""The HSDS 3.1 API's queries (``/hsds/...`` at the gateway).
 
 Each function returns a JSON-able HSDS document, or a ``Page`` of them; the
 gateway only routes and formats (``format=ndjson`` streams ``contents``).
@@ -30,8 +30,9 @@ from services.directory.models import (
 from services.directory.search import area_names, keyword_condition, plan_query
 from weintervene.errors import BadRequest, NotFound
 
-OPENAPI_URL = "https://raw.githubusercontent.com/openreferral/specification/3.0/schema/openapi.json"
-PROFILE_URL = "https://docs.openreferral.org/en/latest/hsds/"
+# No profile of our own: the base HSDS 3.1 (its documentation is the profile URL it names).
+OPENAPI_URL = "https://raw.githubusercontent.com/openreferral/specification/3.1/schema/openapi.json"
+PROFILE_URL = "https://docs.openreferral.org/en/v3.1/hsds/"
 NDJSON_LIMIT = 100000
 
 
@@ -148,6 +149,12 @@ def service(session, service_id: str, viewer) -> dict:
 
 def organizations(session, params: dict, viewer) -> dict:
     conditions = [_visible_organization(viewer)]
+    if params.get("taxonomy_term_id") or params.get("taxonomy_id"):
+        # HSDS 3.1: an organization is filed under a term when a service of its, that the
+        # viewer sees, is.
+        filtered = {k: params[k] for k in ("taxonomy_term_id", "taxonomy_id") if params.get(k)}
+        conditions.append(Organization.id.in_(
+            select(Service.organization_id).where(*_service_filters(session, filtered, viewer))))
     if params.get("search"):
         like = like_text(params["search"])
         conditions.append(or_(func.lower(Organization.name).like(like, escape="\\"),

@@ -227,6 +227,8 @@ class Attribute(Base):
     link_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
     link_entity: Mapped[str] = mapped_column(String(50), default="service")
     value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # HSDS 3.1: a human-readable label for the attribute's value (e.g. its unit).
+    label: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class Language(Base):

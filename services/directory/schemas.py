@@ -203,6 +203,8 @@ class HsdsServicesQuerySchema(HsdsPageSchema):
 class HsdsOrganizationsQuerySchema(HsdsPageSchema):
     full = fields.Boolean()
     full_service = fields.Boolean()
+    taxonomy_term_id = fields.UUID()  # HSDS 3.1
+    taxonomy_id = fields.UUID()  # HSDS 3.1
 
 
 class HsdsOrganizationQuerySchema(Schema):

@@ -252,7 +252,7 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
 
     @rpc
     def hsds(self, auth, resource, params=None, item_id=None):
-        """The HSDS 3.0 API: ``hsds(None, "services", {"page": 1})`` -> Page;
+        """The HSDS 3.1 API: ``hsds(None, "services", {"page": 1})`` -> Page;
         ``hsds(None, "services", item_id="…")`` -> one document."""
         viewer = self._hsds_viewer(auth)
         params = params or {}
@@ -272,7 +272,7 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
         if resource == "organizations":
             if item_id:
                 return hsds_api.organization(self.db, item_id, viewer)
-            return hsds_api.organizations(self.db, load(HsdsOrganizationsQuerySchema(), params), viewer)
+            return hsds_api.organizations(self.db, _ids_to_text(load(HsdsOrganizationsQuerySchema(), params)), viewer)
         if resource == "taxonomies":
             if item_id:
                 return hsds_api.taxonomy(self.db, item_id)

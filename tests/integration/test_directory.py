@@ -1,5 +1,5 @@
 """The directory through the gateway on PostgreSQL: educator search (tsvector, pg_trgm),
-tenant isolation, operator import with progress, and the HSDS 3.0 API validated strictly
+tenant isolation, operator import with progress, and the HSDS 3.1 API validated strictly
 against the spec's compiled schemas."""
 import io
 import re
@@ -225,7 +225,7 @@ def test_operator_import_through_the_api_with_progress(system, operator, schools
 def test_hsds_api_is_public_and_validates_strictly(system, demo):
     get = lambda path, **params: requests.get(system.url(path), params=params, timeout=20)  # noqa: E731
     root = get("/hsds/")
-    assert root.status_code == 200 and root.json()["version"] == "3.0"
+    assert root.status_code == 200 and root.json()["version"] == "3.1"
     listing = get("/hsds/services", per_page=5)
     assert listing.status_code == 200
     assert_valid_page("service_list", listing.json())

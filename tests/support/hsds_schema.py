@@ -1,7 +1,10 @@
 """Strict validation of HSDS API output against the spec's compiled schemas.
 
 Strict: every object schema that lists properties gets ``additionalProperties:
-false``, so a property the spec does not have fails validation.
+false``, so a property the spec does not have fails validation. Documents are checked
+strictly against the local HSDS 3.1 files (never the URLs its openapi.json names, which
+are 3.0's) and, not strictly, against 3.0's (its required fields and types), since a
+3.0 client reads our 3.1 answers.
 
 Example::
 
@@ -50,36 +53,44 @@ def _inline_refs(node, base):
 
 
 @lru_cache(maxsize=None)
-def schema(name: str) -> dict:
-    """The strict schema: compiled/<name>.json, or schema/<name>.json for taxonomy tables."""
-    base = hsds_spec() / "schema"
+def schema(name: str, version: str = "3.1", strict: bool = True) -> dict:
+    """The schema: compiled/<name>.json, or schema/<name>.json for taxonomy tables, of ``version``."""
+    base = hsds_spec(version) / "schema"
     path = base / "compiled" / f"{name}.json"
     if not path.exists():
         path = base / f"{name}.json"
-    return _strict(_inline_refs(copy.deepcopy(json.loads(path.read_text())), path.parent))
+    loaded = _inline_refs(copy.deepcopy(json.loads(path.read_text())), path.parent)
+    return _strict(loaded) if strict else loaded
 
 
 @lru_cache(maxsize=None)
-def page_schema(item: str) -> dict:
+def page_schema(item: str, version: str = "3.1", strict: bool = True) -> dict:
     return {
         "type": "object",
-        "properties": {**PAGE_PROPERTIES, "contents": {"type": "array", "items": schema(item)}},
+        "properties": {**PAGE_PROPERTIES, "contents": {"type": "array", "items": schema(item, version, strict)}},
         "required": list(PAGE_PROPERTIES) + ["contents"],
         "additionalProperties": False,
     }
 
 
-def errors(name: str, document) -> list[str]:
-    validator = Draft7Validator(schema(name))
+def _found(validator_schema, document) -> list[str]:
+    validator = Draft7Validator(validator_schema)
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)][:10]
+
+
+def errors(name: str, document, version: str = "3.1", strict: bool = True) -> list[str]:
+    return _found(schema(name, version, strict), document)
 
 
 def assert_valid(name: str, document) -> None:
     found = errors(name, document)
-    assert not found, f"{name} does not validate strictly: {found}"
+    assert not found, f"{name} does not validate strictly against HSDS 3.1: {found}"
+    found = errors(name, document, "3.0", strict=False)
+    assert not found, f"{name} does not validate against HSDS 3.0: {found}"
 
 
 def assert_valid_page(item: str, document) -> None:
-    validator = Draft7Validator(page_schema(item))
-    found = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)][:10]
-    assert not found, f"Page of {item} does not validate strictly: {found}"
+    found = _found(page_schema(item), document)
+    assert not found, f"Page of {item} does not validate strictly against HSDS 3.1: {found}"
+    found = _found(page_schema(item, "3.0", False), document)
+    assert not found, f"Page of {item} does not validate against HSDS 3.0: {found}"

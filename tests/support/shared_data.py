@@ -22,5 +22,6 @@ def dataset(name: str) -> Path:
     return shared_dir() / "datasets" / name
 
 
-def hsds_spec() -> Path:
-    return shared_dir() / "hsds" / "spec-3.0"
+def hsds_spec(version: str = "3.0") -> Path:
+    """The HSDS spec folder of ``version`` ("3.0" or "3.1": the API is served as 3.1)."""
+    return shared_dir() / "hsds" / f"spec-{version}"
