@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     """Add the directory's commands to ``weintervene``'s subcommand parser."""
     imp = subparsers.add_parser("import-directory", help="import HSDS 3.0 CSV/JSON or HSDS 2.0/1.x/Ohana CSV files")
     imp.add_argument("path", help="a folder of CSV files, a datapackage.json, a .zip or an HSDS .json file")
-    imp.add_argument("--source", help="name of the source (default: the folder or file name); keeps ids stable")
+    imp.add_argument("--source", help="the package's identity, which keeps re-imports on the same records: needed when it has no "
+                     "datapackage.json with an id or a name (never taken from the folder or file name)")
     imp.add_argument("--layout", choices=["hsds3-csv", "hsds-json", "hsds2-csv", "hsds1-csv", "ohana-csv"])
     imp.add_argument("--json", action="store_true", help="print the whole report as JSON")
     imp.add_argument("--show-skipped", type=int, default=20, help="skipped rows to list (default 20)")

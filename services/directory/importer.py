@@ -36,6 +36,7 @@ from services.directory.archives import unpack_zip
 from services.directory.indexing import reindex
 from services.directory.layouts import NOT_UNDERSTOOD, OUTCOMES, REFS, FileReport, LayoutError, Row, read
 from services.directory.models import HSDS_TABLES, Metadata, Service, ServiceAtLocation
+from services.directory.sources import package_source
 from services.directory.taxonomy import TermTree
 from weintervene.config import settings
 from weintervene.db import bulk_insert, new_id, utcnow
@@ -195,7 +196,6 @@ def import_path(session, path: Path, source: str | None = None, progress=None, u
     ``progress(done, total)`` is called as rows are written.
     """
     path = Path(path)
-    source = source or (path.stem if path.is_file() and path.name != "datapackage.json" else (path if path.is_dir() else path.parent).name)
     if path.is_file() and path.suffix.lower() == ".zip":
         tmp = Path(tempfile.mkdtemp(prefix="wi-import-"))
         try:
@@ -203,6 +203,7 @@ def import_path(session, path: Path, source: str | None = None, progress=None, u
             unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
             jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
             target = jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp
+            source = package_source(tmp, source)  # the descriptor in the zip, not the zip's file name
             report = import_path(session, target, source=source, progress=progress, updated_by=updated_by, layout=layout)
             listed = {f["file"] for f in report["files"]}
             for name in _members_left_packed(path):  # a README, a licence: listed, never unmentioned
@@ -212,6 +213,10 @@ def import_path(session, path: Path, source: str | None = None, progress=None, u
             return report
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    from services.directory.layouts import detect_layout
+
+    layout = layout or detect_layout(path)  # "not a directory export" before "name the source"
+    source = package_source(path, source)  # from the package or the operator, never the path
     layout, rows, files = read(path, source, layout)
     report = Report(source=source, layout=layout, files=files)
     write_rows(session, rows, report, progress=progress, updated_by=updated_by)
@@ -229,10 +234,13 @@ def _members_left_packed(path: Path) -> list[str]:
                 if not i.is_dir() and Path(i.filename).name and not Path(i.filename).name.endswith(READ_SUFFIXES)]
 
 
-def recognise(path: Path) -> str:
+def recognise(path: Path, source: str | None = None) -> tuple[str, str]:
     """The layout of an upload (a .zip is unpacked within the caps to look at its files),
     or ``LayoutError`` saying why none fits: an upload no reader knows is refused before
     a job starts, never a job that "completes" with nothing created.
+
+    Returns (layout, source): a package that names no source and is given none is refused
+    the same way (``SourceRequired``), before a job starts.
 
     Example: recognise(Path("budget.zip")) -> LayoutError("no services.csv in the folder (found: budget.csv)…")
     """
@@ -245,10 +253,11 @@ def recognise(path: Path) -> str:
             caps = settings()
             unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
             jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
-            return detect_layout(jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp)
+            target = jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp
+            return detect_layout(target), package_source(tmp, source)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return detect_layout(path)
+    return detect_layout(path), package_source(path, source)
 
 
 def write_rows(session, rows: list[Row], report: Report, progress=None, updated_by: str = "import") -> None:

@@ -21,6 +21,7 @@ from services.directory.dependencies import ImportRunner, TaxonomyAtStart, direc
 from services.directory.geo import bounding_box, miles_between
 from services.directory.importer import recognise
 from services.directory.layouts import LayoutError
+from services.directory.sources import SourceRequired
 from services.directory.models import DeletionReceipt, ImportJob, OutboxMessage, Service, ServiceSearch
 from services.directory.schemas import (
     HsdsOrganizationsQuerySchema, HsdsPageSchema, HsdsServicesQuerySchema, HsdsTaxonomyTermsQuerySchema,
@@ -184,9 +185,10 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
     # --- import ----------------------------------------------------------------------
 
     @rpc
-    def start_import(self, auth, filename, content_b64):
-        """Operator only. ``start_import(auth, "region.zip", base64)`` -> {id, status: "running", ...};
-        poll ``get_import``."""
+    def start_import(self, auth, filename, content_b64, source=None):
+        """Operator only. ``start_import(auth, "region.zip", base64, source="miami-211")`` ->
+        {id, status: "running", source, ...}; poll ``get_import``. ``source`` is needed when the
+        package has no ``datapackage.json`` naming it (``sources.package_source``); the file name never is."""
         ctx = AuthContext.from_dict(auth).require(Role.OPERATOR)
         try:
             content = base64.b64decode(content_b64, validate=True)
@@ -205,14 +207,17 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
         path = folder / Path(filename).name
         path.write_bytes(content)
         try:  # a package no reader knows is a 400 now, not a job that "completes" with 0 created
-            recognise(path)
+            _layout, source = recognise(path, source)
+        except SourceRequired as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise BadRequest(f"{Path(filename).name}: {exc}", code="source_required") from None
         except LayoutError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             raise BadRequest(f"{Path(filename).name}: {exc}", code="unrecognised_layout") from None
-        job = ImportJob(source=Path(filename).stem, created_by=ctx.user_id, status="running")
+        job = ImportJob(source=source, created_by=ctx.user_id, status="running")
         self.db.add(job)
         self.db.commit()
-        self.imports.start_job(job.id, path, Path(filename).stem, ctx.user_id, cleanup=folder)
+        self.imports.start_job(job.id, path, source, ctx.user_id, cleanup=folder)
         return self._job(job)
 
     @rpc

@@ -198,7 +198,8 @@ def test_operator_import_through_the_api_with_progress(system, operator, schools
                                               data=data, headers=headers).status_code == 403
 
     def run_import():
-        r = operator.post(system.url("/api/v1/directory/imports"), params={"filename": "ohana-sanmateo.zip"}, data=data, headers=headers)
+        r = operator.post(system.url("/api/v1/directory/imports"), params={"filename": "ohana-sanmateo.zip", "source": "ohana-sanmateo"},
+                          data=data, headers=headers)
         assert r.status_code == 202, r.text
         job = r.json()
         deadline = time.monotonic() + 60

@@ -6,8 +6,11 @@ import { heading, resultsRegion } from "../page.js";
 export async function render(container, ctx) {
   heading(container, "Directory imports", ctx, "Load a 211 or partner export in HSDS CSV. Rows that cannot be used are reported with reasons.");
   const file = h("input", { type: "file", name: "file", accept: ".zip,.json,application/zip,application/json", required: true });
+  // The package's identity (services/directory/sources.py): re-imports update the records of the same source.
+  const source = h("input", { type: "text", name: "source", maxlength: 120, autocomplete: "off" });
   const submit = h("button", { type: "submit", class: "button" }, "Start import");
-  const form = h("form", { class: "form narrow" }, field("HSDS file", file, "A .zip of HSDS CSV files, or an HSDS .json file."), submit);
+  const form = h("form", { class: "form narrow" }, field("HSDS file", file, "A .zip of HSDS CSV files, or an HSDS .json file."),
+    field("Source", source, "Who publishes this export, e.g. miami-211. Needed when the package has no datapackage.json naming it; use the same name every time so a re-import updates its records."), submit);
   const results = resultsRegion("Import progress");
   append(container, form, results);
   let timer = null;
@@ -55,7 +58,7 @@ export async function render(container, ctx) {
     submit.disabled = true;
     try {
       const f = file.files[0];
-      const job = await api.post("/api/v1/directory/imports", await f.arrayBuffer(), { contentType: f.type || (f.name.endsWith(".json") ? "application/json" : "application/zip"), params: { filename: f.name } });
+      const job = await api.post("/api/v1/directory/imports", await f.arrayBuffer(), { contentType: f.type || (f.name.endsWith(".json") ? "application/json" : "application/zip"), params: { filename: f.name, ...(source.value.trim() ? { source: source.value.trim() } : {}) } });
       announce("Import started.");
       show(job);
       await poll(job.id);
