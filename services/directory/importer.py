@@ -30,6 +30,7 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import ftfy
 from sqlalchemy import select
 
 from services.directory.archives import unpack_zip
@@ -128,6 +129,8 @@ def clean(table: str, values: dict, report: Report, row: Row) -> dict:
             value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
             if value == "" and key not in ("description", "address_1", "city", "state_province", "postal_code", "country"):
                 value = None
+            elif key not in URLS and key not in EMAILS:
+                value = repair_text(table, key, value, report)
         if value is None:
             out[key] = None
             continue
@@ -172,6 +175,28 @@ def clean(table: str, values: dict, report: Report, row: Row) -> dict:
     if table == "location" and not out.get("location_type"):
         out["location_type"] = "physical"
     return out
+
+
+LITERAL_BREAK = re.compile(r"\\r\\n|\\n|\\r")
+
+
+def repair_text(table: str, key: str, value: str, report: Report) -> str:
+    """Undo two damages exports carry, each counted in ``notes``: line breaks written as the
+    two characters ``\\n`` (a JSON or SQL dump escaped twice), and mojibake — UTF-8 read as
+    Windows-1252 somewhere upstream (``CafÃ©`` → ``Café``), repaired with ``ftfy.fix_encoding``
+    only: curly quotes, ligatures and widths are the source's and stay as written.
+
+    Example: repair_text("service", "name", "NiÃ±os\\nTutoring", report) -> "Niños\nTutoring"
+    """
+    if "\\" in value and LITERAL_BREAK.search(value):
+        value = LITERAL_BREAK.sub("\n", value).strip()
+        report.notes[f"{table}.{key}: literal \\n turned into line breaks"] += 1
+    if not value.isascii():  # mojibake needs non-ASCII characters; ASCII text costs nothing
+        fixed = ftfy.fix_encoding(value)
+        if fixed != value:
+            value = fixed
+            report.notes[f"{table}.{key}: mojibake repaired"] += 1
+    return value
 
 
 def _columns(model) -> list[str]:
