@@ -90,6 +90,19 @@ class DirectoryRoutes:
                                               query.get("source"))
         return json_response(job, 202)
 
+    @route("GET", "/api/v1/directory/imports/<import_id>/skipped.csv", summary="Every row an import skipped, as CSV",
+           tags=["directory"], roles=(Role.OPERATOR,), raw=True, content_type="text/csv",
+           errors={409: "The import is still running (`import_running`)"})
+    def import_skipped_csv(self, request, auth, import_id, **_):
+        """``file,row,table,id,reason``, one line per skipped row (the header is row 1 of its file);
+        no cell starts a spreadsheet formula."""
+        from werkzeug.wrappers import Response
+
+        response = Response(self.directory_rpc.import_skipped_csv(auth.to_dict(), import_id), mimetype="text/csv")
+        response.headers["Content-Disposition"] = 'attachment; filename="import-skipped-rows.csv"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     @route("GET", "/api/v1/directory/imports/<import_id>", summary="Progress and report of an import",
            tags=["directory"], roles=(Role.OPERATOR,))
     def get_import(self, request, auth, import_id, **_):

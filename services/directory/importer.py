@@ -43,7 +43,6 @@ from weintervene.config import settings
 from weintervene.db import bulk_insert, new_id, utcnow
 
 CHUNK = 500
-MAX_SKIPPED_LISTED = 2000
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 STATUSES = {"active", "inactive", "defunct", "temporarily closed"}
 # Rows of these tables need at least one of these references to mean anything.
@@ -82,8 +81,7 @@ class Report:
         for f in self.files:  # rows a reader could not attach to anything (e.g. eligibility of no service)
             for number, raw_id, reason in f.unmatched:
                 f.skipped += 1
-                if len(self.skipped) < MAX_SKIPPED_LISTED:
-                    self.skipped.append({"file": f.file, "row": number, "table": f.table, "id": raw_id, "reason": reason})
+                self.skipped.append({"file": f.file, "row": number, "table": f.table, "id": raw_id, "reason": reason})
 
     def count(self, row: Row, outcome: str) -> None:
         """One row's outcome, in the table's totals and in its file's line."""
@@ -102,9 +100,12 @@ class Report:
                 setattr(rider, outcome, getattr(rider, outcome) + 1)
 
     def skip(self, row: Row, reason: str) -> None:
-        self.count(row, "skipped")
-        if len(self.skipped) < MAX_SKIPPED_LISTED:
-            self.skipped.append({"file": row.file, "row": row.row, "table": row.table, "id": row.raw_id, "reason": reason})
+        self.count(row, "skipped")  # every one listed: the report is whole (import_report.py writes it as CSV)
+        self.skipped.append({"file": row.file, "row": row.row, "table": row.table, "id": row.raw_id, "reason": reason})
+        for file, number in row.riders:  # e.g. an eligibility.csv row merged into this service: skipped with it
+            rider = self._by_file.get(file)
+            self.skipped.append({"file": file, "row": number, "table": rider.table if rider else None, "id": None,
+                                 "reason": f"merged into {row.file} row {row.row}, which is skipped: {reason}"})
 
     def as_dict(self) -> dict:
         totals = {t: {k: c.get(k, 0) for k in ("created", "updated", "unchanged", "skipped")} for t, c in self.totals.items()}

@@ -35,7 +35,7 @@ from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
-from weintervene.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
+from weintervene.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unauthorized
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.export import DataExporter
 from weintervene.observability import EntrypointMetrics, HealthCheck
@@ -229,6 +229,21 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
             raise NotFound("No such import.", code="import_not_found")
         self.db.refresh(job)
         return self._job(job)
+
+    @rpc
+    def import_skipped_csv(self, auth, import_id):
+        """``import_skipped_csv(auth, id)`` -> CSV text (file,row,table,id,reason) of every row the
+        finished import skipped; 409 ``import_running`` while it runs."""
+        from services.directory.import_report import skipped_rows_csv
+
+        AuthContext.from_dict(auth).require(Role.OPERATOR)
+        job = self.db.get(ImportJob, str(import_id)) if _is_uuid(import_id) else None
+        if job is None:
+            raise NotFound("No such import.", code="import_not_found")
+        self.db.refresh(job)
+        if job.status == "running":
+            raise Conflict("The import is still running; its report is written when it ends.", code="import_running")
+        return skipped_rows_csv(job.report or {})
 
     def _job(self, job: ImportJob) -> dict:
         live = self.imports.read_progress(job.id) if job.status == "running" else None

@@ -1,5 +1,5 @@
 // HSDS directory import with progress: upload, then poll the import's status.
-import { api } from "../api.js";
+import { api, href } from "../api.js";
 import { announce, errorNotice, field, h, label, notice, table, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 
@@ -35,6 +35,8 @@ export async function render(container, ctx) {
         `${report.created ?? 0} created, ${report.updated ?? 0} updated, ${report.unchanged ?? 0} unchanged, ${report.skipped ?? 0} skipped.`) : null,
       dropped.length ? table("Columns not imported (not in HSDS)", ["File", "Columns"], dropped.map(([file, columns]) => [file, [].concat(columns).join(", ")])) : null,
       files.length ? table("Files in the package", ["File", "Read as", "Rows in", "Created", "Updated", "Unchanged", "Skipped"], files) : null,
+      job.status === "completed" && skipped.length ? h("p", {}, h("a", { id: "import-skipped-csv", href: href(`/api/v1/directory/imports/${job.id}/skipped.csv`),
+        download: "import-skipped-rows.csv" }, `Download every skipped row (CSV, ${skipped.length} rows)`)) : null,
       skipped.length ? table(`${report.skipped ?? skipped.length} rows skipped${skipped.length < (report.skipped || 0) ? ` (the first ${skipped.length} listed)` : ""}`,
         ["File", "Row", "Reason"], skipped.map((r) => [r.file || r.table || "", String(r.row ?? ""), r.reason || ""])) : null);
   };
