@@ -233,7 +233,7 @@ def test_an_import_names_its_source_and_its_skipped_rows_download_as_csv(system,
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("export/organizations.csv", f"id,name,description\n1,Agency {suffix},\n")
         archive.writestr("export/services.csv", "id,organization_id,name,description,status\n"
-                         f"1,1,Kept {suffix},,active\n2,999,Orphan,,active\n3,998,=cmd|' /C calc'!A0,,active\n")
+                         f"1,1,Kept {suffix},,active\n2,999,Orphan,,active\n=2+2,998,Formula id,,active\n")
         archive.writestr("export/services_at_location.csv", "id,service_id,location_id\n")
     data, headers = buffer.getvalue(), {"Content-Type": "application/zip"}
     url = system.url("/api/v1/directory/imports")
@@ -252,6 +252,7 @@ def test_an_import_names_its_source_and_its_skipped_rows_download_as_csv(system,
     rows = list(csv.DictReader(io.StringIO(got.text)))
     assert [(r["file"], r["row"]) for r in rows] == [("services.csv", "3"), ("services.csv", "4")]
     assert all("dangling reference" in r["reason"] for r in rows)
+    assert rows[1]["id"] == "'=2+2"  # written through weintervene.spreadsheets: no cell starts a formula
     assert operator.get(system.url(f"/api/v1/directory/imports/{'0' * 8}-0000-4000-8000-{'0' * 12}/skipped.csv")).status_code == 404
 
 
