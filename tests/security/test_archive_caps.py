@@ -87,7 +87,7 @@ def test_an_hsds_json_nested_past_the_cap_is_refused(tmp_path, levels):
     path = tmp_path / "services.json"
     path.write_text(json.dumps([{"id": "s1", "name": "Deep"}])[:-2] + f', "attributes": {deep}}}]')
     with pytest.raises(LayoutError) as refused:
-        import_path(None, path)
+        import_path(None, path, source="deep")
     assert "WEINTERVENE_DIRECTORY_IMPORT_JSON_MAX_DEPTH" in str(refused.value)
 
 
