@@ -39,3 +39,18 @@ def test_mojibake_and_literal_line_breaks_are_repaired_and_counted(session, tmp_
     assert report["notes"]["service.description: literal \\n turned into line breaks"] == 1
     again = import_path(session, folder)  # the cleaning is the same every time: nothing changes
     assert again["created"] == again["updated"] == 0
+
+
+def test_the_shared_dc_data_is_cleaned_where_it_is_broken(session):
+    """dc-orservices has Mac-Roman mojibake ("¬†" for a no-break space) in a service description
+    and literal ``\\n`` in its taxonomy descriptions: repaired, and counted."""
+    from sqlalchemy import select
+
+    from services.directory.models import TaxonomyTerm
+    from tests.support.shared_data import dataset
+
+    report = import_path(session, dataset("dc-orservices"), source="dc-orservices")
+    assert report["notes"]["service.description: mojibake repaired"] == 1
+    assert report["notes"]["taxonomy_term.description: literal \\n turned into line breaks"] == 11
+    assert not any("¬†" in (d or "") for d in session.scalars(select(Service.description)))
+    assert not any("\\n" in (d or "") for d in session.scalars(select(TaxonomyTerm.description)))
