@@ -52,8 +52,8 @@ def test_folder_then_zip_then_renamed_upload_is_one_set_of_records(session, tmp_
     shutil.copy(tmp_path / f"{name}.zip", renamed)
     again = import_path(session, renamed)
     assert row_counts(session) == before, "a re-import as zip or under another name duplicated rows"
-    for report in (first, as_zip, again):
-        assert report["source"] == f"{name}-211"
+    assert [r["source"] for r in (first, as_zip, again)] == [f"{name}-211"] * 3
+    for report in (as_zip, again):
         assert report["created"] == 0 and report["updated"] == 0
 
 
