@@ -79,12 +79,12 @@ def build(url: str, services: int, seed: int = 7) -> dict:
     figures = {}
     started, imported = time.perf_counter(), 0
     for name in ("dc-orservices", "ilao", "ohana-sanmateo"):
-        report = import_path(session, shared_dir() / "datasets" / name)
+        report = import_path(session, shared_dir() / "datasets" / name, source=name)
         imported += report["totals"].get("service", {}).get("created", 0)
     seconds = time.perf_counter() - started
     figures["import"] = {"services": imported, "seconds": seconds, "services_per_second": imported / seconds if seconds else 0}
     started = time.perf_counter()
-    again = sum(import_path(session, shared_dir() / "datasets" / n)["totals"].get("service", {}).get("unchanged", 0)
+    again = sum(import_path(session, shared_dir() / "datasets" / n, source=n)["totals"].get("service", {}).get("unchanged", 0)
                 for n in ("dc-orservices", "ilao", "ohana-sanmateo"))
     seconds = time.perf_counter() - started
     figures["reimport"] = {"services": again, "seconds": seconds, "services_per_second": again / seconds if seconds else 0}

@@ -45,7 +45,7 @@ def import_dc(session) -> dict:
     from services.directory.importer import import_path
     from tests.support.shared_data import dataset
 
-    return import_path(session, dataset("dc-orservices"))
+    return import_path(session, dataset("dc-orservices"), source="dc-orservices")
 
 
 class Judge:

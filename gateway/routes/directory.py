@@ -75,7 +75,8 @@ class DirectoryRoutes:
            errors={413: "The body, or what its zip would unpack to (`archive_too_large`), is over a cap"})
     def start_import(self, request, auth, query, **_):
         """Body: a ``.zip`` of HSDS CSV files (``application/zip``) or HSDS JSON (``application/json``);
-        ``?filename=region.zip``. Returns the job at once; poll ``GET /api/v1/directory/imports/{id}``."""
+        ``?filename=region.zip``; ``&source=miami-211`` when the package has no ``datapackage.json``
+        naming it (400 ``source_required`` otherwise; the file name is never the source). Returns the job at once; poll ``GET /api/v1/directory/imports/{id}``."""
         if request.content_length and request.content_length > MAX_IMPORT_BODY:
             raise RequestEntityTooLarge()
         raw = request.get_data(cache=False)
@@ -85,8 +86,22 @@ class DirectoryRoutes:
             raise BadRequest("Send the file as the request body.", code="invalid_input")
         if request.mimetype not in ("application/zip", "application/json", "application/octet-stream"):
             raise BadRequest("Send application/zip or application/json.", code="unsupported_media_type")
-        job = self.directory_rpc.start_import(auth.to_dict(), query["filename"], base64.b64encode(raw).decode("ascii"))
+        job = self.directory_rpc.start_import(auth.to_dict(), query["filename"], base64.b64encode(raw).decode("ascii"),
+                                              query.get("source"))
         return json_response(job, 202)
+
+    @route("GET", "/api/v1/directory/imports/<import_id>/skipped.csv", summary="Every row an import skipped, as CSV",
+           tags=["directory"], roles=(Role.OPERATOR,), raw=True, content_type="text/csv",
+           errors={409: "The import is still running (`import_running`)"})
+    def import_skipped_csv(self, request, auth, import_id, **_):
+        """``file,row,table,id,reason``, one line per skipped row (the header is row 1 of its file);
+        no cell starts a spreadsheet formula."""
+        from werkzeug.wrappers import Response
+
+        response = Response(self.directory_rpc.import_skipped_csv(auth.to_dict(), import_id), mimetype="text/csv")
+        response.headers["Content-Disposition"] = 'attachment; filename="import-skipped-rows.csv"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     @route("GET", "/api/v1/directory/imports/<import_id>", summary="Progress and report of an import",
            tags=["directory"], roles=(Role.OPERATOR,))

@@ -20,10 +20,12 @@ def register(subparsers) -> None:
     """Add the directory's commands to ``weintervene``'s subcommand parser."""
     imp = subparsers.add_parser("import-directory", help="import HSDS 3.0 CSV/JSON or HSDS 2.0/1.x/Ohana CSV files")
     imp.add_argument("path", help="a folder of CSV files, a datapackage.json, a .zip or an HSDS .json file")
-    imp.add_argument("--source", help="name of the source (default: the folder or file name); keeps ids stable")
+    imp.add_argument("--source", help="the package's identity, which keeps re-imports on the same records: needed when it has no "
+                     "datapackage.json with an id or a name (never taken from the folder or file name)")
     imp.add_argument("--layout", choices=["hsds3-csv", "hsds-json", "hsds2-csv", "hsds1-csv", "ohana-csv"])
     imp.add_argument("--json", action="store_true", help="print the whole report as JSON")
     imp.add_argument("--show-skipped", type=int, default=20, help="skipped rows to list (default 20)")
+    imp.add_argument("--report", metavar="FILE", help="write every skipped row (file, row, table, id, reason) to FILE as CSV")
     imp.set_defaults(func=cmd_import_directory)
 
     exp = subparsers.add_parser("export-directory", help="export the global directory as HSDS 3.0 (CSV datapackage or JSON)")
@@ -79,6 +81,12 @@ def cmd_import_directory(args) -> int:
         if bar is not None:
             bar.close()
         session.close()
+    if args.report:
+        from services.directory.import_report import write_skipped_rows
+
+        with open(args.report, "w", newline="", encoding="utf-8") as out:
+            written = write_skipped_rows(report, out)
+        print(f"wrote {written} skipped rows to {args.report}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -105,6 +113,9 @@ def cmd_import_directory(args) -> int:
             print(f"  note: {note} ({n})")
         for s in report["skipped_rows"][: args.show_skipped]:
             print(f"  skipped {s['file']} row {s['row']}: {s['reason']}")
+        hidden = len(report["skipped_rows"]) - args.show_skipped
+        if hidden > 0:  # never a silent cut: say how many and where the rest goes
+            print(f"  … and {hidden} more skipped rows (--show-skipped N lists more; --report FILE writes them all)")
     return 0
 
 

@@ -30,18 +30,19 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import ftfy
 from sqlalchemy import select
 
 from services.directory.archives import unpack_zip
 from services.directory.indexing import reindex
 from services.directory.layouts import NOT_UNDERSTOOD, OUTCOMES, REFS, FileReport, LayoutError, Row, read
 from services.directory.models import HSDS_TABLES, Metadata, Service, ServiceAtLocation
+from services.directory.sources import package_source
 from services.directory.taxonomy import TermTree
 from weintervene.config import settings
 from weintervene.db import bulk_insert, new_id, utcnow
 
 CHUNK = 500
-MAX_SKIPPED_LISTED = 2000
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 STATUSES = {"active", "inactive", "defunct", "temporarily closed"}
 # Rows of these tables need at least one of these references to mean anything.
@@ -80,8 +81,7 @@ class Report:
         for f in self.files:  # rows a reader could not attach to anything (e.g. eligibility of no service)
             for number, raw_id, reason in f.unmatched:
                 f.skipped += 1
-                if len(self.skipped) < MAX_SKIPPED_LISTED:
-                    self.skipped.append({"file": f.file, "row": number, "table": f.table, "id": raw_id, "reason": reason})
+                self.skipped.append({"file": f.file, "row": number, "table": f.table, "id": raw_id, "reason": reason})
 
     def count(self, row: Row, outcome: str) -> None:
         """One row's outcome, in the table's totals and in its file's line."""
@@ -100,9 +100,12 @@ class Report:
                 setattr(rider, outcome, getattr(rider, outcome) + 1)
 
     def skip(self, row: Row, reason: str) -> None:
-        self.count(row, "skipped")
-        if len(self.skipped) < MAX_SKIPPED_LISTED:
-            self.skipped.append({"file": row.file, "row": row.row, "table": row.table, "id": row.raw_id, "reason": reason})
+        self.count(row, "skipped")  # every one listed: the report is whole (import_report.py writes it as CSV)
+        self.skipped.append({"file": row.file, "row": row.row, "table": row.table, "id": row.raw_id, "reason": reason})
+        for file, number in row.riders:  # e.g. an eligibility.csv row merged into this service: skipped with it
+            rider = self._by_file.get(file)
+            self.skipped.append({"file": file, "row": number, "table": rider.table if rider else None, "id": None,
+                                 "reason": f"merged into {row.file} row {row.row}, which is skipped: {reason}"})
 
     def as_dict(self) -> dict:
         totals = {t: {k: c.get(k, 0) for k in ("created", "updated", "unchanged", "skipped")} for t, c in self.totals.items()}
@@ -127,6 +130,8 @@ def clean(table: str, values: dict, report: Report, row: Row) -> dict:
             value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
             if value == "" and key not in ("description", "address_1", "city", "state_province", "postal_code", "country"):
                 value = None
+            elif key not in URLS and key not in EMAILS:
+                value = repair_text(table, key, value, report)
         if value is None:
             out[key] = None
             continue
@@ -173,6 +178,28 @@ def clean(table: str, values: dict, report: Report, row: Row) -> dict:
     return out
 
 
+LITERAL_BREAK = re.compile(r"\\r\\n|\\n|\\r")
+
+
+def repair_text(table: str, key: str, value: str, report: Report) -> str:
+    """Undo two damages exports carry, each counted in ``notes``: line breaks written as the
+    two characters ``\\n`` (a JSON or SQL dump escaped twice), and mojibake — UTF-8 read as
+    Windows-1252 somewhere upstream (``CafÃ©`` → ``Café``), repaired with ``ftfy.fix_encoding``
+    only: curly quotes, ligatures and widths are the source's and stay as written.
+
+    Example: repair_text("service", "name", "NiÃ±os\\nTutoring", report) -> "Niños\nTutoring"
+    """
+    if "\\" in value and LITERAL_BREAK.search(value):
+        value = LITERAL_BREAK.sub("\n", value).strip()
+        report.notes[f"{table}.{key}: literal \\n turned into line breaks"] += 1
+    if not value.isascii():  # mojibake needs non-ASCII characters; ASCII text costs nothing
+        fixed = ftfy.fix_encoding(value)
+        if fixed != value:
+            value = fixed
+            report.notes[f"{table}.{key}: mojibake repaired"] += 1
+    return value
+
+
 def _columns(model) -> list[str]:
     from services.directory.hsds import PRIVATE
 
@@ -195,7 +222,6 @@ def import_path(session, path: Path, source: str | None = None, progress=None, u
     ``progress(done, total)`` is called as rows are written.
     """
     path = Path(path)
-    source = source or (path.stem if path.is_file() and path.name != "datapackage.json" else (path if path.is_dir() else path.parent).name)
     if path.is_file() and path.suffix.lower() == ".zip":
         tmp = Path(tempfile.mkdtemp(prefix="wi-import-"))
         try:
@@ -203,6 +229,7 @@ def import_path(session, path: Path, source: str | None = None, progress=None, u
             unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
             jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
             target = jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp
+            source = package_source(tmp, source)  # the descriptor in the zip, not the zip's file name
             report = import_path(session, target, source=source, progress=progress, updated_by=updated_by, layout=layout)
             listed = {f["file"] for f in report["files"]}
             for name in _members_left_packed(path):  # a README, a licence: listed, never unmentioned
@@ -212,6 +239,10 @@ def import_path(session, path: Path, source: str | None = None, progress=None, u
             return report
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    from services.directory.layouts import detect_layout
+
+    layout = layout or detect_layout(path)  # "not a directory export" before "name the source"
+    source = package_source(path, source)  # from the package or the operator, never the path
     layout, rows, files = read(path, source, layout)
     report = Report(source=source, layout=layout, files=files)
     write_rows(session, rows, report, progress=progress, updated_by=updated_by)
@@ -229,10 +260,13 @@ def _members_left_packed(path: Path) -> list[str]:
                 if not i.is_dir() and Path(i.filename).name and not Path(i.filename).name.endswith(READ_SUFFIXES)]
 
 
-def recognise(path: Path) -> str:
+def recognise(path: Path, source: str | None = None) -> tuple[str, str]:
     """The layout of an upload (a .zip is unpacked within the caps to look at its files),
     or ``LayoutError`` saying why none fits: an upload no reader knows is refused before
     a job starts, never a job that "completes" with nothing created.
+
+    Returns (layout, source): a package that names no source and is given none is refused
+    the same way (``SourceRequired``), before a job starts.
 
     Example: recognise(Path("budget.zip")) -> LayoutError("no services.csv in the folder (found: budget.csv)…")
     """
@@ -245,10 +279,11 @@ def recognise(path: Path) -> str:
             caps = settings()
             unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
             jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
-            return detect_layout(jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp)
+            target = jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp
+            return detect_layout(target), package_source(tmp, source)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return detect_layout(path)
+    return detect_layout(path), package_source(path, source)
 
 
 def write_rows(session, rows: list[Row], report: Report, progress=None, updated_by: str = "import") -> None:

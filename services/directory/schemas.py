@@ -173,6 +173,8 @@ class ServiceInputSchema(Schema):
 
 class ImportStartSchema(Schema):
     filename = fields.String(required=True, validate=validate.Regexp(r"^[\w.\- ]{1,120}\.(zip|json)$", error="A .zip of CSV files or a .json file."))
+    # The package's identity when its datapackage.json names none (services/directory/sources.py).
+    source = fields.String(validate=validate.Regexp(r"^[^\x00-\x1f/\\]{1,120}$", error="1 to 120 printable characters without / or \\."))
 
 
 class HsdsPageSchema(Schema):

@@ -21,6 +21,7 @@ from services.directory.dependencies import ImportRunner, TaxonomyAtStart, direc
 from services.directory.geo import bounding_box, miles_between
 from services.directory.importer import recognise
 from services.directory.layouts import LayoutError
+from services.directory.sources import SourceRequired
 from services.directory.models import DeletionReceipt, ImportJob, OutboxMessage, Service, ServiceSearch
 from services.directory.schemas import (
     HsdsOrganizationsQuerySchema, HsdsPageSchema, HsdsServicesQuerySchema, HsdsTaxonomyTermsQuerySchema,
@@ -34,7 +35,7 @@ from weintervene.auth import AuthContext, Role
 from weintervene.config import settings
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
-from weintervene.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
+from weintervene.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unauthorized
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.export import DataExporter
 from weintervene.observability import EntrypointMetrics, HealthCheck
@@ -184,9 +185,10 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
     # --- import ----------------------------------------------------------------------
 
     @rpc
-    def start_import(self, auth, filename, content_b64):
-        """Operator only. ``start_import(auth, "region.zip", base64)`` -> {id, status: "running", ...};
-        poll ``get_import``."""
+    def start_import(self, auth, filename, content_b64, source=None):
+        """Operator only. ``start_import(auth, "region.zip", base64, source="miami-211")`` ->
+        {id, status: "running", source, ...}; poll ``get_import``. ``source`` is needed when the
+        package has no ``datapackage.json`` naming it (``sources.package_source``); the file name never is."""
         ctx = AuthContext.from_dict(auth).require(Role.OPERATOR)
         try:
             content = base64.b64decode(content_b64, validate=True)
@@ -205,14 +207,17 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
         path = folder / Path(filename).name
         path.write_bytes(content)
         try:  # a package no reader knows is a 400 now, not a job that "completes" with 0 created
-            recognise(path)
+            _layout, source = recognise(path, source)
+        except SourceRequired as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise BadRequest(f"{Path(filename).name}: {exc}", code="source_required") from None
         except LayoutError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             raise BadRequest(f"{Path(filename).name}: {exc}", code="unrecognised_layout") from None
-        job = ImportJob(source=Path(filename).stem, created_by=ctx.user_id, status="running")
+        job = ImportJob(source=source, created_by=ctx.user_id, status="running")
         self.db.add(job)
         self.db.commit()
-        self.imports.start_job(job.id, path, Path(filename).stem, ctx.user_id, cleanup=folder)
+        self.imports.start_job(job.id, path, source, ctx.user_id, cleanup=folder)
         return self._job(job)
 
     @rpc
@@ -224,6 +229,21 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
             raise NotFound("No such import.", code="import_not_found")
         self.db.refresh(job)
         return self._job(job)
+
+    @rpc
+    def import_skipped_csv(self, auth, import_id):
+        """``import_skipped_csv(auth, id)`` -> CSV text (file,row,table,id,reason) of every row the
+        finished import skipped; 409 ``import_running`` while it runs."""
+        from services.directory.import_report import skipped_rows_csv
+
+        AuthContext.from_dict(auth).require(Role.OPERATOR)
+        job = self.db.get(ImportJob, str(import_id)) if _is_uuid(import_id) else None
+        if job is None:
+            raise NotFound("No such import.", code="import_not_found")
+        self.db.refresh(job)
+        if job.status == "running":
+            raise Conflict("The import is still running; its report is written when it ends.", code="import_running")
+        return skipped_rows_csv(job.report or {})
 
     def _job(self, job: ImportJob) -> dict:
         live = self.imports.read_progress(job.id) if job.status == "running" else None

@@ -122,6 +122,7 @@ def test_operator_imports_hsds_files_and_sees_progress_and_the_report(page, peop
     page.go("/operator/imports")
     page.wait_heading("Directory imports")
     page.set_input_files("input[name=file]", str(archive))
+    page.fill("input[name=source]", "ohana-sanmateo")  # a bare zip of CSVs names no source of its own
     page.click("form button[type=submit]")
     page.wait_for_function("() => /^(Completed|Failed)/.test((document.querySelector('#import-status') || {}).textContent || '')",
                            timeout=90000)

@@ -198,7 +198,8 @@ def test_operator_import_through_the_api_with_progress(system, operator, schools
                                               data=data, headers=headers).status_code == 403
 
     def run_import():
-        r = operator.post(system.url("/api/v1/directory/imports"), params={"filename": "ohana-sanmateo.zip"}, data=data, headers=headers)
+        r = operator.post(system.url("/api/v1/directory/imports"), params={"filename": "ohana-sanmateo.zip", "source": "ohana-sanmateo"},
+                          data=data, headers=headers)
         assert r.status_code == 202, r.text
         job = r.json()
         deadline = time.monotonic() + 60
@@ -220,6 +221,39 @@ def test_operator_import_through_the_api_with_progress(system, operator, schools
     # Refused at once (the archive's caps are checked before a job starts), not a failed job.
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_archive" and "zip" in r.json()["error"]["message"]
     assert operator.post(system.url("/api/v1/directory/imports"), params={"filename": "x.exe"}, data=b"x", headers=headers).status_code == 400
+
+
+def test_an_import_names_its_source_and_its_skipped_rows_download_as_csv(system, operator):
+    """A zip naming no source is refused before a job (400 ``source_required``); given one, every
+    skipped row downloads as CSV with its file, row number and reason."""
+    import csv
+
+    suffix = random_suffix()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("export/organizations.csv", f"id,name,description\n1,Agency {suffix},\n")
+        archive.writestr("export/services.csv", "id,organization_id,name,description,status\n"
+                         f"1,1,Kept {suffix},,active\n2,999,Orphan,,active\n=2+2,998,Formula id,,active\n")
+        archive.writestr("export/services_at_location.csv", "id,service_id,location_id\n")
+    data, headers = buffer.getvalue(), {"Content-Type": "application/zip"}
+    url = system.url("/api/v1/directory/imports")
+    refused = operator.post(url, params={"filename": "export.zip"}, data=data, headers=headers)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "source_required", refused.text
+    r = operator.post(url, params={"filename": "export.zip", "source": f"csv-{suffix}"}, data=data, headers=headers)
+    assert r.status_code == 202, r.text
+    job, deadline = r.json(), time.monotonic() + 60
+    assert job["source"] == f"csv-{suffix}"
+    while job["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job = operator.get(system.url(f"/api/v1/directory/imports/{job['id']}")).json()
+    assert job["status"] == "completed", job
+    got = operator.get(system.url(f"/api/v1/directory/imports/{job['id']}/skipped.csv"))
+    assert got.status_code == 200 and got.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(got.text)))
+    assert [(r["file"], r["row"]) for r in rows] == [("services.csv", "3"), ("services.csv", "4")]
+    assert all("dangling reference" in r["reason"] for r in rows)
+    assert rows[1]["id"] == "'=2+2"  # written through weintervene.spreadsheets: no cell starts a formula
+    assert operator.get(system.url(f"/api/v1/directory/imports/{'0' * 8}-0000-4000-8000-{'0' * 12}/skipped.csv")).status_code == 404
 
 
 def test_hsds_api_is_public_and_validates_strictly(system, demo):

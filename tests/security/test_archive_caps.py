@@ -87,7 +87,7 @@ def test_an_hsds_json_nested_past_the_cap_is_refused(tmp_path, levels):
     path = tmp_path / "services.json"
     path.write_text(json.dumps([{"id": "s1", "name": "Deep"}])[:-2] + f', "attributes": {deep}}}]')
     with pytest.raises(LayoutError) as refused:
-        import_path(None, path)
+        import_path(None, path, source="deep")
     assert "WEINTERVENE_DIRECTORY_IMPORT_JSON_MAX_DEPTH" in str(refused.value)
 
 
@@ -115,7 +115,7 @@ def test_a_deep_hsds_json_upload_fails_its_job_naming_the_cap(world, system):
     operator = world.http("operator")
     deep = "[" * 100_000 + "]" * 100_000
     body = ('[{"id": "s1", "name": "Deep", "attributes": %s}]' % deep).encode()
-    r = operator.post(system.url("/api/v1/directory/imports?filename=deep.json"), data=body,
+    r = operator.post(system.url("/api/v1/directory/imports?filename=deep.json&source=deep"), data=body,
                       headers={"Content-Type": "application/json"}, timeout=60)
     assert r.status_code == 202, r.text
     job, deadline = r.json(), time.monotonic() + 60

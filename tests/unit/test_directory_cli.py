@@ -15,11 +15,11 @@ def run(tmp_path, *args):
 
 
 def test_import_then_reimport_then_export(tmp_path):
-    first = run(tmp_path, "import-directory", str(dataset("ohana-sanmateo")), "--json")
+    first = run(tmp_path, "import-directory", str(dataset("ohana-sanmateo")), "--source", "ohana-sanmateo", "--json")
     assert first.returncode == 0, first.stderr[-2000:]
     report = json.loads(first.stdout)
     assert report["totals"]["service"]["created"] == 23
-    second = run(tmp_path, "import-directory", str(dataset("ohana-sanmateo")))
+    second = run(tmp_path, "import-directory", str(dataset("ohana-sanmateo")), "--source", "ohana-sanmateo")
     assert second.returncode == 0
     assert "created 0, updated 0" in second.stdout and "dropped from locations.csv" in second.stdout
     out = run(tmp_path, "export-directory", str(tmp_path / "out.json"), "--format", "json")

@@ -28,7 +28,7 @@ def session(tmp_path):
 
 
 def test_ohana_counts_match_the_files(session):
-    report = import_path(session, dataset("ohana-sanmateo"))
+    report = import_path(session, dataset("ohana-sanmateo"), source="ohana-sanmateo")
     assert report["layout"] == "ohana-csv"
     totals = report["totals"]
     assert totals["service"]["created"] == len(rows("ohana-sanmateo", "services.csv")) == 23
@@ -44,7 +44,7 @@ def test_ohana_counts_match_the_files(session):
 
 
 def test_dc_counts_match_the_files_and_dangling_rows_are_reported(session):
-    report = import_path(session, dataset("dc-orservices"))
+    report = import_path(session, dataset("dc-orservices"), source="dc-orservices")
     assert report["layout"] == "hsds2-csv"
     services = rows("dc-orservices", "services.csv")
     org_ids = {r["id"] for r in rows("dc-orservices", "organizations.csv")}
@@ -70,7 +70,7 @@ def test_dc_counts_match_the_files_and_dangling_rows_are_reported(session):
 
 
 def test_ilao_blank_status_and_dangling_organizations(session):
-    report = import_path(session, dataset("ilao"))
+    report = import_path(session, dataset("ilao"), source="ilao")
     assert report["layout"] == "hsds1-csv"
     services = rows("ilao", "services.csv")
     org_ids = {r["id"] for r in rows("ilao", "organizations.csv")}
@@ -85,9 +85,9 @@ def test_ilao_blank_status_and_dangling_organizations(session):
 
 def test_reimport_changes_nothing(session):
     for name in ("ohana-sanmateo", "dc-orservices", "ilao"):
-        import_path(session, dataset(name))
+        import_path(session, dataset(name), source=name)
     for name in ("ohana-sanmateo", "dc-orservices", "ilao"):
-        again = import_path(session, dataset(name))
+        again = import_path(session, dataset(name), source=name)
         assert again["created"] == 0 and again["updated"] == 0, (name, again["totals"])
         assert again["unchanged"] > 0
 
@@ -104,7 +104,7 @@ def test_messy_file_rows_are_cleaned_or_skipped_with_reasons(session, tmp_path):
         "10,1,Tutoring again,,,active\n"
         ",1,No id,,,active\n", encoding="utf-8")
     (folder / "services_at_location.csv").write_text("id,service_id,location_id\n", encoding="utf-8")
-    report = import_path(session, folder)
+    report = import_path(session, folder, source="messy")
     assert report["layout"] == "hsds2-csv"
     assert report["columns_dropped"]["organizations.csv"] == ["secret_notes"]
     reasons = {s["row"]: s["reason"] for s in report["skipped_rows"] if s["table"] == "service"}
@@ -127,7 +127,7 @@ def test_not_a_directory_export_is_refused(session, tmp_path):
 
 
 def test_spec_example_datapackage_imports(session):
-    report = import_path(session, hsds_spec() / "examples" / "csv")
+    report = import_path(session, hsds_spec() / "examples" / "csv", source="hsds-spec-example")  # its descriptor is a link left as text
     assert report["layout"] == "hsds3-csv"
     assert report["totals"]["service"]["created"] == 1
     assert session.get(Service, "ac148810-d857-441c-9679-408f346de14b").minimum_age == 12
@@ -135,7 +135,7 @@ def test_spec_example_datapackage_imports(session):
 
 def test_csv_datapackage_round_trip_is_exact(session, tmp_path):
     for name in ("ohana-sanmateo", "dc-orservices"):
-        import_path(session, dataset(name))
+        import_path(session, dataset(name), source=name)
     first = tmp_path / "first"
     export_csv(session, first)
     fresh = sqlite_directory(tmp_path / "fresh.db")
@@ -150,12 +150,12 @@ def test_csv_datapackage_round_trip_is_exact(session, tmp_path):
 
 
 def test_json_round_trip_is_exact(session, tmp_path):
-    import_path(session, dataset("ohana-sanmateo"))
+    import_path(session, dataset("ohana-sanmateo"), source="ohana-sanmateo")
     export_json(session, tmp_path / "a.json")
     fresh = sqlite_directory(tmp_path / "fresh.db")
-    report = import_path(fresh, tmp_path / "a.json")
+    report = import_path(fresh, tmp_path / "a.json", source="round-trip")
     assert report["layout"] == "hsds-json" and report["skipped"] == 0
     assert report["totals"]["service"]["created"] == 23
     export_json(fresh, tmp_path / "b.json")
     assert json.loads((tmp_path / "a.json").read_text()) == json.loads((tmp_path / "b.json").read_text())
-    assert import_path(session, tmp_path / "a.json")["created"] == 0
+    assert import_path(session, tmp_path / "a.json", source="round-trip")["created"] == 0

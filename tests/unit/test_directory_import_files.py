@@ -56,7 +56,7 @@ def assert_every_file_accounted_for(report, folder, *more_folders):
 
 @pytest.mark.parametrize("name", ["dc-orservices", "ilao", "ohana-sanmateo"])
 def test_every_file_of_the_shared_datasets_is_read_or_reported(session, name):
-    report = import_path(session, dataset(name))
+    report = import_path(session, dataset(name), source=name)
     assert_every_file_accounted_for(report, dataset(name))
     # The table totals are the files' own lines plus what their cells gave (no row counted twice).
     totals = {}
@@ -71,7 +71,7 @@ def test_every_file_of_the_shared_datasets_is_read_or_reported(session, name):
                 totals[table][k] += counts[k]
     nonzero = lambda d: {t: c for t, c in d.items() if any(c.values())}  # noqa: E731
     assert nonzero(totals) == nonzero(report["totals"])
-    again = import_path(session, dataset(name))
+    again = import_path(session, dataset(name), source=name)
     assert_every_file_accounted_for(again, dataset(name))
     for f in again["files"]:
         if f["status"] == "read" and f["table"]:
@@ -79,16 +79,16 @@ def test_every_file_of_the_shared_datasets_is_read_or_reported(session, name):
 
 
 def test_not_understood_files_are_listed_with_their_rows(session):
-    dc = {f["file"]: f for f in import_path(session, dataset("dc-orservices"))["files"]}
+    dc = {f["file"]: f for f in import_path(session, dataset("dc-orservices"), source="dc-orservices")["files"]}
     assert dc["taxonomy_types.csv"]["status"] == "not understood"
     assert dc["taxonomy_types.csv"]["rows"] == 433 and "copy" in dc["taxonomy_types.csv"]["note"]
-    ilao = {f["file"]: f for f in import_path(session, dataset("ilao"))["files"]}
+    ilao = {f["file"]: f for f in import_path(session, dataset("ilao"), source="ilao")["files"]}
     assert ilao["LICENSE-hsds-transformer"]["status"] == "not understood"
     assert ilao["LICENSE-hsds-transformer"]["rows"] is None
 
 
 def test_ohana_holiday_hours_are_kept_apart_from_weekly_hours(session):
-    report = import_path(session, dataset("ohana-sanmateo"))
+    report = import_path(session, dataset("ohana-sanmateo"), source="ohana-sanmateo")
     holidays = {f["file"]: f for f in report["files"]}["holiday_schedules.csv"]
     assert holidays["status"] == "read" and holidays["created"] == 4
     stored = session.query(Schedule).filter(Schedule.description.like("Holiday%")).all()
@@ -288,7 +288,7 @@ def test_the_zip_as_published_is_read_with_every_member_accounted_for(session, t
     with zipfile.ZipFile(archive_path, "w") as archive:
         for path in dataset("ohana-sanmateo").iterdir():
             archive.write(path, f"ohana-sanmateo-2026/{path.name}")
-    report = import_path(session, archive_path)
+    report = import_path(session, archive_path, source="ohana-sanmateo")
     assert report["layout"] == "ohana-csv" and report["totals"]["service"]["created"] == 23
     assert_every_file_accounted_for(report, dataset("ohana-sanmateo"))
 
@@ -298,7 +298,7 @@ def test_accessibility_for_disabilities_is_kept_on_its_location(session):
     from services.directory.hsds import Loader, document
     from services.directory.models import Accessibility
 
-    report = import_path(session, dataset("dc-orservices"))
+    report = import_path(session, dataset("dc-orservices"), source="dc-orservices")
     line = {f["file"]: f for f in report["files"]}["accessibility_for_disabilities.csv"]
     with (dataset("dc-orservices") / "accessibility_for_disabilities.csv").open(newline="", encoding="utf-8-sig") as handle:
         records = list(csv.DictReader(handle))

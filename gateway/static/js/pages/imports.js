@@ -1,13 +1,16 @@
 // HSDS directory import with progress: upload, then poll the import's status.
-import { api } from "../api.js";
+import { api, href } from "../api.js";
 import { announce, errorNotice, field, h, label, notice, table, append, replace } from "../dom.js";
 import { heading, resultsRegion } from "../page.js";
 
 export async function render(container, ctx) {
   heading(container, "Directory imports", ctx, "Load a 211 or partner export in HSDS CSV. Rows that cannot be used are reported with reasons.");
   const file = h("input", { type: "file", name: "file", accept: ".zip,.json,application/zip,application/json", required: true });
+  // The package's identity (services/directory/sources.py): re-imports update the records of the same source.
+  const source = h("input", { type: "text", name: "source", maxlength: 120, autocomplete: "off" });
   const submit = h("button", { type: "submit", class: "button" }, "Start import");
-  const form = h("form", { class: "form narrow" }, field("HSDS file", file, "A .zip of HSDS CSV files, or an HSDS .json file."), submit);
+  const form = h("form", { class: "form narrow" }, field("HSDS file", file, "A .zip of HSDS CSV files, or an HSDS .json file."),
+    field("Source", source, "Who publishes this export, e.g. miami-211. Needed when the package has no datapackage.json naming it; use the same name every time so a re-import updates its records."), submit);
   const results = resultsRegion("Import progress");
   append(container, form, results);
   let timer = null;
@@ -32,6 +35,8 @@ export async function render(container, ctx) {
         `${report.created ?? 0} created, ${report.updated ?? 0} updated, ${report.unchanged ?? 0} unchanged, ${report.skipped ?? 0} skipped.`) : null,
       dropped.length ? table("Columns not imported (not in HSDS)", ["File", "Columns"], dropped.map(([file, columns]) => [file, [].concat(columns).join(", ")])) : null,
       files.length ? table("Files in the package", ["File", "Read as", "Rows in", "Created", "Updated", "Unchanged", "Skipped"], files) : null,
+      job.status === "completed" && skipped.length ? h("p", {}, h("a", { id: "import-skipped-csv", href: href(`/api/v1/directory/imports/${job.id}/skipped.csv`),
+        download: "import-skipped-rows.csv" }, `Download every skipped row (CSV, ${skipped.length} rows)`)) : null,
       skipped.length ? table(`${report.skipped ?? skipped.length} rows skipped${skipped.length < (report.skipped || 0) ? ` (the first ${skipped.length} listed)` : ""}`,
         ["File", "Row", "Reason"], skipped.map((r) => [r.file || r.table || "", String(r.row ?? ""), r.reason || ""])) : null);
   };
@@ -55,7 +60,7 @@ export async function render(container, ctx) {
     submit.disabled = true;
     try {
       const f = file.files[0];
-      const job = await api.post("/api/v1/directory/imports", await f.arrayBuffer(), { contentType: f.type || (f.name.endsWith(".json") ? "application/json" : "application/zip"), params: { filename: f.name } });
+      const job = await api.post("/api/v1/directory/imports", await f.arrayBuffer(), { contentType: f.type || (f.name.endsWith(".json") ? "application/json" : "application/zip"), params: { filename: f.name, ...(source.value.trim() ? { source: source.value.trim() } : {}) } });
       announce("Import started.");
       show(job);
       await poll(job.id);
