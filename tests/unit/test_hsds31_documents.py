@@ -17,7 +17,7 @@ from tests.unit.directory_fixtures import sqlite_directory
 def session(tmp_path_factory):
     s = sqlite_directory(tmp_path_factory.mktemp("hsds31") / "directory.db")
     load_demo(s, count=60)
-    import_path(s, dataset("dc-orservices"))
+    import_path(s, dataset("dc-orservices"), source="dc-orservices")
     yield s
     s.close()
 

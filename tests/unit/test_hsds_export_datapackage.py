@@ -22,7 +22,7 @@ def exported(tmp_path_factory):
     base = tmp_path_factory.mktemp("export31")
     session = sqlite_directory(base / "directory.db")
     load_demo(session, count=60)
-    import_path(session, dataset("dc-orservices"))
+    import_path(session, dataset("dc-orservices"), source="dc-orservices")
     problems = []
     counts = export_csv(session, base / "out", problems=problems)
     session.close()
