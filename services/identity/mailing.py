@@ -26,7 +26,7 @@ import logging
 from datetime import timedelta
 from html import escape
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from services.identity.models import AccessLogEntry, MailJob, PasswordReset, User
 from weintervene import mail
@@ -95,8 +95,10 @@ def deliver_due(db, limit: int = 50) -> RelayResult:
     """
     result = RelayResult()
     for _ in range(limit):
+        # Someone is waiting for a reset link or an invitation; an access notice can wait
+        # behind them (a burst of operator actions stages one per administrator).
         query = (select(MailJob).where(MailJob.next_try_at <= utcnow())
-                 .order_by(MailJob.next_try_at).limit(1))
+                 .order_by(case((MailJob.kind == ACCESS_NOTICE, 1), else_=0), MailJob.next_try_at).limit(1))
         if db.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         job = db.scalar(query)
