@@ -6,25 +6,15 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import func, select, update
 
 from services.identity import mailing
 from services.identity.models import AccessLogEntry, MailJob, PasswordReset
-from services.identity.service import IdentityService
-from tests.support.databases import migrated_session
+from tests.unit.identity_fixtures import PASSWORD, service, session  # noqa: F401  (fixtures)
 from weintervene import mail
 from weintervene.auth import AuthContext, Role
 from weintervene.contracts import PlatformAction
 from weintervene.db import utcnow
-
-PASSWORD = "unit passphrase 2026"
-
-
-@pytest.fixture
-def session(tmp_path):
-    with migrated_session(tmp_path, "identity") as db:
-        yield db
 
 
 @pytest.fixture
@@ -47,11 +37,6 @@ def smtp(monkeypatch):
     server.sent = []
     monkeypatch.setattr("weintervene.mail.send", server.send)
     return server
-
-
-@pytest.fixture
-def service(session):
-    return worker_factory(IdentityService, db=session)
 
 
 @pytest.fixture
