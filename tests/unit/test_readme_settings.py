@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from weintervene.config import SECRET_SETTINGS, Settings
+from weintervene.config import SECRET_SETTINGS, SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -79,6 +79,14 @@ def test_each_row_names_the_variable_and_default_the_code_reads(field):
     assert row["variable"] == SPECIAL_VARIABLES.get(field.name, "WEINTERVENE_" + field.name.upper())
     assert row["default"] == default_cell(field)
     assert row["meaning"].strip(), f"{field.name} says nothing about what it means"
+
+
+def test_every_variable_the_readme_names_anywhere_is_read():
+    """Prose too: a `WEINTERVENE_…` the README tells people to set exists (renamed ones fail)."""
+    known = {SPECIAL_VARIABLES.get(f.name, "WEINTERVENE_" + f.name.upper()) for f in dataclasses.fields(Settings)}
+    known |= {f"WEINTERVENE_{service.upper()}_DATABASE_URL" for service in SERVICES}
+    named = set(re.findall(r"\bWEINTERVENE_[A-Z0-9_<>]*[A-Z0-9>]", README.read_text(encoding="utf-8")))
+    assert sorted(named - known) == []
 
 
 def test_the_variables_named_are_the_ones_read():
