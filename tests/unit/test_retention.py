@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from services.retention import audit
+from services.retention.schemas import check_note
+from marshmallow import ValidationError
 from services.retention.models import AuditEntry, Base, DeletionRequest, OutboxMessage
 from services.retention.service import RetentionService
 from services.directory.models import Base as DirectoryBase, DeletionReceipt as DirectoryReceipt
@@ -199,6 +201,23 @@ def test_student_opt_out_needs_verification_and_a_clean_note(service):
     with pytest.raises(BadRequest):
         service.request_deletion(ADMIN, opt_out(note="x" * 201))
     assert service.request_deletion(ADMIN, opt_out(note="Letter received at front office"))["note"]
+
+
+@pytest.mark.parametrize("note", [
+    "letter received 2026-12-03", "signed letter dated 12/03/2026, filed", "Brief vom 3.12.2026",
+    "received 2026-12-03 and 2026-12-04",
+])
+def test_an_opt_out_note_may_carry_a_date(note):
+    check_note(note)
+
+
+@pytest.mark.parametrize("note", [
+    "call 555-123-4567", "letter 2026-12-03, call 555 123 4567", "(202) 555-0143", "+1 202 555 0143",
+    "2026-13-45 is no date: 202613-45", "20261203",
+])
+def test_an_opt_out_note_refuses_phone_like_numbers_even_beside_a_date(note):
+    with pytest.raises(ValidationError):
+        check_note(note)
 
 
 def test_verifier_must_be_staff_of_the_school(service):
