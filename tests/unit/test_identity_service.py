@@ -94,6 +94,18 @@ def test_teacher_lists_only_served_students(service, school):
     assert service.list_students(school["admin"])["total"] == 2
 
 
+def test_the_student_list_counts_the_staff_who_serve_each(service, school, session):
+    service.import_roster(school["admin"], b64(ROSTER))
+    counts = {s["first_name"]: s["staff_count"] for s in service.list_students(school["admin"])["items"]}
+    assert counts == {"Diego": 1, "Lena": 0}
+    lena = session.scalar(select(Student).where(Student.roster_key == "S2"))
+    okafor = session.scalar(select(User).where(User.email == "okafor@lincoln.example"))
+    rivera = session.scalar(select(User).where(User.email == "rivera@lincoln.example"))
+    service.set_student_staff(school["admin"], lena.id, {"user_ids": [okafor.id, rivera.id]})
+    counts = {s["first_name"]: s["staff_count"] for s in service.list_students(school["admin"])["items"]}
+    assert counts == {"Diego": 1, "Lena": 2}
+
+
 def test_preview_rolls_back(service, school, session):
     result = service.preview_roster(school["admin"], b64(ROSTER))
     assert result["preview"] is True and result["created"] == 2
