@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select, update
 from services.identity import accounts, rosters
 from services.identity.accounts import account_key
 from services.identity.exceptions import (
-    InvalidCredentials, InvalidResetToken, RosterRejected, StudentForbidden, StudentNotFound, SubjectFenced,
+    AccountDisabled, AccountEnded, InvalidCredentials, InvalidResetToken, RosterRejected, StudentForbidden, StudentNotFound, SubjectFenced,
 )
 from services.identity.models import (
     FamilyContact, LoginAttempt, MailJob, OutboxMessage, PasswordReset, ServesLink, Student, SubjectFence, Tenant, User,
@@ -206,6 +206,27 @@ def _age(session, user_id, days):
     session.execute(update(LoginAttempt).where(LoginAttempt.account_key == account_key(email)).values(at=then))
     session.execute(update(PasswordReset).where(PasswordReset.user_id == user_id).values(expires_at=then))
     session.commit()
+
+
+def test_only_the_right_password_learns_the_account_has_ended_or_is_disabled(service, school, session):
+    rivera = {"email": "rivera@lincoln.example", "password": PASSWORD}
+    session.execute(update(User).where(User.id == school["okafor"]["user_id"]).values(is_active=False))
+    session.execute(update(Tenant).where(Tenant.id == school["school"]).values(status="terminated"))
+    session.commit()
+    with pytest.raises(AccountEnded) as ended:
+        service.login(rivera, "10.0.0.3")
+    assert "Lincoln no longer uses WeIntervene" in str(ended.value)
+    for wrong in ({**rivera, "password": "not the password"}, {"email": "nobody@lincoln.example", "password": PASSWORD}):
+        with pytest.raises(InvalidCredentials) as caught:
+            service.login(wrong, "10.0.0.3")
+        assert type(caught.value) is InvalidCredentials and "Lincoln" not in str(caught.value)
+    session.execute(update(Tenant).where(Tenant.id == school["school"]).values(status="active"))
+    session.commit()
+    with pytest.raises(AccountDisabled):
+        service.login({"email": "okafor@lincoln.example", "password": PASSWORD}, "10.0.0.3")
+    with pytest.raises(InvalidCredentials):
+        service.login({"email": "okafor@lincoln.example", "password": "not the password"}, "10.0.0.3")
+    assert service.login(rivera, "10.0.0.3")["user"]["user_id"] == school["rivera"]["user_id"]
 
 
 def _sessions_of(session, user_id):
