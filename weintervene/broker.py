@@ -77,6 +77,7 @@ INTERNAL_RPCS: dict[tuple[str, str], frozenset[str]] = {
     # the components named may publish them. Every other RPC needs a signed context or is public.
     ("identity", "delivery_contacts"): frozenset({"referrals"}),  # a family's email and mobile
     ("identity", "user_info"): frozenset({"referrals", "retention"}),
+    ("identity", "names_for_audit"): frozenset({"retention"}),  # staff and tenant names, never students
     ("identity", "fence_subject"): frozenset({"retention"}),
     ("identity", "bootstrap_user"): frozenset({OPERATOR}),  # makes any account, operators included
     ("identity", "user_exists"): frozenset({OPERATOR}),

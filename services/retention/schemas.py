@@ -145,6 +145,13 @@ class DeletionRequestSchema(Schema):
     requested_by = fields.Str()
     verified_by = fields.Str(allow_none=True)
     verification_method = fields.Str(allow_none=True)
+    tenant_name = fields.Str(allow_none=True, metadata={"description": "null when the tenant was deleted since"})
+    requested_by_name = fields.Str(allow_none=True, metadata={
+        "description": "the staff account's current name; null when it was removed since"})
+    requested_by_role = fields.Str(allow_none=True)
+    verified_by_name = fields.Str(allow_none=True)
+    verified_by_role = fields.Str(allow_none=True)
+    names_available = fields.Bool(metadata={"description": "false when identity did not answer: ids only"})
     reason = fields.Str()
     note = fields.Str(allow_none=True)
     status = fields.Str()

@@ -315,6 +315,11 @@ def test_auditor_sees_an_opt_out_entered_by_the_admin(page, browser, people, sys
     for service in ("identity", "referrals"):
         assert service in text
     assert first not in text and "Ramos" not in text
+    # Who asked, who verified and how, and for which school: named, not only ids.
+    assert page.text_content("#request-requester").startswith("Sam Admin (School admin)")
+    assert page.text_content("#request-verification").strip() == "In person photo id"
+    assert "(School admin)" in page.text_content("#request-verifier")
+    assert page.text_content("#request-tenant").startswith(people["school"]["name"])
     page.shot("journey5-audit-request")
     page.go("/audit")
     page.wait_heading("Deletion requests")

@@ -229,6 +229,16 @@ def test_only_the_right_password_learns_the_account_has_ended_or_is_disabled(ser
     assert service.login(rivera, "10.0.0.3")["user"]["user_id"] == school["rivera"]["user_id"]
 
 
+def test_names_for_audit_names_staff_and_tenants_never_students(service, school, session):
+    service.import_roster(school["admin"], b64(ROSTER))
+    diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
+    admin = school["admin"]["user_id"]
+    names = service.names_for_audit([admin, diego.id, "no-such-user"], [school["school"], "no-such-tenant"])
+    assert names == {"users": {admin: {"display_name": "admin", "role": "school_admin"}},
+                     "tenants": {school["school"]: "Lincoln"}}
+    assert service.names_for_audit([], []) == {"users": {}, "tenants": {}}
+
+
 def _sessions_of(session, user_id):
     return session.scalar(select(func.count()).select_from(UserSession).where(UserSession.user_id == user_id))
 
