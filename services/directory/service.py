@@ -27,7 +27,7 @@ from services.directory.schemas import (
     HsdsOrganizationsQuerySchema, HsdsPageSchema, HsdsServicesQuerySchema, HsdsTaxonomyTermsQuerySchema,
     SearchQuerySchema, ServiceInputSchema,
 )
-from services.directory.search import search as run_search
+from services.directory.search import from_the_school, search as run_search
 from services.directory.taxonomy import OPEN_ELIGIBILITY_ID, TermTree
 from services.directory.tenant_data import delete_tenant_services
 from services.directory.views import cards, details
@@ -81,15 +81,24 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
         distance_miles, relevance} (the full service: ``get_service``)."""
         ctx = AuthContext.from_dict(auth)
         params = _ids_to_text(load(SearchQuerySchema(), params or {}))
-        tz = self._school_timezone(ctx) if params.get("open_now") else None
-        return run_search(self.db, params, _viewer(auth), school_timezone=tz, cards=lambda ids: cards(self.db, ids),
-                          exact_limit=settings().directory_search_exact_limit)
+        needs_origin = (params.get("radius_miles") or params.get("sort") == "distance") and not (
+            params.get("postcode") or params.get("latitude") is not None or params.get("longitude") is not None)
+        school = self._school(ctx) if params.get("open_now") or needs_origin else {}
+        measured_from = None
+        if needs_origin:
+            params, measured_from = from_the_school(params, school)
+        result = run_search(self.db, params, _viewer(auth), school_timezone=school.get("timezone") or None,
+                            cards=lambda ids: cards(self.db, ids), exact_limit=settings().directory_search_exact_limit)
+        if measured_from:
+            result["measured_from"] = measured_from
+        return result
 
-    def _school_timezone(self, ctx: AuthContext) -> str | None:
+    def _school(self, ctx: AuthContext) -> dict:
+        """The caller's school or program (its timezone and place), {} when identity is unreachable."""
         try:
-            return (self.identity_rpc.tenant_info(ctx.tenant_id) or {}).get("timezone") or None
+            return self.identity_rpc.tenant_info(ctx.tenant_id) or {}
         except Exception:  # noqa: BLE001 - identity unreachable: services' own timezones still apply
-            return None
+            return {}
 
     @rpc
     def get_service(self, auth, service_id):
