@@ -246,6 +246,10 @@ class Settings:
     analytics_unmet_need_radius_miles: float = 10.0
     # Analytics: rows per item list (top services, top categories, unmet need).
     analytics_top_n: int = 10
+    # The taxonomy level dashboards count categories at, unless a report asks for another
+    # (``category_level``): 1 is Open Eligibility's top ("Care"), 2 the level people
+    # recognise ("Mental Health Care", "Food Pantry").
+    analytics_category_level: int = 2
     # Analytics intake: share events applied (one transaction, one ack) per batch,
     # at most this many; and how many unacknowledged events the broker may send
     # ahead, so the next batch is already waiting while one commits (twice the batch).

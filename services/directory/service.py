@@ -142,10 +142,12 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
 
     @rpc
     def count_services(self, term_ids, latitude=None, longitude=None, radius_miles=None, tenant_id=None,
-                       tenant_kind=None, district_id=None):
+                       tenant_kind=None, district_id=None, groups=None):
         """``count_services(["…"], 38.91, -77.02, 5, tenant_id, "school", district_id)`` -> {term_id: services
         that tenant sees with that term or a descendant within the radius} (analytics' unmet need).
-        Without ``tenant_kind`` only the global directory and the tenant's own services count."""
+        Without ``tenant_kind`` only the global directory and the tenant's own services count.
+        ``groups`` ({key: [term ids]}, e.g. one category named "Food" in two taxonomies) adds
+        {key: services with any of those terms}, each service counted once."""
         viewer = {"tenant_id": str(tenant_id), "district_id": district_id and str(district_id), "kind": tenant_kind} if tenant_id else None
         query = select(ServiceSearch.term_ids, ServiceSearch.latitude, ServiceSearch.longitude).where(
             ServiceSearch.status == "active", visibility.clause(ServiceSearch, viewer))
@@ -154,12 +156,17 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
             lat0, lat1, lon0, lon1 = bounding_box(latitude, longitude, radius_miles)
             query = query.where(ServiceSearch.latitude.between(lat0, lat1), ServiceSearch.longitude.between(lon0, lon1))
         counts = {str(t): 0 for t in term_ids or []}
+        grouped = {str(k): [f"|{t}|" for t in ids] for k, ids in (groups or {}).items()}
+        counts.update({k: 0 for k in grouped})
         for terms, lat, lon in self.db.execute(query):
             if point and miles_between(latitude, longitude, lat, lon) > radius_miles:
                 continue
-            for t in counts:
+            for t in term_ids or []:
                 if f"|{t}|" in terms:
-                    counts[t] += 1
+                    counts[str(t)] += 1
+            for key, marks in grouped.items():
+                if any(mark in terms for mark in marks):
+                    counts[key] += 1
         return counts
 
     # --- writing ---------------------------------------------------------------------

@@ -157,3 +157,13 @@ def test_a_radius_with_no_place_anywhere_is_a_400_naming_what_to_give(service):
     service.identity_rpc.tenant_info.side_effect = TimeoutError("identity is down")
     with pytest.raises(BadRequest):
         service.search(auth("teacher", SCHOOL), {"sort": "distance"})
+
+
+def test_terms_carry_their_path_and_categories_count_services_once(service):
+    counseling = service.get_terms([term_id("109-03-10")])[term_id("109-03-10")]
+    assert [a["id"] for a in counseling["ancestors"]][-1] == term_id("109-03-10")
+    assert counseling["ancestors"][0]["id"] == counseling["top_level_id"] and counseling["ancestors"][0]["name"] == "Education"
+    one = service.count_services([term_id("109")], None, None, None, None)[term_id("109")]
+    both = service.count_services([], None, None, None, None, None, None,
+                                  {"education": [term_id("109"), term_id("109-03-10")]})
+    assert both == {"education": one} and one > 0  # a service under both terms counted once
