@@ -211,12 +211,21 @@ def _category_tables(session, scope, period, sources, level):
         by_name.setdefault(_name_key(name) if name else node_id, []).append(node_id)
     key_of_node = {node_id: nodes[0] for nodes in by_name.values() for node_id in nodes}
     node_names = dict(node_of.values())
-    names = {nodes[0]: (node_names[nodes[0]], nodes) for nodes in by_name.values()}
+    names = {nodes[0]: (_display_name([node_names[n] for n in nodes]), nodes) for nodes in by_name.values()}
 
     def categories(term_set):
         return {key_of_node[node_of[term][0]] for term in term_set.split(",") if term in node_of}
 
     return spread_into(by_set, categories), spread_into(by_set_before, categories), names
+
+
+def _display_name(names: list[str | None]) -> str | None:
+    """The best-written of a category's names: not shouting in capitals, no stray spaces.
+    Example: _display_name(["FOOD", "Food "]) -> "Food"."""
+    written = [n for n in names if n]
+    if not written:
+        return None
+    return min(written, key=lambda n: (n.isupper(), n != n.strip(), n)).strip()
 
 
 def _name_key(name: str) -> str:
