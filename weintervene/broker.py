@@ -85,6 +85,7 @@ INTERNAL_RPCS: dict[tuple[str, str], frozenset[str]] = {
     ("identity", "tenants_info"): frozenset({"analytics"}),
     ("identity", "list_tenants_in"): frozenset({"analytics", "retention"}),
     ("directory", "get_terms"): frozenset({"analytics"}),
+    ("analytics", "load_demo_history"): frozenset({OPERATOR}),  # demo mode only, refused otherwise
     ("directory", "count_services"): frozenset({"analytics"}),
     ("retention", "run_due_policies"): frozenset(),  # its own timer's work; nobody calls it
     **_EXPORTS,

@@ -177,11 +177,11 @@ def spread_into(matrix: dict, mapping) -> dict:
     return spread
 
 
-def category_tables(session, scope, period, sources, level: int = 2):
+def category_tables(session, scope, period, sources, level: int = 3):
     """(current, previous, {category: (name, term ids)}): shares per category at ``level``.
 
-    A category is a term at ``level`` of its taxonomy (1 the top, "Care"; 2 "Mental Health
-    Care"), or the term itself where its branch is shallower. Terms of the same name at
+    A category is a term at ``level`` of its taxonomy (1 the top, "Care"; 2 "Support
+    Network"; 3 "Counseling"), or the term itself where its branch is shallower. Terms of the same name at
     that level (an imported taxonomy's "Food" beside Open Eligibility's) are one category,
     keyed by the first of their ids. Counted from term sets, so a share carrying two terms
     of one category (Counselling and Anxiety, both Mental Health Care; or both "Food"s)
@@ -234,10 +234,10 @@ def _name_key(name: str) -> str:
 
 
 def _category_level(query: dict | None, settings) -> int:
-    return (query or {}).get("category_level") or getattr(settings, "analytics_category_level", 2)
+    return (query or {}).get("category_level") or getattr(settings, "analytics_category_level", 3)
 
 
-def top_categories(session, scope, period, sources, top_n, level: int = 2) -> list[dict]:
+def top_categories(session, scope, period, sources, top_n, level: int = 3) -> list[dict]:
     current, previous, names = category_tables(session, scope, period, sources, level)
     report = TableReport(scope, current, previous)
     return report.rows(lambda c: {"category_id": c, "category_name": names.get(c, (None, [c]))[0],
@@ -281,7 +281,7 @@ def schools(session, scope, period, sources, top_n) -> list[dict]:
     return report.rows(lambda _i: {}, ranked=False)
 
 
-def unmet_need(session, scope, period, sources, top_n, radius_miles: float, level: int = 2) -> list[dict]:
+def unmet_need(session, scope, period, sources, top_n, radius_miles: float, level: int = 3) -> list[dict]:
     """Per school: requested categories against directory services nearby, most unmet first.
 
     need_score = requests / (services nearby + 1): many requests and few

@@ -23,8 +23,9 @@ class DashboardQuerySchema(Schema):
     to = fields.Date(load_default=None, validate=REPORT_DATES)
     tenant_id = fields.UUID(load_default=None)
     category_level = fields.Int(load_default=None, validate=validate.Range(1, 4), metadata={
-        "description": "Taxonomy level categories are counted at: 1 the top (\"Care\"), 2 the one people "
-                       "recognise (\"Mental Health Care\"; the default), 3-4 finer."})
+        "description": "Taxonomy level categories are counted at: 1 the top (\"Care\"), 2 its groups "
+                       "(\"Support Network\"), 3 what people recognise (\"Counseling\", \"Tutoring\"; the "
+                       "default, a term on a shallower branch stands for itself), 4 finer."})
 
 
 class ReportQuerySchema(DashboardQuerySchema):

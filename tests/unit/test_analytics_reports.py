@@ -252,10 +252,13 @@ def test_categories_at_the_level_people_recognise_one_row_per_name(service, worl
     shares(service, world.lincoln, 2, terms=[IMPORTED_PANTRY], day="2026-11-02")
     shares(service, world.lincoln, 2, terms=[FOOD_PANTRY, IMPORTED_PANTRY], day="2026-11-02")  # one request each
     shares(service, world.lincoln, 1, terms=[FOOD_TOP], day="2026-11-02")  # filed at the top: stays "Food"
-    query = {"period": "month", "to": "2026-11-30"}
+    query = {"period": "month", "to": "2026-11-30", "category_level": 2}
     rows = service.report(admin(world.lincoln), "top-categories", query)["rows"]
     assert [(r["category_name"], r["count"]) for r in rows] == [
         ("Food Pantry", 7), ("Mental Health Care", 4), ("Food", 1)]
+    default = service.report(admin(world.lincoln), "top-categories", {"period": "month", "to": "2026-11-30"})["rows"]
+    assert [(r["category_name"], r["count"]) for r in default] == [  # level 3: the term itself on short branches
+        ("Food Pantry", 7), ("Counseling", 4), ("Food", 1)]
     pantry = rows[0]
     assert pantry["category_id"] == min(FOOD_PANTRY, IMPORTED_PANTRY)
     assert sorted(pantry["category_ids"]) == sorted([FOOD_PANTRY, IMPORTED_PANTRY])
@@ -547,3 +550,30 @@ def test_terms_are_kept_for_a_while_and_unknown_ones_never():
     assert directory.get_terms.call_args.args == ([FOOD],)  # expired: asked again
     assert Sources(None, mock.Mock(), directory).get_terms([]) == {}
     assert directory.get_terms.call_count == 3
+
+
+def test_demo_history_reads_as_journey_4_and_only_in_demo_mode(service, world, patch_settings):
+    operator = OPERATOR()
+    plan = {"schools": [{"tenant_id": world.lincoln["id"], "district_id": world.district["id"]}],
+            "services": [{"service_id": str(uuid.uuid4()), "taxonomy_term_ids": [t], "category": c}
+                         for t, c in ((COUNSELLING, "mental_health"), (MATH, "tutoring"), (FOOD, "food"))]}
+    patch_settings(dev_mode=False)
+    with pytest.raises(Forbidden):
+        service.load_demo_history(operator, plan, "2026-12-04")
+    patch_settings(dev_mode=True)
+    with pytest.raises(Forbidden):
+        service.load_demo_history(admin(world.lincoln), plan, "2026-12-04")
+    first = service.load_demo_history(operator, plan, "2026-12-04")
+    assert first["counted"] > 1000 and set(first) == {"counted"}
+    assert service.load_demo_history(operator, plan, "2026-12-04") == {"duplicate": first["counted"]}
+    rows = service.report(admin(world.lincoln), "top-categories", {"period": "semester", "to": "2026-12-04"})["rows"]
+    top = {r["category_name"]: r for r in rows}
+    assert [r["category_name"] for r in rows[:2]] == ["Mental health", "Tutoring"]
+    for name in ("Mental health", "Tutoring"):
+        assert 25 <= top[name]["change_pct"] <= 70, top[name]  # "up 40% on last semester"
+    assert top["Food"]["change_pct"] < 15
+    months = service.report(admin(world.lincoln), "trends", {"period": "school_year", "to": "2026-12-04"})["rows"]
+    counts = [r["count"] for r in months]
+    assert counts[0] < counts[2] < counts[4]  # quiet July, then the rise through the semester
+    with pytest.raises(BadRequest):
+        service.load_demo_history(operator, {"schools": [], "services": plan["services"]}, "2026-12-04")

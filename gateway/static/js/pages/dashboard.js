@@ -10,9 +10,9 @@ import { heading } from "../page.js";
 
 const PERIODS = [["semester", "This semester"], ["month", "This month"], ["week", "This week"], ["school_year", "This school year"]];
 const LEVEL_ORDER = ["platform", "district", "school", "program"];
-// The taxonomy level categories are counted at: the server's default is 2, the level people
-// recognise ("Mental Health Care", "Food Pantry"); leaders may choose broader or finer.
-const CATEGORY_LEVELS = [["2", "Categories (e.g. Mental Health Care)"], ["1", "Broad areas (e.g. Care)"], ["3", "Finer (e.g. Counseling)"]];
+// The taxonomy level categories are counted at: the server's default is 3, what people
+// recognise ("Counseling", "Tutoring", "Food Pantry"); leaders may choose broader ones.
+const CATEGORY_LEVELS = [["3", "Categories (e.g. Counseling, Tutoring)"], ["2", "Groups (e.g. Support Network)"], ["1", "Broad areas (e.g. Care)"]];
 const CHANNEL_NAMES = { email: "Email", sms: "SMS", print: "Print", link: "Link" };
 const BUCKET_TITLES = { day: "Day", week: "Week starting", month: "Month" };
 
@@ -115,14 +115,14 @@ function schools(rows) {
 export async function render(container, ctx) {
   heading(container, "Dashboard", ctx, "De-identified counts of shares; small numbers are suppressed to protect students.");
   const period = select("period", PERIODS, "semester");
-  const level = select("category_level", CATEGORY_LEVELS, "2");
+  const level = select("category_level", CATEGORY_LEVELS, "3");
   const form = h("form", { class: "form" }, h("div", { class: "filters" }, field("Period", period), field("Count categories as", level),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "button" }, "Show"))));
   const panels = h("div", { class: "panels" });
   append(container, form, panels);
   const draw = () => {
     const params = { period: period.value };
-    if (level.value !== "2") params.category_level = level.value;
+    if (level.value !== "3") params.category_level = level.value;
     // The shell preloads this very URL for the default period (routes.js), so keep it exact.
     const dashboard = api.get("/api/v1/analytics/dashboard", params);
     dashboard.catch(() => {}); // each panel shows the error
