@@ -77,6 +77,7 @@ INTERNAL_RPCS: dict[tuple[str, str], frozenset[str]] = {
     # the components named may publish them. Every other RPC needs a signed context or is public.
     ("identity", "delivery_contacts"): frozenset({"referrals"}),  # a family's email and mobile
     ("identity", "user_info"): frozenset({"referrals", "retention"}),
+    ("identity", "names_for_audit"): frozenset({"retention"}),  # staff and tenant names, never students
     ("identity", "fence_subject"): frozenset({"retention"}),
     ("identity", "bootstrap_user"): frozenset({OPERATOR}),  # makes any account, operators included
     ("identity", "user_exists"): frozenset({OPERATOR}),
@@ -84,6 +85,7 @@ INTERNAL_RPCS: dict[tuple[str, str], frozenset[str]] = {
     ("identity", "tenants_info"): frozenset({"analytics"}),
     ("identity", "list_tenants_in"): frozenset({"analytics", "retention"}),
     ("directory", "get_terms"): frozenset({"analytics"}),
+    ("analytics", "load_demo_history"): frozenset({OPERATOR}),  # demo mode only, refused otherwise
     ("directory", "count_services"): frozenset({"analytics"}),
     ("retention", "run_due_policies"): frozenset(),  # its own timer's work; nobody calls it
     **_EXPORTS,

@@ -246,6 +246,11 @@ class Settings:
     analytics_unmet_need_radius_miles: float = 10.0
     # Analytics: rows per item list (top services, top categories, unmet need).
     analytics_top_n: int = 10
+    # The taxonomy level dashboards count categories at, unless a report asks for another
+    # (``category_level``): 1 is Open Eligibility's top ("Care", "Education"), 2 its groups
+    # ("Support Network", "More Education"), 3 what people recognise ("Counseling",
+    # "Tutoring"; a term on a shallower branch stands for itself: "Food Pantry").
+    analytics_category_level: int = 3
     # Analytics intake: share events applied (one transaction, one ack) per batch,
     # at most this many; and how many unacknowledged events the broker may send
     # ahead, so the next batch is already waiting while one commits (twice the batch).

@@ -86,6 +86,36 @@ def load_program_demo(rpc, context) -> None:
 DEMO_LOADERS.append(load_program_demo)
 
 
+# What the demo's history is made of: a category of the dashboard, and the words a teacher
+# would search to find the demo services filed under it.
+HISTORY_CATEGORIES = (
+    ("mental_health", "counseling"), ("tutoring", "tutoring"), ("food", "food pantry"),
+    ("housing", "rent assistance"), ("dental", "dental"), ("english_classes", "ESL classes"),
+    ("mentoring", "mentoring"),
+)
+HISTORY_SCHOOLS = (("lincoln", 1.0), ("washington", 1.3), ("cedar", 0.6))
+
+
+def load_analytics_demo(rpc, context) -> None:
+    """A school year of de-identified shares for the demo schools (analytics counts them as
+    real events), so the principal's dashboard shows the rise journey 4 describes. A few
+    demo services per category, found as a teacher would (a search near Lincoln)."""
+    services = []
+    for category, words in HISTORY_CATEGORIES:
+        cards = rpc.directory.search(context.operator, {"q": words, "postcode": "20001", "per_page": 3})["items"]
+        for card in cards:
+            terms = rpc.directory.get_service(context.operator, card["id"])["taxonomy_term_ids"]
+            if terms:
+                services.append({"service_id": card["id"], "taxonomy_term_ids": terms, "category": category})
+    schools = [{"tenant_id": context.tenants[key]["id"], "district_id": context.tenants[key].get("district_id"),
+                "size": size} for key, size in HISTORY_SCHOOLS]
+    if services:
+        rpc.analytics.load_demo_history(context.operator, {"schools": schools, "services": services})
+
+
+DEMO_LOADERS.append(load_analytics_demo)
+
+
 @dataclasses.dataclass
 class DemoContext:
     """What identity's demo created, for the loaders that follow."""

@@ -57,7 +57,9 @@ class IdentityRoutes:
     # -- sessions ---------------------------------------------------------
     @route("POST", "/api/v1/sessions", summary="Sign in", tags=["sessions"], auth=False,
            body=LoginSchema, response=SessionSchema, status=201, raw=True,
-           errors={401: "`invalid_credentials`: no active account with this email and password",
+           errors={401: "`invalid_credentials`: no active account with this email and password; "
+                        "after a correct password only: `account_ended` (the school or program left "
+                        "the platform) or `account_disabled` (an administrator disabled the account)",
                    429: "`login_throttled`: too many failed sign-ins for this account or address; see Retry-After"})
     def sign_in(self, request, body, **_):
         """Body ``{"email": "rivera@lincoln.example", "password": "…"}``; returns the bearer

@@ -177,41 +177,71 @@ def spread_into(matrix: dict, mapping) -> dict:
     return spread
 
 
-def category_tables(session, scope, period, sources):
-    """(current, previous, {category_id: name}): shares per top-level category.
+def category_tables(session, scope, period, sources, level: int = 3):
+    """(current, previous, {category: (name, term ids)}): shares per category at ``level``.
 
-    Counted from term sets, so a share carrying two terms of one category
-    (Counselling and Anxiety, both Mental health) counts once for it. Read once per
-    call (top-categories and unmet-need of one dashboard share them).
+    A category is a term at ``level`` of its taxonomy (1 the top, "Care"; 2 "Support
+    Network"; 3 "Counseling"), or the term itself where its branch is shallower. Terms of the same name at
+    that level (an imported taxonomy's "Food" beside Open Eligibility's) are one category,
+    keyed by the first of their ids. Counted from term sets, so a share carrying two terms
+    of one category (Counselling and Anxiety, both Mental Health Care; or both "Food"s)
+    counts once for it. Read once per call (top-categories and unmet-need of one dashboard
+    share them).
     """
-    return sources.remember(("categories", period.start, period.end),
-                            lambda: _category_tables(session, scope, period, sources))
+    return sources.remember(("categories", period.start, period.end, level),
+                            lambda: _category_tables(session, scope, period, sources, level))
 
 
-def _category_tables(session, scope, period, sources):
+def _category_tables(session, scope, period, sources, level):
     ids = scope.tenant_ids
     by_set = counts_by(session, TermSetShareCount, TermSetShareCount.taxonomy_term_ids, ids, period)
     by_set_before = counts_by(session, TermSetShareCount, TermSetShareCount.taxonomy_term_ids, ids, period.previous())
     term_ids = sorted({term for terms in (*by_set, *by_set_before) for term in terms.split(",")})
     terms = sources.get_terms(term_ids)
-    names = {}
-
-    def top_level(term_id):
-        term = terms.get(term_id) or {}
-        category = term.get("top_level_id") or term_id
-        names[category] = term.get("top_level_name") or term.get("name")
-        return category
+    node_of = {}  # term id -> (category node id, its name)
+    for term_id in term_ids:
+        info = terms.get(term_id) or {}
+        path = info.get("ancestors") or (
+            [{"id": info["top_level_id"], "name": info.get("top_level_name")}] if info.get("top_level_id") else [])
+        node = path[min(level, len(path)) - 1] if path else {"id": term_id, "name": info.get("name")}
+        node_of[term_id] = (node["id"], node.get("name"))
+    # One category per name: its key is the first id of the nodes sharing that name.
+    by_name: dict[str, list[str]] = {}
+    for node_id, name in sorted(set(node_of.values()), key=lambda n: n[0]):
+        by_name.setdefault(_name_key(name) if name else node_id, []).append(node_id)
+    key_of_node = {node_id: nodes[0] for nodes in by_name.values() for node_id in nodes}
+    node_names = dict(node_of.values())
+    names = {nodes[0]: (_display_name([node_names[n] for n in nodes]), nodes) for nodes in by_name.values()}
 
     def categories(term_set):
-        return {top_level(term) for term in term_set.split(",")}
+        return {key_of_node[node_of[term][0]] for term in term_set.split(",") if term in node_of}
 
     return spread_into(by_set, categories), spread_into(by_set_before, categories), names
 
 
-def top_categories(session, scope, period, sources, top_n) -> list[dict]:
-    current, previous, names = category_tables(session, scope, period, sources)
+def _display_name(names: list[str | None]) -> str | None:
+    """The best-written of a category's names: not shouting in capitals, no stray spaces.
+    Example: _display_name(["FOOD", "Food "]) -> "Food"."""
+    written = [n for n in names if n]
+    if not written:
+        return None
+    return min(written, key=lambda n: (n.isupper(), n != n.strip(), n)).strip()
+
+
+def _name_key(name: str) -> str:
+    """ "Food", "food " and "FOOD" are one category name."""
+    return " ".join(name.casefold().split())
+
+
+def _category_level(query: dict | None, settings) -> int:
+    return (query or {}).get("category_level") or getattr(settings, "analytics_category_level", 3)
+
+
+def top_categories(session, scope, period, sources, top_n, level: int = 3) -> list[dict]:
+    current, previous, names = category_tables(session, scope, period, sources, level)
     report = TableReport(scope, current, previous)
-    return report.rows(lambda c: {"category_id": c, "category_name": names.get(c)}, ranked=True, limit=top_n)
+    return report.rows(lambda c: {"category_id": c, "category_name": names.get(c, (None, [c]))[0],
+                                  "category_ids": names.get(c, (None, [c]))[1]}, ranked=True, limit=top_n)
 
 
 def trends(session, scope, period, sources, top_n) -> list[dict]:
@@ -251,14 +281,14 @@ def schools(session, scope, period, sources, top_n) -> list[dict]:
     return report.rows(lambda _i: {}, ranked=False)
 
 
-def unmet_need(session, scope, period, sources, top_n, radius_miles: float) -> list[dict]:
+def unmet_need(session, scope, period, sources, top_n, radius_miles: float, level: int = 3) -> list[dict]:
     """Per school: requested categories against directory services nearby, most unmet first.
 
     need_score = requests / (services nearby + 1): many requests and few
     providers near the school ranks first. Hidden request counts get no score
     (it would reveal them) and rank last.
     """
-    current, previous, names = category_tables(session, scope, period, sources)
+    current, previous, names = category_tables(session, scope, period, sources, level)
     report = TableReport(scope, current, previous)
     rows = []
     for key, tenant_id, name, level in report.display_columns():
@@ -269,7 +299,8 @@ def unmet_need(session, scope, period, sources, top_n, radius_miles: float) -> l
         if tenant.get("latitude") is None or tenant.get("longitude") is None:
             nearby = {}
         else:
-            nearby = sources.count_services(categories, tenant["latitude"], tenant["longitude"], radius_miles, tenant)
+            nearby = sources.count_services(categories, tenant["latitude"], tenant["longitude"], radius_miles, tenant,
+                                            groups={c: names.get(c, (None, [c]))[1] for c in categories})
         scored = []
         for category in categories:
             figures = report.figures(category, key)
@@ -282,7 +313,8 @@ def unmet_need(session, scope, period, sources, top_n, radius_miles: float) -> l
         for rank, (category, figures, services, score) in enumerate(scored[:top_n], start=1):
             rows.append({
                 "tenant_id": tenant_id, "tenant_name": name, "level": level, "rank": rank,
-                "category_id": category, "category_name": names.get(category),
+                "category_id": category, "category_name": names.get(category, (None, [category]))[0],
+                "category_ids": names.get(category, (None, [category]))[1],
                 "services_nearby": services, "need_score": score, **figures,
             })
     return rows
@@ -307,10 +339,13 @@ def report_period(scope: Scope, query: dict, now=None) -> Period:
     return resolve(kind, anchor, start, end)
 
 
-def report_rows(session, name: str, scope: Scope, period: Period, sources, settings) -> list[dict]:
+def report_rows(session, name: str, scope: Scope, period: Period, sources, settings, query=None) -> list[dict]:
+    level = _category_level(query, settings)
     if name == "unmet-need":
         return unmet_need(session, scope, period, sources, settings.analytics_top_n,
-                          settings.analytics_unmet_need_radius_miles)
+                          settings.analytics_unmet_need_radius_miles, level)
+    if name == "top-categories":
+        return top_categories(session, scope, period, sources, settings.analytics_top_n, level)
     return BUILDERS[name](session, scope, period, sources, settings.analytics_top_n)
 
 
@@ -319,7 +354,7 @@ def build_report(session, name: str, scope: Scope, query: dict, sources, setting
     if name not in REPORTS:
         raise NotFound(f"No report {name!r}; reports are {', '.join(REPORTS)}.", code="report_not_found")
     period = report_period(scope, query, now)
-    return _report(name, period, scope, report_rows(session, name, scope, period, sources, settings))
+    return _report(name, period, scope, report_rows(session, name, scope, period, sources, settings, query))
 
 
 def _report(name: str, period: Period, scope: Scope, rows: list[dict]) -> dict:
@@ -353,7 +388,7 @@ def build_dashboard(session, scope: Scope, query: dict, sources, settings, now=N
      "reports": {"top-categories": {"report": "top-categories", "rows": [...], ...}, ...}}
     """
     period = report_period(scope, query, now)
-    reports = {name: _report(name, period, scope, report_rows(session, name, scope, period, sources, settings))
+    reports = {name: _report(name, period, scope, report_rows(session, name, scope, period, sources, settings, query))
                for name in dashboard_reports(scope)}
     return {
         "period": period.to_dict(),

@@ -22,6 +22,10 @@ class DashboardQuerySchema(Schema):
     from_ = fields.Date(data_key="from", attribute="from", load_default=None, validate=REPORT_DATES)
     to = fields.Date(load_default=None, validate=REPORT_DATES)
     tenant_id = fields.UUID(load_default=None)
+    category_level = fields.Int(load_default=None, validate=validate.Range(1, 4), metadata={
+        "description": "Taxonomy level categories are counted at: 1 the top (\"Care\"), 2 its groups "
+                       "(\"Support Network\"), 3 what people recognise (\"Counseling\", \"Tutoring\"; the "
+                       "default, a term on a shallower branch stands for itself), 4 finer."})
 
 
 class ReportQuerySchema(DashboardQuerySchema):
@@ -45,6 +49,8 @@ class ReportRowSchema(Schema):
     service_name = fields.Str(allow_none=True)
     category_id = fields.Str()
     category_name = fields.Str(allow_none=True)
+    category_ids = fields.List(fields.Str(), metadata={
+        "description": "Every term counted under this name (one category named alike in two taxonomies is one row)"})
     bucket = fields.Str()
     bucket_start = fields.Str()
     channel = fields.Str()

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import re
 
-from services.analytics import counting, reports
+from datetime import date
+
+from services.analytics import counting, demo, reports
 from services.analytics.dependencies import analytics_database
 from services.analytics.intake import batch_event_handler
 from services.analytics.models import DeletionReceipt, OutboxMessage
@@ -18,7 +20,8 @@ from weintervene.config import settings
 from weintervene.contracts import SHARE_RECORDED
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
-from weintervene.errors import NotFound
+from weintervene.auth import AuthContext, Role
+from weintervene.errors import Forbidden, NotFound
 from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.observability import EntrypointMetrics, HealthCheck
@@ -52,6 +55,28 @@ class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthChe
         "district_id": null, "service_id": "…", "taxonomy_term_ids": ["…"],
         "channel": "sms", "occurred_on": "2026-11-28"}] -> {"counted": 1}."""
         return counting.receive_shares(self.db, payloads)
+
+    @rpc
+    def load_demo_history(self, auth, plan, today=None):
+        """Demo mode only, the operator: a school year of de-identified share events for the
+        demo schools (:mod:`services.analytics.demo`), counted like real ones; idempotent.
+
+        Example: load_demo_history(operator, {"schools": [{"tenant_id": lincoln, "district_id":
+        riverside}], "services": [{"service_id": s, "taxonomy_term_ids": [t], "category":
+        "mental_health"}]}) -> {"counted": 4210}  (again: {"duplicate": 4210})
+        """
+        AuthContext.from_dict(auth).require(Role.OPERATOR)
+        if not settings().dev_mode:
+            raise Forbidden("Demo history is for demo mode only: real figures come from real shares.",
+                            code="demo_mode_only")
+        values = load(demo.DemoHistoryPlan(), plan or {})
+        day = date.fromisoformat(today) if today else date.today()
+        events = demo.history_events(values, day)
+        summary: dict = {}
+        for start in range(0, len(events), 1000):
+            for outcome, n in counting.receive_shares(self.db, events[start:start + 1000]).items():
+                summary[outcome] = summary.get(outcome, 0) + n
+        return summary
 
     @rpc
     def report(self, auth, name, query=None):

@@ -101,11 +101,16 @@ class Sources:
             found.update(answer)
         return found
 
-    def count_services(self, term_ids, latitude, longitude, radius_miles, tenant: dict) -> dict:
+    def count_services(self, term_ids, latitude, longitude, radius_miles, tenant: dict, groups=None) -> dict:
         """Directory services near the tenant that the tenant's staff can find: the global
-        directory, its own, its district's published ones and programs' published to schools."""
+        directory, its own, its district's published ones and programs' published to schools.
+        With ``groups`` ({category: [term ids]}), one count per category: services with any of its terms."""
         if not term_ids:
             return {}
+        if groups:
+            counts = self.directory.count_services([], latitude, longitude, radius_miles, tenant["id"],
+                                                   tenant.get("kind"), tenant.get("district_id"), groups)
+            return {key: counts.get(key) for key in groups}
         return self.directory.count_services(term_ids, latitude, longitude, radius_miles, tenant["id"],
                                              tenant.get("kind"), tenant.get("district_id"))
 

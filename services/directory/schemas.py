@@ -108,6 +108,9 @@ class SearchResultSchema(Schema):
     per_page = fields.Integer(required=True)
     facets = fields.Nested(SearchFacetsSchema, required=True)
     corrected_query = fields.String(allow_none=True, metadata={"description": "The query searched instead of a misspelt one."})
+    measured_from = fields.String(metadata={
+        "description": "Present when a radius or distance sort came without a postcode or point: the caller's "
+                       "school (name and postcode) that distances were measured from."})
     relaxed = fields.Boolean(metadata={
         "description": "True when no service matched every part of the query (its words, their synonyms and the "
                        "categories they name): the results then match some of them, those matching the most first. "

@@ -439,6 +439,26 @@ def resolve_origin(params: dict) -> tuple[float, float] | None:
     return None
 
 
+def from_the_school(params: dict, school: dict) -> tuple[dict, str | None]:
+    """A distance search without a postcode or point measures from the caller's school, as
+    the search form says: its coordinates, else its postcode. Returns the parameters to
+    search with and what the distances are measured from (for the answer), or raises a
+    400 naming what to give when the school has no place on file.
+
+    Example: from_the_school({"radius_miles": 5}, {"name": "Lincoln", "postcode": "20001"})
+    -> ({"radius_miles": 5, "postcode": "20001"}, "Lincoln (20001)")
+    """
+    if school.get("latitude") is not None and school.get("longitude") is not None:
+        where = f" ({school['postcode']})" if school.get("postcode") else ""
+        return {**params, "latitude": school["latitude"], "longitude": school["longitude"]}, \
+            f"{school.get('name') or 'your school'}{where}"
+    if school.get("postcode") and postcode_centroid(school["postcode"]) is not None:
+        return {**params, "postcode": school["postcode"]}, f"{school.get('name') or 'your school'} ({school['postcode']})"
+    field = "radius_miles" if params.get("radius_miles") else "sort"
+    raise BadRequest("Your school has no address on file to measure from: give a postcode.", code="invalid_input",
+                     details={field: ["Give postcode, or latitude and longitude (your school has no address on file)."]})
+
+
 def area_names(postcode: str) -> list[str]:
     """Service-area names that cover ``postcode``: the code, its city, county and state."""
     place = postcode_centroid(postcode)

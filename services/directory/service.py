@@ -27,7 +27,7 @@ from services.directory.schemas import (
     HsdsOrganizationsQuerySchema, HsdsPageSchema, HsdsServicesQuerySchema, HsdsTaxonomyTermsQuerySchema,
     SearchQuerySchema, ServiceInputSchema,
 )
-from services.directory.search import search as run_search
+from services.directory.search import from_the_school, search as run_search
 from services.directory.taxonomy import OPEN_ELIGIBILITY_ID, TermTree
 from services.directory.tenant_data import delete_tenant_services
 from services.directory.views import cards, details
@@ -81,15 +81,24 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
         distance_miles, relevance} (the full service: ``get_service``)."""
         ctx = AuthContext.from_dict(auth)
         params = _ids_to_text(load(SearchQuerySchema(), params or {}))
-        tz = self._school_timezone(ctx) if params.get("open_now") else None
-        return run_search(self.db, params, _viewer(auth), school_timezone=tz, cards=lambda ids: cards(self.db, ids),
-                          exact_limit=settings().directory_search_exact_limit)
+        needs_origin = (params.get("radius_miles") or params.get("sort") == "distance") and not (
+            params.get("postcode") or params.get("latitude") is not None or params.get("longitude") is not None)
+        school = self._school(ctx) if params.get("open_now") or needs_origin else {}
+        measured_from = None
+        if needs_origin:
+            params, measured_from = from_the_school(params, school)
+        result = run_search(self.db, params, _viewer(auth), school_timezone=school.get("timezone") or None,
+                            cards=lambda ids: cards(self.db, ids), exact_limit=settings().directory_search_exact_limit)
+        if measured_from:
+            result["measured_from"] = measured_from
+        return result
 
-    def _school_timezone(self, ctx: AuthContext) -> str | None:
+    def _school(self, ctx: AuthContext) -> dict:
+        """The caller's school or program (its timezone and place), {} when identity is unreachable."""
         try:
-            return (self.identity_rpc.tenant_info(ctx.tenant_id) or {}).get("timezone") or None
+            return self.identity_rpc.tenant_info(ctx.tenant_id) or {}
         except Exception:  # noqa: BLE001 - identity unreachable: services' own timezones still apply
-            return None
+            return {}
 
     @rpc
     def get_service(self, auth, service_id):
@@ -133,10 +142,12 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
 
     @rpc
     def count_services(self, term_ids, latitude=None, longitude=None, radius_miles=None, tenant_id=None,
-                       tenant_kind=None, district_id=None):
+                       tenant_kind=None, district_id=None, groups=None):
         """``count_services(["…"], 38.91, -77.02, 5, tenant_id, "school", district_id)`` -> {term_id: services
         that tenant sees with that term or a descendant within the radius} (analytics' unmet need).
-        Without ``tenant_kind`` only the global directory and the tenant's own services count."""
+        Without ``tenant_kind`` only the global directory and the tenant's own services count.
+        ``groups`` ({key: [term ids]}, e.g. one category named "Food" in two taxonomies) adds
+        {key: services with any of those terms}, each service counted once."""
         viewer = {"tenant_id": str(tenant_id), "district_id": district_id and str(district_id), "kind": tenant_kind} if tenant_id else None
         query = select(ServiceSearch.term_ids, ServiceSearch.latitude, ServiceSearch.longitude).where(
             ServiceSearch.status == "active", visibility.clause(ServiceSearch, viewer))
@@ -145,12 +156,17 @@ class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRel
             lat0, lat1, lon0, lon1 = bounding_box(latitude, longitude, radius_miles)
             query = query.where(ServiceSearch.latitude.between(lat0, lat1), ServiceSearch.longitude.between(lon0, lon1))
         counts = {str(t): 0 for t in term_ids or []}
+        grouped = {str(k): [f"|{t}|" for t in ids] for k, ids in (groups or {}).items()}
+        counts.update({k: 0 for k in grouped})
         for terms, lat, lon in self.db.execute(query):
             if point and miles_between(latitude, longitude, lat, lon) > radius_miles:
                 continue
-            for t in counts:
+            for t in term_ids or []:
                 if f"|{t}|" in terms:
-                    counts[t] += 1
+                    counts[str(t)] += 1
+            for key, marks in grouped.items():
+                if any(mark in terms for mark in marks):
+                    counts[key] += 1
         return counts
 
     # --- writing ---------------------------------------------------------------------

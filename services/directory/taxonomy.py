@@ -134,6 +134,16 @@ class TermTree:
             current = parent
         return current
 
+    def path(self, term: str) -> list[str]:
+        """The ids from the top-level term down to ``term`` (inclusive); cycles and missing
+        parents end the walk. Example: path("…Counseling") -> [care_id, mental_health_care_id, counseling_id]."""
+        chain, seen, current = [], set(), term
+        while current in self.terms and current not in seen:
+            seen.add(current)
+            chain.append(current)
+            current = self.terms[current]["parent_id"]
+        return chain[::-1]
+
     def info(self, term: str) -> dict | None:
         t = self.terms.get(term)
         if t is None:
@@ -142,6 +152,9 @@ class TermTree:
         return {
             "id": t["id"], "name": t["name"], "code": t["code"], "parent_id": t["parent_id"],
             "top_level_id": top, "top_level_name": self.terms.get(top, t)["name"],
+            # Top level first: analytics shows categories at the level people recognise
+            # (Open Eligibility's second, "Mental Health Care", not "Care").
+            "ancestors": [{"id": a, "name": self.terms[a]["name"]} for a in self.path(term)],
         }
 
     def top_levels(self, taxonomy_id: str | None = OPEN_ELIGIBILITY_ID) -> list[dict]:

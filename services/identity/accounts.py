@@ -22,7 +22,8 @@ from prometheus_client import Counter
 from sqlalchemy import String, bindparam, cast, delete, func, or_, select, update
 
 from services.identity.exceptions import (
-    InvalidCredentials, InvalidResetToken, LoginThrottled, SessionExpired, WrongCurrentPassword,
+    AccountDisabled, AccountEnded, InvalidCredentials, InvalidResetToken, LoginThrottled, SessionExpired,
+    WrongCurrentPassword,
 )
 from services.identity.models import LoginAttempt, OutboxMessage, PasswordReset, Tenant, User, UserSession
 from services.identity import mailing
@@ -119,7 +120,14 @@ def login(db, email: str, password: str, client_ip: str) -> tuple[str, UserSessi
         record_attempt(db, key, client_ip, succeeded=False)
         db.commit()
         LOGIN_FAILURES.inc()
-        raise InvalidCredentials("Email or password is not right.")
+        if not matches:
+            raise InvalidCredentials("Email or password is not right.")
+        # Only someone who knows the password learns why they cannot sign in.
+        if user.tenant.status != "active":
+            raise AccountEnded(
+                f"This account has ended: {user.tenant.name} no longer uses WeIntervene. "
+                "If you think this is a mistake, ask your school's or program's office.")
+        raise AccountDisabled("This account is disabled. Ask your school's or program's administrator.")
     if needs_rehash:
         user.password_hash = hash_password(password)
     record_attempt(db, key, client_ip, succeeded=True)

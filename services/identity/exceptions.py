@@ -8,6 +8,23 @@ class InvalidCredentials(Unauthorized):
 
 
 @remote
+class AccountEnded(Unauthorized):
+    """The password was right but the account's school or program left the platform.
+
+    Said only after a correct password: to anyone else it is ``InvalidCredentials``.
+    """
+
+    code = "account_ended"
+
+
+@remote
+class AccountDisabled(Unauthorized):
+    """The password was right but an administrator disabled the account (said only then)."""
+
+    code = "account_disabled"
+
+
+@remote
 class SessionExpired(Unauthorized):
     code = "session_expired"
 

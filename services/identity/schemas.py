@@ -281,8 +281,12 @@ class StudentDetailSchema(StudentSchema):
     staff = fields.List(fields.Nested(StaffRefSchema))
 
 
+class StudentListItemSchema(StudentSchema):
+    staff_count = fields.Int(metadata={"description": "How many active staff serve the student"})
+
+
 class StudentPageSchema(Schema):
-    items = fields.List(fields.Nested(StudentSchema))
+    items = fields.List(fields.Nested(StudentListItemSchema))
     total = fields.Int()
     page = fields.Int()
     per_page = fields.Int()

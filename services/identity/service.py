@@ -250,6 +250,19 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         return tenants.user_dict(user)
 
     @rpc
+    def names_for_audit(self, user_ids, tenant_ids):
+        """For retention's auditor pages: staff accounts' names and roles, tenants' names.
+
+        Staff and tenants only, never a student or a contact; ids that are unknown (an account
+        or tenant deleted since) are left out, and the page says "account removed".
+
+        Example: names_for_audit([admin_id], [lincoln_id])
+        -> {"users": {admin_id: {"display_name": "Ms. Patel", "role": "school_admin"}},
+            "tenants": {lincoln_id: "Lincoln Middle"}}
+        """
+        return tenants.names_for_audit(self.db, user_ids, tenant_ids)
+
+    @rpc
     def user_info(self, user_id):
         """For services (reminders): user_info(id) -> {id, tenant_id, display_name, email, role}."""
         from services.identity.models import User

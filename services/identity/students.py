@@ -428,7 +428,27 @@ def list_students(db, auth: AuthContext, search: str | None, tenant_id: str | No
             func.lower(Student.last_name).like(pattern),
             func.lower(Student.first_name + " " + Student.last_name).like(pattern),
         ))
-    return paginate(db, query.order_by(Student.last_name, Student.first_name, Student.id), page, per_page, student_dict)
+    result = paginate(db, query.order_by(Student.last_name, Student.first_name, Student.id), page, per_page, student_dict)
+    counts = staff_counts(db, [item["id"] for item in result["items"]])
+    for item in result["items"]:
+        item["staff_count"] = counts.get(item["id"], 0)
+    return result
+
+
+def staff_counts(db, student_ids: list[str]) -> dict[str, int]:
+    """How many active staff serve each student, for one page of students in one query.
+
+    Example: staff_counts(db, ["s1", "s2"]) -> {"s1": 2}  (s2 is served by nobody)
+    """
+    if not student_ids:
+        return {}
+    rows = db.execute(
+        select(ServesLink.student_id, func.count(ServesLink.user_id))
+        .join(User, User.id == ServesLink.user_id)
+        .where(ServesLink.student_id.in_(student_ids), User.is_active.is_(True))
+        .group_by(ServesLink.student_id)
+    ).all()
+    return {student_id: count for student_id, count in rows}
 
 
 def staff_of(db, student: Student) -> list[dict]:

@@ -184,6 +184,23 @@ def update_settings(db, auth: AuthContext, tenant_id: str, values: dict) -> dict
 
 # -- users ------------------------------------------------------------------
 
+def names_for_audit(db, user_ids, tenant_ids) -> dict:
+    """Names and roles of these staff accounts and names of these tenants, in two queries.
+
+    Example: names_for_audit(db, ["u1"], ["t1"]) -> {"users": {"u1": {"display_name": "Ms. Patel",
+    "role": "school_admin"}}, "tenants": {"t1": "Lincoln Middle"}}
+    """
+    users = sorted({str(u) for u in user_ids or () if u})[:500]
+    wanted_tenants = sorted({str(t) for t in tenant_ids or () if t})[:500]
+    named_users = {
+        row.id: {"display_name": row.display_name, "role": row.role}
+        for row in db.execute(select(User.id, User.display_name, User.role).where(User.id.in_(users)))
+    } if users else {}
+    named_tenants = dict(db.execute(select(Tenant.id, Tenant.name).where(Tenant.id.in_(wanted_tenants))).all()) \
+        if wanted_tenants else {}
+    return {"users": named_users, "tenants": named_tenants}
+
+
 def user_dict(user: User) -> dict:
     return {
         "id": user.id,

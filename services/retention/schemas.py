@@ -2,11 +2,13 @@
 
 The permanent record must not name anyone, so a request's reason is a code from
 :data:`REASONS` plus an optional short note (at most 200 characters) that is
-refused if it carries an email address or a phone-like number; the web app warns
-"no names" next to the field. Names themselves cannot be detected reliably, which
+refused if it carries an email address or a phone-like number (dates such as
+"letter received 2026-12-03" or "12/03/2026" are not phone numbers and pass); the web
+app warns "no names" next to the field. Names themselves cannot be detected reliably, which
 is why the code is required and the note optional.
 """
 import re
+from datetime import date
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -38,15 +40,45 @@ NOTE_WARNING = "Kept forever in the audit record: no names, emails or phone numb
 
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+")
 _PHONE = re.compile(r"(?:\d[\s().-]?){7,}")
+# A written date, ISO (2026-12-03) or US/European with slashes or dots (12/03/2026,
+# 3.12.2026), standing alone: only the digits of a real calendar date are taken out
+# before the phone check, so "2026-12-03" passes and "555-123-4567" does not.
+_DATE = re.compile(
+    r"(?<![\d.-])(?:(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})"
+    r"|(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<yy>\d{4}))(?![\d.-])"
+)
+
+
+def _is_calendar_date(match) -> bool:
+    try:
+        if match["y"]:
+            date(int(match["y"]), int(match["m"]), int(match["d"]))
+        else:  # month/day or day/month: either order that is a real date
+            a, b, year = int(match["a"]), int(match["b"]), int(match["yy"])
+            try:
+                date(year, a, b)
+            except ValueError:
+                date(year, b, a)
+        return True
+    except ValueError:
+        return False
+
+
+def _without_dates(value: str) -> str:
+    return _DATE.sub(lambda m: " " if _is_calendar_date(m) else m[0], value)
 
 
 def check_note(value):
-    """Refuse what would put personal data into the permanent record."""
+    """Refuse what would put personal data into the permanent record.
+
+    Example: check_note("letter received 2026-12-03") passes;
+    check_note("call 555 123 4567") raises ValidationError.
+    """
     if value is None:
         return
     if _EMAIL.search(value):
         raise ValidationError(f"Remove the email address. {NOTE_WARNING}")
-    if _PHONE.search(value):
+    if _PHONE.search(_without_dates(value)):
         raise ValidationError(f"Remove the phone-like number. {NOTE_WARNING}")
 
 
@@ -113,6 +145,13 @@ class DeletionRequestSchema(Schema):
     requested_by = fields.Str()
     verified_by = fields.Str(allow_none=True)
     verification_method = fields.Str(allow_none=True)
+    tenant_name = fields.Str(allow_none=True, metadata={"description": "null when the tenant was deleted since"})
+    requested_by_name = fields.Str(allow_none=True, metadata={
+        "description": "the staff account's current name; null when it was removed since"})
+    requested_by_role = fields.Str(allow_none=True)
+    verified_by_name = fields.Str(allow_none=True)
+    verified_by_role = fields.Str(allow_none=True)
+    names_available = fields.Bool(metadata={"description": "false when identity did not answer: ids only"})
     reason = fields.Str()
     note = fields.Str(allow_none=True)
     status = fields.Str()

@@ -13,7 +13,7 @@ from nameko.events import SERVICE_POOL, event_handler
 from nameko.timer import timer
 from sqlalchemy import select
 
-from services.retention import audit, deletions, exports
+from services.retention import audit, deletions, exports, names
 from services.retention.dependencies import retention_database
 from services.retention.models import OutboxMessage, RetentionPolicy
 from services.retention.schemas import (
@@ -76,18 +76,22 @@ class RetentionService(HealthCheck, OutboxRelay):
         -> {"items": [...], "total": 1, "page": 1, "per_page": 50}
         """
         values = load(DeletionQuery(), query or {})
-        return deletions.list_requests(self.db, AuthContext.from_dict(auth), values)
+        page = deletions.list_requests(self.db, AuthContext.from_dict(auth), values)
+        names.name_requests(self.identity_rpc, page["items"])
+        return page
 
     @rpc
     def deletion_requests_csv(self, auth, query=None):
         """The same filters, every match as CSV text. Example: -> "id,scope,tenant_id,…\\r\\n…"."""
         values = load(DeletionQuery(), query or {})
-        return deletions.requests_csv(self.db, AuthContext.from_dict(auth), values)
+        return deletions.requests_csv(self.db, AuthContext.from_dict(auth), values,
+                                      named=lambda rows: names.name_requests(self.identity_rpc, rows))
 
     @rpc
     def get_deletion_request(self, auth, request_id):
         """One request with each service's confirmation and counts."""
-        return deletions.get_request(self.db, AuthContext.from_dict(auth), str(request_id))
+        request = deletions.get_request(self.db, AuthContext.from_dict(auth), str(request_id))
+        return names.name_requests(self.identity_rpc, [request])[0]
 
     @rpc
     def verify_audit(self, auth):

@@ -14,6 +14,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.browser.conftest import PASSWORD, require_endpoints
+from services.directory.taxonomy import term_id
 from tests.support.infra import random_suffix
 from weintervene.contracts import DATA_SERVICES
 from weintervene.deletion import DeletionParticipant
@@ -204,7 +205,9 @@ def test_leader_sees_the_dashboard_with_charts_and_csv(page, people, system):
     require_endpoints(system, ("GET", "/api/v1/analytics/dashboard"), ("GET", "/api/v1/analytics/top-categories"),
                       ("POST", "/api/v1/directory/services"),
                       ("POST", "/api/v1/referrals"))
-    service = create_service(system, people, f"Tutoring {random_suffix(8)}")
+    # Filed under Open Eligibility's Education > More Education > Tutoring: the dashboard names
+    # it as people do ("Tutoring"), or broader ("Education") on request.
+    service = create_service(system, people, f"Tutoring {random_suffix(8)}", taxonomy_term_ids=[term_id("109-03-10")])
     teacher = system.login(people["teacher"]["email"], PASSWORD)
     for _ in range(6):  # walk-in prints: counted, and above the smallest suppression threshold (5)
         r = teacher.post(system.url("/api/v1/referrals"), json={"service_ids": [service["id"]], "channel": "print"})
@@ -235,6 +238,18 @@ def test_leader_sees_the_dashboard_with_charts_and_csv(page, people, system):
     page.wait_for_selector("#channels svg.bar-chart rect.bar")
     assert "Print" in page.text_content("#channels table")
     page.wait_for_selector("#trends svg.line-chart path.line")
+    assert page.text_content("#trends .legend").strip()  # every line named
+    assert page.text_content("#trends svg .axis-title") == "Shares"
+    page.wait_for_selector("#top-categories svg.bar-chart rect.bar")
+    assert "Tutoring" in page.text_content("#top-categories table")
+    assert "More Education" not in page.text_content("#top-categories table")
+    page.select_option("select[name=category_level]", "1")
+    page.click("form button[type=submit]")
+    page.settle()
+    assert page.api_calls("/api/v1/analytics/")[-1] == "/api/v1/analytics/dashboard?period=month&category_level=1"
+    page.wait_for_selector("#top-categories svg.bar-chart rect.bar")
+    assert "Education" in page.text_content("#top-categories table")
+    assert "Tutoring" not in page.text_content("#top-categories table")
     assert page.query_selector("#schools") is None  # a school's own view compares no schools
     page.shot("journey4-dashboard")
     page.assert_accessible("dashboard")
@@ -315,6 +330,11 @@ def test_auditor_sees_an_opt_out_entered_by_the_admin(page, browser, people, sys
     for service in ("identity", "referrals"):
         assert service in text
     assert first not in text and "Ramos" not in text
+    # Who asked, who verified and how, and for which school: named, not only ids.
+    assert page.text_content("#request-requester").startswith("Sam Admin (School admin)")
+    assert page.text_content("#request-verification").strip() == "In person photo id"
+    assert "(School admin)" in page.text_content("#request-verifier")
+    assert page.text_content("#request-tenant").startswith(people["school"]["name"])
     page.shot("journey5-audit-request")
     page.go("/audit")
     page.wait_heading("Deletion requests")

@@ -1,5 +1,7 @@
 """The demo data loads through the RPCs once, again only on demand, without duplicates,
 and its logins work as printed."""
+from datetime import date
+
 import pytest
 import requests
 
@@ -78,3 +80,23 @@ def test_a_lincoln_teacher_finds_the_program_published_to_schools(system, loaded
     public = requests.get(system.url("/hsds/services?search=mentoring&per_page=50"), timeout=30)
     assert public.status_code == 200 and public.json()["contents"]
     assert demo.PROGRAM_SERVICE["name"] not in [s["name"] for s in public.json()["contents"]]
+
+
+def test_the_principal_sees_a_year_of_history_with_the_rise(system, loaded):
+    # Journey 4 after `make run`: counseling and tutoring most requested, up on last semester.
+    principal = system.login("principal@lincoln.example", demo.DEMO_PASSWORD)
+    year = principal.get(system.url("/api/v1/analytics/trends?period=school_year")).json()["rows"]
+    assert sum(1 for r in year if r["count"]) >= min(5, date.today().month - 6 if date.today().month >= 7 else 6)
+    r = principal.get(system.url("/api/v1/analytics/top-categories?period=school_year"))
+    assert r.status_code == 200, r.text
+    names = [row["category_name"] for row in r.json()["rows"]]
+    assert names[:2] == ["Counseling", "Tutoring"], names
+    if date.today().month in (10, 11, 12, 4, 5, 6):  # far enough into a semester to compare
+        semester = {row["category_name"]: row for row in principal.get(
+            system.url("/api/v1/analytics/top-categories?period=semester")).json()["rows"]}
+        assert semester["Counseling"]["change_pct"] > 15 and semester["Tutoring"]["change_pct"] > 15
+    # Loaded again, nothing doubles.
+    before = sum(row["count"] or 0 for row in year)
+    demo.ensure_demo(system.settings, force=True)
+    again = principal.get(system.url("/api/v1/analytics/trends?period=school_year")).json()["rows"]
+    assert sum(row["count"] or 0 for row in again) == before

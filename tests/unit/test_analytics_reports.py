@@ -83,7 +83,8 @@ def service(session, world):
     svc.directory_rpc.get_terms.side_effect = lambda ids: {t: TERMS[t] for t in ids if t in TERMS}
     svc.directory_rpc.service_names.side_effect = world.names_of
     svc.directory_rpc.count_services.side_effect = (
-        lambda term_ids, lat, lon, radius, tenant_id, kind, district_id: {t: world.nearby.get(t, 0) for t in term_ids})
+        lambda term_ids, lat, lon, radius, tenant_id, kind, district_id, groups=None: {
+            **{t: world.nearby.get(t, 0) for t in term_ids}, **{k: world.nearby.get(k, 0) for k in groups or {}}})
     return svc
 
 
@@ -228,6 +229,51 @@ def test_two_terms_of_one_top_category_count_one_share_once(service, world):
         ("Mental health", 9, 3.0), ("Tutoring", 2, 2.0)]
 
 
+CARE, MENTAL_HEALTH_CARE, FOOD_TOP, FOOD_PANTRY = (str(uuid.uuid4()) for _ in range(4))
+IMPORTED_FOOD, IMPORTED_PANTRY = (str(uuid.uuid4()) for _ in range(2))
+DEEP_TERMS = {
+    # Open Eligibility: Care > Mental Health Care > Counseling; Food > Food Pantry.
+    COUNSELLING: {"id": COUNSELLING, "name": "Counseling", "ancestors": [
+        {"id": CARE, "name": "Care"}, {"id": MENTAL_HEALTH_CARE, "name": "Mental Health Care"},
+        {"id": COUNSELLING, "name": "Counseling"}]},
+    FOOD_PANTRY: {"id": FOOD_PANTRY, "name": "Food Pantry", "ancestors": [
+        {"id": FOOD_TOP, "name": "Food"}, {"id": FOOD_PANTRY, "name": "Food Pantry"}]},
+    FOOD_TOP: {"id": FOOD_TOP, "name": "Food", "ancestors": [{"id": FOOD_TOP, "name": "Food"}]},
+    # A 211's own taxonomy, imported: its "Food" and "Food pantry " name the same categories.
+    IMPORTED_PANTRY: {"id": IMPORTED_PANTRY, "name": "Food pantry ", "ancestors": [
+        {"id": IMPORTED_FOOD, "name": "FOOD"}, {"id": IMPORTED_PANTRY, "name": "Food pantry "}]},
+}
+
+
+def test_categories_at_the_level_people_recognise_one_row_per_name(service, world):
+    service.directory_rpc.get_terms.side_effect = lambda ids: {t: DEEP_TERMS[t] for t in ids if t in DEEP_TERMS}
+    shares(service, world.lincoln, 4, terms=[COUNSELLING], day="2026-11-02")
+    shares(service, world.lincoln, 3, terms=[FOOD_PANTRY], day="2026-11-02")
+    shares(service, world.lincoln, 2, terms=[IMPORTED_PANTRY], day="2026-11-02")
+    shares(service, world.lincoln, 2, terms=[FOOD_PANTRY, IMPORTED_PANTRY], day="2026-11-02")  # one request each
+    shares(service, world.lincoln, 1, terms=[FOOD_TOP], day="2026-11-02")  # filed at the top: stays "Food"
+    query = {"period": "month", "to": "2026-11-30", "category_level": 2}
+    rows = service.report(admin(world.lincoln), "top-categories", query)["rows"]
+    assert [(r["category_name"], r["count"]) for r in rows] == [
+        ("Food Pantry", 7), ("Mental Health Care", 4), ("Food", 1)]
+    default = service.report(admin(world.lincoln), "top-categories", {"period": "month", "to": "2026-11-30"})["rows"]
+    assert [(r["category_name"], r["count"]) for r in default] == [  # level 3: the term itself on short branches
+        ("Food Pantry", 7), ("Counseling", 4), ("Food", 1)]
+    pantry = rows[0]
+    assert pantry["category_id"] == min(FOOD_PANTRY, IMPORTED_PANTRY)
+    assert sorted(pantry["category_ids"]) == sorted([FOOD_PANTRY, IMPORTED_PANTRY])
+    top = service.report(admin(world.lincoln), "top-categories", {**query, "category_level": 1})["rows"]
+    assert [(r["category_name"], r["count"]) for r in top] == [("Food", 8), ("Care", 4)]
+    # Unmet need asks directory for one count per category, over every term of its name.
+    world.nearby = {pantry["category_id"]: 1, MENTAL_HEALTH_CARE: 9}
+    unmet = service.report(admin(world.lincoln), "unmet-need", query)["rows"]
+    assert (unmet[0]["category_name"], unmet[0]["services_nearby"], unmet[0]["need_score"]) == ("Food Pantry", 1, 3.5)
+    groups = service.directory_rpc.count_services.call_args.args[7]
+    assert sorted(groups[pantry["category_id"]]) == sorted([FOOD_PANTRY, IMPORTED_PANTRY])
+    with pytest.raises(BadRequest):
+        service.report(admin(world.lincoln), "top-categories", {**query, "category_level": 0})
+
+
 def test_trends_and_channels(service, world):
     shares(service, world.lincoln, 2, channel="sms", day="2026-11-02")
     shares(service, world.lincoln, 1, channel="print", day="2026-11-04")
@@ -252,9 +298,9 @@ def test_unmet_need_ranks_requests_against_providers_nearby(service, world):
     assert [(r["category_name"], r["count"], r["services_nearby"], r["need_score"]) for r in report["rows"]] == [
         ("Food", 7, 0, 7.0), ("Tutoring", 12, 1, 6.0), ("Mental health", 20, 9, 2.0)]
     args = service.directory_rpc.count_services.call_args.args
-    assert sorted(args[0]) == sorted([MENTAL_HEALTH, TUTORING, FOOD])
+    assert sorted(args[7]) == sorted([MENTAL_HEALTH, TUTORING, FOOD])  # one count per category
     # Counted as Lincoln's staff see the directory (its district's and programs' published services too).
-    assert args[1:] == (40.0, -75.0, 10.0, world.lincoln["id"], "school", world.district["id"])
+    assert args[1:7] == (40.0, -75.0, 10.0, world.lincoln["id"], "school", world.district["id"])
 
 
 def test_csv_export_of_every_report(service, world):
@@ -504,3 +550,30 @@ def test_terms_are_kept_for_a_while_and_unknown_ones_never():
     assert directory.get_terms.call_args.args == ([FOOD],)  # expired: asked again
     assert Sources(None, mock.Mock(), directory).get_terms([]) == {}
     assert directory.get_terms.call_count == 3
+
+
+def test_demo_history_reads_as_journey_4_and_only_in_demo_mode(service, world, patch_settings):
+    operator = OPERATOR()
+    plan = {"schools": [{"tenant_id": world.lincoln["id"], "district_id": world.district["id"]}],
+            "services": [{"service_id": str(uuid.uuid4()), "taxonomy_term_ids": [t], "category": c}
+                         for t, c in ((COUNSELLING, "mental_health"), (MATH, "tutoring"), (FOOD, "food"))]}
+    patch_settings(dev_mode=False)
+    with pytest.raises(Forbidden):
+        service.load_demo_history(operator, plan, "2026-12-04")
+    patch_settings(dev_mode=True)
+    with pytest.raises(Forbidden):
+        service.load_demo_history(admin(world.lincoln), plan, "2026-12-04")
+    first = service.load_demo_history(operator, plan, "2026-12-04")
+    assert first["counted"] > 1000 and set(first) == {"counted"}
+    assert service.load_demo_history(operator, plan, "2026-12-04") == {"duplicate": first["counted"]}
+    rows = service.report(admin(world.lincoln), "top-categories", {"period": "semester", "to": "2026-12-04"})["rows"]
+    top = {r["category_name"]: r for r in rows}
+    assert [r["category_name"] for r in rows[:2]] == ["Mental health", "Tutoring"]
+    for name in ("Mental health", "Tutoring"):
+        assert 25 <= top[name]["change_pct"] <= 70, top[name]  # "up 40% on last semester"
+    assert top["Food"]["change_pct"] < 15
+    months = service.report(admin(world.lincoln), "trends", {"period": "school_year", "to": "2026-12-04"})["rows"]
+    counts = [r["count"] for r in months]
+    assert counts[0] < counts[1] < counts[2]  # quiet July, half August, then school
+    with pytest.raises(BadRequest):
+        service.load_demo_history(operator, {"schools": [], "services": plan["services"]}, "2026-12-04")

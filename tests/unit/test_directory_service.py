@@ -130,3 +130,40 @@ def test_a_termination_also_deletes_phones_and_hours_hanging_from_a_service_at_l
     assert counts["services"] == 1
     for model in (Phone, Schedule, Contact):
         assert db.scalar(select(func.count()).select_from(model).where(model.service_at_location_id == sal_id)) == 0, model
+
+
+def test_a_radius_without_a_postcode_measures_from_the_teachers_school(service):
+    teacher = auth("teacher", SCHOOL)
+    from_postcode = service.search(teacher, {"radius_miles": 2, "postcode": "20001", "sort": "distance", "per_page": 100})
+    service.identity_rpc.tenant_info.return_value = {"name": "Lincoln Middle", "postcode": "20001", "latitude": None,
+                                                     "longitude": None, "timezone": "America/New_York"}
+    from_school = service.search(teacher, {"radius_miles": 2, "sort": "distance", "per_page": 100})
+    assert from_school["measured_from"] == "Lincoln Middle (20001)"
+    assert [c["id"] for c in from_school["items"]] == [c["id"] for c in from_postcode["items"]]
+    assert 0 < from_school["total"] < service.search(teacher, {"per_page": 1})["total"]
+    # Coordinates on file win over the postcode; a school far away finds nothing within 2 miles.
+    service.identity_rpc.tenant_info.return_value = {"name": "Far School", "postcode": "20001",
+                                                     "latitude": 37.48, "longitude": -122.21}
+    assert service.search(teacher, {"radius_miles": 2})["total"] == 0
+    # A postcode given is used as given, with no mention of the school.
+    assert "measured_from" not in service.search(teacher, {"radius_miles": 2, "postcode": "20001"})
+
+
+def test_a_radius_with_no_place_anywhere_is_a_400_naming_what_to_give(service):
+    service.identity_rpc.tenant_info.return_value = {"name": "Lincoln Middle", "postcode": None}
+    with pytest.raises(BadRequest) as refused:
+        service.search(auth("teacher", SCHOOL), {"radius_miles": 5})
+    assert "give a postcode" in str(refused.value) and "radius_miles" in refused.value.details
+    service.identity_rpc.tenant_info.side_effect = TimeoutError("identity is down")
+    with pytest.raises(BadRequest):
+        service.search(auth("teacher", SCHOOL), {"sort": "distance"})
+
+
+def test_terms_carry_their_path_and_categories_count_services_once(service):
+    counseling = service.get_terms([term_id("109-03-10")])[term_id("109-03-10")]
+    assert [a["id"] for a in counseling["ancestors"]][-1] == term_id("109-03-10")
+    assert counseling["ancestors"][0]["id"] == counseling["top_level_id"] and counseling["ancestors"][0]["name"] == "Education"
+    one = service.count_services([term_id("109")], None, None, None, None)[term_id("109")]
+    both = service.count_services([], None, None, None, None, None, None,
+                                  {"education": [term_id("109"), term_id("109-03-10")]})
+    assert both == {"education": one} and one > 0  # a service under both terms counted once

@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select, update
 from services.identity import accounts, rosters
 from services.identity.accounts import account_key
 from services.identity.exceptions import (
-    InvalidCredentials, InvalidResetToken, RosterRejected, StudentForbidden, StudentNotFound, SubjectFenced,
+    AccountDisabled, AccountEnded, InvalidCredentials, InvalidResetToken, RosterRejected, StudentForbidden, StudentNotFound, SubjectFenced,
 )
 from services.identity.models import (
     FamilyContact, LoginAttempt, MailJob, OutboxMessage, PasswordReset, ServesLink, Student, SubjectFence, Tenant, User,
@@ -92,6 +92,18 @@ def test_teacher_lists_only_served_students(service, school):
     assert [s["first_name"] for s in service.list_students(school["rivera"])["items"]] == ["Diego"]
     assert service.list_students(school["okafor"])["items"] == []
     assert service.list_students(school["admin"])["total"] == 2
+
+
+def test_the_student_list_counts_the_staff_who_serve_each(service, school, session):
+    service.import_roster(school["admin"], b64(ROSTER))
+    counts = {s["first_name"]: s["staff_count"] for s in service.list_students(school["admin"])["items"]}
+    assert counts == {"Diego": 1, "Lena": 0}
+    lena = session.scalar(select(Student).where(Student.roster_key == "S2"))
+    okafor = session.scalar(select(User).where(User.email == "okafor@lincoln.example"))
+    rivera = session.scalar(select(User).where(User.email == "rivera@lincoln.example"))
+    service.set_student_staff(school["admin"], lena.id, {"user_ids": [okafor.id, rivera.id]})
+    counts = {s["first_name"]: s["staff_count"] for s in service.list_students(school["admin"])["items"]}
+    assert counts == {"Diego": 1, "Lena": 2}
 
 
 def test_preview_rolls_back(service, school, session):
@@ -194,6 +206,37 @@ def _age(session, user_id, days):
     session.execute(update(LoginAttempt).where(LoginAttempt.account_key == account_key(email)).values(at=then))
     session.execute(update(PasswordReset).where(PasswordReset.user_id == user_id).values(expires_at=then))
     session.commit()
+
+
+def test_only_the_right_password_learns_the_account_has_ended_or_is_disabled(service, school, session):
+    rivera = {"email": "rivera@lincoln.example", "password": PASSWORD}
+    session.execute(update(User).where(User.id == school["okafor"]["user_id"]).values(is_active=False))
+    session.execute(update(Tenant).where(Tenant.id == school["school"]).values(status="terminated"))
+    session.commit()
+    with pytest.raises(AccountEnded) as ended:
+        service.login(rivera, "10.0.0.3")
+    assert "Lincoln no longer uses WeIntervene" in str(ended.value)
+    for wrong in ({**rivera, "password": "not the password"}, {"email": "nobody@lincoln.example", "password": PASSWORD}):
+        with pytest.raises(InvalidCredentials) as caught:
+            service.login(wrong, "10.0.0.3")
+        assert type(caught.value) is InvalidCredentials and "Lincoln" not in str(caught.value)
+    session.execute(update(Tenant).where(Tenant.id == school["school"]).values(status="active"))
+    session.commit()
+    with pytest.raises(AccountDisabled):
+        service.login({"email": "okafor@lincoln.example", "password": PASSWORD}, "10.0.0.3")
+    with pytest.raises(InvalidCredentials):
+        service.login({"email": "okafor@lincoln.example", "password": "not the password"}, "10.0.0.3")
+    assert service.login(rivera, "10.0.0.3")["user"]["user_id"] == school["rivera"]["user_id"]
+
+
+def test_names_for_audit_names_staff_and_tenants_never_students(service, school, session):
+    service.import_roster(school["admin"], b64(ROSTER))
+    diego = session.scalar(select(Student).where(Student.roster_key == "S1"))
+    admin = school["admin"]["user_id"]
+    names = service.names_for_audit([admin, diego.id, "no-such-user"], [school["school"], "no-such-tenant"])
+    assert names == {"users": {admin: {"display_name": "admin", "role": "school_admin"}},
+                     "tenants": {school["school"]: "Lincoln"}}
+    assert service.names_for_audit([], []) == {"users": {}, "tenants": {}}
 
 
 def _sessions_of(session, user_id):

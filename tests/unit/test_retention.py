@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from services.retention import audit
+from services.retention.schemas import check_note
+from marshmallow import ValidationError
 from services.retention.models import AuditEntry, Base, DeletionRequest, OutboxMessage
 from services.retention.service import RetentionService
 from services.directory.models import Base as DirectoryBase, DeletionReceipt as DirectoryReceipt
@@ -49,6 +51,7 @@ def service(session):
         "id": uid, "tenant_id": SCHOOL, "display_name": "V", "email": "v@x.org", "role": "teacher",
     }
     svc.identity_rpc.fence_subject.return_value = {"fenced": True}
+    svc.identity_rpc.names_for_audit.return_value = {"users": {}, "tenants": {}}
     svc.events.publish_many.side_effect = broker_confirming_everything
     return svc
 
@@ -199,6 +202,49 @@ def test_student_opt_out_needs_verification_and_a_clean_note(service):
     with pytest.raises(BadRequest):
         service.request_deletion(ADMIN, opt_out(note="x" * 201))
     assert service.request_deletion(ADMIN, opt_out(note="Letter received at front office"))["note"]
+
+
+@pytest.mark.parametrize("note", [
+    "letter received 2026-12-03", "signed letter dated 12/03/2026, filed", "Brief vom 3.12.2026",
+    "received 2026-12-03 and 2026-12-04",
+])
+def test_an_opt_out_note_may_carry_a_date(note):
+    check_note(note)
+
+
+@pytest.mark.parametrize("note", [
+    "call 555-123-4567", "letter 2026-12-03, call 555 123 4567", "(202) 555-0143", "+1 202 555 0143",
+    "2026-13-45 is no date: 202613-45", "20261203",
+])
+def test_an_opt_out_note_refuses_phone_like_numbers_even_beside_a_date(note):
+    with pytest.raises(ValidationError):
+        check_note(note)
+
+
+def test_the_auditor_sees_who_asked_and_who_verified_by_name_and_role(service):
+    request = service.request_deletion(ADMIN, opt_out(note="letter received 2026-12-03"))
+    requester, verifier = request["requested_by"], request["verified_by"]
+    service.identity_rpc.names_for_audit.return_value = {
+        "users": {requester: {"display_name": "Ms. Patel", "role": "school_admin"},
+                  verifier: {"display_name": "Mr. Okafor", "role": "teacher"}},
+        "tenants": {SCHOOL: "Lincoln Middle"}}
+    shown = service.get_deletion_request(AUDITOR, request["id"])
+    assert (shown["requested_by_name"], shown["requested_by_role"]) == ("Ms. Patel", "school_admin")
+    assert (shown["verified_by_name"], shown["verified_by_role"]) == ("Mr. Okafor", "teacher")
+    assert shown["tenant_name"] == "Lincoln Middle" and shown["verification_method"] and shown["names_available"]
+    listed = service.list_deletion_requests(AUDITOR, {})["items"]
+    assert [(r["requested_by_name"], r["tenant_name"]) for r in listed] == [("Ms. Patel", "Lincoln Middle")]
+    service.identity_rpc.names_for_audit.assert_called_with(sorted({requester, verifier}), [SCHOOL])
+    csv_text = service.deletion_requests_csv(AUDITOR, {})
+    assert csv_text.splitlines()[1].endswith("Lincoln Middle,Ms. Patel,school_admin,Mr. Okafor,teacher")
+
+
+def test_the_audit_pages_still_answer_when_identity_does_not(service):
+    request = service.request_deletion(ADMIN, opt_out())
+    service.identity_rpc.names_for_audit.side_effect = Unavailable("identity is restarting")
+    shown = service.get_deletion_request(AUDITOR, request["id"])
+    assert shown["names_available"] is False and shown["requested_by"] == request["requested_by"]
+    assert shown["requested_by_name"] is None and shown["tenant_name"] is None
 
 
 def test_verifier_must_be_staff_of_the_school(service):

@@ -42,8 +42,10 @@ export async function render(container, ctx) {
       const items = itemsOf(await api.get("/api/v1/deletion-requests", params()));
       const overdue = items.filter((r) => r.overdue || r.status === "overdue").length;
       const summary = `${items.length} request${items.length === 1 ? "" : "s"}${overdue ? `, ${overdue} overdue` : ""}.`;
-      replace(results, h("p", {}, summary), items.length ? table("Deletion requests", ["Requested", "Scope", "Status", "Confirmations", ""], items.map((r) => [
-        formatDate(r.created_at), label(r.scope),
+      replace(results, h("p", {}, summary), items.length ? table("Deletion requests", ["Requested", "School or program", "Scope", "Requested by", "Verification", "Status", "Confirmations", ""], items.map((r) => [
+        formatDate(r.created_at), r.tenant_name || "—", label(r.scope),
+        r.requested_by_name ? `${r.requested_by_name}${r.requested_by_role ? ` (${label(r.requested_by_role)})` : ""}` : "—",
+        r.verification_method ? `${label(r.verification_method)}${r.verified_by_name ? ` by ${r.verified_by_name}${r.verified_by_role ? ` (${label(r.verified_by_role)})` : ""}` : ""}` : "—",
         h("span", { class: r.overdue || r.status === "overdue" ? "status due" : "status" }, label(r.overdue && r.status !== "overdue" ? `${r.status} (overdue)` : r.status)),
         `${(r.confirmations || []).length}${(r.missing_services || []).length ? ` (waiting for ${r.missing_services.join(", ")})` : ""}`,
         h("a", { href: `/audit/${r.id}`, "data-link": true }, "Details")])) : h("p", {}, "No requests match."));

@@ -10,6 +10,11 @@ import { heading } from "../page.js";
 
 const PERIODS = [["semester", "This semester"], ["month", "This month"], ["week", "This week"], ["school_year", "This school year"]];
 const LEVEL_ORDER = ["platform", "district", "school", "program"];
+// The taxonomy level categories are counted at: the server's default is 3, what people
+// recognise ("Counseling", "Tutoring", "Food Pantry"); leaders may choose broader ones.
+const CATEGORY_LEVELS = [["3", "Categories (e.g. Counseling, Tutoring)"], ["2", "Groups (e.g. Support Network)"], ["1", "Broad areas (e.g. Care)"]];
+const CHANNEL_NAMES = { email: "Email", sms: "SMS", print: "Print", link: "Link" };
+const BUCKET_TITLES = { day: "Day", week: "Week starting", month: "Month" };
 
 function rowsOf(data) {
   if (data && Array.isArray(data.rows)) return data.rows;
@@ -77,7 +82,11 @@ function barPanel(title, { translate = label } = {}) {
 }
 
 function trends(rows) {
-  if (!rows.some((r) => r.count)) return [h("p", {}, "No shares in this period yet.")];
+  if (!rows.some((r) => r.count)) {
+    return [h("p", {}, rows.some((r) => r.count_suppressed)
+      ? "Too few shares in this period to draw without risking identifying a student (suppressed)."
+      : "No shares in this period yet.")];
+  }
   const groups = new Map();
   for (const r of rows) {
     const key = r.tenant_name || label(r.level || "Shares");
@@ -86,7 +95,8 @@ function trends(rows) {
   }
   const ordered = [...groups.entries()].sort((a, b) => LEVEL_ORDER.indexOf(a[1][0].level) - LEVEL_ORDER.indexOf(b[1][0].level));
   const series = ordered.slice(0, 2).map(([name, points]) => ({ name, points: points.map((p) => ({ label: String(p.bucket_start ?? p.period ?? ""), value: isSuppressed(p) ? 0 : p.count })) }));
-  return [lineChart(series, { title: `Shares over time${series.length > 1 ? `: ${series.map((s) => s.name).join(" and ")}` : ""}` }),
+  const xTitle = BUCKET_TITLES[rows[0] && rows[0].bucket] || "";
+  return [lineChart(series, { title: `Shares over time${series.length > 1 ? `: ${series.map((s) => s.name).join(" and ")}` : ""}`, xTitle, yTitle: "Shares" }),
     numbers(table("Shares over time: the numbers", ["Where", "From", "Shares"], rows.map((r) => [r.tenant_name || label(r.level || ""), String(r.bucket_start ?? ""), cell(r)])))];
 }
 
@@ -105,11 +115,14 @@ function schools(rows) {
 export async function render(container, ctx) {
   heading(container, "Dashboard", ctx, "De-identified counts of shares; small numbers are suppressed to protect students.");
   const period = select("period", PERIODS, "semester");
-  const form = h("form", { class: "form" }, h("div", { class: "filters" }, field("Period", period), h("div", { class: "actions" }, h("button", { type: "submit", class: "button" }, "Show"))));
+  const level = select("category_level", CATEGORY_LEVELS, "3");
+  const form = h("form", { class: "form" }, h("div", { class: "filters" }, field("Period", period), field("Count categories as", level),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "button" }, "Show"))));
   const panels = h("div", { class: "panels" });
   append(container, form, panels);
   const draw = () => {
     const params = { period: period.value };
+    if (level.value !== "3") params.category_level = level.value;
     // The shell preloads this very URL for the default period (routes.js), so keep it exact.
     const dashboard = api.get("/api/v1/analytics/dashboard", params);
     dashboard.catch(() => {}); // each panel shows the error
@@ -117,7 +130,7 @@ export async function render(container, ctx) {
       panel("top-categories", "Most requested categories", "top-categories", params, dashboard, barPanel("Most requested categories", { translate: (s) => s })),
       panel("top-services", "Most requested services", "top-services", params, dashboard, barPanel("Most requested services", { translate: (s) => s })),
       panel("trends", "Trends", "trends", params, dashboard, trends),
-      panel("channels", "Channel mix", "channels", params, dashboard, barPanel("Channel mix")),
+      panel("channels", "Channel mix", "channels", params, dashboard, barPanel("Channel mix", { translate: (c) => CHANNEL_NAMES[c] || label(c) })),
       panel("unmet-need", "Unmet need", "unmet-need", params, dashboard, unmet),
       ctx.me.role === "district_admin" ? panel("schools", "Schools compared", "schools", params, dashboard, schools) : null);
   };

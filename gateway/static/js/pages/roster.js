@@ -64,7 +64,7 @@ export async function render(container, ctx) {
       const students = await allPages("/api/v1/students", {}, 5);
       replace(studentsArea, h("h2", { id: "students-heading" }, "Students"),
         students.length ? table("Students of the school", ["Student", "Staff"], students.map((s) => [
-          h("a", { href: `/students/${s.id}`, "data-link": true }, studentName(s)), String((s.staff_ids || s.staff || []).length)])) : h("p", {}, "No students yet."));
+          h("a", { href: `/students/${s.id}`, "data-link": true }, studentName(s)), String(s.staff_count ?? 0)])) : h("p", {}, "No students yet."));
     } catch (err) {
       replace(studentsArea, h("h2", { id: "students-heading" }, "Students"), errorNotice(err));
     }

@@ -9,8 +9,10 @@ const LANGUAGES = [["", "Any language"], ["en", "English"], ["es", "Spanish"], [
 const COSTS = [["", "Any cost"], ["free", "Free"], ["low", "Free or low cost"]];
 const RADII = [["", "Any distance"], ["1", "1 mile"], ["5", "5 miles"], ["10", "10 miles"], ["25", "25 miles"]];
 const SORTS = [["relevance", "Best match"], ["distance", "Nearest first"]];
+const OPEN = [["", "Any time"], ["now", "Open now"], ["at", "Open at…"]];
+const DAYS = [["MO", "Monday"], ["TU", "Tuesday"], ["WE", "Wednesday"], ["TH", "Thursday"], ["FR", "Friday"], ["SA", "Saturday"], ["SU", "Sunday"]];
 
-let state = { q: "", category: "", age: "", grade: "", language: "", cost: "", postcode: "", radius_miles: "", open_now: false, sort: "relevance", page: 1 };
+let state = { q: "", category: "", age: "", grade: "", language: "", cost: "", postcode: "", radius_miles: "", open: "", open_day: "MO", open_time: "16:00", sort: "relevance", page: 1 };
 let categoriesCache = null;
 
 async function categories() {
@@ -56,7 +58,12 @@ export async function render(container, ctx) {
   const cost = select("cost", COSTS, state.cost);
   const postcode = h("input", { type: "text", name: "postcode", inputmode: "numeric", pattern: "[0-9]{5}", maxlength: 5, value: state.postcode, autocomplete: "off" });
   const radius = select("radius_miles", RADII, state.radius_miles);
-  const openNow = h("input", { type: "checkbox", name: "open_now", checked: state.open_now });
+  // "Open now" or a chosen day and time (e.g. when the family can go: Tuesday after school).
+  const open = select("open", OPEN, state.open);
+  const openDay = select("open_day", DAYS, state.open_day);
+  const openTime = h("input", { type: "time", name: "open_time", value: state.open_time, step: 900 });
+  const openAt = h("div", { class: "open-at", hidden: state.open !== "at" }, field("Day", openDay), field("Time", openTime));
+  open.addEventListener("change", () => { openAt.hidden = open.value !== "at"; });
   const sort = select("sort", SORTS, state.sort);
   const submit = h("button", { type: "submit", class: "button" }, "Search");
   const form = h("form", { class: "form", role: "search", "aria-label": "Directory" },
@@ -65,7 +72,7 @@ export async function render(container, ctx) {
       field("Category", category), field("Age", age, "Or a grade, not both."), field("Grade", grade), field("Language", language),
       field("Cost", cost), field("Postcode", postcode, "Distance is measured from here (your school if empty)."), field("Within", radius),
       field("Sort by", sort),
-      h("div", { class: "field" }, h("label", { class: "check" }, openNow, "Open now"))),
+      field("Open", open), openAt),
     h("div", { class: "actions" }, submit));
   const results = resultsRegion("Search results");
   append(container, form, results);
@@ -75,7 +82,8 @@ export async function render(container, ctx) {
     try {
       const data = await api.get("/api/v1/directory/services", {
         q: state.q, category: state.category, age: state.age, grade: state.grade, language: state.language,
-        cost: state.cost, postcode: state.postcode, radius_miles: state.radius_miles, open_now: state.open_now ? "true" : "",
+        cost: state.cost, postcode: state.postcode, radius_miles: state.radius_miles, open_now: state.open === "now" ? "true" : "",
+        open_day: state.open === "at" ? state.open_day : "", open_time: state.open === "at" ? state.open_time : "",
         sort: state.sort, page: state.page, per_page: 20,
       });
       const items = itemsOf(data);
@@ -86,13 +94,15 @@ export async function render(container, ctx) {
       const summary = total === 0 ? "No services match. Try fewer filters or a wider distance."
         : estimate ? `About ${total.toLocaleString("en-US")} services found. The best matches are shown; add a word or a filter to narrow the search.`
         : `${total} service${total === 1 ? "" : "s"} found.`;
+      // No postcode given: the server measured from the teacher's school, and says which.
+      const origin = data && data.measured_from ? h("p", { class: "hint measured-from" }, `Distances from ${data.measured_from}.`) : null;
       const pager = h("nav", { class: "actions", "aria-label": "Result pages" });
       if (state.page > 1) append(pager, h("button", { type: "button", class: "secondary", onclick: () => { state.page -= 1; run(); } }, "Previous page"));
       if (state.page < pages) append(pager, h("button", { type: "button", class: "secondary", onclick: () => { state.page += 1; run(); } }, "Next page"));
       // The server relaxed the query: no service matched all of it, these match the most of it.
       const relaxed = data && data.relaxed && total > 0
         ? h("p", { class: "hint relaxed-query" }, RELAXED_LINE) : null;
-      replace(results, h("p", { class: "result-count" }, summary), relaxed, h("ul", { class: "cards" }, items.map(serviceCard)), pager);
+      replace(results, h("p", { class: "result-count" }, summary), origin, relaxed, h("ul", { class: "cards" }, items.map(serviceCard)), pager);
       announce(relaxed ? `${summary} ${RELAXED_LINE}` : summary);
     } catch (err) {
       replace(results, errorNotice(err));
@@ -104,7 +114,7 @@ export async function render(container, ctx) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     state = { q: q.value.trim(), category: category.value, age: age.value, grade: grade.value, language: language.value,
-      cost: cost.value, postcode: postcode.value.trim(), radius_miles: radius.value, open_now: openNow.checked, sort: sort.value, page: 1 };
+      cost: cost.value, postcode: postcode.value.trim(), radius_miles: radius.value, open: open.value, open_day: openDay.value, open_time: openTime.value || "16:00", sort: sort.value, page: 1 };
     submit.disabled = true;
     await run();
     submit.disabled = false;
