@@ -47,7 +47,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from weintervene.config import SERVICES
 from weintervene.contracts import (
-    DELETION_COMPLETED, DELETION_REQUESTED, PLATFORM_ACTION, SESSIONS_ENDED, SHARE_RECORDED, SUBSCRIPTIONS,
+    DELETION_COMPLETED, DELETION_REQUESTED, PLATFORM_ACTION, REFERRAL_CLOSED, SESSIONS_ENDED, SHARE_RECORDED,
+    SUBSCRIPTIONS,
 )
 
 RPC_EXCHANGE = "nameko-rpc"
@@ -94,7 +95,7 @@ INTERNAL_RPCS: dict[tuple[str, str], frozenset[str]] = {
 EVENTS_PUBLISHED: dict[str, tuple[str, ...]] = {
     "identity": (SESSIONS_ENDED, DELETION_COMPLETED),
     "directory": (DELETION_COMPLETED,),
-    "referrals": (SHARE_RECORDED, DELETION_COMPLETED),
+    "referrals": (SHARE_RECORDED, REFERRAL_CLOSED, DELETION_COMPLETED),
     "analytics": (DELETION_COMPLETED,),
     "retention": (DELETION_REQUESTED, PLATFORM_ACTION),
     "gateway": (),

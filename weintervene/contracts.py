@@ -26,6 +26,11 @@ DELETION_REQUESTED = "deletion_requested"  # published by retention
 DELETION_COMPLETED = "deletion_completed"  # published by every data-holding service
 SESSIONS_ENDED = "sessions_ended"  # published by identity, broadcast to every gateway
 PLATFORM_ACTION = "platform_action"  # published by retention: an operator acted on a tenant
+REFERRAL_CLOSED = "referral_closed"  # published by referrals: a referral ended with an outcome
+
+# How a referral ended (referrals' outcomes; analytics counts them by category).
+OUTCOMES = ("connected", "could_not_contact", "not_eligible", "no_capacity", "no_longer_interested")
+MAX_DAYS_OPEN = 365  # days from share to close, counted up to this (a year is "a year or more")
 
 DELETION_SCOPES = ("tenant", "student", "user", "contact", "policy")
 
@@ -51,6 +56,22 @@ class ShareRecorded(Contract):
     taxonomy_term_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(max=50))
     channel = fields.Str(required=True, validate=validate.OneOf(CHANNELS))
     occurred_on = fields.Date(required=True)
+
+
+class ReferralClosed(Contract):
+    """referrals → analytics: a referral closed with an outcome. Like ``ShareRecorded``,
+    nothing here may identify a person or a message: no student, contact, user, note or
+    referral id; only the school, the service, its terms, the outcome and how many whole
+    days it took (capped at ``MAX_DAYS_OPEN``)."""
+
+    event_id = fields.UUID(required=True)
+    tenant_id = fields.UUID(required=True)  # the school or program that shared
+    district_id = fields.UUID(required=False, allow_none=True, load_default=None)
+    service_id = fields.UUID(required=True)
+    taxonomy_term_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(max=50))
+    outcome = fields.Str(required=True, validate=validate.OneOf(OUTCOMES))
+    days_open = fields.Int(required=True, validate=validate.Range(0, MAX_DAYS_OPEN))
+    occurred_on = fields.Date(required=True)  # the day it closed
 
 
 class DeletionRequested(Contract):
@@ -139,6 +160,7 @@ def queue_name(source: str, event_type: str, consumer: str, method: str) -> str:
 # (source service, event type) -> [(consumer service, handler method)]
 SUBSCRIPTIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("referrals", SHARE_RECORDED): [("analytics", "on_share_recorded")],
+    ("referrals", REFERRAL_CLOSED): [("analytics", "on_referral_closed")],
     ("retention", PLATFORM_ACTION): [("identity", "on_retention_platform_action")],
     ("retention", DELETION_REQUESTED): [
         (service, "on_deletion_requested") for service in DATA_SERVICES

@@ -33,7 +33,7 @@ class AnalyticsRoutes:
            tags=["analytics"], roles=REPORT_ROLES, query=ReportQuerySchema, response=ReportSchema, raw=True,
            also_content_types=("text/csv",), errors={404: "`report_not_found`: not one of the reports named"})
     def analytics_report(self, request, auth, query, report, **_):
-        """``report`` is one of top-services, top-categories, trends, channels, unmet-need,
+        """``report`` is one of top-services, top-categories, trends, channels, unmet-need, outcomes,
         schools. Example: ``GET /api/v1/analytics/top-services?period=month&to=2026-11-28``
         -> ``{"report": "top-services", "period": {"kind": "month", "from": "2026-11-01",
         "to": "2026-11-30"}, "rows": [{"service_name": "Eastside Tutoring", "count": 42,

@@ -32,9 +32,10 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.analytics.models import (
-    COUNTER_MODELS, DailyShareCount, DeletedTenant, ProcessedEvent, ServiceShareCount, TermSetShareCount,
+    COUNTER_MODELS, DailyShareCount, DeletedTenant, OutcomeCount, ProcessedEvent, ServiceShareCount,
+    TermSetShareCount,
 )
-from weintervene.contracts import ShareRecorded
+from weintervene.contracts import ReferralClosed, ShareRecorded
 from weintervene.messaging import first_deliveries
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,19 @@ def share_increments(event: dict) -> dict:
     }
 
 
+def outcome_increments(event: dict) -> dict:
+    """{model: rows} for one loaded ReferralClosed event: one OutcomeCount row."""
+    return {OutcomeCount: [{
+        "tenant_id": str(event["tenant_id"]),
+        "district_id": str(event["district_id"]) if event.get("district_id") else None,
+        "day": event["occurred_on"],
+        "taxonomy_term_ids": term_set(event),
+        "outcome": event["outcome"],
+        "days_open": event["days_open"],
+        "count": 1,
+    }]}
+
+
 def _key(model, row) -> tuple:
     return tuple(row[c.name] for c in model.__table__.primary_key.columns)
 
@@ -154,7 +168,22 @@ def count_shares(session, events: list[dict]) -> list[str]:
     return outcomes
 
 
-def _count_portably(session, events: list[dict]) -> list[str]:
+def count_outcomes(session, events: list[dict]) -> list[str]:
+    """Apply loaded ReferralClosed events in one transaction and commit, exactly once each
+    (the same ``ProcessedEvent`` ids and tenant fence as shares). Closings are few (one per
+    referral), so every database takes the portable statements."""
+    try:
+        outcomes = _count_portably(session, events, outcome_increments)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    for outcome in outcomes:
+        EVENTS_HANDLED.labels(outcome).inc()
+    return outcomes
+
+
+def _count_portably(session, events: list[dict], increments=share_increments) -> list[str]:
     """Any SQL database (SQLite, the embedded default): a few statements a batch."""
     tenants = sorted({str(e["tenant_id"]) for e in events})
     lock_tenants(session, tenants)
@@ -171,7 +200,7 @@ def _count_portably(session, events: list[dict]) -> list[str]:
         if str(event["tenant_id"]) in fenced:
             outcomes.append(FENCED)  # handled, by dropping: the tenant was terminated
             continue
-        for model, rows in share_increments(event).items():
+        for model, rows in increments(event).items():
             for row in rows:
                 key = _key(model, row)
                 if key in totals[model]:
@@ -312,6 +341,34 @@ def load_share(payload) -> dict | None:
         fields = sorted(exc.messages) if isinstance(exc.messages, dict) else ["_schema"]
         log.warning("rejected a share_recorded event (%s) on fields %s", reason, fields)
         return None
+
+
+_OUTCOME_CONTRACT = ReferralClosed()
+
+
+def load_outcome(payload) -> dict | None:
+    """A ``referral_closed`` event loaded with its contract, or None when rejected (as
+    :func:`load_share`: counted, logged by field name only, never stored)."""
+    try:
+        return _OUTCOME_CONTRACT.load(payload)
+    except ValidationError as exc:
+        reason = rejection_reason(exc.messages)
+        EVENTS_REJECTED.labels(reason).inc()
+        fields = sorted(exc.messages) if isinstance(exc.messages, dict) else ["_schema"]
+        log.warning("rejected a referral_closed event (%s) on fields %s", reason, fields)
+        return None
+
+
+def receive_outcomes(session, payloads) -> dict:
+    """Load and count a batch of closings; returns {outcome: events}, e.g. {"counted": 3}."""
+    events = [load_outcome(payload) for payload in payloads]
+    loaded = [event for event in events if event is not None]
+    summary: dict = {}
+    if len(loaded) < len(events):
+        summary[REJECTED] = len(events) - len(loaded)
+    for outcome in count_outcomes(session, loaded) if loaded else ():
+        summary[outcome] = summary.get(outcome, 0) + 1
+    return summary
 
 
 def receive_shares(session, payloads) -> dict:

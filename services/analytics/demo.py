@@ -6,7 +6,8 @@ loader hands analytics the demo schools and a few demo services per category; th
 makes de-identified share events for them — the very ``share_recorded`` contract referrals
 publishes, no student, contact, user or message in it — from the start of the last school
 year to today, and counts them through the same path as real events
-(:func:`services.analytics.counting.receive_shares`). Event ids are derived from the plan, so
+(:func:`services.analytics.counting.receive_shares`), and for most of them the referral's
+closing (``referral_closed``: connected or why not, days to connect). Event ids are derived from the plan, so
 loading twice changes nothing (each id is counted once).
 
 The shape, per school and school day: a base rate per category; mental health and tutoring
@@ -78,6 +79,41 @@ def _trend(category: str, day: date, this_year_start: date) -> float:
     if category == "tutoring":
         return seasonal * 1.4
     return seasonal
+
+
+# How referrals of each category ended: tutoring programs are often full this year.
+OUTCOME_WEIGHTS = {
+    "tutoring": (("connected", 45), ("no_capacity", 25), ("could_not_contact", 12), ("not_eligible", 8),
+                 ("no_longer_interested", 10)),
+}
+DEFAULT_OUTCOMES = (("connected", 60), ("could_not_contact", 15), ("no_capacity", 8), ("not_eligible", 7),
+                    ("no_longer_interested", 10))
+FOLLOWED_UP = 0.6  # shares to a student on the roster, followed until they close
+
+
+def closing_events(shares: list[dict], plan: dict, today: date, seed: int = 2026) -> list[dict]:
+    """``referral_closed`` events for some of ``shares``: closed 1-40 days later (if by
+    ``today``), with outcomes weighted per category; ids derived from the share's, so
+    loading twice changes nothing."""
+    category_of = {str(s["service_id"]): s["category"] for s in plan["services"]}
+    rng = random.Random(f"{seed}:closings")
+    events = []
+    for share in shares:
+        if rng.random() >= FOLLOWED_UP:
+            continue
+        days = rng.randint(1, 40)
+        closed_on = date.fromisoformat(share["occurred_on"]) + timedelta(days=days)
+        if closed_on > today:
+            continue
+        weights = OUTCOME_WEIGHTS.get(category_of.get(share["service_id"]), DEFAULT_OUTCOMES)
+        outcome = rng.choices([o for o, _ in weights], [w for _, w in weights])[0]
+        events.append({
+            "event_id": str(uuid.uuid5(NAMESPACE, f"closed:{share['event_id']}")),
+            "tenant_id": share["tenant_id"], "district_id": share["district_id"],
+            "service_id": share["service_id"], "taxonomy_term_ids": share["taxonomy_term_ids"],
+            "outcome": outcome, "days_open": days, "occurred_on": closed_on.isoformat(),
+        })
+    return events
 
 
 def history_events(plan: dict, today: date, seed: int = 2026) -> list[dict]:

@@ -12,6 +12,8 @@ Each share increments, in one transaction with its ``ProcessedEvent`` row:
 - one ``ServiceShareCount`` row (top services),
 - one ``TermSetShareCount`` row for its set of taxonomy terms (top categories, unmet need),
 - one ``DailyShareCount`` row (the per tenant-day rollup behind trends, channels, schools).
+
+Each closed referral (``referral_closed``) increments one ``OutcomeCount`` row.
 """
 from datetime import date
 
@@ -94,4 +96,19 @@ class DeletedTenant(Base):
     deleted_at = mapped_column(UTCDateTime, default=utcnow)
 
 
-COUNTER_MODELS = (ServiceShareCount, TermSetShareCount, DailyShareCount)
+class OutcomeCount(Base):
+    """Referrals that closed, per tenant, local day of closing, set of taxonomy terms, outcome
+    and whole days from share to close (the connected rate and median days to connect by
+    category; reasons not connected). Counted from ``referral_closed`` events."""
+
+    __tablename__ = "outcome_count"
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    taxonomy_term_ids: Mapped[str] = mapped_column(String(TERM_SET_LENGTH), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(32), primary_key=True)
+    days_open: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+COUNTER_MODELS = (ServiceShareCount, TermSetShareCount, DailyShareCount, OutcomeCount)

@@ -25,14 +25,14 @@ from datetime import date
 from sqlalchemy import distinct, func, select
 
 from services.analytics import suppression
-from services.analytics.models import DailyShareCount, ServiceShareCount, TermSetShareCount
+from services.analytics.models import DailyShareCount, OutcomeCount, ServiceShareCount, TermSetShareCount
 from services.analytics.periods import Period, local_today, resolve
 from services.analytics.scope import Scope
 from weintervene import spreadsheets
-from weintervene.contracts import CHANNELS
+from weintervene.contracts import CHANNELS, OUTCOMES
 from weintervene.errors import NotFound
 
-REPORTS = ("top-services", "top-categories", "trends", "channels", "unmet-need", "schools")
+REPORTS = ("top-services", "top-categories", "trends", "channels", "unmet-need", "schools", "outcomes")
 MAX_NAMED_SERVICES = 50
 COMMON_COLUMNS = ["tenant_id", "tenant_name", "level"]
 FIGURE_COLUMNS = ["count", "count_suppressed", "previous_count", "previous_suppressed", "change_pct"]
@@ -43,6 +43,7 @@ ITEM_COLUMNS = {
     "channels": ["channel"],
     "schools": [],
     "unmet-need": ["rank", "category_id", "category_name", "services_nearby", "need_score"],
+    "outcomes": ["category_id", "category_name", "outcome", "connected_rate", "median_days_to_connect"],
 }
 
 
@@ -196,7 +197,14 @@ def _category_tables(session, scope, period, sources, level):
     ids = scope.tenant_ids
     by_set = counts_by(session, TermSetShareCount, TermSetShareCount.taxonomy_term_ids, ids, period)
     by_set_before = counts_by(session, TermSetShareCount, TermSetShareCount.taxonomy_term_ids, ids, period.previous())
-    term_ids = sorted({term for terms in (*by_set, *by_set_before) for term in terms.split(",")})
+    categories, names = categorizer(sources, (*by_set, *by_set_before), level)
+    return spread_into(by_set, categories), spread_into(by_set_before, categories), names
+
+
+def categorizer(sources, term_sets, level: int):
+    """(categories(term_set) -> set of category keys, {key: (name, term ids)}) for these term
+    sets at ``level`` (see :func:`category_tables`): one directory call for their terms."""
+    term_ids = sorted({term for terms in term_sets for term in terms.split(",") if term})
     terms = sources.get_terms(term_ids)
     node_of = {}  # term id -> (category node id, its name)
     for term_id in term_ids:
@@ -216,7 +224,7 @@ def _category_tables(session, scope, period, sources, level):
     def categories(term_set):
         return {key_of_node[node_of[term][0]] for term in term_set.split(",") if term in node_of}
 
-    return spread_into(by_set, categories), spread_into(by_set_before, categories), names
+    return categories, names
 
 
 def _display_name(names: list[str | None]) -> str | None:
@@ -320,6 +328,90 @@ def unmet_need(session, scope, period, sources, top_n, radius_miles: float, leve
     return rows
 
 
+UNKNOWN_CATEGORY = "uncategorised"  # a referral whose service carried no taxonomy term
+
+
+def outcomes(session, scope, period, sources, top_n, level: int = 3) -> list[dict]:
+    """Referrals closed in the period, per category and outcome (connected, could not
+    contact, not eligible, no capacity, no longer interested), suppressed like every other
+    table; the ``connected`` row of each category adds ``connected_rate`` (connected of all
+    closed) and ``median_days_to_connect``, given only where every outcome of that category
+    is shown (a figure is never derived from a hidden one).
+    """
+    ids = scope.tenant_ids
+
+    def read(p):
+        rows = session.execute(
+            select(OutcomeCount.tenant_id, OutcomeCount.taxonomy_term_ids, OutcomeCount.outcome,
+                   OutcomeCount.days_open, func.sum(OutcomeCount.count))
+            .where(OutcomeCount.tenant_id.in_(ids), OutcomeCount.day >= p.start, OutcomeCount.day <= p.end)
+            .group_by(OutcomeCount.tenant_id, OutcomeCount.taxonomy_term_ids, OutcomeCount.outcome,
+                      OutcomeCount.days_open)
+        ).all() if ids else []
+        return [(t, terms, outcome, days, int(n)) for t, terms, outcome, days, n in rows]
+
+    now_rows, before_rows = read(period), read(period.previous())
+    categories, names = categorizer(sources, {r[1] for r in (*now_rows, *before_rows)}, level)
+
+    def table(rows, days=None):
+        matrix: dict = {}
+        for tenant, terms, outcome, days_open, n in rows:
+            for category in categories(terms) or {UNKNOWN_CATEGORY}:
+                cell = matrix.setdefault((category, outcome), {})
+                cell[tenant] = cell.get(tenant, 0) + n
+                if days is not None and outcome == "connected":
+                    spread = days.setdefault((category, tenant), {})
+                    spread[days_open] = spread.get(days_open, 0) + n
+        return matrix
+
+    connect_days: dict = {}
+    current, previous = table(now_rows, connect_days), table(before_rows)
+    found = sorted({c for c, _o in (*current, *previous)}, key=str)
+    items = [(c, o) for c in found for o in OUTCOMES]
+    report = TableReport(scope, current, previous, items=items)
+    rows = []
+    for key, tenant_id, name, level_name in report.display_columns():
+        tenants = ids if key == suppression.TOTAL else [key]
+        for category in found:
+            shown = [report.now.shown((category, o), key) for o in OUTCOMES]
+            closed = None if None in shown else sum(shown)
+            if not closed:
+                continue
+            connected = shown[OUTCOMES.index("connected")]
+            spread: dict = {}
+            for tenant in tenants:
+                for d, n in connect_days.get((category, tenant), {}).items():
+                    spread[d] = spread.get(d, 0) + n
+            for outcome in OUTCOMES:
+                row = {"tenant_id": tenant_id, "tenant_name": name, "level": level_name,
+                       "category_id": category, "outcome": outcome,
+                       "category_name": names.get(category, ("Uncategorised", []))[0]
+                       if category != UNKNOWN_CATEGORY else "Uncategorised",
+                       **report.figures((category, outcome), key)}
+                if outcome == "connected":
+                    row["connected_rate"] = round(connected / closed, 3)
+                    row["median_days_to_connect"] = _median(spread) if connected else None
+                rows.append(row)
+    # Where a cell is hidden the whole category is left out of that column's rows: its
+    # other figures would let the hidden one be worked out.
+    return rows
+
+
+def _median(spread: dict[int, int]) -> float | None:
+    """The median of a {value: how many} distribution. Example: _median({2: 1, 9: 2}) -> 9."""
+    total = sum(spread.values())
+    if not total:
+        return None
+    seen, middle = 0, [(total - 1) // 2, total // 2]
+    found = []
+    for value in sorted(spread):
+        for position in middle:
+            if seen <= position < seen + spread[value]:
+                found.append(value)
+        seen += spread[value]
+    return sum(found) / len(found)
+
+
 BUILDERS = {
     "top-services": top_services,
     "top-categories": top_categories,
@@ -346,6 +438,8 @@ def report_rows(session, name: str, scope: Scope, period: Period, sources, setti
                           settings.analytics_unmet_need_radius_miles, level)
     if name == "top-categories":
         return top_categories(session, scope, period, sources, settings.analytics_top_n, level)
+    if name == "outcomes":
+        return outcomes(session, scope, period, sources, settings.analytics_top_n, level)
     return BUILDERS[name](session, scope, period, sources, settings.analytics_top_n)
 
 
@@ -369,7 +463,7 @@ def _report(name: str, period: Period, scope: Scope, rows: list[dict]) -> dict:
 
 
 # A leader's dashboard: these reports, plus "schools" where the view compares tenants.
-DASHBOARD_REPORTS = ("top-categories", "top-services", "trends", "channels", "unmet-need")
+DASHBOARD_REPORTS = ("top-categories", "top-services", "trends", "channels", "unmet-need", "outcomes")
 
 
 def dashboard_reports(scope: Scope) -> tuple[str, ...]:

@@ -56,6 +56,12 @@ class ReportRowSchema(Schema):
     channel = fields.Str()
     services_nearby = fields.Int(allow_none=True)
     need_score = fields.Float(allow_none=True)
+    outcome = fields.Str(metadata={"description": "outcomes: connected, could_not_contact, not_eligible, "
+                                                  "no_capacity or no_longer_interested"})
+    connected_rate = fields.Float(allow_none=True, metadata={
+        "description": "outcomes, connected rows: connected of all referrals closed in the category"})
+    median_days_to_connect = fields.Float(allow_none=True, metadata={
+        "description": "outcomes, connected rows: median whole days from share to connected"})
 
 
 class ReportSchema(Schema):

@@ -17,7 +17,7 @@ from services.analytics.schemas import DashboardQuerySchema, ReportQuerySchema
 from services.analytics.scope import resolve_scope
 from services.analytics.sources import Sources, TermCache
 from weintervene.config import settings
-from weintervene.contracts import SHARE_RECORDED
+from weintervene.contracts import REFERRAL_CLOSED, SHARE_RECORDED
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
 from weintervene.auth import AuthContext, Role
@@ -56,6 +56,16 @@ class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthChe
         "channel": "sms", "occurred_on": "2026-11-28"}] -> {"counted": 1}."""
         return counting.receive_shares(self.db, payloads)
 
+    @batch_event_handler("referrals", REFERRAL_CLOSED, reliable_delivery=True, requeue_on_error=True,
+                         batch_size=lambda: settings().analytics_batch_size,
+                         prefetch=lambda: settings().analytics_prefetch)
+    def on_referral_closed(self, payloads):
+        """Count a batch of closed referrals; the ReferralClosed contract, e.g.
+        [{"event_id": "…", "tenant_id": "…", "district_id": null, "service_id": "…",
+        "taxonomy_term_ids": ["…"], "outcome": "connected", "days_open": 9,
+        "occurred_on": "2026-12-04"}] -> {"counted": 1}."""
+        return counting.receive_outcomes(self.db, payloads)
+
     @rpc
     def load_demo_history(self, auth, plan, today=None):
         """Demo mode only, the operator: a school year of de-identified share events for the
@@ -63,7 +73,8 @@ class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthChe
 
         Example: load_demo_history(operator, {"schools": [{"tenant_id": lincoln, "district_id":
         riverside}], "services": [{"service_id": s, "taxonomy_term_ids": [t], "category":
-        "mental_health"}]}) -> {"counted": 4210}  (again: {"duplicate": 4210})
+        "mental_health"}]}) -> {"counted": 4210, "closings_counted": 2410}
+        (again: {"duplicate": 4210, "closings_duplicate": 2410})
         """
         AuthContext.from_dict(auth).require(Role.OPERATOR)
         if not settings().dev_mode:
@@ -76,6 +87,10 @@ class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthChe
         for start in range(0, len(events), 1000):
             for outcome, n in counting.receive_shares(self.db, events[start:start + 1000]).items():
                 summary[outcome] = summary.get(outcome, 0) + n
+        closings = demo.closing_events(events, values, day)
+        for start in range(0, len(closings), 1000):
+            for outcome, n in counting.receive_outcomes(self.db, closings[start:start + 1000]).items():
+                summary[f"closings_{outcome}"] = summary.get(f"closings_{outcome}", 0) + n
         return summary
 
     @rpc

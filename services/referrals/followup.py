@@ -18,21 +18,24 @@ Example::
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from services.referrals.exceptions import InvalidTransition, LinkNotFound, NotYourReferral, ReferralNotFound
 from services.referrals.messages import render_page
-from services.referrals.models import CLOSED_STATUSES, Disclosure, Referral, Share, StatusChange
+from services.referrals.models import CLOSED_STATUSES, Disclosure, OutboxMessage, Referral, Share, StatusChange
 from services.referrals.printing import share_pdf
 from services.referrals.schemas import DisclosureSchema, ReferralQuerySchema, StatusUpdateSchema
 from services.referrals.sharing import token_hash
 from services.referrals.views import is_incoming_for, referral_view
 from weintervene.auth import PROGRAM_ROLES, STUDENT_DATA_ROLES, AuthContext, Role
 from weintervene.config import settings
+from weintervene.contracts import MAX_DAYS_OPEN, REFERRAL_CLOSED, ReferralClosed
 from weintervene.db import utcnow
 from weintervene.errors import BadRequest, Forbidden
+from weintervene.messaging import outbox_rows
 from weintervene.validation import load
 
 # Decisions that belong to the receiving program when there is one.
@@ -137,8 +140,35 @@ def update_status(db, auth, referral_id: str, data: dict) -> dict:
         status=status, outcome=outcome, note=change["note"], changed_by=caller.user_id,
         changed_by_tenant_id=caller.tenant_id, at=now,
     ))
+    if outcome:
+        for row in outbox_rows(db, OutboxMessage, [closed_event(referral, outcome, now)]):
+            db.add(OutboxMessage(**row))
     db.commit()
     return referral_view(referral, caller, detail=True)
+
+
+REFERRAL_CLOSED_EVENT = ReferralClosed()
+
+
+def closed_event(referral, outcome: str, now) -> tuple[str, dict]:
+    """The de-identified ``referral_closed`` event of a referral that just closed: the
+    referring school, the service and its terms, the outcome and the whole days it took.
+
+    Example: closed_event(referral, "connected", now) -> ("referral_closed", {"event_id": "…",
+    "tenant_id": lincoln, "service_id": …, "outcome": "connected", "days_open": 9, …})
+    """
+    share = referral.share
+    days = max(0, (now - share.created_at).days)
+    return REFERRAL_CLOSED, REFERRAL_CLOSED_EVENT.dump({
+        "event_id": uuid.uuid4(),
+        "tenant_id": share.tenant_id,
+        "district_id": share.district_id,
+        "service_id": referral.service_id,
+        "taxonomy_term_ids": list((referral.service_info or {}).get("taxonomy_term_ids") or [])[:50],
+        "outcome": outcome,
+        "days_open": min(days, MAX_DAYS_OPEN),
+        "occurred_on": now.date(),
+    })
 
 
 def print_share(db, auth, referral_id: str, fmt: str) -> dict:

@@ -109,6 +109,8 @@ def service_facts(service: dict) -> dict:
         "cost": service.get("cost"),
         "url": service.get("url"),
         "email": service.get("email"),
+        # Not printed: kept so the referral's closing is counted under its categories.
+        "taxonomy_term_ids": [str(t) for t in service.get("taxonomy_term_ids") or []][:50],
     }
 
 

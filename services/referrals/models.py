@@ -17,6 +17,7 @@ from datetime import date, datetime
 from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from weintervene.contracts import OUTCOMES as CONTRACT_OUTCOMES
 from weintervene.db import JSONType, UTCDateTime, new_id, partial_index, utcnow
 from weintervene.deletion import make_deletion_receipt_model
 from weintervene.messaging import make_outbox_model, make_processed_event_model
@@ -32,7 +33,7 @@ STATUSES = (
     "on-hold", "completed", "cancelled", "failed",
 )
 CLOSED_STATUSES = frozenset({"rejected", "completed", "cancelled", "failed"})
-OUTCOMES = ("connected", "could_not_contact", "not_eligible", "no_capacity", "no_longer_interested")
+OUTCOMES = CONTRACT_OUTCOMES  # how a referral ended: the contract's list, so analytics counts each
 # Delivery states: queued -> sending -> sent (or delivered, when the provider
 # confirms), or back to queued with a later next_attempt_at, or failed.
 DELIVERY_STATES = ("queued", "sending", "sent", "delivered", "failed")

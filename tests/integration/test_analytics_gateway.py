@@ -187,3 +187,47 @@ def test_journey_principal_district_admin_and_operator(system, rpc):
     metrics = requests.get(system.url("/metrics"), timeout=10).text
     assert 'weintervene_feature_uses_total{feature="analytics.top-services.csv"}' in metrics
     assert 'weintervene_feature_uses_total{feature="analytics.dashboard"}' in metrics
+
+
+def test_a_referral_closed_through_the_gateway_is_counted_by_outcome(system, rpc, school):
+    # The teacher shares (a walk-in print cannot be followed up, so a roster student), closes it
+    # as connected; the school admin's outcomes report counts it, once, under its category.
+    admin = new_user(system, rpc, school["id"], "school_admin")
+    teacher_email = f"teacher-{uuid.uuid4().hex[:8]}@analytics.example"
+    rpc.identity.bootstrap_user({"email": teacher_email, "display_name": "T", "role": "teacher",
+                                 "tenant_id": school["id"]}, PASSWORD)
+    key = uuid.uuid4().hex[:8]
+    roster = ("student_key,first_name,last_name,grade,contact_name,contact_relationship,contact_email,"
+              f"contact_language,contact_authorised,staff_email\nK{key},Ana,Ruiz,7,Eva Ruiz,mother,"
+              f"eva.{key}@family.example,es,yes,{teacher_email}\n")
+    r = admin.post(system.url("/api/v1/rosters/import"), data=roster, headers={"Content-Type": "text/csv"})
+    assert r.status_code in (200, 201), r.text
+    teacher = system.login(teacher_email, PASSWORD)
+    student = teacher.get(system.url("/api/v1/students")).json()["items"][0]
+    operator_email = f"op-{uuid.uuid4().hex[:8]}@analytics.example"
+    rpc.identity.bootstrap_user({"email": operator_email, "display_name": "Op", "role": "operator",
+                                 "tenant_id": None}, PASSWORD)
+    ops = system.login(operator_email, PASSWORD)
+    from services.directory.taxonomy import term_id
+    service = ops.post(system.url("/api/v1/directory/services"), json={
+        "name": f"Counseling {key}", "organization_name": f"Org {key}", "languages": ["en"], "cost": "free",
+        "taxonomy_term_ids": [term_id("108-07-01")]}).json()
+    share = teacher.post(system.url("/api/v1/referrals"), json={
+        "student_id": student["id"], "service_ids": [service["id"]], "channel": "print",
+        "consent": {"given_by": "parent", "method": "verbal", "given_on": time.strftime("%Y-%m-%d")}})
+    assert share.status_code == 201, share.text
+    referral = share.json()["items"][0]["id"]
+    r = teacher.post(system.url(f"/api/v1/referrals/{referral}/status"), json={"status": "completed", "outcome": "connected"})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 30
+    rows = []
+    while time.monotonic() < deadline:
+        rows = admin.get(system.url("/api/v1/analytics/outcomes?period=month")).json()["rows"]
+        if any(row["outcome"] == "connected" and row["count"] for row in rows):
+            break
+        time.sleep(0.5)
+    connected = [row for row in rows if row["outcome"] == "connected"]
+    assert [(row["category_name"], row["count"], row["connected_rate"]) for row in connected] == [("Counseling", 1, 1.0)]
+    assert connected[0]["median_days_to_connect"] == 0
+    csv_text = admin.get(system.url("/api/v1/analytics/outcomes?period=month&format=csv")).text
+    assert "connected_rate" in csv_text.splitlines()[0] and "Counseling" in csv_text

@@ -22,7 +22,7 @@ from nameko.runners import ServiceRunner
 from services.referrals.service import ReferralsService
 from tests.support.infra import SmsEndpoint
 from tests.support.referrals_system import ANALYTICS_QUEUE, PUBLISH_TO_SCHOOLS, ReferralsSystem
-from weintervene.contracts import DELETION_COMPLETED, ShareRecorded, queue_name
+from weintervene.contracts import DELETION_COMPLETED, ReferralClosed, ShareRecorded, queue_name
 
 pytestmark = pytest.mark.integration
 
@@ -381,6 +381,30 @@ def test_share_events_carry_exactly_the_contract_and_reach_analytics_once(rs, wo
             assert secret not in flat
     analytics = rs.drain(ANALYTICS_QUEUE)
     assert sorted(e["event_id"] for e in analytics) == sorted(e["event_id"] for e in events)
+
+
+def test_a_closed_referral_reaches_analytics_as_exactly_its_contract(rs, world, teacher, rs_db):
+    wait_until(lambda: outbox_relayed(rs_db))
+    r = post_share(rs, teacher, student_id=world.student, contact_ids=[world.father],
+                   service_ids=[world.services["counseling"]], channel="print")
+    assert r.status_code == 201, r.text
+    item = r.json()["items"][0]
+    wait_until(lambda: outbox_relayed(rs_db))
+    tap = rs.tap("referrals")
+    r = teacher.post(rs.url(f"/api/v1/referrals/{item['id']}/status"),
+                     json={"status": "completed", "outcome": "could_not_contact", "note": "Diego's father unreachable"},
+                     timeout=30)
+    assert r.status_code == 200, r.text
+    events = wait_until(lambda: [e for e in rs.drain(tap) if "outcome" in e] or None)
+    [event] = events
+    assert set(event) == set(ReferralClosed().fields)
+    loaded = ReferralClosed().load(event)  # unknown=RAISE
+    assert (str(loaded["tenant_id"]), str(loaded["service_id"])) == (world.school, world.services["counseling"])
+    assert loaded["outcome"] == "could_not_contact" and loaded["days_open"] == 0
+    assert [str(t) for t in loaded["taxonomy_term_ids"]] == [world.term]
+    flat = str(event)
+    for secret in (world.student, world.father, world.users["teacher"], item["id"], "Diego", "father"):
+        assert secret not in flat
 
 
 def test_broker_unreachable_delays_but_loses_nothing_and_sends_once(rs, world, teacher, rs_db):

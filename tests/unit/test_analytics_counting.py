@@ -121,7 +121,7 @@ def test_tenant_termination_deletes_its_counters_and_fences_late_events(service,
     counts = service.delete_for({"scope": "tenant", "tenant_id": district, "subject_id": district,
                                  "tenant_ids": [district, school], "request_id": str(uuid.uuid4())})
     session.commit()
-    assert counts == {"service_share_count": 3, "term_set_share_count": 3, "daily_share_count": 2}
+    assert counts == {"service_share_count": 3, "term_set_share_count": 3, "daily_share_count": 2, "outcome_count": 0}
     assert set(session.scalars(select(DailyShareCount.tenant_id))) == {other}
     assert set(session.scalars(select(DeletedTenant.tenant_id))) == {district, school}
 

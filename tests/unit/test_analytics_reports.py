@@ -13,7 +13,7 @@ from services.analytics.periods import Period, local_today, resolve
 from services.analytics.service import AnalyticsService
 from services.analytics.sources import Sources, term_cache
 from services.analytics.suppression import TOTAL, suppress
-from tests.support.analytics import migrated_session, share_event, tenant
+from tests.support.analytics import closed_event, migrated_session, share_event, tenant
 from weintervene.errors import BadRequest, Forbidden, NotFound
 
 MENTAL_HEALTH, TUTORING, FOOD = (str(uuid.uuid4()) for _ in range(3))
@@ -479,7 +479,7 @@ def test_the_dashboard_is_every_report_of_the_scope_in_one_answer(service, world
               "operator": OPERATOR()}[who]
     query = {"period": "month", "to": "2026-11-20"}
     board = service.dashboard(caller, query)
-    expected = ["top-categories", "top-services", "trends", "channels", "unmet-need"] + (
+    expected = ["top-categories", "top-services", "trends", "channels", "unmet-need", "outcomes"] + (
         ["schools"] if who != "school_admin" else [])
     assert list(board["reports"]) == expected
     assert board["period"] == {"kind": "month", "from": "2026-11-01", "to": "2026-11-30"}
@@ -564,8 +564,13 @@ def test_demo_history_reads_as_journey_4_and_only_in_demo_mode(service, world, p
     with pytest.raises(Forbidden):
         service.load_demo_history(admin(world.lincoln), plan, "2026-12-04")
     first = service.load_demo_history(operator, plan, "2026-12-04")
-    assert first["counted"] > 1000 and set(first) == {"counted"}
-    assert service.load_demo_history(operator, plan, "2026-12-04") == {"duplicate": first["counted"]}
+    assert first["counted"] > 1000 and set(first) == {"counted", "closings_counted"}
+    assert 0.4 * first["counted"] < first["closings_counted"] < 0.65 * first["counted"]
+    assert service.load_demo_history(operator, plan, "2026-12-04") == {
+        "duplicate": first["counted"], "closings_duplicate": first["closings_counted"]}
+    outcomes = service.report(admin(world.lincoln), "outcomes", {"period": "semester", "to": "2026-12-04"})["rows"]
+    rates = {r["category_name"]: r["connected_rate"] for r in outcomes if r["outcome"] == "connected"}
+    assert 0.45 < rates["Mental health"] < 0.75 and rates["Tutoring"] < rates["Mental health"]
     rows = service.report(admin(world.lincoln), "top-categories", {"period": "semester", "to": "2026-12-04"})["rows"]
     top = {r["category_name"]: r for r in rows}
     assert [r["category_name"] for r in rows[:2]] == ["Mental health", "Tutoring"]
@@ -577,3 +582,49 @@ def test_demo_history_reads_as_journey_4_and_only_in_demo_mode(service, world, p
     assert counts[0] < counts[1] < counts[2]  # quiet July, half August, then school
     with pytest.raises(BadRequest):
         service.load_demo_history(operator, {"schools": [], "services": plan["services"]}, "2026-12-04")
+
+
+def closings(service, tenant_info, n, **kwargs):
+    service.on_referral_closed([closed_event(tenant_info["id"], **kwargs) for _ in range(n)])
+
+
+def test_outcomes_by_category_with_connected_rate_and_median_days(service, world):
+    # Lincoln (a school's own view: nothing hidden): counseling 6 connected (3, 5, 5, 8, 9, 30 days)
+    # and 2 could not contact; tutoring 3 no capacity.
+    for days in (3, 5, 5, 8, 9, 30):
+        closings(service, world.lincoln, 1, terms=[COUNSELLING], days_open=days)
+    closings(service, world.lincoln, 2, terms=[ANXIETY], outcome="could_not_contact")
+    closings(service, world.lincoln, 3, terms=[MATH], outcome="no_capacity")
+    event = closed_event(world.lincoln["id"], terms=[MATH])
+    assert service.on_referral_closed([event, event]) == {"counted": 1, "duplicate": 1}  # redelivery
+    assert service.on_referral_closed([{**event, "student_id": str(uuid.uuid4())}]) == {"rejected": 1}
+    report = service.report(admin(world.lincoln), "outcomes", {"period": "month", "to": "2026-11-30"})
+    rows = {(r["category_name"], r["outcome"]): r for r in report["rows"]}
+    mental = rows[("Mental health", "connected")]
+    assert (mental["count"], mental["connected_rate"], mental["median_days_to_connect"]) == (6, 0.75, 6.5)
+    assert rows[("Mental health", "could_not_contact")]["count"] == 2
+    assert rows[("Tutoring", "no_capacity")]["count"] == 3
+    assert rows[("Tutoring", "connected")]["count"] == 1 and rows[("Tutoring", "connected")]["connected_rate"] == 0.25
+    assert {r["outcome"] for r in report["rows"]} == {
+        "connected", "could_not_contact", "not_eligible", "no_capacity", "no_longer_interested"}
+    assert "outcomes" in service.dashboard(admin(world.lincoln), {"period": "month", "to": "2026-11-30"})["reports"]
+
+
+def test_outcomes_leaving_a_school_are_suppressed_with_no_rate_from_hidden_cells(service, world):
+    closings(service, world.lincoln, 12, terms=[COUNSELLING])
+    closings(service, world.lincoln, 2, terms=[COUNSELLING], outcome="not_eligible")  # under 10: hidden
+    district = admin(world.district, "district_admin")
+    rows = service.report(district, "outcomes", {"period": "month", "to": "2026-11-30"})["rows"]
+    lincoln = [r for r in rows if r["tenant_id"] == world.lincoln["id"]]
+    # A hidden cell would be worked out from the others and the rate: the category is left out.
+    assert lincoln == [] and not any(r.get("connected_rate") is not None and r["count"] is None for r in rows)
+    assert all(r["count"] is None or r["count"] >= 10 or r["count"] == 0 for r in rows)
+
+
+def test_a_tenant_termination_deletes_its_outcome_counters_too(service, world, session):
+    from services.analytics.models import OutcomeCount
+    closings(service, world.lincoln, 3, terms=[COUNSELLING])
+    service.delete_for({"scope": "tenant", "tenant_ids": [world.lincoln["id"]]})
+    session.commit()
+    assert session.query(OutcomeCount).count() == 0
+    assert service.on_referral_closed([closed_event(world.lincoln["id"])]) == {"fenced": 1}

@@ -462,3 +462,21 @@ def test_a_delivery_deleted_while_its_chunk_is_sent_leaves_the_others_recorded(
         assert s.scalar(select(func.count()).select_from(DeliveryAttempt)) == 1
     assert rows == [(MOTHER, "sent", [(1, "sent")])]
     assert deliver_due(make_session, identity) == 0  # nothing left "sending" to be sent again
+
+
+def test_a_referral_closing_with_an_outcome_tells_analytics_and_nothing_about_anyone(svc, make_session):
+    from tests.unit.referrals_fixtures import TERM
+    from weintervene.contracts import REFERRAL_CLOSED, ReferralClosed
+    item = share(svc, channel="print", contacts=())
+    svc.update_status(TEACHER_AUTH, item["id"], {"status": "in-progress"})
+    svc.update_status(TEACHER_AUTH, item["id"], {"status": "completed", "outcome": "connected",
+                                                 "note": "Mother called, Diego starts Monday"})
+    with make_session() as s:
+        [closed] = s.scalars(select(OutboxMessage).where(OutboxMessage.event_type == REFERRAL_CLOSED)).all()
+        payload = closed.payload
+    assert ReferralClosed().load(payload)  # exactly the contract, nothing beyond it
+    assert (payload["tenant_id"], payload["service_id"], payload["outcome"]) == (SCHOOL, SERVICE, "connected")
+    assert payload["taxonomy_term_ids"] == [TERM] and payload["days_open"] == 0
+    text = str(payload)
+    for secret in (STUDENT, TEACHER, item["id"], "Diego", "Mother"):
+        assert secret not in text

@@ -106,6 +106,32 @@ function unmet(rows) {
     r.tenant_name || label(r.level || ""), nameOf(r), cell(r), String(r.services_nearby ?? ""), typeof r.need_score === "number" ? r.need_score.toFixed(2) : ""]))];
 }
 
+const OUTCOME_NAMES = { connected: "Connected", could_not_contact: "Could not contact", not_eligible: "Not eligible",
+  no_capacity: "No capacity", no_longer_interested: "No longer interested" };
+
+/** Referrals closed per category: connected rate, median days to connect, and why the rest were not. */
+function outcomesPanel(rows) {
+  const shown = topLevel(rows);
+  if (!shown.length) return [h("p", {}, "No referral was closed in this period yet (or too few to show without risking identifying a student).")];
+  const byCategory = new Map();
+  for (const r of shown) {
+    const key = `${r.tenant_name || ""}|${r.category_id}`;
+    if (!byCategory.has(key)) byCategory.set(key, { name: r.category_name || "Uncategorised", where: r.tenant_name || label(r.level || ""), rows: {} });
+    byCategory.get(key).rows[r.outcome] = r;
+  }
+  const withTenant = manyTenants(shown);
+  const others = Object.keys(OUTCOME_NAMES).filter((o) => o !== "connected");
+  return [table("Referrals closed, by category", [...(withTenant ? ["Where"] : []), "Category", "Closed", "Connected", "Median days to connect", ...others.map((o) => OUTCOME_NAMES[o])],
+    [...byCategory.values()].map((c) => {
+      const connected = c.rows.connected || {};
+      const closed = Object.values(c.rows).reduce((n, r) => n + (r.count || 0), 0);
+      return [...(withTenant ? [c.where] : []), c.name, String(closed),
+        typeof connected.connected_rate === "number" ? `${connected.count} (${Math.round(connected.connected_rate * 100)}%)` : cell(connected),
+        typeof connected.median_days_to_connect === "number" ? String(connected.median_days_to_connect) : "—",
+        ...others.map((o) => (c.rows[o] ? cell(c.rows[o]) : "0"))];
+    }))];
+}
+
 function schools(rows) {
   if (!rows.length) return [h("p", {}, "No school data in this period.")];
   return [table("Schools compared", ["School", "Level", "Shares", "Previous period", "Change"], rows.map((r) => [
@@ -132,6 +158,7 @@ export async function render(container, ctx) {
       panel("trends", "Trends", "trends", params, dashboard, trends),
       panel("channels", "Channel mix", "channels", params, dashboard, barPanel("Channel mix", { translate: (c) => CHANNEL_NAMES[c] || label(c) })),
       panel("unmet-need", "Unmet need", "unmet-need", params, dashboard, unmet),
+      panel("outcomes", "Did referrals lead anywhere?", "outcomes", params, dashboard, outcomesPanel),
       ctx.me.role === "district_admin" ? panel("schools", "Schools compared", "schools", params, dashboard, schools) : null);
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); draw(); });
