@@ -14,7 +14,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 def _documents():
-    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+    for path in sorted((DEPLOY / "k8s" / "base").glob("*.yaml")):
         yield from (d for d in yaml.safe_load_all(path.read_text()) if d)
 
 
