@@ -91,7 +91,8 @@ def _first(documents, kind):
 @pytest.mark.parametrize("kind, mistake", [
     ("Deployment", lambda d: d["spec"].__setitem__("replica", 2)),
     ("Deployment", lambda d: d["spec"]["template"]["spec"]["containers"][0].__setitem__("envfrom", [])),
-    ("Job", lambda d: d["spec"].__setitem__("ttlSecondAfterFinished", 60)),
+    ("Deployment", lambda d: d["spec"]["template"]["spec"]["initContainers"][0]["securityContext"]
+     .__setitem__("runAsNonroot", True)),
     ("ScaledObject", lambda d: d["spec"].__setitem__("maxReplicas", 6)),
     ("ScaledObject", lambda d: d["spec"].__setitem__("minReplicaCount", "one")),
     ("User", lambda d: d["spec"].__setitem__("importCredentialSecret", {"name": "x"})),
