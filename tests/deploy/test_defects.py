@@ -143,6 +143,30 @@ def test_every_service_is_probed_where_a_dead_service_stops_answering(overlay):
         assert port in {p["name"] for p in container["ports"]}, name
 
 
+def _gateway_answer(overlay, route, path, headers):
+    """What the gateway, configured as the overlay configures it, answers ``path`` with."""
+    from nameko import config as nameko_config
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    documents = built(overlay)
+    gateway = of_kind(documents, "Deployment")["gateway"]["spec"]["template"]["spec"]["containers"][0]
+    env = {k: v for k, v in _resolved(gateway, _config_maps(documents)).items()}
+    with nameko_config.patch({"WEINTERVENE": Settings.from_env(env)}):
+        return route(object(), Request(EnvironBuilder(path=path, headers=headers).get_environ()))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_as_deployed_serves_no_metrics_or_health_to_the_public(overlay):
+    """The Ingress routes / to the gateway's http port: there, as the overlay configures the
+    gateway, /metrics is not served at all and /healthz not to a request through the ingress."""
+    from gateway.routes.system import SystemRoutes
+
+    through_ingress = {"X-Forwarded-For": "198.51.100.7"}
+    assert _gateway_answer(overlay, SystemRoutes.metrics, "/metrics", {}).status_code == 404
+    assert _gateway_answer(overlay, SystemRoutes.healthz, "/healthz", through_ingress).status_code == 404
+
+
 def _ingress_backends(documents):
     for ingress in of_kind(documents, "Ingress").values():
         for rule in ingress["spec"]["rules"]:

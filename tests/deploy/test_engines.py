@@ -41,7 +41,8 @@ def test_every_broker_user_is_of_this_cluster_and_every_component_runs_as_its_ow
         secret = _env(_main(deployment))["AMQP_URI"]["valueFrom"]["secretKeyRef"]["name"]
         assert secret in credentials and name in secret, name
     [trigger] = of_kind(documents, "TriggerAuthentication").values()
-    assert {t["name"] for t in trigger["spec"]["secretTargetRef"]} == {"weintervene-broker-analytics"}
+    host = {t["parameter"]: t["name"] for t in trigger["spec"]["secretTargetRef"]}["host"]
+    assert host == "weintervene-broker-analytics"
 
 
 def test_postgresql_is_three_instances_with_one_database_and_role_per_service():
