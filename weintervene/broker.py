@@ -24,7 +24,7 @@ details for delivery, whole-tenant exports). Here each component has its own use
   (:data:`CALLS`) takes a signed context or is public (login, the SMS callback).
 
 The table is data (:func:`permissions_for`); :func:`provision` puts it on a broker
-through the management API, idempotently; ``deploy/k8s/09-broker-users.yaml`` is the
+through the management API, idempotently; ``deploy/k8s/base/09-broker-users.yaml`` is the
 same table for the messaging-topology operator (``tests/unit/test_broker_permissions.py``
 checks the two agree). ``docs/SECURITY.md`` ("The broker") has the table in prose.
 
@@ -293,8 +293,8 @@ def k8s_secret_name(component: str) -> str:
 
 def k8s_manifests(vhost: str = "/") -> str:
     """The table as the messaging-topology operator's ``User``, ``Permission`` and
-    ``TopicPermission`` objects (``deploy/k8s/09-broker-users.yaml``; regenerate with
-    ``python -m weintervene.broker > deploy/k8s/09-broker-users.yaml``). Each ``User``
+    ``TopicPermission`` objects (``deploy/k8s/base/09-broker-users.yaml``; regenerate with
+    ``python -m weintervene.broker > deploy/k8s/base/09-broker-users.yaml``). Each ``User``
     imports its credentials from the component's own Secret, which the operator creates
     from the vault (``username``, ``password`` and ``amqp_uri``; never committed).
     """
@@ -324,7 +324,7 @@ def k8s_manifests(vhost: str = "/") -> str:
                                                        "read": topic.read}}})
     header = ("# One RabbitMQ user per component, its permissions and topic permissions: the table of\n"
               "# weintervene/broker.py (docs/SECURITY.md, \"The broker\"), for the messaging-topology operator.\n"
-              "# Generated: python -m weintervene.broker > deploy/k8s/09-broker-users.yaml\n"
+              "# Generated: python -m weintervene.broker > deploy/k8s/base/09-broker-users.yaml\n"
               "# Each User's credentials come from its Secret weintervene-broker-<component> (keys username,\n"
               "# password, amqp_uri), created by the operator from the vault, never committed.\n")
     return header + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=1000) for d in documents)

@@ -1,4 +1,4 @@
-"""Prometheus metrics for every entrypoint, and the health RPC every service answers.
+"""Prometheus metrics for every entrypoint, the backlog gauges, and the health RPC every service answers.
 
 Example::
 
@@ -16,9 +16,12 @@ import time
 import weakref
 
 from nameko.extensions import DependencyProvider
+from nameko.timer import timer
 from weintervene.entrypoints import rpc
-from prometheus_client import Counter, Histogram
-from sqlalchemy import text
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import func, select, text
+
+from weintervene.db import utcnow
 
 ENTRYPOINT_CALLS = Counter(
     "weintervene_entrypoint_calls_total",
@@ -92,6 +95,44 @@ class EntrypointMetrics(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return None
+
+
+# -- backlog gauges: what waits in a service's own database ------------------------------
+# Measured by a timer every BACKLOG_SECONDS in each replica (each replica reports the same
+# database-wide figure: the alert rules take the max over replicas, deploy/k8s/base/13-monitoring.yaml).
+
+BACKLOG_SECONDS = 15.0
+
+OUTBOX_PENDING = Gauge(
+    "weintervene_outbox_pending", "Events committed to the service's outbox and not yet published", ["service"])
+OUTBOX_OLDEST_PENDING_SECONDS = Gauge(
+    "weintervene_outbox_oldest_pending_seconds", "Age of the oldest event not yet published (0: none waits)",
+    ["service"])
+
+
+def outbox_backlog(session, model, now=None) -> tuple[int, float]:
+    """(rows not yet published, seconds the oldest of them has waited) in ``model``'s outbox.
+
+    Example: outbox_backlog(db, OutboxMessage) -> (3, 12.5)
+    """
+    count, oldest = session.execute(
+        select(func.count(), func.min(model.created_at)).where(model.published_at.is_(None))).one()
+    return count, max(0.0, ((now or utcnow()) - oldest).total_seconds()) if oldest else 0.0
+
+
+class OutboxBacklogGauges:
+    """Mixin for a service with an outbox (``db``, ``outbox_model``, as OutboxRelay needs):
+    sets ``weintervene_outbox_pending`` and ``weintervene_outbox_oldest_pending_seconds``.
+
+    A backlog that grows while the broker is up means the relay is stuck; one whose oldest
+    row ages means events (deletions, shares) are not reaching their consumers.
+    """
+
+    @timer(interval=BACKLOG_SECONDS)
+    def measure_outbox_backlog(self):
+        pending, oldest = outbox_backlog(self.db, self.outbox_model)
+        OUTBOX_PENDING.labels(self.name).set(pending)
+        OUTBOX_OLDEST_PENDING_SECONDS.labels(self.name).set(oldest)
 
 
 class HealthCheck:

@@ -98,11 +98,36 @@ def freeze_startup_objects() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
+class ServiceDied(SystemExit):
+    """A service's nameko container stopped on its own (an extension's thread raised): the
+    process exits with status 1, so the orchestrator restarts it (a process that went on
+    serving its metrics port would pass a liveness probe while doing nothing)."""
+
+
+def stop_when_a_service_dies(runner: ServiceRunner, stopping: "eventlet.event.Event"):
+    """Watch ``runner``'s containers: when one dies, send ``ServiceDied`` to ``stopping``.
+
+    Example: ``stop_when_a_service_dies(runner, stopping)``; a container killed by its
+    outbox relay's exception -> ``stopping.wait()`` returns a ``ServiceDied``.
+    """
+
+    def watch():
+        try:
+            runner.wait()  # returns when every container stopped; raises when one died
+        except Exception as exc:  # noqa: BLE001 - whatever killed it, the process must end
+            if not stopping.ready():
+                log.error("a service stopped on its own: %s", type(exc).__name__)
+                stopping.send(ServiceDied(f"a service stopped on its own: {type(exc).__name__}"))
+
+    return eventlet.spawn(watch)
+
+
 def run_services(names, on_started=None) -> None:
     """Start ``names`` and block; SIGINT/SIGTERM stop them cleanly.
 
     Outside development mode a default or empty secret that one of them uses stops this
-    before anything starts (:func:`weintervene.config.require_secrets`)."""
+    before anything starts (:func:`weintervene.config.require_secrets`). When one of them
+    dies on its own the others are stopped and :class:`ServiceDied` is raised (exit status 1)."""
     require_secrets(nameko_config["WEINTERVENE"], names)
     runner = build_runner(names)
     stopping = eventlet.event.Event()
@@ -124,11 +149,14 @@ def run_services(names, on_started=None) -> None:
     log.info("started: %s", ", ".join(names))
     if on_started is not None:
         eventlet.spawn(on_started)
-    stopping.wait()
+    stop_when_a_service_dies(runner, stopping)
+    reason = stopping.wait()
     log.info("stopping…")
     with eventlet.Timeout(20, False):
         runner.stop()
     runner.kill()
+    if isinstance(reason, ServiceDied):
+        raise reason
 
 
 # -- one process per component, each with its own broker user -------------------------

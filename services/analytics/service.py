@@ -24,12 +24,12 @@ from weintervene.auth import AuthContext, Role
 from weintervene.errors import Forbidden, NotFound
 from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher
-from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.observability import EntrypointMetrics, HealthCheck, OutboxBacklogGauges
 from weintervene.rpc import ServiceRpc
 from weintervene.validation import load
 
 
-class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthCheck):
+class AnalyticsService(DataExporter, DeletionParticipant, OutboxRelay, HealthCheck, OutboxBacklogGauges):
     name = "analytics"
 
     db = analytics_database()

@@ -38,7 +38,7 @@ from weintervene.entrypoints import rpc
 from weintervene.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unauthorized
 from weintervene.messaging import OutboxRelay, ReliablePublisher
 from weintervene.export import DataExporter
-from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.observability import EntrypointMetrics, HealthCheck, OutboxBacklogGauges
 from weintervene.rpc import ServiceRpc
 from weintervene.validation import load
 
@@ -59,7 +59,7 @@ def _ids_to_text(data: dict) -> dict:
 _viewer = visibility.viewer_for
 
 
-class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRelay):
+class DirectoryService(DataExporter, HealthCheck, DeletionParticipant, OutboxRelay, OutboxBacklogGauges):
     name = "directory"
 
     db = directory_database()

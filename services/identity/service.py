@@ -38,7 +38,7 @@ from weintervene.entrypoints import rpc
 from weintervene.errors import BadRequest, NotFound, Unauthorized, WeInterveneError
 from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher, relay_outbox
-from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.observability import EntrypointMetrics, HealthCheck, OutboxBacklogGauges
 from weintervene.validation import load
 
 
@@ -50,7 +50,7 @@ def _auth(auth) -> AuthContext:
     return AuthContext.from_dict(auth)
 
 
-class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRelay):
+class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRelay, OutboxBacklogGauges):
     name = "identity"
 
     db = identity_database()

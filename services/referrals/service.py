@@ -6,7 +6,7 @@ import logging
 from nameko.timer import timer
 from sqlalchemy.orm import sessionmaker
 
-from services.referrals import delivery, erasure, followup, idempotency, saved_lists, sharing, sms, sms_callbacks, views
+from services.referrals import backlog, delivery, erasure, followup, idempotency, saved_lists, sharing, sms, sms_callbacks, views
 from services.referrals.batching import ShareBatches
 from services.referrals.dependencies import referrals_database
 from services.referrals.directory_cache import DirectoryServices
@@ -16,13 +16,13 @@ from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
 from weintervene.export import DataExporter, export_rows
 from weintervene.messaging import OutboxRelay, ReliablePublisher
-from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.observability import BACKLOG_SECONDS, EntrypointMetrics, HealthCheck, OutboxBacklogGauges
 from weintervene.rpc import ServiceRpc
 
 log = logging.getLogger(__name__)
 
 
-class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipant):
+class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipant, OutboxBacklogGauges):
     name = "referrals"
 
     db = referrals_database()
@@ -149,6 +149,11 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
     def remind(self):
         """Queue follow-up reminders to sharers of referrals without an update."""
         delivery.queue_reminders(self.db)
+
+    @timer(interval=BACKLOG_SECONDS)
+    def measure_deliveries(self):
+        """weintervene_deliveries_failing for the alert rules."""
+        backlog.measure_failing_deliveries(self.db)
 
     @timer(interval=3600.0)
     def purge_published_outbox(self):

@@ -13,7 +13,7 @@ from nameko.events import SERVICE_POOL, event_handler
 from nameko.timer import timer
 from sqlalchemy import select
 
-from services.retention import audit, deletions, exports, names
+from services.retention import audit, backlog, deletions, exports, names
 from services.retention.dependencies import retention_database
 from services.retention.models import OutboxMessage, RetentionPolicy
 from services.retention.schemas import (
@@ -23,7 +23,7 @@ from weintervene.auth import AuthContext, Role
 from weintervene.contracts import DELETION_COMPLETED
 from weintervene.entrypoints import rpc
 from weintervene.messaging import OutboxRelay, ReliablePublisher, relay_outbox
-from weintervene.observability import EntrypointMetrics, HealthCheck
+from weintervene.observability import BACKLOG_SECONDS, EntrypointMetrics, HealthCheck, OutboxBacklogGauges
 from weintervene.rpc import ClusterRpc, ServiceRpc
 from weintervene.validation import load
 
@@ -34,7 +34,7 @@ def _confirmation_handler(source: str):
     return event_handler(source, DELETION_COMPLETED, handler_type=SERVICE_POOL, reliable_delivery=True)
 
 
-class RetentionService(HealthCheck, OutboxRelay):
+class RetentionService(HealthCheck, OutboxRelay, OutboxBacklogGauges):
     name = "retention"
 
     db = retention_database()
@@ -142,6 +142,11 @@ class RetentionService(HealthCheck, OutboxRelay):
     @timer(interval=600.0)
     def purge_outbox(self):
         deletions.purge_delivered_outbox(self.db)
+
+    @timer(interval=BACKLOG_SECONDS)
+    def measure_deletions(self):
+        """weintervene_deletion_requests_pending / _overdue for the alert rules."""
+        backlog.measure_deletions(self.db)
 
     # -- retention policies ------------------------------------------------------
     @rpc

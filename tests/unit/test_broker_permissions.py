@@ -10,7 +10,7 @@ import yaml
 from weintervene.broker import COMPONENTS, INTERNAL_RPCS, RPC_EXCHANGE, k8s_manifests, k8s_secret_name, permissions_for
 from weintervene.config import SERVICES
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "base"
 
 
 def _rpc_topic(component):
@@ -40,7 +40,7 @@ def test_nobody_reads_another_services_queues_or_binds_its_requests():
 def test_the_deployment_carries_the_same_table_and_each_deployment_its_own_user():
     generated = k8s_manifests()
     assert (DEPLOY / "09-broker-users.yaml").read_text() == generated, \
-        "regenerate: python -m weintervene.broker > deploy/k8s/09-broker-users.yaml"
+        "regenerate: python -m weintervene.broker > deploy/k8s/base/09-broker-users.yaml"
     kinds = [d["kind"] for d in yaml.safe_load_all(generated) if d]
     assert kinds.count("User") == len(COMPONENTS)
     for path in sorted(DEPLOY.glob("0*.yaml")):

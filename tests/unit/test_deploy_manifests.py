@@ -6,7 +6,7 @@ import yaml
 from nameko.events import EventHandler
 
 from services.analytics.service import AnalyticsService
-from weintervene.config import Settings
+from weintervene.config import SERVICES, Settings
 from weintervene.contracts import SHARE_RECORDED, queue_name
 from weintervene.runner import ALL_COMPONENTS
 
@@ -14,7 +14,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 def _documents():
-    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+    for path in sorted((DEPLOY / "k8s" / "base").glob("*.yaml")):
         yield from (d for d in yaml.safe_load_all(path.read_text()) if d)
 
 
@@ -64,10 +64,13 @@ def test_every_process_gets_the_secrets_it_refuses_to_start_without():
 
     documents = list(_documents())
     deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
-    [job] = [d for d in documents if d["kind"] == "Job" and d["metadata"]["name"] == "weintervene-migrate"]
-    containers = {name: d["spec"]["template"]["spec"]["containers"][0] for name, d in deployments.items()}
-    containers["migrate"] = job["spec"]["template"]["spec"]["containers"][0]
-    for component, container in containers.items():
+    containers = [(name, d["spec"]["template"]["spec"]["containers"][0]) for name, d in deployments.items()]
+    # Each service's init container migrates its database (the migrations compute keyed hashes).
+    migrations = [c for d in deployments.values() for c in d["spec"]["template"]["spec"].get("initContainers", [])
+                  if c["args"][0] == "migrate"]
+    assert len(migrations) == len(SERVICES)
+    containers += [("migrate", c) for c in migrations]
+    for component, container in containers:
         wanted = {s.variable for s in SECRET_SETTINGS if component in s.used_by}
         assert wanted, component
         assert wanted <= _secret_variables(container), (component, wanted - _secret_variables(container))
