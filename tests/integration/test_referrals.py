@@ -91,7 +91,7 @@ def test_sms_in_spanish_to_the_mother_then_reminder_then_completed(rs, world, te
     body = sms[0]["form"]["Body"]
     assert "Su escuela le compartió un servicio" in body
     assert "Casa Azul Counseling, 12 Main St, Springfield, IL 62701" in body
-    assert "217-555-0100" in body and "Horario: Mon-Fri 4:00 PM-8:00 PM" in body and "Pregunte por Ana" in body
+    assert "217-555-0100" in body and "Horario: lun–vie 16:00–20:00" in body and "Pregunte por Ana" in body
     assert sms[0]["idempotency_key"] == delivery["id"]
     assert sms[0]["authorization"].startswith("Basic ")
     assert sms[0]["path"] == f"/2010-04-01/Accounts/{rs.settings.sms_account}/Messages.json"
@@ -142,7 +142,7 @@ def test_email_in_the_contacts_language_with_text_and_html(rs, world, teacher, s
     assert en["Subject"] == "A service for your family: Casa Azul Counseling"
     text_part = es.get_body(("plain",)).get_content()
     html_part = es.get_body(("html",)).get_content()
-    assert "Dirección: 12 Main St" in text_part and "Horario: Mon-Fri 4:00 PM-8:00 PM" in text_part
+    assert "Dirección: 12 Main St" in text_part and "Horario: lun–vie 16:00–20:00" in text_part
     assert "Quién puede usarlo: Families with children 5-18" in text_part
     assert "&lt;b&gt;Llame&lt;/b&gt;" in html_part and "<b>Llame</b>" not in html_part
     assert "Address: 12 Main St" in en.get_body(("plain",)).get_content()
@@ -228,8 +228,10 @@ def test_shared_link_shows_services_only_and_unknown_links_are_404(rs, world, te
     assert page.status_code == 200 and "Casa Azul Counseling" in page.text
     assert "Diego" not in page.text and world.student not in page.text
     assert page.headers["Cache-Control"] == "no-store"
-    missing = requests.get(rs.url("/r/" + "x" * 43), timeout=30)
+    missing = requests.get(rs.url("/r/" + "x" * 43), headers={"Accept-Language": "es-MX,es;q=0.9"}, timeout=30)
     assert missing.status_code == 404 and "text/html" in missing.headers["Content-Type"]
+    assert '<html lang="es"' in missing.text and "Este enlace ha vencido" in missing.text
+    assert requests.get(rs.url("/static/family.css"), timeout=30).status_code == 200
 
 
 # -- access rules ---------------------------------------------------------------------------
