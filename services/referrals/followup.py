@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 from datetime import timedelta
 
+from nameko.exceptions import RemoteError
 from sqlalchemy import func, select
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
@@ -35,7 +36,7 @@ from services.referrals.views import is_incoming_for, referral_view
 from weintervene.auth import PROGRAM_ROLES, STUDENT_DATA_ROLES, AuthContext, Role
 from weintervene.config import settings
 from weintervene.db import utcnow
-from weintervene.errors import BadRequest, Forbidden
+from weintervene.errors import BadRequest, Forbidden, WeInterveneError
 from weintervene.validation import load
 
 # Decisions that belong to the receiving program when there is one.
@@ -184,7 +185,7 @@ def expired_link_page(db, identity, token: str, accept_language: str | None = No
         language = share.language
         try:
             school = identity.tenant_info(share.tenant_id).get("name")
-        except Exception:  # the page still says "ask your school" when identity cannot answer
+        except (WeInterveneError, RemoteError):  # the page still says "ask your school"
             school = None
     else:
         accepted = parse_accept_header((accept_language or "")[:500], LanguageAccept)

@@ -9,7 +9,7 @@ said per locale. An unshipped language is answered in English (the share form ha
 Example::
 
     >>> render_share("es", [facts], note="Pregunte por Ana")["sms"]
-    'Su escuela le compartió un servicio:\\nTutoría Casa Azul, 12 Main St, Horario: lun–vie 9:00–17:00…'
+    'Su escuela le compartió un servicio (datos en inglés):\\nCasa Azul, 12 Main St, Horario: lun–vie 9:00–17:00…'
 """
 from __future__ import annotations
 
