@@ -49,13 +49,13 @@ function contactChoices(student, language) {
     contacts.map((c) => {
       const how = [c.relationship, c.email ? "email" : null, c.mobile ? "mobile" : null, c.preferred_language ? `prefers ${String(c.preferred_language).toUpperCase()}` : null].filter(Boolean).join(", ");
       const receives = h("span", { class: "hint contact-language", "data-contact-language": c.id });
-      const sync = () => { receives.textContent = ` — ${receivedText(c, language.value)}.`; };
+      const sync = () => { receives.textContent = `${receivedText(c, language.value)}.`.replace(/^./, (x) => x.toUpperCase()); };
       sync();
       language.addEventListener("change", sync);
       return h("label", { class: "check" },
         h("input", { type: "checkbox", name: "contact_ids", value: c.id, disabled: c.authorised === false }),
-        `${c.name}${how ? ` (${how})` : ""}${c.authorised === false ? " (not authorised to receive information)" : ""}`,
-        receives);
+        h("span", {}, `${c.name}${how ? ` (${how})` : ""}${c.authorised === false ? " (not authorised to receive information)" : ""}`,
+          receives));
     }));
 }
 
