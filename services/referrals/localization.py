@@ -43,6 +43,9 @@ _DAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 # Creole's falls back to French: "lun.", "anglais"), the words a Kreyòl reader uses.
 _CLDR_GAPS = {
     "ht": {"days": ["len", "mad", "mèk", "jed", "van", "sam", "dim"], "languages": {"en": "angle"}},
+    # CLDR's abbreviated Korean day period is the Latin "AM"/"PM"; Korean print says 오전/오후
+    # (CLDR's wide form, "aaaa").
+    "ko": {"clock": "aaaa h:mm"},
 }
 
 
@@ -122,8 +125,9 @@ def _day_names(language: str) -> dict[str, str]:
 
 def _clock(hhmm: str, language: str) -> str:
     hour, minute = int(hhmm[:2]), int(hhmm[3:5])
+    pattern = _CLDR_GAPS.get(normalise(language) or "", {}).get("clock", "short")
     # CLDR puts a narrow no-break space before "AM": a plain one keeps an English SMS in GSM-7.
-    return format_time(time(hour, minute), format="short", locale=locale(language)).replace("\u202f", " ")
+    return format_time(time(hour, minute), format=pattern, locale=locale(language)).replace("\u202f", " ")
 
 
 def _day_span(days: list[str], language: str) -> str:

@@ -62,6 +62,8 @@ def localised_hours(code: str) -> tuple[str, str]:
     """Friday's abbreviation and 17:00 as the locale says them (CLDR, or the localization's gap fill)."""
     loc = Locale.parse(localization.normalise(code))
     friday = localization._day_names(code)["FR"]
+    if code == "ko":  # CLDR's wide day period (localization._CLDR_GAPS), not its Latin "PM"
+        return friday, "오후 5:00"
     return friday, format_time(time(17, 0), "short", locale=loc).replace("\u202f", " ")
 
 
@@ -137,6 +139,10 @@ def test_spanish_reads_hours_and_cost_as_the_issue_asks():
     page = render_page("es", [FACTS], None, kind="print")
     assert "Costo" in page and "Pregunte al servicio por el costo" in page and "unknown" not in page
     assert "inglés" in page  # the directory's details are said to be in English
+
+
+def test_korean_says_its_own_day_periods():
+    assert "월–금 오전 9:00–오후 5:00" in render_share("ko", [FACTS], channel="sms")["sms"]
 
 
 def test_english_keeps_the_am_pm_clock_in_plain_spaces_for_gsm7():
