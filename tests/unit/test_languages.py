@@ -225,3 +225,19 @@ def test_expired_link_page_is_in_the_links_language_and_names_the_school(svc, db
 def test_unknown_link_page_follows_accept_language(svc, header, lang, words):
     page = svc.expired_link_page("x" * 43, header)["html"]
     assert f'lang="{lang}"' in page and words in page
+
+
+def test_family_templates_are_given_no_student_data():
+    """What each family-facing template may read: services' public facts, the sender's note,
+    the language, the school's name. A template that asked for a student (or anything else)
+    would fail here before it could be rendered with it."""
+    from jinja2 import meta
+
+    from services.referrals.messages import TEMPLATE_DIR, environment
+
+    env = environment("en")
+    allowed = {"services", "note", "kind", "title", "lang", "dir", "content_note", "content_language", "school"}
+    for path in sorted(TEMPLATE_DIR.glob("*.j2")):
+        source = path.read_text(encoding="utf-8")
+        wanted = meta.find_undeclared_variables(env.parse(source)) - {"_", "gettext", "ngettext", "s"}
+        assert wanted <= allowed, (path.name, wanted - allowed)
