@@ -234,6 +234,22 @@ def test_shared_link_shows_services_only_and_unknown_links_are_404(rs, world, te
     assert requests.get(rs.url("/static/family.css"), timeout=30).status_code == 200
 
 
+
+def test_an_expired_link_answers_in_its_language_and_names_the_school(rs, world, teacher, rs_db):
+    r = post_share(rs, teacher, student_id=world.student, service_ids=[world.services["counseling"]],
+                   channel="link", language="ar", note="expires-" + uuid.uuid4().hex)
+    assert r.status_code == 201, r.text
+    link = r.json()["items"][0]["link_url"]
+    page = requests.get(link, timeout=30)
+    assert page.status_code == 200 and '<html lang="ar" dir="rtl">' in page.text and "ساعات العمل" in page.text
+    with rs_db.begin() as conn:
+        conn.execute(text("UPDATE share SET link_expires_at = created_at WHERE link_token_hash IS NOT NULL "
+                          "AND language = 'ar'"))
+    gone = requests.get(link, headers={"Accept-Language": "es"}, timeout=30)  # the link's language wins
+    assert gone.status_code == 404 and '<html lang="ar" dir="rtl">' in gone.text
+    assert "انتهت صلاحية هذا الرابط" in gone.text and "Lincoln Middle" in gone.text  # identity's real tenant name
+    assert "Diego" not in gone.text and world.student not in gone.text
+
 # -- access rules ---------------------------------------------------------------------------
 
 def test_access_rules_through_the_gateway(rs, world, teacher):
