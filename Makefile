@@ -13,7 +13,7 @@ LOCK_ARGS  ?=
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 export AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: run test unit integration bench broker venv lock clean
+.PHONY: run test unit integration bench broker venv lock clean translations
 
 # Rebuilt when pyproject or the lock changes. Only what the lock names is installed (--no-deps: a
 # dependency missing from the lock fails `pip check` instead of being fetched at whatever version).
@@ -58,6 +58,15 @@ lock:
 	$(LOCK_TOOLS)/bin/uv pip compile pyproject.toml requirements/build.in --extra test -c $(LOCK) --generate-hashes \
 		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" \
 		$(LOCK_ARGS) -o $(TEST_LOCK)
+
+## Family-facing texts (docs/LANGUAGES.md): extract the source's msgids to the template, merge
+## them into every language's catalog (new texts empty, changed ones fuzzy), check they compile.
+LOCALE_DIR := services/referrals/locale
+translations: venv
+	$(BIN)/pybabel extract -F babel.cfg --no-location --project WeIntervene --copyright-holder WeIntervene \
+		--msgid-bugs-address translations@weintervene.invalid -o $(LOCALE_DIR)/messages.pot .
+	$(BIN)/pybabel update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) --ignore-obsolete
+	$(BIN)/pybabel compile -d $(LOCALE_DIR) --statistics
 
 clean:
 	rm -rf $(VENV) $(LOCK_TOOLS) data test-artifacts

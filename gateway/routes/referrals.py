@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import html
 
 from werkzeug.wrappers import Response
 
@@ -96,8 +95,11 @@ class ReferralRoutes:
         """No sign-in: the unguessable token is the key. Shows the services only, never student data."""
         try:
             page = self.referrals_rpc.open_link(token)["html"]
-        except LinkNotFound as exc:
-            return _html(f"<!doctype html><title>Link expired</title><p>{html.escape(exc.message)}</p>", 404)
+        except LinkNotFound:
+            page = self.referrals_rpc.expired_link_page(token, request.headers.get("Accept-Language"))["html"]
+            response = _html(page, 404)
+            response.headers["X-Robots-Tag"] = "noindex"
+            return response
         response = _html(page)
         response.headers["X-Robots-Tag"] = "noindex"
         return response

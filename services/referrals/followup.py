@@ -21,10 +21,14 @@ import base64
 import uuid
 from datetime import timedelta
 
+from nameko.exceptions import RemoteError
 from sqlalchemy import func, select
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from services.referrals.exceptions import InvalidTransition, LinkNotFound, NotYourReferral, ReferralNotFound
-from services.referrals.messages import render_page
+from services.referrals.localization import SHIPPED
+from services.referrals.messages import render_link_gone, render_page
 from services.referrals.models import CLOSED_STATUSES, Disclosure, OutboxMessage, Referral, Share, StatusChange
 from services.referrals.printing import share_pdf
 from services.referrals.schemas import DisclosureSchema, ReferralQuerySchema, StatusUpdateSchema
@@ -34,7 +38,7 @@ from weintervene.auth import PROGRAM_ROLES, STUDENT_DATA_ROLES, AuthContext, Rol
 from weintervene.config import settings
 from weintervene.contracts import MAX_DAYS_OPEN, REFERRAL_CLOSED, ReferralClosed
 from weintervene.db import utcnow
-from weintervene.errors import BadRequest, Forbidden
+from weintervene.errors import BadRequest, Forbidden, WeInterveneError
 from weintervene.messaging import outbox_rows
 from weintervene.validation import load
 
@@ -193,6 +197,30 @@ def open_link(db, token: str) -> dict:
         raise LinkNotFound("This link does not exist or has expired.")
     services = [r.service_info for r in share.referrals]
     return {"html": render_page(share.language, services, None, kind="link")}
+
+
+def expired_link_page(db, identity, token: str, accept_language: str | None = None) -> dict:
+    """The page of an expired or unknown link: ``{"html": …}`` in the share's language when the
+    token was a real one, else the best shipped match of the browser's ``Accept-Language``; it
+    names the school that shared it (a tenant's name only, never the student). The token is
+    unguessable, so naming the school tells nothing to whoever does not hold the link.
+
+    Example: expired_link_page(db, identity, "Xy…", "es-MX,es;q=0.9") -> {"html": "<!doctype html>…Pida a Lincoln…"}
+    """
+    share = None
+    if token and len(token) <= 100:
+        share = db.scalar(select(Share).where(Share.link_token_hash == token_hash(token)))
+    school = None
+    if share is not None:
+        language = share.language
+        try:
+            school = identity.tenant_info(share.tenant_id).get("name")
+        except (WeInterveneError, RemoteError):  # the page still says "ask your school"
+            school = None
+    else:
+        accepted = parse_accept_header((accept_language or "")[:500], LanguageAccept)
+        language = accepted.best_match(SHIPPED, default="en")
+    return {"html": render_link_gone(language, school)}
 
 
 def list_disclosures(db, identity, auth, student_id: str) -> dict:

@@ -1,88 +1,53 @@
 """What families and sharers read: the share in the recipient's language.
 
 Templates are Jinja2 files in ``templates/``; HTML ones are autoescaped, so a
-note or a service name can never inject markup. Strings are per language in
-``TEXT`` (English and Spanish); an unknown language falls back to English.
+note or a service name can never inject markup. Their words come from the gettext catalogs
+of :mod:`services.referrals.localization` through Jinja's ``i18n`` extension (one environment
+per language, so concurrent renders never share an installed catalog); hours and cost are
+said per locale. An unshipped language is answered in English (the share form has said so).
 
 Example::
 
     >>> render_share("es", [facts], note="Pregunte por Ana")["sms"]
-    'WeIntervene: Le compartieron un servicio: Tutoría Casa Azul, 12 Main St…'
+    'Su escuela le compartió un servicio (datos en inglés):\\nCasa Azul, 12 Main St, Horario: lun–vie 9:00–17:00…'
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-TEMPLATES = Environment(
-    loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
-    autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=True, default=False),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    # The templates ship with the code: no stat() of every template file on every render.
-    auto_reload=False,
-)
+from services.referrals import localization
+from services.referrals.localization import DIRECTORY_CONTENT_LANGUAGE, SOURCE_LANGUAGE
 
-TEXT = {
-    "en": {
-        "lang": "en",
-        "subject_one": "A service for your family: {name}",
-        "subject_many": "{count} services for your family",
-        "intro": "Your school shared this information with you.",
-        "intro_sms": "Your school shared a service with you",
-        "note": "Note from the sender",
-        "address": "Address",
-        "phone": "Phone",
-        "hours": "Hours",
-        "eligibility": "Who can use it",
-        "languages": "Languages",
-        "cost": "Cost",
-        "costs": {"free": "Free", "low": "Low cost", "paid": "Paid"},
-        "unknown": "Not listed",
-        "footer": "You received this because your school shared it with you. Reply to your school with any questions.",
-        "print_title": "Services for your family",
-        "link_title": "Services shared with you",
-        "reminder_subject": "Follow up: {name}",
-        "reminder_body": (
-            "You shared {name} {days} days ago and its status is still \"{status}\".\n"
-            "Please check in with the family and update the referral:\n{url}\n"
-        ),
-    },
-    "es": {
-        "lang": "es",
-        "subject_one": "Un servicio para su familia: {name}",
-        "subject_many": "{count} servicios para su familia",
-        "intro": "Su escuela compartió esta información con usted.",
-        "intro_sms": "Su escuela le compartió un servicio",
-        "note": "Nota de quien lo envía",
-        "address": "Dirección",
-        "phone": "Teléfono",
-        "hours": "Horario",
-        "eligibility": "Quién puede usarlo",
-        "languages": "Idiomas",
-        "cost": "Costo",
-        "costs": {"free": "Gratis", "low": "Bajo costo", "paid": "Pagado"},
-        "unknown": "No indicado",
-        "footer": "Recibió este mensaje porque su escuela se lo compartió. Si tiene preguntas, responda a su escuela.",
-        "print_title": "Servicios para su familia",
-        "link_title": "Servicios compartidos con usted",
-        "reminder_subject": "Seguimiento: {name}",
-        "reminder_body": (
-            "Compartió {name} hace {days} días y su estado sigue siendo \"{status}\".\n"
-            "Consulte con la familia y actualice la referencia:\n{url}\n"
-        ),
-    },
-}
+TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
-def text_for(language: str | None) -> dict:
-    return TEXT.get(language or "en", TEXT["en"])
+@functools.lru_cache(maxsize=None)
+def environment(language: str) -> Environment:
+    """The template environment of one shipped language, its catalog installed."""
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=True, default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        # The templates ship with the code: no stat() of every template file on every render.
+        auto_reload=False,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(localization.translations(language), newstyle=True)
+    return env
+
+
+def language_of(language: str | None) -> str:
+    return localization.normalise(language) or SOURCE_LANGUAGE
 
 
 def service_facts(service: dict) -> dict:
-    """The public facts of a directory service printed in a share (HSDS dict in, flat dict out)."""
+    """The public facts of a directory service printed in a share (HSDS dict in, flat dict out).
+    The weekly ``schedules`` are kept so hours are said in each family's locale."""
     location = (service.get("locations") or [{}])[0] or {}
     address = location.get("address") or {}
     street = ", ".join(
@@ -104,6 +69,8 @@ def service_facts(service: dict) -> dict:
         "address": street or None,
         "phone": phones[0] if phones else None,
         "hours": hours,
+        "schedules": [{k: s.get(k) for k in ("byday", "opens_at", "closes_at", "freq")}
+                      for s in service.get("schedules") or [] if s.get("opens_at") and s.get("closes_at")][:20],
         "eligibility": service.get("eligibility_description"),
         "languages": list(service.get("languages") or []),
         "cost": service.get("cost"),
@@ -114,20 +81,45 @@ def service_facts(service: dict) -> dict:
     }
 
 
+def localised_facts(service: dict, language: str) -> dict:
+    """A service's facts as one family reads them: hours in the locale's days and clock (the
+    directory's own hours text when its schedules cannot be read), cost in words."""
+    facts = dict(service)
+    facts["hours"] = localization.hours_text(service.get("schedules") or [], language) or service.get("hours")
+    facts["cost_words"] = localization.cost_words(service.get("cost"), language)
+    return facts
+
+
+def content_note(language: str) -> str | None:
+    """"The service's details are as the directory wrote them, in English." in the family's
+    language, when the directory's language is not theirs."""
+    if language == DIRECTORY_CONTENT_LANGUAGE:
+        return None
+    _ = localization.translations(language).gettext
+    return _("The names and details of the services below are as the directory wrote them, in %(language)s.") % {
+        "language": localization.language_name(DIRECTORY_CONTENT_LANGUAGE, language)}
+
+
 def subject(language: str, services: list[dict]) -> str:
-    t = text_for(language)
+    _ = localization.translations(language).gettext
     if len(services) == 1:
-        return t["subject_one"].format(name=services[0]["name"])
-    return t["subject_many"].format(count=len(services))
+        return _("A service for your family: %(name)s") % {"name": services[0]["name"]}
+    return _("Services for your family (%(count)s)") % {"count": len(services)}
 
 
 def render(template: str, language: str, services: list[dict], **extra) -> str:
-    return TEMPLATES.get_template(template).render(t=text_for(language), services=services, **extra)
+    language = language_of(language)
+    return environment(language).get_template(template).render(
+        lang=language, dir=localization.direction(language), content_note=content_note(language),
+        content_language=None if language == DIRECTORY_CONTENT_LANGUAGE
+        else localization.language_name(DIRECTORY_CONTENT_LANGUAGE, language),
+        services=[localised_facts(s, language) for s in services], **extra)
 
 
 def render_share(language: str, services: list[dict], note: str | None = None, channel: str | None = None) -> dict:
     """Every rendering of one share: email subject/text/html and the SMS body; only the
     email's (``channel="email"``) or the SMS's (``channel="sms"``) when that is all that is sent."""
+    language = language_of(language)
     rendered = {}
     if channel in (None, "email"):
         rendered["subject"] = subject(language, services)
@@ -138,14 +130,29 @@ def render_share(language: str, services: list[dict], note: str | None = None, c
     return rendered
 
 
+def page_title(language: str, kind: str) -> str:
+    _ = localization.translations(language).gettext
+    return _("Services for your family") if kind == "print" else _("Services shared with you")
+
+
 def render_page(language: str, services: list[dict], note: str | None, kind: str) -> str:
     """The print-ready page (``kind="print"``) or the public link page (``kind="link"``)."""
-    return render("page.html.j2", language, services, note=note, kind=kind)
+    language = language_of(language)
+    return render("page.html.j2", language, services, note=note, kind=kind, title=page_title(language, kind))
+
+
+def render_link_gone(language: str | None, school: str | None) -> str:
+    """The page of an expired or unknown link, in the family's language, naming the school."""
+    language = language_of(language)
+    return environment(language).get_template("link_gone.html.j2").render(
+        lang=language, dir=localization.direction(language), school=school)
 
 
 def render_reminder(language: str, service_name: str, days: int, status: str, url: str) -> tuple[str, str]:
-    t = text_for(language)
+    _ = localization.translations(language_of(language)).gettext
+    values = {"name": service_name, "days": days, "status": status}
     return (
-        t["reminder_subject"].format(name=service_name),
-        t["reminder_body"].format(name=service_name, days=days, status=status, url=url),
+        _("Follow up: %(name)s") % values,
+        _("You shared %(name)s %(days)s days ago and its status is still \"%(status)s\".") % values + "\n"
+        + _("Please check in with the family and update the referral:") + f"\n{url}\n",
     )

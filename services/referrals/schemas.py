@@ -2,9 +2,11 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.referrals.models import DELIVERY_STATES, OUTCOMES, STATUSES
+from services.referrals.localization import SHIPPED
 from weintervene.contracts import CHANNELS
 
-LANGUAGES = ("en", "es")
+# The languages families can be written to (services/referrals/locale/, docs/LANGUAGES.md).
+LANGUAGES = SHIPPED
 MAX_SERVICES_PER_SHARE = 10
 MAX_CONTACTS_PER_SHARE = 5
 E164 = validate.Regexp(r"^\+[1-9]\d{6,14}$", error="Give the mobile number in E.164 form, e.g. +15551234567.")

@@ -96,6 +96,12 @@ class ReferralsService(DataExporter, HealthCheck, OutboxRelay, DeletionParticipa
         return followup.open_link(self.db, token)
 
     @rpc
+    def expired_link_page(self, token, accept_language=None):
+        """Public: expired_link_page("Xy…", "es-MX,es;q=0.9") -> {"html": …} the page of an expired or
+        unknown link, in the family's language, naming the school."""
+        return followup.expired_link_page(self.db, self.identity, token, accept_language)
+
+    @rpc
     def list_disclosures(self, auth, student_id):
         """list_disclosures(admin_auth, student_id) -> {"items": [{"recipient_name": "Casa Azul", "basis": "consent", …}]}"""
         return followup.list_disclosures(self.db, self.identity, auth, student_id)

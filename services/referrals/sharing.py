@@ -49,6 +49,7 @@ from services.referrals.exceptions import ConsentRequired, ContactUnreachable, L
 from services.referrals.models import (
     Delivery, Disclosure, IdempotencyKey, OutboxMessage, Referral, SavedList, Share, ShareRecipient, StatusChange,
 )
+from services.referrals.localization import delivered_language
 from services.referrals.messages import service_facts
 from services.referrals.schemas import ShareRequestSchema
 from services.referrals.views import referral_view
@@ -246,6 +247,12 @@ def share_contexts(identity, requests: list[ShareRequest]) -> list:
     return answers
 
 
+def _contact_language(contact: dict) -> str:
+    """The shipped language a roster contact receives: theirs, else their second one (when the
+    roster records it), else English; the share dialog showed the sharer which before sending."""
+    return delivered_language(contact.get("preferred_language"), contact.get("second_language"))
+
+
 def build_share(db, identity, request: ShareRequest, context: dict) -> ShareRows:
     """The share's rows and its answer, from the request and identity's context (``db``: only to
     mark the outbox rows staged, so the commit wakes the relay)."""
@@ -265,11 +272,11 @@ def build_share(db, identity, request: ShareRequest, context: dict) -> ShareRows
 
     cfg = settings()
     now = utcnow()
-    language = values["language"] or (contacts[0].get("preferred_language") if contacts else None) or "en"
+    language = values["language"] or (_contact_language(contacts[0]) if contacts else "en")
     share = {
         "id": new_id(), "tenant_id": caller.tenant_id, "district_id": caller.district_id,
         "sharer_id": caller.user_id, "sharer_role": caller.role.value, "student_id": student_id,
-        "channel": channel, "language": language if language in ("en", "es") else "en",
+        "channel": channel, "language": language,
         "note": values["note"], "list_id": str(values["list_id"]) if values["list_id"] else None,
         "link_token_hash": None, "link_expires_at": None, "created_at": now,
     }
@@ -314,7 +321,7 @@ def build_share(db, identity, request: ShareRequest, context: dict) -> ShareRows
     deliveries = []
     if channel in ("email", "sms"):
         if student_id:
-            targets = [("contact", str(c["id"]), None, values["language"] or c.get("preferred_language") or "en")
+            targets = [("contact", str(c["id"]), None, values["language"] or _contact_language(c))
                        for c in contacts]
         else:
             address = values["recipient_email"] if channel == "email" else values["recipient_mobile"]

@@ -91,7 +91,7 @@ def test_sms_in_spanish_to_the_mother_then_reminder_then_completed(rs, world, te
     body = sms[0]["form"]["Body"]
     assert "Su escuela le compartió un servicio" in body
     assert "Casa Azul Counseling, 12 Main St, Springfield, IL 62701" in body
-    assert "217-555-0100" in body and "Horario: Mon-Fri 4:00 PM-8:00 PM" in body and "Pregunte por Ana" in body
+    assert "217-555-0100" in body and "Horario: lun–vie 16:00–20:00" in body and "Pregunte por Ana" in body
     assert sms[0]["idempotency_key"] == delivery["id"]
     assert sms[0]["authorization"].startswith("Basic ")
     assert sms[0]["path"] == f"/2010-04-01/Accounts/{rs.settings.sms_account}/Messages.json"
@@ -142,7 +142,7 @@ def test_email_in_the_contacts_language_with_text_and_html(rs, world, teacher, s
     assert en["Subject"] == "A service for your family: Casa Azul Counseling"
     text_part = es.get_body(("plain",)).get_content()
     html_part = es.get_body(("html",)).get_content()
-    assert "Dirección: 12 Main St" in text_part and "Horario: Mon-Fri 4:00 PM-8:00 PM" in text_part
+    assert "Dirección: 12 Main St" in text_part and "Horario: lun–vie 16:00–20:00" in text_part
     assert "Quién puede usarlo: Families with children 5-18" in text_part
     assert "&lt;b&gt;Llame&lt;/b&gt;" in html_part and "<b>Llame</b>" not in html_part
     assert "Address: 12 Main St" in en.get_body(("plain",)).get_content()
@@ -228,9 +228,27 @@ def test_shared_link_shows_services_only_and_unknown_links_are_404(rs, world, te
     assert page.status_code == 200 and "Casa Azul Counseling" in page.text
     assert "Diego" not in page.text and world.student not in page.text
     assert page.headers["Cache-Control"] == "no-store"
-    missing = requests.get(rs.url("/r/" + "x" * 43), timeout=30)
+    missing = requests.get(rs.url("/r/" + "x" * 43), headers={"Accept-Language": "es-MX,es;q=0.9"}, timeout=30)
     assert missing.status_code == 404 and "text/html" in missing.headers["Content-Type"]
+    assert '<html lang="es"' in missing.text and "Este enlace ha vencido" in missing.text
+    assert requests.get(rs.url("/static/family.css"), timeout=30).status_code == 200
 
+
+
+def test_an_expired_link_answers_in_its_language_and_names_the_school(rs, world, teacher, rs_db):
+    r = post_share(rs, teacher, student_id=world.student, service_ids=[world.services["counseling"]],
+                   channel="link", language="ar", note="expires-" + uuid.uuid4().hex)
+    assert r.status_code == 201, r.text
+    link = r.json()["items"][0]["link_url"]
+    page = requests.get(link, timeout=30)
+    assert page.status_code == 200 and '<html lang="ar" dir="rtl">' in page.text and "ساعات العمل" in page.text
+    with rs_db.begin() as conn:
+        conn.execute(text("UPDATE share SET link_expires_at = created_at WHERE link_token_hash IS NOT NULL "
+                          "AND language = 'ar'"))
+    gone = requests.get(link, headers={"Accept-Language": "es"}, timeout=30)  # the link's language wins
+    assert gone.status_code == 404 and '<html lang="ar" dir="rtl">' in gone.text
+    assert "انتهت صلاحية هذا الرابط" in gone.text and "Lincoln Middle" in gone.text  # identity's real tenant name
+    assert "Diego" not in gone.text and world.student not in gone.text
 
 # -- access rules ---------------------------------------------------------------------------
 

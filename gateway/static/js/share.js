@@ -5,9 +5,10 @@ import { api } from "./api.js";
 import { announce, clear, errorNotice, field, h, label, notice, select, append, replace } from "./dom.js";
 import { loadStudents, studentPicker } from "./students.js";
 import { me } from "./session.js";
+import { SHIPPED, receivedText } from "./languages.js";
 
 const CHANNELS = [["email", "Email"], ["sms", "Text message (SMS)"], ["print", "Print"], ["link", "Link"]];
-const LANGUAGES = [["", "Each contact's preferred language"], ["en", "English"], ["es", "Spanish"]];
+const LANGUAGES = [["", "Each contact's preferred language"], ...SHIPPED];
 
 function today() {
   const d = new Date();
@@ -37,7 +38,8 @@ export function newKey() {
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
-function contactChoices(student) {
+/** Before sending: the language each contact will receive, kept current with the Language choice. */
+function contactChoices(student, language) {
   const contacts = student.contacts || [];
   if (student.is_adult) {
     contacts.unshift({ id: student.id, name: `${student.first_name || "The student"} (the student, 18 or older)`, authorised: true, self: true });
@@ -46,9 +48,14 @@ function contactChoices(student) {
   return h("fieldset", {}, h("legend", {}, "Send to"),
     contacts.map((c) => {
       const how = [c.relationship, c.email ? "email" : null, c.mobile ? "mobile" : null, c.preferred_language ? `prefers ${String(c.preferred_language).toUpperCase()}` : null].filter(Boolean).join(", ");
+      const receives = h("span", { class: "hint contact-language", "data-contact-language": c.id });
+      const sync = () => { receives.textContent = `${receivedText(c, language.value)}.`.replace(/^./, (x) => x.toUpperCase()); };
+      sync();
+      language.addEventListener("change", sync);
       return h("label", { class: "check" },
         h("input", { type: "checkbox", name: "contact_ids", value: c.id, disabled: c.authorised === false }),
-        `${c.name}${how ? ` (${how})` : ""}${c.authorised === false ? " (not authorised to receive information)" : ""}`);
+        h("span", {}, `${c.name}${how ? ` (${how})` : ""}${c.authorised === false ? " (not authorised to receive information)" : ""}`,
+          receives));
     }));
 }
 
@@ -95,7 +102,7 @@ export async function openShareDialog(services) {
     if (!id) return;
     try {
       const student = await api.get(`/api/v1/students/${id}`);
-      append(contactsArea, contactChoices(student));
+      append(contactsArea, contactChoices(student, language));
     } catch (err) {
       append(contactsArea, errorNotice(err));
     }

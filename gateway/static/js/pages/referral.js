@@ -3,6 +3,7 @@
 import { api } from "../api.js";
 import { announce, errorNotice, field, formatDate, h, label, notice, select, table, append, replace } from "../dom.js";
 import { heading } from "../page.js";
+import { languageName } from "../languages.js";
 import { OUTCOMES, STATUSES, isDue } from "../referral-status.js";
 
 export async function render(container, ctx) {
@@ -27,7 +28,7 @@ export async function render(container, ctx) {
     const attempts = referral.deliveries || referral.attempts || [];
     replace(history, 
       events.length ? table("Status history", ["When", "Status", "Outcome", "Note", ""], events.map((e) => [formatDate(e.at || e.created_at), label(e.status), label(e.outcome || ""), e.note || "", e.changed_by_name || ""])) : null,
-      attempts.length ? table("Delivery", ["Sent", "To", "Channel", "Language", "State", "Attempts", "Problem"], attempts.map((a) => [formatDate(a.sent_at || a.next_attempt_at), label(a.recipient_kind || ""), label(a.channel || referral.channel), String(a.language || "").toUpperCase(), h("span", { class: "status" }, label(a.state || a.status)), String(a.attempts ?? ""), a.last_error || ""])) : null);
+      attempts.length ? table("Delivery", ["Sent", "To", "Channel", "Language", "State", "Attempts", "Problem"], attempts.map((a) => [formatDate(a.sent_at || a.next_attempt_at), label(a.recipient_kind || ""), label(a.channel || referral.channel), a.language ? languageName(a.language) : "", h("span", { class: "status" }, label(a.state || a.status)), String(a.attempts ?? ""), a.last_error || ""])) : null);
   };
   show();
 

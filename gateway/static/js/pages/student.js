@@ -5,6 +5,7 @@
 import { allPages, api, href } from "../api.js";
 import { announce, errorNotice, field, formatDate, h, itemsOf, label, notice, select, table, append, replace } from "../dom.js";
 import { heading } from "../page.js";
+import { received, languageName } from "../languages.js";
 import { studentName } from "../students.js";
 
 export async function render(container, ctx) {
@@ -53,7 +54,7 @@ export async function render(container, ctx) {
     h("dl", { class: "details" }, h("dt", {}, "Grade"), h("dd", {}, String(student.grade ?? "")),
       student.student_number ? [h("dt", {}, "Student ID"), h("dd", {}, student.student_number)] : null,
       h("dt", {}, "Adult (18+)"), h("dd", {}, student.is_adult ? "Yes" : "No")),
-    contacts.length ? table("Family contacts", ["Name", "Relationship", "Email", "Mobile", "Language", "Authorised"], contacts.map((c) => [c.name, c.relationship || "", c.email || "", c.mobile || "", String(c.preferred_language || "").toUpperCase(), c.authorised ? "Yes" : "No"])) : h("p", {}, "No family contacts."),
+    contacts.length ? table("Family contacts", ["Name", "Relationship", "Email", "Mobile", "Language", "Authorised"], contacts.map((c) => [c.name, c.relationship || "", c.email || "", c.mobile || "", c.preferred_language ? (received(c).note || languageName(c.preferred_language)) : "", c.authorised ? "Yes" : "No"])) : h("p", {}, "No family contacts."),
     messages, staffBox, h("div", { class: "actions" }, saveStaff),
     h("h2", {}, "Disclosure log"), disclosureArea,
     await inspections(id, inspectionsCall));
