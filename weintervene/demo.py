@@ -163,11 +163,18 @@ ADMIN_OF = {
 
 FIRST_NAMES = ["Diego", "Aaliyah", "Mateo", "Sofia", "Jamal", "Emma", "Luis", "Chloe", "Darnell", "Valentina",
                "Ethan", "Camila", "Malik", "Olivia", "Andres", "Zoe", "Isaiah", "Lucia", "Noah", "Imani"]
-LAST_NAMES = ["Ramos", "Johnson", "Hernandez", "Williams", "Garcia", "Brown", "Martinez", "Davis", "Lopez",
-              "Wilson", "Gonzalez", "Thomas", "Perez", "Jackson", "Sanchez", "Harris", "Torres", "Clark"]
+LAST_NAMES = ["Ramos", "Johnson", "Hernandez", "Nguyen", "Garcia", "Brown", "Martinez", "Haddad", "Lopez",
+              "Wilson", "Gonzalez", "Chen", "Perez", "Jackson", "Sanchez", "Pierre", "Torres", "Clark"]
 PARENT_NAMES = ["Rosa", "Michael", "Carmen", "Angela", "Jose", "Denise", "Ana", "Robert", "Maria", "Tanya",
                 "Carlos", "Lisa", "Elena", "Kevin", "Gloria", "Brian", "Marisol", "Derrick"]
 SPANISH_SURNAMES = {"Ramos", "Hernandez", "Garcia", "Martinez", "Lopez", "Gonzalez", "Perez", "Sanchez", "Torres"}
+# Families who read another language than English or Spanish (the languages shares go out in).
+OTHER_LANGUAGES = {"Nguyen": "vi", "Haddad": "ar", "Chen": "zh", "Pierre": "ht"}
+
+
+def contact_language(last: str) -> str:
+    """The demo family's preferred language. Example: contact_language("Nguyen") -> "vi"."""
+    return "es" if last in SPANISH_SURNAMES else OTHER_LANGUAGES.get(last, "en")
 
 # tenant key -> (number of students, grades, staff who serve them in turn)
 ROSTERS = {
@@ -217,11 +224,11 @@ def roster_csv(key: str, today: date | None = None) -> str:
             serving = ";".join(staff)  # some students have both Ms. Rivera and the counsellor
         writer.writerow([student_key, first, last, grade, dob.isoformat(), f"{key[:1].upper()}-{20260 + i}",
                          student_email, f"{parent} {last}", relationship, email,
-                         mobile, "es" if spanish else "en", "yes", serving, f"{100 + i} Main Street"])
+                         mobile, contact_language(last), "yes", serving, f"{100 + i} Main Street"])
         if i % 5 == 1:  # a second contact for some students; one not authorised
             writer.writerow([student_key, first, last, grade, dob.isoformat(), f"{key[:1].upper()}-{20260 + i}",
                              student_email, f"Abuela {last}" if spanish else f"Grandparent {last}", "grandparent",
-                             "", f"202555{(300 + i) % 10000:04d}", "es" if spanish else "en",
+                             "", f"202555{(300 + i) % 10000:04d}", contact_language(last),
                              "no" if i % 10 == 1 else "yes", "", ""])
     return out.getvalue()
 
