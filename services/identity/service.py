@@ -16,7 +16,9 @@ from nameko.exceptions import serialize
 from nameko.timer import timer
 from sqlalchemy import select
 
-from services.identity import access_log, accounts, break_glass, conflicts, erasure, mailing, notices, rosters, students, tenants
+from services.identity import (
+    access_log, accounts, break_glass, conflicts, erasure, mailing, notices, oneroster, rosters, students, tenants,
+)
 from services.identity.break_glass_schemas import (
     BreakGlassCreateSchema, BreakGlassDecisionSchema, BreakGlassListQuerySchema,
 )
@@ -26,7 +28,7 @@ from services.identity.notice_schemas import (
     AcknowledgementCreateSchema, IncidentNoticeCreateSchema, PolicyVersionCreateSchema,
 )
 from services.identity.schemas import (
-    AccessLogQuerySchema, ConflictQuerySchema, LoginSchema, PasswordChangeSchema, PasswordResetCompleteSchema, PasswordResetRequestSchema,
+    AccessLogQuerySchema, ConflictQuerySchema, LoginSchema, OneRosterOptionsSchema, RosterMappingSchema, PasswordChangeSchema, PasswordResetCompleteSchema, PasswordResetRequestSchema,
     SessionSchema, StaffAssignmentSchema, StudentListQuerySchema, TenantListQuerySchema,
     TenantIdsSchema, TenantSchema, TenantSettingsSchema, UserListQuerySchema, UserSchema, UserUpdateSchema,
 )
@@ -35,7 +37,8 @@ from weintervene.contracts import PLATFORM_ACTION
 from weintervene.db import utcnow
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
-from weintervene.errors import BadRequest, NotFound, Unauthorized, WeInterveneError
+from weintervene.config import settings
+from weintervene.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, WeInterveneError
 from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher, relay_outbox
 from weintervene.observability import EntrypointMetrics, HealthCheck
@@ -297,6 +300,49 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         """The CSV file (base64) -> {columns_kept, columns_dropped, created, updated, unchanged,
         applied_rows, skipped_rows, errors: [{row, column, message}]} in one transaction."""
         return rosters.import_roster(self.db, _auth(auth), _decode_upload(content_b64), preview=False)
+
+    @rpc
+    def roster_column_mapping(self, auth):
+        """The school's saved mapping of its SIS's headers to the roster's fields.
+
+        Example: -> {"mapping": {"Student ID": "student_key"}, "fields": ["student_key", …]}
+        """
+        return rosters.get_mapping(self.db, _auth(auth))
+
+    @rpc
+    def save_roster_column_mapping(self, auth, data):
+        """{"mapping": {"Student ID": "student_key", "Nickname": null}} -> the saved mapping
+        (null: drop the column). Later previews and imports of the school read headers through it."""
+        return rosters.save_mapping(self.db, _auth(auth), load(RosterMappingSchema(), data)["mapping"])
+
+    @rpc
+    def preview_oneroster(self, auth, files, options=None):
+        """A OneRoster 1.2 CSV package ({file name: base64}: one zip, or its CSV files) -> what an
+        import would do, errors by file and row; stores nothing."""
+        return self._oneroster(auth, files, options, preview=True)
+
+    @rpc
+    def import_oneroster(self, auth, files, options=None):
+        """The same, applied in one transaction; any error: nothing applied (RosterRejected
+        ``roster_package_invalid``, the report in its details). ``options``:
+        {"contacts_authorised": true (the administrator confirms the school's records authorise
+        the package's family contacts), "birth_dates": true (read demographics.csv's birthDate)}."""
+        return self._oneroster(auth, files, options, preview=False)
+
+    def _oneroster(self, auth, files, options, preview):
+        values = load(OneRosterOptionsSchema(), options or {})
+        if not isinstance(files, dict) or not 1 <= len(files) <= 50:
+            raise BadRequest("files must be an object of 1 to 50 files.", code="invalid_input")
+        total = 0
+        decoded = {}
+        for name, content in files.items():
+            decoded[str(name)[:200]] = data = _decode_upload(content)
+            total += len(data)
+        if total > settings().roster_max_bytes:
+            raise PayloadTooLarge(f"The package is larger than {settings().roster_max_bytes} bytes.", code="roster_too_large")
+        package = oneroster.read_package(oneroster.files_of_upload(decoded), birth_dates=values["birth_dates"])
+        return oneroster.import_package(self.db, _auth(auth), package, preview=preview,
+                                        contacts_authorised=values["contacts_authorised"])
 
     @rpc
     def list_students(self, auth, query=None):
