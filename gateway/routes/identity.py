@@ -19,6 +19,7 @@ from services.identity.schemas import (
     TenantInfoSchema, TenantListQuerySchema, TenantPageSchema, TenantSchema, TenantSettingsSchema,
     UserListQuerySchema, UserOutSchema, UserPageSchema, UserSchema, UserUpdateSchema,
 )
+from services.identity.exceptions import RosterRejected
 from weintervene.auth import Role
 from weintervene.config import settings
 from weintervene.errors import BadRequest
@@ -228,7 +229,12 @@ class IdentityRoutes:
         administrator's confirmation that the school's records authorise the package's family
         contacts (otherwise they are imported not authorised); ``birth_dates=true`` reads
         demographics.csv's birthDate and nothing else of it."""
-        return json_response(self.identity_rpc.import_oneroster(auth.to_dict(), _package_upload(request), query))
+        result = self.identity_rpc.import_oneroster(auth.to_dict(), _package_upload(request), query)
+        if not result.get("imported"):
+            # Raised here, not in identity: nameko would carry the report's numbers as strings.
+            raise RosterRejected(f"The package has {len(result.get('errors') or [])} error(s); nothing was imported.",
+                                 code="roster_package_invalid", details=result)
+        return json_response(result)
 
     @route("GET", "/api/v1/students", summary="Students I may see", tags=["students"],
            roles=STUDENT_VIEWERS, query=StudentListQuerySchema, response=StudentPageSchema)

@@ -423,8 +423,9 @@ class Counter(dict):
 def import_package(db, auth: AuthContext, package: Package, preview: bool, contacts_authorised: bool = False) -> dict:
     """Check the package, then apply it (or, with ``preview``, only try) in one transaction.
 
-    Any error: nothing is applied, and an import (not a preview) raises RosterRejected
-    ``roster_package_invalid`` with the report in its details.
+    Any error: nothing is applied (``imported`` false, ``can_import`` false, the errors
+    listed). The gateway answers such an import 400 ``roster_package_invalid`` with the
+    report as its details: raised here, nameko would carry the details as strings.
     """
     tenants = managed_tenants(db, auth)
     checked, problems = check(package)
@@ -458,11 +459,9 @@ def import_package(db, auth: AuthContext, package: Package, preview: bool, conta
         "warnings": [w.to_dict() for w in run.warnings],
         "can_import": not problems,
     })
-    if preview or problems:
+    report["imported"] = not preview and not problems
+    if not report["imported"]:
         db.rollback()
-        if problems and not preview:
-            raise RosterRejected(f"The package has {len(problems)} error(s); nothing was imported.",
-                                 code="roster_package_invalid", details=report)
         return report
     db.add(RosterImportRecord(
         tenant_id=auth.tenant_id, actor_user_id=auth.user_id, kind="oneroster", package_sha256=package.sha256,

@@ -372,6 +372,7 @@ class PackageProblemSchema(Schema):
 
 class OneRosterResultSchema(Schema):
     preview = fields.Bool()
+    imported = fields.Bool(metadata={"description": "The package was applied (an import without errors)"})
     can_import = fields.Bool(metadata={"description": "No errors: importing applies the whole package"})
     format = fields.Str()
     package_sha256 = fields.Str()

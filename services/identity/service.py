@@ -323,8 +323,8 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
 
     @rpc
     def import_oneroster(self, auth, files, options=None):
-        """The same, applied in one transaction; any error: nothing applied (RosterRejected
-        ``roster_package_invalid``, the report in its details). ``options``:
+        """The same, applied in one transaction; any error: nothing applied (``imported`` and
+        ``can_import`` false, the errors listed; the gateway answers that 400). ``options``:
         {"contacts_authorised": true (the administrator confirms the school's records authorise
         the package's family contacts), "birth_dates": true (read demographics.csv's birthDate)}."""
         return self._oneroster(auth, files, options, preview=False)
