@@ -826,3 +826,21 @@ def files_of_upload(files: dict[str, bytes]) -> dict[str, bytes]:
         if name.lower().endswith(".zip") or data[:4] == b"PK\x03\x04":
             return files_of_zip(data)
     return {name.rsplit("/", 1)[-1]: data for name, data in files.items()}
+
+
+def left_before(db, tenant_id: str, older_than: str) -> list[dict]:
+    """Students of the tenant (and a district's schools) marked left before ``older_than``
+    whose deletion is not already under way (no pending fence): what a ``left_students``
+    retention policy deletes. Example: -> [{"id": "9b1…", "tenant_id": "4c0…"}]."""
+    try:
+        cutoff = datetime.fromisoformat(older_than)
+    except (TypeError, ValueError):
+        raise BadRequest("older_than must be an ISO 8601 instant.", code="invalid_input") from None
+    if cutoff.tzinfo is None:
+        raise BadRequest("older_than must carry its UTC offset.", code="invalid_input")
+    tenant_ids = [tenant_id, *db.scalars(select(Tenant.id).where(Tenant.parent_id == tenant_id))]
+    fenced = select(SubjectFence.subject_id).where(SubjectFence.scope == "student", SubjectFence.subject_id.is_not(None))
+    rows = db.execute(select(Student.id, Student.tenant_id).where(
+        Student.tenant_id.in_(tenant_ids), Student.left_at.is_not(None), Student.left_at < cutoff,
+        Student.id.not_in(fenced)).order_by(Student.left_at).limit(10_000)).all()
+    return [{"id": r.id, "tenant_id": r.tenant_id} for r in rows]

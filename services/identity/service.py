@@ -438,6 +438,16 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         self._publish_now()
         return fenced
 
+    @rpc
+    def left_students(self, tenant_id, older_than):
+        """Retention's ``left_students`` policies only (trusted broker access): the students of
+        the tenant (a district: and its schools) a bulk roster import marked left before
+        ``older_than`` (ISO instant), not already being deleted.
+
+        Example: left_students(lincoln_id, "2026-09-01T00:00:00+00:00") -> [{"id": …, "tenant_id": lincoln_id}]
+        """
+        return oneroster.left_before(self.db, str(tenant_id), older_than)
+
     def delete_for(self, request):
         return erasure.delete_for(self.db, request)
 

@@ -307,3 +307,33 @@ def test_a_mapping_may_drop_a_column_and_may_not_map_two_headers_to_one_field(se
         service.save_roster_column_mapping(admin, {"mapping": {"Given": "home_address"}})
     # Mappings are per school: another school's admin does not read North's.
     assert service.roster_column_mapping(admin)["mapping"] == {"grade": None}
+
+
+def test_left_students_are_what_the_retention_policy_deletes_and_their_enrollments_go_with_them(service, session, district):
+    from datetime import timedelta
+
+    from weintervene.contracts import DeletionRequested
+    from weintervene.db import utcnow
+
+    package = generated()
+    service.import_oneroster(district["district_admin"], zipped(package))
+    package.users = [u for u in package.users if u["sourcedId"] not in ("s-0-0", "g-0-0")]
+    package.roles = [r for r in package.roles if r["userSourcedId"] not in ("s-0-0", "g-0-0")]
+    package.enrollments = [e for e in package.enrollments if e["userSourcedId"] != "s-0-0"]
+    service.import_oneroster(district["district_admin"], zipped(package))
+    left = session.scalar(select(Student).where(Student.roster_key == "s-0-0"))
+    assert service.left_students(district["district"], (utcnow() - timedelta(days=30)).isoformat()) == []
+    found = service.left_students(district["district"], (utcnow() + timedelta(seconds=1)).isoformat())
+    assert found == [{"id": left.id, "tenant_id": district[0]}]
+    # The student's deletion (what retention then sends) takes their SIS enrollment rows too.
+    session.add(SisEnrollment(tenant_id=district[0], sourced_id="e-old", class_sourced_id="c-0-0",
+                              user_sourced_id="s-0-0", role="student"))
+    session.commit()
+    request = DeletionRequested().dump({"request_id": "00000000-0000-4000-8000-000000000001", "scope": "student",
+                                        "tenant_id": district[0], "subject_id": left.id})
+    service.fence_subject(request["request_id"], "student", district[0], left.id)
+    counts = service.delete_for(DeletionRequested().load(request))
+    assert counts["students"] == 1 and counts["sis_enrollments"] == 1
+    assert session.scalar(select(func.count()).select_from(SisEnrollment).where(SisEnrollment.user_sourced_id == "s-0-0")) == 0
+    with pytest.raises(Exception):
+        service.left_students(district["district"], "yesterday")
