@@ -178,7 +178,7 @@ class Settings:
     roster_max_rows: int = 20000
     # OneRoster packages (services/identity/oneroster.py): the zip may be roster_max_bytes;
     # what it unpacks to, and the rows of any one file (enrollments: ~6 per student).
-    oneroster_max_unpacked_bytes: int = 100 * 1024 * 1024
+    oneroster_max_unpacked_bytes: int = 64 * 1024 * 1024
     oneroster_max_rows: int = 200_000
     # JSON bodies from outside (weintervene.bounded_json): deeper nesting is a 400. No
     # request of the API nests more than 4 levels; an HSDS document for import, 10.

@@ -47,7 +47,7 @@ import zipfile
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from services.identity import rosters
@@ -69,7 +69,7 @@ DATA_FILES = FILES_READ[1:]
 # The columns read from each file; everything else is dropped while parsing.
 ALLOWED_COLUMNS = {
     "orgs.csv": ("sourcedId", "status", "dateLastModified", "name", "type", "parentSourcedId"),
-    "users.csv": ("sourcedId", "status", "dateLastModified", "enabledUser", "givenName", "familyName",
+    "users.csv": ("sourcedId", "status", "dateLastModified", "givenName", "familyName",
                   "identifier", "email", "sms", "phone", "agentSourcedIds", "grades"),
     "roles.csv": ("sourcedId", "status", "dateLastModified", "userSourcedId", "roleType", "role", "orgSourcedId"),
     "classes.csv": ("sourcedId", "status", "dateLastModified", "schoolSourcedId"),
@@ -96,6 +96,9 @@ MODES = {"bulk", "delta", "absent"}
 GRADE_CODES = {"PK": "PK", "PR": "PK", "TK": "TK", "KG": "K", **{f"{n:02d}": str(n) for n in range(1, 13)}}
 SOURCED_ID_MAX = 64  # a student's sourcedId becomes its roster_key (64 characters)
 IMPORTER_ROLES = (Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN)
+MAX_MEMBERS = 100
+MAX_RATIO = 100
+RATIO_CHECKED_FROM = 1 << 20
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
@@ -146,9 +149,15 @@ def files_of_zip(raw: bytes) -> dict[str, bytes]:
     except zipfile.BadZipFile:
         raise RosterRejected("The file is not a zip archive.", code="bad_package") from None
     members = [i for i in archive.infolist() if not i.is_dir()]
+    if len(members) > MAX_MEMBERS:
+        raise RosterRejected(f"The package holds more than {MAX_MEMBERS} files.", code="bad_package")
     if sum(i.file_size for i in members) > cfg.oneroster_max_unpacked_bytes:
         raise PayloadTooLarge(f"The package unpacks to more than {cfg.oneroster_max_unpacked_bytes} bytes.",
                               code="roster_too_large")
+    for info in members:  # a deflate bomb inflates ~1000x; SIS CSVs 5-20x (small files spared)
+        if info.file_size > RATIO_CHECKED_FROM and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise PayloadTooLarge(f"{info.filename} would unpack {info.file_size // max(info.compress_size, 1)} "
+                                  f"times its compressed size (at most {MAX_RATIO}).", code="roster_too_large")
     files = {}
     for info in members:
         name = info.filename.rsplit("/", 1)[-1]

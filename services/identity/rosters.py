@@ -40,6 +40,7 @@ from services.identity.schemas import ROSTER_FIELDS
 from services.identity.students import STAFF_ROLES_BY_KIND, age_on, ADULT_AGE
 from weintervene.auth import AuthContext, Role, TenantKind
 from weintervene.config import settings
+from weintervene.db import new_id
 from weintervene.errors import BadRequest, PayloadTooLarge
 from weintervene.hashing import keyed_hash, keyed_hashes
 
@@ -429,10 +430,12 @@ def apply_row(db, tenant: Tenant, students: dict, staff_by_email: dict, clean: d
         fields["student_number"] = clean.get("student_number")
     student = students.get(clean["student_key"])
     if student is None:
-        student = Student(tenant_id=tenant.id, roster_key=clean["student_key"], **fields)
+        # Its id now, not at a flush: a row without staff needs no round trip of its own.
+        student = Student(id=new_id(), tenant_id=tenant.id, roster_key=clean["student_key"], **fields)
         student.contacts = []
         db.add(student)
-        db.flush()
+        if clean["staff_emails"]:
+            db.flush()  # the serves links below reference it
         students[student.roster_key] = student
         outcome = "created"
     else:

@@ -337,3 +337,21 @@ def test_left_students_are_what_the_retention_policy_deletes_and_their_enrollmen
     assert session.scalar(select(func.count()).select_from(SisEnrollment).where(SisEnrollment.user_sourced_id == "s-0-0")) == 0
     with pytest.raises(Exception):
         service.left_students(district["district"], "yesterday")
+
+
+def test_a_zip_bomb_is_refused_before_inflating(service, district):
+    import io
+    import zipfile
+
+    from weintervene.errors import PayloadTooLarge
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.csv", generated().files()["manifest.csv"])
+        archive.writestr("users.csv", b"," * (40 << 20))  # 40 MiB of commas: ~40 KiB zipped
+    with pytest.raises(PayloadTooLarge) as refused:
+        service.preview_oneroster(district["district_admin"], {"p.zip": base64.b64encode(out.getvalue()).decode()})
+    assert "times its compressed size" in refused.value.message
+    with pytest.raises(RosterRejected) as not_zip:
+        service.preview_oneroster(district["district_admin"], {"p.zip": base64.b64encode(b"PK\x03\x04 not really").decode()})
+    assert not_zip.value.code == "bad_package"
