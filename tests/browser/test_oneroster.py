@@ -55,3 +55,39 @@ def test_district_admin_previews_and_imports_a_oneroster_package(page, people, s
     school_admin = bootstrap("school_admin", schools[0]["id"], "North Admin")
     record = system.login(school_admin["email"], PASSWORD).get(system.url(f"/api/v1/students/{seen[0]['id']}")).json()
     assert record["contacts"] and all(c["authorised"] for c in record["contacts"])
+
+
+def test_school_admin_maps_the_sis_headers_of_a_roster_csv(page, people, system, bootstrap, tmp_path):
+    require_endpoints(system, ("GET", "/api/v1/rosters/column-mapping"), ("PUT", "/api/v1/rosters/column-mapping"))
+    word = random_suffix(6)
+    ops = system.login(people["operator"]["email"], PASSWORD)
+    school = ops.post(system.url("/api/v1/tenants"), json={"kind": "school", "name": f"Mapped {word}"}).json()
+    admin = bootstrap("school_admin", school["id"], "Mo Mapper")
+    roster = tmp_path / "sis.csv"
+    roster.write_text(f"Student ID,Given,Surname,Home Address\nM-{word},Ana,Lopez{word},12 Elm St\n")
+
+    page.open("/signin")
+    page.sign_in(admin["email"])
+    page.dismiss_policy_banner()
+    page.go("/admin/roster")
+    page.wait_heading("Roster import")
+    page.set_input_files("input[type=file]", str(roster))
+    page.click("form button[type=submit]")
+    page.wait_for_selector("#roster-mapping")
+    page.settle()
+    assert "Required columns are missing" in page.text_content("main")
+    page.select_option("select[aria-label='Field for the column Student ID']", "student_key")
+    page.select_option("select[aria-label='Field for the column Given']", "first_name")
+    page.select_option("select[aria-label='Field for the column Surname']", "last_name")
+    page.assert_accessible("roster column mapping")
+    page.click("#roster-save-mapping")
+    page.wait_for_selector(".roster-report")
+    page.settle()
+    report = page.text_content(".roster-report")
+    assert "Home Address" in report and "No row has errors" in report
+    page.shot("roster-column-mapping")
+    page.click("#roster-import")
+    page.wait_for_function("() => document.querySelector('.roster-report h2').textContent === 'Import result'")
+    assert "1 created" in page.text_content("#roster-counts")
+    mapping = system.login(admin["email"], PASSWORD).get(system.url("/api/v1/rosters/column-mapping")).json()["mapping"]
+    assert mapping["Student ID"] == "student_key" and mapping["Home Address"] is None
