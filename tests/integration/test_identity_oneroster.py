@@ -1,14 +1,19 @@
 """OneRoster 1.2 CSV packages end to end: the gateway's API, identity on the real broker and
 PostgreSQL. A generated district package sets up two schools' rosters and serves links;
 demographics are in no table of identity's database; re-import changes nothing; a delta
-applies; a malformed package is refused row by row with nothing written."""
+applies; a malformed package is refused row by row with nothing written; a left_students
+retention policy deletes the students a bulk import marked left."""
 from __future__ import annotations
 
-import pytest
+import time
 
-from tests.support.identity_db import count_rows, tables_holding
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.support.identity_db import count_rows, execute, tables_holding
 from tests.support.infra import random_suffix
 from tests.support.oneroster_package import District
+from tests.support.people import call
 from tests.support.signing import ClusterRpcClient
 from tests.support.world import PASSWORD
 
@@ -159,3 +164,39 @@ def test_the_roster_csv_reads_the_sis_headers_through_the_saved_mapping(system, 
     assert tables_holding(system, f"Ana{suffix}") == ["student.first_name"]
     assert tables_holding(system, f"12 Elm {suffix}") == []
     assert admin.get(system.url("/api/v1/rosters/column-mapping")).json()["mapping"]["Given"] == "first_name"
+
+
+def test_a_left_students_policy_deletes_the_students_a_bulk_import_marked_left(system, world, auditor):
+    """Bulk without a student marks them left; the district's ``left_students`` policy (30 days)
+    then deletes them through an ordinary student deletion that every service confirms."""
+    package = world.package()
+    world.post("/api/v1/rosters/oneroster/import", package.zip())
+    package.users = [u for u in package.users if u["sourcedId"] not in ("s-0-1", "g-0-1")]
+    package.roles = [r for r in package.roles if r["userSourcedId"] not in ("s-0-1", "g-0-1")]
+    package.enrollments = [e for e in package.enrollments if e["userSourcedId"] != "s-0-1"]
+    result = world.post("/api/v1/rosters/oneroster/import", package.zip()).json()
+    assert result["students"]["left"] == 1
+    [(student_id,)] = execute(system, "SELECT id FROM student WHERE tenant_id = :t AND left_at IS NOT NULL", t=world.schools[0])
+    # Policy not yet due for this student (left today), then 40 days later.
+    r = world.admin.post(system.url("/api/v1/retention-policies"), json={"record_kind": "left_students", "max_age_days": 30})
+    assert r.status_code == 201, r.text
+    execute(system, "UPDATE student SET left_at = left_at - interval '40 days' WHERE id = :s", s=student_id)
+    # Due now even if retention's own timer ran it before the student's date moved.
+    engine = create_engine(system.settings.database_url("retention"))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE retention_policy SET last_applied_at = NULL WHERE id = :p"), {"p": r.json()["id"]})
+    engine.dispose()
+    call(system, "retention", "run_due_policies")
+    deadline, record = time.monotonic() + 60, None
+    while time.monotonic() < deadline:
+        items = auditor.get(system.url(f"/api/v1/deletion-requests?tenant_id={world.schools[0]}&scope=student")).json()["items"]
+        mine = [i for i in items if i.get("policy_id") == r.json()["id"]]
+        if mine and mine[0]["status"] == "completed":
+            record = mine[0]
+            break
+        time.sleep(0.5)
+    assert record is not None, items
+    assert (record["reason"], record["requested_by"], record["record_kind"]) == ("retention_policy", "policy", "left_students")
+    assert count_rows(system, "student", "id = :s", s=student_id) == 0
+    assert count_rows(system, "sis_enrollment", "user_sourced_id = 's-0-1' AND tenant_id = :t", t=world.schools[0]) == 0
+    assert count_rows(system, "student", "tenant_id = :t", t=world.schools[0]) == 3  # the others stay
