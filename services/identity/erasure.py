@@ -158,6 +158,7 @@ def delete_students(db, student_ids: list[str]) -> dict:
         mark_for_scrub(db, "student")
     if enrollments:  # reported only when any (older confirmations never had the kind)
         counts["sis_enrollments"] = enrollments
+        mark_for_scrub(db, "sis_enrollment")  # the student's SIS id (their roster key)
     return counts
 
 
