@@ -355,3 +355,27 @@ def test_a_zip_bomb_is_refused_before_inflating(service, district):
     with pytest.raises(RosterRejected) as not_zip:
         service.preview_oneroster(district["district_admin"], {"p.zip": base64.b64encode(b"PK\x03\x04 not really").decode()})
     assert not_zip.value.code == "bad_package"
+
+
+def test_a_delta_updates_and_removes_guardians_of_students_it_does_not_list(service, session, district):
+    service.import_oneroster(district["district_admin"], zipped(generated()))
+    delta = District(name="Riverside District", schools=[{"sourcedId": f"org-school-{n}", "name": s} for n, s in enumerate(SCHOOLS)],
+                     users=[{"sourcedId": "g-0-1", "givenName": "Parent1", "familyName": "Family0x1",
+                             "email": "new.address@family.example"},
+                            {"sourcedId": "g-0-2", "status": "tobedeleted", "givenName": "Parent2", "familyName": "Family0x2"}],
+                     roles=[], classes=[], enrollments=[], demographics=[], mode="delta")
+    files = delta.files({f"file.{n}": "absent" for n in ("classes", "academicSessions", "demographics", "roles", "enrollments")})
+    for name in ("classes.csv", "academicSessions.csv", "demographics.csv", "roles.csv", "enrollments.csv"):
+        del files[name]
+    result = service.import_oneroster(district["district_admin"], upload(files))
+    assert result["errors"] == [], result["errors"]
+    assert result["contacts"]["updated"] == 1 and result["contacts"]["removed"] == 1
+    assert session.scalar(select(FamilyContact.email).where(FamilyContact.sis_sourced_id == "g-0-1")) == "new.address@family.example"
+    assert session.scalar(select(func.count()).select_from(FamilyContact).where(FamilyContact.sis_sourced_id == "g-0-2")) == 0
+    assert session.scalar(select(func.count()).select_from(Student).where(Student.left_at.is_not(None))) == 0
+    # A delta row with tobedeleted in a bulk file is refused.
+    bulk = generated()
+    bulk.users[0]["status"] = "tobedeleted"
+    preview = service.preview_oneroster(district["district_admin"], zipped(bulk))
+    assert {"file": "users.csv", "row": 2, "column": "status",
+            "message": "tobedeleted belongs in a delta file, not a bulk one"} in preview["errors"]
