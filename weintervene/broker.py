@@ -80,6 +80,7 @@ INTERNAL_RPCS: dict[tuple[str, str], frozenset[str]] = {
     ("identity", "user_info"): frozenset({"referrals", "retention"}),
     ("identity", "names_for_audit"): frozenset({"retention"}),  # staff and tenant names, never students
     ("identity", "fence_subject"): frozenset({"retention"}),
+    ("identity", "left_students"): frozenset({"retention"}),  # its left_students policies
     ("identity", "bootstrap_user"): frozenset({OPERATOR}),  # makes any account, operators included
     ("identity", "user_exists"): frozenset({OPERATOR}),
     ("identity", "tenant_info"): frozenset({"directory", "referrals", "analytics", "retention", OPERATOR}),

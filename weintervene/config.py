@@ -176,6 +176,10 @@ class Settings:
     # Roster CSV imports: larger files are refused with 413 before parsing.
     roster_max_bytes: int = 5 * 1024 * 1024
     roster_max_rows: int = 20000
+    # OneRoster packages (services/identity/oneroster.py): the zip may be roster_max_bytes;
+    # what it unpacks to, and the rows of any one file (enrollments: ~6 per student).
+    oneroster_max_unpacked_bytes: int = 64 * 1024 * 1024
+    oneroster_max_rows: int = 200_000
     # JSON bodies from outside (weintervene.bounded_json): deeper nesting is a 400. No
     # request of the API nests more than 4 levels; an HSDS document for import, 10.
     json_max_depth: int = 32

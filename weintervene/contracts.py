@@ -35,7 +35,9 @@ MAX_DAYS_OPEN = 365  # days from share to close, counted up to this (a year is "
 DELETION_SCOPES = ("tenant", "student", "user", "contact", "policy")
 
 # What a per-tenant retention policy can expire (scope "policy", with older_than).
-POLICY_RECORD_KINDS = ("closed_referrals", "login_records", "delivery_logs")
+# "left_students": students a bulk roster import marked left (identity's ``Student.left_at``)
+# longer ago than the policy's age; retention deletes each with a scope "student" request.
+POLICY_RECORD_KINDS = ("closed_referrals", "login_records", "delivery_logs", "left_students")
 
 DATA_SERVICES = tuple(s for s in SERVICES if s != "retention")
 """Services that hold data about tenants and people, and so must confirm deletions."""

@@ -13,11 +13,13 @@ from werkzeug.wrappers import Response
 from gateway.http import CSRF_COOKIE, SESSION_COOKIE, client_ip, csrf_token_for, json_response, route, session_token
 from services.identity.schemas import (
     AcceptedSchema, LoginSchema, MeSchema, PasswordChangedSchema, PasswordChangeSchema,
-    PasswordResetCompleteSchema, PasswordResetRequestSchema, RosterResultSchema, SessionSchema, SignedOutSchema,
+    OneRosterOptionsSchema, OneRosterResultSchema, PasswordResetCompleteSchema, PasswordResetRequestSchema,
+    RosterMappingOutSchema, RosterMappingSchema, RosterResultSchema, SessionSchema, SignedOutSchema,
     StaffAssignmentSchema, StudentDetailSchema, StudentListQuerySchema, StudentPageSchema,
     TenantInfoSchema, TenantListQuerySchema, TenantPageSchema, TenantSchema, TenantSettingsSchema,
     UserListQuerySchema, UserOutSchema, UserPageSchema, UserSchema, UserUpdateSchema,
 )
+from services.identity.exceptions import RosterRejected
 from weintervene.auth import Role
 from weintervene.config import settings
 from weintervene.errors import BadRequest
@@ -27,6 +29,8 @@ SETTINGS_MANAGERS = USER_MANAGERS
 STUDENT_VIEWERS = (Role.TEACHER, Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.PROGRAM_STAFF, Role.PROGRAM_ADMIN)
 STAFF_ASSIGNERS = (Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.PROGRAM_ADMIN)
 ROSTER_IMPORTERS = (Role.SCHOOL_ADMIN, Role.PROGRAM_ADMIN)
+ONEROSTER_IMPORTERS = (Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN)
+ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
 CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel")
 
 
@@ -51,6 +55,30 @@ def _csv_upload(request) -> str:
     if request.mimetype not in CSV_TYPES:
         raise BadRequest("Send the roster as text/csv.", code="unsupported_media_type")
     return base64.b64encode(raw).decode("ascii")
+
+
+def _package_upload(request) -> dict[str, str]:
+    """A OneRoster package as {file name: base64} for the RPC: a zip body, or a multipart
+    form of one zip or the package's CSV files (a folder chosen in the browser)."""
+    limit = settings().roster_max_bytes
+    if request.content_length and request.content_length > limit:
+        raise RequestEntityTooLarge()
+    request.max_content_length = limit
+    if request.mimetype == "multipart/form-data":
+        files = {}
+        for upload in request.files.getlist("files"):
+            name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+            if name:
+                files[name] = base64.b64encode(upload.read(limit + 1)).decode("ascii")
+        if not files:
+            raise BadRequest("Send the package's files in the form field files.", code="invalid_input")
+        return files
+    raw = request.get_data(cache=False)
+    if len(raw) > limit:
+        raise RequestEntityTooLarge()
+    if request.mimetype not in ZIP_TYPES:
+        raise BadRequest("Send the package as application/zip (or multipart/form-data).", code="unsupported_media_type")
+    return {"package.zip": base64.b64encode(raw).decode("ascii")}
 
 
 class IdentityRoutes:
@@ -170,6 +198,45 @@ class IdentityRoutes:
         """Body: the CSV file. Columns outside the allow-list are dropped before storage; valid
         rows are applied in one transaction, invalid ones listed; re-importing updates."""
         return json_response(self.identity_rpc.import_roster(auth.to_dict(), _csv_upload(request)))
+
+    @route("GET", "/api/v1/rosters/column-mapping", summary="The school's saved roster column mapping",
+           tags=["rosters"], roles=ROSTER_IMPORTERS, response=RosterMappingOutSchema)
+    def roster_column_mapping(self, request, auth, **_):
+        """``{"mapping": {"Student ID": "student_key"}, "fields": [the roster's fields]}``."""
+        return self.identity_rpc.roster_column_mapping(auth.to_dict())
+
+    @route("PUT", "/api/v1/rosters/column-mapping", summary="Save the school's roster column mapping",
+           tags=["rosters"], roles=ROSTER_IMPORTERS, body=RosterMappingSchema, response=RosterMappingOutSchema)
+    def save_roster_column_mapping(self, request, auth, body, **_):
+        """Body ``{"mapping": {"Student ID": "student_key", "Home Address": null}}``: each of the
+        SIS's headers -> a roster field (null drops it). Previews and imports read through it."""
+        return self.identity_rpc.save_roster_column_mapping(auth.to_dict(), body)
+
+    @route("POST", "/api/v1/rosters/oneroster/preview", summary="Preview a OneRoster 1.2 CSV package (stores nothing)",
+           tags=["rosters"], roles=ONEROSTER_IMPORTERS, query=OneRosterOptionsSchema, response=OneRosterResultSchema,
+           request_content_type="application/zip", timeout=120, raw=True)
+    def preview_oneroster(self, request, auth, query, **_):
+        """Body: the package zip (or multipart ``files``: the zip or its CSV files). Says what an
+        import would do per school, which files and columns are not read, and every error by
+        file and row. Query ``contacts_authorised=true``, ``birth_dates=true`` as for the import."""
+        return json_response(self.identity_rpc.preview_oneroster(auth.to_dict(), _package_upload(request), query))
+
+    @route("POST", "/api/v1/rosters/oneroster/import", summary="Import a OneRoster 1.2 CSV package",
+           tags=["rosters"], roles=ONEROSTER_IMPORTERS, query=OneRosterOptionsSchema, response=OneRosterResultSchema,
+           request_content_type="application/zip", timeout=120, raw=True,
+           errors={400: "`roster_package_invalid`: the package has errors (listed by file and row in "
+                        "`details.errors`); nothing was imported"})
+    def import_oneroster(self, request, auth, query, **_):
+        """The whole package in one transaction, or nothing. ``contacts_authorised=true`` records the
+        administrator's confirmation that the school's records authorise the package's family
+        contacts (otherwise they are imported not authorised); ``birth_dates=true`` reads
+        demographics.csv's birthDate and nothing else of it."""
+        result = self.identity_rpc.import_oneroster(auth.to_dict(), _package_upload(request), query)
+        if not result.get("imported"):
+            # Raised here, not in identity: nameko would carry the report's numbers as strings.
+            raise RosterRejected(f"The package has {len(result.get('errors') or [])} error(s); nothing was imported.",
+                                 code="roster_package_invalid", details=result)
+        return json_response(result)
 
     @route("GET", "/api/v1/students", summary="Students I may see", tags=["students"],
            roles=STUDENT_VIEWERS, query=StudentListQuerySchema, response=StudentPageSchema)

@@ -34,7 +34,8 @@ from sqlalchemy import delete, or_, select, update
 
 from services.identity import access_log, accounts, break_glass, conflicts, mailing
 from services.identity.models import (
-    FamilyContact, LoginAttempt, PasswordReset, PolicyAcknowledgement, ServesLink, Student, SubjectFence, Tenant, User, UserSession,
+    FamilyContact, LoginAttempt, PasswordReset, PolicyAcknowledgement, RosterColumnMapping, RosterImportRecord, ServesLink,
+    SisEnrollment, SisStaffLink, Student, SubjectFence, Tenant, User, UserSession,
 )
 from services.identity.rosters import roster_key_hash
 from services.identity.students import subject_hash, subject_hashes
@@ -142,6 +143,10 @@ def _seal(db, fence_row: SubjectFence, clear_tenant: bool = False) -> None:
 
 
 def delete_students(db, student_ids: list[str]) -> dict:
+    # Their OneRoster enrollments (SIS ids: which class they were in) go with them.
+    keys = db.execute(select(Student.tenant_id, Student.roster_key).where(Student.id.in_(student_ids))).all()
+    enrollments = sum(_count(db.execute(delete(SisEnrollment).where(
+        SisEnrollment.tenant_id == tenant_id, SisEnrollment.user_sourced_id == key))) for tenant_id, key in keys)
     counts = {
         "serves_links": _count(db.execute(delete(ServesLink).where(ServesLink.student_id.in_(student_ids)))),
         "family_contacts": _count(db.execute(delete(FamilyContact).where(FamilyContact.student_id.in_(student_ids)))),
@@ -151,6 +156,9 @@ def delete_students(db, student_ids: list[str]) -> dict:
         mark_for_scrub(db, "family_contact")
     if counts["students"]:
         mark_for_scrub(db, "student")
+    if enrollments:  # reported only when any (older confirmations never had the kind)
+        counts["sis_enrollments"] = enrollments
+        mark_for_scrub(db, "sis_enrollment")  # the student's SIS id (their roster key)
     return counts
 
 
@@ -162,6 +170,7 @@ TABLE_OF_KIND = {"mail_jobs": "mail_job", "account_conflicts": "account_conflict
 def delete_users(db, user_ids: list[str]) -> dict:
     # Their sign-in attempts are keyed by a hash of the address: gone with them.
     keys = [accounts.account_key(email) for email in db.scalars(select(User.email).where(User.id.in_(user_ids)))]
+    staff_links = _count(db.execute(delete(SisStaffLink).where(SisStaffLink.user_id.in_(user_ids))))
     counts = {
         "serves_links": _count(db.execute(delete(ServesLink).where(ServesLink.user_id.in_(user_ids)))),
         "sessions": _count(db.execute(delete(UserSession).where(UserSession.user_id.in_(user_ids)))),
@@ -173,6 +182,8 @@ def delete_users(db, user_ids: list[str]) -> dict:
     acknowledgements = _count(db.execute(delete(PolicyAcknowledgement).where(PolicyAcknowledgement.user_id.in_(user_ids))))
     if acknowledgements:
         counts["policy_acknowledgements"] = acknowledgements
+    if staff_links:  # their match to a OneRoster teacher
+        counts["sis_staff_links"] = staff_links
     emails = list(db.scalars(select(User.email).where(User.id.in_(user_ids))))
     break_glass.forget_users(db, user_ids)  # the requests stay their tenant's record, without them
     access_log.forget_actors(db, user_ids)  # likewise the access log's entries
@@ -222,6 +233,12 @@ def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> di
         counts[kind] = counts.get(kind, 0) + n
     for kind, n in delete_users(db, user_ids).items():
         counts[kind] = counts.get(kind, 0) + n
+    # What OneRoster imports left (SIS ids, saved mappings, import records): reported when any.
+    for kind, model in (("sis_enrollments", SisEnrollment), ("sis_staff_links", SisStaffLink),
+                        ("roster_column_mappings", RosterColumnMapping), ("roster_import_records", RosterImportRecord)):
+        n = _count(db.execute(delete(model).where(model.tenant_id.in_(ids))))
+        if n:
+            counts[kind] = counts.get(kind, 0) + n
     recoveries = break_glass.delete_for_tenants(db, ids)
     if recoveries:  # reported only when any, like the acknowledgements
         counts["break_glass_requests"] = recoveries

@@ -8,7 +8,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from weintervene.db import UTCDateTime, new_id, utcnow
+from weintervene.db import JSONType, UTCDateTime, new_id, utcnow
 from weintervene.deletion import make_deletion_receipt_model
 from weintervene.export import Via, declare_ownership, ownership
 from weintervene.messaging import make_outbox_model, make_processed_event_model
@@ -36,6 +36,8 @@ class Tenant(Base):
     analytics_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     suppression_threshold: Mapped[int] = mapped_column(Integer, default=10)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | terminated
+    # The org's ``sourcedId`` in the SIS's OneRoster exports (``oneroster.py``): re-imports find it by this.
+    sis_sourced_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -104,6 +106,9 @@ class Student(Base):
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     mobile: Mapped[str | None] = mapped_column(String(20), nullable=True)
     preferred_language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    # When a bulk OneRoster import no longer listed the student: kept until the tenant's
+    # ``left_students`` retention policy deletes them; None while on the roster.
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -126,6 +131,8 @@ class FamilyContact(Base):
     mobile: Mapped[str | None] = mapped_column(String(20), nullable=True)
     preferred_language: Mapped[str] = mapped_column(String(8), default="en")
     authorised: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The guardian's ``sourcedId`` when the contact came from a OneRoster import.
+    sis_sourced_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     student: Mapped[Student] = relationship(back_populates="contacts")
 
@@ -137,7 +144,57 @@ class ServesLink(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
     student_id: Mapped[str] = mapped_column(ForeignKey("student.id", ondelete="CASCADE"), primary_key=True, index=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    # "oneroster" when the SIS's enrollments made it (re-imports add and remove those only);
+    # None when an administrator or a roster CSV did.
+    source: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SisStaffLink(Base):
+    """A OneRoster teacher's ``sourcedId`` -> the staff account matched by email (never created)."""
+
+    __tablename__ = "sis_staff_link"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True)
+    sourced_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+
+
+class SisEnrollment(Base):
+    """One OneRoster enrollment (ids only: which user is in which class, as what). The
+    "serves" links are derived from these: a class's teachers serve its students."""
+
+    __tablename__ = "sis_enrollment"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True)
+    sourced_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    class_sourced_id: Mapped[str] = mapped_column(String(255), index=True)
+    user_sourced_id: Mapped[str] = mapped_column(String(255), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # student | teacher
+
+
+class RosterColumnMapping(Base):
+    """A school's saved mapping of its SIS's CSV headers to the roster's fields."""
+
+    __tablename__ = "roster_column_mapping"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True)
+    mapping: Mapped[dict] = mapped_column(JSONType, default=dict)  # {"Student ID": "student_key", ...}
+    updated_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class RosterImportRecord(Base):
+    """One applied roster import: who, when, what kind, the package's SHA-256 and the
+    counts; ``contacts_authorised`` records the administrator's confirmation that the
+    package's family contacts are authorised by the school's records. No personal data."""
+
+    __tablename__ = "roster_import_record"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    actor_user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))  # oneroster
+    package_sha256: Mapped[str] = mapped_column(String(64))
+    contacts_authorised: Mapped[bool] = mapped_column(Boolean, default=False)
+    counts: Mapped[dict] = mapped_column(JSONType, default=dict)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class SubjectFence(Base):

@@ -33,19 +33,18 @@ from marshmallow import ValidationError, validate
 from sqlalchemy import select
 
 from services.identity.exceptions import RosterRejected
-from services.identity.models import FamilyContact, ServesLink, Student, SubjectFence, Tenant, User
+from services.identity.models import (
+    FamilyContact, RosterColumnMapping, ServesLink, Student, SubjectFence, Tenant, User,
+)
+from services.identity.schemas import ROSTER_FIELDS
 from services.identity.students import STAFF_ROLES_BY_KIND, age_on, ADULT_AGE
 from weintervene.auth import AuthContext, Role, TenantKind
 from weintervene.config import settings
+from weintervene.db import new_id
 from weintervene.errors import BadRequest, PayloadTooLarge
 from weintervene.hashing import keyed_hash, keyed_hashes
 
-ALLOWED_COLUMNS = (
-    "student_key", "first_name", "last_name", "grade", "date_of_birth", "student_number",
-    "student_email", "student_mobile", "student_language",
-    "contact_name", "contact_relationship", "contact_email", "contact_mobile",
-    "contact_language", "contact_authorised", "staff_email",
-)
+ALLOWED_COLUMNS = ROSTER_FIELDS
 REQUIRED_COLUMNS = ("student_key", "first_name", "last_name")
 CONTACT_COLUMNS = ("contact_name", "contact_relationship", "contact_email", "contact_mobile",
                    "contact_language", "contact_authorised")
@@ -81,6 +80,8 @@ class ParsedFile:
     columns_kept: list[str]
     columns_dropped: list[str]
     rows: list[tuple[int, dict]]  # (row number, {allowed column: value})
+    # Each header as the file has it, and the field it was read as (None: dropped).
+    headers: list[dict] = dataclasses.field(default_factory=list)
 
 
 def decode(raw: bytes) -> str:
@@ -104,8 +105,19 @@ def normalise_header(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", (name or "").strip().lower())
 
 
-def parse(raw: bytes) -> ParsedFile:
-    """Read the header and rows, keeping only allowed columns."""
+def field_of(header: str, mapping: dict[str, str | None]) -> str | None:
+    """The roster field a header is read as: the school's saved mapping first (None there
+    drops the column), else the header itself when it names a field (case, spaces and
+    hyphens aside). Example: field_of("Student ID", {"Student ID": "student_key"}) -> "student_key"."""
+    label = (header or "").strip()
+    if label in mapping:
+        return mapping[label]
+    name = normalise_header(label)
+    return name if name in ALLOWED_COLUMNS else None
+
+
+def parse(raw: bytes, mapping: dict[str, str | None] | None = None) -> ParsedFile:
+    """Read the header and rows, keeping only allowed columns (read through ``mapping``)."""
     cfg = settings()
     if len(raw) > cfg.roster_max_bytes:
         raise PayloadTooLarge(f"The file is larger than {cfg.roster_max_bytes} bytes.", code="roster_too_large")
@@ -115,21 +127,23 @@ def parse(raw: bytes) -> ParsedFile:
         header = next(reader)
     except (StopIteration, csv.Error) as exc:
         raise RosterRejected(f"The header row cannot be read: {exc}", code="malformed_csv") from None
-    names = [normalise_header(h) for h in header]
+    names = [field_of(h, mapping or {}) for h in header]
     kept_positions = {}
     dropped = []
     for position, name in enumerate(names):
-        if name in ALLOWED_COLUMNS:
+        if name is not None:
             if name in kept_positions:
-                raise RosterRejected(f"The column {name} appears twice.", code="duplicate_column")
+                raise RosterRejected(f"The column {name} appears twice.", code="duplicate_column",
+                                     details={"field": name, "headers": [h.strip() for h in header]})
             kept_positions[name] = position
         else:
             dropped.append(header[position].strip() or f"(unnamed column {position + 1})")
+    headers = [{"header": h.strip(), "field": n} for h, n in zip(header, names)]
     missing = [c for c in REQUIRED_COLUMNS if c not in kept_positions]
     if missing:
         raise RosterRejected(
-            "Required columns are missing: " + ", ".join(missing) + ".",
-            code="missing_columns", details={"missing": missing, "allowed": list(ALLOWED_COLUMNS)},
+            "Required columns are missing: " + ", ".join(missing) + ". Map your file's headers to them.",
+            code="missing_columns", details={"missing": missing, "allowed": list(ALLOWED_COLUMNS), "headers": headers},
         )
     rows = []
     row_number = 1
@@ -153,7 +167,47 @@ def parse(raw: bytes) -> ParsedFile:
     if not rows:
         raise RosterRejected("The file has a header but no rows.", code="empty_file")
     kept = [c for c in ALLOWED_COLUMNS if c in kept_positions]
-    return ParsedFile(columns_kept=kept, columns_dropped=dropped, rows=rows)
+    return ParsedFile(columns_kept=kept, columns_dropped=dropped, rows=rows, headers=headers)
+
+
+# -- the school's saved column mapping -----------------------------------------
+
+def _mapping_tenant(db, auth: AuthContext) -> Tenant:
+    auth.require(*IMPORTER_ROLES)
+    tenant = db.get(Tenant, auth.tenant_id)
+    if tenant is None or tenant.kind not in (TenantKind.SCHOOL.value, TenantKind.PROGRAM.value):
+        raise BadRequest("Rosters are imported into a school or program.", code="invalid_tenant")
+    return tenant
+
+
+def saved_mapping(db, tenant_id: str) -> dict[str, str | None]:
+    row = db.get(RosterColumnMapping, tenant_id)
+    return dict(row.mapping) if row else {}
+
+
+def get_mapping(db, auth: AuthContext) -> dict:
+    """Example: -> {"mapping": {"Student ID": "student_key"}, "fields": ["student_key", ...]}."""
+    tenant = _mapping_tenant(db, auth)
+    return {"mapping": saved_mapping(db, tenant.id), "fields": list(ALLOWED_COLUMNS)}
+
+
+def save_mapping(db, auth: AuthContext, mapping: dict[str, str | None]) -> dict:
+    """Replace the school's mapping; two headers may not map to one field."""
+    tenant = _mapping_tenant(db, auth)
+    mapping = {k.strip(): v for k, v in mapping.items() if k.strip()}
+    targets = [v for v in mapping.values() if v]
+    doubled = sorted({v for v in targets if targets.count(v) > 1})
+    if doubled:
+        raise BadRequest("Two headers are mapped to the same field.", code="invalid_input",
+                         details={"mapping": [f"{f} is mapped from more than one header" for f in doubled]})
+    row = db.get(RosterColumnMapping, tenant.id)
+    if row is None:
+        db.add(RosterColumnMapping(tenant_id=tenant.id, mapping=mapping, updated_by=auth.user_id))
+    else:
+        row.mapping = mapping
+        row.updated_by = auth.user_id
+    db.commit()
+    return {"mapping": mapping, "fields": list(ALLOWED_COLUMNS)}
 
 
 # -- one row ----------------------------------------------------------------
@@ -305,7 +359,7 @@ def import_roster(db, auth: AuthContext, raw: bytes, preview: bool) -> dict:
     tenant = db.get(Tenant, auth.tenant_id)
     if tenant is None or tenant.kind not in (TenantKind.SCHOOL.value, TenantKind.PROGRAM.value):
         raise BadRequest("Rosters are imported into a school or program.", code="invalid_tenant")
-    parsed = parse(raw)
+    parsed = parse(raw, saved_mapping(db, tenant.id))
     dropped = list(parsed.columns_dropped)
     kept = list(parsed.columns_kept)
     if not tenant.student_ids_enabled and "student_number" in kept:
@@ -351,6 +405,7 @@ def import_roster(db, auth: AuthContext, raw: bytes, preview: bool) -> dict:
         "preview": preview,
         "columns_kept": kept,
         "columns_dropped": dropped,
+        "headers": parsed.headers,
         "rows_total": len(parsed.rows),
         **result,
         "applied_rows": applied,
@@ -375,10 +430,12 @@ def apply_row(db, tenant: Tenant, students: dict, staff_by_email: dict, clean: d
         fields["student_number"] = clean.get("student_number")
     student = students.get(clean["student_key"])
     if student is None:
-        student = Student(tenant_id=tenant.id, roster_key=clean["student_key"], **fields)
+        # Its id now, not at a flush: a row without staff needs no round trip of its own.
+        student = Student(id=new_id(), tenant_id=tenant.id, roster_key=clean["student_key"], **fields)
         student.contacts = []
         db.add(student)
-        db.flush()
+        if clean["staff_emails"]:
+            db.flush()  # the serves links below reference it
         students[student.roster_key] = student
         outcome = "created"
     else:

@@ -1,5 +1,5 @@
 """marshmallow schemas of identity's RPC inputs and outputs (also used by the gateway's OpenAPI)."""
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from weintervene.auth import Role, TenantKind
 from weintervene.contracts import ACCESS_ACTIONS
@@ -316,6 +316,8 @@ class RosterResultSchema(Schema):
     preview = fields.Bool()
     columns_kept = fields.List(fields.Str())
     columns_dropped = fields.List(fields.Str(), metadata={"description": "Not in the allow-list: never stored"})
+    headers = fields.List(fields.Dict(), metadata={
+        "description": "[{header, field}]: each header of the file and the field it was read as (null: dropped)"})
     rows_total = fields.Int()
     created = fields.Int()
     updated = fields.Int()
@@ -324,3 +326,71 @@ class RosterResultSchema(Schema):
     skipped_rows = fields.List(fields.Int())
     errors = fields.List(fields.Nested(RowMessageSchema))
     warnings = fields.List(fields.Nested(RowMessageSchema))
+
+
+# -- roster column mappings and OneRoster packages -------------------------------
+
+ROSTER_FIELDS = (
+    "student_key", "first_name", "last_name", "grade", "date_of_birth", "student_number",
+    "student_email", "student_mobile", "student_language",
+    "contact_name", "contact_relationship", "contact_email", "contact_mobile",
+    "contact_language", "contact_authorised", "staff_email",
+)
+
+
+class RosterMappingSchema(Schema):
+    """``{"mapping": {"Student ID": "student_key", "Home Address": null}}``: the SIS's header
+    -> one of the roster's fields, or null to drop that column."""
+
+    class Meta:
+        unknown = RAISE
+
+    mapping = fields.Dict(
+        keys=fields.Str(validate=validate.Length(min=1, max=200)),
+        values=fields.Str(allow_none=True, validate=validate.OneOf(ROSTER_FIELDS)),
+        required=True, validate=validate.Length(max=100),
+    )
+
+
+class RosterMappingOutSchema(Schema):
+    mapping = fields.Dict(keys=fields.Str(), values=fields.Str(allow_none=True))
+    fields_ = fields.List(fields.Str(), data_key="fields", metadata={"description": "The roster's fields, in order"})
+
+
+class OneRosterOptionsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    contacts_authorised = fields.Bool(load_default=False, metadata={
+        "description": "The administrator confirms the school's records authorise the package's family contacts"})
+    birth_dates = fields.Bool(load_default=False, metadata={
+        "description": "Read birthDate (only) from demographics.csv"})
+
+
+class PackageProblemSchema(Schema):
+    file = fields.Str(allow_none=True)
+    row = fields.Int(allow_none=True)
+    column = fields.Str(allow_none=True)
+    message = fields.Str()
+
+
+class OneRosterResultSchema(Schema):
+    preview = fields.Bool()
+    imported = fields.Bool(metadata={"description": "The package was applied (an import without errors)"})
+    can_import = fields.Bool(metadata={"description": "No errors: importing applies the whole package"})
+    format = fields.Str()
+    package_sha256 = fields.Str()
+    modes = fields.Dict(keys=fields.Str(), values=fields.Str(), metadata={"description": "file -> bulk | delta"})
+    files_read = fields.List(fields.Str())
+    files_not_read = fields.List(fields.Str(), metadata={"description": "Present in the package, never read"})
+    columns_dropped = fields.List(fields.Dict(), metadata={
+        "description": "[{file, column, values}]: columns not on the allow-list, with how many cells held a value"})
+    orgs = fields.List(fields.Dict())
+    contacts_authorised = fields.Bool()
+    students = fields.Dict(keys=fields.Str(), values=fields.Int())
+    contacts = fields.Dict(keys=fields.Str(), values=fields.Int())
+    staff = fields.Dict(keys=fields.Str(), values=fields.Int())
+    serves_links = fields.Dict(keys=fields.Str(), values=fields.Int())
+    skipped = fields.List(fields.Dict(), metadata={"description": "Rows of orgs the administrator does not manage"})
+    errors = fields.List(fields.Nested(PackageProblemSchema))
+    warnings = fields.List(fields.Nested(PackageProblemSchema))

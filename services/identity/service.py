@@ -16,7 +16,9 @@ from nameko.exceptions import serialize
 from nameko.timer import timer
 from sqlalchemy import select
 
-from services.identity import access_log, accounts, break_glass, conflicts, erasure, mailing, notices, rosters, students, tenants
+from services.identity import (
+    access_log, accounts, break_glass, conflicts, erasure, mailing, notices, oneroster, rosters, students, tenants,
+)
 from services.identity.break_glass_schemas import (
     BreakGlassCreateSchema, BreakGlassDecisionSchema, BreakGlassListQuerySchema,
 )
@@ -26,7 +28,7 @@ from services.identity.notice_schemas import (
     AcknowledgementCreateSchema, IncidentNoticeCreateSchema, PolicyVersionCreateSchema,
 )
 from services.identity.schemas import (
-    AccessLogQuerySchema, ConflictQuerySchema, LoginSchema, PasswordChangeSchema, PasswordResetCompleteSchema, PasswordResetRequestSchema,
+    AccessLogQuerySchema, ConflictQuerySchema, LoginSchema, OneRosterOptionsSchema, RosterMappingSchema, PasswordChangeSchema, PasswordResetCompleteSchema, PasswordResetRequestSchema,
     SessionSchema, StaffAssignmentSchema, StudentListQuerySchema, TenantListQuerySchema,
     TenantIdsSchema, TenantSchema, TenantSettingsSchema, UserListQuerySchema, UserSchema, UserUpdateSchema,
 )
@@ -35,7 +37,8 @@ from weintervene.contracts import PLATFORM_ACTION
 from weintervene.db import utcnow
 from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
-from weintervene.errors import BadRequest, NotFound, Unauthorized, WeInterveneError
+from weintervene.config import settings
+from weintervene.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, WeInterveneError
 from weintervene.export import DataExporter
 from weintervene.messaging import OutboxRelay, ReliablePublisher, relay_outbox
 from weintervene.observability import EntrypointMetrics, HealthCheck, OutboxBacklogGauges
@@ -60,7 +63,8 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
     receipt_model = DeletionReceipt
     # Names, dates of birth, addresses, client addresses, raw subject ids (erasure marks them).
     tables_with_personal_data = ("student", "family_contact", "user_account", "login_attempt", "subject_fence",
-                                 "mail_job", "account_conflict", "access_log_entry", "break_glass_request")
+                                 "mail_job", "account_conflict", "access_log_entry", "break_glass_request",
+                                 "sis_enrollment")  # a student's SIS id (OneRoster)
 
     @timer(interval=60.0)
     def forget_session_notices(self):
@@ -312,6 +316,49 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         return rosters.import_roster(self.db, _auth(auth), _decode_upload(content_b64), preview=False)
 
     @rpc
+    def roster_column_mapping(self, auth):
+        """The school's saved mapping of its SIS's headers to the roster's fields.
+
+        Example: -> {"mapping": {"Student ID": "student_key"}, "fields": ["student_key", …]}
+        """
+        return rosters.get_mapping(self.db, _auth(auth))
+
+    @rpc
+    def save_roster_column_mapping(self, auth, data):
+        """{"mapping": {"Student ID": "student_key", "Nickname": null}} -> the saved mapping
+        (null: drop the column). Later previews and imports of the school read headers through it."""
+        return rosters.save_mapping(self.db, _auth(auth), load(RosterMappingSchema(), data)["mapping"])
+
+    @rpc
+    def preview_oneroster(self, auth, files, options=None):
+        """A OneRoster 1.2 CSV package ({file name: base64}: one zip, or its CSV files) -> what an
+        import would do, errors by file and row; stores nothing."""
+        return self._oneroster(auth, files, options, preview=True)
+
+    @rpc
+    def import_oneroster(self, auth, files, options=None):
+        """The same, applied in one transaction; any error: nothing applied (``imported`` and
+        ``can_import`` false, the errors listed; the gateway answers that 400). ``options``:
+        {"contacts_authorised": true (the administrator confirms the school's records authorise
+        the package's family contacts), "birth_dates": true (read demographics.csv's birthDate)}."""
+        return self._oneroster(auth, files, options, preview=False)
+
+    def _oneroster(self, auth, files, options, preview):
+        values = load(OneRosterOptionsSchema(), options or {})
+        if not isinstance(files, dict) or not 1 <= len(files) <= 50:
+            raise BadRequest("files must be an object of 1 to 50 files.", code="invalid_input")
+        total = 0
+        decoded = {}
+        for name, content in files.items():
+            decoded[str(name)[:200]] = data = _decode_upload(content)
+            total += len(data)
+        if total > settings().roster_max_bytes:
+            raise PayloadTooLarge(f"The package is larger than {settings().roster_max_bytes} bytes.", code="roster_too_large")
+        package = oneroster.read_package(oneroster.files_of_upload(decoded), birth_dates=values["birth_dates"])
+        return oneroster.import_package(self.db, _auth(auth), package, preview=preview,
+                                        contacts_authorised=values["contacts_authorised"])
+
+    @rpc
     def list_students(self, auth, query=None):
         q = load(StudentListQuerySchema(), query or {})
         tenant_id = str(q["tenant_id"]) if q["tenant_id"] else None
@@ -404,6 +451,16 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         fenced = erasure.fence(self.db, request_id, scope, tenant_id, subject_id, requested_by)
         self._publish_now()
         return fenced
+
+    @rpc
+    def left_students(self, tenant_id, older_than):
+        """Retention's ``left_students`` policies only (trusted broker access): the students of
+        the tenant (a district: and its schools) a bulk roster import marked left before
+        ``older_than`` (ISO instant), not already being deleted.
+
+        Example: left_students(lincoln_id, "2026-09-01T00:00:00+00:00") -> [{"id": …, "tenant_id": lincoln_id}]
+        """
+        return oneroster.left_before(self.db, str(tenant_id), older_than)
 
     def delete_for(self, request):
         return erasure.delete_for(self.db, request)

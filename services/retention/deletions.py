@@ -407,11 +407,40 @@ def sweep(session, identity, now: datetime | None = None) -> dict:
     return stats
 
 
-def apply_due_policies(session, now: datetime | None = None) -> list[str]:
-    """Turn every policy whose interval has passed into a scope=policy request. Returns request ids."""
+def create_left_student_request(session, policy: RetentionPolicy, student: dict, now: datetime) -> DeletionRequest | None:
+    """A ``left_students`` policy run for one student a roster import marked left: an ordinary
+    scope=student request (fenced, FERPA-guarded, every service deletes and confirms) that
+    records the policy it came from. None when a request for the student is already open."""
+    refs = subject_refs(student["id"])
+    if session.scalar(select(DeletionRequest.id).where(
+            DeletionRequest.scope == "student", DeletionRequest.subject_ref.in_(refs),
+            DeletionRequest.status.in_(OPEN_STATUSES))) is not None:
+        return None
+    req = DeletionRequest(
+        scope="student", tenant_id=student["tenant_id"], tenant_ids=[student["tenant_id"]],
+        subject_ref=subject_ref(student["id"]), subject_id=student["id"], record_kind=policy.record_kind,
+        policy_id=policy.id, requested_by="policy", reason="retention_policy",
+        note=f"Left the roster more than {policy.max_age_days} days ago (retention policy)",
+        status="pending", attempt=0, created_at=now, due_at=now + timedelta(hours=settings().deletion_due_hours),
+        next_try_at=_creator_grace(now),
+    )
+    session.add(req)
+    session.flush()
+    audit.append(session, "request_created", req.id, {
+        "scope": "student", "tenant_id": req.tenant_id, "tenant_ids": req.tenant_ids, "subject_ref": req.subject_ref,
+        "policy_id": policy.id, "record_kind": policy.record_kind, "max_age_days": policy.max_age_days,
+        "requested_by": "policy", "reason": "retention_policy",
+    })
+    return req
+
+
+def apply_due_policies(session, now: datetime | None = None, identity=None) -> list[str]:
+    """Turn every policy whose interval has passed into a scope=policy request (a
+    ``left_students`` policy: one scope=student request per student identity says left
+    before the policy's age; without ``identity`` reachable it waits). Returns request ids."""
     now = now or utcnow()
     due_before = now - timedelta(seconds=settings().retention_policy_interval_seconds)
-    created = []
+    created, students = [], []
     for policy in session.scalars(
         select(RetentionPolicy).where(or_(
             RetentionPolicy.last_applied_at.is_(None), RetentionPolicy.last_applied_at <= due_before,
@@ -420,13 +449,25 @@ def apply_due_policies(session, now: datetime | None = None) -> list[str]:
             RetentionPolicy.last_applied_at.is_(None), RetentionPolicy.last_applied_at <= due_before,
         ))
     ).all():
-        req = create_policy_request(session, policy, now)
+        if policy.record_kind == "left_students":
+            if identity is None:
+                continue
+            older_than = now - timedelta(days=policy.max_age_days)
+            try:
+                left = _call(identity.left_students, policy.tenant_id, older_than.isoformat())
+            except (Exception, eventlet.Timeout) as exc:  # noqa: BLE001 - stays due, next run retries
+                log.warning("left_students of policy %s failed: %r", policy.id, exc)
+                continue
+            students.extend(r for r in (create_left_student_request(session, policy, s, now) for s in left) if r)
+        else:
+            created.append(create_policy_request(session, policy, now))
         policy.last_applied_at = now
-        created.append(req)
     session.commit()
     for req in created:
         advance(session, None, req)
-    return [r.id for r in created]
+    for req in students:
+        advance(session, identity, req)
+    return [r.id for r in created + students]
 
 
 def create_policy(session, auth: AuthContext, data: dict) -> dict:

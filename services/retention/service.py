@@ -136,7 +136,7 @@ class RetentionService(HealthCheck, OutboxRelay, OutboxBacklogGauges):
 
     @timer(interval=60.0)
     def apply_policies(self):
-        if deletions.apply_due_policies(self.db):
+        if deletions.apply_due_policies(self.db, identity=self.identity_rpc):
             self._relay_now()
 
     @timer(interval=600.0)
@@ -166,7 +166,7 @@ class RetentionService(HealthCheck, OutboxRelay, OutboxBacklogGauges):
     @rpc
     def run_due_policies(self):
         """(internal; the timer does this every minute) -> ids of the policy requests created."""
-        ids = deletions.apply_due_policies(self.db)
+        ids = deletions.apply_due_policies(self.db, identity=self.identity_rpc)
         if ids:
             self._relay_now()
         return ids

@@ -4,7 +4,7 @@ Covers the state machine (fence, FERPA guard, dispatch, re-send, completion),
 idempotent confirmations, the record's privacy, and the audit chain.
 """
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from unittest.mock import ANY
 
 import pytest
@@ -295,6 +295,39 @@ def test_policies_become_policy_requests_without_a_fence(service, session):
     assert abs((utcnow() - message["older_than"]) - timedelta(days=365)) < timedelta(minutes=1)
     service.identity_rpc.fence_subject.assert_not_called()
     assert service.get_deletion_request(AUDITOR, request_id)["status"] == "dispatched"
+
+
+def test_a_left_students_policy_deletes_each_left_student_with_a_student_request(service, session):
+    left = [str(uuid.uuid4()), str(uuid.uuid4())]
+    service.identity_rpc.left_students.return_value = [{"id": s, "tenant_id": SCHOOL} for s in left]
+    service.create_policy(ADMIN, {"record_kind": "left_students", "max_age_days": 30})
+    ids = service.run_due_policies()
+    assert len(ids) == 2
+    [(tenant_id, older_than)] = [c.args for c in service.identity_rpc.left_students.call_args_list]
+    assert tenant_id == SCHOOL
+    assert abs((utcnow() - datetime.fromisoformat(older_than)) - timedelta(days=30)) < timedelta(minutes=1)
+    # Each is an ordinary student deletion: fenced first, then sent to every service...
+    messages = published(service)
+    assert sorted(str(m["subject_id"]) for m in messages) == sorted(left)
+    assert {m["scope"] for m in messages} == {"student"} and {m["record_kind"] for m in messages} == {"left_students"}
+    assert service.identity_rpc.fence_subject.call_count == 2
+    # ...and the record says which policy asked, and why.
+    record = service.get_deletion_request(AUDITOR, ids[0])
+    assert (record["reason"], record["requested_by"], record["status"]) == ("retention_policy", "policy", "dispatched")
+    assert record["note"] == "Left the roster more than 30 days ago (retention policy)"
+    # A student whose request is still open is not asked for twice.
+    session.execute(text("UPDATE retention_policy SET last_applied_at = NULL"))
+    session.commit()
+    assert service.run_due_policies() == []
+
+
+def test_a_left_students_policy_waits_while_identity_does_not_answer(service, session):
+    service.identity_rpc.left_students.side_effect = RuntimeError("identity is down")
+    service.create_policy(ADMIN, {"record_kind": "left_students", "max_age_days": 30})
+    assert service.run_due_policies() == []
+    service.identity_rpc.left_students.side_effect = None
+    service.identity_rpc.left_students.return_value = [{"id": str(uuid.uuid4()), "tenant_id": SCHOOL}]
+    assert len(service.run_due_policies()) == 1  # still due: the next run takes it
 
 
 def test_audit_chain_verifies_and_an_edited_entry_is_found(service, session):

@@ -51,7 +51,9 @@ async function send(method, path, { body, params, contentType, allow401 = false,
   const headers = { ...extra, Accept: "application/json" };
   let payload;
   if (body !== undefined) {
-    if (contentType) {
+    if (body instanceof FormData) {
+      payload = body; // the browser writes multipart/form-data with its boundary
+    } else if (contentType) {
       headers["Content-Type"] = contentType;
       payload = body;
     } else {

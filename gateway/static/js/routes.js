@@ -31,6 +31,7 @@ export const ROUTES = [
   { path: "/incoming", page: "referrals", title: "Incoming referrals", roles: PROGRAM, scope: "incoming", preload: ["/api/v1/referrals?scope=incoming"] },
   { path: "/lists", page: "lists", title: "Saved lists", roles: SCHOOL, preload: ["/api/v1/lists"] },
   { path: "/admin/roster", page: "roster", title: "Roster import", roles: ["school_admin"], preload: ["/api/v1/students?page=1"] },
+  { path: "/admin/oneroster", page: "oneroster", title: "OneRoster import", roles: ["school_admin", "district_admin"] },
   { path: "/admin/users", page: "users", title: "Users and roles", roles: ["school_admin", "district_admin", "program_admin", "operator"], preload: ["/api/v1/users?page=1", "operator,district_admin:/api/v1/tenants?page=1"] },
   { path: "/admin/settings", page: "settings", title: "School settings", roles: ADMINS, preload: ["/api/v1/tenants/{tenant_id}"] },
   { path: "/admin/opt-out", page: "optout", title: "Parent opt-out", roles: ADMINS, preload: ["/api/v1/deletion-requests?tenant_id={tenant_id}&scope=student", "/api/v1/students?per_page=200&page=1"] },
@@ -53,8 +54,8 @@ export const ROUTES = [
 /** Navigation entries per role, in order. */
 export const NAV = {
   teacher: [["/search", "Find services"], ["/referrals", "My referrals"], ["/lists", "Saved lists"]],
-  school_admin: [["/search", "Find services"], ["/referrals", "School referrals"], ["/admin/roster", "Roster"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"], ["/admin/access-log", "Access log"], ["/dashboard", "Dashboard"], ["/break-glass", "Recovery"]],
-  district_admin: [["/dashboard", "Dashboard"], ["/search", "Find services"], ["/referrals", "Referrals"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"], ["/admin/access-log", "Access log"], ["/break-glass", "Recovery"]],
+  school_admin: [["/search", "Find services"], ["/referrals", "School referrals"], ["/admin/roster", "Roster"], ["/admin/oneroster", "OneRoster"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"], ["/admin/access-log", "Access log"], ["/dashboard", "Dashboard"], ["/break-glass", "Recovery"]],
+  district_admin: [["/dashboard", "Dashboard"], ["/search", "Find services"], ["/referrals", "Referrals"], ["/admin/oneroster", "OneRoster"], ["/admin/users", "Users"], ["/admin/settings", "Settings"], ["/admin/opt-out", "Opt-out"], ["/admin/access-log", "Access log"], ["/break-glass", "Recovery"]],
   program_staff: [["/incoming", "Incoming referrals"], ["/search", "Find services"]],
   program_admin: [["/incoming", "Incoming referrals"], ["/admin/users", "Users"], ["/admin/access-log", "Access log"], ["/search", "Find services"], ["/break-glass", "Recovery"]],
   operator: [["/operator/directory", "Directory"], ["/operator/imports", "Directory imports"], ["/operator/tenants", "Tenants"], ["/operator/notices", "Policy and notices"], ["/operator/account-conflicts", "Account conflicts"], ["/admin/users", "Users"], ["/break-glass", "Break-glass"]],
