@@ -41,12 +41,11 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.common.security import generate_token
-from authlib.jose.errors import JoseError as ClaimsError
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.errors import ClaimError, ExpiredTokenError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 from sqlalchemy import delete, select
@@ -161,6 +160,8 @@ def configure(db, auth: AuthContext, tenant_id: str, values: dict) -> dict:
         raise BadRequest("The client secret is required.", code="invalid_input",
                          details={"client_secret": ["Required the first time."]})
     jit_role, jit_tenant_id = _jit(db, tenant, values.get("jit_role"), values.get("jit_tenant_id"))
+    domains = _domains(values["allowed_domains"])
+    # Everything is checked before the row is touched: a refusal leaves nothing half-written.
     if config is None:
         config = SsoConfiguration(tenant_id=tenant.id)
         db.add(config)
@@ -170,7 +171,7 @@ def configure(db, auth: AuthContext, tenant_id: str, values: dict) -> dict:
     config.client_id = values["client_id"].strip()
     if secret:
         config.client_secret_sealed = seal(SECRET_PURPOSE, secret)
-    config.allowed_domains = _domains(values["allowed_domains"])
+    config.allowed_domains = domains
     config.password_sign_in_allowed = values.get("password_sign_in_allowed", True)
     config.enabled = values.get("enabled", True)
     config.jit_role, config.jit_tenant_id = jit_role, jit_tenant_id
@@ -361,8 +362,8 @@ def verify_id_token(config: SsoConfiguration, metadata: dict, token: dict, nonce
     )
     try:
         claims.validate(leeway=LEEWAY_SECONDS)
-    except ClaimsError as exc:
-        claim = getattr(exc, "claim_name", None) or exc.error
+    except ClaimError as exc:
+        claim = "exp" if isinstance(exc, ExpiredTokenError) else (getattr(exc, "claim", None) or exc.error)
         log.info("sso id token refused: %s", claim)
         raise SsoRefused(f"The sign-in could not be verified (the ID token's {claim} is not right).",
                          code="sso_token_invalid", details={"claim": claim}) from None
