@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
