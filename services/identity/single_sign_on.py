@@ -93,6 +93,7 @@ PRESETS = {
 JIT_ROLE_BY_KIND = {TenantKind.SCHOOL.value: Role.TEACHER.value, TenantKind.PROGRAM.value: Role.PROGRAM_STAFF.value}
 
 CONFIGURERS = (Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, Role.PROGRAM_ADMIN)
+ADMIN_ROLES = tuple(r.value for r in CONFIGURERS)
 
 
 # -- configuration -------------------------------------------------------------
@@ -238,7 +239,13 @@ def configuration_for_user(db, user: User) -> SsoConfiguration | None:
 
 
 def password_sign_in_refused(db, user: User) -> str | None:
-    """The provider's name when ``user``'s tenant turned password sign-in off, else None."""
+    """The provider's name when ``user``'s tenant turned password sign-in off, else None.
+
+    Administrators keep their password: repairing a broken configuration (a rotated client
+    secret, a provider that is down) and the break-glass recovery depend on it.
+    """
+    if user.role in ADMIN_ROLES:
+        return None
     config = configuration_for_user(db, user)
     if config is None or config.password_sign_in_allowed:
         return None

@@ -248,6 +248,9 @@ def test_password_sign_in_turned_off(system, world, provider, configured):
         other = requests.post(system.url("/api/v1/sessions"), json={"email": world.email("s3_teacher"),
                                                                     "password": PASSWORD}, timeout=30)
         assert other.status_code == 201  # D2 did not turn it off
+        admin_password = requests.post(system.url("/api/v1/sessions"), json={"email": world.email("district_admin"),
+                                                                             "password": PASSWORD}, timeout=30)
+        assert admin_password.status_code == 201  # administrators keep theirs, to repair a broken provider
     finally:
         body["password_sign_in_allowed"] = True
         assert admin.put(system.url(f"/api/v1/tenants/{d1}/sso"), json=body, timeout=30).status_code == 200
