@@ -176,6 +176,7 @@ def delete_users(db, user_ids: list[str]) -> dict:
     sso_links = single_sign_on.forget_users(db, user_ids)
     if sso_links:  # reported only when any, like the acknowledgements
         counts["sso_links"] = sso_links
+        mark_for_scrub(db, "sso_link")  # the provider's subject id names the person there
     emails = list(db.scalars(select(User.email).where(User.id.in_(user_ids))))
     break_glass.forget_users(db, user_ids)  # the requests stay their tenant's record, without them
     access_log.forget_actors(db, user_ids)  # likewise the access log's entries

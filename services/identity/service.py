@@ -63,7 +63,8 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
     receipt_model = DeletionReceipt
     # Names, dates of birth, addresses, client addresses, raw subject ids (erasure marks them).
     tables_with_personal_data = ("student", "family_contact", "user_account", "login_attempt", "subject_fence",
-                                 "mail_job", "account_conflict", "access_log_entry", "break_glass_request")
+                                 "mail_job", "account_conflict", "access_log_entry", "break_glass_request",
+                                 "sso_link")
 
     @timer(interval=60.0)
     def forget_session_notices(self):

@@ -103,3 +103,26 @@ def test_who_configures(service, district):  # noqa: F811
     with pytest.raises(Exception) as other:
         service.configure_sso(district["admin"], district["school"], GOOGLE)  # not the admin's own tenant
     assert other.value.code == "tenant_not_found"
+
+
+def test_a_deleted_user_leaves_no_provider_link_and_a_terminated_tenant_no_configuration(
+        service, district, session):  # noqa: F811
+    from services.identity.models import SsoLink, Tenant
+    from tests.support.scanner import scan_engine
+
+    service.configure_sso(district["admin"], district["district"], GOOGLE)
+    config_id = session.scalar(select(SsoConfiguration.id))
+    principal = district["principal"]["user_id"]
+    session.add(SsoLink(user_id=principal, configuration_id=config_id, subject="google-sub-1234567890"))
+    session.commit()
+    counts = service.delete_for({"scope": "user", "subject_id": principal, "tenant_id": district["school"],
+                                 "tenant_ids": [], "request_id": "r"})
+    assert counts["sso_links"] == 1
+    session.commit()
+    assert scan_engine(session.get_bind(), "google-sub-1234567890") == []
+    counts = service.delete_for({"scope": "tenant", "subject_id": district["district"], "tenant_id": district["district"],
+                                 "tenant_ids": [district["district"]], "request_id": "t"})
+    assert counts["sso_configurations"] == 1
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(SsoConfiguration)) == 0
+    assert session.get(Tenant, district["district"]) is None
