@@ -54,6 +54,7 @@ class CallbackQuerySchema(Schema):
     state = fields.Str(validate=validate.Length(max=256))
     error = fields.Str(validate=validate.Length(max=256))
     error_description = fields.Str(validate=validate.Length(max=1024))
+    iss = fields.Str(validate=validate.Length(max=500))  # RFC 9207: which provider answered
 
 
 def _seal_flow(flow: dict) -> str:
@@ -164,7 +165,7 @@ class SingleSignOnRoutes:
                 raise SsoRefused("This sign-in was not started here. Start again from the sign-in page.",
                                  code="sso_state_mismatch")
             session = self.identity_rpc.sso_complete(flow["tenant_id"], query["code"], flow["code_verifier"],
-                                                     flow["nonce"], client_ip=client_ip(request))
+                                                     flow["nonce"], client_ip=client_ip(request), issuer=query.get("iss"))
         except Exception as exc:  # noqa: BLE001 - through the one table, as a page
             return _refused_page(exc, "GET", "/api/v1/sso/callback")
         # A page, not a redirect: the Strict session cookie goes with a navigation that starts

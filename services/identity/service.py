@@ -140,13 +140,14 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
         return single_sign_on.begin(self.db, tenant_id, single_sign_on.callback_url())
 
     @rpc
-    def sso_complete(self, tenant_id, code, code_verifier, nonce, client_ip="unknown"):
+    def sso_complete(self, tenant_id, code, code_verifier, nonce, client_ip="unknown", issuer=None):
         """The gateway only, from the provider's callback: -> {"token", "expires_at", "user"}
         (a session as ``login``'s); SsoRefused / SsoProviderUnavailable otherwise."""
-        if not all(isinstance(v, str) and 0 < len(v) <= 2048 for v in (code, code_verifier, nonce)):
+        if not all(isinstance(v, str) and 0 < len(v) <= 2048 for v in (code, code_verifier, nonce)) or not (
+                issuer is None or isinstance(issuer, str)):
             raise BadRequest("The sign-in callback is incomplete.", code="invalid_input")
         token, session, user = single_sign_on.complete(self.db, tenant_id, code, code_verifier, nonce,
-                                                       single_sign_on.callback_url(), client_ip)
+                                                       single_sign_on.callback_url(), client_ip, issuer)
         self._publish_now()  # a just-in-time account's access notice is staged; nothing to relay otherwise
         return SsoSessionSchema().dump({
             "token": token, "expires_at": session.expires_at,

@@ -420,9 +420,16 @@ def _exchange_code(config: SsoConfiguration, metadata: dict, code: str, verifier
 
 
 def complete(db, tenant_id: str, code: str, verifier: str, nonce: str, redirect_uri: str,
-             client_ip: str = "unknown"):
-    """The callback's code -> (token, session, user): a session as a password sign-in's."""
+             client_ip: str = "unknown", callback_issuer: str | None = None):
+    """The callback's code -> (token, session, user): a session as a password sign-in's.
+
+    ``callback_issuer``: the ``iss`` the provider put on the redirect (RFC 9207), when it did;
+    another issuer's answer (a mix-up) is refused before its code goes anywhere.
+    """
     config = _enabled_configuration(db, tenant_id)
+    if callback_issuer is not None and callback_issuer != config.issuer_url:
+        raise SsoRefused("This answer came from another sign-in provider. Start again from the sign-in page.",
+                         code="sso_issuer_mismatch")
     metadata = provider_metadata(config.issuer_url)
     token = _exchange_code(config, metadata, code, verifier, redirect_uri)
     claims = verify_id_token(config, metadata, token, nonce)

@@ -165,6 +165,16 @@ def test_replayed_code_and_foreign_state_are_refused(system, world, provider, co
     assert callback(location, other_flow + "x").status_code == 401  # a cookie not ours
 
 
+def test_an_answer_naming_another_issuer_is_refused(system, world, provider, configured):
+    authorization_url, flow = start(system, world.tenants["D1"])
+    location = provider.sign_in(authorization_url, account(provider, world, "teacher"))
+    assert f"iss={requests.utils.quote(provider.issuer, safe='')}" in location  # RFC 9207, as the provider sends it
+    mixed_up = location.replace(requests.utils.quote(provider.issuer, safe=""), "https%3A%2F%2Fevil.example")
+    response = callback(mixed_up, flow)
+    assert response.status_code == 401 and "another sign-in provider" in response.text
+    assert callback(location, flow).status_code == 200  # the code was never spent
+
+
 @pytest.mark.parametrize("user, claims, words", [
     ("teacher", {"email_verified": False}, "not verified"),
     ("someone@elsewhere.example", {}, "may not sign in"),

@@ -66,6 +66,7 @@ export async function ssoSection(tenant) {
       current = await api.put(`/api/v1/tenants/${tenant.id}/sso`, body);
       secret.value = "";
       secret.required = false;
+      secret.setAttribute("placeholder", "Stored encrypted. Leave empty to keep it.");
       replace(messages, notice("success", `Single sign-on with ${current.provider_name} saved.`));
       announce("Single sign-on saved.");
     } catch (err) {
