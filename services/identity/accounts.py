@@ -126,8 +126,8 @@ def login(db, email: str, password: str, client_ip: str) -> tuple[str, UserSessi
     if provider is not None:
         # Said only after the password matched: the answer tells a stranger nothing about the account.
         raise PasswordSignInDisabled(
-            f"Your organisation signs in with {provider}: use \"Sign in with single sign-on\" instead of a password.",
-            details={"provider_name": provider})
+            f"Your organisation signs in with single sign-on ({provider}): use \"Sign in with single sign-on\" "
+            "instead of a password.")
     if needs_rehash:
         user.password_hash = hash_password(password)
     record_attempt(db, key, client_ip, succeeded=True)

@@ -80,6 +80,22 @@ def test_district_admin_configures_and_a_teacher_signs_in_through_the_provider(p
         link = page.get_attribute("#provider-sign-out", "href")
         assert link.startswith(f"{provider.issuer}/session/end?client_id={CLIENT_ID}")
         page.assert_accessible("signed out after single sign-on")
+
+        # Password sign-in turned off: the teacher's password is refused with the way in.
+        admin = system.login(people["district_admin"]["email"], PASSWORD)
+        current = admin.get(system.url(f"/api/v1/tenants/{district}/sso"), timeout=30).json()
+        answer = admin.put(system.url(f"/api/v1/tenants/{district}/sso"), timeout=30, json={
+            "preset": "generic", "issuer_url": current["issuer_url"], "client_id": CLIENT_ID,
+            "allowed_domains": current["allowed_domains"], "password_sign_in_allowed": False})
+        assert answer.status_code == 200, answer.text
+        page.open("/signin")
+        page.fill("input[name=email]", people["teacher"]["email"])
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form button[type=submit]")
+        page.wait_for_selector("#signin-messages .notice-error")
+        assert "single sign-on" in page.text_content("#signin-messages .notice-error")
+        assert page.path().startswith("/signin")
+        page.shot("sso-password-refused")
     finally:
         admin = system.login(people["district_admin"]["email"], PASSWORD)
         admin.delete(system.url(f"/api/v1/tenants/{district}/sso"), timeout=30)
