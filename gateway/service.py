@@ -15,6 +15,7 @@ from gateway.routes.identity import IdentityRoutes
 from gateway.routes.notices import NoticeRoutes
 from gateway.routes.referrals import ReferralRoutes
 from gateway.routes.retention import RetentionRoutes
+from gateway.routes.single_sign_on import SingleSignOnRoutes
 from gateway.routes.system import SystemRoutes
 from gateway.routes.webapp import WebAppRoutes
 from weintervene.rpc import ClusterRpc, ServiceRpc
@@ -24,6 +25,7 @@ class GatewayService(
     Authenticated,
     SystemRoutes,
     IdentityRoutes,
+    SingleSignOnRoutes,
     BreakGlassRoutes,
     AccessRoutes,
     NoticeRoutes,

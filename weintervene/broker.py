@@ -86,6 +86,9 @@ INTERNAL_RPCS: dict[tuple[str, str], frozenset[str]] = {
     ("identity", "tenant_info"): frozenset({"directory", "referrals", "analytics", "retention", OPERATOR}),
     ("identity", "tenants_info"): frozenset({"analytics"}),
     ("identity", "list_tenants_in"): frozenset({"analytics", "retention"}),
+    # Single sign-on's two legs: only the gateway carries a browser to the provider and back.
+    ("identity", "sso_begin"): frozenset({"gateway"}),
+    ("identity", "sso_complete"): frozenset({"gateway"}),
     ("directory", "get_terms"): frozenset({"analytics"}),
     ("analytics", "load_demo_history"): frozenset({OPERATOR}),  # demo mode only, refused otherwise
     ("directory", "count_services"): frozenset({"analytics"}),

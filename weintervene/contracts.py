@@ -132,6 +132,8 @@ ACCESS_ACTIONS = (
     "tenant_created", "user_created", "user_changed", "user_disabled", "settings_changed",
     "export_created", "directory_import", "directory_service_changed", "deletion_requested",
     "retention_policy_set", "break_glass_requested", "break_glass_approved", "break_glass_refused",
+    # An account created by single sign-on's just-in-time provisioning (identity records it itself).
+    "user_provisioned",
 )
 
 

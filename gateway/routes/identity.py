@@ -88,6 +88,7 @@ class IdentityRoutes:
            errors={401: "`invalid_credentials`: no active account with this email and password; "
                         "after a correct password only: `account_ended` (the school or program left "
                         "the platform) or `account_disabled` (an administrator disabled the account)",
+                   403: "`password_sign_in_disabled`: this organisation signs in with single sign-on only",
                    429: "`login_throttled`: too many failed sign-ins for this account or address; see Retry-After"})
     def sign_in(self, request, body, **_):
         """Body ``{"email": "rivera@lincoln.example", "password": "…"}``; returns the bearer
@@ -103,8 +104,9 @@ class IdentityRoutes:
         token, _from_cookie = session_token(request)
         # Forgotten here first: this gateway's next request with the token asks identity.
         self.session_cache.forget_token(token)
-        self.identity_rpc.logout(token)
-        response = json_response({"signed_out": True})
+        ended = self.identity_rpc.logout(token)
+        # A session from single sign-on: the provider's own sign-out, offered (not forced) to the user.
+        response = json_response({"signed_out": True, "provider_sign_out_url": ended.get("provider_sign_out_url")})
         response.delete_cookie(SESSION_COOKIE, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")
         return response

@@ -61,6 +61,18 @@ def record(db, auth: AuthContext, tenant: Tenant | None, action: str, descriptio
                 auth.role.value, action, description, source)
 
 
+def record_provisioning(db, tenant: Tenant, user: User, provider_name: str) -> AccessLogEntry:
+    """An account single sign-on created (just-in-time provisioning, which its administrator
+    turned on): recorded like a platform action, so the administrators see and are told of it.
+
+    Example: record_provisioning(db, lincoln, ana, "Google Workspace") -> AccessLogEntry(
+    action="user_provisioned", actor_name="Single sign-on (Google Workspace)", actor_role="single_sign_on")
+    """
+    return _add(db, tenant, user.id, f"Single sign-on ({provider_name})", "single_sign_on", "user_provisioned",
+                f"Created the {user.role} account {user.display_name} at its first sign-in through {provider_name}",
+                "identity")
+
+
 def forget_actors(db, user_ids: list[str]) -> None:
     """Deleted accounts leave no id in the log; what they did, and their name and role at
     the time, stay the tenant's record.

@@ -22,8 +22,8 @@ from prometheus_client import Counter
 from sqlalchemy import String, bindparam, cast, delete, func, or_, select, update
 
 from services.identity.exceptions import (
-    AccountDisabled, AccountEnded, InvalidCredentials, InvalidResetToken, LoginThrottled, SessionExpired,
-    WrongCurrentPassword,
+    AccountDisabled, AccountEnded, InvalidCredentials, InvalidResetToken, LoginThrottled, PasswordSignInDisabled,
+    SessionExpired, WrongCurrentPassword,
 )
 from services.identity.models import LoginAttempt, OutboxMessage, PasswordReset, Tenant, User, UserSession
 from services.identity import mailing
@@ -128,6 +128,14 @@ def login(db, email: str, password: str, client_ip: str) -> tuple[str, UserSessi
                 f"This account has ended: {user.tenant.name} no longer uses WeIntervene. "
                 "If you think this is a mistake, ask your school's or program's office.")
         raise AccountDisabled("This account is disabled. Ask your school's or program's administrator.")
+    from services.identity.single_sign_on import password_sign_in_refused  # late: it imports accounts
+
+    provider = password_sign_in_refused(db, user)
+    if provider is not None:
+        # Said only after the password matched: the answer tells a stranger nothing about the account.
+        raise PasswordSignInDisabled(
+            f"Your organisation signs in with single sign-on ({provider}): use \"Sign in with single sign-on\" "
+            "instead of a password.")
     if needs_rehash:
         user.password_hash = hash_password(password)
     record_attempt(db, key, client_ip, succeeded=True)
@@ -284,13 +292,16 @@ def revoke_sessions(db, user_id: str, reason: str, except_session_id: str | None
     return ended
 
 
-def logout(db, token: str) -> None:
+def logout(db, token: str) -> str | None:
+    """End the session; returns its single sign-on configuration's id (None for a password session)."""
     session = db.scalar(select(UserSession).where(UserSession.token_hash == token_hash(token or "")))
     if session is not None and session.revoked_at is None:
         session.revoked_at = utcnow()
         session.revoked_reason = "logout"
         announce_sessions_ended(db, "logout", session_ids=[session.id])
         db.commit()
+        return session.sso_configuration_id
+    return None
 
 
 # -- password change and reset ---------------------------------------------

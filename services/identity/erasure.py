@@ -32,7 +32,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, or_, select, update
 
-from services.identity import access_log, accounts, break_glass, conflicts, mailing
+from services.identity import access_log, accounts, break_glass, conflicts, mailing, single_sign_on
 from services.identity.models import (
     FamilyContact, LoginAttempt, PasswordReset, PolicyAcknowledgement, RosterColumnMapping, RosterImportRecord, ServesLink,
     SisEnrollment, SisStaffLink, Student, SubjectFence, Tenant, User, UserSession,
@@ -184,6 +184,10 @@ def delete_users(db, user_ids: list[str]) -> dict:
         counts["policy_acknowledgements"] = acknowledgements
     if staff_links:  # their match to a OneRoster teacher
         counts["sis_staff_links"] = staff_links
+    sso_links = single_sign_on.forget_users(db, user_ids)
+    if sso_links:  # reported only when any, like the acknowledgements
+        counts["sso_links"] = sso_links
+        mark_for_scrub(db, "sso_link")  # the provider's subject id names the person there
     emails = list(db.scalars(select(User.email).where(User.id.in_(user_ids))))
     break_glass.forget_users(db, user_ids)  # the requests stay their tenant's record, without them
     access_log.forget_actors(db, user_ids)  # likewise the access log's entries
@@ -239,6 +243,9 @@ def delete_tenants(db, tenant_ids: list[str], request: dict | None = None) -> di
         n = _count(db.execute(delete(model).where(model.tenant_id.in_(ids))))
         if n:
             counts[kind] = counts.get(kind, 0) + n
+    sso_configurations = single_sign_on.delete_for_tenants(db, ids)
+    if sso_configurations:
+        counts["sso_configurations"] = sso_configurations
     recoveries = break_glass.delete_for_tenants(db, ids)
     if recoveries:  # reported only when any, like the acknowledgements
         counts["break_glass_requests"] = recoveries

@@ -1,5 +1,7 @@
 """Identity's errors. Each is a registered remote error (see weintervene.errors)."""
-from weintervene.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unauthorized, remote
+from weintervene.errors import (
+    BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unauthorized, Unavailable, remote,
+)
 
 
 @remote
@@ -108,3 +110,30 @@ class EmailUnavailable(BadRequest):
     (services.identity.conflicts), so it tells nobody where another account is."""
 
     code = "email_unavailable"
+
+
+@remote
+class PasswordSignInDisabled(Forbidden):
+    """The user's organisation signs in with single sign-on only (its administrator's choice)."""
+
+    code = "password_sign_in_disabled"
+
+
+@remote
+class SsoNotConfigured(NotFound):
+    code = "sso_not_configured"
+
+
+@remote
+class SsoRefused(Unauthorized):
+    """The provider's answer does not sign anyone in (an ID token check failed, an unverified
+    or foreign address, no account, a disabled one); ``code`` says which (sso_*)."""
+
+    code = "sso_refused"
+
+
+@remote
+class SsoProviderUnavailable(Unavailable):
+    """The provider did not answer (or answered unusably): try again later, never a 500."""
+
+    code = "sso_provider_unavailable"

@@ -68,6 +68,51 @@ class UserSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Set when the session came from single sign-on: sign-out offers that provider's end-session.
+    sso_configuration_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sso_configuration.id", ondelete="SET NULL"), nullable=True)
+
+
+class SsoConfiguration(Base):
+    """A district's or independent school's/program's OpenID Connect provider
+    (``services.identity.single_sign_on``); a district's covers its schools' users.
+
+    ``client_secret_sealed`` is the client secret encrypted under the versioned keyring
+    (``weintervene.sealing``; re-sealed by ``weintervene rotate-key``). ``allowed_domains``:
+    the email domains it may sign in, comma-separated, lower-case. ``jit_role`` (teacher or
+    program_staff; None = off): an unknown verified address of an allowed domain gets an
+    account with that role in ``jit_tenant_id``, recorded in the access log.
+    """
+
+    __tablename__ = "sso_configuration"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), unique=True)
+    preset: Mapped[str] = mapped_column(String(16))  # google | entra | clever | classlink | generic
+    issuer_url: Mapped[str] = mapped_column(String(500))
+    provider_tenant: Mapped[str | None] = mapped_column(String(100), nullable=True)  # Entra ID's tenant id
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret_sealed: Mapped[str] = mapped_column(String(1000))
+    allowed_domains: Mapped[str] = mapped_column(String(1000))
+    password_sign_in_allowed: Mapped[bool] = mapped_column(Boolean, default=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    jit_role: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    jit_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenant.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined", foreign_keys=[tenant_id])
+
+
+class SsoLink(Base):
+    """Which provider account (issuer's ``sub``) signs in as a user: set at the first SSO
+    sign-in, so a different provider account that later carries the same address is refused."""
+
+    __tablename__ = "sso_link"
+    __table_args__ = (UniqueConstraint("configuration_id", "subject"),)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+    configuration_id: Mapped[str] = mapped_column(ForeignKey("sso_configuration.id", ondelete="CASCADE"), index=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class LoginAttempt(Base):

@@ -11,7 +11,7 @@ must hold, or a re-import of that student would no longer be refused.
 Example::
 
     >>> rekey(session)
-    {"subject_fence.subject_hash": 3, "subject_fence.roster_key_hash": 2}
+    {"subject_fence.subject_hash": 3, "subject_fence.roster_key_hash": 2, "sso_configuration.client_secret": 1}
     >>> key_usage(session)
     {"subject_fence.subject_hash": {"1": 5, "0": 12}, "subject_fence.roster_key_hash": {"1": 4, "0": 9}}
 """
@@ -21,10 +21,12 @@ from collections import Counter
 
 from sqlalchemy import select
 
-from services.identity.models import Student, SubjectFence
+from services.identity.models import SsoConfiguration, Student, SubjectFence
 from services.identity.rosters import roster_key_hash
 from services.identity.students import subject_hash
+from services.identity.single_sign_on import reseal_secrets
 from weintervene.hashing import key_id_of, keyring
+from weintervene.sealing import sealed_key_id
 
 
 def rekey(session) -> dict[str, int]:
@@ -40,6 +42,10 @@ def rekey(session) -> dict[str, int]:
             if student is not None:
                 fence.roster_key_hash = roster_key_hash(student.tenant_id, student.roster_key)
                 changed["subject_fence.roster_key_hash"] += 1
+    # Single sign-on client secrets are sealed (encrypted), not hashed: always re-sealable.
+    resealed = reseal_secrets(session, current)
+    if resealed:
+        changed["sso_configuration.client_secret"] += resealed
     session.commit()
     return dict(changed)
 
@@ -53,4 +59,6 @@ def key_usage(session) -> dict[str, dict[str, int]]:
         usage["subject_fence.subject_hash"][key_id_of(stored_hash) or "?"] += 1
         if stored_roster_hash:
             usage["subject_fence.roster_key_hash"][key_id_of(stored_roster_hash) or "?"] += 1
+    usage["sso_configuration.client_secret"] = Counter(
+        sealed_key_id(sealed) or "?" for (sealed,) in session.execute(select(SsoConfiguration.client_secret_sealed)))
     return {column: dict(counts) for column, counts in usage.items()}

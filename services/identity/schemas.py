@@ -92,6 +92,8 @@ class SignedOutSchema(Schema):
     """``DELETE /api/v1/sessions/current`` -> ``{"signed_out": true}`` (the cookies are cleared too)."""
 
     signed_out = fields.Bool(required=True)
+    provider_sign_out_url = fields.Str(allow_none=True, metadata={
+        "description": "A session from single sign-on: the provider's end-session address, to sign out there too."})
 
 
 # -- tenants ------------------------------------------------------------------

@@ -17,13 +17,15 @@ from nameko.timer import timer
 from sqlalchemy import select
 
 from services.identity import (
-    access_log, accounts, break_glass, conflicts, erasure, mailing, notices, oneroster, rosters, students, tenants,
+    access_log, accounts, break_glass, conflicts, erasure, mailing, notices, oneroster, rosters, single_sign_on,
+    students, tenants,
 )
 from services.identity.break_glass_schemas import (
     BreakGlassCreateSchema, BreakGlassDecisionSchema, BreakGlassListQuerySchema,
 )
 from services.identity.dependencies import identity_database
 from services.identity.models import DeletionReceipt, OutboxMessage, Tenant
+from services.identity.single_sign_on_schemas import SsoConfigurationSchema, SsoLookupSchema, SsoSessionSchema
 from services.identity.notice_schemas import (
     AcknowledgementCreateSchema, IncidentNoticeCreateSchema, PolicyVersionCreateSchema,
 )
@@ -64,7 +66,8 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
     # Names, dates of birth, addresses, client addresses, raw subject ids (erasure marks them).
     tables_with_personal_data = ("student", "family_contact", "user_account", "login_attempt", "subject_fence",
                                  "mail_job", "account_conflict", "access_log_entry", "break_glass_request",
-                                 "sis_enrollment")  # a student's SIS id (OneRoster)
+                                 "sis_enrollment",  # a student's SIS id (OneRoster)
+                                 "sso_link")
 
     @timer(interval=60.0)
     def forget_session_notices(self):
@@ -103,9 +106,56 @@ class IdentityService(DataExporter, HealthCheck, DeletionParticipant, OutboxRela
 
     @rpc
     def logout(self, token):
-        accounts.logout(self.db, token)
+        """-> {"signed_out": true, "provider_sign_out_url": None, or the provider's end-session
+        URL when the session came from single sign-on and the provider has one}."""
+        configuration_id = accounts.logout(self.db, token)
         self._publish_now()
-        return {"signed_out": True}
+        return {"signed_out": True,
+                "provider_sign_out_url": single_sign_on.end_session_url(self.db, configuration_id)}
+
+    # -- single sign-on (services.identity.single_sign_on) ----------------------
+    @rpc
+    def sso_configuration(self, auth, tenant_id):
+        """The tenant's single sign-on as its administrator sees it (never the secret)."""
+        return single_sign_on.get_configuration(self.db, _auth(auth), tenant_id)
+
+    @rpc
+    def configure_sso(self, auth, tenant_id, data):
+        """{"preset": "google", "client_id", "client_secret", "allowed_domains": [...],
+        "password_sign_in_allowed": false, "jit_role": "teacher", "jit_tenant_id": …} -> the configuration."""
+        values = load(SsoConfigurationSchema(), data)
+        if values.get("jit_tenant_id") is not None:
+            values["jit_tenant_id"] = str(values["jit_tenant_id"])
+        return single_sign_on.configure(self.db, _auth(auth), tenant_id, values)
+
+    @rpc
+    def remove_sso(self, auth, tenant_id):
+        return single_sign_on.remove_configuration(self.db, _auth(auth), tenant_id)
+
+    @rpc
+    def sso_lookup(self, data):
+        """{"email"} -> {"tenant_id", "provider_name"} of the tenant whose provider signs that domain in."""
+        return single_sign_on.lookup(self.db, load(SsoLookupSchema(), data)["email"])
+
+    @rpc
+    def sso_begin(self, tenant_id):
+        """The gateway only: {"authorization_url", "state", "nonce", "code_verifier", "provider_name"}."""
+        return single_sign_on.begin(self.db, tenant_id, single_sign_on.callback_url())
+
+    @rpc
+    def sso_complete(self, tenant_id, code, code_verifier, nonce, client_ip="unknown", issuer=None):
+        """The gateway only, from the provider's callback: -> {"token", "expires_at", "user"}
+        (a session as ``login``'s); SsoRefused / SsoProviderUnavailable otherwise."""
+        if not all(isinstance(v, str) and 0 < len(v) <= 2048 for v in (code, code_verifier, nonce)) or not (
+                issuer is None or isinstance(issuer, str)):
+            raise BadRequest("The sign-in callback is incomplete.", code="invalid_input")
+        token, session, user = single_sign_on.complete(self.db, tenant_id, code, code_verifier, nonce,
+                                                       single_sign_on.callback_url(), client_ip, issuer)
+        self._publish_now()  # a just-in-time account's access notice is staged; nothing to relay otherwise
+        return SsoSessionSchema().dump({
+            "token": token, "expires_at": session.expires_at,
+            "user": accounts.auth_context(user, session.id).to_dict(),
+        })
 
     # -- passwords --------------------------------------------------------
     @rpc

@@ -100,3 +100,31 @@ def test_the_principal_sees_a_year_of_history_with_the_rise(system, loaded):
     demo.ensure_demo(system.settings, force=True)
     again = principal.get(system.url("/api/v1/analytics/trends?period=school_year")).json()["rows"]
     assert sum(row["count"] or 0 for row in again) == before
+
+
+def test_demo_district_admin_configures_single_sign_on_and_rivera_signs_in(system, loaded):
+    """Issue 18's done-when, on the demo's own district: Riverside's administrator configures
+    single sign-on through the API and Elena Rivera (Lincoln) signs in through a real OpenID
+    provider (tests/integration/test_single_sign_on.py covers every refusal)."""
+    from tests.support.oidc_provider import OidcProvider
+
+    with OidcProvider() as provider:
+        provider.set_clients([{"client_id": "riverside", "client_secret": "riverside-secret",
+                               "redirect_uris": [system.url("/api/v1/sso/callback")]}])
+        provider.set_account("erivera", email="rivera@lincoln.example", email_verified=True, name="Elena Rivera")
+        admin = system.login("district.admin@riverside.example", demo.DEMO_PASSWORD)
+        riverside = admin.get(system.url("/api/v1/me")).json()["tenant_id"]
+        configured = admin.put(system.url(f"/api/v1/tenants/{riverside}/sso"), json={
+            "preset": "generic", "issuer_url": provider.issuer, "client_id": "riverside",
+            "client_secret": "riverside-secret", "allowed_domains": ["lincoln.example", "washington.example"]})
+        assert configured.status_code == 200, configured.text
+        try:
+            start = requests.get(system.url(f"/api/v1/sso/{riverside}/start"), allow_redirects=False, timeout=30)
+            back = provider.sign_in(start.headers["Location"], "erivera")
+            signed_in = requests.get(back, headers={"Cookie": f"wi_sso_flow={start.cookies['wi_sso_flow']}"},
+                                     allow_redirects=False, timeout=30)
+            assert signed_in.status_code == 200, signed_in.text
+            me = system.client(signed_in.cookies["wi_session"]).get(system.url("/api/v1/me")).json()
+            assert (me["email"], me["role"], me["district_id"]) == ("rivera@lincoln.example", "teacher", riverside)
+        finally:
+            assert admin.delete(system.url(f"/api/v1/tenants/{riverside}/sso")).status_code == 200

@@ -95,7 +95,8 @@ def test_fences_made_under_key_1_still_fence_after_rotating_and_rekey_moves_what
     assert lena_fence.roster_key_hash.startswith("2:")
     # The sealed fence keeps no id to re-key from: key 1 is still needed, and the count says so.
     assert rekeying.key_usage(session) == {"subject_fence.subject_hash": {"1": 1, "2": 1},
-                                           "subject_fence.roster_key_hash": {"1": 1, "2": 1}}
+                                           "subject_fence.roster_key_hash": {"1": 1, "2": 1},
+                                           "sso_configuration.client_secret": {}}
     assert rekeying.rekey(session) == {}  # nothing more to do
 
     # Dropping key 1 too soon would orphan Diego's fence: it no longer matches.

@@ -3,7 +3,7 @@
 import { announce, clear, h, append } from "./dom.js";
 import { api } from "./api.js";
 import { NAV, match } from "./routes.js";
-import { ROLE_NAMES, loadMe, me, setMe } from "./session.js";
+import { ROLE_NAMES, loadMe, me, setMe, setProviderSignOut } from "./session.js";
 import { policyBanner, seedNotices } from "./policy.js";
 
 const main = () => document.getElementById("main");
@@ -76,7 +76,8 @@ function markCurrent() {
 
 async function signOut() {
   try {
-    await api.del("/api/v1/sessions/current", { allow401: true });
+    const ended = await api.del("/api/v1/sessions/current", { allow401: true });
+    setProviderSignOut(ended && ended.provider_sign_out_url);
   } catch (err) {
     // Already gone on the server: signing out locally is what matters.
   }

@@ -3,6 +3,18 @@
 import { api } from "./api.js";
 
 let current = null;
+// The provider's sign-out address after signing out of a single sign-on session (memory only).
+let providerSignOut = null;
+
+export function setProviderSignOut(url) {
+  providerSignOut = url || null;
+}
+
+export function takeProviderSignOut() {
+  const url = providerSignOut;
+  providerSignOut = null;
+  return url;
+}
 
 export const ROLE_NAMES = {
   teacher: "Teacher / staff",

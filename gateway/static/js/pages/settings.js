@@ -1,6 +1,7 @@
 import { api, href } from "../api.js";
 import { announce, errorNotice, field, h, notice, append, replace } from "../dom.js";
 import { heading } from "../page.js";
+import { ssoSection } from "./single-sign-on.js";
 
 export async function render(container, ctx) {
   const tenant = await api.get(`/api/v1/tenants/${ctx.me.tenant_id}`);
@@ -24,7 +25,7 @@ export async function render(container, ctx) {
       replace(messages, errorNotice(err));
     }
   });
-  append(container, messages, form, exportSection(tenant));
+  append(container, messages, form, await ssoSection(tenant), exportSection(tenant));
 }
 
 /** The data owner's full export (every service's records of this school, or of the district

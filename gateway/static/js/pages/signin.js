@@ -14,8 +14,28 @@ export async function render(container, ctx) {
   const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
   const submit = h("button", { type: "submit", class: "button" }, "Sign in");
+  // Single sign-on: the organisation is found by the address's domain, then the browser
+  // goes to its provider (a full navigation: the provider's page is not ours).
+  const sso = h("button", { type: "button", class: "secondary", id: "sso-sign-in" }, "Sign in with single sign-on");
+  sso.addEventListener("click", async () => {
+    replace(messages, );
+    if (!email.value.trim()) {
+      replace(messages, notice("info", "Type your work email first: it tells us your organisation's sign-in provider."));
+      email.focus();
+      return;
+    }
+    sso.disabled = true;
+    try {
+      const found = await api.post("/api/v1/sso/lookup", { email: email.value.trim() }, { allow401: true });
+      announce(`Going to ${found.provider_name}.`);
+      window.location.assign(found.start_url);
+    } catch (err) {
+      replace(messages, errorNotice(err));
+      sso.disabled = false;
+    }
+  });
   const form = h("form", { class: "form narrow", novalidate: false },
-    field("Email", email), field("Password", password), submit,
+    field("Email", email), field("Password", password), submit, sso,
     h("p", {}, h("a", { href: "/reset", "data-link": true }, "Forgot your password?")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
