@@ -97,8 +97,9 @@ def cmd_import_directory(args) -> int:
         print("files:")
         for f in report["files"]:
             rows = "-" if f["rows"] is None else f["rows"]
+            encoding = f" [{f['encoding']}]" if f.get("encoding") else ""
             if f["status"] == "read" and f["table"]:
-                line = (f"  {f['file']:<36} read as {f['table']}: {rows} rows in, created {f['created']}, "
+                line = (f"  {f['file']:<36} read as {f['table']}{encoding}: {rows} rows in, created {f['created']}, "
                         f"updated {f['updated']}, unchanged {f['unchanged']}, skipped {f['skipped']}")
                 for table, d in f["derived"].items():
                     line += f"; gave {table}: created {d['created']}, updated {d['updated']}, unchanged {d['unchanged']}, skipped {d['skipped']}"

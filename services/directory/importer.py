@@ -65,6 +65,7 @@ FLOATS = {"latitude", "longitude", "minimum_age", "maximum_age", "amount", "exte
 INTS = {"year_incorporated", "count", "interval"}
 URLS = {"url", "website", "uri", "term_uri", "schedule_link"}
 EMAILS = {"email", "assurer_email"}
+INT_LIMIT = 2 ** 31  # SQL integer columns (year_incorporated, count, interval)
 
 
 @dataclasses.dataclass
@@ -138,7 +139,9 @@ def clean(table: str, values: dict, report: Report, row: Row) -> dict:
         if key in FLOATS:
             try:
                 value = float(re.sub(r"[^\d.\-]", "", str(value)) if key == "extension" else value)
-            except ValueError:
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise ValueError("not a finite number")
+            except (TypeError, ValueError):
                 report.notes[f"{table}.{key}: unreadable number dropped"] += 1
                 value = None
             if key == "latitude" and value is not None and not -90 <= value <= 90 or key == "longitude" and value is not None and not -180 <= value <= 180:
@@ -150,8 +153,11 @@ def clean(table: str, values: dict, report: Report, row: Row) -> dict:
         elif key in INTS:
             try:
                 value = int(float(value))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 report.notes[f"{table}.{key}: unreadable number dropped"] += 1
+                value = None
+            if value is not None and not -INT_LIMIT <= value < INT_LIMIT:  # PostgreSQL's integer would refuse the whole import
+                report.notes[f"{table}.{key}: out of range, dropped"] += 1
                 value = None
         elif key in URLS:
             value = value.split()[0] if value.split() else None
@@ -280,10 +286,22 @@ def recognise(path: Path, source: str | None = None) -> tuple[str, str]:
             unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
             jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
             target = jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp
-            return detect_layout(target), package_source(tmp, source)
+            return _recognised(target, package_source(tmp, source))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return detect_layout(path), package_source(path, source)
+    return _recognised(path, source)
+
+
+def _recognised(path: Path, source: str | None) -> tuple[str, str]:
+    """Detect, name, and for an HSDS JSON file parse it (a malformed document is the caller's
+    400 now, not a job that fails later); CSV rows are read by the job, each reported."""
+    from services.directory.layouts import detect_layout
+
+    layout = detect_layout(path)
+    source = package_source(path, source)
+    if layout == "hsds-json":
+        read(path, source, layout)
+    return layout, source
 
 
 def write_rows(session, rows: list[Row], report: Report, progress=None, updated_by: str = "import") -> None:
@@ -382,7 +400,11 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
 
 
 def _too_long(model, values: dict) -> str | None:
+    """Why a row's values cannot be stored as they are (too long for the column, a NUL byte,
+    which PostgreSQL text refuses), or None: such a row is skipped, never the whole import."""
     for key, value in values.items():
+        if isinstance(value, str) and "\x00" in value:
+            return f"{key} holds a NUL byte"
         length = getattr(model.__table__.columns[key].type, "length", None) if key in model.__table__.columns else None
         if length and isinstance(value, str) and len(value) > length:
             return f"{key} is longer than {length} characters"

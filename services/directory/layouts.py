@@ -22,22 +22,18 @@ Example::
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
 
+from services.directory.csv_files import CsvTable, read_header, read_table
+from services.directory.exceptions import LayoutError
 from services.directory.ids import as_uuid, stable_id
 from services.directory.indexing import language_code
 from services.directory.schedules import parse_days, parse_time
 from services.directory.taxonomy import OPEN_ELIGIBILITY_ID, term_id
-from weintervene import spreadsheets
 from weintervene.bounded_json import JsonRefused, loads_bounded
 from weintervene.config import settings
-
-
-class LayoutError(ValueError):
-    """The files are not in a layout we can read (a 400 for the caller)."""
 
 
 @dataclasses.dataclass
@@ -78,6 +74,7 @@ class FileReport:
     unchanged: int = 0
     skipped: int = 0
     derived: dict = dataclasses.field(default_factory=dict)
+    encoding: str | None = None  # what the file was read in (csv_files.decode), e.g. "windows-1252"
     unmatched: list = dataclasses.field(default_factory=list)  # (row, id, reason): skipped before writing
 
 
@@ -112,19 +109,9 @@ REFS = {
 }
 
 
-def _read_csv(path: Path):
-    try:
-        with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            rows = []
-            for record in reader:
-                # A text cell our own export escaped ("'=…", spreadsheets) reads back as it was.
-                rows.append({(k or "").strip(): (spreadsheets.unescape(v) if isinstance(v, str) else "")
-                             for k, v in record.items()})
-            return header, rows
-    except csv.Error as exc:  # e.g. a field over the csv module's size limit, a NUL byte
-        raise LayoutError(f"{path.name} is not a readable CSV file: {exc}") from None
+def _read_csv(path: Path) -> CsvTable:
+    """The file's rows, its encoding and its damaged rows (``csv_files.read_table``)."""
+    return read_table(path)
 
 
 def _blank(value) -> bool:
@@ -175,6 +162,7 @@ def detect_layout(path: Path) -> str:
     if "services.csv" not in names:
         found = ", ".join(sorted(names)[:12]) or "nothing"
         raise LayoutError(f"no services.csv in the folder (found: {found}); not a directory export we know")
+    check_package(path, folder)
     header = _header(folder / "services.csv")
     if "name" not in header:
         raise LayoutError("services.csv has no name column; not a directory export we know")
@@ -190,21 +178,51 @@ def detect_layout(path: Path) -> str:
     raise LayoutError("services.csv does not match HSDS 3.0, HSDS 2.0/1.x or Ohana columns")
 
 
+# Every CSV a reader of some layout maps to a table (a damaged header in one of these makes
+# the package malformed; any other file is only listed as not understood).
+KNOWN_FILES = frozenset(HSDS3_FILES) | {
+    "accessibility_for_disabilities.csv", "eligibility.csv", "holiday_schedules.csv", "mail_addresses.csv",
+    "physical_addresses.csv", "postal_addresses.csv", "regular_schedules.csv", "services_at_location.csv",
+    "service_attributes.csv", "services_taxonomy.csv", "taxonomy.csv",
+}
+
+
+def check_package(path: Path, folder: Path) -> None:
+    """Refuse (``LayoutError``, the API's 400 before any job) a package whose descriptor is no
+    JSON object, or one of whose table files has an unreadable header (a BOM that lies, a
+    column named twice, bytes that are no text): reading it would fail or mix up columns.
+    Damage inside a file's rows is not refused here: each damaged row is reported on its own.
+
+    Example: check_package(Path("export"), Path("export")) -> LayoutError("phones.csv: the header names the column 'id' twice…")
+    """
+    for descriptor in {Path(path) / "datapackage.json", folder / "datapackage.json"}:
+        if descriptor.is_file():
+            try:
+                meta = json.loads(descriptor.read_bytes().decode("utf-8-sig"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise LayoutError(f"datapackage.json is not valid JSON ({exc}); fix or remove it") from None
+            if not isinstance(meta, dict):
+                raise LayoutError("datapackage.json is not a JSON object (a Frictionless data package descriptor)")
+    for item in sorted(folder.iterdir()):
+        if item.is_file() and item.name in KNOWN_FILES:
+            read_header(item)
+
+
 def _header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        return [h.strip() for h in next(csv.reader(handle), [])]
+    return read_header(path)
 
 
 def not_understood(path: Path, why: str) -> FileReport:
     """A file we do not import, listed with its row count (``None`` when it is not a table)."""
-    rows, header = None, []
+    rows, header, encoding = None, [], None
     if path.suffix.lower() == ".csv":
         try:
-            header, records = _read_csv(path)
-            rows = len(records)
+            table = _read_csv(path)
+            rows, header, encoding = table.rows, table.header, table.encoding
         except LayoutError as exc:
             why = f"{why}; {exc}"
-    return FileReport(file=path.name, table=None, rows=rows, columns_dropped=header, note=why, status=NOT_UNDERSTOOD)
+    return FileReport(file=path.name, table=None, rows=rows, columns_dropped=header, note=why, status=NOT_UNDERSTOOD,
+                      encoding=encoding)
 
 
 def account_for_every_file(path: Path, files: list[FileReport]) -> None:
@@ -277,13 +295,15 @@ class Mapper:
             return []
         if derive_blank_id is None:
             derive_blank_id = table in CONTENT_ID_TABLES
-        header, records = _read_csv(path)
+        csv_table = _read_csv(path)
+        header = csv_table.header
         kept = [c for c in header if c in columns or c == id_column]
-        report = FileReport(file=name, table=table, rows=len(records), columns_kept=kept,
-                            columns_dropped=[c for c in header if c not in kept])
+        report = FileReport(file=name, table=table, rows=csv_table.rows, columns_kept=kept,
+                            columns_dropped=[c for c in header if c not in kept], encoding=csv_table.encoding,
+                            unmatched=list(csv_table.problems))
         self.files.append(report)
         out = []
-        for number, raw in enumerate(records, start=2):
+        for number, raw in csv_table.records:
             values = {}
             for src, dst in columns.items():
                 if dst is not None and src in raw:
@@ -590,14 +610,15 @@ def _merge_eligibility(m: Mapper, services: list) -> None:
     path = m.folder / "eligibility.csv"
     if not path.exists():
         return
-    header, records = _read_csv(path)
+    csv_table = _read_csv(path)
+    header = csv_table.header
     kept = [c for c in header if c in ("id", "service_id", "eligibility")]
-    report = FileReport(file=path.name, table=ELIGIBILITY_TARGET, rows=len(records), columns_kept=kept,
-                        columns_dropped=[c for c in header if c not in kept],
-                        note="merged into each service's eligibility_description")
+    report = FileReport(file=path.name, table=ELIGIBILITY_TARGET, rows=csv_table.rows, columns_kept=kept,
+                        columns_dropped=[c for c in header if c not in kept], encoding=csv_table.encoding,
+                        note="merged into each service's eligibility_description", unmatched=list(csv_table.problems))
     m.files.append(report)
     by_raw_id = {r.raw_id: r for r in services if r.raw_id}
-    for number, raw in enumerate(records, start=2):
+    for number, raw in csv_table.records:
         text, service_id = (raw.get("eligibility") or "").strip(), (raw.get("service_id") or "").strip()
         service = by_raw_id.get(service_id)
         if not text or service is None:
@@ -622,7 +643,7 @@ def _read_ohana(folder: Path, source: str):
                                                      "longitude": "longitude", "website": "url", "languages": None},
                        refs={"organization_id": "organization"})
     org_of_location = {r.id: r.values.get("organization_id") for r in locations}
-    header, records = _read_csv(folder / "locations.csv") if (folder / "locations.csv").exists() else ([], [])
+    records = [raw for _, raw in _read_csv(folder / "locations.csv").records] if (folder / "locations.csv").exists() else []
     for loc, raw in zip(locations, records):
         for name in filter(None, (x.strip() for x in (raw.get("languages") or "").split(","))):
             rows.append(Row(table="language", file="locations.csv", row=loc.row, raw_id=f"{loc.raw_id}:{name}",
@@ -653,7 +674,7 @@ def _read_ohana(folder: Path, source: str):
                                                   "location_id": None, "languages": None, "service_areas": None,
                                                   "taxonomy_ids": None},
                       refs={"program_id": "program"}, fix=service_fix)
-    _, records = _read_csv(folder / "services.csv")
+    records = [raw for _, raw in _read_csv(folder / "services.csv").records]
     for svc, raw in zip(services, records):
         loc = m.ref("location", raw.get("location_id"))
         if loc:
