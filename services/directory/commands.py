@@ -97,9 +97,8 @@ def cmd_import_directory(args) -> int:
         print("files:")
         for f in report["files"]:
             rows = "-" if f["rows"] is None else f["rows"]
-            encoding = f" [{f['encoding']}]" if f.get("encoding") else ""
             if f["status"] == "read" and f["table"]:
-                line = (f"  {f['file']:<36} read as {f['table']}{encoding}: {rows} rows in, created {f['created']}, "
+                line = (f"  {f['file']:<36} read as {f['table']}: {rows} rows in, created {f['created']}, "
                         f"updated {f['updated']}, unchanged {f['unchanged']}, skipped {f['skipped']}")
                 for table, d in f["derived"].items():
                     line += f"; gave {table}: created {d['created']}, updated {d['updated']}, unchanged {d['unchanged']}, skipped {d['skipped']}"
@@ -107,6 +106,8 @@ def cmd_import_directory(args) -> int:
                 line = f"  {f['file']:<36} read ({f['note']})"
             else:
                 line = f"  {f['file']:<36} NOT UNDERSTOOD, {rows} rows not imported: {f['note']}"
+            if f.get("encoding"):
+                line += f" [read in {f['encoding']}]"
             print(line)
         for file, columns in report["columns_dropped"].items():
             print(f"  dropped from {file}: {', '.join(columns)}")

@@ -39,6 +39,7 @@ from services.directory.layouts import NOT_UNDERSTOOD, OUTCOMES, REFS, FileRepor
 from services.directory.models import HSDS_TABLES, Metadata, Service, ServiceAtLocation
 from services.directory.sources import package_source
 from services.directory.taxonomy import TermTree
+from services.directory.writing import stored_rows, write_changed
 from weintervene.config import settings
 from weintervene.db import bulk_insert, new_id, utcnow
 
@@ -286,19 +287,19 @@ def recognise(path: Path, source: str | None = None) -> tuple[str, str]:
             unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
             jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
             target = jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp
-            return _recognised(target, package_source(tmp, source))
+            return _recognised(target, source, named_by=tmp)  # the descriptor in the zip names it
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return _recognised(path, source)
 
 
-def _recognised(path: Path, source: str | None) -> tuple[str, str]:
+def _recognised(path: Path, source: str | None, named_by: Path | None = None) -> tuple[str, str]:
     """Detect, name, and for an HSDS JSON file parse it (a malformed document is the caller's
     400 now, not a job that fails later); CSV rows are read by the job, each reported."""
     from services.directory.layouts import detect_layout
 
-    layout = detect_layout(path)
-    source = package_source(path, source)
+    layout = detect_layout(path)  # "not a directory export" before "name the source"
+    source = package_source(named_by or path, source)
     if layout == "hsds-json":
         read(path, source, layout)
     return layout, source
@@ -352,32 +353,35 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
         ids_of(table).update(r.id for r, _ in accepted)
         for start in range(0, len(accepted), CHUNK):
             chunk = accepted[start:start + CHUNK]
-            existing = {o.id: o for o in session.scalars(select(model).where(model.id.in_([r.id for r, _ in chunk])))}
-            new_rows, history = [], []
+            existing = stored_rows(session, model, [r.id for r, _ in chunk])
+            new_rows, changed_rows, history = [], [], []
             now = utcnow()
+            dated = "last_modified" in model.__table__.columns
             for row, values in chunk:
                 current = existing.get(row.id)
                 if current is None:
                     data = {c: values.get(c) for c in columns if c in values}
                     data["id"] = row.id
-                    if "last_modified" in model.__table__.columns:
+                    if dated:
                         data["last_modified"] = _timestamp(row.values.get("last_modified")) or now
                     new_rows.append(data)
                     history.append(_history(row.id, table, "create", "", "", "", updated_by, now))
                     report.count(row, "created")
                     changed[table].add(row.id)
                     continue
-                diffs = [(c, getattr(current, c), values[c]) for c in columns if c in values and not _same(getattr(current, c), values[c])]
+                diffs = [(c, current[c], values[c]) for c in columns if c in values and not _same(current[c], values[c])]
                 if not diffs:
                     report.count(row, "unchanged")
                     continue
                 for c, old, new in diffs:
-                    setattr(current, c, new)
+                    current[c] = new
                     history.append(_history(row.id, table, "update", c, old, new, updated_by, now))
-                if hasattr(current, "last_modified"):
-                    current.last_modified = now
+                if dated:
+                    current["last_modified"] = now
+                changed_rows.append(current)
                 report.count(row, "updated")
                 changed[table].add(row.id)
+            write_changed(session, model, changed_rows, columns + (["last_modified"] if dated else []))
             if new_rows:
                 bulk_insert(session, model, new_rows)
             if history:

@@ -188,21 +188,15 @@ KNOWN_FILES = frozenset(HSDS3_FILES) | {
 
 
 def check_package(path: Path, folder: Path) -> None:
-    """Refuse (``LayoutError``, the API's 400 before any job) a package whose descriptor is no
-    JSON object, or one of whose table files has an unreadable header (a BOM that lies, a
-    column named twice, bytes that are no text): reading it would fail or mix up columns.
+    """Refuse (``LayoutError``, the API's 400 before any job) a package one of whose table
+    files has an unreadable header (a BOM that lies, a column named twice, bytes that are no
+    text, such as a workbook saved under a .csv name): reading it would fail or mix up columns.
     Damage inside a file's rows is not refused here: each damaged row is reported on its own.
+    A descriptor that is no JSON is not refused either (the spec's own example ships one):
+    the files are found by their names and the report says the descriptor was ignored.
 
     Example: check_package(Path("export"), Path("export")) -> LayoutError("phones.csv: the header names the column 'id' twice…")
     """
-    for descriptor in {Path(path) / "datapackage.json", folder / "datapackage.json"}:
-        if descriptor.is_file():
-            try:
-                meta = json.loads(descriptor.read_bytes().decode("utf-8-sig"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise LayoutError(f"datapackage.json is not valid JSON ({exc}); fix or remove it") from None
-            if not isinstance(meta, dict):
-                raise LayoutError("datapackage.json is not a JSON object (a Frictionless data package descriptor)")
     for item in sorted(folder.iterdir()):
         if item.is_file() and item.name in KNOWN_FILES:
             read_header(item)
@@ -225,6 +219,13 @@ def not_understood(path: Path, why: str) -> FileReport:
                       encoding=encoding)
 
 
+def _valid_descriptor(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_bytes().decode("utf-8-sig")), dict)
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
 def account_for_every_file(path: Path, files: list[FileReport]) -> None:
     """Append a ``not understood`` entry for each file at ``path`` no reader reported."""
     path = Path(path)
@@ -239,7 +240,10 @@ def account_for_every_file(path: Path, files: list[FileReport]) -> None:
             if not item.is_file() or item.name in seen or item.name.startswith("."):
                 continue
             seen.add(item.name)
-            if item.name == "datapackage.json":
+            if item.name == "datapackage.json" and not _valid_descriptor(item):
+                files.append(FileReport(file=item.name, table=None, rows=None, status=NOT_UNDERSTOOD,
+                                        note="not a JSON object: ignored, the files were found by their names"))
+            elif item.name == "datapackage.json":
                 files.append(FileReport(file=item.name, table=None, rows=None, note="the package's descriptor (read to find the files)"))
             else:
                 why = "not a file of this layout" if item.suffix.lower() == ".csv" else "not a CSV table"
@@ -281,12 +285,16 @@ class Mapper:
 
     def __init__(self, source: str, folder: Path, rows: list, files: list):
         self.source, self.folder, self.rows, self.files = source, folder, rows, files
+        self._refs: dict[tuple[str, str], str] = {}  # an organization's id is referred to by each of its rows
 
     def ref(self, table: str, raw) -> str | None:
         if _blank(raw):
             return None
         raw = str(raw).strip()
-        return as_uuid(raw) or stable_id(self.source, table, raw)
+        known = self._refs.get((table, raw))
+        if known is None:
+            known = self._refs[(table, raw)] = as_uuid(raw) or stable_id(self.source, table, raw)
+        return known
 
     def file(self, name: str, table: str, columns: dict, refs: dict | None = None, fix=None,
              id_parts: tuple = (), id_column: str = "id", derive_blank_id: bool | None = None):
@@ -768,7 +776,7 @@ def _hsds3_fix(table: str):
 def _read_hsds_json(path: Path, source: str):
     max_depth = settings().directory_import_json_max_depth
     try:
-        data = loads_bounded(path.read_text(encoding="utf-8"), max_depth=max_depth, unique_keys=False)
+        data = loads_bounded(path.read_text(encoding="utf-8-sig"), max_depth=max_depth, unique_keys=False)
     except JsonRefused as exc:  # nesting past the cap, numbers no column holds, NaN...
         cap = " (WEINTERVENE_DIRECTORY_IMPORT_JSON_MAX_DEPTH)" if "nested" in str(exc) else ""
         raise LayoutError(f"{path.name} is refused: {exc}{cap}") from None

@@ -176,9 +176,12 @@ def malformed_packages(tmp_path):
     header, rest = text.split("\n", 1)
     (twice / "phones.csv").write_text(header.replace("number", "id") + "\n" + rest, encoding="utf-8")
     cases.append(("column twice", twice, "names the column 'id' twice"))
-    descriptor = dc_copy(tmp_path, "descriptor")
-    (descriptor / "datapackage.json").write_text('{"name": "dc", "resources": [', encoding="utf-8")
-    cases.append(("descriptor", descriptor, "datapackage.json is not valid JSON"))
+    workbook = dc_copy(tmp_path, "workbook")  # an Excel workbook saved under a .csv name
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as xlsx:
+        xlsx.writestr("[Content_Types].xml", "<Types/>")
+    (workbook / "locations.csv").write_bytes(buffer.getvalue())
+    cases.append(("workbook", workbook, "locations.csv: the header holds bytes that are not text"))
     lying_bom = dc_copy(tmp_path, "bom")
     (lying_bom / "organizations.csv").write_bytes(b"\xff\xfe" + "id,name\n".encode("utf-16-le") + b"\x00\xdc")
     cases.append(("lying BOM", lying_bom, "organizations.csv starts with a utf-16-le byte-order mark"))
@@ -221,3 +224,12 @@ def test_the_cli_exits_2_with_the_reason(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-1500:]
     assert by_file(json.loads(done.stdout))["services.csv"]["encoding"] == "windows-1252"
+
+
+def test_a_descriptor_that_is_no_json_is_reported_not_trusted(tmp_path, session):
+    folder = dc_copy(tmp_path)
+    (folder / "datapackage.json").write_text('{"name": "dc", "resources": [', encoding="utf-8")
+    report = import_path(session, folder, source="dc-orservices")
+    line = by_file(report)["datapackage.json"]
+    assert line["status"] == "not understood" and "not a JSON object" in line["note"]
+    assert report["totals"]["service"]["created"] > 0
