@@ -49,20 +49,24 @@ STATUSES = {"active", "inactive", "defunct", "temporarily closed"}
 # Rows of these tables need at least one of these references to mean anything.
 OWNERS = {
     "program": ("organization_id",), "service": ("organization_id",), "service_at_location": ("service_id", "location_id"),
-    "address": ("location_id",), "accessibility": ("location_id",), "attribute": ("link_id", "taxonomy_term_id"), "service_area": ("service_id",),
+    "address": ("location_id",), "accessibility": ("location_id",), "attribute": ("link_id", "taxonomy_term_id"), "service_area": None,
     "cost_option": ("service_id",), "phone": None, "schedule": None, "contact": None, "language": None,
+    "service_capacity": ("service_id", "unit_id"), "url": None,
 }
 ANY_OWNER = {
     "phone": ("location_id", "service_id", "organization_id", "contact_id", "service_at_location_id"),
     "schedule": ("service_id", "location_id", "service_at_location_id"),
     "contact": ("organization_id", "service_id", "service_at_location_id", "location_id"),
     "language": ("service_id", "location_id", "phone_id"),
+    "service_area": ("service_id", "service_at_location_id"),
+    "url": ("service_id", "organization_id"),
 }
 REQUIRED = {
     "organization": ("name",), "service": ("name",), "program": ("name",), "taxonomy": ("name",),
-    "taxonomy_term": ("name",), "phone": ("number",),
+    "taxonomy_term": ("name",), "phone": ("number",), "unit": ("name",), "url": ("url",), "service_capacity": ("available",),
 }
-FLOATS = {"latitude", "longitude", "minimum_age", "maximum_age", "amount", "extension", "timezone"}
+FLOATS = {"latitude", "longitude", "minimum_age", "maximum_age", "amount", "extension", "timezone", "available", "maximum"}
+TIMESTAMPS = {"updated"}  # service_capacity.updated (HSDS 3.1 date-time)
 INTS = {"year_incorporated", "count", "interval"}
 URLS = {"url", "website", "uri", "term_uri", "schedule_link"}
 EMAILS = {"email", "assurer_email"}
@@ -151,6 +155,11 @@ def clean(table: str, values: dict, report: Report, row: Row) -> dict:
             if key in ("latitude", "longitude") and value == 0:
                 report.notes[f"{table}.{key}: 0 treated as missing"] += 1
                 value = None
+        elif key in TIMESTAMPS:
+            parsed = _timestamp(value)
+            if parsed is None:
+                report.notes[f"{table}.{key}: unreadable date-time dropped"] += 1
+            value = parsed
         elif key in INTS:
             try:
                 value = int(float(value))
@@ -443,6 +452,7 @@ OPTIONAL_REFS = {
     "organization": {"parent_organization_id"},
     "phone": set(ANY_OWNER["phone"]), "schedule": set(ANY_OWNER["schedule"]),
     "contact": set(ANY_OWNER["contact"]), "language": set(ANY_OWNER["language"]),
+    "service_area": set(ANY_OWNER["service_area"]), "url": set(ANY_OWNER["url"]),
 }
 
 

@@ -86,6 +86,9 @@ HSDS3_FILES = {
     "contacts.csv": "contact", "phones.csv": "phone", "schedules.csv": "schedule",
     "attributes.csv": "attribute", "languages.csv": "language", "service_areas.csv": "service_area",
     "cost_options.csv": "cost_option",
+    # HSDS 3.1 (the spec's datapackage names them so)
+    "units.csv": "unit", "unit.csv": "unit", "service_capacity.csv": "service_capacity",
+    "service_capacities.csv": "service_capacity", "url.csv": "url", "urls.csv": "url",
 }
 # Foreign keys per table: column -> referenced table.
 REFS = {
@@ -104,8 +107,10 @@ REFS = {
     "schedule": {"service_id": "service", "location_id": "location", "service_at_location_id": "service_at_location"},
     "attribute": {"link_id": "service", "taxonomy_term_id": "taxonomy_term"},
     "language": {"service_id": "service", "location_id": "location", "phone_id": "phone"},
-    "service_area": {"service_id": "service"},
+    "service_area": {"service_id": "service", "service_at_location_id": "service_at_location"},
     "cost_option": {"service_id": "service"},
+    "service_capacity": {"service_id": "service", "unit_id": "unit"},
+    "url": {"organization_id": "organization", "service_id": "service"},
 }
 
 
@@ -805,6 +810,7 @@ NESTED = {
     "service_areas": "service_area", "service_at_locations": "service_at_location", "languages": "language",
     "cost_options": "cost_option", "contacts": "contact", "addresses": "address", "locations": "location",
     "programs": "program", "services": "service", "attributes": "attribute", "accessibility": "accessibility",
+    "capacities": "service_capacity", "unit": "unit", "additional_urls": "url", "additional_websites": "url",
 }
 PARENT_FIELD = {"service": "service_id", "location": "location_id", "organization": "organization_id",
                 "service_at_location": "service_at_location_id", "contact": "contact_id", "phone": "phone_id"}
@@ -834,7 +840,7 @@ def _flatten(doc: dict, table: str, inherited: dict, rows: list, file: str, numb
     # A nested parent must be written before this row: parents go first.
     for key, value in children:
         child_table = NESTED[key]
-        if isinstance(value, dict) and key in ("organization", "program", "location", "taxonomy_term", "taxonomy_detail", "service"):
+        if isinstance(value, dict) and key in ("organization", "program", "location", "taxonomy_term", "taxonomy_detail", "service", "unit"):
             if key == "service":
                 continue  # back-reference inside a service_at_location: already the parent
             child_id = _flatten(value, child_table, {}, rows, file, number, source, dropped)
