@@ -497,29 +497,37 @@ def _check(table: str, row: Row, values: dict, ids_of, pending_ids: set, report=
     return None
 
 
+IN_CHUNK = 10000  # ids per IN (...): PostgreSQL drivers bind at most 65,535 parameters a statement
+
+
+def _where_in(session, selected, key, ids) -> set:
+    """``selected`` of the rows whose ``key`` is among ``ids``, in chunks of :data:`IN_CHUNK`
+    (a 100,000-service import changes ~1.4 million rows: one IN of them all is refused)."""
+    ids, found = list(ids), set()
+    for start in range(0, len(ids), IN_CHUNK):
+        found.update(v for v in session.scalars(select(selected).where(key.in_(ids[start:start + IN_CHUNK]))) if v)
+    return found
+
+
 def affected_services(session, changed: dict) -> set:
     """Services whose search document depends on the changed rows."""
     services = set(changed.get("service", ()))
     for table in ("phone", "schedule", "language", "service_area", "cost_option", "contact", "service_at_location"):
-        ids = changed.get(table)
-        if ids:
+        if changed.get(table):
             model = HSDS_TABLES[table]
-            services.update(s for s in session.scalars(select(model.service_id).where(model.id.in_(list(ids)))) if s)
+            services |= _where_in(session, model.service_id, model.id, changed[table])
+    attribute = HSDS_TABLES["attribute"]
     if changed.get("attribute"):
-        model = HSDS_TABLES["attribute"]
-        services.update(session.scalars(select(model.link_id).where(model.id.in_(list(changed["attribute"])))))
+        services |= _where_in(session, attribute.link_id, attribute.id, changed["attribute"])
     location_ids = set(changed.get("location", ()))
     for table in ("address", "language", "schedule", "phone"):
-        ids = changed.get(table)
-        if ids:
+        if changed.get(table):
             model = HSDS_TABLES[table]
-            location_ids.update(l for l in session.scalars(select(model.location_id).where(model.id.in_(list(ids)))) if l)
+            location_ids |= _where_in(session, model.location_id, model.id, changed[table])
     if location_ids:
-        services.update(session.scalars(select(ServiceAtLocation.service_id).where(ServiceAtLocation.location_id.in_(list(location_ids)))))
+        services |= _where_in(session, ServiceAtLocation.service_id, ServiceAtLocation.location_id, location_ids)
     if changed.get("organization"):
-        services.update(session.scalars(select(Service.id).where(Service.organization_id.in_(list(changed["organization"])))))
+        services |= _where_in(session, Service.id, Service.organization_id, changed["organization"])
     if changed.get("taxonomy_term"):
-        model = HSDS_TABLES["attribute"]
-        services.update(session.scalars(select(model.link_id).where(model.taxonomy_term_id.in_(list(changed["taxonomy_term"])))))
-    known = set(session.scalars(select(Service.id).where(Service.id.in_(list(services))))) if len(services) < 30000 else services
-    return {s for s in services if s in known}
+        services |= _where_in(session, attribute.link_id, attribute.taxonomy_term_id, changed["taxonomy_term"])
+    return _where_in(session, Service.id, Service.id, services)
