@@ -259,3 +259,36 @@ def test_a_large_import_looks_up_what_it_changed_in_chunks(session):
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert most and max(most) <= 65535, max(most)
+
+
+def test_a_changed_row_is_written_back_with_its_history_and_nothing_of_ours_lost(tmp_path, session):
+    """The set-based update (``writing.write_changed``): the changed fields are stored, each in the
+    edit history, the row's other columns (ownership is ours, not the file's) stay as they were."""
+    from services.directory.models import Metadata, Phone
+
+    folder = tmp_path / "ohana"
+    shutil.copytree(dataset("ohana-sanmateo"), folder)
+    import_path(session, folder, source="ohana")
+    service_id = stable_id("ohana", "service", "1")
+    service = session.get(Service, service_id)
+    service.owner_district_id = "00000000-0000-4000-8000-0000000000d1"  # a column no file writes
+    session.commit()
+    for name, column, value in (("services.csv", "name", "Older Adults Center (renamed)"), ("phones.csv", "number", "650 555 0199")):
+        with (folder / name).open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header, rows = reader.fieldnames, list(reader)
+        rows[0][column] = value
+        with (folder / name).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    again = import_path(session, folder, source="ohana")
+
+    assert again["updated"] == 2 and again["created"] == 0, again["totals"]
+    session.expire_all()
+    service = session.get(Service, service_id)
+    assert service.name == "Older Adults Center (renamed)" and service.owner_district_id == "00000000-0000-4000-8000-0000000000d1"
+    assert session.scalar(select(func.count()).select_from(Phone).where(Phone.number == "650 555 0199")) == 1
+    history = session.scalars(select(Metadata).where(Metadata.resource_id == service_id, Metadata.last_action_type == "update")).all()
+    assert [(h.field_name, h.replacement_value) for h in history] == [("name", "Older Adults Center (renamed)")]
