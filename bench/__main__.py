@@ -7,7 +7,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-HELPERS = {"support", "servers", "http_load", "profile_summary"}
+HELPERS = {"support", "servers", "http_load", "profile_summary", "scaled_export"}
 
 
 def available() -> dict[str, str]:

@@ -106,6 +106,8 @@ def cmd_import_directory(args) -> int:
                 line = f"  {f['file']:<36} read ({f['note']})"
             else:
                 line = f"  {f['file']:<36} NOT UNDERSTOOD, {rows} rows not imported: {f['note']}"
+            if f.get("encoding"):
+                line += f" [read in {f['encoding']}]"
             print(line)
         for file, columns in report["columns_dropped"].items():
             print(f"  dropped from {file}: {', '.join(columns)}")

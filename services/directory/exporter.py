@@ -32,7 +32,7 @@ from services.directory import visibility
 from services.directory.hsds import HSDS_VERSION, PRIVATE, Loader, document
 from services.directory.models import (
     Accessibility, Address, Attribute, Contact, CostOption, HSDS_TABLES, Language, Location, Organization, Phone, Program,
-    Schedule, Service, ServiceArea, ServiceAtLocation, Taxonomy, TaxonomyTerm,
+    Schedule, Service, ServiceArea, ServiceAtLocation, ServiceCapacity, Taxonomy, TaxonomyTerm, Unit, Url,
 )
 from services.directory.taxonomy import TermTree
 from weintervene import spreadsheets
@@ -44,6 +44,7 @@ FILE_NAMES = {
     "accessibility": "accessibility.csv", "contact": "contacts.csv",
     "phone": "phones.csv", "schedule": "schedules.csv", "attribute": "attributes.csv", "language": "languages.csv",
     "service_area": "service_areas.csv", "cost_option": "cost_options.csv",
+    "unit": "units.csv", "service_capacity": "service_capacity.csv", "url": "url.csv",
 }
 SPEC_DESCRIPTOR = Path(__file__).resolve().parent / "data" / "hsds_3_1_datapackage.json"
 
@@ -127,9 +128,15 @@ def selected_rows(session, service_ids=None) -> dict[str, list]:
         "attribute": [a for a in session.scalars(select(Attribute).order_by(Attribute.id)) if a.link_id in sids],
         "language": [l for l in owned(session.scalars(select(Language).order_by(Language.id)), "service_id", "location_id")
                      if not l.phone_id or l.phone_id in phone_ids],
-        "service_area": [a for a in session.scalars(select(ServiceArea).order_by(ServiceArea.id)) if a.service_id in sids],
+        "service_area": [a for a in session.scalars(select(ServiceArea).order_by(ServiceArea.id))
+                         if a.service_id in sids or (not a.service_id and a.service_at_location_id in sal_ids)],
         "cost_option": [c for c in session.scalars(select(CostOption).order_by(CostOption.id)) if c.service_id in sids],
+        "url": owned(session.scalars(select(Url).order_by(Url.id)), "service_id", "organization_id"),
     }
+    capacities = [c for c in session.scalars(select(ServiceCapacity).order_by(ServiceCapacity.id)) if c.service_id in sids]
+    unit_ids = {c.unit_id for c in capacities}
+    rows["service_capacity"] = capacities
+    rows["unit"] = [u for u in session.scalars(select(Unit).order_by(Unit.id)) if u.id in unit_ids]
     return rows
 
 

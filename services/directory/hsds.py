@@ -43,7 +43,7 @@ RELATIONS = {
     "taxonomy_detail": ("taxonomy", "fk", "taxonomy_id"),
     "phones": ("phone", "back", None),
     "schedules": ("schedule", "back", None),
-    "service_areas": ("service_area", "back", "service_id"),
+    "service_areas": ("service_area", "back", None),  # a service's, or (3.1) a service at a location's
     "service_at_locations": ("service_at_location", "back", "service_id"),
     "languages": ("language", "back", None),
     "cost_options": ("cost_option", "back", "service_id"),
@@ -55,6 +55,11 @@ RELATIONS = {
     "services": ("service", "back", "organization_id"),
     "attributes": ("attribute", "back", "link_id"),
     "metadata": ("metadata", "back", "resource_id"),
+    # HSDS 3.1
+    "capacities": ("service_capacity", "back", "service_id"),
+    "unit": ("unit", "fk", "unit_id"),
+    "additional_urls": ("url", "back", "service_id"),
+    "additional_websites": ("url", "back", "organization_id"),
 }
 # The column of a child naming its parent, when it depends on the parent kind.
 BACK_COLUMN = {

@@ -24,6 +24,9 @@ def as_uuid(value) -> str | None:
     """The canonical text of ``value`` when it is a UUID, else None."""
     if value is None:
         return None
+    text = str(value).strip()
+    if len(text) < 32:  # shorter than any spelling uuid.UUID reads (numeric ids): spare the exception
+        return None
     try:
         return str(uuid.UUID(str(value).strip()))
     except ValueError:

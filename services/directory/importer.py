@@ -39,6 +39,7 @@ from services.directory.layouts import NOT_UNDERSTOOD, OUTCOMES, REFS, FileRepor
 from services.directory.models import HSDS_TABLES, Metadata, Service, ServiceAtLocation
 from services.directory.sources import package_source
 from services.directory.taxonomy import TermTree
+from services.directory.writing import stored_rows, write_changed
 from weintervene.config import settings
 from weintervene.db import bulk_insert, new_id, utcnow
 
@@ -48,23 +49,28 @@ STATUSES = {"active", "inactive", "defunct", "temporarily closed"}
 # Rows of these tables need at least one of these references to mean anything.
 OWNERS = {
     "program": ("organization_id",), "service": ("organization_id",), "service_at_location": ("service_id", "location_id"),
-    "address": ("location_id",), "accessibility": ("location_id",), "attribute": ("link_id", "taxonomy_term_id"), "service_area": ("service_id",),
+    "address": ("location_id",), "accessibility": ("location_id",), "attribute": ("link_id", "taxonomy_term_id"), "service_area": None,
     "cost_option": ("service_id",), "phone": None, "schedule": None, "contact": None, "language": None,
+    "service_capacity": ("service_id", "unit_id"), "url": None,
 }
 ANY_OWNER = {
     "phone": ("location_id", "service_id", "organization_id", "contact_id", "service_at_location_id"),
     "schedule": ("service_id", "location_id", "service_at_location_id"),
     "contact": ("organization_id", "service_id", "service_at_location_id", "location_id"),
     "language": ("service_id", "location_id", "phone_id"),
+    "service_area": ("service_id", "service_at_location_id"),
+    "url": ("service_id", "organization_id"),
 }
 REQUIRED = {
     "organization": ("name",), "service": ("name",), "program": ("name",), "taxonomy": ("name",),
-    "taxonomy_term": ("name",), "phone": ("number",),
+    "taxonomy_term": ("name",), "phone": ("number",), "unit": ("name",), "url": ("url",), "service_capacity": ("available",),
 }
-FLOATS = {"latitude", "longitude", "minimum_age", "maximum_age", "amount", "extension", "timezone"}
+FLOATS = {"latitude", "longitude", "minimum_age", "maximum_age", "amount", "extension", "timezone", "available", "maximum"}
+TIMESTAMPS = {"updated"}  # service_capacity.updated (HSDS 3.1 date-time)
 INTS = {"year_incorporated", "count", "interval"}
 URLS = {"url", "website", "uri", "term_uri", "schedule_link"}
 EMAILS = {"email", "assurer_email"}
+INT_LIMIT = 2 ** 31  # SQL integer columns (year_incorporated, count, interval)
 
 
 @dataclasses.dataclass
@@ -138,7 +144,9 @@ def clean(table: str, values: dict, report: Report, row: Row) -> dict:
         if key in FLOATS:
             try:
                 value = float(re.sub(r"[^\d.\-]", "", str(value)) if key == "extension" else value)
-            except ValueError:
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise ValueError("not a finite number")
+            except (TypeError, ValueError):
                 report.notes[f"{table}.{key}: unreadable number dropped"] += 1
                 value = None
             if key == "latitude" and value is not None and not -90 <= value <= 90 or key == "longitude" and value is not None and not -180 <= value <= 180:
@@ -147,11 +155,19 @@ def clean(table: str, values: dict, report: Report, row: Row) -> dict:
             if key in ("latitude", "longitude") and value == 0:
                 report.notes[f"{table}.{key}: 0 treated as missing"] += 1
                 value = None
+        elif key in TIMESTAMPS:
+            parsed = _timestamp(value)
+            if parsed is None:
+                report.notes[f"{table}.{key}: unreadable date-time dropped"] += 1
+            value = parsed
         elif key in INTS:
             try:
                 value = int(float(value))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 report.notes[f"{table}.{key}: unreadable number dropped"] += 1
+                value = None
+            if value is not None and not -INT_LIMIT <= value < INT_LIMIT:  # PostgreSQL's integer would refuse the whole import
+                report.notes[f"{table}.{key}: out of range, dropped"] += 1
                 value = None
         elif key in URLS:
             value = value.split()[0] if value.split() else None
@@ -280,10 +296,22 @@ def recognise(path: Path, source: str | None = None) -> tuple[str, str]:
             unpack_zip(path, tmp, caps.directory_import_max_unpacked_bytes, caps.directory_import_max_ratio)
             jsons = [p for p in tmp.iterdir() if p.suffix == ".json" and p.name != "datapackage.json"]
             target = jsons[0] if jsons and not any(p.suffix == ".csv" for p in tmp.iterdir()) else tmp
-            return detect_layout(target), package_source(tmp, source)
+            return _recognised(target, source, named_by=tmp)  # the descriptor in the zip names it
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return detect_layout(path), package_source(path, source)
+    return _recognised(path, source)
+
+
+def _recognised(path: Path, source: str | None, named_by: Path | None = None) -> tuple[str, str]:
+    """Detect, name, and for an HSDS JSON file parse it (a malformed document is the caller's
+    400 now, not a job that fails later); CSV rows are read by the job, each reported."""
+    from services.directory.layouts import detect_layout
+
+    layout = detect_layout(path)  # "not a directory export" before "name the source"
+    source = package_source(named_by or path, source)
+    if layout == "hsds-json":
+        read(path, source, layout)
+    return layout, source
 
 
 def write_rows(session, rows: list[Row], report: Report, progress=None, updated_by: str = "import") -> None:
@@ -334,32 +362,35 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
         ids_of(table).update(r.id for r, _ in accepted)
         for start in range(0, len(accepted), CHUNK):
             chunk = accepted[start:start + CHUNK]
-            existing = {o.id: o for o in session.scalars(select(model).where(model.id.in_([r.id for r, _ in chunk])))}
-            new_rows, history = [], []
+            existing = stored_rows(session, model, [r.id for r, _ in chunk])
+            new_rows, changed_rows, history = [], [], []
             now = utcnow()
+            dated = "last_modified" in model.__table__.columns
             for row, values in chunk:
                 current = existing.get(row.id)
                 if current is None:
                     data = {c: values.get(c) for c in columns if c in values}
                     data["id"] = row.id
-                    if "last_modified" in model.__table__.columns:
+                    if dated:
                         data["last_modified"] = _timestamp(row.values.get("last_modified")) or now
                     new_rows.append(data)
                     history.append(_history(row.id, table, "create", "", "", "", updated_by, now))
                     report.count(row, "created")
                     changed[table].add(row.id)
                     continue
-                diffs = [(c, getattr(current, c), values[c]) for c in columns if c in values and not _same(getattr(current, c), values[c])]
+                diffs = [(c, current[c], values[c]) for c in columns if c in values and not _same(current[c], values[c])]
                 if not diffs:
                     report.count(row, "unchanged")
                     continue
                 for c, old, new in diffs:
-                    setattr(current, c, new)
+                    current[c] = new
                     history.append(_history(row.id, table, "update", c, old, new, updated_by, now))
-                if hasattr(current, "last_modified"):
-                    current.last_modified = now
+                if dated:
+                    current["last_modified"] = now
+                changed_rows.append(current)
                 report.count(row, "updated")
                 changed[table].add(row.id)
+            write_changed(session, model, changed_rows, columns + (["last_modified"] if dated else []))
             if new_rows:
                 bulk_insert(session, model, new_rows)
             if history:
@@ -382,7 +413,11 @@ def write_rows(session, rows: list[Row], report: Report, progress=None, updated_
 
 
 def _too_long(model, values: dict) -> str | None:
+    """Why a row's values cannot be stored as they are (too long for the column, a NUL byte,
+    which PostgreSQL text refuses), or None: such a row is skipped, never the whole import."""
     for key, value in values.items():
+        if isinstance(value, str) and "\x00" in value:
+            return f"{key} holds a NUL byte"
         length = getattr(model.__table__.columns[key].type, "length", None) if key in model.__table__.columns else None
         if length and isinstance(value, str) and len(value) > length:
             return f"{key} is longer than {length} characters"
@@ -417,6 +452,7 @@ OPTIONAL_REFS = {
     "organization": {"parent_organization_id"},
     "phone": set(ANY_OWNER["phone"]), "schedule": set(ANY_OWNER["schedule"]),
     "contact": set(ANY_OWNER["contact"]), "language": set(ANY_OWNER["language"]),
+    "service_area": set(ANY_OWNER["service_area"]), "url": set(ANY_OWNER["url"]),
 }
 
 
@@ -461,29 +497,37 @@ def _check(table: str, row: Row, values: dict, ids_of, pending_ids: set, report=
     return None
 
 
+IN_CHUNK = 10000  # ids per IN (...): PostgreSQL drivers bind at most 65,535 parameters a statement
+
+
+def _where_in(session, selected, key, ids) -> set:
+    """``selected`` of the rows whose ``key`` is among ``ids``, in chunks of :data:`IN_CHUNK`
+    (a 100,000-service import changes ~1.4 million rows: one IN of them all is refused)."""
+    ids, found = list(ids), set()
+    for start in range(0, len(ids), IN_CHUNK):
+        found.update(v for v in session.scalars(select(selected).where(key.in_(ids[start:start + IN_CHUNK]))) if v)
+    return found
+
+
 def affected_services(session, changed: dict) -> set:
     """Services whose search document depends on the changed rows."""
     services = set(changed.get("service", ()))
     for table in ("phone", "schedule", "language", "service_area", "cost_option", "contact", "service_at_location"):
-        ids = changed.get(table)
-        if ids:
+        if changed.get(table):
             model = HSDS_TABLES[table]
-            services.update(s for s in session.scalars(select(model.service_id).where(model.id.in_(list(ids)))) if s)
+            services |= _where_in(session, model.service_id, model.id, changed[table])
+    attribute = HSDS_TABLES["attribute"]
     if changed.get("attribute"):
-        model = HSDS_TABLES["attribute"]
-        services.update(session.scalars(select(model.link_id).where(model.id.in_(list(changed["attribute"])))))
+        services |= _where_in(session, attribute.link_id, attribute.id, changed["attribute"])
     location_ids = set(changed.get("location", ()))
     for table in ("address", "language", "schedule", "phone"):
-        ids = changed.get(table)
-        if ids:
+        if changed.get(table):
             model = HSDS_TABLES[table]
-            location_ids.update(l for l in session.scalars(select(model.location_id).where(model.id.in_(list(ids)))) if l)
+            location_ids |= _where_in(session, model.location_id, model.id, changed[table])
     if location_ids:
-        services.update(session.scalars(select(ServiceAtLocation.service_id).where(ServiceAtLocation.location_id.in_(list(location_ids)))))
+        services |= _where_in(session, ServiceAtLocation.service_id, ServiceAtLocation.location_id, location_ids)
     if changed.get("organization"):
-        services.update(session.scalars(select(Service.id).where(Service.organization_id.in_(list(changed["organization"])))))
+        services |= _where_in(session, Service.id, Service.organization_id, changed["organization"])
     if changed.get("taxonomy_term"):
-        model = HSDS_TABLES["attribute"]
-        services.update(session.scalars(select(model.link_id).where(model.taxonomy_term_id.in_(list(changed["taxonomy_term"])))))
-    known = set(session.scalars(select(Service.id).where(Service.id.in_(list(services))))) if len(services) < 30000 else services
-    return {s for s in services if s in known}
+        services |= _where_in(session, attribute.link_id, attribute.taxonomy_term_id, changed["taxonomy_term"])
+    return _where_in(session, Service.id, Service.id, services)

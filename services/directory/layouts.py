@@ -22,22 +22,18 @@ Example::
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
 
+from services.directory.csv_files import CsvTable, read_header, read_table
+from services.directory.exceptions import LayoutError
 from services.directory.ids import as_uuid, stable_id
 from services.directory.indexing import language_code
 from services.directory.schedules import parse_days, parse_time
 from services.directory.taxonomy import OPEN_ELIGIBILITY_ID, term_id
-from weintervene import spreadsheets
 from weintervene.bounded_json import JsonRefused, loads_bounded
 from weintervene.config import settings
-
-
-class LayoutError(ValueError):
-    """The files are not in a layout we can read (a 400 for the caller)."""
 
 
 @dataclasses.dataclass
@@ -78,6 +74,7 @@ class FileReport:
     unchanged: int = 0
     skipped: int = 0
     derived: dict = dataclasses.field(default_factory=dict)
+    encoding: str | None = None  # what the file was read in (csv_files.decode), e.g. "windows-1252"
     unmatched: list = dataclasses.field(default_factory=list)  # (row, id, reason): skipped before writing
 
 
@@ -89,6 +86,9 @@ HSDS3_FILES = {
     "contacts.csv": "contact", "phones.csv": "phone", "schedules.csv": "schedule",
     "attributes.csv": "attribute", "languages.csv": "language", "service_areas.csv": "service_area",
     "cost_options.csv": "cost_option",
+    # HSDS 3.1 (the spec's datapackage names them so)
+    "units.csv": "unit", "unit.csv": "unit", "service_capacity.csv": "service_capacity",
+    "service_capacities.csv": "service_capacity", "url.csv": "url", "urls.csv": "url",
 }
 # Foreign keys per table: column -> referenced table.
 REFS = {
@@ -107,24 +107,16 @@ REFS = {
     "schedule": {"service_id": "service", "location_id": "location", "service_at_location_id": "service_at_location"},
     "attribute": {"link_id": "service", "taxonomy_term_id": "taxonomy_term"},
     "language": {"service_id": "service", "location_id": "location", "phone_id": "phone"},
-    "service_area": {"service_id": "service"},
+    "service_area": {"service_id": "service", "service_at_location_id": "service_at_location"},
     "cost_option": {"service_id": "service"},
+    "service_capacity": {"service_id": "service", "unit_id": "unit"},
+    "url": {"organization_id": "organization", "service_id": "service"},
 }
 
 
-def _read_csv(path: Path):
-    try:
-        with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            rows = []
-            for record in reader:
-                # A text cell our own export escaped ("'=…", spreadsheets) reads back as it was.
-                rows.append({(k or "").strip(): (spreadsheets.unescape(v) if isinstance(v, str) else "")
-                             for k, v in record.items()})
-            return header, rows
-    except csv.Error as exc:  # e.g. a field over the csv module's size limit, a NUL byte
-        raise LayoutError(f"{path.name} is not a readable CSV file: {exc}") from None
+def _read_csv(path: Path) -> CsvTable:
+    """The file's rows, its encoding and its damaged rows (``csv_files.read_table``)."""
+    return read_table(path)
 
 
 def _blank(value) -> bool:
@@ -175,6 +167,7 @@ def detect_layout(path: Path) -> str:
     if "services.csv" not in names:
         found = ", ".join(sorted(names)[:12]) or "nothing"
         raise LayoutError(f"no services.csv in the folder (found: {found}); not a directory export we know")
+    check_package(path, folder)
     header = _header(folder / "services.csv")
     if "name" not in header:
         raise LayoutError("services.csv has no name column; not a directory export we know")
@@ -190,21 +183,52 @@ def detect_layout(path: Path) -> str:
     raise LayoutError("services.csv does not match HSDS 3.0, HSDS 2.0/1.x or Ohana columns")
 
 
+# Every CSV a reader of some layout maps to a table (a damaged header in one of these makes
+# the package malformed; any other file is only listed as not understood).
+KNOWN_FILES = frozenset(HSDS3_FILES) | {
+    "accessibility_for_disabilities.csv", "eligibility.csv", "holiday_schedules.csv", "mail_addresses.csv",
+    "physical_addresses.csv", "postal_addresses.csv", "regular_schedules.csv", "services_at_location.csv",
+    "service_attributes.csv", "services_taxonomy.csv", "taxonomy.csv",
+}
+
+
+def check_package(path: Path, folder: Path) -> None:
+    """Refuse (``LayoutError``, the API's 400 before any job) a package one of whose table
+    files has an unreadable header (a BOM that lies, a column named twice, bytes that are no
+    text, such as a workbook saved under a .csv name): reading it would fail or mix up columns.
+    Damage inside a file's rows is not refused here: each damaged row is reported on its own.
+    A descriptor that is no JSON is not refused either (the spec's own example ships one):
+    the files are found by their names and the report says the descriptor was ignored.
+
+    Example: check_package(Path("export"), Path("export")) -> LayoutError("phones.csv: the header names the column 'id' twice…")
+    """
+    for item in sorted(folder.iterdir()):
+        if item.is_file() and item.name in KNOWN_FILES:
+            read_header(item)
+
+
 def _header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        return [h.strip() for h in next(csv.reader(handle), [])]
+    return read_header(path)
 
 
 def not_understood(path: Path, why: str) -> FileReport:
     """A file we do not import, listed with its row count (``None`` when it is not a table)."""
-    rows, header = None, []
+    rows, header, encoding = None, [], None
     if path.suffix.lower() == ".csv":
         try:
-            header, records = _read_csv(path)
-            rows = len(records)
+            table = _read_csv(path)
+            rows, header, encoding = table.rows, table.header, table.encoding
         except LayoutError as exc:
             why = f"{why}; {exc}"
-    return FileReport(file=path.name, table=None, rows=rows, columns_dropped=header, note=why, status=NOT_UNDERSTOOD)
+    return FileReport(file=path.name, table=None, rows=rows, columns_dropped=header, note=why, status=NOT_UNDERSTOOD,
+                      encoding=encoding)
+
+
+def _valid_descriptor(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_bytes().decode("utf-8-sig")), dict)
+    except (UnicodeDecodeError, ValueError):
+        return False
 
 
 def account_for_every_file(path: Path, files: list[FileReport]) -> None:
@@ -221,7 +245,10 @@ def account_for_every_file(path: Path, files: list[FileReport]) -> None:
             if not item.is_file() or item.name in seen or item.name.startswith("."):
                 continue
             seen.add(item.name)
-            if item.name == "datapackage.json":
+            if item.name == "datapackage.json" and not _valid_descriptor(item):
+                files.append(FileReport(file=item.name, table=None, rows=None, status=NOT_UNDERSTOOD,
+                                        note="not a JSON object: ignored, the files were found by their names"))
+            elif item.name == "datapackage.json":
                 files.append(FileReport(file=item.name, table=None, rows=None, note="the package's descriptor (read to find the files)"))
             else:
                 why = "not a file of this layout" if item.suffix.lower() == ".csv" else "not a CSV table"
@@ -263,12 +290,16 @@ class Mapper:
 
     def __init__(self, source: str, folder: Path, rows: list, files: list):
         self.source, self.folder, self.rows, self.files = source, folder, rows, files
+        self._refs: dict[tuple[str, str], str] = {}  # an organization's id is referred to by each of its rows
 
     def ref(self, table: str, raw) -> str | None:
         if _blank(raw):
             return None
         raw = str(raw).strip()
-        return as_uuid(raw) or stable_id(self.source, table, raw)
+        known = self._refs.get((table, raw))
+        if known is None:
+            known = self._refs[(table, raw)] = as_uuid(raw) or stable_id(self.source, table, raw)
+        return known
 
     def file(self, name: str, table: str, columns: dict, refs: dict | None = None, fix=None,
              id_parts: tuple = (), id_column: str = "id", derive_blank_id: bool | None = None):
@@ -277,13 +308,15 @@ class Mapper:
             return []
         if derive_blank_id is None:
             derive_blank_id = table in CONTENT_ID_TABLES
-        header, records = _read_csv(path)
+        csv_table = _read_csv(path)
+        header = csv_table.header
         kept = [c for c in header if c in columns or c == id_column]
-        report = FileReport(file=name, table=table, rows=len(records), columns_kept=kept,
-                            columns_dropped=[c for c in header if c not in kept])
+        report = FileReport(file=name, table=table, rows=csv_table.rows, columns_kept=kept,
+                            columns_dropped=[c for c in header if c not in kept], encoding=csv_table.encoding,
+                            unmatched=list(csv_table.problems))
         self.files.append(report)
         out = []
-        for number, raw in enumerate(records, start=2):
+        for number, raw in csv_table.records:
             values = {}
             for src, dst in columns.items():
                 if dst is not None and src in raw:
@@ -590,14 +623,15 @@ def _merge_eligibility(m: Mapper, services: list) -> None:
     path = m.folder / "eligibility.csv"
     if not path.exists():
         return
-    header, records = _read_csv(path)
+    csv_table = _read_csv(path)
+    header = csv_table.header
     kept = [c for c in header if c in ("id", "service_id", "eligibility")]
-    report = FileReport(file=path.name, table=ELIGIBILITY_TARGET, rows=len(records), columns_kept=kept,
-                        columns_dropped=[c for c in header if c not in kept],
-                        note="merged into each service's eligibility_description")
+    report = FileReport(file=path.name, table=ELIGIBILITY_TARGET, rows=csv_table.rows, columns_kept=kept,
+                        columns_dropped=[c for c in header if c not in kept], encoding=csv_table.encoding,
+                        note="merged into each service's eligibility_description", unmatched=list(csv_table.problems))
     m.files.append(report)
     by_raw_id = {r.raw_id: r for r in services if r.raw_id}
-    for number, raw in enumerate(records, start=2):
+    for number, raw in csv_table.records:
         text, service_id = (raw.get("eligibility") or "").strip(), (raw.get("service_id") or "").strip()
         service = by_raw_id.get(service_id)
         if not text or service is None:
@@ -622,7 +656,7 @@ def _read_ohana(folder: Path, source: str):
                                                      "longitude": "longitude", "website": "url", "languages": None},
                        refs={"organization_id": "organization"})
     org_of_location = {r.id: r.values.get("organization_id") for r in locations}
-    header, records = _read_csv(folder / "locations.csv") if (folder / "locations.csv").exists() else ([], [])
+    records = [raw for _, raw in _read_csv(folder / "locations.csv").records] if (folder / "locations.csv").exists() else []
     for loc, raw in zip(locations, records):
         for name in filter(None, (x.strip() for x in (raw.get("languages") or "").split(","))):
             rows.append(Row(table="language", file="locations.csv", row=loc.row, raw_id=f"{loc.raw_id}:{name}",
@@ -653,7 +687,7 @@ def _read_ohana(folder: Path, source: str):
                                                   "location_id": None, "languages": None, "service_areas": None,
                                                   "taxonomy_ids": None},
                       refs={"program_id": "program"}, fix=service_fix)
-    _, records = _read_csv(folder / "services.csv")
+    records = [raw for _, raw in _read_csv(folder / "services.csv").records]
     for svc, raw in zip(services, records):
         loc = m.ref("location", raw.get("location_id"))
         if loc:
@@ -747,7 +781,7 @@ def _hsds3_fix(table: str):
 def _read_hsds_json(path: Path, source: str):
     max_depth = settings().directory_import_json_max_depth
     try:
-        data = loads_bounded(path.read_text(encoding="utf-8"), max_depth=max_depth, unique_keys=False)
+        data = loads_bounded(path.read_text(encoding="utf-8-sig"), max_depth=max_depth, unique_keys=False)
     except JsonRefused as exc:  # nesting past the cap, numbers no column holds, NaN...
         cap = " (WEINTERVENE_DIRECTORY_IMPORT_JSON_MAX_DEPTH)" if "nested" in str(exc) else ""
         raise LayoutError(f"{path.name} is refused: {exc}{cap}") from None
@@ -776,6 +810,7 @@ NESTED = {
     "service_areas": "service_area", "service_at_locations": "service_at_location", "languages": "language",
     "cost_options": "cost_option", "contacts": "contact", "addresses": "address", "locations": "location",
     "programs": "program", "services": "service", "attributes": "attribute", "accessibility": "accessibility",
+    "capacities": "service_capacity", "unit": "unit", "additional_urls": "url", "additional_websites": "url",
 }
 PARENT_FIELD = {"service": "service_id", "location": "location_id", "organization": "organization_id",
                 "service_at_location": "service_at_location_id", "contact": "contact_id", "phone": "phone_id"}
@@ -805,7 +840,7 @@ def _flatten(doc: dict, table: str, inherited: dict, rows: list, file: str, numb
     # A nested parent must be written before this row: parents go first.
     for key, value in children:
         child_table = NESTED[key]
-        if isinstance(value, dict) and key in ("organization", "program", "location", "taxonomy_term", "taxonomy_detail", "service"):
+        if isinstance(value, dict) and key in ("organization", "program", "location", "taxonomy_term", "taxonomy_detail", "service", "unit"):
             if key == "service":
                 continue  # back-reference inside a service_at_location: already the parent
             child_id = _flatten(value, child_table, {}, rows, file, number, source, dropped)

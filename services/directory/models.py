@@ -246,6 +246,8 @@ class ServiceArea(Base):
     __tablename__ = "service_area"
     id: Mapped[str] = _id()
     service_id: Mapped[str | None] = _ref()
+    # HSDS 3.1: an area may belong to one service at one location (service_at_location.service_areas).
+    service_at_location_id: Mapped[str | None] = _ref()
     name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     extent: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -276,6 +278,45 @@ class Contact(Base):
     title: Mapped[str | None] = mapped_column(String(255), nullable=True)
     department: Mapped[str | None] = mapped_column(String(255), nullable=True)
     email: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class Unit(Base):
+    """HSDS 3.1 ``unit``: what a service's capacity is counted in ("Bed", "Seat", "Hours")."""
+
+    __tablename__ = "unit"
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(255))
+    scheme: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    identifier: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    uri: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class ServiceCapacity(Base):
+    """HSDS 3.1 ``service_capacity``: how many units of a service are available now, out of
+    how many, and when that was last known (``updated``). One row per service and unit; a
+    program that keeps its own places (issue 20) updates ``available`` and ``updated``.
+    """
+
+    __tablename__ = "service_capacity"
+    id: Mapped[str] = _id()
+    service_id: Mapped[str | None] = _ref()
+    unit_id: Mapped[str | None] = _ref()
+    available: Mapped[float] = mapped_column(Float)
+    maximum: Mapped[float | None] = mapped_column(Float, nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Url(Base):
+    """HSDS 3.1 ``url``: a further web address of a service (``service.additional_urls``) or of
+    an organization (``organization.additional_websites``), with a label."""
+
+    __tablename__ = "url"
+    id: Mapped[str] = _id()
+    label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    url: Mapped[str] = mapped_column(String(500))
+    organization_id: Mapped[str | None] = _ref()
+    service_id: Mapped[str | None] = _ref()
 
 
 class Metadata(Base):
@@ -390,6 +431,9 @@ HSDS_TABLES = {
     "language": Language,
     "service_area": ServiceArea,
     "cost_option": CostOption,
+    "unit": Unit,
+    "service_capacity": ServiceCapacity,
+    "url": Url,
 }
 
 
@@ -424,8 +468,10 @@ declare_ownership(
     contact=ownership(via=[_SERVICE, _LOCATION, _ORG]),
     schedule=ownership(via=[_SERVICE, _LOCATION]),
     language=ownership(via=[_SERVICE, _LOCATION]),
-    service_area=ownership(via=[_SERVICE]),
+    service_area=ownership(via=[_SERVICE, "service_at_location_id -> service_at_location.id"]),
     cost_option=ownership(via=[_SERVICE]),
+    service_capacity=ownership(via=[_SERVICE]),
+    url=ownership(via=[_SERVICE, _ORG]),
     attribute=ownership(via=["link_id -> service.id"]),
     metadata=ownership(via=["resource_id -> service.id", "resource_id -> organization.id",
                             "resource_id -> location.id"]),

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, text
 
 from services.directory.models import (
     Accessibility, Address, Attribute, Contact, CostOption, Language, Location, Metadata, Organization, Phone, Program,
-    Schedule, Service, ServiceArea, ServiceAtLocation, ServiceCard, ServiceHours, ServiceSearch,
+    Schedule, Service, ServiceArea, ServiceAtLocation, ServiceCapacity, ServiceCard, ServiceHours, ServiceSearch, Url,
 )
 
 
@@ -40,10 +40,11 @@ def delete_tenant_services(session, tenant_ids: list[str]) -> dict[str, int]:
         run("opening_hours", delete(ServiceHours).where(ServiceHours.service_id.in_(service_ids)))
         run("attributes", delete(Attribute).where(Attribute.link_id.in_(service_ids)))
         for kind, model in (("phones", Phone), ("schedules", Schedule), ("languages", Language),
-                            ("service_areas", ServiceArea), ("cost_options", CostOption), ("contacts", Contact)):
+                            ("service_areas", ServiceArea), ("cost_options", CostOption), ("contacts", Contact),
+                            ("capacities", ServiceCapacity), ("urls", Url)):
             run(kind, delete(model).where(model.service_id.in_(service_ids)))
-        if sal_ids:  # HSDS lets a phone, schedule or contact hang from a service-at-location alone
-            for kind, model in (("phones", Phone), ("schedules", Schedule), ("contacts", Contact)):
+        if sal_ids:  # HSDS lets a phone, schedule, contact or (3.1) area hang from a service-at-location alone
+            for kind, model in (("phones", Phone), ("schedules", Schedule), ("contacts", Contact), ("service_areas", ServiceArea)):
                 run(kind, delete(model).where(model.service_at_location_id.in_(sal_ids)))
         run("service_at_locations", delete(ServiceAtLocation).where(ServiceAtLocation.service_id.in_(service_ids)))
     if loc_ids:
@@ -55,6 +56,7 @@ def delete_tenant_services(session, tenant_ids: list[str]) -> dict[str, int]:
     if org_ids:
         run("phones", delete(Phone).where(Phone.organization_id.in_(org_ids)))
         run("contacts", delete(Contact).where(Contact.organization_id.in_(org_ids)))
+        run("urls", delete(Url).where(Url.organization_id.in_(org_ids)))
         run("programs", delete(Program).where(Program.organization_id.in_(org_ids)))
     resources = service_ids + org_ids + loc_ids
     if resources:

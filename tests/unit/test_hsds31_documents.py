@@ -107,3 +107,89 @@ def test_attribute_label_is_imported_exported_and_served(tmp_path):
     with (tmp_path / "again" / "attributes.csv").open(newline="", encoding="utf-8") as handle:
         assert "Ages served (years)" in {r["label"] for r in csv.DictReader(handle)}
     target.close()
+
+
+def test_capacity_unit_urls_and_areas_at_a_location_are_imported_served_and_exported(tmp_path):
+    """HSDS 3.1's ``service_capacity`` + ``unit``, ``url`` (``service.additional_urls``,
+    ``organization.additional_websites``) and ``service_at_location.service_areas``: read from a
+    3.1 package, stored, served strictly valid, written back to the datapackage."""
+    import csv
+    import json
+
+    from frictionless import Package
+
+    from services.directory.exporter import export_csv
+    from services.directory.models import ServiceArea, ServiceAtLocation, ServiceCapacity, Unit, Url
+
+    source = sqlite_directory(tmp_path / "source.db")
+    load_demo(source, count=5)
+    export_csv(source, tmp_path / "package")
+    service = source.query(Service).order_by(Service.id).first()
+    sal = source.query(ServiceAtLocation).order_by(ServiceAtLocation.id).first()
+    org_id = service.organization_id
+    source.close()
+    unit_id, capacity_id = "187a37a2-7b40-11ef-9790-dbf7623d4407", "8896b788-7b3e-11ef-8db9-7f3d040352b3"
+    service_url, org_url, area_id = ("0a5b4c1e-0000-4000-8000-000000000001", "0a5b4c1e-0000-4000-8000-000000000002",
+                                     "0a5b4c1e-0000-4000-8000-000000000003")
+
+    def write(name, header, rows, append=False):
+        path = tmp_path / "package" / name
+        existing = []
+        if append:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                header, existing = reader.fieldnames, list(reader)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(existing + rows)
+
+    write("units.csv", ["id", "name", "scheme", "identifier", "uri"], [{"id": unit_id, "name": "Seat", "scheme": "", "identifier": "", "uri": ""}])
+    write("service_capacity.csv", ["id", "service_id", "unit_id", "available", "maximum", "description", "updated"],
+          [{"id": capacity_id, "service_id": service.id, "unit_id": unit_id, "available": "12", "maximum": "20",
+            "description": "Seats in the spring tutoring group", "updated": "2026-11-30T14:23:06.5+01:00"}])
+    write("url.csv", ["id", "label", "url", "organization_id", "service_id"],
+          [{"id": service_url, "label": "Sign-up form", "url": "https://example.org/sign-up", "organization_id": "", "service_id": service.id},
+           {"id": org_url, "label": "Annual report", "url": "https://example.org/report", "organization_id": org_id, "service_id": ""}])
+    write("service_areas.csv", None, [{"id": area_id, "service_id": "", "service_at_location_id": sal.id, "name": "Ward 7",
+                                        "description": "", "extent": "", "extent_type": "", "uri": ""}], append=True)
+
+    target = sqlite_directory(tmp_path / "target.db")
+    report = import_path(target, tmp_path / "package", source="hsds31-tables")
+    for table in ("unit", "service_capacity", "url"):
+        assert report["totals"][table]["created"] >= 1 and report["totals"][table]["skipped"] == 0, (table, report["skipped_rows"])
+    capacity = target.get(ServiceCapacity, capacity_id)
+    assert (capacity.available, capacity.maximum, capacity.unit_id) == (12, 20, unit_id)
+    assert capacity.updated.isoformat().startswith("2026-11-30T13:23:06.5")
+    assert target.get(Unit, unit_id).name == "Seat" and target.get(Url, org_url).organization_id == org_id
+    assert target.get(ServiceArea, area_id).service_at_location_id == sal.id
+
+    served = hsds_api.service(target, service.id, None)
+    assert_valid("service", served)
+    assert served["capacities"][0]["available"] == 12 and served["capacities"][0]["unit"]["name"] == "Seat"
+    assert {"label": "Sign-up form", "url": "https://example.org/sign-up"}.items() <= served["additional_urls"][0].items()
+    organization = hsds_api.organization(target, org_id, None)
+    assert_valid("organization", organization)
+    assert [u["url"] for u in organization["additional_websites"]] == ["https://example.org/report"]
+    at_location = hsds_api.service_at_location(target, sal.id, None)
+    assert_valid("service_at_location", at_location)
+    assert [a["name"] for a in at_location["service_areas"]] == ["Ward 7"]
+
+    problems = []
+    counts = export_csv(target, tmp_path / "again", problems=problems)
+    assert counts["service_capacity"] == counts["unit"] == 1 and counts["url"] == 2
+    with (tmp_path / "again" / "service_capacity.csv").open(newline="", encoding="utf-8") as handle:
+        assert [(r["available"], r["unit_id"]) for r in csv.DictReader(handle)] == [("12", unit_id)]
+    # frictionless on the whole package (foreign keys need every resource): the new resources
+    # pass outright, and any other error is a row the export reported (as in test_hsds_export_datapackage).
+    descriptor = json.loads((tmp_path / "again" / "datapackage.json").read_text())
+    checked = Package.from_descriptor(descriptor, basepath=str(tmp_path / "again")).validate()
+    paths = {r["name"]: r["path"] for r in descriptor["resources"]}
+    reported = {(p["file"], p["row"], p["field"]) for p in problems}
+    for task in checked.tasks:
+        for row, field, kind in task.flatten(["rowNumber", "fieldName", "type"]):
+            assert task.name not in ("unit", "service_capacity", "url"), (task.name, row, field, kind)
+            assert (paths[task.name], row, field) in reported, (task.name, row, field, kind)
+    again = import_path(target, tmp_path / "again", source="hsds31-tables")
+    assert again["created"] == 0 and again["updated"] == 0, again["totals"]
+    target.close()

@@ -29,9 +29,31 @@ def exported(tmp_path_factory):
     return base / "out", counts, problems
 
 
+# The spec's service_capacity and unit resources lack fields (see services/directory/data/NOTICE.md):
+# for those two the export writes our copy's, completed from the spec's table schemas.
+COMPLETED = {"service_capacity", "unit"}
+
+
+def spec_descriptor() -> dict:
+    """The spec's datapackage.json, with our completed service_capacity and unit resources."""
+    from services.directory.exporter import SPEC_DESCRIPTOR
+
+    spec = json.loads((hsds_spec("3.1") / "datapackage.json").read_text())
+    ours = {r["name"]: r for r in json.loads(SPEC_DESCRIPTOR.read_text())["resources"]}
+    for n, resource in enumerate(spec["resources"]):
+        if resource["name"] in COMPLETED:
+            spec_fields = {f["name"]: f for f in resource["schema"]["fields"]}
+            completed = ours[resource["name"]]
+            # Completed, not changed: every field the spec names is there as the spec has it.
+            assert all(spec_fields[f["name"]] == f for f in completed["schema"]["fields"] if f["name"] in spec_fields)
+            assert set(spec_fields) <= {f["name"] for f in completed["schema"]["fields"]}
+            spec["resources"][n] = completed
+    return spec
+
+
 def spec_package(folder):
     """The spec's datapackage.json, for the resources the export wrote, read from ``folder``."""
-    spec = json.loads((hsds_spec("3.1") / "datapackage.json").read_text())
+    spec = spec_descriptor()
     written = {r["name"] for r in json.loads((folder / "datapackage.json").read_text())["resources"]}
     descriptor = copy.deepcopy(spec)
     descriptor["resources"] = [r for r in spec["resources"] if r["name"] in written]
@@ -60,7 +82,7 @@ def test_export_validates_against_the_spec_datapackage(exported):
 
 def test_export_headers_and_times_are_the_specs(exported):
     folder, _, _ = exported
-    spec = {r["path"]: r for r in json.loads((hsds_spec("3.1") / "datapackage.json").read_text())["resources"]}
+    spec = {r["path"]: r for r in spec_descriptor()["resources"]}
     written = json.loads((folder / "datapackage.json").read_text())["resources"]
     for resource in written:
         with (folder / resource["path"]).open(newline="", encoding="utf-8") as handle:
