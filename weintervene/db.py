@@ -101,10 +101,6 @@ def _green_psycopg2() -> None:
         eventlet.monkey_patch(psycopg=True)
 
 
-COMMITTED_WITH_STATEMENT = "weintervene_committed_with_statement"
-"""Set in a connection's ``info`` when its transaction's COMMIT went with the last statement."""
-
-
 def execute_then_commit(session, statement, params=None):
     """Run ``statement`` as the last of the session's transaction and commit. Returns the
     statement's rows (all fetched; [] when it returns none) and its rowcount. On an error
@@ -150,13 +146,14 @@ def make_engine(url: str, reads_only: bool = False) -> Engine:
     if url.startswith("postgresql"):
         from sqlalchemy.engine import make_url
 
-        if make_url(url).get_driver_name() != "psycopg2":
-            raise ValueError(f"PostgreSQL is reached through psycopg2: postgresql+psycopg2://..., not {url.split(':')[0]}")
+        target = make_url(url)
+        if target.get_driver_name() != "psycopg2":  # the one driver made green and tested
+            raise ValueError(f"PostgreSQL is reached through psycopg2 (postgresql+psycopg2://...), "
+                             f"not {target.drivername}")
         _green_psycopg2()
         # libpq's default (sslmode=prefer) negotiates TLS with any server offering it; on
         # the same host TLS adds nothing but CPU per message. Remote databases keep the
         # default, and a URL's own ?sslmode= wins.
-        target = make_url(url)
         if target.host in _LOCAL_HOSTS and "sslmode" not in target.query:
             connect_args["sslmode"] = "disable"
         if reads_only:
