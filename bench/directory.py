@@ -34,7 +34,7 @@ from bench.support import ServerProcess, Vhost, cpu_seconds, print_table, summar
 
 TARGET_P95_MS = 50.0
 TARGET_RATIO = 2.0
-PG_TEMPLATE = "postgresql+pg8000://postgres@127.0.0.1:5432/wi_bench_{service}"
+PG_TEMPLATE = "postgresql+psycopg2://postgres@127.0.0.1:5432/wi_bench_{service}"
 QUERIES = [
     {"q": "tutoring", "postcode": "20001", "radius_miles": 5, "sort": "distance"},
     {"q": "food pantry", "postcode": "20002", "radius_miles": 10},

@@ -7,7 +7,7 @@ sent one at a time over a keep-alive connection, alternating blocks between the
 two targets so drift hits both alike. Target: median ratio <= 1.3.
 
     python -m bench gateway [--requests 2000] [--warmup 200] [--block 100]
-        [--database-url-template postgresql+pg8000://postgres@127.0.0.1:5432/wi_bench_{service}]
+        [--database-url-template postgresql+psycopg2://postgres@127.0.0.1:5432/wi_bench_{service}]
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Where the CPU goes in one process, from py-spy's raw (collapsed) stacks.
 
 ``python -m bench.profile_summary DIR/referrals.txt`` prints three tables: the
-share of samples by library of the innermost frame (sqlalchemy, pg8000, kombu…),
+share of samples by library of the innermost frame (sqlalchemy, psycopg2, kombu…),
 the functions with the most samples anywhere on the stack (inclusive), and the
 innermost functions (self). ``bench referrals --profile DIR`` writes the stacks.
 
@@ -10,7 +10,7 @@ Example output::
     samples: 4210
     by library (innermost frame):
       sqlalchemy        31.2%
-      pg8000            12.9%
+      psycopg2          12.9%
     ...
 """
 from __future__ import annotations

@@ -33,7 +33,7 @@ JUDGED = Path(__file__).resolve().parents[1] / "tests" / "data" / "judged_querie
 TARGET_PRECISION = 0.7
 TARGET_RATIO = 1.3
 VIEWER = {"tenant_id": "00000000-0000-4000-8000-00000000000a", "district_id": None, "kind": "school"}
-PG_URL = "postgresql+pg8000://postgres@127.0.0.1:5432/{name}"
+PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
 
 
 def judged() -> dict:

@@ -119,7 +119,7 @@ class Settings:
     data_dir: Path = Path("data")
     # Per service database URL; a service missing here gets SQLite under data_dir.
     database_urls: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    # "postgresql+pg8000://postgres@127.0.0.1:5432/wi_{service}" gives each service
+    # "postgresql+psycopg2://postgres@127.0.0.1:5432/wi_{service}" gives each service
     # its own database on one server; {service} is replaced by the service name.
     database_url_template: str = ""
     auto_migrate: bool = True

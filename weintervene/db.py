@@ -6,7 +6,7 @@ The service commits explicitly, so a row and the outbox event about it commit in
 one transaction.
 
 The URL comes from :func:`weintervene.config.settings`: SQLite under the data
-folder by default, PostgreSQL (pg8000, green under eventlet) by URL.
+folder by default, PostgreSQL (psycopg2, green under eventlet) by URL.
 
 Example::
 
@@ -80,231 +80,47 @@ JSONType = JSON
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", None, ""})
 
 
-def _cache_pg8000_statements() -> None:
-    """Convert each SQL text's placeholders once, not on every execute.
+def _green_psycopg2() -> None:
+    """Make psycopg2 wait for PostgreSQL through eventlet's hub, never blocking it.
 
-    pg8000 rescans every statement character by character in Python
-    (``convert_paramstyle``) before each execute; profiling the referrals
-    benchmark showed it as the largest single cost per share. For the
-    positional styles SQLAlchemy uses, the converted text depends on the SQL
-    text only and the parameters pass through unchanged, so it can be cached.
+    psycopg2's documented coroutine support: with a wait callback set
+    (``psycopg2.extensions.set_wait_callback``), libpq runs non-blocking and psycopg2 calls
+    the callback whenever it must wait for the socket; eventlet's callback parks the
+    greenthread on the hub (``trampoline``), so other greenthreads run meanwhile.
+    ``eventlet.monkey_patch()`` sets that callback already when psycopg2 is installed (every
+    WeIntervene process calls it first); this sets it only where nothing did, through the
+    same documented switch (``monkey_patch(psycopg=True)`` patches psycopg alone).
+    ``tests/integration/test_db_driver.py`` guards it: a ``pg_sleep(1)`` in one greenthread
+    while another answers.
     """
-    import pg8000.legacy as legacy
+    from psycopg2 import extensions
 
-    original = legacy.convert_paramstyle
-    if getattr(original, "weintervene_cached", False):
-        return
-    cache: dict = {}
+    if extensions.get_wait_callback() is None:
+        import eventlet
 
-    def convert_paramstyle(style, query, args):
-        if style not in ("format", "qmark", "numeric"):
-            return original(style, query, args)
-        statement = cache.get((style, query))
-        if statement is None:
-            statement, _ = original(style, query, args)
-            if len(cache) < 10_000:
-                cache[(style, query)] = statement
-        return statement, args
-
-    convert_paramstyle.weintervene_cached = True
-    legacy.convert_paramstyle = convert_paramstyle
-
-
-def _execute_pg8000_statements_in_one_exchange() -> None:
-    """Send each statement's Parse, Describe, Bind, Execute and Sync in one write and read
-    the answers once: one network round trip per statement, not pg8000's three.
-
-    pg8000 (up to 1.31, the newest) ends the Parse with a Sync and waits, then the
-    Describe, then the Execute, and asks the server to Flush after every message. Each
-    Sync is a ReadyForQuery the server writes and a wake-up on both sides; outside a
-    transaction each is also a transaction of its own. Every statement, COMMIT and
-    ROLLBACK paid three (the PostgreSQL protocol needs one: Bind does not depend on
-    Describe's answer, since pg8000 sends its parameters' types in the Parse). Answers
-    and errors are unchanged: the server answers the messages in order, and after an
-    error skips to the Sync, so the error is raised at the same ReadyForQuery.
-    COPY (a ``stream``) keeps pg8000's own path.
-
-    The BEGIN pg8000 sends before a transaction's first statement (an exchange of its
-    own) goes out with that statement: a BEGIN executed before the Sync makes the
-    exchange's implicit transaction the explicit one, exactly as if it had been sent
-    alone. A session's first statement, SQLAlchemy's pre-ping included, then costs one
-    exchange instead of four.
-
-    A statement may also carry the transaction's COMMIT (:func:`execute_then_commit`):
-    Parse, Bind and Execute of COMMIT follow its Execute, before the Sync. Should the
-    statement fail, the server skips the COMMIT and the error is raised as before; should
-    the COMMIT fail, its error is raised. Once it succeeded, the COMMIT (or ROLLBACK) the
-    caller then asks for has nothing left to end and sends nothing.
-
-    Example: ``connection.execute_unnamed("SELECT 1")`` -> one exchange on the socket.
-    """
-    import pg8000.core as core
-    from pg8000.converters import make_params
-
-    original = core.CoreConnection.execute_unnamed
-    original_simple = core.CoreConnection.execute_simple
-    if getattr(original, "weintervene_one_exchange", False):
-        return
-    begin = "begin transaction"
-    begin_messages = b"".join([  # Parse, Bind and Execute of BEGIN, without a Sync
-        core._create_message(core.PARSE, core.NULL_BYTE + begin.encode() + core.NULL_BYTE + core.H_pack(0)),
-        core._create_message(core.BIND, core.NULL_BYTE + core.NULL_BYTE + core.H_pack(0) + core.H_pack(0)
-                             + core.H_pack(0)),
-        core.EXECUTE_MSG,
-    ])
-
-    commit = "commit"
-    commit_messages = b"".join([  # Parse, Bind and Execute of COMMIT, without a Sync
-        core._create_message(core.PARSE, core.NULL_BYTE + commit.encode() + core.NULL_BYTE + core.H_pack(0)),
-        core._create_message(core.BIND, core.NULL_BYTE + core.NULL_BYTE + core.H_pack(0) + core.H_pack(0)
-                             + core.H_pack(0)),
-        core.EXECUTE_MSG,
-    ])
-
-    def begin_due(self) -> bool:
-        """A BEGIN pg8000 asked for and that has not gone out yet (never in autocommit)."""
-        return self.__dict__.pop("weintervene_begin_due", False) and not self.autocommit
-
-    def execute_simple(self, statement):
-        self.__dict__.pop(COMMITTED_AHEAD, None)  # any statement after it: transactions as usual
-        if statement == begin and not self.autocommit:
-            self.weintervene_begin_due = True  # it goes out with the statement that follows
-            return core.Context(statement)
-        if not begin_due(self):
-            return original_simple(self, statement)
-        encoding = self._client_encoding  # both queries in one write; an answer (ReadyForQuery) each
-        core._write(self._sock, b"".join(core._create_message(core.QUERY, sql.encode(encoding) + core.NULL_BYTE)
-                                         for sql in (begin, statement)))
-        core._flush(self._sock)
-        self.handle_messages(core.Context(begin))
-        context = core.Context(statement)
-        self.handle_messages(context)
-        return context
-
-    def execute_unnamed(self, statement, vals=(), oids=(), stream=None):
-        if self.__dict__.pop(COMMITTED_AHEAD, False) and statement in ("commit", "rollback"):
-            return core.Context(statement)  # ended already, with the statement that carried the COMMIT
-        commit_after = self.__dict__.pop(COMMIT_WITH_NEXT_STATEMENT, False)
-        if stream is not None:
-            if begin_due(self):
-                original_simple(self, begin)
-            return original(self, statement, vals, oids, stream)
-        params = make_params(self.py_types, vals)  # before anything is sent: it may raise
-        encoding = self._client_encoding
-        parse = bytearray(core.NULL_BYTE)
-        parse.extend(statement.encode(encoding) + core.NULL_BYTE)
-        parse.extend(core.H_pack(len(oids)))
-        for oid in oids:
-            parse.extend(core.i_pack(0 if oid == -1 else oid))
-        # Bind as pg8000's send_BIND writes it: unnamed portal and statement, text
-        # parameters, text results.
-        bind = bytearray(core.NULL_BYTE + core.NULL_BYTE + core.H_pack(0) + core.H_pack(len(params)))
-        for value in params:
-            if value is None:
-                bind.extend(core.i_pack(-1))
-            else:
-                encoded = value.encode(encoding)
-                bind.extend(core.i_pack(len(encoded)))
-                bind.extend(encoded)
-        bind.extend(core.H_pack(0))
-        # One buffer, one write: written message by message, a statement longer than the
-        # socket file's 8 KB buffer (a batch of shares is) left in two sends, and the server
-        # sat in ClientRead, holding the statement open, whenever this process lost its core
-        # between them.
-        messages = bytearray(begin_messages if begin_due(self) else b"")
-        messages += core._create_message(core.PARSE, parse)
-        messages += core._create_message(core.DESCRIBE, core.STATEMENT + core.NULL_BYTE)
-        messages += core._create_message(core.BIND, bind)
-        messages += core.EXECUTE_MSG
-        if commit_after:
-            messages += commit_messages
-        messages += core.SYNC_MSG
-        context = core.Context(statement, stream=stream)
-        if self._sock is None:
-            raise core.InterfaceError("connection is closed")
-        core._write(self._sock, bytes(messages))
-        core._flush(self._sock)
-        self.handle_messages(context)  # raises the statement's error, or the COMMIT's
-        if commit_after:
-            self.__dict__[COMMITTED_AHEAD] = True
-        return context
-
-    execute_unnamed.weintervene_one_exchange = True
-    core.CoreConnection.execute_unnamed = execute_unnamed
-    core.CoreConnection.execute_simple = execute_simple
-
-
-COMMIT_WITH_NEXT_STATEMENT = "weintervene_commit_with_next_statement"
-COMMITTED_AHEAD = "weintervene_committed_ahead"
-
-
-def _carry_commit(connection) -> bool:
-    """Mark ``connection``'s next statement to carry its transaction's COMMIT; False where
-    that cannot be done (not pg8000). Only :func:`execute_then_commit` calls it, since the
-    mark must be cleared if the statement never goes out, and the session committed after."""
-    if connection.dialect.driver != "pg8000":
-        return False
-    connection.connection.dbapi_connection.__dict__[COMMIT_WITH_NEXT_STATEMENT] = True
-    return True
+        eventlet.monkey_patch(psycopg=True)
 
 
 def execute_then_commit(session, statement, params=None):
-    """Run ``statement`` as the last of the session's transaction and commit, the COMMIT in
-    the statement's exchange on PostgreSQL with pg8000: one round trip less per transaction,
-    and one wake-up less of the service and of its backend. Returns
-    the statement's rows (all fetched; [] when it returns none) and its rowcount. On an
-    error nothing is committed and the caller rolls back, as always.
+    """Run ``statement`` as the last of the session's transaction and commit. Returns the
+    statement's rows (all fetched; [] when it returns none) and its rowcount. On an error
+    nothing is committed and the caller rolls back, as always.
 
     Example: rows, count = execute_then_commit(session, update(t).where(...).returning(t.c.id))
     """
     connection = session.connection()
-    carried = _carry_commit(connection)
-    try:
-        result = connection.execute(statement, params)
-        rows = result.all() if result.returns_rows else []
-        count = result.rowcount
-    finally:  # unused after an error before the statement went out: not left for the next one
-        if carried:
-            connection.connection.dbapi_connection.__dict__.pop(COMMIT_WITH_NEXT_STATEMENT, None)
+    result = connection.execute(statement, params)
+    rows = result.all() if result.returns_rows else []
+    count = result.rowcount
     session.commit()
     return rows, count
 
 
-READS_WITHOUT_TRANSACTION = "weintervene_reads_without_transaction"
-"""Execution option of a read-only session's engine (see :func:`read_write_only_in_transactions`)."""
-
-
-def _parse_pg8000_dates_fast() -> None:
-    """Parse DATE columns with ``date.fromisoformat`` (~0.1 µs), not pg8000's strptime (~10 µs).
-
-    identity's access check reads a student's date of birth on every share. Only the
-    exact form PostgreSQL sends (``YYYY-MM-DD``, ISO DateStyle) takes the fast path;
-    anything else (``infinity``, BC dates, years past 9999) goes to pg8000's own
-    parser, so every value comes out as before.
-    """
-    import pg8000.converters as converters
-
-    original = converters.PG_TYPES[converters.DATE]
-    if getattr(original, "weintervene_fast", False):
-        return
-
-    def date_in(data):
-        if len(data) == 10 and data[4] == "-" and data[7] == "-":
-            try:
-                return date.fromisoformat(data)
-            except ValueError:
-                pass
-        return original(data)
-
-    date_in.weintervene_fast = True
-    converters.PG_TYPES[converters.DATE] = date_in
-
-
-def make_engine(url: str, read_only_outside_transactions: bool = False) -> Engine:
+def make_engine(url: str, reads_only: bool = False) -> Engine:
     """An engine tuned for the service's database kind.
 
-    ``read_only_outside_transactions`` (PostgreSQL with pg8000 only; ignored otherwise):
-    see :func:`read_write_only_in_transactions`.
+    ``reads_only`` (PostgreSQL only; ignored otherwise): an engine for read-only work
+    outside transactions, see :func:`reads_without_transactions`.
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -327,23 +143,23 @@ def make_engine(url: str, read_only_outside_transactions: bool = False) -> Engin
 
         return engine
     connect_args = {}
-    if url.startswith("postgresql+pg8000"):
+    if url.startswith("postgresql"):
         from sqlalchemy.engine import make_url
 
-        _cache_pg8000_statements()
-        _parse_pg8000_dates_fast()
-        _execute_pg8000_statements_in_one_exchange()
-        # pg8000 builds a TLS context (loading every CA certificate, ~0.1 s) for
-        # each new connection unless told not to; on the same host TLS adds
-        # nothing. Remote databases keep pg8000's default (TLS when offered).
-        if make_url(url).host in _LOCAL_HOSTS:
-            connect_args["ssl_context"] = False
-        if read_only_outside_transactions:
-            connect_args["startup_params"] = {"default_transaction_read_only": "on"}
+        target = make_url(url)
+        if target.get_driver_name() != "psycopg2":  # the one driver made green and tested
+            raise ValueError(f"PostgreSQL is reached through psycopg2 (postgresql+psycopg2://...), "
+                             f"not {target.drivername}")
+        _green_psycopg2()
+        # libpq's default (sslmode=prefer) negotiates TLS with any server offering it; on
+        # the same host TLS adds nothing but CPU per message. Remote databases keep the
+        # default, and a URL's own ?sslmode= wins.
+        if target.host in _LOCAL_HOSTS and "sslmode" not in target.query:
+            connect_args["sslmode"] = "disable"
+        if reads_only:
+            return reads_without_transactions(url, connect_args)
     engine = create_engine(url, pool_size=10, max_overflow=20, connect_args=connect_args)
     ping_connections_idle_for(engine, IDLE_BEFORE_PING_SECONDS)
-    if read_only_outside_transactions and engine.dialect.driver == "pg8000":
-        read_write_only_in_transactions(engine)
     return engine
 
 
@@ -383,41 +199,36 @@ def ping_connections_idle_for(engine: Engine, seconds: float) -> None:
             raise exc.DisconnectionError(f"a pooled connection no longer works: {dead}") from dead
 
 
-def read_write_only_in_transactions(engine: Engine) -> None:
-    """Let read-only work skip BEGIN and ROLLBACK; everything else runs as before.
+def reads_without_transactions(url: str, connect_args: dict) -> Engine:
+    """A PostgreSQL engine whose sessions read without BEGIN or ROLLBACK, and cannot write.
 
-    pg8000 sends BEGIN before the first statement of a connection (the pool's ping
-    included) and the session's end sends ROLLBACK: two round trips around a
-    read-only RPC that has one statement to run. Here each connection is in
-    pg8000's autocommit mode and PostgreSQL makes every statement outside a
-    transaction read-only (``default_transaction_read_only``, set when the
-    connection opens). Every SQLAlchemy transaction opens with an explicit
-    ``BEGIN READ WRITE``, so sessions, ``engine.begin()`` and migrations commit
-    or roll back whole as before. Only a connection whose engine carries the
-    :data:`READS_WITHOUT_TRANSACTION` execution option skips it: its statements
-    run one by one, and PostgreSQL refuses any write among them, so nothing can
-    be committed half way. (At READ COMMITTED every statement takes its own
-    snapshot inside a transaction too: reads see the same.)
+    psycopg2 sends BEGIN before a transaction's first statement (an exchange of its own)
+    and the session's end sends ROLLBACK: two round trips around a read-only RPC that has
+    one statement to run. This engine's connections are in psycopg2's autocommit mode
+    (SQLAlchemy's ``isolation_level="AUTOCOMMIT"``, set once per connection), so each
+    statement runs on its own, and PostgreSQL makes every statement outside a transaction
+    read-only (``default_transaction_read_only``, set when the connection opens): a write
+    among them is refused (25006), so nothing can be committed half way. (At READ COMMITTED
+    every statement takes its own snapshot inside a transaction too: reads see the same.)
+
+    A pool of its own, never shared with the service's read-write sessions: switching one
+    pooled connection between the two modes through SQLAlchemy costs psycopg2 two ``SET``
+    round trips each time the connection goes back to the pool.
 
     Example::
 
-        engine = make_engine(url, read_only_outside_transactions=True)
-        reader = Session(engine.execution_options(**{READS_WITHOUT_TRANSACTION: True}))
+        reader = Session(make_engine(url, reads_only=True))
     """
-
-    @event.listens_for(engine, "connect")
-    def _autocommit(dbapi_connection, _record):
-        dbapi_connection.autocommit = True
-
-    @event.listens_for(engine, "begin")
-    def _begin_read_write(connection):
-        if not connection.get_execution_options().get(READS_WITHOUT_TRANSACTION):
-            connection.exec_driver_sql("BEGIN READ WRITE")
+    options = dict(connect_args, options="-c default_transaction_read_only=on")
+    engine = create_engine(url, pool_size=10, max_overflow=20, connect_args=options,
+                           isolation_level="AUTOCOMMIT")
+    ping_connections_idle_for(engine, IDLE_BEFORE_PING_SECONDS)
+    return engine
 
 
 def bulk_insert(session, model, rows: list[dict], chunk: int = 2000) -> None:
     """Insert many rows fast, in the session's transaction: :func:`insert_together`
-    per chunk (PostgreSQL: one statement per chunk, where pg8000's executemany would
+    per chunk (PostgreSQL: one statement per chunk, where a plain executemany would
     send one per row; SQLite: a plain executemany, which its driver does in-process)."""
     for start in range(0, len(rows), chunk):
         insert_together(session, [(model, rows[start:start + chunk])])
@@ -428,14 +239,13 @@ def insert_together(session, batches: list[tuple[type, list[dict]]], commit: boo
 
     PostgreSQL: ONE statement, each table's rows in a data-modifying ``WITH`` clause fed
     by ``json_populate_recordset``. A share's seven small INSERTs cost seven round trips
-    and seven passes through SQLAlchemy and pg8000, most of referrals' CPU per share;
+    and seven passes through SQLAlchemy and the driver, most of referrals' CPU per share;
     one statement costs one. Foreign keys still hold: PostgreSQL checks them when the
     statement ends, with every row in place. SQLite: one executemany per table, in order
     (its driver runs in-process, so there are no round trips to save). Rows may name
     different columns; the model's Python-side defaults fill what they leave out.
 
-    ``commit=True`` commits the session too; on PostgreSQL (pg8000) the COMMIT travels
-    with the statement, in one exchange (:func:`execute_then_commit`). On an
+    ``commit=True`` commits the session too (:func:`execute_then_commit`). On an
     error nothing is committed and the caller rolls back, as always.
 
     Example::
@@ -561,7 +371,7 @@ class Database(DependencyProvider):
     ``read_only_entrypoints`` names entrypoints that never write. On PostgreSQL their
     session runs each statement outside a transaction, which PostgreSQL makes
     read-only (no BEGIN, no ROLLBACK round trips; a write fails, see
-    :func:`read_write_only_in_transactions`). Elsewhere they get the usual session.
+    :func:`reads_without_transactions`). Elsewhere they get the usual session.
     """
 
     def __init__(self, service: str, base: type[DeclarativeBase], read_only_entrypoints=()):
@@ -569,6 +379,7 @@ class Database(DependencyProvider):
         self.base = base
         self.read_only_entrypoints = frozenset(read_only_entrypoints)
         self.engine: Engine | None = None
+        self.reader_engine: Engine | None = None
         self.sessionmaker: sessionmaker | None = None
         self.reader_sessionmaker: sessionmaker | None = None
         self.sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -579,17 +390,18 @@ class Database(DependencyProvider):
     def open(self, url: str, migrate_schema: bool = True) -> None:
         """Engine and session factories on ``url`` (created, and migrated unless told not to)."""
         ensure_database(url)
-        self.engine = make_engine(url, read_only_outside_transactions=bool(self.read_only_entrypoints))
+        self.engine = make_engine(url)
         if migrate_schema:
             migrate(self.service, self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        if self.read_only_entrypoints and self.engine.dialect.driver == "pg8000":
-            reader = self.engine.execution_options(**{READS_WITHOUT_TRANSACTION: True})
-            self.reader_sessionmaker = sessionmaker(reader, expire_on_commit=False)
+        if self.read_only_entrypoints and self.engine.dialect.name == "postgresql":
+            self.reader_engine = make_engine(url, reads_only=True)
+            self.reader_sessionmaker = sessionmaker(self.reader_engine, expire_on_commit=False)
 
     def stop(self):
-        if self.engine is not None:
-            self.engine.dispose()
+        for engine in (self.engine, self.reader_engine):
+            if engine is not None:
+                engine.dispose()
 
     def kill(self):
         self.stop()
@@ -670,9 +482,10 @@ def database_refusal(exc: BaseException):
     work for now, else None: the caller may retry, and an operator sees it for what it is
     (a full connection table was a 500 "internal error" before).
 
-    Example: database_refusal(ProgrammingError(..., orig={"C": "53300", "M": "sorry, too many
-    clients already"})) -> Unavailable("The database is busy; try again in a moment.")
+    Example: database_refusal(OperationalError(..., orig=psycopg2.errors.TooManyConnections(...)))
+    -> Unavailable("The database is busy; try again in a moment.")
     """
+    import psycopg2
     from sqlalchemy.exc import DBAPIError
 
     from weintervene.errors import Unavailable
@@ -680,11 +493,12 @@ def database_refusal(exc: BaseException):
     if not isinstance(exc, DBAPIError):
         return None
     orig = exc.orig
-    details = orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], dict) else {}
-    sqlstate = str(details.get("C", ""))
-    cannot_connect = type(orig).__name__ == "InterfaceError" and "connect" in str(orig).lower()
+    sqlstate = str(getattr(orig, "pgcode", None) or "")
+    # psycopg2 reports a server it cannot reach, or one refusing the connection (too many
+    # clients, starting up), as an OperationalError with no SQLSTATE (libpq has no result).
+    cannot_connect = isinstance(orig, psycopg2.OperationalError) and not sqlstate
     if not (exc.connection_invalidated or cannot_connect or sqlstate.startswith(_RETRYABLE_SQLSTATES)):
         return None
-    log.error("the database refused the work for now (%s): %s", sqlstate or type(orig).__name__,
-              details.get("M") or orig)
+    message = (getattr(getattr(orig, "diag", None), "message_primary", None) or str(orig)).strip()
+    log.error("the database refused the work for now (%s): %s", sqlstate or type(orig).__name__, message)
     return Unavailable("The database is busy; try again in a moment.", code="database_unavailable")

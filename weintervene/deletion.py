@@ -63,12 +63,8 @@ DELETION_ATTEMPTS = 4
 
 
 def sqlstate(exc: DBAPIError) -> str | None:
-    """The SQLSTATE of a database error, from psycopg (``pgcode``) or pg8000 (``args[0]["C"]``)."""
-    orig = exc.orig
-    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
-    if code is None and orig is not None and orig.args and isinstance(orig.args[0], dict):
-        code = orig.args[0].get("C")
-    return code
+    """The SQLSTATE of a PostgreSQL error (psycopg2's ``pgcode``); None for SQLite's."""
+    return getattr(exc.orig, "pgcode", None)
 
 
 def claim_request(session, service: str, request_id: str) -> bool:

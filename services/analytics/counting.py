@@ -217,8 +217,8 @@ def _count_in_postgresql(session, events: list[dict]) -> list[str]:
     """PostgreSQL: the tenant locks, then one statement does the rest.
 
     The batch travels as one JSON parameter (serialising it is cheap in Python;
-    pg8000 escapes array parameters element by element, which was a third of a
-    batch's cost), and ``_COUNT_BATCH`` records the ids, skips the fenced
+    the driver escapes array parameters element by element, which was a third of a
+    batch's cost with the old pg8000 driver), and ``_COUNT_BATCH`` records the ids, skips the fenced
     tenants and upserts all three counter tables, sorted, in one round trip.
     """
     rows, seen = [], set()

@@ -3,7 +3,7 @@ from services.identity.models import Base
 from weintervene.db import Database
 
 # Entrypoints that never write: on PostgreSQL they run without BEGIN / ROLLBACK, and
-# PostgreSQL refuses a write there (weintervene.db.read_write_only_in_transactions).
+# PostgreSQL refuses a write there (weintervene.db.reads_without_transactions).
 # They are on every share's path (share_contexts: referrals' batches of share_context).
 READ_ONLY_ENTRYPOINTS = ("share_context", "share_contexts", "check_student_access", "delivery_contacts")
 

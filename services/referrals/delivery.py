@@ -229,7 +229,7 @@ def claim_many(session, delivery_ids: list[str]) -> list[Claimed]:
     attempts = [{"id": new_id(), "delivery_id": row.id, "number": row.attempts, "started_at": now,
                  "finished_at": None, "result": "sending", "reason": None} for row in rows]
     # RETURNING makes SQLAlchemy send the rows as one INSERT (its "insertmanyvalues"; a
-    # plain executemany is a round trip per row on pg8000), from a statement it compiles
+    # plain DBAPI executemany is a round trip per row), from a statement it compiles
     # once, where a multi-row .values() would be compiled anew every time.
     connection.execute(INSERT_ATTEMPTS, attempts)
     shares = _shares(execute_then_commit(session, _shares_query({row.share_id for row in rows}))[0])

@@ -75,7 +75,7 @@ def test_children_and_parents_in_one_statement_with_types_and_defaults(session):
 
 
 def test_a_broken_foreign_key_writes_nothing(session):
-    with pytest.raises(DBAPIError) as caught:  # pg8000 reports it as a ProgrammingError
+    with pytest.raises(DBAPIError) as caught:  # psycopg2: an IntegrityError; SQLite: an IntegrityError too
         insert_together(session, [
             (Parent, [{"id": "p1", "created_at": utcnow()}]),
             (Child, [{"id": "c1", "parent_id": "nobody"}]),

@@ -3,15 +3,13 @@ them): no BEGIN or ROLLBACK round trips, any write refused by PostgreSQL, and ev
 other session's transaction committed or rolled back whole, as before."""
 from __future__ import annotations
 
-import weakref
-
-import pg8000.core
 import pytest
 from sqlalchemy import create_engine, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from services.identity.models import Base, Tenant
 from tests.support.infra import PG_URL, postgres_available, random_suffix
+from tests.support.round_trips import RoundTrips
 from weintervene.db import Database
 from weintervene.deletion import sqlstate
 
@@ -35,7 +33,7 @@ def database():
         pytest.fail("PostgreSQL is needed for this test")
     name = f"wit_readonly_{random_suffix()}"
     db = Database("identity", Base, read_only_entrypoints=("reads",))
-    db.open(f"{PG_URL}/{name}")  # creates the database and migrates it, through BEGIN READ WRITE
+    db.open(f"{PG_URL}/{name}")  # creates the database and migrates it
     try:
         yield db
     finally:
@@ -47,22 +45,15 @@ def database():
 
 
 @pytest.fixture
-def sent(database, monkeypatch):
-    """Every statement pg8000 sends on ``database``'s connections (its own BEGIN, COMMIT and
-    ROLLBACK included); not those of services running in this process meanwhile."""
-    statements, ours = [], weakref.WeakSet()
-    event.listen(database.engine, "connect", lambda dbapi_connection, _record: ours.add(dbapi_connection))
-    database.engine.dispose()  # from now on every connection is a new one, and ours
-    for method in ("execute_simple", "execute_unnamed"):
-        original = getattr(pg8000.core.CoreConnection, method)
-
-        def recording(self, statement, *args, _original=original, **kwargs):
-            if self in ours:
-                statements.append(statement.strip().split()[0].upper() if statement.strip(" ;") else "PING")
-            return _original(self, statement, *args, **kwargs)
-
-        monkeypatch.setattr(pg8000.core.CoreConnection, method, recording)
-    return statements
+def sent(database):
+    """The round trips to PostgreSQL on ``database``'s connections (psycopg2's own BEGIN,
+    COMMIT and ROLLBACK included); not those of services running in this process meanwhile."""
+    trips = RoundTrips()
+    for engine in (database.engine, database.reader_engine):
+        event.listen(engine, "connect", lambda dbapi_connection, _record: trips.add(dbapi_connection))
+        engine.dispose()  # from now on every connection is a new one, and ours
+    with trips:
+        yield trips
 
 
 def run(database, method_name: str, work):
@@ -86,13 +77,13 @@ def test_a_read_only_entrypoint_sends_no_begin_and_no_rollback(database, sent):
         return session.scalar(text("SHOW transaction_read_only"))
 
     run(database, "reads", two_reads)  # a new connection: the pool does not ping it
-    sent.clear()
+    # nor one used a moment ago (weintervene.db.ping_connections_idle_for): the SELECT and the SHOW
+    assert sent.of(lambda: run(database, "reads", two_reads) == "on") == 2
     assert run(database, "reads", two_reads) == "on"
-    assert sent == ["SELECT", "SHOW"]  # nor one used a moment ago (weintervene.db.ping_connections_idle_for)
-    sent.clear()
-    # Any other entrypoint: one transaction, read-write, as before (pg8000 began it itself).
+    # Any other entrypoint: one transaction, read-write, as before (psycopg2's BEGIN and the
+    # session's ROLLBACK around the two statements).
     assert run(database, "writes", two_reads) == "off"
-    assert sent == ["BEGIN", "SELECT", "SHOW", "ROLLBACK"]
+    assert sent.of(lambda: run(database, "writes", two_reads)) == 4
 
 
 @pytest.mark.parametrize("write", [
@@ -128,8 +119,8 @@ def test_other_entrypoints_commit_or_roll_back_whole(database):
     assert tenants(database, "whole") == 2
 
 
-def test_a_connection_serves_readers_and_writers_in_turn(database, sent):
-    """The pool hands the same connection to both kinds: neither leaves state for the next."""
+def test_a_connection_serves_readers_and_writers_in_turn(database):
+    """Readers and writers in turn: neither leaves state for the next."""
     for turn in range(3):
         run(database, "reads", lambda session: session.execute(select(Tenant.id)).all())
 
@@ -140,5 +131,5 @@ def test_a_connection_serves_readers_and_writers_in_turn(database, sent):
         run(database, "writes", write)
         with pytest.raises(DBAPIError):
             run(database, "reads", lambda session: session.execute(text("DELETE FROM tenant")))
-    assert database.engine.pool.checkedout() == 0
+    assert database.engine.pool.checkedout() == 0 and database.reader_engine.pool.checkedout() == 0
     assert [tenants(database, f"turn{turn}") for turn in range(3)] == [1, 1, 1]

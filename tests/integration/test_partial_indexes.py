@@ -1,6 +1,6 @@
 """The partial indexes of the outbox and of referrals' deliveries on a real PostgreSQL: built
 as the models declare them, and usable by the very statements the relay, the purge and the
-sender send (captured as pg8000 sends them, bound parameters included).
+sender send (captured as the driver is given them, bound parameters included).
 
 PostgreSQL uses a partial index only when it can prove the query's WHERE implies the
 index's. The statements are explained with sequential scans disabled: on these small
@@ -49,7 +49,7 @@ class ConfirmingPublisher:
 
 
 def captured(engine, run) -> list[tuple[str, tuple]]:
-    """The (statement, parameters) pg8000 was given while ``run()`` ran."""
+    """The (statement, parameters) the driver was given while ``run()`` ran."""
     statements = []
 
     def keep(conn, cursor, statement, parameters, context, executemany):

@@ -11,7 +11,7 @@ import uuid
 
 import eventlet
 import kombu.serialization
-import pg8000.dbapi
+import psycopg2.errors
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko import config as nameko_config
@@ -54,8 +54,8 @@ def answering(name, decorator):
 
         @decorator
         def refused_by_the_database(self):
-            raise ProgrammingError("SELECT 1", {}, pg8000.dbapi.ProgrammingError(
-                {"S": "FATAL", "C": "53300", "M": "sorry, too many clients already"}))
+            raise ProgrammingError("SELECT 1", {}, psycopg2.errors.TooManyConnections(
+                "sorry, too many clients already"))
 
     Answering.name = name
     return Answering

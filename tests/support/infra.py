@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[2]
 RABBIT_API = os.environ.get("WEINTERVENE_TEST_RABBIT_API", "http://guest:guest@127.0.0.1:15672")
 RABBIT_AMQP = os.environ.get("WEINTERVENE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
-PG_URL = os.environ.get("WEINTERVENE_TEST_PG", "postgresql+pg8000://postgres@127.0.0.1:5432")
+PG_URL = os.environ.get("WEINTERVENE_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 
 
 def free_port() -> int:

@@ -2,7 +2,7 @@
 (``weintervene.db.database_refusal``, applied to every RPC's answer by our ``rpc`` entrypoint)."""
 from __future__ import annotations
 
-import pg8000.dbapi
+import psycopg2
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
@@ -13,10 +13,13 @@ from weintervene.db import database_refusal
 from weintervene.errors import Unavailable
 
 
-def pg8000_error(sqlstate: str, message: str) -> ProgrammingError:
-    """What SQLAlchemy raises for a PostgreSQL error pg8000 received (pg8000's dict of fields)."""
-    return ProgrammingError("SELECT 1", {}, pg8000.dbapi.ProgrammingError(
-        {"S": "FATAL", "C": sqlstate, "M": message}))
+def postgresql_error(sqlstate: str, message: str) -> ProgrammingError:
+    """What SQLAlchemy raises for a PostgreSQL error psycopg2 received: psycopg2's error class
+    for the SQLSTATE, whose ``pgcode`` is the server's (psycopg2 sets it only on errors it
+    raises itself, so the class states it here)."""
+    base = psycopg2.errors.lookup(sqlstate)
+    error = type(base.__name__, (base,), {"pgcode": sqlstate})(message)
+    return ProgrammingError("SELECT 1", {}, error)
 
 
 @pytest.mark.parametrize("sqlstate, message", [
@@ -26,21 +29,21 @@ def pg8000_error(sqlstate: str, message: str) -> ProgrammingError:
     ("40P01", "deadlock detected"),
 ])
 def test_a_database_that_cannot_take_the_work_now_is_a_503(sqlstate, message):
-    refusal = database_refusal(pg8000_error(sqlstate, message))
+    refusal = database_refusal(postgresql_error(sqlstate, message))
     assert isinstance(refusal, Unavailable) and refusal.code == "database_unavailable"
     assert error_response(refusal)[0] == 503
 
 
 def test_a_database_that_cannot_be_reached_is_a_503():
-    engine = create_engine(f"postgresql+pg8000://postgres@127.0.0.1:{free_port()}/nowhere")
+    engine = create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nowhere")
     with pytest.raises(DBAPIError) as refused:
         engine.connect()
     assert isinstance(database_refusal(refused.value), Unavailable)
 
 
 @pytest.mark.parametrize("error", [
-    pg8000_error("42P01", 'relation "nope" does not exist'),  # our bug: stays a 500, logged
-    pg8000_error("23505", "duplicate key value violates unique constraint"),
+    postgresql_error("42P01", 'relation "nope" does not exist'),  # our bug: stays a 500, logged
+    postgresql_error("23505", "duplicate key value violates unique constraint"),
     ValueError("not a database error"),
 ])
 def test_other_errors_are_left_as_they_are(error):

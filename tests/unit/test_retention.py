@@ -391,8 +391,12 @@ def test_participant_ignores_a_resend_addressed_to_other_services(participant_se
     assert message.payload["service"] == "directory" and message.payload["counts"] == {"things": 1}
 
 
-class Deadlocked(Exception):
-    """pg8000's shape of a PostgreSQL error: a dict of fields with the SQLSTATE under "C"."""
+class PostgreSQLError(Exception):
+    """psycopg2's shape of a PostgreSQL error: the SQLSTATE as ``pgcode``."""
+
+    def __init__(self, pgcode: str, message: str):
+        super().__init__(message)
+        self.pgcode = pgcode
 
 
 class DeadlockOnce(Participant):
@@ -401,7 +405,7 @@ class DeadlockOnce(Participant):
     def delete_for(self, request):
         DeadlockOnce.tries += 1
         if DeadlockOnce.tries == 1:
-            raise DBAPIError("DELETE FROM delivery", {}, Deadlocked({"C": "40P01", "M": "deadlock detected"}))
+            raise DBAPIError("DELETE FROM delivery", {}, PostgreSQLError("40P01", "deadlock detected"))
         return {"things": 1}
 
 
@@ -421,7 +425,7 @@ def test_participant_runs_a_deadlocked_deletion_again_and_confirms_once(particip
 def test_participant_does_not_retry_other_database_errors(participant_session):
     class Broken(Participant):
         def delete_for(self, request):
-            raise DBAPIError("DELETE", {}, Deadlocked({"C": "23503", "M": "foreign key violation"}))
+            raise DBAPIError("DELETE", {}, PostgreSQLError("23503", "foreign key violation"))
 
     worker = worker_factory(Broken, db=participant_session)
     with pytest.raises(DBAPIError):
