@@ -6,7 +6,7 @@ is copied under new ids to ``--services`` (``bench.scaled_export``) and imported
 checked, written with its history and indexed for search, in one transaction. Then, in the same
 run and on the same database server, the baseline loads the same CSV files raw into staging
 tables of text columns: PostgreSQL ``COPY … FROM STDIN (FORMAT csv)`` through the DBAPI
-connection (pg8000 or psycopg2), SQLite one ``executemany`` per file. A re-import of the same
+connection (psycopg2's ``copy_expert``), SQLite one ``executemany`` per file. A re-import of the same
 files (every row unchanged) is timed as well.
 
 Printed per size and database: services/s, wall and CPU (this process; PostgreSQL's own CPU
@@ -28,7 +28,7 @@ from pathlib import Path
 
 
 
-PG_TEMPLATE = "postgresql+pg8000://postgres@127.0.0.1:5432/wi_bench_import_{size}"
+PG_TEMPLATE = "postgresql+psycopg2://postgres@127.0.0.1:5432/wi_bench_import_{size}"
 TARGET_SQLITE_4K_S = 10.0
 TARGET_PG_RATE = 2000.0
 
@@ -83,10 +83,7 @@ def raw_load(engine, folder: Path) -> int:
             if engine.dialect.name == "postgresql":
                 sql = f'COPY "{table}" FROM STDIN WITH (FORMAT csv, HEADER true)'
                 with path.open("rb") as handle:
-                    if hasattr(cursor, "copy_expert"):  # psycopg2
-                        cursor.copy_expert(sql, handle)
-                    else:  # pg8000
-                        cursor.execute(sql, stream=handle)
+                    cursor.copy_expert(sql, handle)  # psycopg2's COPY
                 cursor.execute(f'SELECT count(*) FROM "{table}"')
                 rows += cursor.fetchone()[0]
             else:

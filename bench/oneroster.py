@@ -37,7 +37,7 @@ from tests.support.oneroster_package import District
 from weintervene.auth import AuthContext, Role
 from weintervene.db import ensure_database, make_engine, migrate
 
-DEFAULT_TEMPLATE = "postgresql+pg8000://postgres@127.0.0.1:5432/{name}"
+DEFAULT_TEMPLATE = "postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
 
 
 def build_district(db, names: list[str], teacher_emails: dict, label: str) -> tuple[AuthContext, list[AuthContext], list[Tenant]]:

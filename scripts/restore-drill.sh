@@ -46,7 +46,7 @@ for service in "${services[@]}"; do
   restored_db="${run_id}_${service}_restored"
   createdb "$source_db" && created+=("$source_db")
   # The service's own migrations make the schema (development mode: no real secret needed here).
-    env "WEINTERVENE_${service^^}_DATABASE_URL=postgresql+pg8000://${PGUSER}@${PGHOST}:${PGPORT}/${source_db}" \
+    env "WEINTERVENE_${service^^}_DATABASE_URL=postgresql+psycopg2://${PGUSER}@${PGHOST}:${PGPORT}/${source_db}" \
     WEINTERVENE_DEV_MODE=1 WEINTERVENE_DATA_DIR="$work" "$WEINTERVENE" migrate --service "$service" \
     >"$work/$service.migrate.log" 2>&1 || { cat "$work/$service.migrate.log" >&2; exit 1; }
   psql -d "$source_db" -XAq -v ON_ERROR_STOP=1 -c \
