@@ -11,7 +11,7 @@ import base64
 import binascii
 from datetime import timedelta
 
-from nameko.events import SERVICE_POOL, event_handler
+from nameko.events import SERVICE_POOL
 from nameko.exceptions import serialize
 from nameko.timer import timer
 from sqlalchemy import select
@@ -37,7 +37,7 @@ from weintervene.deletion import DeletionParticipant
 from weintervene.entrypoints import rpc
 from weintervene.errors import BadRequest, NotFound, Unauthorized, WeInterveneError
 from weintervene.export import DataExporter
-from weintervene.messaging import OutboxRelay, ReliablePublisher, relay_outbox
+from weintervene.messaging import OutboxRelay, ReliablePublisher, event_handler, relay_outbox
 from weintervene.observability import EntrypointMetrics, HealthCheck
 from weintervene.validation import load
 
