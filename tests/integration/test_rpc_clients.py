@@ -121,20 +121,28 @@ def test_calls_work_again_after_the_broker_cut_every_connection(running):
 
 
 def published_requests(caller, times) -> list[tuple[bool, bool]]:
-    """(mandatory, confirmed) of each request ``call(caller, times)`` publishes."""
+    """(mandatory, confirmed) of each request ``call(caller, times)`` publishes, as nameko's
+    ``Publisher.publish`` receives it from ours."""
     seen = []
-    original = RequestPublisher.publish
+    original = Publisher.publish
 
     def spy(self, payload, **kwargs):
-        seen.append((kwargs.get("mandatory", self.mandatory), kwargs.get("use_confirms", self.use_confirms)))
+        if isinstance(self, RequestPublisher):
+            seen.append((kwargs.get("mandatory", self.mandatory), kwargs.get("use_confirms", self.use_confirms)))
         return original(self, payload, **kwargs)
 
-    with mock.patch.object(RequestPublisher, "publish", spy):
+    with mock.patch.object(Publisher, "publish", spy):
         assert call(caller, times) == list(range(times))
     return seen
 
 
-def test_every_request_is_mandatory_and_confirmed_as_nameko_publishes_it(running):
-    # UnknownService at once for a service nobody listens for, on every call (we no longer
-    # skip confirms for a few seconds after one: it bought no measurable CPU, docs/FOUNDATIONS.md).
-    assert published_requests(caller=running[1], times=5) == [(True, True)] * 5
+def test_requests_to_a_service_the_broker_confirmed_go_out_unconfirmed_for_a_while(running, monkeypatch):
+    from weintervene import nameko_extensions
+
+    monkeypatch.setattr(nameko_extensions, "KNOWN_ROUTES", nameko_extensions.KnownRoutes(ttl=1.0))
+    # The first request is mandatory and confirmed (UnknownService at once if nobody
+    # listens); the broker having confirmed the queue, the next ones are neither.
+    assert published_requests(caller=running[1], times=5) == [(True, True)] + [(False, False)] * 4
+    time.sleep(1.2)
+    # The route is confirmed again once the knowledge is older than its lifetime.
+    assert published_requests(caller=running[1], times=2) == [(True, True), (False, False)]
