@@ -34,10 +34,12 @@ Kept because they were measured to buy ≥ 5 % of the share path's CPU or more
   transient (correctness: no late duplicate shares after a broker restart).
 * :class:`ReplyPublisher` - replies transient and without a publisher confirm (nameko's own
   class attributes, no code redone).
+* :class:`ProducerPoolFoundOnce` (in both publishers) - kombu's producer pool found once,
+  not through a new ``Connection`` per message (nameko's ``publish``, one lookup changed;
+  it replaces the old rebinding of ``nameko.amqp.publish.get_producer``).
 
-Removed after measuring (together they bought ~4 % of the share path's CPU, within the
-noise of this machine): the rebinding of nameko's ``get_producer`` to find kombu's producer
-pools once, our own copy of kombu's ``_publish``, the channel-bound reply-queue copy, the
+Removed (no gain of 5 % measured for any; the figures are in docs/FOUNDATIONS.md): our own
+copy of kombu's ``_publish``, the channel-bound reply-queue copy, the
 responder's single encoding, the routing-key dict (nameko's private ``_providers``), the
 signature computed once, starting a worker without nameko's waiting thread (its private
 ``_worker_pool``).
@@ -305,7 +307,7 @@ class ProducerPoolFoundOnce:
     nameko's ``Publisher.publish`` calls the module function ``get_producer`` and offers no
     hook for it, so this is its body, option for option, with one line changed; the pin test
     (``tests/unit/test_library_versions.py``) makes an upgrade re-read it. Every RPC request
-    and reply goes through it. Measured: MEASURED_POOLS.
+    and reply goes through it. Measured: docs/FOUNDATIONS.md ("nameko and kombu", the share table).
 
     Example: class ReplyPublisher(ProducerPoolFoundOnce, Publisher): ...
     """
