@@ -34,12 +34,10 @@ Kept because they were measured to buy ≥ 5 % of the share path's CPU or more
   transient (correctness: no late duplicate shares after a broker restart).
 * :class:`ReplyPublisher` - replies transient and without a publisher confirm (nameko's own
   class attributes, no code redone).
-* :class:`ProducerPoolFoundOnce` (in both publishers) - kombu's producer pool found once,
-  not through a new ``Connection`` per message (nameko's ``publish``, one lookup changed;
-  it replaces the old rebinding of ``nameko.amqp.publish.get_producer``).
 
-Removed (no gain of 5 % measured for any; the figures are in docs/FOUNDATIONS.md): our own
-copy of kombu's ``_publish``, the channel-bound reply-queue copy, the
+Removed (no gain of 5 % measured for any; the figures are in docs/FOUNDATIONS.md): the
+rebinding of nameko's ``get_producer`` to find kombu's producer pools once (re-added as a
+subclass, it showed no gain in its one run), our own copy of kombu's ``_publish``, the channel-bound reply-queue copy, the
 responder's single encoding, the routing-key dict (nameko's private ``_providers``), the
 signature computed once, starting a worker without nameko's waiting thread (its private
 ``_worker_pool``).
@@ -61,12 +59,9 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-import warnings
 
 from amqp.exceptions import NotFound
 from kombu import Connection, Queue
-from kombu.exceptions import ChannelError
-from kombu.pools import producers
 from nameko import config
 from nameko import events as nameko_events
 from nameko import rpc as nameko_rpc
@@ -277,79 +272,6 @@ class ReplyListener(nameko_rpc.ReplyListener):
         return len(lost)
 
 
-_pools: dict = {}
-
-
-def producer_pool(amqp_uri, confirms=True, ssl=None, login_method=None, transport_options=None):
-    """The kombu producer pool nameko's ``get_producer`` finds (same key, same pool), found once.
-
-    nameko's ``get_producer`` builds a kombu ``Connection`` for every message (parsing the
-    URI, resolving the transport) only to look up the pool it keys, hashing the connection's
-    whole description again. A pool kombu dropped (``kombu.pools.reset()``, after a fork) is
-    no longer among ``kombu.pools.producers``' values, and is found again.
-
-    Example: with producer_pool(uri).acquire(block=True) as producer: ...
-    """
-    options = dict(DEFAULT_TRANSPORT_OPTIONS if transport_options is None else transport_options)
-    options["confirm_publish"] = confirms
-    key = (amqp_uri, repr(ssl), login_method, tuple(sorted(options.items())))
-    pool = _pools.get(key)
-    if pool is None or not any(found is pool for found in producers.values()):
-        pool = _pools[key] = producers[Connection(amqp_uri, transport_options=options,
-                                                  login_method=login_method, ssl=ssl)]
-    return pool
-
-
-class ProducerPoolFoundOnce:
-    """Mixin for nameko's ``Publisher`` (nameko 3.0.0rc11): nameko's own ``publish``, with the
-    kombu producer pool found once (:func:`producer_pool`) instead of through ``get_producer``.
-
-    nameko's ``Publisher.publish`` calls the module function ``get_producer`` and offers no
-    hook for it, so this is its body, option for option, with one line changed; the pin test
-    (``tests/unit/test_library_versions.py``) makes an upgrade re-read it. Every RPC request
-    and reply goes through it. Measured: docs/FOUNDATIONS.md ("nameko and kombu", the share table).
-
-    Example: class ReplyPublisher(ProducerPoolFoundOnce, Publisher): ...
-    """
-
-    def publish(self, payload, **kwargs):
-        publish_kwargs = self.publish_kwargs.copy()
-        # merge headers from when the publisher was instantiated with any provided now;
-        # "extra" headers always win (nameko's rule)
-        headers = publish_kwargs.pop("headers", {}).copy()
-        headers.update(kwargs.pop("headers", {}))
-        headers.update(kwargs.pop("extra_headers", {}))
-        use_confirms = kwargs.pop("use_confirms", self.use_confirms)
-        transport_options = kwargs.pop("transport_options", self.transport_options)
-        transport_options["confirm_publish"] = use_confirms
-        delivery_mode = kwargs.pop("delivery_mode", self.delivery_mode)
-        mandatory = kwargs.pop("mandatory", self.mandatory)
-        priority = kwargs.pop("priority", self.priority)
-        expiration = kwargs.pop("expiration", self.expiration)
-        serializer = kwargs.pop("serializer", self.serializer)
-        compression = kwargs.pop("compression", self.compression)
-        retry = kwargs.pop("retry", self.retry)
-        retry_policy = kwargs.pop("retry_policy", self.retry_policy)
-        declare = self.declare[:]
-        declare.extend(kwargs.pop("declare", ()))
-        publish_kwargs.update(kwargs)  # remaining publish-time kwargs win
-
-        pool = producer_pool(self.amqp_uri, use_confirms, self.ssl, self.login_method, transport_options)
-        with pool.acquire(block=True) as producer:
-            try:
-                producer.publish(
-                    payload, headers=headers, delivery_mode=delivery_mode, mandatory=mandatory,
-                    priority=priority, expiration=expiration, compression=compression, declare=declare,
-                    retry=retry, retry_policy=retry_policy, serializer=serializer, **publish_kwargs)
-            except ChannelError as exc:
-                if "NO_ROUTE" in str(exc):
-                    raise UndeliverableMessage()
-                raise
-            if mandatory and not use_confirms:
-                warnings.warn("Mandatory delivery was requested, but unroutable messages cannot be "
-                              "detected without publish confirms enabled.")
-
-
 class KnownRoutes:
     """Services whose request queue the broker confirmed lately, per broker, exchange and service.
 
@@ -385,7 +307,7 @@ class KnownRoutes:
 KNOWN_ROUTES = KnownRoutes()
 
 
-class RequestPublisher(ProducerPoolFoundOnce, Publisher):
+class RequestPublisher(Publisher):
     """nameko's publisher for RPC requests: transient, and confirmed once per route per 5 s.
 
     Transient (``delivery_mode=1``): a persistent request is written to disk by the broker;
@@ -444,7 +366,7 @@ class ServiceRpc(nameko_rpc.ServiceRpc):
 
 # -- RPC entrypoints ----------------------------------------------------------------------------
 
-class ReplyPublisher(ProducerPoolFoundOnce, Publisher):
+class ReplyPublisher(Publisher):
     """nameko's publisher for RPC replies, transient and without a publisher confirm.
 
     A reply goes to the caller's own transient reply queue; nameko published it with a

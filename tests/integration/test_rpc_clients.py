@@ -122,18 +122,16 @@ def test_calls_work_again_after_the_broker_cut_every_connection(running):
 
 def published_requests(caller, times) -> list[tuple[bool, bool]]:
     """(mandatory, confirmed) of each request ``call(caller, times)`` publishes, as nameko's
-    ``publish`` (with the pool found once) receives it from ``RequestPublisher``'s decision."""
-    from weintervene.nameko_extensions import ProducerPoolFoundOnce
-
+    ``Publisher.publish`` receives it from ``RequestPublisher``'s decision."""
     seen = []
-    original = ProducerPoolFoundOnce.publish
+    original = Publisher.publish
 
     def spy(self, payload, **kwargs):
         if isinstance(self, RequestPublisher):
             seen.append((kwargs.get("mandatory", self.mandatory), kwargs.get("use_confirms", self.use_confirms)))
         return original(self, payload, **kwargs)
 
-    with mock.patch.object(ProducerPoolFoundOnce, "publish", spy):
+    with mock.patch.object(Publisher, "publish", spy):
         assert call(caller, times) == list(range(times))
     return seen
 
