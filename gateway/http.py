@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import eventlet
 from marshmallow import Schema, ValidationError
-from nameko.events import BROADCAST, event_handler
+from nameko.events import BROADCAST
 from nameko.exceptions import RpcTimeout
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
@@ -43,8 +43,8 @@ from weintervene.bounded_json import JsonRefused, loads_bounded
 from weintervene.config import settings
 from weintervene.context_signing import sign_context
 from weintervene.contracts import SESSIONS_ENDED, SessionsEnded
-from weintervene.entrypoints import SignatureCheckedOnce
 from weintervene.hashing import keyed_hash, verify_keyed_hash
+from weintervene.messaging import event_handler
 from weintervene.errors import BadRequest, Forbidden, Unauthorized, one_line
 
 log = logging.getLogger(__name__)
@@ -190,8 +190,8 @@ def log_answer(method: str, path: str, status: int, exc: BaseException) -> None:
 RETRY_AFTER_SECONDS = {429: "60", 503: "5"}
 
 
-class HttpEntrypoint(SignatureCheckedOnce, HttpRequestHandler):
-    """nameko's HTTP entrypoint on our server, its arguments checked on a signature made once."""
+class HttpEntrypoint(HttpRequestHandler):
+    """nameko's HTTP entrypoint on our server, its errors answered through the one error table."""
 
     server = JsonWebServer()
 

@@ -42,7 +42,7 @@ import logging
 import time
 
 from marshmallow import ValidationError
-from nameko.events import SERVICE_POOL, event_handler
+from nameko.events import SERVICE_POOL
 from sqlalchemy import Integer, String, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -51,7 +51,7 @@ from weintervene.contracts import (
     DELETION_COMPLETED, DELETION_REQUESTED, DeletionCompleted, DeletionRequested,
 )
 from weintervene.db import JSONType, UTCDateTime, utcnow
-from weintervene.messaging import outbox_add, relay_outbox
+from weintervene.messaging import event_handler, outbox_add, relay_outbox
 from weintervene.remnants import forget_marks, scrub, tables_marked
 
 log = logging.getLogger(__name__)

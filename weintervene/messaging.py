@@ -13,7 +13,9 @@ marks the session, and a commit wakes the relay of that outbox), and otherwise
 every few seconds for anything left behind (a broker outage, another instance
 that died). An idle service no longer polls twice a second.
 
-Consuming side: :func:`first_deliveries` records the event id in the same
+Consuming side: :func:`event_handler` (nameko's, from :mod:`weintervene.nameko_extensions`:
+an ack over a connection that just died does not kill the container) and
+:func:`first_deliveries`, which records the event id in the same
 transaction as the effect, so a redelivered or duplicated event changes nothing.
 
 Example::
@@ -55,6 +57,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from weintervene.config import settings
 from weintervene.contracts import BROADCASTS, SUBSCRIPTIONS, queue_name
 from weintervene.db import JSONType, UTCDateTime, execute_then_commit, new_id, partial_index, utcnow
+# The event consumers every service uses (nameko's, tolerating acks over a connection that just died).
+from weintervene.nameko_extensions import EventHandler, durable_queue_arguments, event_handler  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -64,47 +68,6 @@ OUTBOX_PUBLISHED = Counter(
 OUTBOX_FAILED = Counter(
     "weintervene_outbox_publish_failures_total", "Outbox publish attempts that failed", ["service"]
 )
-
-
-def _settle_unless_the_connection_died(settle):
-    """Wrap nameko's ``Consumer.ack_message`` / ``requeue_message`` (``settle``)."""
-
-    def settle_message(consumer, message):
-        try:
-            settle(consumer, message)
-        except OSError as exc:  # ConnectionResetError, BrokenPipeError: the socket died
-            log.warning("could not settle a message, its broker connection is gone (%s); "
-                        "the broker puts it back for redelivery", exc)
-
-    settle_message.__name__ = settle.__name__
-    settle_message.__wrapped__ = settle
-    settle_message.weintervene_tolerant = True
-    return settle_message
-
-
-def tolerate_lost_acks() -> None:
-    """Make nameko's consumers survive acknowledging over a connection that just died.
-
-    nameko skips the ack when the message's connection is gone and ignores amqp's
-    ``ConnectionError``, but a socket that died before the consumer noticed raises
-    ``ConnectionResetError`` / ``BrokenPipeError`` from the worker, and nameko then
-    kills the whole container (the process lives on, the service is gone). Seen in
-    the broker-restart test: a deletion that finished while the broker restarted
-    killed referrals. The broker already put such a message back (it was never
-    acknowledged), so it is redelivered, and every handler here is idempotent.
-    Applied once, to the base class every nameko consumer (RPC, events, replies) uses.
-
-    Example: tolerate_lost_acks()  # at import of this module
-    """
-    from nameko.amqp.consume import Consumer
-
-    for name in ("ack_message", "requeue_message"):
-        method = getattr(Consumer, name)
-        if not getattr(method, "weintervene_tolerant", False):
-            setattr(Consumer, name, _settle_unless_the_connection_died(method))
-
-
-tolerate_lost_acks()
 
 
 def event_exchange(source: str) -> Exchange:
@@ -138,7 +101,8 @@ def declare_topology(amqp_uri: str | None = None, connection: Connection | None 
         exchange(channel).declare()
         for consumer, method in consumers:
             name = queue_name(source, event_type, consumer, method)
-            Queue(name, exchange=exchange, routing_key=event_type, durable=True)(channel).declare()
+            Queue(name, exchange=exchange, routing_key=event_type, durable=True,
+                  queue_arguments=durable_queue_arguments())(channel).declare()
             names.append(name)
     channel.close()
     return names

@@ -38,7 +38,9 @@ from amqp.exceptions import ConnectionError as AMQPConnectionError
 from eventlet.event import Event
 from eventlet.queue import Empty, LightQueue
 from nameko.exceptions import ContainerBeingKilled
-from nameko.events import SERVICE_POOL, EventHandler
+from nameko.events import SERVICE_POOL
+
+from weintervene.nameko_extensions import EventHandler
 
 log = logging.getLogger(__name__)
 

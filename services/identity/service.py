@@ -11,7 +11,7 @@ import base64
 import binascii
 from datetime import timedelta
 
-from nameko.events import SERVICE_POOL, event_handler
+from nameko.events import SERVICE_POOL
 from nameko.exceptions import serialize
 from nameko.timer import timer
 from sqlalchemy import select
@@ -42,7 +42,7 @@ from weintervene.entrypoints import rpc
 from weintervene.config import settings
 from weintervene.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, WeInterveneError
 from weintervene.export import DataExporter
-from weintervene.messaging import OutboxRelay, ReliablePublisher, relay_outbox
+from weintervene.messaging import OutboxRelay, ReliablePublisher, event_handler, relay_outbox
 from weintervene.observability import EntrypointMetrics, HealthCheck, OutboxBacklogGauges
 from weintervene.validation import load
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from marshmallow import ValidationError
-from nameko.events import SERVICE_POOL, event_handler
+from nameko.events import SERVICE_POOL
 from nameko.timer import timer
 from sqlalchemy import select
 
@@ -22,7 +22,7 @@ from services.retention.schemas import (
 from weintervene.auth import AuthContext, Role
 from weintervene.contracts import DELETION_COMPLETED
 from weintervene.entrypoints import rpc
-from weintervene.messaging import OutboxRelay, ReliablePublisher, relay_outbox
+from weintervene.messaging import OutboxRelay, ReliablePublisher, event_handler, relay_outbox
 from weintervene.observability import BACKLOG_SECONDS, EntrypointMetrics, HealthCheck, OutboxBacklogGauges
 from weintervene.rpc import ClusterRpc, ServiceRpc
 from weintervene.validation import load

@@ -17,7 +17,7 @@ from nameko.standalone.rpc import ClusterRpcClient
 
 from tests.support.infra import Vhost
 from weintervene.entrypoints import ReplyPublisher, RpcConsumer, rpc
-from weintervene.rpc import ServiceRpc
+from weintervene.rpc import RequestPublisher, ServiceRpc
 
 pytestmark = pytest.mark.integration
 
@@ -121,26 +121,25 @@ def test_calls_work_again_after_the_broker_cut_every_connection(running):
 
 
 def published_requests(caller, times) -> list[tuple[bool, bool]]:
-    """(mandatory, confirmed) of each request ``call(caller, times)`` publishes."""
-    from weintervene.rpc import RpcPublisher
-
+    """(mandatory, confirmed) of each request ``call(caller, times)`` publishes, as nameko's
+    ``Publisher.publish`` receives it from ``RequestPublisher``'s decision."""
     seen = []
-    original = RpcPublisher._publish_with
+    original = Publisher.publish
 
-    def spy(self, producer, *args, mandatory):
-        if args[-1].startswith("rpc_test_echo."):  # the routing key: a request, not a reply
-            seen.append((mandatory, bool(producer.connection.transport_options.get("confirm_publish"))))
-        return original(self, producer, *args, mandatory=mandatory)
+    def spy(self, payload, **kwargs):
+        if isinstance(self, RequestPublisher):
+            seen.append((kwargs.get("mandatory", self.mandatory), kwargs.get("use_confirms", self.use_confirms)))
+        return original(self, payload, **kwargs)
 
-    with mock.patch.object(RpcPublisher, "_publish_with", spy):
+    with mock.patch.object(Publisher, "publish", spy):
         assert call(caller, times) == list(range(times))
     return seen
 
 
 def test_requests_to_a_service_the_broker_confirmed_go_out_unconfirmed_for_a_while(running, monkeypatch):
-    from weintervene import rpc as weintervene_rpc
+    from weintervene import nameko_extensions
 
-    monkeypatch.setattr(weintervene_rpc, "KNOWN_ROUTES", weintervene_rpc.KnownRoutes(ttl=1.0))
+    monkeypatch.setattr(nameko_extensions, "KNOWN_ROUTES", nameko_extensions.KnownRoutes(ttl=1.0))
     # The first request is mandatory and confirmed (UnknownService at once if nobody
     # listens); the broker having confirmed the queue, the next ones are neither.
     assert published_requests(caller=running[1], times=5) == [(True, True)] + [(False, False)] * 4

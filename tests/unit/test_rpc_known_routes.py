@@ -1,7 +1,7 @@
 """KnownRoutes: a confirmed route is trusted for its lifetime, per broker, exchange and service."""
 from __future__ import annotations
 
-from weintervene.rpc import KnownRoutes
+from weintervene.nameko_extensions import KnownRoutes
 
 ROUTE = ("amqp://guest:guest@127.0.0.1:5672/a", "nameko-rpc", "identity")
 
