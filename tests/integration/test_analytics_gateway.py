@@ -79,7 +79,7 @@ def test_openapi_documents_the_report_endpoint(system):
     names = {p.get("name") for p in operation["parameters"]}
     assert {"report", "period", "from", "to", "tenant_id", "format"} <= names
     dashboard = document["paths"]["/api/v1/analytics/dashboard"]["get"]
-    assert {p.get("name") for p in dashboard["parameters"]} == {"period", "from", "to", "tenant_id"}
+    assert {p.get("name") for p in dashboard["parameters"]} == {"period", "from", "to", "tenant_id", "category_level"}
     assert dashboard["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Dashboard")
     schema = document["components"]["schemas"]["Dashboard"]
     assert {"period", "previous_period", "scope", "reports"} <= set(schema["properties"])
@@ -170,8 +170,10 @@ def test_journey_principal_district_admin_and_operator(system, rpc):
     assert adams["id"] not in r.text
 
     # The dashboard: every report of each leader's view in one answer, exactly as each report says.
-    for leader, names in ((principal, ["top-categories", "top-services", "trends", "channels", "unmet-need"]),
-                          (leader, ["top-categories", "top-services", "trends", "channels", "unmet-need", "schools"])):
+    for leader, names in ((principal, ["top-categories", "top-services", "trends", "channels", "unmet-need",
+                                       "outcomes"]),
+                          (leader, ["top-categories", "top-services", "trends", "channels", "unmet-need", "outcomes",
+                                    "schools"])):
         r = leader.get(system.url("/api/v1/analytics/dashboard" + query))
         assert r.status_code == 200, r.text
         board = r.json()

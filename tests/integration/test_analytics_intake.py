@@ -214,7 +214,8 @@ def test_tenant_termination_deletes_counters_and_confirms(system, analytics_db):
     wait_until(lambda: any(r.payload["request_id"] == request_id for r in confirmed()))
     row = next(r for r in confirmed() if r.payload["request_id"] == request_id)
     assert row.payload["service"] == "analytics"
-    assert row.payload["counts"] == {"service_share_count": 3, "term_set_share_count": 3, "daily_share_count": 2}
+    assert row.payload["counts"] == {"service_share_count": 3, "term_set_share_count": 3, "daily_share_count": 2,
+                                     "outcome_count": 0}
     for tenant in (district, school):
         assert tenant_total(analytics_db, ServiceShareCount, tenant) == 0
     assert tenant_total(analytics_db, ServiceShareCount, other) == 1
