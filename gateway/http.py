@@ -237,7 +237,7 @@ class ErrorPage:
     """
 
     description: str
-    content_type: str
+    content_type: str | None  # None: the answer has no body (the web server's own 414)
 
 
 @dataclasses.dataclass

@@ -77,7 +77,9 @@ def openapi_document() -> dict:
                 "schema": {"type": "string", "minLength": 1, "maxLength": header.max_length},
             })
         for status, error in r.errors.items():
-            if isinstance(error, ErrorPage):
+            if isinstance(error, ErrorPage) and error.content_type is None:
+                operation["responses"][str(status)] = {"description": error.description}  # no body
+            elif isinstance(error, ErrorPage):
                 operation["responses"][str(status)] = {
                     "description": error.description, "content": {error.content_type: {"schema": {"type": "string"}}},
                 }

@@ -134,7 +134,10 @@ class SingleSignOnRoutes:
     @route("GET", "/api/v1/sso/<tenant_id>/start", summary="Start single sign-on (a browser redirect)",
            tags=["single sign-on"], auth=False, raw=True, status=302, content_type="text/html",
            errors={404: ErrorPage("No single sign-on for this organisation: a page that says so", "text/html"),
-                   503: ErrorPage("The provider does not answer: a page that says so", "text/html")})
+                   503: ErrorPage("The provider does not answer: a page that says so", "text/html"),
+                   # The provider's own parameters can make an address longer than the web server
+                   # reads (8 KB): it refuses it before the gateway sees anything.
+                   414: ErrorPage("The address is longer than the server reads (8 KB): nothing of it was read", None)})
     def sso_start(self, request, tenant_id, **_):
         try:
             flow = self.identity_rpc.sso_begin(tenant_id)
@@ -152,7 +155,10 @@ class SingleSignOnRoutes:
            tags=["single sign-on"], auth=False, raw=True, query=CallbackQuerySchema, content_type="text/html",
            errors={401: ErrorPage("Not signed in (state, ID token, email or account refused): a page saying why",
                                   "text/html"),
-                   503: ErrorPage("The provider does not answer: a page that says so", "text/html")})
+                   503: ErrorPage("The provider does not answer: a page that says so", "text/html"),
+                   # The provider's own parameters can make an address longer than the web server
+                   # reads (8 KB): it refuses it before the gateway sees anything.
+                   414: ErrorPage("The address is longer than the server reads (8 KB): nothing of it was read", None)})
     def sso_callback(self, request, query, **_):
         """Register ``<public address>/api/v1/sso/callback`` as the redirect URI at the provider."""
         try:

@@ -508,7 +508,7 @@ def suggest(session, q: str, known=frozenset()) -> str | None:
         best = None
         if dialect == "postgresql":
             best = session.execute(
-                text("SELECT word FROM search_word WHERE word %% :w ORDER BY similarity(word, :w) DESC, word LIMIT 1"),
+                text("SELECT word FROM search_word WHERE word % :w ORDER BY similarity(word, :w) DESC, word LIMIT 1"),
                 {"w": w},
             ).scalar()
         else:

@@ -108,18 +108,14 @@ def test_the_upload_route_answers_413_naming_the_cap(world, system):
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_archive", r.text
 
 
-def test_a_deep_hsds_json_upload_fails_its_job_naming_the_cap(world, system):
-    """A JSON upload is parsed by the job (not twice in the request): the job fails, naming the cap."""
-    import time
-
+def test_a_deep_hsds_json_upload_is_refused_before_any_job_naming_the_cap(world, system):
+    """A JSON upload too deeply nested is checked with the package, before a job starts: a 400
+    naming the cap, not a job that fails later."""
     operator = world.http("operator")
     deep = "[" * 100_000 + "]" * 100_000
     body = ('[{"id": "s1", "name": "Deep", "attributes": %s}]' % deep).encode()
     r = operator.post(system.url("/api/v1/directory/imports?filename=deep.json&source=deep"), data=body,
                       headers={"Content-Type": "application/json"}, timeout=60)
-    assert r.status_code == 202, r.text
-    job, deadline = r.json(), time.monotonic() + 60
-    while job["status"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.3)
-        job = operator.get(system.url(f"/api/v1/directory/imports/{job['id']}"), timeout=30).json()
-    assert job["status"] == "failed" and "WEINTERVENE_DIRECTORY_IMPORT_JSON_MAX_DEPTH" in job["error"], job
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "unrecognised_layout" and "WEINTERVENE_DIRECTORY_IMPORT_JSON_MAX_DEPTH" in error["message"]
