@@ -34,19 +34,13 @@ TARGET_PG_RATE = 2000.0
 
 
 def _fresh_session(url: str):
-    from sqlalchemy.orm import Session
-
+    """A migrated directory database with Open Eligibility (``bench.relevance``'s), and the
+    ZIP index built as the service builds it at start, not inside an import."""
+    from bench.relevance import directory_session
     from services.directory.geo import postcode_centroid
-    from services.directory.taxonomy import TermTree, load_open_eligibility
-    from weintervene.db import ensure_database, make_engine, migrate
 
-    ensure_database(url)
-    engine = make_engine(url)
-    migrate("directory", engine)
-    session = Session(engine)
-    TermTree.invalidate()
-    load_open_eligibility(session)
-    postcode_centroid("20001")  # the ZIP index is built when the service starts, not in an import
+    engine, session = directory_session(url)
+    postcode_centroid("20001")
     return engine, session
 
 

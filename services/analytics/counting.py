@@ -324,61 +324,58 @@ def rejection_reason(messages) -> str:
 _CONTRACT = ShareRecorded()  # one instance: building a schema per message costs more than loading
 
 
-def load_share(payload) -> dict | None:
-    """The event loaded with the shared contract, or None when it is rejected.
+def load_event(contract, event_type: str, payload) -> dict | None:
+    """The event loaded with its shared contract, or None when it is rejected.
 
     Anything outside the contract is rejected: counted in a metric, logged by
     field name only (never by value: the value may be the very student id that
     must not be kept), and acknowledged without being stored anywhere. It is
     not dead-lettered, because a dead-letter queue would store exactly what the
     contract keeps out; the publisher's own outbox still holds its copy.
+
+    Example: load_event(ReferralClosed(), "referral_closed", {"student_id": "…"}) -> None
     """
     try:
-        return _CONTRACT.load(payload)
+        return contract.load(payload)
     except ValidationError as exc:
         reason = rejection_reason(exc.messages)
         EVENTS_REJECTED.labels(reason).inc()
         fields = sorted(exc.messages) if isinstance(exc.messages, dict) else ["_schema"]
-        log.warning("rejected a share_recorded event (%s) on fields %s", reason, fields)
+        log.warning("rejected a %s event (%s) on fields %s", event_type, reason, fields)
         return None
+
+
+def load_share(payload) -> dict | None:
+    """A ``share_recorded`` event loaded with its contract, or None (see :func:`load_event`)."""
+    return load_event(_CONTRACT, "share_recorded", payload)
 
 
 _OUTCOME_CONTRACT = ReferralClosed()
 
 
 def load_outcome(payload) -> dict | None:
-    """A ``referral_closed`` event loaded with its contract, or None when rejected (as
-    :func:`load_share`: counted, logged by field name only, never stored)."""
-    try:
-        return _OUTCOME_CONTRACT.load(payload)
-    except ValidationError as exc:
-        reason = rejection_reason(exc.messages)
-        EVENTS_REJECTED.labels(reason).inc()
-        fields = sorted(exc.messages) if isinstance(exc.messages, dict) else ["_schema"]
-        log.warning("rejected a referral_closed event (%s) on fields %s", reason, fields)
-        return None
+    """A ``referral_closed`` event loaded with its contract, or None (see :func:`load_event`)."""
+    return load_event(_OUTCOME_CONTRACT, "referral_closed", payload)
 
 
-def receive_outcomes(session, payloads) -> dict:
-    """Load and count a batch of closings; returns {outcome: events}, e.g. {"counted": 3}."""
-    events = [load_outcome(payload) for payload in payloads]
+def _receive(session, payloads, load, count) -> dict:
+    """Load every payload and count the loaded ones in one transaction; {outcome: events}."""
+    events = [load(payload) for payload in payloads]
     loaded = [event for event in events if event is not None]
     summary: dict = {}
     if len(loaded) < len(events):
         summary[REJECTED] = len(events) - len(loaded)
-    for outcome in count_outcomes(session, loaded) if loaded else ():
+    for outcome in count(session, loaded) if loaded else ():
         summary[outcome] = summary.get(outcome, 0) + 1
     return summary
+
+
+def receive_outcomes(session, payloads) -> dict:
+    """Load and count a batch of closings; returns {outcome: events}, e.g. {"counted": 3}."""
+    return _receive(session, payloads, load_outcome, count_outcomes)
 
 
 def receive_shares(session, payloads) -> dict:
     """Load every payload and count the loaded ones in one transaction;
     returns {outcome: events}, e.g. {"counted": 198, "duplicate": 1, "rejected": 1}."""
-    events = [load_share(payload) for payload in payloads]
-    loaded = [event for event in events if event is not None]
-    summary: dict = {}
-    if len(loaded) < len(events):
-        summary[REJECTED] = len(events) - len(loaded)
-    for outcome in count_shares(session, loaded) if loaded else ():
-        summary[outcome] = summary.get(outcome, 0) + 1
-    return summary
+    return _receive(session, payloads, load_share, count_shares)

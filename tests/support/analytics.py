@@ -32,17 +32,9 @@ def share_event(tenant_id, service_id=None, terms=(), channel="sms", day="2026-1
 def closed_event(tenant_id, outcome="connected", days_open=7, terms=(), service_id=None, day="2026-11-20",
                  **extra) -> dict:
     """A referral_closed payload as referrals publishes it (JSON types)."""
-    return {
-        "event_id": str(uuid.uuid4()),
-        "tenant_id": str(tenant_id),
-        "district_id": extra.pop("district_id", None),
-        "service_id": str(service_id or uuid.uuid4()),
-        "taxonomy_term_ids": [str(t) for t in terms],
-        "outcome": outcome,
-        "days_open": days_open,
-        "occurred_on": day.isoformat() if isinstance(day, date) else day,
-        **extra,
-    }
+    share = share_event(tenant_id, service_id, terms, day=day, **extra)
+    share.pop("channel")
+    return {**share, "outcome": outcome, "days_open": days_open}
 
 
 def tenant(name, kind="school", parent_id=None, consent=False, threshold=None, timezone="America/New_York",
