@@ -154,26 +154,22 @@ def count_shares(session, events: list[dict]) -> list[str]:
     A concurrent duplicate on another instance waits on the ``ProcessedEvent``
     key until this transaction ends, then finds the id and counts nothing.
     """
-    try:
-        if session.get_bind().dialect.name == "postgresql":
-            outcomes = _count_in_postgresql(session, events)
-        else:
-            outcomes = _count_portably(session, events)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    for outcome in outcomes:
-        EVENTS_HANDLED.labels(outcome).inc()
-    return outcomes
+    if session.get_bind().dialect.name == "postgresql":
+        return _committed(session, lambda: _count_in_postgresql(session, events))
+    return _committed(session, lambda: _count_portably(session, events))
 
 
 def count_outcomes(session, events: list[dict]) -> list[str]:
     """Apply loaded ReferralClosed events in one transaction and commit, exactly once each
     (the same ``ProcessedEvent`` ids and tenant fence as shares). Closings are few (one per
     referral), so every database takes the portable statements."""
+    return _committed(session, lambda: _count_portably(session, events, outcome_increments))
+
+
+def _committed(session, count) -> list[str]:
+    """Run ``count()`` and commit (rolled back on any error); each outcome counted in the metric."""
     try:
-        outcomes = _count_portably(session, events, outcome_increments)
+        outcomes = count()
         session.commit()
     except BaseException:
         session.rollback()

@@ -14,7 +14,7 @@ import logging
 import eventlet
 from nameko.exceptions import RemoteError, UnknownService
 
-from weintervene.config import settings
+from services.retention.deletions import _call
 from weintervene.errors import WeInterveneError
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,7 @@ def _name_batch(identity, items: list[dict]) -> None:
     names = None
     if user_ids or tenant_ids:
         try:
-            with eventlet.Timeout(settings().rpc_timeout_seconds):
-                names = identity.names_for_audit(user_ids, tenant_ids)
+            names = _call(identity.names_for_audit, user_ids, tenant_ids)
         except (eventlet.Timeout, WeInterveneError, RemoteError, UnknownService) as exc:
             log.warning("names for the audit pages unavailable: %s", type(exc).__name__)
     users = (names or {}).get("users", {})
